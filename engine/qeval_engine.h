@@ -1,0 +1,103 @@
+/* qeval_engine — the one C API the harness uses to run a model. The engine knows nothing of
+ * tasks: it loads a causal LM in one numeric variant on one device, turns text into tokens and
+ * back, scores continuations and generates greedily, and reports token counts and timings.
+ *
+ * Definitions follow lm-evaluation-harness: loglikelihood(context, continuation) tokenizes
+ * context+continuation as whole strings (the continuation's tokens are those of the whole
+ * minus those of the context, with trailing whitespace of the context moved to the
+ * continuation), scores the continuation tokens given everything before them, and says
+ * whether greedy decoding would have produced exactly those tokens. A sequence longer than the
+ * model's window is cut from the left, keeping the continuation whole. */
+#ifndef QEVAL_ENGINE_H
+#define QEVAL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qe_error.h"
+
+typedef enum { QE_VARIANT_FP32, QE_VARIANT_BF16, QE_VARIANT_INT8, QE_VARIANT_NF4 } qe_variant_kind;
+
+typedef struct {
+    qe_variant_kind kind;
+    int nf4_block_size;       /* weights per absmax block; bitsandbytes default 64          */
+    bool nf4_double_quant;    /* quantize the absmax values too (bnb_4bit_use_double_quant) */
+    float int8_threshold;     /* LLM.int8() outlier threshold; bitsandbytes default 6.0     */
+} qe_variant;
+
+/* Parses "fp32", "bf16", "int8", "nf4", "nf4-nodq"; an unknown name fails with the list. */
+qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err);
+const char *qe_variant_name(const qe_variant *variant); /* inverse of parse */
+
+typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA } qe_device_kind;
+
+typedef struct {
+    qe_variant variant;
+    qe_device_kind device;
+    int n_threads;            /* CPU threads; 0 = the machine's cores */
+    int max_context;          /* 0 = the model's max_position_embeddings */
+} qe_load_options;
+
+typedef struct qe_model qe_model;
+
+/* path: a Hugging Face model directory (config.json + safetensors) or a .gguf file. */
+qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err);
+void qe_model_free(qe_model *model); /* NULL-safe */
+
+typedef struct {
+    const char *architecture;      /* "llama", "qwen2", ...                      */
+    int n_vocab, n_layers, hidden, n_heads, n_kv_heads, head_dim, max_context;
+    uint64_t n_params;
+    int bos_id, eos_id;            /* -1 when the model has none                 */
+    bool add_bos;                  /* tokenizer prepends BOS to every sequence   */
+    uint64_t footprint_bytes;      /* every byte the variant keeps resident      */
+    uint64_t hf_footprint_bytes;   /* transformers' get_memory_footprint()       */
+    uint64_t estimate_bytes;       /* parameters x bytes per parameter           */
+    const char *source_note;       /* e.g. "fp32 from Q4_1"; "" for full precision */
+} qe_model_info;
+
+void qe_model_get_info(const qe_model *model, qe_model_info *info);
+
+/* Tokens of text, without BOS/EOS (add_special=false) or as the model's tokenizer would add
+ * them (add_special=true). *ids is malloc'd; the caller frees it. */
+qe_status qe_tokenize(const qe_model *model, const char *text, bool add_special, int32_t **ids,
+                      int *n_ids, qe_error *err);
+/* Text of ids; *text is malloc'd. Special tokens are rendered as their text. */
+qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, char **text, qe_error *err);
+
+/* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
+qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
+
+typedef struct {
+    double logprob_sum;        /* sum over continuation tokens of log p(token | prefix) */
+    bool is_greedy;            /* every continuation token was the argmax            */
+    int n_context_tokens;      /* after truncation                                   */
+    int n_continuation_tokens;
+    bool was_truncated;        /* the context was cut from the left to fit           */
+    double elapsed_ms;
+    /* When keep_logprobs was set: log-softmax rows [n_continuation_tokens, n_vocab] at the
+     * positions that predict each continuation token (malloc'd; caller frees). Used for
+     * KL divergence between variants. */
+    float *logprobs;
+} qe_loglik_result;
+
+qe_status qe_loglikelihood(qe_model *model, const char *context, const char *continuation,
+                           bool keep_logprobs, qe_loglik_result *result, qe_error *err);
+
+typedef struct {
+    int n_prompt_tokens, n_generated_tokens;
+    bool was_truncated;
+    bool hit_stop;             /* ended on a stop string (removed from the text) */
+    bool hit_eos;
+    double prefill_ms, decode_ms;
+} qe_generate_stats;
+
+/* Greedy decoding from context until one of the stop strings appears in the generated text,
+ * EOS, or max_new_tokens. *text (malloc'd) holds the generated text up to, not including,
+ * the first stop string. */
+qe_status qe_generate_until(qe_model *model, const char *context, const char *const *stops,
+                            int n_stops, int max_new_tokens, char **text, qe_generate_stats *stats,
+                            qe_error *err);
+
+#endif

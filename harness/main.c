@@ -1,0 +1,37 @@
+/* qeval — the command line. Parses the subcommand, calls into the harness, prints errors as
+ * "qeval: <message>" and maps them to exit codes: 0 ok, 1 error, 2 usage, 3 interrupted.
+ * Each subcommand lives in its own harness/cmd_*.c and is listed in the table below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const qh_command commands[] = {
+    {"version", "print the version", qh_cmd_version},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: qeval COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nqeval COMMAND --help shows a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return QH_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return QH_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "qeval: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return QH_EXIT_USAGE;
+}
