@@ -8,6 +8,7 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
 };
 
 static void usage(FILE *out)
