@@ -24,5 +24,9 @@ int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((for
 
 int qh_cmd_version(int argc, char **argv);
 int qh_cmd_verify(int argc, char **argv);
+int qh_cmd_inspect(int argc, char **argv);
+int qh_cmd_generate(int argc, char **argv);
+int qh_cmd_tokenize(int argc, char **argv);
+int qh_cmd_bench(int argc, char **argv);
 
 #endif
