@@ -327,6 +327,22 @@ static bool cut_at_stops(char *text, const char *const *stops, int n_stops)
     return found;
 }
 
+/* The harness decodes generated tokens with skip_special_tokens=True; BOS and EOS are the
+ * special tokens greedy decoding can produce before it stops. */
+static qe_status decode_generated(const qe_model *m, const int32_t *ids, int n, char **text, qe_error *err)
+{
+    int32_t *kept = malloc((size_t)(n ? n : 1) * sizeof *kept);
+    if (!kept)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    int n_kept = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] != m->info.bos_id && !is_eos(m, ids[i]))
+            kept[n_kept++] = ids[i];
+    qe_status rc = qe_detokenize(m, kept, n_kept, text, err);
+    free(kept);
+    return rc;
+}
+
 qe_status qe_generate_until(qe_model *m, const char *context, const char *const *stops, int n_stops,
                             int max_new_tokens, char **text, qe_generate_stats *stats, qe_error *err)
 {
@@ -375,7 +391,7 @@ qe_status qe_generate_until(qe_model *m, const char *context, const char *const 
         stats->n_generated_tokens++;
         free(decoded);
         decoded = NULL;
-        if ((rc = qe_detokenize(m, ids + n_prompt, n - n_prompt, &decoded, err)))
+        if ((rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
             goto out;
         if (cut_at_stops(decoded, stops, n_stops)) {
             stats->hit_stop = true;
@@ -387,7 +403,7 @@ qe_status qe_generate_until(qe_model *m, const char *context, const char *const 
             goto out;
     }
     stats->decode_ms = now_ms() - t1;
-    if (!decoded && (rc = qe_detokenize(m, ids + n_prompt, n - n_prompt, &decoded, err)))
+    if (!decoded && (rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
         goto out;
     *text = decoded;
     decoded = NULL;
