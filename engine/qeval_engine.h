@@ -7,7 +7,11 @@
  * minus those of the context, with trailing whitespace of the context moved to the
  * continuation), scores the continuation tokens given everything before them, and says
  * whether greedy decoding would have produced exactly those tokens. A sequence longer than the
- * model's window is cut from the left, keeping the continuation whole. */
+ * model's window is cut from the left, keeping the continuation whole.
+ *
+ * A qe_model holds one KV cache and runs one call at a time (it uses its own thread pool
+ * inside); calls that share a token prefix with the previous one reuse its cached keys and
+ * values, with results identical to a fresh run. */
 #ifndef QEVAL_ENGINE_H
 #define QEVAL_ENGINE_H
 
