@@ -23,5 +23,10 @@ int qh_report_error(const qe_error *err);
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int qh_cmd_version(int argc, char **argv);
+int qh_cmd_runs(int argc, char **argv);
+int qh_cmd_merge(int argc, char **argv);
+
+/* The results file a command uses without --db: $QEVAL_DB, else ./qeval.db. */
+const char *qh_default_db_path(void);
 
 #endif

@@ -8,6 +8,8 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"runs", "list the runs in a results file", qh_cmd_runs},
+    {"merge", "combine the result files of a sharded run", qh_cmd_merge},
 };
 
 static void usage(FILE *out)

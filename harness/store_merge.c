@@ -143,8 +143,8 @@ static qe_status write_run(qh_store *out, const shard *shards, const char *const
 typedef struct {
     qh_store *out;
     int64_t run_id;
-    qe_error *err;
     qe_status st;
+    qe_error err; /* the insert's own error: the walk's "stopped" message must not replace it */
 } sample_copy;
 
 static int copy_sample(const qh_sample_row *row, void *ctx)
@@ -152,7 +152,7 @@ static int copy_sample(const qh_sample_row *row, void *ctx)
     sample_copy *c = ctx;
     qh_sample_row copy = *row;
     copy.run_id = c->run_id;
-    c->st = qh_store_insert_new_samples(c->out, &copy, 1, c->err);
+    c->st = qh_store_insert_new_samples(c->out, &copy, 1, &c->err);
     return c->st != QE_OK;
 }
 
@@ -352,10 +352,12 @@ qe_status qh_store_merge(const char *const *inputs, size_t n_inputs, const char 
         goto out;
     st = write_run(out, shards, inputs, n_inputs, run_id, err);
     for (size_t i = 0; i < n_inputs && st == QE_OK; i++) {
-        sample_copy copy = {out, *run_id, err, QE_OK};
+        sample_copy copy = {out, *run_id, QE_OK, {0}};
         st = qh_store_each_sample(shards[i].db, shards[i].run.id, NULL, NULL, copy_sample, &copy, err);
-        if (copy.st != QE_OK)
+        if (copy.st != QE_OK) {
+            *err = copy.err;
             st = qe_fail_context(err, "merging %s", inputs[i]);
+        }
         else if (st == QE_OK)
             st = qh_store_copy_cache(out, shards[i].db, err);
     }
