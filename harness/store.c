@@ -12,8 +12,6 @@
 
 #include "store_private.h"
 
-#define FORMAT_MARKER "qeval-results"
-
 struct qh_store {
     sqlite3 *db;
     char *path;
@@ -21,54 +19,9 @@ struct qh_store {
     int txn_depth; /* open qh_store_begin calls; the outermost one owns the SQL transaction */
 };
 
-/* ---- schema: migrations[v] upgrades a file from user_version v to v + 1 ------------------ */
-
-static const char *const migrations[QH_STORE_SCHEMA_VERSION] = {
-    /* v1: the first schema */
-    "CREATE TABLE qeval_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-    "INSERT INTO qeval_meta VALUES('format', '" FORMAT_MARKER "');"
-    "CREATE TABLE runs(id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,"
-    " status TEXT NOT NULL CHECK(status IN ('running','complete','failed','interrupted')), error TEXT,"
-    " qeval_version TEXT NOT NULL, git_commit TEXT, command_line TEXT,"
-    " host_cpu TEXT, host_cores INTEGER, host_ram_bytes INTEGER,"
-    " gpu_name TEXT, gpu_driver TEXT, gpu_memory_bytes INTEGER,"
-    " model_path TEXT, model_sha256 TEXT, weight_files_json TEXT,"
-    " tasks_json TEXT, options_json TEXT, sandbox_json TEXT);"
-    "CREATE TABLE run_variants(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " variant TEXT NOT NULL, device TEXT, load_seconds REAL, quantize_seconds REAL,"
-    " footprint_bytes INTEGER, hf_footprint_bytes INTEGER, estimate_bytes INTEGER,"
-    " peak_rss_bytes INTEGER, peak_device_bytes INTEGER, source_note TEXT,"
-    " PRIMARY KEY(run_id, variant));"
-    "CREATE TABLE task_results(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " variant TEXT NOT NULL, task TEXT NOT NULL, metric TEXT NOT NULL,"
-    " value REAL, std_error REAL, n INTEGER, n_truncated INTEGER, is_higher_better INTEGER,"
-    " PRIMARY KEY(run_id, variant, task, metric));"
-    "CREATE TABLE samples(id INTEGER PRIMARY KEY,"
-    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " variant TEXT NOT NULL, task TEXT NOT NULL, doc_id INTEGER NOT NULL,"
-    " prompt_hash TEXT, target TEXT, response_json TEXT, filtered TEXT, outcome_json TEXT,"
-    " UNIQUE(run_id, variant, task, doc_id));"
-    "CREATE TABLE fidelity(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " variant TEXT NOT NULL, task TEXT NOT NULL, reference_variant TEXT NOT NULL, n_items INTEGER,"
-    " kl_mean REAL, kl_p99 REAL, top1_agreement REAL, rms_delta_p REAL, answer_changed_share REAL,"
-    " PRIMARY KEY(run_id, variant, task));"
-    "CREATE TABLE perf(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
-    " variant TEXT NOT NULL, task TEXT NOT NULL, n_requests INTEGER, tokens_in INTEGER,"
-    " tokens_out INTEGER, prefill_tok_s REAL, decode_tok_s REAL, latency_p50_ms REAL,"
-    " latency_p95_ms REAL, wall_seconds REAL, PRIMARY KEY(run_id, variant, task));",
-    /* v2: merged runs name their shards, samples carry latency, and the request cache */
-    "ALTER TABLE runs ADD COLUMN merged_from_json TEXT;"
-    "ALTER TABLE samples ADD COLUMN latency_ms REAL;"
-    "CREATE TABLE request_cache(model_sha256 TEXT NOT NULL, variant TEXT NOT NULL,"
-    " request_hash TEXT NOT NULL, response_json TEXT NOT NULL, created_at TEXT NOT NULL,"
-    " PRIMARY KEY(model_sha256, variant, request_hash)) WITHOUT ROWID;",
-};
-
-#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-
 /* ---- errors -------------------------------------------------------------------------- */
 
-static qe_status db_fail(qh_store *s, qe_error *err, int rc, const char *doing)
+qe_status qh_store_fail(qh_store *s, qe_error *err, int rc, const char *doing)
 {
     int primary = rc & 0xff, sys_errno = sqlite3_system_errno(s->db);
     const char *detail = sqlite3_errmsg(s->db);
@@ -86,21 +39,19 @@ static qe_status db_fail(qh_store *s, qe_error *err, int rc, const char *doing)
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
         return qe_fail(err, QE_EDB, "%s: locked by another process; gave up after %d ms while %s", s->path,
                        s->busy_timeout_ms, doing);
-    if (primary == SQLITE_CONSTRAINT)
-        return qe_fail(err, QE_EDB, "%s: %s while %s", s->path, detail, doing);
     return qe_fail(err, QE_EDB, "%s: %s while %s", s->path, detail, doing);
 }
 
 static qe_status exec_sql(qh_store *s, const char *sql, const char *doing, qe_error *err)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? QE_OK : db_fail(s, err, rc, doing);
+    return rc == SQLITE_OK ? QE_OK : qh_store_fail(s, err, rc, doing);
 }
 
-static qe_status prepare(qh_store *s, const char *sql, sqlite3_stmt **stmt, const char *doing, qe_error *err)
+qe_status qh_store_prepare(qh_store *s, const char *sql, sqlite3_stmt **stmt, const char *doing, qe_error *err)
 {
     int rc = sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL);
-    return rc == SQLITE_OK ? QE_OK : db_fail(s, err, rc, doing);
+    return rc == SQLITE_OK ? QE_OK : qh_store_fail(s, err, rc, doing);
 }
 
 /* ---- transactions ---------------------------------------------------------------------- */
@@ -145,14 +96,14 @@ qe_status qh_store_commit(qh_store *s, qe_error *err)
 static qe_status query_int(qh_store *s, const char *sql, int64_t *value, const char *doing, qe_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, sql, &stmt, doing, err);
+    qe_status st = qh_store_prepare(s, sql, &stmt, doing, err);
     if (st != QE_OK)
         return st;
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         *value = sqlite3_column_int64(stmt, 0);
     else
-        st = db_fail(s, err, rc, doing);
+        st = qh_store_fail(s, err, rc, doing);
     sqlite3_finalize(stmt);
     return st;
 }
@@ -168,7 +119,7 @@ static qe_status identify(qh_store *s, int64_t *version, qe_error *err)
         st = query_int(s, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='qeval_meta'",
                        &has_meta, "reading the schema", err);
     if (st == QE_OK && has_meta)
-        st = query_int(s, "SELECT count(*) FROM qeval_meta WHERE key='format' AND value='" FORMAT_MARKER "'",
+        st = query_int(s, "SELECT count(*) FROM qeval_meta WHERE key='format' AND value='" QH_STORE_FORMAT_MARKER "'",
                        &is_marked, "reading the format marker", err);
     if (st != QE_OK)
         return st;
@@ -198,7 +149,7 @@ static qe_status migrate(qh_store *s, qe_error *err)
         char doing[64], set_version[64];
         snprintf(doing, sizeof doing, "migrating the schema to v%lld", (long long)version + 1);
         snprintf(set_version, sizeof set_version, "PRAGMA user_version = %lld", (long long)version + 1);
-        st = exec_sql(s, migrations[version], doing, err);
+        st = exec_sql(s, qh_store_migrations[version], doing, err);
         if (st == QE_OK)
             st = exec_sql(s, set_version, doing, err);
     }
@@ -231,7 +182,7 @@ qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     qe_status st = QE_OK;
     if (rc != SQLITE_OK) {
-        st = s->db ? db_fail(s, err, rc, "opening")
+        st = s->db ? qh_store_fail(s, err, rc, "opening")
                    : qe_fail(err, QE_ENOMEM, "%s: out of memory opening the results file", path);
         goto out;
     }
@@ -436,16 +387,16 @@ static void free_rows(const table_desc *t, void *rows, size_t n)
     free(rows);
 }
 
-/* INSERT of columns [first, n_cols), then ON CONFLICT replacing the non-key columns when
- * is_upsert. Names come from the column tables, never from callers. */
-static void insert_sql(const table_desc *t, size_t first, bool is_upsert, char *sql, size_t cap)
+/* INSERT of every column, then ON CONFLICT replacing the non-key columns when is_upsert.
+ * Names come from the column tables, never from callers. */
+static void insert_sql(const table_desc *t, bool is_upsert, char *sql, size_t cap)
 {
     size_t len = (size_t)snprintf(sql, cap, "INSERT INTO %s(", t->table);
-    for (size_t i = first; i < t->n_cols; i++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s%s", i > first ? "," : "", t->cols[i].name);
+    for (size_t i = 0; i < t->n_cols; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s%s", i ? "," : "", t->cols[i].name);
     len += (size_t)snprintf(sql + len, cap - len, ") VALUES(");
-    for (size_t i = first; i < t->n_cols; i++)
-        len += (size_t)snprintf(sql + len, cap - len, "%s?", i > first ? "," : "");
+    for (size_t i = 0; i < t->n_cols; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s?", i ? "," : "");
     len += (size_t)snprintf(sql + len, cap - len, ")");
     if (!is_upsert)
         return;
@@ -480,12 +431,12 @@ static qe_status put_rows(qh_store *s, const table_desc *t, const void *rows, si
 {
     char sql[2048], doing[96];
     snprintf(doing, sizeof doing, "writing %zu %s", n, t->what);
-    insert_sql(t, 0, is_upsert, sql, sizeof sql);
+    insert_sql(t, is_upsert, sql, sizeof sql);
     sqlite3_stmt *stmt = NULL;
     qe_status st = qh_store_begin(s, err);
     if (st != QE_OK)
         return st;
-    if ((st = prepare(s, sql, &stmt, doing, err)) != QE_OK)
+    if ((st = qh_store_prepare(s, sql, &stmt, doing, err)) != QE_OK)
         goto out;
     for (size_t r = 0; r < n && st == QE_OK; r++) {
         const void *row = (const char *)rows + r * t->row_size;
@@ -499,7 +450,7 @@ static qe_status put_rows(qh_store *s, const table_desc *t, const void *rows, si
             describe_key(t, row, key, sizeof key);
             st = qe_fail(err, QE_EINVAL, "%s: %s: %s is already stored", s->path, t->what, key);
         } else if (rc != SQLITE_DONE) {
-            st = db_fail(s, err, rc, doing);
+            st = qh_store_fail(s, err, rc, doing);
         }
         sqlite3_reset(stmt);
         sqlite3_clear_bindings(stmt);
@@ -532,7 +483,7 @@ static qe_status each_row(qh_store *s, const table_desc *t, int64_t run_id, cons
     snprintf(doing, sizeof doing, "reading %s", t->what);
 
     sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, sql, &stmt, doing, err);
+    qe_status st = qh_store_prepare(s, sql, &stmt, doing, err);
     if (st != QE_OK)
         return st;
     if (run_id >= 0)
@@ -554,7 +505,7 @@ static qe_status each_row(qh_store *s, const table_desc *t, int64_t run_id, cons
         }
     }
     if (st == QE_OK && rc != SQLITE_DONE)
-        st = db_fail(s, err, rc, doing);
+        st = qh_store_fail(s, err, rc, doing);
     sqlite3_finalize(stmt);
     return st;
 }
@@ -664,13 +615,13 @@ qe_status qh_store_create_run(qh_store *s, const qh_run *info, int64_t *run_id, 
     size_t len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO runs(started_at,status");
     for (size_t i = RUN_N_HISTORY_COLS; i < run_table.n_cols; i++)
         len += (size_t)snprintf(sql + len, sizeof sql - len, ",%s", run_cols[i].name);
-    len += (size_t)snprintf(sql + len, sizeof sql - len, ") VALUES(%s,'running'", NOW_SQL);
+    len += (size_t)snprintf(sql + len, sizeof sql - len, ") VALUES(%s,'running'", QH_STORE_NOW_SQL);
     for (size_t i = RUN_N_HISTORY_COLS; i < run_table.n_cols; i++)
         len += (size_t)snprintf(sql + len, sizeof sql - len, ",?");
     snprintf(sql + len, sizeof sql - len, ")");
 
     sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, sql, &stmt, "creating a run", err);
+    qe_status st = qh_store_prepare(s, sql, &stmt, "creating a run", err);
     if (st != QE_OK)
         return st;
     int rc = SQLITE_OK;
@@ -681,7 +632,7 @@ qe_status qh_store_create_run(qh_store *s, const qh_run *info, int64_t *run_id, 
     if (rc == SQLITE_DONE)
         *run_id = sqlite3_last_insert_rowid(s->db);
     else
-        st = db_fail(s, err, rc, "creating a run");
+        st = qh_store_fail(s, err, rc, "creating a run");
     sqlite3_finalize(stmt);
     return st;
 }
@@ -690,7 +641,7 @@ static qe_status update_run(qh_store *s, const char *sql, int64_t run_id, const 
                             const qh_run *values, size_t n_values, const size_t *value_cols, qe_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, sql, &stmt, doing, err);
+    qe_status st = qh_store_prepare(s, sql, &stmt, doing, err);
     if (st != QE_OK)
         return st;
     int rc = sqlite3_bind_int64(stmt, 1, run_id);
@@ -699,7 +650,7 @@ static qe_status update_run(qh_store *s, const char *sql, int64_t run_id, const 
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
-        st = db_fail(s, err, rc, doing);
+        st = qh_store_fail(s, err, rc, doing);
     else if (sqlite3_changes(s->db) != 1)
         st = qe_fail(err, QE_EINVAL, "%s: no run %lld", s->path, (long long)run_id);
     sqlite3_finalize(stmt);
@@ -711,7 +662,7 @@ qe_status qh_store_finish_run(qh_store *s, int64_t run_id, qh_run_status status,
 {
     qh_run values = {.status = status, .error = error_message};
     static const size_t cols[] = {3, 4}; /* status, error */
-    return update_run(s, "UPDATE runs SET finished_at=" NOW_SQL ", status=?2, error=?3 WHERE id=?1", run_id,
+    return update_run(s, "UPDATE runs SET finished_at=" QH_STORE_NOW_SQL ", status=?2, error=?3 WHERE id=?1", run_id,
                       "finishing a run", &values, 2, cols, err);
 }
 
@@ -753,7 +704,7 @@ void qh_run_free(qh_run *run)
 
 void qh_runs_free(qh_run *runs, size_t n_runs) { free_rows(&run_table, runs, n_runs); }
 
-/* ---- resume, counts, request cache ----------------------------------------------------------- */
+/* ---- resume and counts ----------------------------------------------------------- */
 
 qe_status qh_store_done_doc_ids(qh_store *s, int64_t run_id, const char *variant, const char *task,
                                 int64_t **ids, size_t *n_ids, qe_error *err)
@@ -762,7 +713,7 @@ qe_status qh_store_done_doc_ids(qh_store *s, int64_t run_id, const char *variant
     *n_ids = 0;
     sqlite3_stmt *stmt = NULL;
     const char *doing = "reading which documents are done";
-    qe_status st = prepare(s, "SELECT doc_id FROM samples WHERE run_id=?1 AND variant=?2 AND task=?3 ORDER BY doc_id",
+    qe_status st = qh_store_prepare(s, "SELECT doc_id FROM samples WHERE run_id=?1 AND variant=?2 AND task=?3 ORDER BY doc_id",
                            &stmt, doing, err);
     if (st != QE_OK)
         return st;
@@ -784,7 +735,7 @@ qe_status qh_store_done_doc_ids(qh_store *s, int64_t run_id, const char *variant
         (*ids)[(*n_ids)++] = sqlite3_column_int64(stmt, 0);
     }
     if (st == QE_OK && rc != SQLITE_DONE)
-        st = db_fail(s, err, rc, doing);
+        st = qh_store_fail(s, err, rc, doing);
     sqlite3_finalize(stmt);
     if (st != QE_OK) {
         free(*ids);
@@ -797,7 +748,7 @@ qe_status qh_store_done_doc_ids(qh_store *s, int64_t run_id, const char *variant
 qe_status qh_store_count_samples(qh_store *s, int64_t run_id, int64_t *n_samples, qe_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, "SELECT count(*) FROM samples WHERE run_id=?1", &stmt, "counting samples", err);
+    qe_status st = qh_store_prepare(s, "SELECT count(*) FROM samples WHERE run_id=?1", &stmt, "counting samples", err);
     if (st != QE_OK)
         return st;
     sqlite3_bind_int64(stmt, 1, run_id);
@@ -805,78 +756,7 @@ qe_status qh_store_count_samples(qh_store *s, int64_t run_id, int64_t *n_samples
     if (rc == SQLITE_ROW)
         *n_samples = sqlite3_column_int64(stmt, 0);
     else
-        st = db_fail(s, err, rc, "counting samples");
-    sqlite3_finalize(stmt);
-    return st;
-}
-
-qe_status qh_store_cache_put(qh_store *s, const qh_cache_entry *entries, size_t n, qe_error *err)
-{
-    const char *doing = "writing the request cache";
-    sqlite3_stmt *stmt = NULL;
-    qe_status st = qh_store_begin(s, err);
-    if (st != QE_OK)
-        return st;
-    /* The same request to the same weights has one answer, so a second put changes nothing. */
-    st = prepare(s, "INSERT INTO request_cache(model_sha256,variant,request_hash,response_json,created_at) "
-                 "VALUES(?1,?2,?3,?4," NOW_SQL ") ON CONFLICT DO NOTHING", &stmt, doing, err);
-    for (size_t i = 0; i < n && st == QE_OK; i++) {
-        sqlite3_bind_text(stmt, 1, entries[i].model_sha256, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, entries[i].variant, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, entries[i].request_hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 4, entries[i].response_json, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(stmt);
-        if (rc != SQLITE_DONE)
-            st = db_fail(s, err, rc, doing);
-        sqlite3_reset(stmt);
-    }
-    sqlite3_finalize(stmt);
-    if (st == QE_OK)
-        return qh_store_commit(s, err);
-    qh_store_rollback(s);
-    return st;
-}
-
-qe_status qh_store_cache_get(qh_store *s, const char *model_sha256, const char *variant, const char *request_hash,
-                             char **response_json, qe_error *err)
-{
-    *response_json = NULL;
-    const char *doing = "reading the request cache";
-    sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(s, "SELECT response_json FROM request_cache WHERE model_sha256=?1 AND variant=?2 "
-                           "AND request_hash=?3", &stmt, doing, err);
-    if (st != QE_OK)
-        return st;
-    sqlite3_bind_text(stmt, 1, model_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, variant, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, request_hash, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        if (!(*response_json = strdup((const char *)sqlite3_column_text(stmt, 0))))
-            st = qe_fail(err, QE_ENOMEM, "%s: out of memory %s", s->path, doing);
-    } else if (rc != SQLITE_DONE) {
-        st = db_fail(s, err, rc, doing);
-    }
-    sqlite3_finalize(stmt);
-    return st;
-}
-
-qe_status qh_store_copy_cache(qh_store *dst, qh_store *src, qe_error *err)
-{
-    const char *doing = "reading the request cache";
-    sqlite3_stmt *stmt = NULL;
-    qe_status st = prepare(src, "SELECT model_sha256, variant, request_hash, response_json FROM request_cache",
-                           &stmt, doing, err);
-    if (st != QE_OK)
-        return st;
-    int rc;
-    while (st == QE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        qh_cache_entry entry = {(const char *)sqlite3_column_text(stmt, 0), (const char *)sqlite3_column_text(stmt, 1),
-                                (const char *)sqlite3_column_text(stmt, 2), (const char *)sqlite3_column_text(stmt, 3)};
-        st = qh_store_cache_put(dst, &entry, 1, err);
-    }
-    if (st == QE_OK && rc != SQLITE_DONE)
-        st = db_fail(src, err, rc, doing);
+        st = qh_store_fail(s, err, rc, "counting samples");
     sqlite3_finalize(stmt);
     return st;
 }

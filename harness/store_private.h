@@ -3,7 +3,19 @@
 #ifndef QH_STORE_PRIVATE_H
 #define QH_STORE_PRIVATE_H
 
+#include <sqlite3.h>
+
 #include "store.h"
+
+#define QH_STORE_FORMAT_MARKER "qeval-results"
+#define QH_STORE_NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+extern const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION];
+
+/* Fills err from an SQLite result code, naming the file, what was being done and the cause
+ * (disk full, not a database, corrupt, read-only, locked) in words. Returns the error code. */
+qe_status qh_store_fail(qh_store *store, qe_error *err, int rc, const char *doing);
+qe_status qh_store_prepare(qh_store *store, const char *sql, sqlite3_stmt **stmt, const char *doing, qe_error *err);
 
 /* Nested calls join the outermost transaction; only the outermost commit writes. */
 qe_status qh_store_begin(qh_store *store, qe_error *err);
