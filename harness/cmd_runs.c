@@ -1,4 +1,4 @@
-/* qeval runs [--db FILE] [--upgrade] — lists the runs in a results file with their status. */
+/* qeval runs [--db FILE] [--upgrade] [--check] — lists the runs in a results file with their status. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,20 +44,23 @@ static void format_duration(const qh_run *run, char *out, size_t cap)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: qeval runs [--db FILE] [--upgrade]\n"
+    fprintf(out, "usage: qeval runs [--db FILE] [--upgrade] [--check]\n"
                  "  --db FILE   results file (default: $QEVAL_DB, else %s)\n"
-                 "  --upgrade   migrate an older results file to this build's schema\n", QH_STORE_DEFAULT_PATH);
+                 "  --upgrade   migrate an older results file to this build's schema\n"
+                 "  --check     read the whole file first and report any damage\n", QH_STORE_DEFAULT_PATH);
 }
 
 int qh_cmd_runs(int argc, char **argv)
 {
     const char *path = qh_default_db_path();
-    bool is_upgrade = false;
+    bool is_upgrade = false, is_check = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc) {
             path = argv[++i];
         } else if (!strcmp(argv[i], "--upgrade")) {
             is_upgrade = true;
+        } else if (!strcmp(argv[i], "--check")) {
+            is_check = true;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return QH_EXIT_OK;
@@ -72,6 +75,8 @@ int qh_cmd_runs(int argc, char **argv)
     qh_run *runs = NULL;
     size_t n_runs = 0;
     qe_status st = qh_store_open(path, &opts, &store, &err);
+    if (st == QE_OK && is_check)
+        st = qh_store_check(store, &err);
     if (st == QE_OK)
         st = qh_store_list_runs(store, &runs, &n_runs, &err);
     if (st == QE_OK && n_runs == 0)

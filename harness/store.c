@@ -159,6 +159,20 @@ static qe_status migrate(qh_store *s, qe_error *err)
     return st;
 }
 
+/* Two processes switching a new file to WAL at once can deadlock on the lock upgrade, where
+ * SQLite answers BUSY at once instead of waiting; so this waits and retries itself. */
+static qe_status switch_to_wal(qh_store *s, qe_error *err)
+{
+    int rc = SQLITE_BUSY;
+    for (int waited_ms = 0; waited_ms <= s->busy_timeout_ms; waited_ms += 10) {
+        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        sqlite3_sleep(10);
+    }
+    return rc == SQLITE_OK ? QE_OK : qh_store_fail(s, err, rc, "switching to WAL mode");
+}
+
 qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store **out, qe_error *err)
 {
     qh_store_options defaults = {0};
@@ -193,7 +207,13 @@ qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store
         goto out;
     }
     int64_t version = 0;
-    if ((st = identify(s, &version, err)) != QE_OK)
+    /* One read transaction, so that the version and the tables come from the same moment even
+     * while another process is creating the schema. */
+    if ((st = exec_sql(s, "BEGIN", "reading the schema", err)) != QE_OK)
+        goto out;
+    st = identify(s, &version, err);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (st != QE_OK)
         goto out;
     if (opts->is_read_only) {
         if (version == 0)
@@ -205,7 +225,7 @@ qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store
         goto out;
     }
     /* WAL only after the file proved to be ours: switching mode writes to the file. */
-    if ((st = exec_sql(s, "PRAGMA journal_mode=WAL", "switching to WAL mode", err)) != QE_OK)
+    if ((st = switch_to_wal(s, err)) != QE_OK)
         goto out;
     if ((st = exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "setting pragmas", err)) != QE_OK)
         goto out;
@@ -237,6 +257,23 @@ void qh_store_close(qh_store *s)
 }
 
 const char *qh_store_path(const qh_store *s) { return s->path; }
+
+qe_status qh_store_check(qh_store *s, qe_error *err)
+{
+    const char *doing = "checking the file";
+    sqlite3_stmt *stmt = NULL;
+    qe_status st = qh_store_prepare(s, "PRAGMA quick_check(1)", &stmt, doing, err);
+    if (st != QE_OK)
+        return st;
+    int rc = sqlite3_step(stmt);
+    const char *verdict = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
+    if (rc != SQLITE_ROW)
+        st = qh_store_fail(s, err, rc, doing);
+    else if (!verdict || strcmp(verdict, "ok"))
+        st = qe_fail(err, QE_EFORMAT, "%s: the database file is corrupt: %s", s->path, verdict ? verdict : "?");
+    sqlite3_finalize(stmt);
+    return st;
+}
 
 /* ---- rows described by column tables ---------------------------------------------------- */
 

@@ -34,6 +34,9 @@ typedef struct {
 qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store **out, qe_error *err);
 void qh_store_close(qh_store *store);
 const char *qh_store_path(const qh_store *store);
+/* Reads the whole file (PRAGMA quick_check): QE_EFORMAT naming the first damage found. Opening
+ * does not do this (it costs a full read); corruption met later is reported when met. */
+qe_status qh_store_check(qh_store *store, qe_error *err);
 
 typedef enum { QH_RUN_RUNNING, QH_RUN_COMPLETE, QH_RUN_FAILED, QH_RUN_INTERRUPTED } qh_run_status;
 const char *qh_run_status_name(qh_run_status status);

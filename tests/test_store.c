@@ -368,6 +368,34 @@ static void test_concurrent_writers(void)
     CHECK_INT_EQ(1000, raw_sql(path, "SELECT count(DISTINCT doc_id) FROM samples WHERE task='task_b'"));
 }
 
+/* Two processes meeting a file that does not exist yet: one creates the schema, neither fails. */
+static void test_concurrent_creation(void)
+{
+    const char *path = tmp_path("born_twice.db");
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++)
+        if ((kids[k] = fork()) == 0) {
+            qe_error err = {0};
+            qh_store *s = NULL;
+            qh_run info = sample_run_info();
+            int64_t id;
+            qe_status st = qh_store_open(path, NULL, &s, &err);
+            if (st == QE_OK)
+                st = qh_store_create_run(s, &info, &id, &err);
+            if (st != QE_OK)
+                fprintf(stderr, "child: %s\n", err.msg);
+            qh_store_close(s);
+            _exit(st == QE_OK ? 0 : 1);
+        }
+    for (int k = 0; k < 2; k++) {
+        int status = -1;
+        waitpid(kids[k], &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_INT_EQ(2, raw_sql(path, "SELECT count(*) FROM runs"));
+    CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
+}
+
 static void test_killed_writer(void)
 {
     const char *path = tmp_path("killed.db");
@@ -455,6 +483,55 @@ static void test_hostile_files(void)
     qh_store_options ro = {.is_read_only = true};
     expect_open_error(tmp_path("absent.db"), &ro, QE_EIO, "no such results file");
     expect_open_error(dir, NULL, QE_EINVAL, "is a directory");
+}
+
+static void overwrite(const char *path, long offset, unsigned char byte, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    fseek(f, offset, SEEK_SET);
+    for (size_t i = 0; i < n; i++)
+        fputc(byte, f);
+    fclose(f);
+}
+
+/* Damage in a file that was once good: found by the check, or reported when met; never a crash. */
+static void test_corrupt_file(void)
+{
+    const char *path = tmp_path("damaged.db");
+    qh_store *s = fresh_store_with_run(path);
+    qe_error err = {0};
+    static char text[3000];
+    memset(text, 'y', sizeof text - 1);
+    char bufs[100][64];
+    qh_sample_row rows[100];
+    for (int i = 0; i < 100; i++) {
+        rows[i] = make_sample(1, "fp32", "t", i, bufs[i]);
+        rows[i].response_json = text;
+    }
+    CHECK_INT_EQ(QE_OK, qh_store_put_samples(s, rows, 100, &err));
+    CHECK_INT_EQ(QE_OK, qh_store_check(s, &err));
+    qh_store_close(s);
+    raw_sql(path, "PRAGMA wal_checkpoint(TRUNCATE)");
+
+    overwrite(path, 4096 * 5, 0xff, 64); /* one b-tree page header */
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    if (s) {
+        CHECK_INT_EQ(QE_EFORMAT, qh_store_check(s, &err));
+        CHECK(strstr(err.msg, "the database file is corrupt: ") && strstr(err.msg, path));
+    }
+    qh_store_close(s);
+    for (long page = 1; page < 40; page++) /* most pages */
+        overwrite(path, 4096 * page + 100, 0x13, 40);
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    qh_sample_row *got = NULL;
+    size_t n = 0;
+    if (s)
+        CHECK_INT_EQ(QE_EFORMAT, qh_store_get_samples(s, 1, NULL, NULL, &got, &n, &err));
+    CHECK(strstr(err.msg, "corrupt") && strstr(err.msg, "while reading samples"));
+    CHECK(got == NULL && n == 0);
+    qh_store_close(s);
+    overwrite(path, 200, 0x13, 3000); /* the schema itself */
+    expect_open_error(path, NULL, QE_EFORMAT, "corrupt");
 }
 
 /* As root, file modes do not stop writes, so the child gives up root first. */
@@ -568,8 +645,10 @@ int main(void)
     test_round_trip();
     test_migration();
     test_concurrent_writers();
+    test_concurrent_creation();
     test_killed_writer();
     test_hostile_files();
+    test_corrupt_file();
     test_read_only();
     test_full_disk();
     char cmd[512];
