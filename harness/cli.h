@@ -26,7 +26,7 @@ int qh_cmd_version(int argc, char **argv);
 int qh_cmd_runs(int argc, char **argv);
 int qh_cmd_merge(int argc, char **argv);
 
-/* The results file a command uses without --db: $QEVAL_DB, else ./qeval.db. */
+/* The results file a command uses without --db: $QEVAL_DB, else ./results.db. */
 const char *qh_default_db_path(void);
 
 #endif
