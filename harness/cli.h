@@ -23,5 +23,10 @@ int qh_report_error(const qe_error *err);
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int qh_cmd_version(int argc, char **argv);
+int qh_cmd_requests(int argc, char **argv);
+int qh_cmd_data(int argc, char **argv);
+
+/* The directory of task files: option, else $QEVAL_TASKS, else the source tree's tasks/. */
+const char *qh_tasks_dir(const char *option);
 
 #endif

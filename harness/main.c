@@ -8,6 +8,8 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"requests", "write the requests a task makes, one JSON line each", qh_cmd_requests},
+    {"data", "verify or fetch the benchmark data files", qh_cmd_data},
 };
 
 static void usage(FILE *out)
