@@ -164,18 +164,17 @@ qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *res
     qe_status rc = qt_task_doc(task, doc_index, &st, &doc, &doc_id, err);
     if (rc != QE_OK)
         return rc;
-    double *row = scores->values + (size_t)doc_index * (size_t)task->n_keys;
+    /* A failed call leaves an earlier score of the document as it was. */
+    double row[task->n_keys];
     for (int k = 0; k < task->n_keys && rc == QE_OK; k++) {
         const qt_metric_key *key = &task->keys[k];
         const qt_metric *m = &task->metrics[key->metric];
         rc = task->type == QT_REQUEST_LOGLIKELIHOOD ? score_mc(task, st, doc, doc_id, m, response, &row[k], err)
                                                     : score_generated(task, st, doc, doc_id, key, response, &row[k], err);
     }
-    if (rc != QE_OK) {
-        for (int k = 0; k < task->n_keys; k++)
-            row[k] = NAN;
+    if (rc != QE_OK)
         return rc;
-    }
+    memcpy(scores->values + (size_t)doc_index * (size_t)task->n_keys, row, sizeof row);
     scores->truncated[doc_index] = response->was_truncated;
     if (values)
         memcpy(values, row, (size_t)task->n_keys * sizeof *values);

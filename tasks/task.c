@@ -528,10 +528,20 @@ static qe_status split_path(const ctx_t *c, qt_task *task, const dataset_def *d,
     qe_status rc = qt_task_render(task, st, NULL, tmpl->valuestring, &rel, c->err);
     if (rc != QE_OK)
         return qe_fail_context(c->err, "%s: field \"dataset.splits.%s\"", c->path, split);
-    size_t n = strlen(data_dir) + strlen(rel) + 2;
+    /* "./x" is relative to the task file, so a benchmark can ship its data beside its JSON. */
+    const char *base = data_dir;
+    int n_base = (int)strlen(data_dir);
+    const char *rest = rel;
+    if (!strncmp(rel, "./", 2)) {
+        const char *slash = strrchr(task->path, '/');
+        base = slash ? task->path : ".";
+        n_base = slash ? (int)(slash - task->path) : 1;
+        rest = rel + 2;
+    }
+    size_t n = (size_t)n_base + strlen(rest) + 2;
     *out = malloc(n);
     if (*out)
-        snprintf(*out, n, "%s/%s", data_dir, rel);
+        snprintf(*out, n, "%.*s/%s", n_base, base, rest);
     free(rel);
     return *out ? QE_OK : qe_fail(c->err, QE_ENOMEM, "out of memory");
 }
