@@ -28,5 +28,10 @@ int qh_cmd_merge(int argc, char **argv);
 
 /* The results file a command uses without --db: $QEVAL_DB, else ./results.db. */
 const char *qh_default_db_path(void);
+int qh_cmd_requests(int argc, char **argv);
+int qh_cmd_data(int argc, char **argv);
+
+/* The directory of task files: option, else $QEVAL_TASKS, else the source tree's tasks/. */
+const char *qh_tasks_dir(const char *option);
 
 #endif

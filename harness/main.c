@@ -10,6 +10,8 @@ static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
     {"runs", "list the runs in a results file", qh_cmd_runs},
     {"merge", "combine the result files of a sharded run", qh_cmd_merge},
+    {"requests", "write the requests a task makes, one JSON line each", qh_cmd_requests},
+    {"data", "verify or fetch the benchmark data files", qh_cmd_data},
 };
 
 static void usage(FILE *out)
