@@ -33,5 +33,10 @@ int qh_cmd_data(int argc, char **argv);
 
 /* The directory of task files: option, else $QEVAL_TASKS, else the source tree's tasks/. */
 const char *qh_tasks_dir(const char *option);
+int qh_cmd_verify(int argc, char **argv);
+int qh_cmd_inspect(int argc, char **argv);
+int qh_cmd_generate(int argc, char **argv);
+int qh_cmd_tokenize(int argc, char **argv);
+int qh_cmd_bench(int argc, char **argv);
 
 #endif
