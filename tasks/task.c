@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qd_manifest.h"
+#include "qd_sha256.h"
 #include "qd_source.h"
 #include "qt_template.h"
 
@@ -829,3 +830,16 @@ int qt_task_n_bad_rows(const qt_task *task) { return task->n_bad_rows; }
 const char *qt_task_first_bad_row(const qt_task *task) { return task->first_bad; }
 int qt_task_n_filters(const qt_task *task) { return task->n_filters; }
 const char *qt_task_filter_name(const qt_task *task, int filter_index) { return task->filters[filter_index].name; }
+
+qe_status qt_task_definition_sha256(const qt_task *task, char hex[65])
+{
+    return qd_sha256_file(task->path, hex, NULL);
+}
+
+bool qt_task_is_code(const qt_task *task)
+{
+    for (int i = 0; i < task->n_metrics; i++)
+        if (task->metrics[i].kind == QT_METRIC_PASS_AT_1)
+            return true;
+    return false;
+}

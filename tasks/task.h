@@ -83,4 +83,10 @@ qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int
 double qt_mean_stderr(const double *values, int n);
 double qt_pooled_stderr(const double *stderrs, const int *sizes, int n);
 
+
+/* sha256 of the task's definition file, so a stored score names the definition it used. */
+qe_status qt_task_definition_sha256(const qt_task *task, char hex[65]);
+/* True when the task's answers are programs to execute (pass@k metrics). */
+bool qt_task_is_code(const qt_task *task);
+
 #endif
