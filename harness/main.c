@@ -8,6 +8,7 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"model", "list, fetch and locate models by short name", qh_cmd_model},
 };
 
 static void usage(FILE *out)
