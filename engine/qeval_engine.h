@@ -59,6 +59,19 @@ typedef struct {
 
 void qe_model_get_info(const qe_model *model, qe_model_info *info);
 
+/* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
+ * plus any tied copy the file holds). Strings live as long as the model. */
+typedef struct {
+    const char *name;
+    const char *dtype;             /* safetensors spelling: "F32", "BF16", ... */
+    int n_dims;
+    int64_t shape[8];
+    uint64_t n_elements, n_bytes;
+} qe_tensor_info;
+
+int qe_model_n_tensors(const qe_model *model);
+qe_status qe_model_tensor_info(const qe_model *model, int index, qe_tensor_info *info, qe_error *err);
+
 /* Tokens of text, without BOS/EOS (add_special=false) or as the model's tokenizer would add
  * them (add_special=true). *ids is malloc'd; the caller frees it. */
 qe_status qe_tokenize(const qe_model *model, const char *text, bool add_special, int32_t **ids,
@@ -68,6 +81,12 @@ qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, ch
 
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
+
+/* Greedy continuation of token ids (KV-cached decoding): *out_ids (malloc'd) receives the
+ * generated ids only, at most max_new_tokens, ending early after an EOS id (kept). The prompt
+ * must fit the window with room for the new tokens (no truncation at this level). */
+qe_status qe_generate_ids(qe_model *model, const int32_t *prompt_ids, int n_prompt, int max_new_tokens,
+                          int32_t **out_ids, int *n_out, qe_error *err);
 
 typedef struct {
     double logprob_sum;        /* sum over continuation tokens of log p(token | prefix) */

@@ -24,5 +24,6 @@ int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((for
 
 int qh_cmd_version(int argc, char **argv);
 int qh_cmd_model(int argc, char **argv);
+int qh_cmd_verify(int argc, char **argv);
 
 #endif

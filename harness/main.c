@@ -9,6 +9,7 @@
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
     {"model", "list, fetch and locate models by short name", qh_cmd_model},
+    {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
 };
 
 static void usage(FILE *out)
