@@ -1,7 +1,8 @@
 #include "ggml_dequant.h"
 
-#include <math.h>
 #include <string.h>
+
+#include "dtype.h"
 
 /* Sizes as ggml-common.h defines the blocks. Q8_1 and Q8_K are ggml's internal activation
  * formats; they are listed so a file naming them gets a precise "cannot dequantize". */
@@ -48,37 +49,12 @@ qe_status qe_ggml_n_bytes(uint32_t type, int64_t n_elements, const char *what, u
     return QE_OK;
 }
 
-float qe_fp16_to_fp32(uint16_t half)
-{
-    uint32_t sign = (uint32_t)(half >> 15) << 31;
-    uint32_t exponent = (half >> 10) & 0x1f, mantissa = half & 0x3ff, bits;
-    if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);              /* inf, nan */
-    } else if (exponent != 0) {
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13); /* rebias 15 -> 127 */
-    } else {
-        float magnitude = ldexpf((float)mantissa, -24);             /* subnormal or zero */
-        return sign ? -magnitude : magnitude;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-float qe_bf16_to_fp32(uint16_t bf16)
-{
-    uint32_t bits = (uint32_t)bf16 << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static uint32_t load_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-static float load_f16(const uint8_t *p) { return qe_fp16_to_fp32(load_u16(p)); }
+static float load_f16(const uint8_t *p) { return qe_f16_to_f32(load_u16(p)); }
 
 /* Q4_0: {f16 d; u8 qs[16]}; low nibbles are elements 0..15, high nibbles 16..31, value (q-8)*d. */
 static void dequant_q4_0(const uint8_t *b, float *y)
@@ -219,7 +195,7 @@ qe_status qe_ggml_dequantize(uint32_t type, const void *src, float *dst, int64_t
         switch ((qe_ggml_type)type) {
         case QE_GGML_F32: memcpy(dst, b, 4); break;
         case QE_GGML_F16: dst[0] = load_f16(b); break;
-        case QE_GGML_BF16: dst[0] = qe_bf16_to_fp32(load_u16(b)); break;
+        case QE_GGML_BF16: dst[0] = qe_bf16_to_f32(load_u16(b)); break;
         case QE_GGML_Q4_0: dequant_q4_0(b, dst); break;
         case QE_GGML_Q4_1: dequant_q4_1(b, dst); break;
         case QE_GGML_Q5_0: dequant_q5(b + 2, b + 6, load_f16(b), 0.0f, false, dst); break;

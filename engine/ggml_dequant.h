@@ -45,7 +45,4 @@ qe_status qe_ggml_n_bytes(uint32_t type, int64_t n_elements, const char *what, u
 qe_status qe_ggml_dequantize(uint32_t type, const void *src, float *dst, int64_t n_elements,
                              const char *what, qe_error *err);
 
-float qe_fp16_to_fp32(uint16_t half);
-float qe_bf16_to_fp32(uint16_t bf16);
-
 #endif

@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "dtype.h"
 #include "ggml_dequant.h"
 #include "gguf.h"
 
@@ -168,9 +169,9 @@ static void test_dequant_golden(void)
     CHECK_INT_EQ(QE_EFORMAT, qe_ggml_dequantize(4, zeros, out, 32, "w", &err)); /* removed Q4_2 */
     CHECK(qe_ggml_type_lookup(999) == NULL);
     /* hand-computed halves: 0x3c00 = 1, 0xc000 = -2, 0x0001 = 2^-24, 0x7bff = 65504, 0x3f80 bf16 = 1 */
-    CHECK(qe_fp16_to_fp32(0x3c00) == 1.0f && qe_fp16_to_fp32(0xc000) == -2.0f);
-    CHECK(qe_fp16_to_fp32(0x0001) == ldexpf(1.0f, -24) && qe_fp16_to_fp32(0x7bff) == 65504.0f);
-    CHECK(qe_bf16_to_fp32(0x3f80) == 1.0f && isnan(qe_fp16_to_fp32(0x7e00)));
+    CHECK(qe_f16_to_f32(0x3c00) == 1.0f && qe_f16_to_f32(0xc000) == -2.0f);
+    CHECK(qe_f16_to_f32(0x0001) == ldexpf(1.0f, -24) && qe_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(qe_bf16_to_f32(0x3f80) == 1.0f && isnan(qe_f16_to_f32(0x7e00)));
 }
 
 static void test_llamacpp_vocab_files(void)
