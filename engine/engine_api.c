@@ -107,10 +107,15 @@ static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, i
 }
 
 qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int max_new_tokens, int32_t **out_ids,
-                          int *n_out, qe_error *err)
+                          int *n_out, qe_generate_stats *stats, qe_error *err)
 {
     *out_ids = NULL;
     *n_out = 0;
+    qe_generate_stats unused;
+    if (!stats)
+        stats = &unused;
+    memset(stats, 0, sizeof *stats);
+    stats->n_prompt_tokens = n_prompt;
     if (n_prompt <= 0)
         return qe_fail(err, QE_EINVAL, "%s: generation needs at least one prompt token", m->path);
     if (max_new_tokens < 0 || n_prompt + max_new_tokens > m->max_context)
@@ -126,16 +131,25 @@ qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int 
     memcpy(ids, prompt, (size_t)n_prompt * sizeof *ids);
     int n = n_prompt, n_new = 0;
     qe_status rc = QE_OK;
+    double t0 = now_ms();
     if (max_new_tokens > 0)
         rc = forward_reusing_cache(m, ids, n, n - 1, logits, err);
+    double t1 = now_ms();
     while (rc == QE_OK && n_new < max_new_tokens) {
         int next = argmax(logits, m->cfg.n_vocab);
         ids[n++] = next;
         n_new++;
-        if (is_eos(m, next) || n_new == max_new_tokens)
+        if (is_eos(m, next)) {
+            stats->hit_eos = true;
+            break;
+        }
+        if (n_new == max_new_tokens)
             break;
         rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, err);
     }
+    stats->prefill_ms = t1 - t0;
+    stats->decode_ms = now_ms() - t1;
+    stats->n_generated_tokens = n_new;
     free(logits);
     if (rc != QE_OK) {
         free(ids);

@@ -224,8 +224,9 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
         rc = qe_gguf_model_open(path, &m->cfg, &m->weights, &m->tokenizer, &m->source_note, err);
     else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
         rc = qe_weight_set_open(path, &m->weights, err);
-    if (rc || (rc = load_weights(m, err)))
+    if (rc || (!options->metadata_only && (rc = load_weights(m, err))))
         goto fail;
+    m->is_runnable = !options->metadata_only;
     m->max_context = options->max_context > 0 && options->max_context < m->cfg.max_context ? options->max_context
                                                                                           : m->cfg.max_context;
     if ((rc = qe_pool_create(options->n_threads, &m->pool, err)) ||
@@ -242,7 +243,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     if (!is_gguf && qe_file_exists(tok_path) && (rc = qe_tokenizer_load_hf(path, &m->tokenizer, err)))
         goto fail;
     count_params(m);
-    m->resident_bytes = resident_bytes(m);
+    m->resident_bytes = m->is_runnable ? resident_bytes(m) : 0;
     fill_info(m);
     *out = m;
     return QE_OK;

@@ -28,6 +28,7 @@ typedef struct {
 struct qe_model {
     char *path;
     qe_model_config cfg;
+    bool is_runnable;             /* weights prepared (not loaded with metadata_only) */
     qe_variant variant;
     qe_dtype compute_dtype;       /* activations are rounded to this between ops */
     int max_context;              /* positions the model will run: min(option, config) */

@@ -186,6 +186,8 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
                            qe_error *err)
 {
     const qe_model_config *cfg = &m->cfg;
+    if (!m->is_runnable)
+        return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
     if (n_tok <= 0)
         return qe_fail(err, QE_EINVAL, "%s: forward pass over %d tokens", m->path, n_tok);
     if (pos0 < 0 || pos0 > m->n_cached)

@@ -37,6 +37,8 @@ typedef struct {
     qe_device_kind device;
     int n_threads;            /* CPU threads; 0 = the machine's cores */
     int max_context;          /* 0 = the model's max_position_embeddings */
+    bool metadata_only;       /* config, tensor list and tokenizer only: no weights prepared,
+                                 nothing can run (inspect, tokenize) */
 } qe_load_options;
 
 typedef struct qe_model qe_model;
@@ -85,8 +87,9 @@ qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, f
 /* Greedy continuation of token ids (KV-cached decoding): *out_ids (malloc'd) receives the
  * generated ids only, at most max_new_tokens, ending early after an EOS id (kept). The prompt
  * must fit the window with room for the new tokens (no truncation at this level). */
+typedef struct qe_generate_stats qe_generate_stats;
 qe_status qe_generate_ids(qe_model *model, const int32_t *prompt_ids, int n_prompt, int max_new_tokens,
-                          int32_t **out_ids, int *n_out, qe_error *err);
+                          int32_t **out_ids, int *n_out, qe_generate_stats *stats, qe_error *err);
 
 typedef struct {
     double logprob_sum;        /* sum over continuation tokens of log p(token | prefix) */
@@ -104,13 +107,13 @@ typedef struct {
 qe_status qe_loglikelihood(qe_model *model, const char *context, const char *continuation,
                            bool keep_logprobs, qe_loglik_result *result, qe_error *err);
 
-typedef struct {
+struct qe_generate_stats {
     int n_prompt_tokens, n_generated_tokens;
     bool was_truncated;
     bool hit_stop;             /* ended on a stop string (removed from the text) */
     bool hit_eos;
     double prefill_ms, decode_ms;
-} qe_generate_stats;
+};
 
 /* Greedy decoding from context until one of the stop strings appears in the generated text,
  * EOS, or max_new_tokens. *text (malloc'd) holds the generated text up to, not including,

@@ -141,7 +141,7 @@ static qe_status check_greedy(qe_model *model, const char *json_path, verify_cou
             rc = qe_fail(err, QE_EFORMAT, "%s: greedy[%d] needs prompt_ids and output_ids that start with them",
                          json_path, j);
         else
-            rc = qe_generate_ids(model, prompt, n_prompt, n_want - n_prompt, &got, &n_got, err);
+            rc = qe_generate_ids(model, prompt, n_prompt, n_want - n_prompt, &got, &n_got, NULL, err);
         if (rc == QE_OK) {
             c->n_greedy++;
             c->n_greedy_match += n_got == n_want - n_prompt &&

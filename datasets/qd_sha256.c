@@ -1,4 +1,4 @@
-#include "sha256.h"
+#include "qd_sha256.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,8 +21,8 @@ static void compress(uint32_t state[8], const uint8_t block[64])
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 | (uint32_t)block[4 * i + 2] << 8 |
-               block[4 * i + 3];
+        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
+               (uint32_t)block[4 * i + 2] << 8 | block[4 * i + 3];
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -31,7 +31,8 @@ static void compress(uint32_t state[8], const uint8_t block[64])
     uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
     uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + round_constants[i] + w[i];
+        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+                      round_constants[i] + w[i];
         uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
         h = g; g = f; f = e; e = d + t1;
         d = c; c = b; b = a; a = t1 + t2;
@@ -40,59 +41,81 @@ static void compress(uint32_t state[8], const uint8_t block[64])
     state[4] += e; state[5] += f; state[6] += g; state[7] += h;
 }
 
-void qh_sha256_init(qh_sha256 *h)
+void qd_sha256_init(qd_sha256_ctx *ctx)
 {
     static const uint32_t initial[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(h->state, initial, sizeof initial);
-    h->n_bytes = 0;
-    h->n_block = 0;
+    memcpy(ctx->state, initial, sizeof initial);
+    ctx->n_bytes = 0;
+    ctx->n_block_bytes = 0;
 }
 
-void qh_sha256_update(qh_sha256 *h, const void *data, size_t n_bytes)
+void qd_sha256_update(qd_sha256_ctx *ctx, const void *data, size_t n_bytes)
 {
     const uint8_t *p = data;
-    h->n_bytes += n_bytes;
+    ctx->n_bytes += n_bytes;
     while (n_bytes > 0) {
-        size_t take = 64 - h->n_block < n_bytes ? 64 - h->n_block : n_bytes;
-        memcpy(h->block + h->n_block, p, take);
-        h->n_block += take;
+        size_t take = 64 - ctx->n_block_bytes;
+        if (take > n_bytes)
+            take = n_bytes;
+        memcpy(ctx->block + ctx->n_block_bytes, p, take);
+        ctx->n_block_bytes += take;
         p += take;
         n_bytes -= take;
-        if (h->n_block == 64) {
-            compress(h->state, h->block);
-            h->n_block = 0;
+        if (ctx->n_block_bytes == 64) {
+            compress(ctx->state, ctx->block);
+            ctx->n_block_bytes = 0;
         }
     }
 }
 
-void qh_sha256_hex(qh_sha256 *h, char hex[65])
+void qd_sha256_final(qd_sha256_ctx *ctx, uint8_t digest[32])
 {
-    uint64_t n_bits = h->n_bytes * 8;
-    uint8_t pad[72] = {0x80};
-    size_t n_pad = (h->n_block < 56 ? 56 : 120) - h->n_block;
+    uint64_t n_bits = ctx->n_bytes * 8;
+    uint8_t pad = 0x80;
+    qd_sha256_update(ctx, &pad, 1);
+    pad = 0;
+    while (ctx->n_block_bytes != 56)
+        qd_sha256_update(ctx, &pad, 1);
+    uint8_t length[8];
     for (int i = 0; i < 8; i++)
-        pad[n_pad + i] = (uint8_t)(n_bits >> (56 - 8 * i));
-    qh_sha256_update(h, pad, n_pad + 8);
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 8 * i, 9, "%08x", h->state[i]);
+        length[i] = (uint8_t)(n_bits >> (56 - 8 * i));
+    qd_sha256_update(ctx, length, 8);
+    for (int i = 0; i < 8; i++) {
+        digest[4 * i] = (uint8_t)(ctx->state[i] >> 24);
+        digest[4 * i + 1] = (uint8_t)(ctx->state[i] >> 16);
+        digest[4 * i + 2] = (uint8_t)(ctx->state[i] >> 8);
+        digest[4 * i + 3] = (uint8_t)ctx->state[i];
+    }
 }
 
-qe_status qh_sha256_file(const char *path, char hex[65], qe_error *err)
+void qd_sha256_hex(const uint8_t digest[32], char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+qe_status qd_sha256_file(const char *path, char hex[65], qe_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return qe_fail(err, QE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    qh_sha256 h;
-    qh_sha256_init(&h);
+    qd_sha256_ctx ctx;
+    qd_sha256_init(&ctx);
     uint8_t buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        qh_sha256_update(&h, buf, n);
+        qd_sha256_update(&ctx, buf, n);
     int failed = ferror(f);
     fclose(f);
     if (failed)
         return qe_fail(err, QE_EIO, "%s: read error", path);
-    qh_sha256_hex(&h, hex);
+    uint8_t digest[32];
+    qd_sha256_final(&ctx, digest);
+    qd_sha256_hex(digest, hex);
     return QE_OK;
 }
