@@ -24,3 +24,5 @@ qe_status qe_tokenizer_build(const qe_tokenizer_spec *spec, qe_tokenizer **out, 
     *out = NULL;
     return QE_OK; /* no tokenizer yet */
 }
+int qe_tokenizer_n_vocab(const qe_tokenizer *tok) { return 0; }
+int qe_tokenizer_token_id(const qe_tokenizer *tok, const char *text) { return -1; }
