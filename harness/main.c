@@ -8,6 +8,7 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"model", "list, fetch and locate models by short name", qh_cmd_model},
     {"runs", "list the runs in a results file", qh_cmd_runs},
     {"merge", "combine the result files of a sharded run", qh_cmd_merge},
     {"requests", "write the requests a task makes, one JSON line each", qh_cmd_requests},
