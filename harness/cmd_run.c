@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "device.h"
+#include "model_cache.h"
 #include "run.h"
 #include "run_summary.h"
 
@@ -214,9 +215,9 @@ int qh_cmd_run(int argc, char **argv)
         if (qe_variant_parse(variants[v], &parsed, &err) != QE_OK)
             return qh_report_error(&err);
     }
-    char resolved_model[4096];
+    char *resolved_model = NULL;
     qe_error err = {0};
-    if (qh_resolve_model(o.model, resolved_model, sizeof resolved_model, &err) != QE_OK)
+    if (qh_model_resolve(o.model, &resolved_model, &err) != QE_OK)
         return qh_report_error(&err);
     o.model = resolved_model;
     char *command_line = command_line_json(argc, argv);
@@ -250,5 +251,6 @@ int qh_cmd_run(int argc, char **argv)
     qh_store_close(store);
     free(command_line);
     free(stored_options);
+    free(resolved_model);
     return exit_code;
 }
