@@ -30,7 +30,7 @@ qe_status qt_task_doc(const qt_task *task, int doc_index, const qt_subtask **sub
     return QE_OK;
 }
 
-static long doc_line(const qt_subtask *st, const cJSON *doc, const qd_table *table, cJSON *const *records, int n)
+static long doc_line(const cJSON *doc, const qd_table *table, cJSON *const *records, int n)
 {
     for (int i = 0; i < n; i++)
         if (records[i] == doc)
@@ -40,10 +40,10 @@ static long doc_line(const qt_subtask *st, const cJSON *doc, const qd_table *tab
 
 static qe_status doc_error(const qt_subtask *st, const cJSON *doc, qe_error *err, const char *what, const char *field)
 {
-    long line = doc_line(st, doc, &st->test, st->docs, st->n_docs);
+    long line = doc_line(doc, &st->test, st->docs, st->n_docs);
     const char *path = st->test_path;
     if (!line && st->shots) {
-        line = doc_line(st, doc, st->fewshot_path ? &st->fewshot : &st->test, st->shots, st->n_shots);
+        line = doc_line(doc, st->fewshot_path ? &st->fewshot : &st->test, st->shots, st->n_shots);
         if (st->fewshot_path)
             path = st->fewshot_path;
     }
@@ -78,8 +78,7 @@ qe_status qt_task_choices(const qt_task *task, const qt_subtask *subtask, const 
     return QE_OK;
 }
 
-/* Index of the right choice (multiple choice with a single gold answer). */
-static qe_status gold_index(const qt_task *task, const qt_subtask *st, const cJSON *doc, const char *const *choices,
+qe_status qt_task_gold(const qt_task *task, const qt_subtask *st, const cJSON *doc, const char *const *choices,
                             int n_choices, int *out, qe_error *err)
 {
     *out = 0;
@@ -124,7 +123,7 @@ static qe_status shot_target(const qt_task *task, const qt_subtask *st, const cJ
     qe_status rc = qt_task_choices(task, st, shot, &choices, &n_choices, err);
     if (rc != QE_OK)
         return rc;
-    if ((rc = gold_index(task, st, shot, choices, n_choices, &gold, err)) == QE_OK)
+    if ((rc = qt_task_gold(task, st, shot, choices, n_choices, &gold, err)) == QE_OK)
         *out = strdup(choices[gold]);
     free(choices);
     if (rc == QE_OK && !*out)
