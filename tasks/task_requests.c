@@ -147,17 +147,22 @@ static qe_status fewshot_block(const qt_task *task, qt_subtask *st, int doc_id, 
                                qe_error *err)
 {
     int k = task->num_fewshot, n_samples = k + (task->fewshot_same_split ? 1 : 0);
-    int picked[n_samples > 0 ? n_samples : 1];
-    qe_status rc;
+    int *picked = malloc((size_t)n_samples * sizeof *picked);
+    if (!picked)
+        return qe_fail(err, QE_ENOMEM, "out of memory drawing %d few-shot examples", n_samples);
+    qe_status rc = QE_OK;
     if (!task->sampler_first_n && doc_id < st->next_doc) {
         qt_pyrandom_seed(&st->rng, task->seed);
         st->next_doc = 0;
     }
-    for (; st->next_doc < doc_id; st->next_doc++) /* replay the draws of skipped documents */
-        if ((rc = draw(task, st, picked, n_samples, err)) != QE_OK)
-            return rc;
-    if ((rc = draw(task, st, picked, n_samples, err)) != QE_OK)
+    for (; st->next_doc < doc_id && rc == QE_OK; st->next_doc++) /* replay the draws of skipped documents */
+        rc = draw(task, st, picked, n_samples, err);
+    if (rc == QE_OK)
+        rc = draw(task, st, picked, n_samples, err);
+    if (rc != QE_OK) {
+        free(picked);
         return rc;
+    }
     st->next_doc = doc_id + 1;
     int n_used = 0;
     for (int i = 0; i < n_samples && n_used < k; i++) {
@@ -175,10 +180,11 @@ static qe_status fewshot_block(const qt_task *task, qt_subtask *st, int doc_id, 
         free(text);
         free(target);
         if (rc != QE_OK)
-            return rc;
+            break;
         n_used++;
     }
-    return QE_OK;
+    free(picked);
+    return rc;
 }
 
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err)

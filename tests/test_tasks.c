@@ -95,6 +95,22 @@ static void test_shared(const char *shared)
         CHECK_INT_EQ(counts[i].n_docs, qt_task_n_docs(task));
         qt_task_free(task);
     }
+    /* The random sampler's draws depend on the document's position, not on the call order. */
+    qt_task *gsm8k = load("gsm8k", NULL, -1, &err);
+    if (gsm8k) {
+        qt_request in_order[3], again;
+        for (int i = 0; i < 3; i++)
+            CHECK_INT_EQ(QE_OK, qt_task_build_request(gsm8k, i, &in_order[i], &err));
+        const int order[] = {2, 0, 1, 2};
+        for (int k = 0; k < 4; k++) {
+            CHECK_INT_EQ(QE_OK, qt_task_build_request(gsm8k, order[k], &again, &err));
+            CHECK_STR_EQ(in_order[order[k]].context, again.context);
+            qt_request_clear(&again);
+        }
+        for (int i = 0; i < 3; i++)
+            qt_request_clear(&in_order[i]);
+        qt_task_free(gsm8k);
+    }
     /* MMLU dev has 5 rows a subject: asking for 6 shots fails clearly. */
     CHECK(load("mmlu", "anatomy", 6, &err) == NULL);
     CHECK(strstr(err.msg, "mmlu_anatomy: 6 few-shot examples asked for, the dev split has 5") != NULL);
