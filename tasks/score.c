@@ -176,11 +176,21 @@ qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *res
     return QE_OK;
 }
 
+int qt_task_n_values(const qt_task *task) { return task->n_keys; }
+
+void qt_task_value_name(const qt_task *task, int k, const char **metric, const char **filter)
+{
+    const qt_metric_key *key = &task->keys[k];
+    *metric = task->metrics[key->metric].name;
+    *filter = key->filter >= 0 ? task->filters[key->filter].name : "none";
+}
+
 static void fill_names(const qt_task *task, int key, qt_metric_row *row)
 {
-    const qt_metric_key *k = &task->keys[key];
-    snprintf(row->metric, sizeof row->metric, "%s", task->metrics[k->metric].name);
-    snprintf(row->filter, sizeof row->filter, "%s", k->filter >= 0 ? task->filters[k->filter].name : "none");
+    const char *metric, *filter;
+    qt_task_value_name(task, key, &metric, &filter);
+    snprintf(row->metric, sizeof row->metric, "%s", metric);
+    snprintf(row->filter, sizeof row->filter, "%s", filter);
 }
 
 /* Size-weighted mean and pooled stderr over the subtask rows in members[]. */

@@ -187,6 +187,8 @@ static qe_status fewshot_block(const qt_task *task, qt_subtask *st, int doc_id, 
     return rc;
 }
 
+qt_request_type qt_task_request_type(const qt_task *task) { return task->type; }
+
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err)
 {
     memset(out, 0, sizeof *out);
