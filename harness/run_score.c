@@ -8,14 +8,14 @@
 
 #include "stats.h"
 
-/* The stored name of value k of a document: "acc", or "exact_match,strict-match" as
- * lm-evaluation-harness names a metric under a filter. */
-static void key_name(const qt_metric_row *row, char *name, size_t size)
+/* The stored name of a value: "acc", or "exact_match,strict-match" as lm-evaluation-harness
+ * names a metric under a filter. */
+static void key_name(const char *metric, const char *filter, char *name, size_t size)
 {
-    if (!strcmp(row->filter, "none"))
-        snprintf(name, size, "%s", row->metric);
+    if (!filter || !strcmp(filter, "none"))
+        snprintf(name, size, "%s", metric);
     else
-        snprintf(name, size, "%s,%s", row->metric, row->filter);
+        snprintf(name, size, "%s,%s", metric, filter);
 }
 
 qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_index, const qh_doc_record *record,
@@ -23,26 +23,24 @@ qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_inde
 {
     *filtered = *outcome_json = NULL;
     qt_response response = qh_doc_record_response(record);
-    double values[16];
+    double values[64];
     int n_values = 0;
+    if (qt_task_n_values(task) > 64)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: more than 64 metric values per document", qt_task_name(task));
     qe_status rc = qt_scores_add(scores, doc_index, &response, values, &n_values, err);
     if (rc != QE_OK)
         return rc;
-    /* The names of a document's values are those of the first subtask's rows, in order. */
-    qt_metric_row *rows = NULL;
-    int n_rows = 0;
-    if ((rc = qt_scores_aggregate(scores, &rows, &n_rows, err)) != QE_OK)
-        return rc;
     cJSON *outcome = cJSON_CreateObject();
-    for (int k = 0; k < n_values && k < n_rows; k++) {
+    for (int k = 0; k < n_values; k++) {
         char name[80];
-        key_name(&rows[k], name, sizeof name);
+        const char *metric, *filter;
+        qt_task_value_name(task, k, &metric, &filter);
+        key_name(metric, filter, name, sizeof name);
         if (isnan(values[k]))
             cJSON_AddNullToObject(outcome, name);
         else
             cJSON_AddNumberToObject(outcome, name, values[k]);
     }
-    free(rows);
     *outcome_json = cJSON_PrintUnformatted(outcome);
     cJSON_Delete(outcome);
     if (record->type == QT_REQUEST_LOGLIKELIHOOD) {
@@ -70,16 +68,6 @@ typedef struct {
     qe_error *err;
     qe_status rc;
 } score_walk;
-
-static qt_request_type task_request_type(const qt_task *task)
-{
-    qt_request request = {0};
-    qt_request_type type = QT_REQUEST_LOGLIKELIHOOD;
-    if (qt_task_n_docs(task) > 0 && qt_task_build_request((qt_task *)task, 0, &request, NULL) == QE_OK)
-        type = request.type;
-    qt_request_clear(&request);
-    return type;
-}
 
 static int add_stored_sample(const qh_sample_row *row, void *ctx)
 {
@@ -170,7 +158,7 @@ qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, co
     if (rc != QE_OK)
         return rc;
     const char *task_name = qt_task_name(task);
-    score_walk walk = {task, scores, task_request_type(task), err, QE_OK};
+    score_walk walk = {task, scores, qt_task_request_type(task), err, QE_OK};
     rc = qh_store_each_sample(store, run_id, variant, task_name, add_stored_sample, &walk, err);
     if (walk.rc != QE_OK)
         rc = walk.rc;
@@ -186,7 +174,7 @@ qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, co
     for (int r = 0; rc == QE_OK && r < n_rows; r++) {
         if (rows[r].n == 0)
             continue;
-        key_name(&rows[r], names[n_out], sizeof names[n_out]);
+        key_name(rows[r].metric, rows[r].filter, names[n_out], sizeof names[n_out]);
         out[n_out] = (qh_task_result_row){
             .run_id = run_id, .variant = variant, .task = rows[r].task, .metric = names[n_out],
             .value = rows[r].value, .std_error = rows[r].stderr_value, .n = rows[r].n,
