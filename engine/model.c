@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "file_util.h"
+#include "gguf_model.h"
 
 static qe_status keep_owned(qe_model *m, void *buf, qe_error *err)
 {
@@ -120,13 +121,12 @@ static qe_status load_layer(qe_model *m, int i, qe_layer *layer, qe_error *err)
 static void count_params(qe_model *m)
 {
     m->n_params = 0;
-    for (int f = 0; f < m->weights.n_files; f++)
-        for (int i = 0; i < qe_safetensors_count(m->weights.files[f]); i++) {
-            const qe_tensor_view *t = qe_safetensors_at(m->weights.files[f], i);
-            if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight"))
-                continue; /* a tied head is the embedding, counted once */
-            m->n_params += t->n_elements;
-        }
+    for (int i = 0; i < qe_weight_set_count(&m->weights); i++) {
+        const qe_tensor_view *t = qe_weight_set_at(&m->weights, i);
+        if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight"))
+            continue; /* a tied head is the embedding, counted once */
+        m->n_params += t->n_elements;
+    }
 }
 
 static uint64_t resident_bytes(const qe_model *m)
@@ -198,7 +198,7 @@ static void fill_info(qe_model *m)
     /* transformers counts parameters x element size of the loaded dtype (fp32 here) */
     info->hf_footprint_bytes = m->n_params * sizeof(float);
     info->estimate_bytes = m->n_params * sizeof(float);
-    info->source_note = "";
+    info->source_note = m->source_note ? m->source_note : "";
 }
 
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
@@ -218,8 +218,13 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     m->compute_dtype = QE_DTYPE_F32;
     qe_status rc;
     char tok_path[4096];
-    if ((rc = qe_model_config_load(path, &m->cfg, err)) || (rc = qe_weight_set_open(path, &m->weights, err)) ||
-        (!options->metadata_only && (rc = load_weights(m, err))))
+    size_t path_len = strlen(path);
+    bool is_gguf = path_len > 5 && !strcmp(path + path_len - 5, ".gguf");
+    if (is_gguf)
+        rc = qe_gguf_model_open(path, &m->cfg, &m->weights, &m->tokenizer, &m->source_note, err);
+    else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
+        rc = qe_weight_set_open(path, &m->weights, err);
+    if (rc || (!options->metadata_only && (rc = load_weights(m, err))))
         goto fail;
     m->is_runnable = !options->metadata_only;
     m->max_context = options->max_context > 0 && options->max_context < m->cfg.max_context ? options->max_context
@@ -233,9 +238,9 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if ((rc = qe_path_join(tok_path, sizeof tok_path, path, "tokenizer.json", err)))
+    if (!is_gguf && (rc = qe_path_join(tok_path, sizeof tok_path, path, "tokenizer.json", err)))
         goto fail;
-    if (qe_file_exists(tok_path) && (rc = qe_tokenizer_load_hf(path, &m->tokenizer, err)))
+    if (!is_gguf && qe_file_exists(tok_path) && (rc = qe_tokenizer_load_hf(path, &m->tokenizer, err)))
         goto fail;
     count_params(m);
     m->resident_bytes = m->is_runnable ? resident_bytes(m) : 0;
@@ -283,29 +288,18 @@ void qe_model_free(qe_model *m)
 
 void qe_model_get_info(const qe_model *model, qe_model_info *info) { *info = model->info; }
 
-int qe_model_n_tensors(const qe_model *model)
-{
-    int n = 0;
-    for (int f = 0; f < model->weights.n_files; f++)
-        n += qe_safetensors_count(model->weights.files[f]);
-    return n;
-}
+int qe_model_n_tensors(const qe_model *model) { return qe_weight_set_count(&model->weights); }
 
 qe_status qe_model_tensor_info(const qe_model *model, int index, qe_tensor_info *info, qe_error *err)
 {
-    for (int f = 0; f < model->weights.n_files; f++) {
-        int n = qe_safetensors_count(model->weights.files[f]);
-        if (index < n) {
-            const qe_tensor_view *t = qe_safetensors_at(model->weights.files[f], index);
-            info->name = t->name;
-            info->dtype = qe_dtype_name(t->dtype);
-            info->n_dims = t->n_dims;
-            memcpy(info->shape, t->shape, sizeof info->shape);
-            info->n_elements = t->n_elements;
-            info->n_bytes = t->n_bytes;
-            return QE_OK;
-        }
-        index -= n;
-    }
-    return qe_fail(err, QE_EINVAL, "%s: tensor index out of range", model->path);
+    const qe_tensor_view *t = qe_weight_set_at(&model->weights, index);
+    if (!t)
+        return qe_fail(err, QE_EINVAL, "%s: tensor index out of range", model->path);
+    info->name = t->name;
+    info->dtype = qe_dtype_name(t->dtype);
+    info->n_dims = t->n_dims;
+    memcpy(info->shape, t->shape, sizeof info->shape);
+    info->n_elements = t->n_elements;
+    info->n_bytes = t->n_bytes;
+    return QE_OK;
 }

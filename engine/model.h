@@ -51,6 +51,7 @@ struct qe_model {
     int32_t *cached_ids;          /* [kv_capacity] */
 
     qe_tokenizer *tokenizer;      /* NULL when the directory has no tokenizer.json */
+    const char *source_note;      /* static: "fp32 from Q4_1" for a dequantized GGUF; NULL otherwise */
     qe_model_info info;
 };
 

@@ -19,3 +19,10 @@ qe_status qe_tokenizer_decode(const qe_tokenizer *tok, const int32_t *ids, int n
 int qe_tokenizer_bos_id(const qe_tokenizer *tok) { return -1; }
 int qe_tokenizer_eos_id(const qe_tokenizer *tok) { return -1; }
 bool qe_tokenizer_adds_bos(const qe_tokenizer *tok) { return false; }
+qe_status qe_tokenizer_build(const qe_tokenizer_spec *spec, qe_tokenizer **out, qe_error *err)
+{
+    *out = NULL;
+    return QE_OK; /* no tokenizer yet */
+}
+int qe_tokenizer_n_vocab(const qe_tokenizer *tok) { return 0; }
+int qe_tokenizer_token_id(const qe_tokenizer *tok, const char *text) { return -1; }

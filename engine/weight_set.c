@@ -104,6 +104,12 @@ void qe_weight_set_close(qe_weight_set *set)
     for (int i = 0; i < set->n_files; i++)
         qe_safetensors_close(set->files[i]);
     free(set->files);
+    for (int i = 0; i < set->n_memory; i++) {
+        free((void *)set->memory[i].name);
+        free((void *)set->memory[i].data);
+    }
+    free(set->memory);
+    free(set->memory_source);
     memset(set, 0, sizeof *set);
 }
 
@@ -114,5 +120,27 @@ const qe_tensor_view *qe_weight_set_find(const qe_weight_set *set, const char *n
         if (t)
             return t;
     }
+    for (int i = 0; i < set->n_memory; i++)
+        if (!strcmp(set->memory[i].name, name))
+            return &set->memory[i];
     return NULL;
+}
+
+int qe_weight_set_count(const qe_weight_set *set)
+{
+    int n = set->n_memory;
+    for (int f = 0; f < set->n_files; f++)
+        n += qe_safetensors_count(set->files[f]);
+    return n;
+}
+
+const qe_tensor_view *qe_weight_set_at(const qe_weight_set *set, int index)
+{
+    for (int f = 0; f < set->n_files; f++) {
+        int n = qe_safetensors_count(set->files[f]);
+        if (index < n)
+            return qe_safetensors_at(set->files[f], index);
+        index -= n;
+    }
+    return index >= 0 && index < set->n_memory ? &set->memory[index] : NULL;
 }
