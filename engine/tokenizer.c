@@ -238,8 +238,8 @@ static qe_status build_added(qe_tokenizer *tok, const qe_tokenizer_spec *spec, q
         if (a.id < 0 || a.id >= spec->n_vocab)
             return qe_fail(err, QE_EFORMAT, "added token %d has id %d outside the vocabulary of %d", i, a.id,
                            spec->n_vocab);
-        if (!a.content || !a.content[0])
-            return qe_fail(err, QE_EFORMAT, "added token %d (id %d) has empty content", i, a.id);
+        if (!a.content || !a.content[0] || !qe_is_valid_utf8(a.content, strlen(a.content)))
+            return qe_fail(err, QE_EFORMAT, "added token %d (id %d) has empty or non-UTF-8 content", i, a.id);
         a.content = strdup(a.content);
         if (!a.content)
             return qe_fail(err, QE_ENOMEM, "out of memory for added tokens");
@@ -610,13 +610,8 @@ qe_status qe_tokenizer_encode(const qe_tokenizer *tok, const char *text, size_t 
                               int32_t **ids, int *n_ids, qe_error *err)
 {
     *ids = NULL, *n_ids = 0;
-    for (size_t at = 0; at < text_len;) {
-        uint32_t cp;
-        int n = qe_utf8_decode((const uint8_t *)text + at, text_len - at, &cp);
-        if (n <= 0)
-            return qe_fail(err, QE_EINVAL, "text to encode is not valid UTF-8 at byte %zu", at);
-        at += n;
-    }
+    if (!qe_is_valid_utf8(text, text_len))
+        return qe_fail(err, QE_EINVAL, "text to encode is not valid UTF-8");
     id_list out = {0};
     bpe_work w = {0};
     qe_pieces pieces = {0};

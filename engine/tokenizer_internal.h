@@ -35,6 +35,7 @@ int qe_unicode_to_byte(uint32_t cp);
 /* Length of the valid UTF-8 character at s[0..len), or 0 when invalid; *cp gets the code point. */
 int qe_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);
 int qe_utf8_encode(uint32_t cp, char out[4]);
+bool qe_is_valid_utf8(const char *s, size_t len);
 bool qe_is_unicode_space(uint32_t cp); /* Rust's char::is_whitespace (Unicode White_Space) */
 
 #endif

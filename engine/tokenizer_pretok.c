@@ -75,6 +75,18 @@ int qe_utf8_encode(uint32_t cp, char out[4])
     return (int)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)out);
 }
 
+bool qe_is_valid_utf8(const char *s, size_t len)
+{
+    for (size_t at = 0; at < len;) {
+        uint32_t cp;
+        int n = qe_utf8_decode((const uint8_t *)s + at, len - at, &cp);
+        if (n <= 0)
+            return false;
+        at += n;
+    }
+    return true;
+}
+
 bool qe_is_unicode_space(uint32_t cp)
 {
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
@@ -207,7 +219,7 @@ static qe_status compile_split(op *o, const char *pattern, bool literal, qe_erro
 {
     int code;
     PCRE2_SIZE at;
-    uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
+    uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     o->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, options, &code, &at, NULL);
     if (!o->code) {
         PCRE2_UCHAR msg[256];
@@ -313,10 +325,14 @@ qe_status qe_pretok_compile(const qe_tokenizer_spec *spec, qe_pretok **out, qe_e
         }
         }
     }
-    for (int i = 0; i < p->n_ops && rc == QE_OK; i++)
-        if ((p->ops[i].kind == OP_PREFIX && !p->ops[i].text) ||
-            (p->ops[i].kind == OP_REPLACE && (!p->ops[i].text || !p->ops[i].replacement)))
+    for (int i = 0; i < p->n_ops && rc == QE_OK; i++) {
+        const op *o = &p->ops[i];
+        if ((o->kind == OP_PREFIX && !o->text) || (o->kind == OP_REPLACE && (!o->text || !o->replacement)))
             rc = qe_fail(err, QE_ENOMEM, "out of memory compiling the pre-tokenizer");
+        else if ((o->text && !qe_is_valid_utf8(o->text, strlen(o->text))) ||
+                 (o->replacement && !qe_is_valid_utf8(o->replacement, strlen(o->replacement))))
+            rc = qe_fail(err, QE_EFORMAT, "normalizer or pre-tokenizer text is not valid UTF-8");
+    }
     if (rc != QE_OK) {
         qe_pretok_free(p);
         return rc;
