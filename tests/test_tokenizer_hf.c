@@ -148,58 +148,6 @@ static void test_spm_features(void)
     qe_tokenizer_free(tok);
 }
 
-/* 256 byte tokens in GPT-2's alphabet plus "a'" (id 256), for the pre-tokenizer's effect. */
-static void test_byte_level_named_regex(void)
-{
-    char *tokens[257];
-    for (int b = 0; b < 256; b++) {
-        unsigned cp = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE) ? (unsigned)b : 0;
-        if (!cp) {
-            unsigned n = 0;
-            for (int k = 0; k < b; k++)
-                n += !((k >= '!' && k <= '~') || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE));
-            cp = 256 + n;
-        }
-        tokens[b] = malloc(4);
-        if (cp < 0x80) {
-            tokens[b][0] = (char)cp, tokens[b][1] = 0;
-        } else {
-            tokens[b][0] = (char)(0xC0 | cp >> 6), tokens[b][1] = (char)(0x80 | (cp & 0x3F)), tokens[b][2] = 0;
-        }
-    }
-    tokens[256] = "a'";
-    const char *merges[] = {"a '"};
-    qe_tokenizer_spec spec = {.kind = QE_TOKENIZER_BYTE_BPE, .n_vocab = 257, .tokens = (const char *const *)tokens,
-                              .n_merges = 1, .merges = merges, .bos_id = -1, .eos_id = -1, .unk_id = -1, .pad_id = -1};
-    qe_tokenizer *tok = NULL;
-    qe_error err = {0};
-    CHECK_INT_EQ(QE_OK, qe_tokenizer_build(&spec, &tok, &err));
-    if (tok)
-        EXPECT_IDS(tok, "a's", false, 256, 's'); /* no pre-tokenizer: the merge applies */
-    qe_tokenizer_free(tok);
-    const char *names[] = {"gpt2", "llama3", "llama-bpe", "qwen2", "smollm"};
-    for (int i = 0; i < 5; i++) {
-        spec.pre_tokenizer = names[i];
-        tok = NULL;
-        CHECK_INT_EQ(QE_OK, qe_tokenizer_build(&spec, &tok, &err));
-        if (tok)
-            EXPECT_IDS(tok, "a's", false, 'a', '\'', 's'); /* "a" | "'s": the merge is cut */
-        qe_tokenizer_free(tok);
-    }
-    const char *patterns[4];
-    CHECK_INT_EQ(2, qe_tokenizer_named_regexes("smollm", patterns, 4));
-    CHECK_STR_EQ("\\p{N}", patterns[0]);
-    spec.pre_tokenizer = "no-such-pre";
-    CHECK_INT_EQ(QE_EUNSUPPORTED, qe_tokenizer_build(&spec, &tok, &err));
-    spec.pre_tokenizer = NULL;
-    spec.n_vocab = 200; /* bytes missing */
-    spec.n_merges = 0;
-    CHECK_INT_EQ(QE_EFORMAT, qe_tokenizer_build(&spec, &tok, &err));
-    CHECK(strstr(err.msg, "byte") != NULL);
-    for (int b = 0; b < 256; b++)
-        free(tokens[b]);
-}
-
 static void test_hostile(void)
 {
     char json[4096];
@@ -260,7 +208,6 @@ int main(void)
         return 1;
     }
     test_spm_features();
-    test_byte_level_named_regex();
     test_hostile();
     rmdir(dir);
     return check_summary();
