@@ -89,6 +89,7 @@ static qe_status build_vocab(qe_tokenizer *tok, const qe_tokenizer_spec *spec, q
         return qe_fail(err, QE_ENOMEM, "out of memory for a %d-token vocabulary", spec->n_vocab);
     memset(tok->vocab_slots, 0xff, (tok->vocab_mask + 1) * sizeof *tok->vocab_slots);
     size_t at = 0;
+    tok->arena_bytes = arena_bytes;
     for (int id = 0; id < spec->n_vocab; id++) {
         const char *s = spec->tokens[id] ? spec->tokens[id] : "";
         size_t len = strlen(s);
@@ -218,6 +219,19 @@ static qe_status build_added(qe_tokenizer *tok, const qe_tokenizer_spec *spec, q
         a.content = strdup(a.content);
         if (!a.content)
             return qe_fail(err, QE_ENOMEM, "out of memory for added tokens");
+        if (tok->text_len[a.id] < 0) { /* not in the model: decode needs its text, BPE must not see it */
+            size_t len = strlen(a.content);
+            char *arena = realloc(tok->text_arena, tok->arena_bytes + len + 1);
+            if (!arena) {
+                free((char *)a.content);
+                return qe_fail(err, QE_ENOMEM, "out of memory for added tokens");
+            }
+            memcpy(arena + tok->arena_bytes, a.content, len + 1);
+            tok->text_arena = arena;
+            tok->text_offset[a.id] = tok->arena_bytes;
+            tok->text_len[a.id] = (int32_t)len;
+            tok->arena_bytes += len + 1;
+        }
         tok->added[tok->n_added++] = a;
         tok->is_special[a.id] = a.is_special;
     }
@@ -281,7 +295,8 @@ qe_status qe_tokenizer_build(const qe_tokenizer_spec *spec, qe_tokenizer **out, 
     tok->ignore_merges = spec->ignore_merges;
     tok->byte_fallback = spec->byte_fallback;
     tok->fuse_unk = spec->fuse_unk;
-    tok->decode_strip_space = spec->decode_strip_space;
+    tok->decode_space_rule = spec->decode_space_rule;
+    tok->decode_keeps_byte_tokens = spec->decode_keeps_byte_tokens;
     tok->bos_id = spec->bos_id, tok->eos_id = spec->eos_id;
     tok->unk_id = spec->unk_id, tok->pad_id = spec->pad_id;
     tok->add_bos = spec->add_bos && spec->bos_id >= 0;
@@ -554,7 +569,23 @@ static qe_status encode_text(const qe_tokenizer *tok, bpe_work *w, qe_pieces *pi
     return QE_OK;
 }
 
-static bool is_word_byte(uint8_t c) { return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c == '_'; }
+/* HF's single_word test: is the character before / after a match a word character? */
+static bool word_char_before(const char *text, size_t at)
+{
+    if (at == 0)
+        return false;
+    size_t start = at - 1;
+    while (start > 0 && ((uint8_t)text[start] & 0xC0) == 0x80)
+        start--;
+    uint32_t cp;
+    return qe_utf8_decode((const uint8_t *)text + start, at - start, &cp) > 0 && qe_is_word_char(cp);
+}
+
+static bool word_char_at(const char *text, size_t len, size_t at)
+{
+    uint32_t cp;
+    return at < len && qe_utf8_decode((const uint8_t *)text + at, len - at, &cp) > 0 && qe_is_word_char(cp);
+}
 
 /* The longest added token at text[at..]; NULL when none. */
 static const qe_added_token *match_added(const qe_tokenizer *tok, const char *text, size_t len, size_t at)
@@ -601,8 +632,7 @@ qe_status qe_tokenizer_encode(const qe_tokenizer *tok, const char *text, size_t 
             continue;
         }
         size_t start = at, stop = at + strlen(a->content);
-        if (a->single_word && ((start > 0 && is_word_byte(text[start - 1])) ||
-                               (stop < text_len && is_word_byte(text[stop])))) {
+        if (a->single_word && (word_char_before(text, start) || word_char_at(text, text_len, stop))) {
             at = stop; /* the match is used up, as Aho-Corasick's non-overlapping search does */
             continue;
         }
@@ -650,5 +680,9 @@ bool qe_tokenizer_adds_bos(const qe_tokenizer *tok) { return tok->add_bos; }
 
 int qe_tokenizer_token_id(const qe_tokenizer *tok, const char *text)
 {
-    return vocab_find(tok, text, strlen(text));
+    int id = vocab_find(tok, text, strlen(text));
+    for (int i = 0; id < 0 && i < tok->n_added; i++)
+        if (strcmp(tok->added[i].content, text) == 0)
+            id = tok->added[i].id;
+    return id;
 }

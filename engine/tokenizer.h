@@ -61,12 +61,18 @@ typedef struct {
     bool single_word;  /* only matches when not inside a word                                     */
 } qe_added_token;
 
+typedef enum {
+    QE_DECODE_KEEP_SPACE,       /* "▁" -> " " everywhere                                               */
+    QE_DECODE_STRIP_ONE_SPACE,  /* then one leading " " of the whole text goes (HF's Strip decoder)    */
+    QE_DECODE_METASPACE_FIRST,  /* every "▁" of the first token goes (HF's Metaspace decoder)          */
+} qe_decode_space_rule;
+
 /* Everything a front-end hands over; the tokenizer copies what it keeps. */
 typedef struct {
     qe_tokenizer_kind kind;
     int n_vocab;
     const char *const *tokens;      /* [n_vocab] token text (byte-level: in the unicode-mapped alphabet);
-                                       ids with no token may be NULL (holes in a JSON vocab)            */
+                                       NULL for ids the BPE model lacks (holes, or added tokens only)   */
     const float *scores;            /* [n_vocab] SPM scores, or NULL (then merges rank pairs)            */
     const int32_t *token_types;     /* [n_vocab] qe_token_type, or NULL (all normal)                    */
     int n_merges;
@@ -86,7 +92,8 @@ typedef struct {
                                        CONTROL (special) and USER_DEFINED tokens of token_types are */
     bool byte_fallback;             /* SPM: unknown characters become <0xNN> tokens                       */
     bool fuse_unk;                  /* consecutive unknown characters give one unk                        */
-    bool decode_strip_space;        /* SPM decode: drop one leading space (Strip / Metaspace decoder)     */
+    qe_decode_space_rule decode_space_rule; /* SPM decode: what happens to the leading space           */
+    bool decode_keeps_byte_tokens;  /* SPM decode: <0xNN> stay text (no ByteFallback decoder)             */
     int bos_id, eos_id, unk_id, pad_id;  /* -1 when absent                                             */
     bool add_bos, add_eos;          /* what add_special=true adds                                         */
 } qe_tokenizer_spec;

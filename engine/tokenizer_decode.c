@@ -95,47 +95,50 @@ static bool decode_byte_level(const qe_tokenizer *tok, const int32_t *ids, int n
     return ok;
 }
 
-/* HF's SentencePiece decoders: "▁" -> " ", runs of <0xNN> -> their bytes (or one U+FFFD per
- * byte when not valid UTF-8), concatenated, then one leading space stripped. */
+/* Appends a run of <0xNN> bytes as HF's ByteFallback decoder does: the bytes when they are
+ * valid UTF-8, else one U+FFFD per byte. */
+static bool flush_bytes(byte_buf *out, byte_buf *pending)
+{
+    bool ok = true;
+    if (qe_is_valid_utf8(pending->data, pending->len))
+        ok = buf_append(out, pending->data, pending->len);
+    else
+        for (size_t k = 0; k < pending->len && ok; k++)
+            ok = buf_append(out, REPLACEMENT_CHAR, 3);
+    pending->len = 0;
+    return ok;
+}
+
+/* HF's SentencePiece decoders: Replace("▁", " ") + ByteFallback + Fuse + Strip(" ", 1, 0), or
+ * Metaspace (whose first token loses every "▁"). */
 static bool decode_spm(const qe_tokenizer *tok, const int32_t *ids, int n_ids, bool skip_special, byte_buf *out)
 {
-    uint8_t pending[64];
-    int n_pending = 0;
-    bool ok = buf_append(out, "", 0);
-    for (int i = 0; i <= n_ids && ok; i++) {
-        int id = i < n_ids ? ids[i] : -1;
-        if (id >= 0 && (tok->text_len[id] < 0 || (skip_special && tok->is_special[id])))
+    byte_buf pending = {0};
+    bool ok = buf_append(out, "", 0), is_first = true;
+    for (int i = 0; i < n_ids && ok; i++) {
+        int id = ids[i];
+        if (tok->text_len[id] < 0 || (skip_special && tok->is_special[id]))
             continue;
-        int byte = id >= 0 ? tok->byte_of_token[id] : -1;
-        if (byte >= 0 && n_pending < (int)sizeof pending) {
-            pending[n_pending++] = (uint8_t)byte;
-            continue;
-        }
-        if (n_pending > 0) {
-            size_t at = 0;
-            uint32_t cp;
-            int n;
-            while (at < (size_t)n_pending && (n = qe_utf8_decode(pending + at, n_pending - at, &cp)) > 0)
-                at += n;
-            if (at == (size_t)n_pending)
-                ok = buf_append(out, pending, n_pending);
-            else
-                for (int k = 0; k < n_pending && ok; k++)
-                    ok = buf_append(out, REPLACEMENT_CHAR, 3);
-            n_pending = 0;
-        }
-        if (byte >= 0) { /* the run outgrew pending: start a new one */
-            pending[n_pending++] = (uint8_t)byte;
+        int byte = tok->decode_keeps_byte_tokens ? -1 : tok->byte_of_token[id];
+        if (byte >= 0) {
+            uint8_t b = (uint8_t)byte;
+            ok = buf_append(&pending, &b, 1);
+            is_first = false;
             continue;
         }
-        if (id < 0)
-            break;
+        if (pending.len > 0)
+            ok = flush_bytes(out, &pending);
+        bool drops_meta = is_first && tok->decode_space_rule == QE_DECODE_METASPACE_FIRST;
+        is_first = false;
         const char *s = qe_token_text(tok, id);
         for (const char *meta; ok && (meta = strstr(s, "\xe2\x96\x81")); s = meta + 3)
-            ok = buf_append(out, s, meta - s) && buf_append(out, " ", 1);
+            ok = buf_append(out, s, meta - s) && (drops_meta || buf_append(out, " ", 1));
         ok = ok && buf_append(out, s, strlen(s));
     }
-    if (ok && tok->decode_strip_space && out->len > 0 && out->data[0] == ' ') {
+    if (ok && pending.len > 0)
+        ok = flush_bytes(out, &pending);
+    free(pending.data);
+    if (ok && tok->decode_space_rule == QE_DECODE_STRIP_ONE_SPACE && out->len > 0 && out->data[0] == ' ') {
         memmove(out->data, out->data + 1, out->len);
         out->len--;
     }

@@ -22,6 +22,7 @@ typedef struct {
     qe_normalizer_step normalizers[MAX_STEPS];
     qe_pretok_step pretoks[MAX_STEPS];
     bool is_byte_level;
+    bool has_byte_fallback_decoder;
     int template_bos, template_eos; /* from TemplateProcessing, -1 when none */
 } hf_parse;
 
@@ -39,9 +40,12 @@ static bool json_bool(const cJSON *obj, const char *key, bool fallback)
 
 static const char *json_type(const cJSON *obj) { return json_string(obj, "type"); }
 
-/* Linear: only for the few special tokens a file names. */
+/* Linear: only for the few special tokens a file names. Added tokens first, as HF looks. */
 static int find_token(const hf_parse *p, const char *text)
 {
+    for (int i = 0; i < p->spec.n_added; i++)
+        if (strcmp(p->added[i].content, text) == 0)
+            return p->added[i].id;
     for (int id = 0; id < p->spec.n_vocab; id++)
         if (p->tokens[id] && strcmp(p->tokens[id], text) == 0)
             return id;
@@ -199,16 +203,19 @@ static qe_status parse_decoder(hf_parse *p, const cJSON *d, qe_error *err)
     }
     if (strcmp(type, "ByteLevel") == 0) {
         p->is_byte_level = true;
+    } else if (strcmp(type, "ByteFallback") == 0) {
+        p->has_byte_fallback_decoder = true;
     } else if (strcmp(type, "Strip") == 0) {
         const cJSON *start = cJSON_GetObjectItemCaseSensitive(d, "start");
-        p->spec.decode_strip_space = cJSON_IsNumber(start) && start->valuedouble >= 1;
+        if (cJSON_IsNumber(start) && start->valuedouble >= 1)
+            p->spec.decode_space_rule = QE_DECODE_STRIP_ONE_SPACE;
     } else if (strcmp(type, "Metaspace") == 0) {
         qe_prepend_scheme scheme;
         qe_status rc = parse_prepend_scheme(p, d, &scheme, err);
         if (rc != QE_OK)
             return rc;
-        p->spec.decode_strip_space = scheme != QE_PREPEND_NEVER;
-    } else if (strcmp(type, "Replace") != 0 && strcmp(type, "ByteFallback") != 0 && strcmp(type, "Fuse") != 0) {
+        p->spec.decode_space_rule = scheme != QE_PREPEND_NEVER ? QE_DECODE_METASPACE_FIRST : QE_DECODE_KEEP_SPACE;
+    } else if (strcmp(type, "Replace") != 0 && strcmp(type, "Fuse") != 0) {
         /* Replace is taken to be "▁" -> " ", the one SentencePiece tokenizers ship */
         return qe_fail(err, QE_EUNSUPPORTED, "%s: decoder type \"%.80s\" is not supported", p->name, type);
     }
@@ -302,9 +309,6 @@ static qe_status parse_vocab(hf_parse *p, const cJSON *model, const cJSON *added
                            p->tokens[item->valueint], item->string, item->valueint);
         p->tokens[item->valueint] = item->string;
     }
-    for (i = 0; i < n_added; i++)
-        if (!p->tokens[p->added[i].id])
-            p->tokens[p->added[i].id] = p->added[i].content;
     p->spec.n_vocab = n_vocab;
     p->spec.tokens = p->tokens;
     return QE_OK;
@@ -450,6 +454,7 @@ static qe_status load_json(const char *name, const char *json, size_t json_len, 
     }
     if (rc == QE_OK) {
         p.spec.kind = p.is_byte_level ? QE_TOKENIZER_BYTE_BPE : QE_TOKENIZER_SPM_BPE;
+        p.spec.decode_keeps_byte_tokens = !p.has_byte_fallback_decoder;
         rc = qe_tokenizer_build(&p.spec, out, err);
         if (rc != QE_OK)
             qe_fail_context(err, "%s", name);

@@ -13,8 +13,10 @@ struct qe_tokenizer {
     qe_tokenizer_kind kind;
     int n_vocab;
     char *text_arena;          /* all token texts, NUL-separated                        */
+    size_t arena_bytes;
     size_t *text_offset;       /* [n_vocab] offset into text_arena                      */
-    int32_t *text_len;         /* [n_vocab] bytes; -1 for an id with no token            */
+    int32_t *text_len;         /* [n_vocab] bytes; -1 for an id with no token; an added
+                                  token the model lacks has text but is not in vocab_slots */
     float *scores;             /* [n_vocab] or NULL: merge by score instead of by rank   */
     bool *is_special;          /* [n_vocab] decode_ex's skip_special leaves these out   */
     int32_t *vocab_slots;      /* open addressing: token id or -1                        */
@@ -27,7 +29,8 @@ struct qe_tokenizer {
     qe_added_token *added;     /* [n_added] contents owned                              */
     int n_added;
     int first_added[257];      /* added tokens sorted by first byte: [first_added[b], first_added[b+1]) */
-    bool ignore_merges, byte_fallback, fuse_unk, decode_strip_space;
+    bool ignore_merges, byte_fallback, fuse_unk, decode_keeps_byte_tokens;
+    qe_decode_space_rule decode_space_rule;
     int bos_id, eos_id, unk_id, pad_id;
     bool add_bos, add_eos;
     qe_pretok *pretok;
@@ -65,6 +68,7 @@ int qe_unicode_to_byte(uint32_t cp);
 int qe_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);
 int qe_utf8_encode(uint32_t cp, char out[4]);
 bool qe_is_valid_utf8(const char *s, size_t len);
-bool qe_is_unicode_space(uint32_t cp); /* Rust's char::is_whitespace (Unicode White_Space) */
+bool qe_is_unicode_space(uint32_t cp);
+bool qe_is_word_char(uint32_t cp);     /* Rust's char::is_alphanumeric, or '_' */ /* Rust's char::is_whitespace (Unicode White_Space) */
 
 #endif

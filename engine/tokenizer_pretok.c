@@ -87,6 +87,15 @@ bool qe_is_valid_utf8(const char *s, size_t len)
     return true;
 }
 
+bool qe_is_word_char(uint32_t cp)
+{
+    if (cp == '_')
+        return true;
+    utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
+    return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
+           (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
+}
+
 bool qe_is_unicode_space(uint32_t cp)
 {
     return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||

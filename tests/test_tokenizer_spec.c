@@ -85,7 +85,7 @@ static void test_spm_scores(void)
                                        {QE_NORM_REPLACE, " ", "\xe2\x96\x81"}};
     qe_tokenizer_spec spec = {.kind = QE_TOKENIZER_SPM_BPE, .n_vocab = 10, .tokens = tokens, .scores = scores,
                               .token_types = types, .normalizer_steps = norm, .n_normalizer_steps = 2,
-                              .decode_strip_space = true, .bos_id = 1, .eos_id = 2, .unk_id = 0, .pad_id = -1,
+                              .decode_space_rule = QE_DECODE_STRIP_ONE_SPACE, .bos_id = 1, .eos_id = 2, .unk_id = 0, .pad_id = -1,
                               .add_bos = true};
     qe_tokenizer *tok = NULL;
     qe_error err = {0};
