@@ -53,11 +53,13 @@ typedef struct {
     bool split;
 } qe_pretok_step;
 
+/* Matched in the raw text, longest first, before normalizing (HF matches normalized=true tokens
+ * in normalized text instead; the tokenizers qeval meets mark theirs normalized=false). */
 typedef struct {
     const char *content;
     int id;
     bool is_special;   /* skipped by decode when skip_special is set                              */
-    bool lstrip, rstrip;/* the match swallows whitespace to its left / right                     */
+    bool lstrip, rstrip; /* the match swallows whitespace to its left / right                     */
     bool single_word;  /* only matches when not inside a word                                     */
 } qe_added_token;
 
