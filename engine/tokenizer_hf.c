@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file_util.h"
 #include "tokenizer.h"
 
 enum { MAX_VOCAB = 1 << 24, MAX_STEPS = 16 };
@@ -474,53 +475,19 @@ qe_status qe_tokenizer_load_hf_json(const char *name, const char *json, size_t j
     return load_json(name, json, json_len, "tokenizer_config.json", config_json, out, err);
 }
 
-/* Reads a whole file, NUL-terminated; *text is NULL (and QE_OK) when it does not exist and may be missing. */
-static qe_status read_text(const char *path, bool may_be_missing, char **text, size_t *len, qe_error *err)
-{
-    *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (may_be_missing)
-            return QE_OK;
-        return qe_fail(err, QE_EIO, "%s: cannot open", path);
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
-            break;
-        char *grown = realloc(buf, cap * 2);
-        if (!grown) {
-            free(buf);
-            buf = NULL;
-        }
-        buf = grown, cap *= 2;
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf)
-        return qe_fail(err, QE_ENOMEM, "%s: out of memory reading the file", path);
-    if (failed) {
-        free(buf);
-        return qe_fail(err, QE_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return QE_OK;
-}
-
 qe_status qe_tokenizer_load_hf(const char *model_dir, qe_tokenizer **out, qe_error *err)
 {
     *out = NULL;
     char json_path[4096], config_path[4096];
-    snprintf(json_path, sizeof json_path, "%s/tokenizer.json", model_dir);
-    snprintf(config_path, sizeof config_path, "%s/tokenizer_config.json", model_dir);
     char *json = NULL, *config = NULL;
-    size_t json_len = 0, config_len = 0;
-    qe_status rc = read_text(json_path, false, &json, &json_len, err);
+    size_t json_len = 0;
+    qe_status rc = qe_path_join(json_path, sizeof json_path, model_dir, "tokenizer.json", err);
     if (rc == QE_OK)
-        rc = read_text(config_path, true, &config, &config_len, err);
+        rc = qe_path_join(config_path, sizeof config_path, model_dir, "tokenizer_config.json", err);
+    if (rc == QE_OK)
+        rc = qe_read_file(json_path, &json, &json_len, err);
+    if (rc == QE_OK && qe_file_exists(config_path))
+        rc = qe_read_file(config_path, &config, NULL, err);
     if (rc == QE_OK)
         rc = load_json(json_path, json, json_len, config_path, config, out, err);
     free(json);

@@ -2,96 +2,10 @@
  * (ids without special tokens, and their decoding), llama.cpp's test vectors for the same
  * tokenizer.json, and stories260K's SentencePiece-style BPE with BOS from its golden.json.
  * Prints the encode speed over golden.jsonl. */
-#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <time.h>
 
-#include "check.h"
-#include "tokenizer.h"
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(n + 1);
-    if (buf && fread(buf, 1, n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
-}
-
-static bool ids_equal(const cJSON *expected, const int32_t *ids, int n_ids)
-{
-    if (cJSON_GetArraySize(expected) != n_ids)
-        return false;
-    int i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, expected)
-        if (item->valueint != ids[i++])
-            return false;
-    return true;
-}
-
-static void print_ids(const char *what, const int32_t *ids, int n)
-{
-    fprintf(stderr, "  %s:", what);
-    for (int i = 0; i < n && i < 60; i++)
-        fprintf(stderr, " %d", ids[i]);
-    fprintf(stderr, "\n");
-}
-
-static void check_encode(const qe_tokenizer *tok, const char *text, bool add_special, const cJSON *expected,
-                         const char *label)
-{
-    int32_t *ids = NULL;
-    int n = 0;
-    qe_error err = {0};
-    qe_status rc = qe_tokenizer_encode(tok, text, strlen(text), add_special, &ids, &n, &err);
-    CHECK_INT_EQ(QE_OK, rc);
-    bool same = rc == QE_OK && ids_equal(expected, ids, n);
-    CHECK(same);
-    if (!same) {
-        fprintf(stderr, "  %s: text \"%.200s\"\n", label, text);
-        print_ids("got", ids, n);
-        char *e = cJSON_PrintUnformatted(expected);
-        fprintf(stderr, "  expected: %.400s\n", e);
-        free(e);
-    }
-    free(ids);
-}
-
-static int32_t *json_ids(const cJSON *array, int *n)
-{
-    *n = cJSON_GetArraySize(array);
-    int32_t *ids = malloc((*n + 1) * sizeof *ids);
-    int i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, array)
-        ids[i++] = item->valueint;
-    return ids;
-}
-
-static void check_decode(const qe_tokenizer *tok, const cJSON *ids_json, bool skip_special, const char *expected)
-{
-    int n;
-    int32_t *ids = json_ids(ids_json, &n);
-    char *text = NULL;
-    qe_error err = {0};
-    CHECK_INT_EQ(QE_OK, qe_tokenizer_decode_ex(tok, ids, n, skip_special, &text, &err));
-    CHECK_STR_EQ(expected, text);
-    free(text);
-    free(ids);
-}
+#include "tokenizer_check.h"
 
 static void test_qwen2_golden(const char *shared)
 {
@@ -112,7 +26,7 @@ static void test_qwen2_golden(const char *shared)
     CHECK(!qe_tokenizer_adds_bos(tok));
     CHECK_INT_EQ(151643, qe_tokenizer_token_id(tok, "<|endoftext|>"));
 
-    char *golden = read_all(path, NULL);
+    char *golden = tokenizer_check_read(path);
     CHECK(golden != NULL);
     if (!golden) {
         qe_tokenizer_free(tok);
@@ -128,8 +42,8 @@ static void test_qwen2_golden(const char *shared)
             continue;
         const char *text = cJSON_GetObjectItem(row, "text")->valuestring;
         const cJSON *ids = cJSON_GetObjectItem(row, "ids");
-        check_encode(tok, text, false, ids, "qwen2 golden");
-        check_decode(tok, ids, false, cJSON_GetObjectItem(row, "decoded")->valuestring);
+        tokenizer_check_json(tok, text, false, ids, "qwen2 golden");
+        tokenizer_check_decode(tok, ids, false, cJSON_GetObjectItem(row, "decoded")->valuestring);
         n_tokens += cJSON_GetArraySize(ids);
         n_rows++;
         cJSON_Delete(row);
@@ -138,7 +52,7 @@ static void test_qwen2_golden(const char *shared)
 
     /* speed: all rows' texts encoded again, 5 times over, timing only the encoder */
     free(golden);
-    golden = read_all(path, NULL);
+    golden = tokenizer_check_read(path);
     char **texts = calloc(n_rows, sizeof *texts);
     int n_texts = 0;
     for (char *line = golden; line && *line && n_texts < n_rows;) {
@@ -181,9 +95,9 @@ static void test_llamacpp_vectors(const char *shared, const char *dir, const cha
     qe_error err = {0};
     CHECK_INT_EQ(QE_OK, qe_tokenizer_load_hf(dir, &tok, &err));
     snprintf(path, sizeof path, "%s/tokenizers/llamacpp/%s.inp", shared, vectors);
-    char *inp = read_all(path, NULL);
+    char *inp = tokenizer_check_read(path);
     snprintf(path, sizeof path, "%s/tokenizers/llamacpp/%s.out", shared, vectors);
-    char *outp = read_all(path, NULL);
+    char *outp = tokenizer_check_read(path);
     CHECK(tok && inp && outp);
     int n_cases = 0;
     const char *sep = "\n__ggml_vocab_test__\n";
@@ -203,7 +117,7 @@ static void test_llamacpp_vectors(const char *shared, const char *dir, const cha
                 break;
             cJSON_AddItemToArray(expected, cJSON_CreateNumber((double)v));
         }
-        check_encode(tok, text, false, expected, vectors);
+        tokenizer_check_json(tok, text, false, expected, vectors);
         cJSON_Delete(expected);
         n_cases++;
         text = end + strlen(sep);
@@ -226,7 +140,7 @@ static void test_stories260k(const char *shared)
     if (rc != QE_OK)
         fprintf(stderr, "%s\n", err.msg);
     CHECK_INT_EQ(QE_OK, rc);
-    char *text = read_all(path, NULL);
+    char *text = tokenizer_check_read(path);
     cJSON *golden = text ? cJSON_Parse(text) : NULL;
     free(text);
     CHECK(golden != NULL);
@@ -241,13 +155,13 @@ static void test_stories260k(const char *shared)
     CHECK(qe_tokenizer_adds_bos(tok));
     const cJSON *item;
     cJSON_ArrayForEach(item, cJSON_GetObjectItem(golden, "sequences"))
-        check_encode(tok, cJSON_GetObjectItem(item, "text")->valuestring, true, cJSON_GetObjectItem(item, "input_ids"),
+        tokenizer_check_json(tok, cJSON_GetObjectItem(item, "text")->valuestring, true, cJSON_GetObjectItem(item, "input_ids"),
                      "stories260K sequence");
     cJSON_ArrayForEach(item, cJSON_GetObjectItem(golden, "greedy")) {
-        check_encode(tok, cJSON_GetObjectItem(item, "prompt_text")->valuestring, true,
+        tokenizer_check_json(tok, cJSON_GetObjectItem(item, "prompt_text")->valuestring, true,
                      cJSON_GetObjectItem(item, "prompt_ids"), "stories260K prompt");
         /* output_text is transformers' decode with skip_special_tokens: BOS left out */
-        check_decode(tok, cJSON_GetObjectItem(item, "output_ids"), true,
+        tokenizer_check_decode(tok, cJSON_GetObjectItem(item, "output_ids"), true,
                      cJSON_GetObjectItem(item, "output_text")->valuestring);
     }
     /* byte fallback: "\n" is <0x0A> (id 13); an unknown character decays to its UTF-8 bytes */

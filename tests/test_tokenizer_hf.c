@@ -5,8 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "tokenizer.h"
+#include "tokenizer_check.h"
 
 static char dir[256];
 
@@ -71,23 +70,6 @@ static void expect_error(const char *json, const char *config, qe_status code, c
     qe_tokenizer_free(tok);
 }
 #define EXPECT_ERROR(json, config, code, file, phrase) expect_error(json, config, code, file, phrase, __LINE__)
-
-static void expect_ids(const qe_tokenizer *tok, const char *text, bool add_special, const int32_t *expected, int n_expected)
-{
-    int32_t *ids = NULL;
-    int n = 0;
-    qe_error err = {0};
-    CHECK_INT_EQ(QE_OK, qe_tokenizer_encode(tok, text, strlen(text), add_special, &ids, &n, &err));
-    CHECK_INT_EQ(n_expected, n);
-    for (int i = 0; i < n && i < n_expected; i++)
-        CHECK_INT_EQ(expected[i], ids[i]);
-    free(ids);
-}
-#define EXPECT_IDS(tok, text, add_special, ...)                                                       \
-    do {                                                                                              \
-        const int32_t e_[] = {__VA_ARGS__};                                                           \
-        expect_ids(tok, text, add_special, e_, (int)(sizeof e_ / sizeof e_[0]));                      \
-    } while (0)
 
 static void test_spm_features(void)
 {

@@ -3,25 +3,7 @@
  * ids are worked out by hand in the comments. */
 #include <stdint.h>
 
-#include "check.h"
-#include "tokenizer.h"
-
-static void expect_ids(const qe_tokenizer *tok, const char *text, bool add_special, const int32_t *expected, int n_expected)
-{
-    int32_t *ids = NULL;
-    int n = 0;
-    qe_error err = {0};
-    CHECK_INT_EQ(QE_OK, qe_tokenizer_encode(tok, text, strlen(text), add_special, &ids, &n, &err));
-    CHECK_INT_EQ(n_expected, n);
-    for (int i = 0; i < n && i < n_expected; i++)
-        CHECK_INT_EQ(expected[i], ids[i]);
-    free(ids);
-}
-#define EXPECT_IDS(tok, text, add_special, ...)                                                       \
-    do {                                                                                              \
-        const int32_t e_[] = {__VA_ARGS__};                                                           \
-        expect_ids(tok, text, add_special, e_, (int)(sizeof e_ / sizeof e_[0]));                      \
-    } while (0)
+#include "tokenizer_check.h"
 
 /* 256 byte tokens in GPT-2's alphabet plus "a'" (id 256), for the pre-tokenizer's effect. */
 static void test_byte_level_named_regex(void)
