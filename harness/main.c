@@ -8,6 +8,11 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"inspect", "show a model's architecture, parameter count and tensors", qh_cmd_inspect},
+    {"generate", "continue a prompt greedily", qh_cmd_generate},
+    {"tokenize", "print the token ids of text", qh_cmd_tokenize},
+    {"bench", "measure prefill and decode speed of variants", qh_cmd_bench},
+    {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
 };
 
 static void usage(FILE *out)
