@@ -73,6 +73,10 @@ typedef struct {
     int n_dims;
     int64_t shape[8];
     uint64_t n_elements, n_bytes;
+    /* How the loaded variant keeps it: "F32", "BF16", "F16", "INT8" (q + fp32 row scales),
+     * "NF4" (packed codes + absmax state), or "tied" for a head that is the embedding. */
+    const char *stored_dtype;
+    uint64_t stored_bytes;
 } qe_tensor_info;
 
 int qe_model_n_tensors(const qe_model *model);
