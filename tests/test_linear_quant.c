@@ -153,8 +153,31 @@ static void test_int8_against_bitsandbytes(void)
     qe_safetensors_close(st);
 }
 
+/* Bad shapes and options fail with a message, never crash. */
+static void test_bad_arguments(void)
+{
+    float w[4] = {1, 2, 3, 4};
+    qe_nf4_weight q;
+    qe_int8_weight q8;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_EINVAL, qe_nf4_quantize(w, 2, 2, 48, true, &q, &err));
+    CHECK(strstr(err.msg, "block size 48") != NULL);
+    CHECK_INT_EQ(QE_EINVAL, qe_nf4_quantize(w, 0, 2, 64, true, &q, &err));
+    CHECK_INT_EQ(QE_EINVAL, qe_int8_quantize(w, 2, 0, &q8, &err));
+    qe_nf4_free(&q);
+    qe_nf4_free(NULL);
+    qe_int8_free(&q8);
+    qe_int8_free(NULL);
+    qe_linear lin;
+    qe_variant fp32 = {.kind = QE_VARIANT_FP32};
+    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &fp32, w, NULL, 2, 2, &err));
+    qe_variant odd = {.kind = QE_VARIANT_NF4, .nf4_block_size = 100, .nf4_double_quant = true};
+    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &odd, w, NULL, 2, 2, &err));
+}
+
 int main(void)
 {
+    test_bad_arguments();
     test_formats();
     test_int8_against_bitsandbytes();
     return check_summary();
