@@ -42,43 +42,94 @@ AVX2 static __m256 load_bf16(const uint16_t *p)
 
 AVX2 static __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-/* sum_k w[k] x[k] over float32 rows */
-AVX2 static float dot_f32(const float *w, const float *x, int n)
+/* y[t * stride] = sum_k w[k] x[t, k] for t < n_tok: four tokens share each weight load; every
+ * output keeps one 8-lane accumulator in k order, so blocking never changes a result. */
+AVX2 static void dot_tokens(const float *w, const float *x, int n_tok, int n_in, float *y, size_t stride)
 {
-    __m256 acc = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), acc);
-    float s = reduce8(acc);
-    for (; k < n; k++) s += w[k] * x[k];
-    return s;
+    int t = 0;
+    int k_vec = n_in & ~7;
+    for (; t + 4 <= n_tok; t += 4) {
+        const float *x0 = x + (size_t)t * n_in, *x1 = x0 + n_in, *x2 = x1 + n_in, *x3 = x2 + n_in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < k_vec; k += 8) {
+            __m256 wv = _mm256_loadu_ps(w + k);
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + k), a0);
+            a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + k), a1);
+            a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + k), a2);
+            a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + k), a3);
+        }
+        float s0 = reduce8(a0), s1 = reduce8(a1), s2 = reduce8(a2), s3 = reduce8(a3);
+        for (int k = k_vec; k < n_in; k++) {
+            s0 += w[k] * x0[k];
+            s1 += w[k] * x1[k];
+            s2 += w[k] * x2[k];
+            s3 += w[k] * x3[k];
+        }
+        y[(size_t)t * stride] = s0;
+        y[(size_t)(t + 1) * stride] = s1;
+        y[(size_t)(t + 2) * stride] = s2;
+        y[(size_t)(t + 3) * stride] = s3;
+    }
+    for (; t < n_tok; t++) {
+        const float *xt = x + (size_t)t * n_in;
+        __m256 a = _mm256_setzero_ps();
+        for (int k = 0; k < k_vec; k += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(xt + k), a);
+        float s0 = reduce8(a);
+        for (int k = k_vec; k < n_in; k++) s0 += w[k] * xt[k];
+        y[(size_t)t * stride] = s0;
+    }
 }
 
-AVX2 static void half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
+/* w[n_in] = row r of a 16-bit weight as float32 */
+AVX2 static void half_decode_row(const qe_linear *lin, int r, float *w)
 {
-    const uint16_t *w = lin->weight;
+    const uint16_t *wr = (const uint16_t *)lin->weight + (size_t)r * lin->n_in;
     bool is_bf16 = lin->format == QE_WEIGHT_BF16;
-    int n_in = lin->n_in;
+    int k = 0;
+    for (; k + 8 <= lin->n_in; k += 8) _mm256_storeu_ps(w + k, is_bf16 ? load_bf16(wr + k) : load_f16(wr + k));
+    for (; k < lin->n_in; k++) w[k] = is_bf16 ? qe_bf16_to_f32(wr[k]) : qe_f16_to_f32(wr[k]);
+}
+
+/* One token (decode): convert as it multiplies, in the same lane order as dot_tokens. */
+AVX2 static void half_rows_one(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end)
+{
+    bool is_bf16 = lin->format == QE_WEIGHT_BF16;
+    int n_in = lin->n_in, k_vec = n_in & ~7;
     for (int r = row_begin; r < row_end; r++) {
-        const uint16_t *wr = w + (size_t)r * n_in;
-        for (int t = 0; t < n_tok; t++) {
-            const float *xt = x + (size_t)t * n_in;
-            __m256 acc = _mm256_setzero_ps();
-            int k = 0;
-            if (is_bf16)
-                for (; k + 8 <= n_in; k += 8) acc = _mm256_fmadd_ps(load_bf16(wr + k), _mm256_loadu_ps(xt + k), acc);
-            else
-                for (; k + 8 <= n_in; k += 8) acc = _mm256_fmadd_ps(load_f16(wr + k), _mm256_loadu_ps(xt + k), acc);
-            float s = reduce8(acc);
-            for (; k < n_in; k++) s += (is_bf16 ? qe_bf16_to_f32(wr[k]) : qe_f16_to_f32(wr[k])) * xt[k];
-            y[(size_t)t * lin->n_out + r] = s;
-        }
+        const uint16_t *wr = (const uint16_t *)lin->weight + (size_t)r * n_in;
+        __m256 a = _mm256_setzero_ps();
+        if (is_bf16)
+            for (int k = 0; k < k_vec; k += 8) a = _mm256_fmadd_ps(load_bf16(wr + k), _mm256_loadu_ps(x + k), a);
+        else
+            for (int k = 0; k < k_vec; k += 8) a = _mm256_fmadd_ps(load_f16(wr + k), _mm256_loadu_ps(x + k), a);
+        float s0 = reduce8(a);
+        for (int k = k_vec; k < n_in; k++) s0 += (is_bf16 ? qe_bf16_to_f32(wr[k]) : qe_f16_to_f32(wr[k])) * x[k];
+        y[r] = s0;
+    }
+}
+
+AVX2 static void half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                           float *w)
+{
+    for (int r = row_begin; r < row_end; r++) {
+        half_decode_row(lin, r, w);
+        dot_tokens(w, x, n_tok, lin->n_in, y + r, (size_t)lin->n_out);
     }
 }
 
 void qe_linear_half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
 {
-    if (qe_cpu_has_avx2()) half_rows(lin, x, n_tok, y, row_begin, row_end);
-    else qe_linear_half_rows_ref(lin, x, n_tok, y, row_begin, row_end);
+    if (qe_cpu_has_avx2() && n_tok == 1) {
+        half_rows_one(lin, x, y, row_begin, row_end);
+        return;
+    }
+    float *w = qe_cpu_has_avx2() ? malloc((size_t)lin->n_in * sizeof *w) : NULL;
+    if (!w) {
+        qe_linear_half_rows_ref(lin, x, n_tok, y, row_begin, row_end);
+        return;
+    }
+    half_rows(lin, x, n_tok, y, row_begin, row_end, w);
+    free(w);
 }
 
 /* bf16 rounding of 8 floats (round to nearest even; weights are finite) */
@@ -133,8 +184,7 @@ AVX2 static void nf4_rows(const qe_linear *lin, const float *x, int n_tok, float
 {
     for (int r = row_begin; r < row_end; r++) {
         nf4_decode_row(lin->weight, r, lin->n_in, w);
-        for (int t = 0; t < n_tok; t++)
-            y[(size_t)t * lin->n_out + r] = dot_f32(w, x + (size_t)t * lin->n_in, lin->n_in);
+        dot_tokens(w, x, n_tok, lin->n_in, y + r, (size_t)lin->n_out);
     }
 }
 
@@ -176,6 +226,30 @@ typedef struct {
     int *n_outliers_before; /* [n_tok + 1] prefix counts */
 } int8_scratch;
 
+/* acc[t] = dot_i8(a[t], b) for four tokens sharing each widened weight load */
+AVX2 static void dot_i8_x4(const int8_t *a, const int8_t *b, int n, int32_t acc[4])
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m256i vb = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + k)));
+#define ROW(i, s) s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + (size_t)(i) * n + k))), vb))
+        ROW(0, s0);
+        ROW(1, s1);
+        ROW(2, s2);
+        ROW(3, s3);
+#undef ROW
+    }
+    __m256i sums[4] = {s0, s1, s2, s3};
+    for (int i = 0; i < 4; i++) {
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sums[i]), _mm256_extracti128_si256(sums[i], 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+        acc[i] = _mm_cvtsi128_si32(h);
+        for (int j = k; j < n; j++) acc[i] += (int32_t)a[(size_t)i * n + j] * b[j];
+    }
+}
+
 AVX2 static void int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
                            const int8_scratch *s)
 {
@@ -184,8 +258,10 @@ AVX2 static void int8_rows(const qe_linear *lin, const float *x, int n_tok, floa
     for (int r = row_begin; r < row_end; r++) {
         const int8_t *wr = q->w.q + (size_t)r * n_in;
         float scb = q->w.scale[r], bias = q->bias ? q->bias[r] : 0.0f;
+        int32_t acc4[4];
         for (int t = 0; t < n_tok; t++) {
-            int32_t acc = dot_i8(s->qx + (size_t)t * n_in, wr, n_in);
+            if (t % 4 == 0 && t + 4 <= n_tok) dot_i8_x4(s->qx + (size_t)t * n_in, wr, n_in, acc4);
+            int32_t acc = t + 4 - t % 4 <= n_tok ? acc4[t % 4] : dot_i8(s->qx + (size_t)t * n_in, wr, n_in);
             float acc16 = 0.0f;
             for (int j = s->n_outliers_before[t]; j < s->n_outliers_before[t + 1]; j++) {
                 int c = s->outliers[j];
@@ -197,6 +273,15 @@ AVX2 static void int8_rows(const qe_linear *lin, const float *x, int n_tok, floa
             y[(size_t)t * lin->n_out + r] = qe_f16_to_f32(qe_f32_to_f16(out + acc16));
         }
     }
+}
+
+/* dst[n] = src[n] rounded to fp16 (F16C conversion: round to nearest even, as torch) */
+AVX2 static void round_f16(const float *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) dst[i] = qe_f16_to_f32(qe_f32_to_f16(src[i]));
 }
 
 void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
@@ -217,10 +302,8 @@ void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float 
         return;
     }
     int n_outliers = 0;
-    for (size_t i = 0; i < n; i++) {
-        s.x16[i] = qe_f16_to_f32(qe_f32_to_f16(x[i]));
-        n_outliers += q->threshold > 0.0f && fabsf(s.x16[i]) >= q->threshold;
-    }
+    round_f16(x, s.x16, n);
+    for (size_t i = 0; i < n; i++) n_outliers += q->threshold > 0.0f && fabsf(s.x16[i]) >= q->threshold;
     s.outliers = malloc((size_t)(n_outliers ? n_outliers : 1) * sizeof *s.outliers);
     if (!s.outliers) {
         free(s.qx), free(s.sca), free(s.x16), free(s.n_outliers_before);
