@@ -179,6 +179,37 @@ AVX2 static void nf4_decode_row(const qe_nf4_weight *q, int r, int n_in, float *
     }
 }
 
+/* One token, rows that start on a block boundary (n_in a multiple of the block size): decode
+ * 8 weights and multiply them at once. The lanes see the same k order as dot_tokens, so the
+ * result equals the decode-then-dot path bit for bit. */
+AVX2 static void nf4_rows_one(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end)
+{
+    const qe_nf4_weight *q = lin->weight;
+    __m256 code_lo = _mm256_loadu_ps(qe_nf4_code), code_hi = _mm256_loadu_ps(qe_nf4_code + 8);
+    const __m256i shifts = _mm256_setr_epi32(4, 0, 4, 0, 4, 0, 4, 0);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1);
+    int n_in = lin->n_in, bs = q->block_size;
+    for (int r = row_begin; r < row_end; r++) {
+        int64_t base = (int64_t)r * n_in;
+        __m256 acc = _mm256_setzero_ps();
+        for (int k0 = 0; k0 < n_in; k0 += bs) {
+            __m256 vm = _mm256_set1_ps(qe_nf4_block_absmax(q, (base + k0) / bs));
+            __m256 t_lo = round_bf16x8(_mm256_mul_ps(code_lo, vm)), t_hi = round_bf16x8(_mm256_mul_ps(code_hi, vm));
+            const uint8_t *bytes = q->packed + (base + k0) / 2;
+            for (int k = 0; k < bs; k += 8) {
+                uint32_t four;
+                memcpy(&four, bytes + k / 2, 4);
+                __m256i idx = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128((int)four), dup));
+                idx = _mm256_and_si256(_mm256_srlv_epi32(idx, shifts), _mm256_set1_epi32(15));
+                __m256 lo = _mm256_permutevar8x32_ps(t_lo, idx), hi = _mm256_permutevar8x32_ps(t_hi, idx);
+                __m256 is_hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+                acc = _mm256_fmadd_ps(_mm256_blendv_ps(lo, hi, is_hi), _mm256_loadu_ps(x + k0 + k), acc);
+            }
+        }
+        y[r] = reduce8(acc);
+    }
+}
+
 AVX2 static void nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
                           float *w)
 {
@@ -190,6 +221,11 @@ AVX2 static void nf4_rows(const qe_linear *lin, const float *x, int n_tok, float
 
 void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
 {
+    const qe_nf4_weight *q = lin->weight;
+    if (qe_cpu_has_avx2() && n_tok == 1 && q->block_size % 8 == 0 && lin->n_in % q->block_size == 0) {
+        nf4_rows_one(lin, x, y, row_begin, row_end);
+        return;
+    }
     float *w = qe_cpu_has_avx2() ? malloc((size_t)lin->n_in * sizeof *w) : NULL;
     if (!w) {
         qe_linear_nf4_rows_ref(lin, x, n_tok, y, row_begin, row_end);
