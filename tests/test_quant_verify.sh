@@ -20,4 +20,11 @@ for variant in bf16 int8 nf4 nf4-nodq; do
     bf16 | int8) awk -v p="$pct" 'BEGIN { exit !(p >= 98) }' || status=1 ;;
     esac
 done
+# another NF4 block size, named back as given
+out=$("$QEVAL_BIN" inspect "$dir" --variant nf4-nodq-bs128 --json 2>&1)
+grep -Eq '"variant":[[:space:]]*"nf4-nodq-bs128"' <<<"$out" || { echo "nf4-nodq-bs128: $out"; status=1; }
+out=$("$QEVAL_BIN" inspect "$dir" --variant nf4-bs100 2>&1)
+rc=$?
+echo "nf4-bs100: $out (exit $rc)"
+[ $rc -eq 2 ] || status=1
 exit $status
