@@ -8,7 +8,7 @@ golden.json) under --models. Writes into --out:
   int8.safetensors      int8_vectorwise_quant of the same tensors, an outlier matmul, fp16/bf16 casts
   hf_states.safetensors the quantized layer-0 q_proj of models loaded through transformers
   hf_logits.safetensors stories260K logits of each transformers variant on its golden sequences
-  footprint.json        get_memory_footprint() and the parameter/buffer list of each model x variant
+  footprint.json        get_memory_footprint() of each model x variant (with and without buffers)
   log.txt               everything printed
 
 Synthetic tensors come from synth(): integers from splitmix64 divided by a power of two, so a
@@ -275,7 +275,11 @@ def make_hf(models_dir, out):
                 torch.cuda.empty_cache()
             except Exception:
                 log(key, "FAILED", traceback.format_exc())
-    json.dump(foot, open(os.path.join(out, "footprint.json"), "w"), indent=1)
+    # the parameter/buffer lists were read once to learn what get_memory_footprint() counts
+    # (docs/quantization.md); the committed file keeps the totals
+    totals = {k: {f: v[f] for f in ("footprint", "footprint_no_buffers", "config_dtype")} for k, v in foot.items()}
+    json.dump(totals, open(os.path.join(out, "footprint.json"), "w"), indent=1)
+    log("parameter classes of layer 0 q_proj:", {k: (v["q_proj_class"], v["q_proj_weight_attrs"]) for k, v in foot.items()})
     save_file(states, os.path.join(out, "hf_states.safetensors"))
     save_file(logits, os.path.join(out, "hf_logits.safetensors"))
 
