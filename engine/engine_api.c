@@ -26,6 +26,21 @@ static const struct {
 };
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 
+/* "nf4-bs128", "nf4-nodq-bs32": the nf4 variants with another block size (32 ... 4096) */
+static bool parse_nf4_block(const char *name, qe_variant *out)
+{
+    bool dq = strncmp(name, "nf4-nodq-bs", 11) != 0;
+    const char *digits = dq ? (strncmp(name, "nf4-bs", 6) ? NULL : name + 6) : name + 11;
+    if (!digits || !*digits)
+        return false;
+    char *end;
+    long block = strtol(digits, &end, 10);
+    if (*end || block < 32 || block > 4096 || (block & (block - 1)))
+        return false;
+    *out = (qe_variant){QE_VARIANT_NF4, (int)block, dq, 0};
+    return true;
+}
+
 qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err)
 {
     for (int i = 0; i < N_VARIANTS; i++)
@@ -33,16 +48,27 @@ qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err)
             *out = variants[i].variant;
             return QE_OK;
         }
+    if (parse_nf4_block(name, out))
+        return QE_OK;
     return qe_fail(err, QE_EINVAL, "unknown variant '%s' (valid: fp32, bf16, int8, nf4, nf4-nodq)", name);
 }
 
 const char *qe_variant_name(const qe_variant *v)
 {
+    static const char *const dq_names[] = {"nf4-bs32", "nf4", "nf4-bs128", "nf4-bs256", "nf4-bs512",
+                                           "nf4-bs1024", "nf4-bs2048", "nf4-bs4096"};
+    static const char *const nodq_names[] = {"nf4-nodq-bs32", "nf4-nodq", "nf4-nodq-bs128", "nf4-nodq-bs256",
+                                             "nf4-nodq-bs512", "nf4-nodq-bs1024", "nf4-nodq-bs2048",
+                                             "nf4-nodq-bs4096"};
     switch (v->kind) {
     case QE_VARIANT_FP32: return "fp32";
     case QE_VARIANT_BF16: return "bf16";
     case QE_VARIANT_INT8: return "int8";
-    case QE_VARIANT_NF4: return v->nf4_double_quant ? "nf4" : "nf4-nodq";
+    case QE_VARIANT_NF4:
+        for (int i = 0; i < 8; i++)
+            if (v->nf4_block_size == 32 << i)
+                return v->nf4_double_quant ? dq_names[i] : nodq_names[i];
+        return v->nf4_double_quant ? "nf4" : "nf4-nodq";
     }
     return "?";
 }

@@ -1,5 +1,7 @@
 #include "linear.h"
 
+#include "linear_quant.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,6 @@ qe_status qe_linear_init(qe_linear *lin, const qe_variant *variant, const qe_ten
     if (bias && (bias->n_dims != 1 || bias->shape[0] != n_out))
         return qe_fail(err, QE_EFORMAT, "%s: bias '%s' has %lld elements, its weight has %d rows", bias->file_path,
                        bias->name, (long long)(bias->n_dims == 1 ? bias->shape[0] : -1), n_out);
-    if (variant->kind != QE_VARIANT_FP32)
-        return qe_fail(err, QE_EUNSUPPORTED, "%s: variant %s is not implemented in this build", weight->file_path,
-                       qe_variant_name(variant));
     const float *w = NULL, *b = NULL;
     float *w_owned = NULL, *b_owned = NULL;
     qe_status rc = qe_tensor_as_f32(weight, &w, &w_owned, err);
@@ -61,6 +60,14 @@ qe_status qe_linear_init(qe_linear *lin, const qe_variant *variant, const qe_ten
     if (rc != QE_OK) {
         free(w_owned);
         return rc;
+    }
+    if (variant->kind != QE_VARIANT_FP32) { /* the quantized formats copy what they keep */
+        rc = qe_linear_init_quant(lin, variant, w, b, n_out, n_in, err);
+        free(w_owned);
+        free(b_owned);
+        if (rc != QE_OK)
+            return qe_fail_context(err, "%s: tensor '%s'", weight->file_path, weight->name);
+        return QE_OK;
     }
     qe_linear_wrap_f32(lin, w, b, n_out, n_in);
     lin->owned[0] = w_owned;

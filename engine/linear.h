@@ -16,7 +16,7 @@
 #include "safetensors.h"
 #include "threadpool.h"
 
-typedef enum { QE_WEIGHT_F32, QE_WEIGHT_BF16, QE_WEIGHT_INT8, QE_WEIGHT_NF4 } qe_weight_format;
+typedef enum { QE_WEIGHT_F32, QE_WEIGHT_BF16, QE_WEIGHT_F16, QE_WEIGHT_INT8, QE_WEIGHT_NF4 } qe_weight_format;
 
 typedef struct qe_linear qe_linear;
 

@@ -7,6 +7,7 @@
 
 #include "file_util.h"
 #include "gguf_model.h"
+#include "linear_quant.h"
 
 static qe_status keep_owned(qe_model *m, void *buf, qe_error *err)
 {
@@ -52,6 +53,22 @@ static qe_status check_shape(const qe_tensor_view *t, int64_t rows, int64_t cols
                    got, want);
 }
 
+/* In a 16-bit variant, *data[n] becomes a copy rounded to the compute dtype, as transformers
+ * holds every unquantized parameter (embedding, norms, head) in that dtype. */
+static qe_status round_to_compute(qe_model *m, const float **data, size_t n, qe_error *err)
+{
+    if (m->compute_dtype == QE_DTYPE_F32)
+        return QE_OK;
+    float *copy = malloc(n ? n * sizeof *copy : 1);
+    if (!copy)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory rounding %zu weights to %s", m->path, n,
+                       qe_dtype_name(m->compute_dtype));
+    memcpy(copy, *data, n * sizeof *copy);
+    qe_round_to_dtype(copy, n, m->compute_dtype);
+    *data = copy;
+    return keep_owned(m, copy, err);
+}
+
 /* A float32 vector [n] copied out of the file (norm weights, small). */
 static qe_status load_vector(qe_model *m, const char *name, int n, const float **out, qe_error *err)
 {
@@ -60,7 +77,8 @@ static qe_status load_vector(qe_model *m, const char *name, int n, const float *
     float *owned;
     qe_status rc;
     if ((rc = find_tensor(m, name, &t, err)) || (rc = check_shape(t, n, 0, err)) ||
-        (rc = qe_tensor_as_f32(t, &data, &owned, err)) || (rc = keep_owned(m, owned, err)))
+        (rc = qe_tensor_as_f32(t, &data, &owned, err)) || (rc = keep_owned(m, owned, err)) ||
+        (rc = round_to_compute(m, &data, (size_t)n, err)))
         return rc;
     *out = data;
     return QE_OK;
@@ -129,11 +147,88 @@ static void count_params(qe_model *m)
     }
 }
 
+/* The seven linears of a decoder block, the ones bitsandbytes quantizes. */
+static bool is_block_linear_weight(const char *name)
+{
+    static const char *const suffixes[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
+                                           "gate_proj.weight", "up_proj.weight", "down_proj.weight"};
+    if (strncmp(name, "model.layers.", 13))
+        return false;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && !strcmp(name + len - n, suffixes[i]) && name[len - n - 1] == '.')
+            return true;
+    }
+    return false;
+}
+
+/* transformers' get_memory_footprint(): every parameter's numel x element size (a tied head
+ * once; Int8Params 1 byte, Params4bit's packed uint8 ceil(n/2) bytes, with neither SCB nor
+ * the quant_state absmax counted) plus the buffers: each rotary embedding's inv_freq and
+ * original_inv_freq, float32 [head_dim / 2]. Measured against transformers 5.17 +
+ * bitsandbytes 0.50.2 (tests/golden/bnb/footprint.json). */
+static uint64_t hf_footprint_bytes(const qe_model *m)
+{
+    uint64_t bytes = (uint64_t)m->cfg.n_ropes * 2 * (m->cfg.head_dim / 2) * sizeof(float);
+    size_t other_size = m->compute_dtype == QE_DTYPE_F32 ? 4 : 2;
+    for (int i = 0; i < qe_weight_set_count(&m->weights); i++) {
+        const qe_tensor_view *t = qe_weight_set_at(&m->weights, i);
+        if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight"))
+            continue;
+        bool is_quantized = is_block_linear_weight(t->name);
+        if (is_quantized && m->variant.kind == QE_VARIANT_INT8)
+            bytes += t->n_elements;
+        else if (is_quantized && m->variant.kind == QE_VARIANT_NF4)
+            bytes += (t->n_elements + 1) / 2;
+        else
+            bytes += t->n_elements * other_size;
+    }
+    return bytes;
+}
+
+/* How the variant keeps tensor t (qe_tensor_info.stored_dtype/bytes). */
+static void stored_form(const qe_model *m, const qe_tensor_view *t, const char **dtype, uint64_t *bytes)
+{
+    uint64_t n = t->n_elements;
+    bool is_quantized = is_block_linear_weight(t->name) && t->n_dims == 2;
+    if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight")) {
+        *dtype = "tied";
+        *bytes = 0;
+    } else if (is_quantized && m->variant.kind == QE_VARIANT_INT8) {
+        *dtype = "INT8";
+        *bytes = n + (uint64_t)t->shape[0] * 4;
+    } else if (is_quantized && m->variant.kind == QE_VARIANT_NF4) {
+        uint64_t block = m->variant.nf4_block_size > 0 ? (uint64_t)m->variant.nf4_block_size : 64;
+        uint64_t n_blocks = (n + block - 1) / block;
+        *dtype = "NF4";
+        *bytes = (n + 1) / 2 + (m->variant.nf4_double_quant
+                                    ? n_blocks + (n_blocks + QE_NF4_DQ_BLOCK - 1) / QE_NF4_DQ_BLOCK * 4 + 4
+                                    : n_blocks * 4);
+    } else {
+        *dtype = qe_dtype_name(m->compute_dtype);
+        *bytes = n * qe_dtype_size(m->compute_dtype);
+    }
+}
+
+/* parameters x the variant's nominal bytes per parameter */
+static uint64_t estimate_bytes(const qe_model *m)
+{
+    switch (m->variant.kind) {
+    case QE_VARIANT_BF16: return m->n_params * 2;
+    case QE_VARIANT_INT8: return m->n_params;
+    case QE_VARIANT_NF4: return (m->n_params + 1) / 2;
+    default: return m->n_params * 4;
+    }
+}
+
 static uint64_t resident_bytes(const qe_model *m)
 {
-    uint64_t bytes = (uint64_t)m->cfg.n_vocab * m->cfg.hidden * sizeof(float);
-    if (!m->cfg.tie_embeddings)
+    uint64_t bytes = ((uint64_t)m->cfg.n_vocab + 1) * m->cfg.hidden * sizeof(float); /* embedding, final norm */
+    if (!m->cfg.tie_embeddings || m->lm_head.owned[0]) /* a 16-bit head is a copy even when tied */
         bytes += m->lm_head.resident_bytes;
+    if (m->variant.kind == QE_VARIANT_NF4) /* the code tables, shared by every linear */
+        bytes += qe_nf4_shared_table_bytes(m->variant.nf4_double_quant);
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const qe_layer *l = &m->layers[i];
         const qe_linear *lins[] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
@@ -153,20 +248,22 @@ static qe_status load_weights(qe_model *m, qe_error *err)
     if ((rc = find_tensor(m, "model.embed_tokens.weight", &emb, err)) ||
         (rc = check_shape(emb, c->n_vocab, c->hidden, err)) ||
         (rc = qe_tensor_as_f32(emb, &m->embed, &owned, err)) || (rc = keep_owned(m, owned, err)) ||
+        (rc = round_to_compute(m, &m->embed, (size_t)c->n_vocab * c->hidden, err)) ||
         (rc = load_vector(m, "model.norm.weight", c->hidden, &m->final_norm, err)))
         return rc;
-    /* the head stays float32 in every variant, as bitsandbytes leaves lm_head unquantized */
-    if (c->tie_embeddings) {
-        qe_linear_wrap_f32(&m->lm_head, m->embed, NULL, c->n_vocab, c->hidden);
-    } else {
+    /* bitsandbytes leaves lm_head unquantized: float32, or 16-bit in the compute dtype */
+    const float *head_data = m->embed;
+    if (!c->tie_embeddings) {
         const qe_tensor_view *head;
-        const float *data;
         if ((rc = find_tensor(m, "lm_head.weight", &head, err)) ||
             (rc = check_shape(head, c->n_vocab, c->hidden, err)) ||
-            (rc = qe_tensor_as_f32(head, &data, &owned, err)) || (rc = keep_owned(m, owned, err)))
+            (rc = qe_tensor_as_f32(head, &head_data, &owned, err)) || (rc = keep_owned(m, owned, err)))
             return rc;
-        qe_linear_wrap_f32(&m->lm_head, data, NULL, c->n_vocab, c->hidden);
     }
+    if (m->compute_dtype == QE_DTYPE_F32)
+        qe_linear_wrap_f32(&m->lm_head, head_data, NULL, c->n_vocab, c->hidden);
+    else if ((rc = qe_linear_init_half(&m->lm_head, m->compute_dtype, head_data, NULL, c->n_vocab, c->hidden, err)))
+        return rc;
     m->layers = calloc(c->n_layers, sizeof *m->layers);
     if (!m->layers)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d layers", m->path, c->n_layers);
@@ -195,9 +292,8 @@ static void fill_info(qe_model *m)
                                                                            : (c->n_eos ? c->eos_ids[0] : -1);
     info->add_bos = m->tokenizer ? qe_tokenizer_adds_bos(m->tokenizer) : false;
     info->footprint_bytes = m->resident_bytes;
-    /* transformers counts parameters x element size of the loaded dtype (fp32 here) */
-    info->hf_footprint_bytes = m->n_params * sizeof(float);
-    info->estimate_bytes = m->n_params * sizeof(float);
+    info->hf_footprint_bytes = hf_footprint_bytes(m);
+    info->estimate_bytes = estimate_bytes(m);
     info->source_note = m->source_note ? m->source_note : "";
 }
 
@@ -215,7 +311,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
     }
     m->variant = options->variant;
-    m->compute_dtype = QE_DTYPE_F32;
+    m->compute_dtype = qe_variant_compute_dtype(&m->variant);
     qe_status rc;
     char tok_path[4096];
     size_t path_len = strlen(path);
@@ -301,5 +397,6 @@ qe_status qe_model_tensor_info(const qe_model *model, int index, qe_tensor_info 
     memcpy(info->shape, t->shape, sizeof info->shape);
     info->n_elements = t->n_elements;
     info->n_bytes = t->n_bytes;
+    stored_form(model, t, &info->stored_dtype, &info->stored_bytes);
     return QE_OK;
 }

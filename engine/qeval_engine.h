@@ -30,7 +30,8 @@ typedef struct {
     float int8_threshold;     /* LLM.int8() outlier threshold; bitsandbytes default 6.0     */
 } qe_variant;
 
-/* Parses "fp32", "bf16", "int8", "nf4", "nf4-nodq"; an unknown name fails with the list. */
+/* Parses "fp32", "bf16", "int8", "nf4", "nf4-nodq", and "nf4-bsN" / "nf4-nodq-bsN" for another
+ * NF4 block size N (32, 64, ..., 4096); an unknown name fails with the list. */
 qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err);
 const char *qe_variant_name(const qe_variant *variant); /* inverse of parse */
 
@@ -73,6 +74,12 @@ typedef struct {
     int n_dims;
     int64_t shape[8];
     uint64_t n_elements, n_bytes;
+    /* How the variant stores it (as transformers + bitsandbytes hold it): "F32", "BF16", "F16",
+     * "INT8" (q + fp32 row scales), "NF4" (packed codes + absmax state), or "tied" for a head
+     * that is the embedding. qeval itself keeps the embedding as float32 holding those values;
+     * qe_model_info.footprint_bytes counts what qeval keeps. */
+    const char *stored_dtype;
+    uint64_t stored_bytes;
 } qe_tensor_info;
 
 int qe_model_n_tensors(const qe_model *model);

@@ -1,5 +1,7 @@
-/* qeval inspect MODEL [--json] — what a model directory holds: architecture, sizes, parameter
- * count and every stored tensor's name, dtype, shape and bytes. Reads no weights. */
+/* qeval inspect MODEL [--variant V] [--json] — what a model directory holds: architecture,
+ * sizes, parameter count and every stored tensor's name, dtype, shape and bytes. Reads no
+ * weights unless --variant is given; then the weights are prepared in that variant and the
+ * report adds each tensor's stored dtype and bytes and the footprints (qe_model_info). */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,7 +20,7 @@ static void shape_text(const qe_tensor_info *t, char *buf, size_t n)
         snprintf(buf + used, n - used, "]");
 }
 
-static int print_json(const qe_model *model, const qe_model_info *info)
+static int print_json(const qe_model *model, const qe_model_info *info, const char *variant_name, bool with_footprint)
 {
     cJSON *root = cJSON_CreateObject(), *tensors = cJSON_CreateArray();
     cJSON_AddStringToObject(root, "architecture", info->architecture);
@@ -32,6 +34,12 @@ static int print_json(const qe_model *model, const qe_model_info *info)
     cJSON_AddNumberToObject(root, "max_context", info->max_context);
     cJSON_AddNumberToObject(root, "bos_id", info->bos_id);
     cJSON_AddNumberToObject(root, "eos_id", info->eos_id);
+    cJSON_AddStringToObject(root, "variant", variant_name);
+    if (with_footprint) {
+        cJSON_AddNumberToObject(root, "footprint_bytes", (double)info->footprint_bytes);
+        cJSON_AddNumberToObject(root, "hf_footprint_bytes", (double)info->hf_footprint_bytes);
+        cJSON_AddNumberToObject(root, "estimate_bytes", (double)info->estimate_bytes);
+    }
     cJSON_AddItemToObject(root, "tensors", tensors);
     for (int i = 0; i < qe_model_n_tensors(model); i++) {
         qe_tensor_info t;
@@ -45,6 +53,8 @@ static int print_json(const qe_model *model, const qe_model_info *info)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t.shape[d]));
         cJSON_AddItemToObject(item, "shape", shape);
         cJSON_AddNumberToObject(item, "bytes", (double)t.n_bytes);
+        cJSON_AddStringToObject(item, "stored_dtype", t.stored_dtype);
+        cJSON_AddNumberToObject(item, "stored_bytes", (double)t.stored_bytes);
         cJSON_AddItemToArray(tensors, item);
     }
     char *text = cJSON_Print(root);
@@ -58,7 +68,7 @@ static int print_json(const qe_model *model, const qe_model_info *info)
     return QH_EXIT_OK;
 }
 
-static void print_text(const qe_model *model, const qe_model_info *info)
+static void print_text(const qe_model *model, const qe_model_info *info, const char *variant_name, bool with_footprint)
 {
     printf("architecture  %s\n", info->architecture);
     printf("parameters    %" PRIu64 "\n", info->n_params);
@@ -68,6 +78,10 @@ static void print_text(const qe_model *model, const qe_model_info *info)
     printf("heads         %d (kv %d, head_dim %d)\n", info->n_heads, info->n_kv_heads, info->head_dim);
     printf("max_context   %d\n", info->max_context);
     printf("bos/eos       %d / %d\n", info->bos_id, info->eos_id);
+    printf("variant       %s\n", variant_name);
+    if (with_footprint)
+        printf("footprint     %" PRIu64 " bytes resident, %" PRIu64 " as transformers counts, %" PRIu64 " estimated\n",
+               info->footprint_bytes, info->hf_footprint_bytes, info->estimate_bytes);
     printf("tensors       %d\n", qe_model_n_tensors(model));
     for (int i = 0; i < qe_model_n_tensors(model); i++) {
         qe_tensor_info t;
@@ -76,7 +90,8 @@ static void print_text(const qe_model *model, const qe_model_info *info)
             break;
         char shape[160];
         shape_text(&t, shape, sizeof shape);
-        printf("  %-56s %-5s %-16s %" PRIu64 "\n", t.name, t.dtype, shape, t.n_bytes);
+        printf("  %-56s %-5s %-16s %10" PRIu64 "  -> %-5s %" PRIu64 "\n", t.name, t.dtype, shape, t.n_bytes,
+               t.stored_dtype, t.stored_bytes);
     }
 }
 
@@ -84,12 +99,15 @@ int qh_cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
     bool as_json = false;
+    const char *variant_name = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qeval inspect MODEL [--json]\n");
+            printf("usage: qeval inspect MODEL [--variant fp32|bf16|int8|nf4|nf4-nodq] [--json]\n");
             return QH_EXIT_OK;
         } else if (!strcmp(argv[i], "--json"))
             as_json = true;
+        else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
+            variant_name = argv[++i];
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else
@@ -97,18 +115,20 @@ int qh_cmd_inspect(int argc, char **argv)
     }
     if (!path)
         return qh_usage_error("inspect", "a MODEL directory is required");
-    qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .n_threads = 1, .metadata_only = true};
+    qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .n_threads = 1, .metadata_only = !variant_name};
     qe_model *model = NULL;
     qe_error err = {0};
+    if (variant_name && qe_variant_parse(variant_name, &options.variant, &err) != QE_OK)
+        return qh_usage_error("inspect", "%s", err.msg);
     if (qe_model_load(path, &options, &model, &err) != QE_OK)
         return qh_report_error(&err);
     qe_model_info info;
     qe_model_get_info(model, &info);
     int rc = QH_EXIT_OK;
     if (as_json)
-        rc = print_json(model, &info);
+        rc = print_json(model, &info, qe_variant_name(&options.variant), variant_name != NULL);
     else
-        print_text(model, &info);
+        print_text(model, &info, qe_variant_name(&options.variant), variant_name != NULL);
     qe_model_free(model);
     return rc;
 }

@@ -3,7 +3,9 @@
  * Checks the engine against reference outputs (docs/golden-format.md): each seq{i}.input_ids
  * runs through one forward pass and its logits are compared with seq{i}.logits; when
  * golden.json sits beside the golden file, each greedy[j] prompt is continued greedily and
- * compared token for token. Exits 0 only within the variant's tolerance. */
+ * compared token for token. Exits 0 only within the variant's tolerance. A variant other than
+ * fp32 is also compared with the fp32 model on the same sequences (logit_stats.h: mean and
+ * max KL divergence, top-1 agreement, RMS of Δp). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "cli.h"
 #include "file_util.h"
+#include "logit_stats.h"
 #include "qeval_engine.h"
 #include "safetensors.h"
 
@@ -45,7 +48,9 @@ typedef struct {
     int n_greedy_match, n_greedy;
 } verify_counts;
 
-static qe_status check_logits(qe_model *model, const qe_safetensors *golden, verify_counts *c, qe_error *err)
+/* base (may be NULL): the fp32 model whose distributions feed stats */
+static qe_status check_logits(qe_model *model, const qe_safetensors *golden, verify_counts *c, qe_model *base,
+                              qh_logit_stats *stats, qe_error *err)
 {
     qe_model_info info;
     qe_model_get_info(model, &info);
@@ -70,14 +75,22 @@ static qe_status check_logits(qe_model *model, const qe_safetensors *golden, ver
                            info.n_vocab);
         int32_t *tokens = malloc((size_t)n * sizeof *tokens);
         float *want = malloc(ref->n_bytes), *got = malloc(ref->n_bytes);
+        float *base_logits = base ? malloc(ref->n_bytes) : NULL;
         qe_status rc = QE_OK;
-        if (!tokens || !want || !got)
+        if (!tokens || !want || !got || (base && !base_logits))
             rc = qe_fail(err, QE_ENOMEM, "out of memory for seq%d", i);
         if (rc == QE_OK) {
             memcpy(tokens, ids->data, (size_t)n * sizeof *tokens); /* the mapping may be unaligned */
             memcpy(want, ref->data, ref->n_bytes);
             rc = qe_forward_logits(model, tokens, n, got, err);
         }
+        if (rc == QE_OK && base)
+            rc = qe_forward_logits(base, tokens, n, base_logits, err);
+        if (rc == QE_OK && base)
+            for (int t = 0; t < n; t++)
+                qh_logit_stats_add(stats, base_logits + (size_t)t * info.n_vocab, got + (size_t)t * info.n_vocab,
+                                   info.n_vocab, t + 1 < n ? tokens[t + 1] : -1);
+        free(base_logits);
         if (rc == QE_OK)
             for (int t = 0; t < n; t++) {
                 const float *w = want + (size_t)t * info.n_vocab, *g = got + (size_t)t * info.n_vocab;
@@ -187,13 +200,17 @@ int qh_cmd_verify(int argc, char **argv)
         return usage();
     qe_error err = {0};
     qe_load_options options = {.device = QE_DEVICE_CPU, .n_threads = n_threads};
-    qe_model *model = NULL;
+    qe_load_options base_options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU,
+                                     .n_threads = n_threads};
+    qe_model *model = NULL, *base = NULL;
     qe_safetensors *golden = NULL;
     verify_counts counts = {0};
+    qh_logit_stats stats = {0};
     int exit_code = QH_EXIT_OK;
     if (qe_variant_parse(variant_name, &options.variant, &err) ||
         qe_safetensors_open(golden_path, &golden, &err) || qe_model_load(model_path, &options, &model, &err) ||
-        check_logits(model, golden, &counts, &err)) {
+        (options.variant.kind != QE_VARIANT_FP32 && qe_model_load(model_path, &base_options, &base, &err)) ||
+        check_logits(model, golden, &counts, base, &stats, &err)) {
         exit_code = qh_report_error(&err);
         goto out;
     }
@@ -206,6 +223,10 @@ int qh_cmd_verify(int argc, char **argv)
     }
     printf("max_abs_diff=%.3g argmax_agree=%d/%d greedy_match=%d/%d\n", counts.max_abs_diff, counts.n_argmax_agree,
            counts.n_positions, counts.n_greedy_match, counts.n_greedy);
+    if (base)
+        printf("vs fp32: mean_kl=%.6g max_kl=%.6g top1_agree=%lld/%lld (%.2f%%) rms_dp=%.4f%%\n",
+               qh_logit_stats_mean_kl(&stats), stats.max_kl, (long long)stats.n_top1_agree,
+               (long long)stats.n_positions, 100.0 * qh_logit_stats_top1(&stats), 100.0 * qh_logit_stats_rms_dp(&stats));
     tolerance tol = tolerance_for(&options.variant);
     if (!(counts.max_abs_diff <= tol.max_abs_diff) ||
         counts.n_argmax_agree < tol.min_argmax_agree * counts.n_positions ||
@@ -216,6 +237,7 @@ int qh_cmd_verify(int argc, char **argv)
         exit_code = QH_EXIT_ERROR;
     }
 out:
+    qe_model_free(base);
     qe_model_free(model);
     qe_safetensors_close(golden);
     return exit_code;

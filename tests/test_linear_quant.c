@@ -1,0 +1,184 @@
+/* test_linear_quant — the BF16/F16, NF4 and INT8 linear kernels: each fast path against its
+ * reference twin (several shapes, token counts and row splits), and the int8 definition
+ * against bitsandbytes' own LLM.int8() matmul (tests/golden/bnb/int8.safetensors). */
+#include <stdint.h>
+
+#include "check.h"
+#include "dtype.h"
+#include "linear_quant.h"
+#include "safetensors.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static float uniform(void) /* [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1 << 23)) - 1.0);
+}
+
+/* |fast - ref| within rel * sum_k |x w| for every output */
+static void check_against_ref(const qe_linear *lin, qe_linear_rows_fn ref, const float *x, int n_tok, double rel,
+                              const char *what)
+{
+    size_t n = (size_t)n_tok * lin->n_out;
+    float *want = calloc(n, sizeof *want), *got = calloc(n, sizeof *got), *split = calloc(n, sizeof *split);
+    ref(lin, x, n_tok, want, 0, lin->n_out);
+    lin->rows(lin, x, n_tok, got, 0, lin->n_out);
+    /* uneven row ranges must give the very same numbers */
+    for (int r = 0; r < lin->n_out;) {
+        int end = r + 1 + (int)((uniform() + 1.0f) * 5);
+        if (end > lin->n_out) end = lin->n_out;
+        lin->rows(lin, x, n_tok, split, r, end);
+        r = end;
+    }
+    int n_bad = 0, n_split_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double bound = 0;
+        for (int k = 0; k < lin->n_in; k++) bound += fabs(x[(i / lin->n_out) * lin->n_in + k]);
+        if (!(fabs((double)want[i] - got[i]) <= rel * bound + 1e-30) && n_bad++ == 0)
+            fprintf(stderr, "%s [%zu]: ref %.9g fast %.9g\n", what, i, want[i], got[i]);
+        n_split_bad += memcmp(&got[i], &split[i], sizeof(float)) != 0;
+    }
+    CHECK_INT_EQ(0, n_bad);
+    CHECK_INT_EQ(0, n_split_bad);
+    /* one token at a time gives what the batch gave */
+    for (int t = 0; t < n_tok; t++) {
+        float *one = calloc((size_t)lin->n_out, sizeof *one);
+        lin->rows(lin, x + (size_t)t * lin->n_in, 1, one, 0, lin->n_out);
+        CHECK_INT_EQ(0, memcmp(one, got + (size_t)t * lin->n_out, (size_t)lin->n_out * sizeof *one));
+        free(one);
+    }
+    free(want), free(got), free(split);
+}
+
+static void test_formats(void)
+{
+    static const int shapes[][2] = {{8, 64}, {13, 172}, {33, 37}, {64, 256}, {5, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int n_out = shapes[s][0], n_in = shapes[s][1];
+        float *w = malloc((size_t)n_out * n_in * sizeof *w), *b = malloc((size_t)n_out * sizeof *b);
+        for (int i = 0; i < n_out * n_in; i++) w[i] = uniform() * 0.1f;
+        for (int i = 0; i < n_out; i++) b[i] = uniform();
+        w[3] = 0.9f; /* an outlier weight makes uneven absmax blocks */
+        for (int n_tok = 1; n_tok <= 5; n_tok += 2) {
+            float *x = malloc((size_t)n_tok * n_in * sizeof *x);
+            for (int i = 0; i < n_tok * n_in; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(uniform() * 2.0f));
+            x[n_in / 2] = 9.0f; /* an int8 outlier column for the first token */
+            qe_linear lin;
+            qe_error err = {0};
+            static const qe_dtype halves[] = {QE_DTYPE_BF16, QE_DTYPE_F16};
+            for (int h = 0; h < 2; h++) {
+                CHECK(qe_linear_init_half(&lin, halves[h], w, b, n_out, n_in, &err) == QE_OK);
+                check_against_ref(&lin, qe_linear_half_rows_ref, x, n_tok, 1e-6, "half");
+                qe_linear_free(&lin);
+            }
+            qe_variant nf4 = {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true};
+            for (int dq = 0; dq < 2; dq++) {
+                nf4.nf4_double_quant = dq;
+                nf4.nf4_block_size = dq ? 64 : 32;
+                CHECK(qe_linear_init_quant(&lin, &nf4, w, b, n_out, n_in, &err) == QE_OK);
+                check_against_ref(&lin, qe_linear_nf4_rows_ref, x, n_tok, 1e-6, "nf4");
+                qe_linear_free(&lin);
+            }
+            qe_variant int8 = {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f};
+            CHECK(qe_linear_init_quant(&lin, &int8, w, b, n_out, n_in, &err) == QE_OK);
+            check_against_ref(&lin, qe_linear_int8_rows_ref, x, n_tok, 0.0, "int8"); /* integer sums: exact */
+            qe_linear_free(&lin);
+            free(x);
+        }
+        free(w), free(b);
+    }
+    printf("fast paths %s\n", qe_cpu_has_avx2() ? "AVX2/FMA" : "not available (reference twins ran)");
+}
+
+/* bitsandbytes' Linear8bitLt (threshold 6 and 0) on a crafted fp16 input: the definition with
+ * bitsandbytes' batch-wide outlier columns must land within fp16 rounding of its output. */
+static void test_int8_against_bitsandbytes(void)
+{
+    char path[1200];
+    const char *src = getenv("QEVAL_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/golden/bnb/int8.safetensors", src && *src ? src : QEVAL_SOURCE_DIR);
+    qe_safetensors *st = NULL;
+    qe_error err = {0};
+    if (qe_safetensors_open(path, &st, &err) != QE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        CHECK(false);
+        return;
+    }
+    const qe_tensor_view *wv = qe_safetensors_find(st, "mm.W16"), *bv = qe_safetensors_find(st, "mm.b16"),
+                         *xv = qe_safetensors_find(st, "act.x16");
+    const char *outs[] = {"mm.y_t6", "mm.y_t0"};
+    CHECK(wv && bv && xv);
+    if (!wv || !bv || !xv) {
+        qe_safetensors_close(st);
+        return;
+    }
+    int n_out = (int)wv->shape[0], n_in = (int)wv->shape[1], n_tok = (int)xv->shape[0];
+    float *w = malloc(wv->n_elements * 4), *b = malloc(bv->n_elements * 4), *x = malloc(xv->n_elements * 4);
+    qe_convert_to_f32(w, wv->data, wv->dtype, wv->n_elements);
+    qe_convert_to_f32(b, bv->data, bv->dtype, bv->n_elements);
+    qe_convert_to_f32(x, xv->data, xv->dtype, xv->n_elements);
+    for (int o = 0; o < 2; o++) {
+        const qe_tensor_view *yv = qe_safetensors_find(st, outs[o]);
+        CHECK(yv != NULL);
+        if (!yv) continue;
+        float *want = malloc(yv->n_elements * 4), *got = malloc(yv->n_elements * 4);
+        qe_convert_to_f32(want, yv->data, yv->dtype, yv->n_elements);
+        qe_variant v = {.kind = QE_VARIANT_INT8, .int8_threshold = o == 0 ? 6.0f : 0.0f};
+        qe_linear lin;
+        CHECK(qe_linear_init_quant(&lin, &v, w, b, n_out, n_in, &err) == QE_OK);
+        /* bitsandbytes' own int8 weight (test_quant_bnb checks its making, up to .5 ties) */
+        const qe_tensor_view *cb = qe_safetensors_find(st, "mm.CB");
+        CHECK(cb && cb->n_bytes == (size_t)n_out * n_in);
+        if (cb) memcpy(((qe_int8_linear *)lin.weight)->w.q, cb->data, cb->n_bytes);
+        bool *is_outlier = calloc((size_t)n_in, 1);
+        qe_int8_outlier_columns(x, n_tok, n_in, v.int8_threshold, is_outlier);
+        qe_int8_matmul_ref(lin.weight, x, n_tok, is_outlier, got, 0, n_out);
+        int n_exact = 0, n_bad = 0;
+        for (int i = 0; i < n_tok * n_out; i++) {
+            double ulp = fmax(fabs(want[i]) * (1.0 / 1024), 6.1e-5); /* one fp16 ulp, roughly */
+            n_exact += want[i] == got[i];
+            if (!(fabs(want[i] - got[i]) <= ulp) && n_bad++ == 0)
+                fprintf(stderr, "%s[%d]: bitsandbytes %.6g, qeval %.6g\n", outs[o], i, want[i], got[i]);
+        }
+        CHECK_INT_EQ(0, n_bad);
+        printf("%s: %d of %d outputs bit-equal to bitsandbytes, all within one fp16 ulp\n", outs[o], n_exact,
+               n_tok * n_out);
+        qe_linear_free(&lin);
+        free(is_outlier), free(want), free(got);
+    }
+    free(w), free(b), free(x);
+    qe_safetensors_close(st);
+}
+
+/* Bad shapes and options fail with a message, never crash. */
+static void test_bad_arguments(void)
+{
+    float w[4] = {1, 2, 3, 4};
+    qe_nf4_weight q;
+    qe_int8_weight q8;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_EINVAL, qe_nf4_quantize(w, 2, 2, 48, true, &q, &err));
+    CHECK(strstr(err.msg, "block size 48") != NULL);
+    CHECK_INT_EQ(QE_EINVAL, qe_nf4_quantize(w, 0, 2, 64, true, &q, &err));
+    CHECK_INT_EQ(QE_EINVAL, qe_int8_quantize(w, 2, 0, &q8, &err));
+    qe_nf4_free(&q);
+    qe_nf4_free(NULL);
+    qe_int8_free(&q8);
+    qe_int8_free(NULL);
+    qe_linear lin;
+    qe_variant fp32 = {.kind = QE_VARIANT_FP32};
+    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &fp32, w, NULL, 2, 2, &err));
+    qe_variant odd = {.kind = QE_VARIANT_NF4, .nf4_block_size = 100, .nf4_double_quant = true};
+    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &odd, w, NULL, 2, 2, &err));
+}
+
+int main(void)
+{
+    test_bad_arguments();
+    test_formats();
+    test_int8_against_bitsandbytes();
+    return check_summary();
+}
