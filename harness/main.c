@@ -8,6 +8,7 @@
 
 static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
+    {"code-exec", "score HumanEval completions in the sandbox (runs untrusted code)", qh_cmd_code_exec},
 };
 
 static void usage(FILE *out)
