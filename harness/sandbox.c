@@ -134,7 +134,7 @@ static void setup_mounts(const child_plan *plan, int sfd)
 {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         child_fail(sfd, "make mounts private");
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
     if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0)
         child_fail(sfd, "remount / read-only");
     if (mount("qeval-scratch", plan->scratch_dir, "tmpfs", MS_NOSUID | MS_NODEV, plan->tmpfs_options) < 0)
