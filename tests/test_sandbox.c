@@ -216,8 +216,11 @@ static void test_hostile(qh_sandbox *sb)
     snprintf(code, sizeof code,
              "import subprocess, os\nsubprocess.Popen(['%s', '-c', 'import time, os\\nos.setsid() if False else None\\ntime.sleep(60)', '%s'],"
              " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-             "if os.fork() == 0:\n    os.setsid()\n    os.execv('%s', ['%s', '-c', 'import time; time.sleep(60)', '%s'])\n",
-             lim->python, marker, lim->python, lim->python, marker);
+             "if os.fork() == 0:\n    os.setsid()\n    os.execv('%s', ['%s', '-c', 'import time; time.sleep(60)', '%s'])\n"
+             "import glob, time\ntime.sleep(0.5)\n"
+             "alive = [p for p in glob.glob('/proc/[0-9]*/cmdline') if b'%s' in open(p, 'rb').read()]\n"
+             "assert len(alive) == 2, alive\n",
+             lim->python, marker, lim->python, lim->python, marker, marker);
     r = run(sb, code);
     if (lim->is_pid_isolated)
         CHECK_INT_EQ(QH_OUTCOME_PASSED, r.outcome);
