@@ -368,7 +368,7 @@ static void close_pipes(run_pipes *p)
         close_fd(&fds[i]);
 }
 
-/* Reads what is available from fd; on EOF closes it. Returns bytes read (0 on EOF/none). */
+/* Reads what is available from fd, keeping a tail and/or a count; on EOF or error closes fd. */
 static void drain(int *fd, char *tail, size_t cap, size_t *len, unsigned long long *n_total)
 {
     char buf[8192];
@@ -509,10 +509,8 @@ qe_status qh_sandbox_run_source(qh_sandbox *sb, const char *source, qh_exec_resu
         classify(res, false, false, 0, setup_error);
     }
     close_pipes(&p);
-    if (lim->mode == QH_ISOLATION_NONE)
-        nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    else
-        rmdir(scratch);
+    /* in the namespace modes the files lived in the child's tmpfs and this dir is empty */
+    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
     free(text);
     return QE_OK;
 }
