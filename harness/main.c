@@ -19,6 +19,7 @@ static const qh_command commands[] = {
     {"tokenize", "print the token ids of text", qh_cmd_tokenize},
     {"bench", "measure prefill and decode speed of variants", qh_cmd_bench},
     {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
+    {"code-exec", "score HumanEval completions in the sandbox (runs untrusted code)", qh_cmd_code_exec},
 };
 
 static void usage(FILE *out)
