@@ -2,12 +2,16 @@
  * converts the shared stories260K safetensors the way llama.cpp's convert_hf_to_gguf.py does
  * (HF -> GGUF tensor names, q/k rows permuted per head with reshape(n_head, 2, half, n_in)
  * .swapaxes(1, 2)), writes a GGUF file, loads it with qe_model_load and compares the logits
- * with PyTorch's golden ones. */
+ * with PyTorch's golden ones. When `qeval model fetch smollm2-135m` has cached the default
+ * model, its logits are compared with an independent numpy forward pass over the GGUF as
+ * llama.cpp runs it (tests/golden/make_smollm2_logits_golden.py). Then hostile metadata. */
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "gguf_model.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 #include "safetensors.h"
 
@@ -127,6 +131,150 @@ static void write_gguf(const qe_safetensors *st, const char *path)
     free(b.bytes);
 }
 
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    if (s)
+        s[n] = '\0';
+    return s;
+}
+
+static void test_smollm2(void)
+{
+    char *model_path = NULL, golden_path[1024];
+    qe_error err = {0};
+    if (qh_model_cached_path(qh_model_lookup("smollm2-135m"), &model_path, &err) != QE_OK ||
+        access(model_path, R_OK) != 0) {
+        printf("smollm2: not in the model cache, skipped\n");
+        free(model_path);
+        return;
+    }
+    snprintf(golden_path, sizeof golden_path, "%s/tests/golden/gguf/smollm2_logits.json", QEVAL_SOURCE_DIR);
+    char *text = read_all(golden_path);
+    cJSON *golden = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *ids = cJSON_GetObjectItem(golden, "ids"), *probes = cJSON_GetObjectItem(golden, "probe_ids");
+    const cJSON *argmax = cJSON_GetObjectItem(golden, "argmax"), *probe_logits = cJSON_GetObjectItem(golden, "probe_logits");
+    CHECK(ids && probes && argmax && probe_logits);
+    qe_model *m = NULL;
+    qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU};
+    CHECK_INT_EQ(QE_OK, qe_model_load(model_path, &options, &m, &err));
+    free(model_path);
+    if (m && ids) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        CHECK_STR_EQ("fp32 from Q4_1", info.source_note);
+        CHECK_INT_EQ(134515008, info.n_params);
+        CHECK(info.n_layers == 30 && info.hidden == 576 && info.n_heads == 9 && info.n_kv_heads == 3);
+        int n = cJSON_GetArraySize(ids);
+        int32_t tok[64];
+        for (int i = 0; i < n && i < 64; i++)
+            tok[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        float *logits = malloc((size_t)n * info.n_vocab * sizeof(float));
+        CHECK_INT_EQ(QE_OK, qe_forward_logits(m, tok, n, logits, &err));
+        int n_argmax_same = 0;
+        double max_diff = 0;
+        for (int t = 0; t < n; t++) {
+            const float *row = logits + (size_t)t * info.n_vocab;
+            int best = 0;
+            for (int v = 1; v < info.n_vocab; v++)
+                if (row[v] > row[best])
+                    best = v;
+            n_argmax_same += best == cJSON_GetArrayItem(argmax, t)->valueint;
+            const cJSON *want = cJSON_GetArrayItem(probe_logits, t);
+            for (int k = 0; k < cJSON_GetArraySize(probes); k++) {
+                double d = fabs(row[cJSON_GetArrayItem(probes, k)->valueint] - cJSON_GetArrayItem(want, k)->valuedouble);
+                max_diff = d > max_diff ? d : max_diff;
+            }
+        }
+        printf("smollm2: argmax equal at %d/%d positions, max |logit - numpy reference| %.2e\n", n_argmax_same, n,
+               max_diff);
+        CHECK_INT_EQ(n, n_argmax_same);
+        CHECK(max_diff < 1e-3);
+        free(logits);
+    }
+    qe_model_free(m);
+    cJSON_Delete(golden);
+}
+
+/* Loading a GGUF whose metadata is missing or wrong fails naming the file and key. */
+static void expect_config_error(buffer *b, uint64_t n_kv, const char *needle)
+{
+    memcpy(b->bytes + 16, &n_kv, 8);
+    qe_gguf *g = NULL;
+    qe_error err = {0};
+    qe_model_config cfg;
+    CHECK_INT_EQ(QE_OK, qe_gguf_open_memory(b->bytes, b->n, "bad.gguf", &g, &err));
+    if (!g)
+        return;
+    qe_status rc = qe_gguf_model_config(g, &cfg, &err);
+    CHECK(rc != QE_OK);
+    if (rc == QE_OK)
+        qe_model_config_free(&cfg);
+    else if (!strstr(err.msg, needle) || !strstr(err.msg, "bad.gguf")) {
+        check_n_failed++;
+        fprintf(stderr, "message '%s' lacks '%s'\n", err.msg, needle);
+    }
+    qe_gguf_close(g);
+}
+
+static void start(buffer *b, const char *arch, int n_tensors)
+{
+    b->n = 0;
+    put(b, "GGUF", 4); put_u32(b, 3); put_u64(b, (uint64_t)n_tensors); put_u64(b, 0);
+    put_str(b, "general.architecture"); put_u32(b, 8); put_str(b, arch);
+}
+
+static void add_embedding(buffer *b)
+{
+    put_str(b, "token_embd.weight"); put_u32(b, 2); put_u64(b, 8); put_u64(b, 4); put_u32(b, 0); put_u64(b, 0);
+    while (b->n % 32)
+        put(b, "", 1);
+    float zeros[32] = {0};
+    put(b, zeros, sizeof zeros);
+}
+
+static void test_hostile_config(void)
+{
+    buffer b = {0};
+    start(&b, "gpt2", 0);
+    expect_config_error(&b, 1, "general.architecture 'gpt2' is not supported");
+    start(&b, "llama", 0);
+    expect_config_error(&b, 1, "token_embd.weight is missing");
+    start(&b, "llama", 1);
+    kv_u32(&b, "llama.embedding_length", 8);
+    add_embedding(&b);
+    expect_config_error(&b, 2, "'llama.block_count' (integer) is missing");
+    start(&b, "llama", 1);
+    kv_u32(&b, "llama.embedding_length", 0);
+    add_embedding(&b);
+    expect_config_error(&b, 2, "llama.embedding_length = 0 is not a positive size");
+    start(&b, "llama", 1);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 3); kv_u32(&b, "llama.feed_forward_length", 16);
+    kv_u32(&b, "llama.attention.head_count_kv", 2);
+    add_embedding(&b);
+    expect_config_error(&b, 6, "head_count 3 is not a multiple of head_count_kv 2");
+    start(&b, "llama", 1);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    put_str(&b, "llama.rope.scaling.type"); put_u32(&b, 8); put_str(&b, "yarn");
+    add_embedding(&b);
+    expect_config_error(&b, 6, "llama.rope.scaling.type 'yarn' is not supported");
+    free(b.bytes);
+}
+
 int main(void)
 {
     char dir[1024], path[1100], gguf_path[] = "/tmp/qeval-gguf-model-XXXXXX.gguf";
@@ -193,5 +341,7 @@ int main(void)
 
     unlink(gguf_path);
     qe_safetensors_close(st);
+    test_hostile_config();
+    test_smollm2();
     return check_summary();
 }
