@@ -61,6 +61,15 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
         (rc = arch_int(g, arch, "context_length", 2048, &cfg->max_context, err)) ||
         (rc = arch_int(g, arch, "vocab_size", embd->ne[1], &cfg->n_vocab, err)))
         return rc;
+    /* a layer count from a stranger sizes an allocation: a real model has its tensors */
+    char block0[32];
+    snprintf(block0, sizeof block0, "blk.%d.attn_norm.weight", cfg->n_layers - 1);
+    if (cfg->n_layers > 4096 || !qe_gguf_find_tensor(g, block0))
+        return qe_fail(err, QE_EFORMAT, "%s: %s.block_count %d, but there is no tensor %s", g->path, arch,
+                       cfg->n_layers, block0);
+    if (embd->ne[0] != cfg->hidden)
+        return qe_fail(err, QE_EFORMAT, "%s: token_embd.weight rows hold %lld values, %s.embedding_length says %d",
+                       g->path, (long long)embd->ne[0], arch, cfg->hidden);
     if (cfg->n_heads % cfg->n_kv_heads)
         return qe_fail(err, QE_EFORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", g->path,
                        cfg->n_heads, cfg->n_kv_heads);

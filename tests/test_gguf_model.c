@@ -236,12 +236,14 @@ static void start(buffer *b, const char *arch, int n_tensors)
     put_str(b, "general.architecture"); put_u32(b, 8); put_str(b, arch);
 }
 
-static void add_embedding(buffer *b)
+/* token_embd [4 tokens, 8] and blk.0.attn_norm [8], zeros */
+static void add_tensors(buffer *b)
 {
     put_str(b, "token_embd.weight"); put_u32(b, 2); put_u64(b, 8); put_u64(b, 4); put_u32(b, 0); put_u64(b, 0);
+    put_str(b, "blk.0.attn_norm.weight"); put_u32(b, 1); put_u64(b, 8); put_u32(b, 0); put_u64(b, 128);
     while (b->n % 32)
         put(b, "", 1);
-    float zeros[32] = {0};
+    float zeros[40] = {0};
     put(b, zeros, sizeof zeros);
 }
 
@@ -252,25 +254,35 @@ static void test_hostile_config(void)
     expect_config_error(&b, 1, "general.architecture 'gpt2' is not supported");
     start(&b, "llama", 0);
     expect_config_error(&b, 1, "token_embd.weight is missing");
-    start(&b, "llama", 1);
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1000000);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    add_tensors(&b);
+    expect_config_error(&b, 5, "block_count 1000000, but there is no tensor blk.999999.attn_norm.weight");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 16); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    add_tensors(&b);
+    expect_config_error(&b, 5, "token_embd.weight rows hold 8 values, llama.embedding_length says 16");
+    start(&b, "llama", 2);
     kv_u32(&b, "llama.embedding_length", 8);
-    add_embedding(&b);
+    add_tensors(&b);
     expect_config_error(&b, 2, "'llama.block_count' (integer) is missing");
-    start(&b, "llama", 1);
+    start(&b, "llama", 2);
     kv_u32(&b, "llama.embedding_length", 0);
-    add_embedding(&b);
+    add_tensors(&b);
     expect_config_error(&b, 2, "llama.embedding_length = 0 is not a positive size");
-    start(&b, "llama", 1);
+    start(&b, "llama", 2);
     kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
     kv_u32(&b, "llama.attention.head_count", 3); kv_u32(&b, "llama.feed_forward_length", 16);
     kv_u32(&b, "llama.attention.head_count_kv", 2);
-    add_embedding(&b);
+    add_tensors(&b);
     expect_config_error(&b, 6, "head_count 3 is not a multiple of head_count_kv 2");
-    start(&b, "llama", 1);
+    start(&b, "llama", 2);
     kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
     kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
     put_str(&b, "llama.rope.scaling.type"); put_u32(&b, 8); put_str(&b, "yarn");
-    add_embedding(&b);
+    add_tensors(&b);
     expect_config_error(&b, 6, "llama.rope.scaling.type 'yarn' is not supported");
     free(b.bytes);
 }
