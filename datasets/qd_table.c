@@ -43,20 +43,20 @@ static qe_status append(qd_table *t, cJSON *record, long line, const char *path,
 }
 
 /* Required fields present and checked fields inside their allowed sets. */
-static qe_status check_record(const cJSON *record, const qd_load_spec *spec, bool check_presence, const char *path,
-                              long line, qe_error *err)
+static qe_status check_record(const cJSON *record, const qd_load_spec *spec, bool check_presence, const char *where,
+                              qe_error *err)
 {
     if (check_presence)
         for (int i = 0; i < spec->n_fields; i++)
             if (!cJSON_GetObjectItemCaseSensitive(record, spec->fields[i]))
-                return qe_fail(err, QE_EFORMAT, "%s:%ld: missing field \"%s\"", path, line, spec->fields[i]);
+                return qe_fail(err, QE_EFORMAT, "%s: missing field \"%s\"", where, spec->fields[i]);
     for (int i = 0; i < spec->n_checks; i++) {
         const qd_field_check *check = &spec->checks[i];
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(record, check->field);
         if (!value)
-            return qe_fail(err, QE_EFORMAT, "%s:%ld: missing field \"%s\"", path, line, check->field);
+            return qe_fail(err, QE_EFORMAT, "%s: missing field \"%s\"", where, check->field);
         if (!cJSON_IsString(value))
-            return qe_fail(err, QE_EFORMAT, "%s:%ld: field \"%s\" is not a string", path, line, check->field);
+            return qe_fail(err, QE_EFORMAT, "%s: field \"%s\" is not a string", where, check->field);
         bool ok = false;
         for (int k = 0; k < check->n_allowed && !ok; k++)
             ok = !strcmp(value->valuestring, check->allowed[k]);
@@ -66,8 +66,8 @@ static qe_status check_record(const cJSON *record, const qd_load_spec *spec, boo
                 size_t n = strlen(list);
                 snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", check->allowed[k]);
             }
-            return qe_fail(err, QE_EFORMAT, "%s:%ld: field \"%s\" is \"%.40s\", expected one of %s", path, line,
-                           check->field, value->valuestring, list);
+            return qe_fail(err, QE_EFORMAT, "%s: field \"%s\" is \"%.40s\", expected one of %s", where, check->field,
+                           value->valuestring, list);
         }
     }
     return QE_OK;
@@ -145,7 +145,9 @@ static qe_status load_csv(const char *path, const qd_load_spec *spec, qd_table *
         }
         for (int i = 0; i < n; i++)
             cJSON_AddItemToObject(record, names[i], cJSON_CreateString(fields[i]));
-        rc = check_record(record, spec, false, path, line, err);
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%ld", path, line);
+        rc = check_record(record, spec, false, where, err);
         if (rc != QE_OK) {
             cJSON_Delete(record);
             if ((rc = bad_row(t, spec, rc, err)) != QE_OK)
@@ -198,7 +200,9 @@ static qe_status load_jsonl(const char *path, const qd_load_spec *spec, qd_table
                 break;
             continue;
         }
-        rc = check_record(record, spec, true, path, line_no, err);
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%ld", path, line_no);
+        rc = check_record(record, spec, true, where, err);
         if (rc != QE_OK) {
             cJSON_Delete(record);
             if ((rc = bad_row(t, spec, rc, err)) != QE_OK)
@@ -242,8 +246,10 @@ static qe_status load_json(const char *path, const qd_load_spec *spec, qd_table 
     while (root->child) {
         cJSON *record = cJSON_DetachItemViaPointer(root, root->child);
         index++;
-        rc = cJSON_IsObject(record) ? check_record(record, spec, true, path, index, err)
-                                    : qe_fail(err, QE_EFORMAT, "%s:%ld: record is not a JSON object", path, index);
+        char where[4200];
+        snprintf(where, sizeof where, "%s: record %ld", path, index);
+        rc = cJSON_IsObject(record) ? check_record(record, spec, true, where, err)
+                                    : qe_fail(err, QE_EFORMAT, "%s: not a JSON object", where);
         if (rc != QE_OK) {
             cJSON_Delete(record);
             if ((rc = bad_row(t, spec, rc, err)) != QE_OK)

@@ -3,8 +3,8 @@
  * becomes a cJSON object (CSV cells are strings), kept in file order with the line it starts on.
  *
  * The file is read as a stream; a bad row (malformed CSV, wrong field count, invalid JSON, a
- * missing field, a value outside its allowed set) stops the load with "file:line: reason", or
- * with skip_bad_rows is counted and left out. */
+ * missing field, a value outside its allowed set) stops the load with "file:line: reason"
+ * (JSON: "file: record N: reason"), or with skip_bad_rows is counted and left out. */
 #ifndef QD_TABLE_H
 #define QD_TABLE_H
 
@@ -37,7 +37,7 @@ typedef struct {
 
 typedef struct {
     cJSON *records;               /* array of objects, file order */
-    long *lines;                  /* [n_records] line each record starts on (JSON: element index + 1) */
+    long *lines;                  /* [n_records] line each record starts on (JSON: record number from 1) */
     int n_records;
     int n_bad_rows;               /* rows left out under skip_bad_rows */
     char first_bad[512];          /* the first left-out row's message; "" when none */

@@ -59,8 +59,9 @@ struct qe_backend {
     void (*add)(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype);
     /* dst[n] = src[n] */
     void (*copy)(qe_backend *be, float *dst, const float *src, size_t n);
-    /* Copies n floats to host memory. */
+    /* Copies n floats to host memory, and from it. */
     void (*download)(qe_backend *be, float *host, const float *src, size_t n);
+    void (*upload)(qe_backend *be, float *dst, const float *host, size_t n);
     /* Rounds x[n] to dtype (nothing for F32). */
     void (*round)(qe_backend *be, float *x, size_t n, qe_dtype dtype);
     void (*destroy)(qe_backend *be);

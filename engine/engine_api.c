@@ -191,6 +191,9 @@ static size_t trailing_whitespace(const char *s, size_t len)
     return len - end;
 }
 
+/* The harness's prefix_token_id: what stands in for an empty context. -1 when none. */
+static int prefix_token(const qe_model *m) { return m->info.bos_id >= 0 ? m->info.bos_id : m->info.eos_id; }
+
 /* Context and continuation tokens as lm-evaluation-harness's _encode_pair makes them. */
 static qe_status encode_pair(qe_model *m, const char *context, const char *continuation, int32_t **ctx_ids,
                              int *n_ctx, int32_t **cont_ids, int *n_cont, qe_error *err)
@@ -200,7 +203,7 @@ static qe_status encode_pair(qe_model *m, const char *context, const char *conti
     qe_status rc;
     if (!context[0]) {
         /* empty context: the prefix token (BOS, else EOS) stands in for it */
-        int prefix = m->info.bos_id >= 0 ? m->info.bos_id : m->info.eos_id;
+        int prefix = prefix_token(m);
         if (prefix < 0)
             return qe_fail(err, QE_EINVAL, "%s: empty context and the model has neither BOS nor EOS", m->path);
         if ((rc = qe_tokenize(m, continuation, special, cont_ids, n_cont, err)))
@@ -227,6 +230,26 @@ static qe_status encode_pair(qe_model *m, const char *context, const char *conti
     if ((rc = qe_tokenize(m, whole, special, &whole_ids, &n_whole, err)) ||
         (rc = qe_tokenize(m, ctx, special, ctx_ids, n_ctx, err)))
         goto out;
+    if (*n_ctx == 0) {
+        /* a context of only whitespace leaves nothing to condition on (the harness asserts
+         * here); the prefix token stands in, as for an empty context */
+        int prefix = prefix_token(m);
+        free(*ctx_ids);
+        if (prefix < 0 || !(*ctx_ids = malloc(sizeof **ctx_ids))) {
+            *ctx_ids = NULL;
+            rc = qe_fail(err, QE_EINVAL, "%s: context is only whitespace and the model has no BOS/EOS", m->path);
+            goto out;
+        }
+        (*ctx_ids)[0] = prefix;
+        *n_ctx = 1;
+        *n_cont = n_whole;
+        if (!(*cont_ids = malloc((size_t)(n_whole ? n_whole : 1) * sizeof **cont_ids))) {
+            rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+            goto out;
+        }
+        memcpy(*cont_ids, whole_ids, (size_t)n_whole * sizeof **cont_ids);
+        goto out;
+    }
     *n_cont = n_whole > *n_ctx ? n_whole - *n_ctx : 0;
     if (!(*cont_ids = malloc((size_t)(*n_cont ? *n_cont : 1) * sizeof **cont_ids))) {
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
@@ -327,6 +350,22 @@ static bool cut_at_stops(char *text, const char *const *stops, int n_stops)
     return found;
 }
 
+/* The harness decodes generated tokens with skip_special_tokens=True; BOS and EOS are the
+ * special tokens greedy decoding can produce before it stops. */
+static qe_status decode_generated(const qe_model *m, const int32_t *ids, int n, char **text, qe_error *err)
+{
+    int32_t *kept = malloc((size_t)(n ? n : 1) * sizeof *kept);
+    if (!kept)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    int n_kept = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] != m->info.bos_id && !is_eos(m, ids[i]))
+            kept[n_kept++] = ids[i];
+    qe_status rc = qe_detokenize(m, kept, n_kept, text, err);
+    free(kept);
+    return rc;
+}
+
 qe_status qe_generate_until(qe_model *m, const char *context, const char *const *stops, int n_stops,
                             int max_new_tokens, char **text, qe_generate_stats *stats, qe_error *err)
 {
@@ -375,7 +414,7 @@ qe_status qe_generate_until(qe_model *m, const char *context, const char *const 
         stats->n_generated_tokens++;
         free(decoded);
         decoded = NULL;
-        if ((rc = qe_detokenize(m, ids + n_prompt, n - n_prompt, &decoded, err)))
+        if ((rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
             goto out;
         if (cut_at_stops(decoded, stops, n_stops)) {
             stats->hit_stop = true;
@@ -387,7 +426,7 @@ qe_status qe_generate_until(qe_model *m, const char *context, const char *const 
             goto out;
     }
     stats->decode_ms = now_ms() - t1;
-    if (!decoded && (rc = qe_detokenize(m, ids + n_prompt, n - n_prompt, &decoded, err)))
+    if (!decoded && (rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
         goto out;
     *text = decoded;
     decoded = NULL;

@@ -100,5 +100,6 @@ static void forward_rows(void *p, int begin, int end)
 void qe_linear_forward(const qe_linear *lin, const float *x, int n_tok, float *y, qe_pool *pool)
 {
     forward_job job = {lin, x, n_tok, y};
-    qe_pool_run(pool, lin->n_out, lin->row_grain, forward_rows, &job);
+    qe_pool_run(qe_pool_for(pool, (double)lin->n_out * lin->n_in * n_tok), lin->n_out, lin->row_grain, forward_rows,
+                &job);
 }

@@ -23,6 +23,7 @@ typedef struct {
     float *gate, *up;             /* [c, intermediate]                 */
     float *logits;                /* [LOGIT_ROWS, n_vocab]             */
     float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
+    float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
 } scratch;
 
 static void scratch_free(qe_backend *be, scratch *s)
@@ -33,6 +34,8 @@ static void scratch_free(qe_backend *be, scratch *s)
         be->release(be, *all[i]);
         *all[i] = NULL;
     }
+    free(s->host_table);
+    s->host_table = NULL;
 }
 
 static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
@@ -51,7 +54,9 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
     s->gate = be->alloc(be, (size_t)c * cfg->intermediate);
     s->up = be->alloc(be, (size_t)c * cfg->intermediate);
     s->logits = be->alloc(be, (size_t)LOGIT_ROWS * cfg->n_vocab);
-    bool ok = s->x && s->h && s->q && s->k && s->v && s->att && s->tmp && s->gate && s->up && s->logits;
+    s->host_table = malloc((size_t)c * cfg->head_dim / 2 * sizeof(float));
+    bool ok = s->x && s->h && s->q && s->k && s->v && s->att && s->tmp && s->gate && s->up && s->logits &&
+              s->host_table;
     for (int r = 0; r < cfg->n_ropes; r++) {
         s->cos_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
         s->sin_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
@@ -100,14 +105,17 @@ static void fill_rope_tables(const qe_model *m, int pos0, int c, scratch *s)
 {
     int half = m->cfg.head_dim / 2;
     float inv_freq[half];
+    size_t n = (size_t)c * half;
     for (int r = 0; r < m->cfg.n_ropes; r++) {
         qe_rope_inv_freq(&m->cfg.ropes[r], m->cfg.head_dim, m->cfg.torch_dtype, inv_freq);
-        for (int t = 0; t < c; t++)
-            for (int i = 0; i < half; i++) {
-                float angle = (float)(pos0 + t) * inv_freq[i];
-                s->cos_table[r][(size_t)t * half + i] = (float)cos(angle);
-                s->sin_table[r][(size_t)t * half + i] = (float)sin(angle);
-            }
+        for (int is_sin = 0; is_sin < 2; is_sin++) {
+            for (int t = 0; t < c; t++)
+                for (int i = 0; i < half; i++) {
+                    float angle = (float)(pos0 + t) * inv_freq[i];
+                    s->host_table[(size_t)t * half + i] = (float)(is_sin ? sin(angle) : cos(angle));
+                }
+            m->backend->upload(m->backend, is_sin ? s->sin_table[r] : s->cos_table[r], s->host_table, n);
+        }
     }
 }
 

@@ -23,6 +23,7 @@ int qh_report_error(const qe_error *err);
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int qh_cmd_version(int argc, char **argv);
+int qh_cmd_run(int argc, char **argv);
 int qh_cmd_model(int argc, char **argv);
 int qh_cmd_runs(int argc, char **argv);
 int qh_cmd_merge(int argc, char **argv);

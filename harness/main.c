@@ -7,6 +7,7 @@
 #include "cli.h"
 
 static const qh_command commands[] = {
+    {"run", "run variants x benchmarks on a model into the results store", qh_cmd_run},
     {"version", "print the version", qh_cmd_version},
     {"model", "list, fetch and locate models by short name", qh_cmd_model},
     {"runs", "list the runs in a results file", qh_cmd_runs},

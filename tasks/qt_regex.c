@@ -67,8 +67,6 @@ static void item_span(const qt_regex *re, const PCRE2_SIZE *ov, PCRE2_SIZE *star
     }
 }
 
-static bool py_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f); }
-
 qe_status qt_regex_extract(const qt_regex *re, const char *text, int group_select, const char *fallback, char **out,
                            qe_error *err)
 {
@@ -121,9 +119,9 @@ qe_status qt_regex_extract(const qt_regex *re, const char *text, int group_selec
         if (n_items > 0 && index >= 0 && index < n_items) {
             begin = text + spans[2 * index];
             end = text + spans[2 * index + 1];
-            while (begin < end && py_space(*begin))
+            while (begin < end && qt_is_py_space(*begin))
                 begin++;
-            while (end > begin && py_space(end[-1]))
+            while (end > begin && qt_is_py_space(end[-1]))
                 end--;
         }
         if (!(*out = strndup(begin, (size_t)(end - begin))))

@@ -39,8 +39,7 @@ char *qt_buf_take(qt_buf *b)
     return s;
 }
 
-/* Python's str.strip() whitespace for ASCII; other bytes are kept. */
-static bool py_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f); }
+bool qt_is_py_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f); }
 
 typedef struct {
     const char *name;
@@ -165,9 +164,9 @@ static qe_status render_visit(const placeholder *ph, const char *lit, size_t n_l
         size_t n = ph->n_filter_chars[i];
         bool left = (n == 5 && !strncmp(f, "strip", 5)) || (n == 6 && !strncmp(f, "lstrip", 6));
         bool right = (n == 5 && !strncmp(f, "strip", 5)) || (n == 6 && !strncmp(f, "rstrip", 6));
-        while (left && begin < end && py_space(*begin))
+        while (left && begin < end && qt_is_py_space(*begin))
             begin++;
-        while (right && end > begin && py_space(end[-1]))
+        while (right && end > begin && qt_is_py_space(end[-1]))
             end--;
         if (n == 21)
             underscores = true;

@@ -19,6 +19,9 @@ qe_status qt_template_check(const char *tmpl, const char *const *known, int n_kn
 /* Renders into *out (malloc'd). A name without a value is an error naming it. */
 qe_status qt_template_render(const char *tmpl, qt_lookup_fn lookup, void *ctx, char **out, qe_error *err);
 
+/* Python's str.strip() whitespace among ASCII bytes (other bytes are never stripped here). */
+bool qt_is_py_space(char c);
+
 /* A growable string, shared by the task code. */
 typedef struct {
     char *data;

@@ -69,11 +69,15 @@ static qe_status score_mc(const qt_task *task, const qt_subtask *st, const cJSON
                           const qt_response *r, double *value, qe_error *err)
 {
     const char **choices;
-    int n_choices;
+    int n_choices, gold = 0;
     qe_status rc = qt_task_choices(task, st, doc, &choices, &n_choices, err);
     if (rc != QE_OK)
         return rc;
+    if (m->kind == QT_METRIC_ACC)
+        rc = qt_task_gold(task, st, doc, choices, n_choices, &gold, err);
     free(choices);
+    if (rc != QE_OK)
+        return rc;
     if (r->n_loglikelihoods != n_choices || !r->loglikelihoods)
         return qe_fail(err, QE_EINVAL, "%s doc %d: %d loglikelihoods for %d choices", st->name, doc_id,
                        r->n_loglikelihoods, n_choices);
@@ -82,17 +86,6 @@ static qe_status score_mc(const qt_task *task, const qt_subtask *st, const cJSON
         for (int i = 1; i < n_choices; i++)
             if (r->loglikelihoods[i] > r->loglikelihoods[best])
                 best = i;
-        int gold = task->gold_index;
-        if (task->gold_kind == QT_GOLD_FIELD) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, task->gold_field);
-            gold = -1;
-            if (task->choices_kind == QT_CHOICES_LIST && cJSON_IsString(v))
-                for (int i = 0; i < task->n_choice_list && gold < 0; i++)
-                    if (!strcmp(task->choice_list[i], v->valuestring))
-                        gold = i;
-            if (gold < 0)
-                return qe_fail(err, QE_EFORMAT, "%s doc %d: the gold answer is not among the choices", st->name, doc_id);
-        }
         *value = best == gold ? 1.0 : 0.0;
         return QE_OK;
     }
@@ -183,11 +176,21 @@ qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *res
     return QE_OK;
 }
 
+int qt_task_n_values(const qt_task *task) { return task->n_keys; }
+
+void qt_task_value_name(const qt_task *task, int k, const char **metric, const char **filter)
+{
+    const qt_metric_key *key = &task->keys[k];
+    *metric = task->metrics[key->metric].name;
+    *filter = key->filter >= 0 ? task->filters[key->filter].name : "none";
+}
+
 static void fill_names(const qt_task *task, int key, qt_metric_row *row)
 {
-    const qt_metric_key *k = &task->keys[key];
-    snprintf(row->metric, sizeof row->metric, "%s", task->metrics[k->metric].name);
-    snprintf(row->filter, sizeof row->filter, "%s", k->filter >= 0 ? task->filters[k->filter].name : "none");
+    const char *metric, *filter;
+    qt_task_value_name(task, key, &metric, &filter);
+    snprintf(row->metric, sizeof row->metric, "%s", metric);
+    snprintf(row->filter, sizeof row->filter, "%s", filter);
 }
 
 /* Size-weighted mean and pooled stderr over the subtask rows in members[]. */

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "qd_manifest.h"
+#include "qd_sha256.h"
 #include "qd_source.h"
+#include "qt_json.h"
 #include "qt_template.h"
 
 void qt_task_options_default(qt_task_options *options)
@@ -12,121 +14,6 @@ void qt_task_options_default(qt_task_options *options)
     memset(options, 0, sizeof *options);
     options->num_fewshot = -1;
     options->seed = -1;
-}
-
-/* ---- JSON helpers: every error names the task file and the field ---------------------------- */
-
-typedef struct {
-    const char *path;
-    qe_error *err;
-} ctx_t;
-
-static qe_status field_error(const ctx_t *c, const char *field, const char *what)
-{
-    return qe_fail(c->err, QE_EFORMAT, "%s: field \"%s\" %s", c->path, field, what);
-}
-
-static qe_status get_string(const ctx_t *c, const cJSON *obj, const char *key, const char *field, bool required,
-                            const char *fallback, char **out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) {
-        if (required)
-            return field_error(c, field, "is missing");
-        *out = fallback ? strdup(fallback) : NULL;
-        if (fallback && !*out)
-            return qe_fail(c->err, QE_ENOMEM, "out of memory");
-        return QE_OK;
-    }
-    if (!cJSON_IsString(v))
-        return field_error(c, field, "must be a string");
-    if (!(*out = strdup(v->valuestring)))
-        return qe_fail(c->err, QE_ENOMEM, "out of memory");
-    return QE_OK;
-}
-
-static qe_status get_int(const ctx_t *c, const cJSON *obj, const char *key, const char *field, bool required, int fallback,
-                         int min, int *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) {
-        if (required)
-            return field_error(c, field, "is missing");
-        *out = fallback;
-        return QE_OK;
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || (int)v->valuedouble < min) {
-        char what[64];
-        snprintf(what, sizeof what, "must be an integer >= %d", min);
-        return field_error(c, field, what);
-    }
-    *out = (int)v->valuedouble;
-    return QE_OK;
-}
-
-static qe_status get_bool(const ctx_t *c, const cJSON *obj, const char *key, const char *field, bool fallback, bool *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) {
-        *out = fallback;
-        return QE_OK;
-    }
-    if (!cJSON_IsBool(v))
-        return field_error(c, field, "must be true or false");
-    *out = cJSON_IsTrue(v);
-    return QE_OK;
-}
-
-static qe_status get_string_array(const ctx_t *c, const cJSON *v, const char *field, char ***out, int *n_out)
-{
-    *out = NULL;
-    *n_out = 0;
-    if (!cJSON_IsArray(v))
-        return field_error(c, field, "must be an array of strings");
-    int n = cJSON_GetArraySize(v);
-    char **items = calloc((size_t)(n ? n : 1), sizeof *items);
-    if (!items)
-        return qe_fail(c->err, QE_ENOMEM, "out of memory");
-    int i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, v)
-    {
-        if (!cJSON_IsString(item) || !(items[i] = strdup(item->valuestring))) {
-            for (int k = 0; k < i; k++)
-                free(items[k]);
-            free(items);
-            return field_error(c, field, "must be an array of strings");
-        }
-        i++;
-    }
-    *out = items;
-    *n_out = n;
-    return QE_OK;
-}
-
-static void free_strings(char **items, int n)
-{
-    for (int i = 0; i < n && items; i++)
-        free(items[i]);
-    free(items);
-}
-
-/* Rejects keys outside allowed[] so a typo in a task file is an error, not a silent default. */
-static qe_status check_keys(const ctx_t *c, const cJSON *obj, const char *prefix, const char *const *allowed)
-{
-    const cJSON *item;
-    cJSON_ArrayForEach(item, obj)
-    {
-        bool ok = false;
-        for (int i = 0; allowed[i] && !ok; i++)
-            ok = !strcmp(item->string, allowed[i]);
-        if (!ok) {
-            char field[128];
-            snprintf(field, sizeof field, "%s%s", prefix, item->string);
-            return field_error(c, field, "is not part of the task schema (see docs/tasks.md)");
-        }
-    }
-    return QE_OK;
 }
 
 /* ---- templates over documents ----------------------------------------------------------------- */
@@ -177,35 +64,35 @@ typedef struct {
 
 static void dataset_def_free(dataset_def *d)
 {
-    free_strings(d->fields, d->n_fields);
+    qt_json_free_strings(d->fields, d->n_fields);
     for (int i = 0; i < d->n_checks; i++) {
         free((char *)d->checks[i].field);
-        free_strings(d->check_values[i], d->checks[i].n_allowed);
+        qt_json_free_strings(d->check_values[i], d->checks[i].n_allowed);
     }
     free(d->checks);
     free(d->check_values);
-    free_strings(d->subset_names, d->n_subsets);
+    qt_json_free_strings(d->subset_names, d->n_subsets);
     free(d->subtask_name_template);
 }
 
-static qe_status parse_dataset(const ctx_t *c, qt_task *task, const cJSON *ds, bool skip_bad_rows, dataset_def *d)
+static qe_status parse_dataset(const qt_json_ctx *c, qt_task *task, const cJSON *ds, bool skip_bad_rows, dataset_def *d)
 {
     qe_status rc;
     if (!cJSON_IsObject(ds))
-        return field_error(c, "dataset", "must be an object");
-    if ((rc = check_keys(c, ds, "dataset.", dataset_keys)) != QE_OK)
+        return qt_json_field_error(c, "dataset", "must be an object");
+    if ((rc = qt_json_check_keys(c, ds, "dataset.", dataset_keys)) != QE_OK)
         return rc;
     char *format = NULL;
-    if ((rc = get_string(c, ds, "format", "dataset.format", true, NULL, &format)) != QE_OK)
+    if ((rc = qt_json_string(c, ds, "format", "dataset.format", true, NULL, &format)) != QE_OK)
         return rc;
     rc = qd_format_parse(format, &d->spec.format, c->err);
     free(format);
     if (rc != QE_OK)
         return qe_fail_context(c->err, "%s: field \"dataset.format\"", c->path);
-    if ((rc = get_bool(c, ds, "header", "dataset.header", false, &d->spec.has_header)) != QE_OK)
+    if ((rc = qt_json_bool(c, ds, "header", "dataset.header", false, &d->spec.has_header)) != QE_OK)
         return rc;
-    if ((rc = get_string_array(c, cJSON_GetObjectItemCaseSensitive(ds, "fields"), "dataset.fields", &d->fields,
-                               &d->n_fields)) != QE_OK)
+    if ((rc = qt_json_string_array(c, cJSON_GetObjectItemCaseSensitive(ds, "fields"), "dataset.fields", &d->fields,
+                                   &d->n_fields)) != QE_OK)
         return rc;
     d->spec.fields = (const char *const *)d->fields;
     d->spec.n_fields = d->n_fields;
@@ -213,7 +100,7 @@ static qe_status parse_dataset(const ctx_t *c, qt_task *task, const cJSON *ds, b
     const cJSON *checks = cJSON_GetObjectItemCaseSensitive(ds, "checks");
     if (checks) {
         if (!cJSON_IsObject(checks))
-            return field_error(c, "dataset.checks", "must be an object of field: [allowed values]");
+            return qt_json_field_error(c, "dataset.checks", "must be an object of field: [allowed values]");
         int n = cJSON_GetArraySize(checks);
         d->checks = calloc((size_t)n + 1, sizeof *d->checks);
         d->check_values = calloc((size_t)n + 1, sizeof *d->check_values);
@@ -225,7 +112,7 @@ static qe_status parse_dataset(const ctx_t *c, qt_task *task, const cJSON *ds, b
             char field[128];
             snprintf(field, sizeof field, "dataset.checks.%s", item->string);
             qd_field_check *check = &d->checks[d->n_checks];
-            if ((rc = get_string_array(c, item, field, &d->check_values[d->n_checks], &check->n_allowed)) != QE_OK)
+            if ((rc = qt_json_string_array(c, item, field, &d->check_values[d->n_checks], &check->n_allowed)) != QE_OK)
                 return rc;
             check->field = strdup(item->string);
             check->allowed = (const char *const *)d->check_values[d->n_checks];
@@ -238,40 +125,40 @@ static qe_status parse_dataset(const ctx_t *c, qt_task *task, const cJSON *ds, b
     }
     d->splits = cJSON_GetObjectItemCaseSensitive(ds, "splits");
     if (!cJSON_IsObject(d->splits))
-        return field_error(c, "dataset.splits", "must be an object of split name: file path");
+        return qt_json_field_error(c, "dataset.splits", "must be an object of split name: file path");
     const cJSON *subsets = cJSON_GetObjectItemCaseSensitive(ds, "subsets");
     if (subsets) {
         static const char *const subset_keys[] = {"variable", "names", "task_name", NULL};
         if (!cJSON_IsObject(subsets))
-            return field_error(c, "dataset.subsets", "must be an object");
-        if ((rc = check_keys(c, subsets, "dataset.subsets.", subset_keys)) != QE_OK ||
-            (rc = get_string(c, subsets, "variable", "dataset.subsets.variable", true, NULL, &task->subset_variable)) ||
-            (rc = get_string_array(c, cJSON_GetObjectItemCaseSensitive(subsets, "names"), "dataset.subsets.names",
-                                   &d->subset_names, &d->n_subsets)) ||
-            (rc = get_string(c, subsets, "task_name", "dataset.subsets.task_name", true, NULL, &d->subtask_name_template)))
+            return qt_json_field_error(c, "dataset.subsets", "must be an object");
+        if ((rc = qt_json_check_keys(c, subsets, "dataset.subsets.", subset_keys)) != QE_OK ||
+            (rc = qt_json_string(c, subsets, "variable", "dataset.subsets.variable", true, NULL, &task->subset_variable)) ||
+            (rc = qt_json_string_array(c, cJSON_GetObjectItemCaseSensitive(subsets, "names"), "dataset.subsets.names",
+                                       &d->subset_names, &d->n_subsets)) ||
+            (rc = qt_json_string(c, subsets, "task_name", "dataset.subsets.task_name", true, NULL, &d->subtask_name_template)))
             return rc;
         if (d->n_subsets == 0)
-            return field_error(c, "dataset.subsets.names", "is empty");
+            return qt_json_field_error(c, "dataset.subsets.names", "is empty");
     }
     return QE_OK;
 }
 
-static qe_status parse_fewshot(const ctx_t *c, qt_task *task, const cJSON *fs, char **split)
+static qe_status parse_fewshot(const qt_json_ctx *c, qt_task *task, const cJSON *fs, char **split)
 {
     qe_status rc;
     *split = NULL;
     int seed = 1234;
     char *sampler = NULL;
     if (fs && !cJSON_IsObject(fs))
-        return field_error(c, "fewshot", "must be an object");
-    if (fs && (rc = check_keys(c, fs, "fewshot.", fewshot_keys)) != QE_OK)
+        return qt_json_field_error(c, "fewshot", "must be an object");
+    if (fs && (rc = qt_json_check_keys(c, fs, "fewshot.", fewshot_keys)) != QE_OK)
         return rc;
-    if ((rc = get_int(c, fs, "num_fewshot", "fewshot.num_fewshot", false, 0, 0, &task->num_fewshot)) ||
-        (rc = get_int(c, fs, "seed", "fewshot.seed", false, 1234, 0, &seed)) ||
-        (rc = get_string(c, fs, "split", "fewshot.split", task->num_fewshot > 0, NULL, split)) ||
-        (rc = get_string(c, fs, "sampler", "fewshot.sampler", false, "random", &sampler)) ||
-        (rc = get_string(c, fs, "fewshot_delimiter", "fewshot.fewshot_delimiter", false, "\n\n", &task->fewshot_delimiter)) ||
-        (rc = get_string(c, fs, "target_delimiter", "fewshot.target_delimiter", false, " ", &task->target_delimiter))) {
+    if ((rc = qt_json_int(c, fs, "num_fewshot", "fewshot.num_fewshot", false, 0, 0, &task->num_fewshot)) ||
+        (rc = qt_json_int(c, fs, "seed", "fewshot.seed", false, 1234, 0, &seed)) ||
+        (rc = qt_json_string(c, fs, "split", "fewshot.split", task->num_fewshot > 0, NULL, split)) ||
+        (rc = qt_json_string(c, fs, "sampler", "fewshot.sampler", false, "random", &sampler)) ||
+        (rc = qt_json_string(c, fs, "fewshot_delimiter", "fewshot.fewshot_delimiter", false, "\n\n", &task->fewshot_delimiter)) ||
+        (rc = qt_json_string(c, fs, "target_delimiter", "fewshot.target_delimiter", false, " ", &task->target_delimiter))) {
         free(sampler);
         return rc;
     }
@@ -279,72 +166,72 @@ static qe_status parse_fewshot(const ctx_t *c, qt_task *task, const cJSON *fs, c
     bool first_n = !strcmp(sampler, "first_n"), random = !strcmp(sampler, "random");
     free(sampler);
     if (!first_n && !random)
-        return field_error(c, "fewshot.sampler", "must be \"first_n\" or \"random\"");
+        return qt_json_field_error(c, "fewshot.sampler", "must be \"first_n\" or \"random\"");
     task->sampler_first_n = first_n;
     return QE_OK;
 }
 
-static qe_status parse_output(const ctx_t *c, qt_task *task, const cJSON *root)
+static qe_status parse_output(const qt_json_ctx *c, qt_task *task, const cJSON *root)
 {
     qe_status rc;
     char *type = NULL;
-    if ((rc = get_string(c, root, "output_type", "output_type", true, NULL, &type)) != QE_OK)
+    if ((rc = qt_json_string(c, root, "output_type", "output_type", true, NULL, &type)) != QE_OK)
         return rc;
     bool mc = !strcmp(type, "multiple_choice"), gen = !strcmp(type, "generate_until");
     free(type);
     if (!mc && !gen)
-        return field_error(c, "output_type", "must be \"multiple_choice\" or \"generate_until\"");
+        return qt_json_field_error(c, "output_type", "must be \"multiple_choice\" or \"generate_until\"");
     task->type = mc ? QT_REQUEST_LOGLIKELIHOOD : QT_REQUEST_GENERATE_UNTIL;
     if (mc) {
         const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
         const cJSON *gold = cJSON_GetObjectItemCaseSensitive(root, "gold");
         if (!cJSON_IsObject(choices))
-            return field_error(c, "choices", "must be {\"list\": [...]} or {\"keys_of\": FIELD} for multiple_choice");
+            return qt_json_field_error(c, "choices", "must be {\"list\": [...]} or {\"keys_of\": FIELD} for multiple_choice");
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(choices, "list");
         if (list) {
             task->choices_kind = QT_CHOICES_LIST;
-            if ((rc = get_string_array(c, list, "choices.list", &task->choice_list, &task->n_choice_list)) != QE_OK)
+            if ((rc = qt_json_string_array(c, list, "choices.list", &task->choice_list, &task->n_choice_list)) != QE_OK)
                 return rc;
             if (task->n_choice_list == 0)
-                return field_error(c, "choices.list", "is empty");
+                return qt_json_field_error(c, "choices.list", "is empty");
         } else {
             task->choices_kind = QT_CHOICES_KEYS_OF;
-            if ((rc = get_string(c, choices, "keys_of", "choices.keys_of", true, NULL, &task->choices_field)) != QE_OK)
+            if ((rc = qt_json_string(c, choices, "keys_of", "choices.keys_of", true, NULL, &task->choices_field)) != QE_OK)
                 return rc;
         }
         if (!cJSON_IsObject(gold))
-            return field_error(c, "gold", "must be {\"field\": F}, {\"index\": N} or {\"labels_of\": F}");
+            return qt_json_field_error(c, "gold", "must be {\"field\": F}, {\"index\": N} or {\"labels_of\": F}");
         if (cJSON_GetObjectItemCaseSensitive(gold, "field")) {
             task->gold_kind = QT_GOLD_FIELD;
-            rc = get_string(c, gold, "field", "gold.field", true, NULL, &task->gold_field);
+            rc = qt_json_string(c, gold, "field", "gold.field", true, NULL, &task->gold_field);
         } else if (cJSON_GetObjectItemCaseSensitive(gold, "labels_of")) {
             task->gold_kind = QT_GOLD_LABELS_OF;
-            rc = get_string(c, gold, "labels_of", "gold.labels_of", true, NULL, &task->gold_field);
+            rc = qt_json_string(c, gold, "labels_of", "gold.labels_of", true, NULL, &task->gold_field);
         } else {
             task->gold_kind = QT_GOLD_INDEX;
-            rc = get_int(c, gold, "index", "gold.index", true, 0, 0, &task->gold_index);
+            rc = qt_json_int(c, gold, "index", "gold.index", true, 0, 0, &task->gold_index);
         }
         if (rc != QE_OK)
             return rc;
     } else {
         const cJSON *gen_obj = cJSON_GetObjectItemCaseSensitive(root, "generation");
         if (!cJSON_IsObject(gen_obj))
-            return field_error(c, "generation", "must be {\"until\": [...], \"max_gen_toks\": N} for generate_until");
-        if ((rc = get_string_array(c, cJSON_GetObjectItemCaseSensitive(gen_obj, "until"), "generation.until", &task->stops,
-                                   &task->n_stops)) ||
-            (rc = get_int(c, gen_obj, "max_gen_toks", "generation.max_gen_toks", false, 256, 1, &task->max_gen_toks)))
+            return qt_json_field_error(c, "generation", "must be {\"until\": [...], \"max_gen_toks\": N} for generate_until");
+        if ((rc = qt_json_string_array(c, cJSON_GetObjectItemCaseSensitive(gen_obj, "until"), "generation.until", &task->stops,
+                                       &task->n_stops)) ||
+            (rc = qt_json_int(c, gen_obj, "max_gen_toks", "generation.max_gen_toks", false, 256, 1, &task->max_gen_toks)))
             return rc;
     }
     return QE_OK;
 }
 
-static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSON *root)
+static qe_status parse_filters_metrics(const qt_json_ctx *c, qt_task *task, const cJSON *root)
 {
     qe_status rc;
     const cJSON *filters = cJSON_GetObjectItemCaseSensitive(root, "filters");
     if (filters) {
         if (!cJSON_IsArray(filters))
-            return field_error(c, "filters", "must be an array");
+            return qt_json_field_error(c, "filters", "must be an array");
         task->filters = calloc((size_t)cJSON_GetArraySize(filters) + 1, sizeof *task->filters);
         if (!task->filters)
             return qe_fail(c->err, QE_ENOMEM, "out of memory");
@@ -357,15 +244,15 @@ static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSO
             qt_filter *filter = &task->filters[task->n_filters++];
             char *name = NULL, *regex = NULL;
             if (!cJSON_IsObject(f))
-                return field_error(c, field, "must be an object");
-            if ((rc = check_keys(c, f, "filters[].", filter_keys)) ||
-                (rc = get_string(c, f, "name", "filters[].name", true, NULL, &name)))
+                return qt_json_field_error(c, field, "must be an object");
+            if ((rc = qt_json_check_keys(c, f, "filters[].", filter_keys)) ||
+                (rc = qt_json_string(c, f, "name", "filters[].name", true, NULL, &name)))
                 return rc;
             snprintf(filter->name, sizeof filter->name, "%s", name);
             free(name);
-            if ((rc = get_string(c, f, "regex", "filters[].regex", false, NULL, &regex)) ||
-                (rc = get_int(c, f, "group_select", "filters[].group_select", false, 0, -1000000, &filter->group_select)) ||
-                (rc = get_string(c, f, "fallback", "filters[].fallback", false, "[invalid]", &filter->fallback))) {
+            if ((rc = qt_json_string(c, f, "regex", "filters[].regex", false, NULL, &regex)) ||
+                (rc = qt_json_int(c, f, "group_select", "filters[].group_select", false, 0, -1000000, &filter->group_select)) ||
+                (rc = qt_json_string(c, f, "fallback", "filters[].fallback", false, "[invalid]", &filter->fallback))) {
                 free(regex);
                 return rc;
             }
@@ -379,7 +266,7 @@ static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSO
     }
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
     if (!cJSON_IsArray(metrics) || cJSON_GetArraySize(metrics) == 0)
-        return field_error(c, "metrics", "must be a non-empty array");
+        return qt_json_field_error(c, "metrics", "must be a non-empty array");
     task->metrics = calloc((size_t)cJSON_GetArraySize(metrics), sizeof *task->metrics);
     task->keys = calloc((size_t)cJSON_GetArraySize(metrics) * (size_t)(task->n_filters + 1), sizeof *task->keys);
     if (!task->metrics || !task->keys)
@@ -391,9 +278,9 @@ static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSO
         qt_metric *metric = &task->metrics[task->n_metrics++];
         char *name = NULL;
         if (!cJSON_IsObject(m))
-            return field_error(c, "metrics[]", "must be an object");
-        if ((rc = check_keys(c, m, "metrics[].", metric_keys)) ||
-            (rc = get_string(c, m, "metric", "metrics[].metric", true, NULL, &name)))
+            return qt_json_field_error(c, "metrics[]", "must be an object");
+        if ((rc = qt_json_check_keys(c, m, "metrics[].", metric_keys)) ||
+            (rc = qt_json_string(c, m, "metric", "metrics[].metric", true, NULL, &name)))
             return rc;
         if (!strcmp(name, "acc")) {
             metric->kind = QT_METRIC_ACC;
@@ -405,32 +292,32 @@ static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSO
             metric->kind = QT_METRIC_PASS_AT_1;
         } else {
             free(name);
-            return field_error(c, "metrics[].metric", "must be acc, acc_mc2, exact_match or pass@1");
+            return qt_json_field_error(c, "metrics[].metric", "must be acc, acc_mc2, exact_match or pass@1");
         }
         /* lm-eval reports the MC2 mass under the name acc. */
         snprintf(metric->name, sizeof metric->name, "%s", metric->kind == QT_METRIC_ACC_MC2 ? "acc" : name);
         free(name);
         bool needs_mc = metric->kind == QT_METRIC_ACC || metric->kind == QT_METRIC_ACC_MC2;
         if (needs_mc != (task->type == QT_REQUEST_LOGLIKELIHOOD))
-            return field_error(c, "metrics[].metric", "does not fit the output_type");
+            return qt_json_field_error(c, "metrics[].metric", "does not fit the output_type");
         if (metric->kind == QT_METRIC_ACC_MC2 && task->gold_kind != QT_GOLD_LABELS_OF)
-            return field_error(c, "metrics[].metric", "acc_mc2 needs gold {\"labels_of\": FIELD}");
+            return qt_json_field_error(c, "metrics[].metric", "acc_mc2 needs gold {\"labels_of\": FIELD}");
         if (metric->kind == QT_METRIC_ACC && task->gold_kind == QT_GOLD_LABELS_OF)
-            return field_error(c, "metrics[].metric", "acc needs gold {\"field\"} or {\"index\"}");
-        if ((rc = get_bool(c, m, "ignore_case", "metrics[].ignore_case", false, &metric->ignore_case)) ||
-            (rc = get_bool(c, m, "ignore_punctuation", "metrics[].ignore_punctuation", false, &metric->ignore_punctuation)))
+            return qt_json_field_error(c, "metrics[].metric", "acc needs gold {\"field\"} or {\"index\"}");
+        if ((rc = qt_json_bool(c, m, "ignore_case", "metrics[].ignore_case", false, &metric->ignore_case)) ||
+            (rc = qt_json_bool(c, m, "ignore_punctuation", "metrics[].ignore_punctuation", false, &metric->ignore_punctuation)))
             return rc;
         const cJSON *ignore = cJSON_GetObjectItemCaseSensitive(m, "regexes_to_ignore");
         if (ignore) {
             char **patterns;
             int n;
-            if ((rc = get_string_array(c, ignore, "metrics[].regexes_to_ignore", &patterns, &n)) != QE_OK)
+            if ((rc = qt_json_string_array(c, ignore, "metrics[].regexes_to_ignore", &patterns, &n)) != QE_OK)
                 return rc;
             metric->ignore = calloc((size_t)n + 1, sizeof *metric->ignore);
             for (int i = 0; i < n && metric->ignore && rc == QE_OK; i++)
                 if ((rc = qt_regex_compile(patterns[i], &metric->ignore[i], c->err)) == QE_OK)
                     metric->n_ignore++;
-            free_strings(patterns, n);
+            qt_json_free_strings(patterns, n);
             if (!metric->ignore)
                 return qe_fail(c->err, QE_ENOMEM, "out of memory");
             if (rc != QE_OK)
@@ -447,22 +334,22 @@ static qe_status parse_filters_metrics(const ctx_t *c, qt_task *task, const cJSO
     return QE_OK;
 }
 
-static qe_status parse_groups(const ctx_t *c, qt_task *task, const cJSON *groups, const dataset_def *d)
+static qe_status parse_groups(const qt_json_ctx *c, qt_task *task, const cJSON *groups, const dataset_def *d)
 {
     qe_status rc;
     if (!groups)
         return QE_OK;
     static const char *const group_keys[] = {"name", "categories", NULL};
     if (!cJSON_IsObject(groups))
-        return field_error(c, "groups", "must be an object");
-    if ((rc = check_keys(c, groups, "groups.", group_keys)) ||
-        (rc = get_string(c, groups, "name", "groups.name", true, NULL, &task->group_name)))
+        return qt_json_field_error(c, "groups", "must be an object");
+    if ((rc = qt_json_check_keys(c, groups, "groups.", group_keys)) ||
+        (rc = qt_json_string(c, groups, "name", "groups.name", true, NULL, &task->group_name)))
         return rc;
     const cJSON *cats = cJSON_GetObjectItemCaseSensitive(groups, "categories");
     if (!cats)
         return QE_OK;
     if (!cJSON_IsObject(cats))
-        return field_error(c, "groups.categories", "must be an object of category: [subset names]");
+        return qt_json_field_error(c, "groups.categories", "must be an object of category: [subset names]");
     task->category_names = calloc((size_t)cJSON_GetArraySize(cats) + 1, sizeof *task->category_names);
     if (!task->category_names)
         return qe_fail(c->err, QE_ENOMEM, "out of memory");
@@ -473,10 +360,10 @@ static qe_status parse_groups(const ctx_t *c, qt_task *task, const cJSON *groups
         snprintf(field, sizeof field, "groups.categories.%s", cat->string);
         char **members;
         int n;
-        if ((rc = get_string_array(c, cat, field, &members, &n)) != QE_OK)
+        if ((rc = qt_json_string_array(c, cat, field, &members, &n)) != QE_OK)
             return rc;
         if (!(task->category_names[task->n_categories] = strdup(cat->string))) {
-            free_strings(members, n);
+            qt_json_free_strings(members, n);
             return qe_fail(c->err, QE_ENOMEM, "out of memory");
         }
         for (int i = 0; i < n && rc == QE_OK; i++) {
@@ -488,7 +375,7 @@ static qe_status parse_groups(const ctx_t *c, qt_task *task, const cJSON *groups
                 rc = qe_fail(c->err, QE_EFORMAT, "%s: field \"%s\": \"%s\" is not one of dataset.subsets.names", c->path,
                              field, members[i]);
         }
-        free_strings(members, n);
+        qt_json_free_strings(members, n);
         if (rc != QE_OK)
             return rc;
         task->n_categories++;
@@ -515,14 +402,14 @@ static int category_of(const cJSON *groups, const char *subset)
 }
 
 /* Path of a split for one subset: the split's template rendered over the subset variable. */
-static qe_status split_path(const ctx_t *c, qt_task *task, const dataset_def *d, qt_subtask *st, const char *split,
+static qe_status split_path(const qt_json_ctx *c, qt_task *task, const dataset_def *d, qt_subtask *st, const char *split,
                             const char *data_dir, char **out)
 {
     const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(d->splits, split);
     if (!cJSON_IsString(tmpl)) {
         char field[96];
         snprintf(field, sizeof field, "dataset.splits.%s", split);
-        return field_error(c, field, "is missing (or not a string)");
+        return qt_json_field_error(c, field, "is missing (or not a string)");
     }
     char *rel;
     qe_status rc = qt_task_render(task, st, NULL, tmpl->valuestring, &rel, c->err);
@@ -588,7 +475,7 @@ static bool subset_selected(const char *list, const char *name)
     return false;
 }
 
-static qe_status load_subtasks(const ctx_t *c, qt_task *task, const dataset_def *d, const cJSON *groups,
+static qe_status load_subtasks(const qt_json_ctx *c, qt_task *task, const dataset_def *d, const cJSON *groups,
                                const char *fewshot_split, const char *test_split, const qt_task_options *o)
 {
     qe_status rc;
@@ -656,7 +543,7 @@ static qe_status load_subtasks(const ctx_t *c, qt_task *task, const dataset_def 
     return QE_OK;
 }
 
-static qe_status check_templates(const ctx_t *c, qt_task *task, const dataset_def *d)
+static qe_status check_templates(const qt_json_ctx *c, qt_task *task, const dataset_def *d)
 {
     const char *known[130];
     int n_known = 0;
@@ -686,7 +573,7 @@ static qe_status check_templates(const ctx_t *c, qt_task *task, const dataset_de
                            i == 0 ? "choices.keys_of" : "gold", referenced[i]);
     }
     if (task->type == QT_REQUEST_GENERATE_UNTIL && !task->doc_to_target)
-        return field_error(c, "doc_to_target", "is required for generate_until tasks");
+        return qt_json_field_error(c, "doc_to_target", "is required for generate_until tasks");
     return QE_OK;
 }
 
@@ -717,7 +604,7 @@ qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt
     else
         snprintf(task->path, n_path, "%s/%s.json", tasks_dir, name_or_path);
 
-    ctx_t c = {task->path, err};
+    qt_json_ctx c = {task->path, err};
     cJSON *root = NULL;
     char *text = NULL, *fewshot_split = NULL, *test_split = NULL;
     size_t n_text;
@@ -742,13 +629,13 @@ qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt
         rc = qe_fail(err, QE_EFORMAT, "%s:%ld: not a valid JSON object", task->path, root ? 1L : line);
         goto out;
     }
-    if ((rc = check_keys(&c, root, "", top_keys)) ||
-        (rc = get_string(&c, root, "task", "task", true, NULL, &task->name)) ||
+    if ((rc = qt_json_check_keys(&c, root, "", top_keys)) ||
+        (rc = qt_json_string(&c, root, "task", "task", true, NULL, &task->name)) ||
         (rc = parse_dataset(&c, task, cJSON_GetObjectItemCaseSensitive(root, "dataset"), options->skip_bad_rows, &d)) ||
-        (rc = get_string(&c, root, "test_split", "test_split", true, NULL, &test_split)) ||
-        (rc = get_string(&c, root, "description", "description", false, "", &task->description)) ||
-        (rc = get_string(&c, root, "doc_to_text", "doc_to_text", true, NULL, &task->doc_to_text)) ||
-        (rc = get_string(&c, root, "doc_to_target", "doc_to_target", false, NULL, &task->doc_to_target)) ||
+        (rc = qt_json_string(&c, root, "test_split", "test_split", true, NULL, &test_split)) ||
+        (rc = qt_json_string(&c, root, "description", "description", false, "", &task->description)) ||
+        (rc = qt_json_string(&c, root, "doc_to_text", "doc_to_text", true, NULL, &task->doc_to_text)) ||
+        (rc = qt_json_string(&c, root, "doc_to_target", "doc_to_target", false, NULL, &task->doc_to_target)) ||
         (rc = parse_fewshot(&c, task, cJSON_GetObjectItemCaseSensitive(root, "fewshot"), &fewshot_split)) ||
         (rc = parse_output(&c, task, root)) || (rc = parse_filters_metrics(&c, task, root)) ||
         (rc = parse_groups(&c, task, cJSON_GetObjectItemCaseSensitive(root, "groups"), &d)) ||
@@ -759,7 +646,7 @@ qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt
     if (options->seed >= 0)
         task->seed = (uint64_t)options->seed;
     if (task->num_fewshot > 0 && !fewshot_split) {
-        rc = field_error(&c, "fewshot.split", "is needed for --num-fewshot > 0");
+        rc = qt_json_field_error(&c, "fewshot.split", "is needed for --num-fewshot > 0");
         goto out;
     }
     task->fewshot_same_split = fewshot_split && !strcmp(fewshot_split, test_split);
@@ -798,16 +685,16 @@ void qt_task_free(qt_task *task)
     free(task->name);
     free(task->subset_variable);
     free(task->group_name);
-    free_strings(task->category_names, task->n_categories);
+    qt_json_free_strings(task->category_names, task->n_categories);
     free(task->description);
     free(task->doc_to_text);
     free(task->doc_to_target);
     free(task->fewshot_delimiter);
     free(task->target_delimiter);
-    free_strings(task->choice_list, task->n_choice_list);
+    qt_json_free_strings(task->choice_list, task->n_choice_list);
     free(task->choices_field);
     free(task->gold_field);
-    free_strings(task->stops, task->n_stops);
+    qt_json_free_strings(task->stops, task->n_stops);
     for (int i = 0; i < task->n_filters; i++) {
         qt_regex_free(task->filters[i].regex);
         free(task->filters[i].fallback);
@@ -829,3 +716,16 @@ int qt_task_n_bad_rows(const qt_task *task) { return task->n_bad_rows; }
 const char *qt_task_first_bad_row(const qt_task *task) { return task->first_bad; }
 int qt_task_n_filters(const qt_task *task) { return task->n_filters; }
 const char *qt_task_filter_name(const qt_task *task, int filter_index) { return task->filters[filter_index].name; }
+
+qe_status qt_task_definition_sha256(const qt_task *task, char hex[65])
+{
+    return qd_sha256_file(task->path, hex, NULL);
+}
+
+bool qt_task_is_code(const qt_task *task)
+{
+    for (int i = 0; i < task->n_metrics; i++)
+        if (task->metrics[i].kind == QT_METRIC_PASS_AT_1)
+            return true;
+    return false;
+}

@@ -39,6 +39,9 @@ int qt_task_n_docs(const qt_task *task);
 int qt_task_n_bad_rows(const qt_task *task);
 const char *qt_task_first_bad_row(const qt_task *task); /* "" when none */
 
+/* Every request of the task has this type. */
+qt_request_type qt_task_request_type(const qt_task *task);
+
 /* The request for document doc_index (0 <= doc_index < n_docs). Any order works; in order is
  * cheapest (a random sampler replays its draws to reach an earlier document). */
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err);
@@ -71,8 +74,13 @@ typedef struct {
 qe_status qt_scores_create(const qt_task *task, qt_scores **out, qe_error *err);
 void qt_scores_free(qt_scores *scores); /* NULL-safe */
 
+/* The values qt_scores_add gives per document, in order: n of them, value k is metric
+ * *metric under filter *filter ("none" without one), as the subtask rows of qt_scores_aggregate. */
+int qt_task_n_values(const qt_task *task);
+void qt_task_value_name(const qt_task *task, int k, const char **metric, const char **filter);
+
 /* Scores one document's response. values (may be NULL) receives one value per metric row of
- * the subtask, in qt_scores_aggregate's order for that subtask; n_values says how many. */
+ * the subtask (qt_task_value_name names them); n_values says how many. */
 qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *response, double *values, int *n_values,
                         qe_error *err);
 
@@ -82,5 +90,11 @@ qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int
 /* lm-eval's statistics, exposed for tests. */
 double qt_mean_stderr(const double *values, int n);
 double qt_pooled_stderr(const double *stderrs, const int *sizes, int n);
+
+
+/* sha256 of the task's definition file, so a stored score names the definition it used. */
+qe_status qt_task_definition_sha256(const qt_task *task, char hex[65]);
+/* True when the task's answers are programs to execute (pass@k metrics). */
+bool qt_task_is_code(const qt_task *task);
 
 #endif

@@ -97,6 +97,10 @@ qe_status qt_task_doc(const qt_task *task, int doc_index, const qt_subtask **sub
 /* Choices of a doc (pointers into the task or the record), *n_choices of them; *choices malloc'd. */
 qe_status qt_task_choices(const qt_task *task, const qt_subtask *subtask, const cJSON *doc, const char ***choices,
                           int *n_choices, qe_error *err);
+/* Index of the right choice among choices[n_choices] (gold field, fixed index, or the first
+ * choice labelled 1). */
+qe_status qt_task_gold(const qt_task *task, const qt_subtask *subtask, const cJSON *doc, const char *const *choices,
+                       int n_choices, int *out, qe_error *err);
 /* Renders a template over a doc (record fields + the subset variable). */
 qe_status qt_task_render(const qt_task *task, const qt_subtask *subtask, const cJSON *doc, const char *tmpl, char **out,
                          qe_error *err);

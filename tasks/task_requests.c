@@ -30,7 +30,7 @@ qe_status qt_task_doc(const qt_task *task, int doc_index, const qt_subtask **sub
     return QE_OK;
 }
 
-static long doc_line(const qt_subtask *st, const cJSON *doc, const qd_table *table, cJSON *const *records, int n)
+static long doc_line(const cJSON *doc, const qd_table *table, cJSON *const *records, int n)
 {
     for (int i = 0; i < n; i++)
         if (records[i] == doc)
@@ -40,10 +40,10 @@ static long doc_line(const qt_subtask *st, const cJSON *doc, const qd_table *tab
 
 static qe_status doc_error(const qt_subtask *st, const cJSON *doc, qe_error *err, const char *what, const char *field)
 {
-    long line = doc_line(st, doc, &st->test, st->docs, st->n_docs);
+    long line = doc_line(doc, &st->test, st->docs, st->n_docs);
     const char *path = st->test_path;
     if (!line && st->shots) {
-        line = doc_line(st, doc, st->fewshot_path ? &st->fewshot : &st->test, st->shots, st->n_shots);
+        line = doc_line(doc, st->fewshot_path ? &st->fewshot : &st->test, st->shots, st->n_shots);
         if (st->fewshot_path)
             path = st->fewshot_path;
     }
@@ -78,8 +78,7 @@ qe_status qt_task_choices(const qt_task *task, const qt_subtask *subtask, const 
     return QE_OK;
 }
 
-/* Index of the right choice (multiple choice with a single gold answer). */
-static qe_status gold_index(const qt_task *task, const qt_subtask *st, const cJSON *doc, const char *const *choices,
+qe_status qt_task_gold(const qt_task *task, const qt_subtask *st, const cJSON *doc, const char *const *choices,
                             int n_choices, int *out, qe_error *err)
 {
     *out = 0;
@@ -124,7 +123,7 @@ static qe_status shot_target(const qt_task *task, const qt_subtask *st, const cJ
     qe_status rc = qt_task_choices(task, st, shot, &choices, &n_choices, err);
     if (rc != QE_OK)
         return rc;
-    if ((rc = gold_index(task, st, shot, choices, n_choices, &gold, err)) == QE_OK)
+    if ((rc = qt_task_gold(task, st, shot, choices, n_choices, &gold, err)) == QE_OK)
         *out = strdup(choices[gold]);
     free(choices);
     if (rc == QE_OK && !*out)
@@ -148,17 +147,22 @@ static qe_status fewshot_block(const qt_task *task, qt_subtask *st, int doc_id, 
                                qe_error *err)
 {
     int k = task->num_fewshot, n_samples = k + (task->fewshot_same_split ? 1 : 0);
-    int picked[n_samples > 0 ? n_samples : 1];
-    qe_status rc;
+    int *picked = malloc((size_t)n_samples * sizeof *picked);
+    if (!picked)
+        return qe_fail(err, QE_ENOMEM, "out of memory drawing %d few-shot examples", n_samples);
+    qe_status rc = QE_OK;
     if (!task->sampler_first_n && doc_id < st->next_doc) {
         qt_pyrandom_seed(&st->rng, task->seed);
         st->next_doc = 0;
     }
-    for (; st->next_doc < doc_id; st->next_doc++) /* replay the draws of skipped documents */
-        if ((rc = draw(task, st, picked, n_samples, err)) != QE_OK)
-            return rc;
-    if ((rc = draw(task, st, picked, n_samples, err)) != QE_OK)
+    for (; st->next_doc < doc_id && rc == QE_OK; st->next_doc++) /* replay the draws of skipped documents */
+        rc = draw(task, st, picked, n_samples, err);
+    if (rc == QE_OK)
+        rc = draw(task, st, picked, n_samples, err);
+    if (rc != QE_OK) {
+        free(picked);
         return rc;
+    }
     st->next_doc = doc_id + 1;
     int n_used = 0;
     for (int i = 0; i < n_samples && n_used < k; i++) {
@@ -176,11 +180,14 @@ static qe_status fewshot_block(const qt_task *task, qt_subtask *st, int doc_id, 
         free(text);
         free(target);
         if (rc != QE_OK)
-            return rc;
+            break;
         n_used++;
     }
-    return QE_OK;
+    free(picked);
+    return rc;
 }
+
+qt_request_type qt_task_request_type(const qt_task *task) { return task->type; }
 
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err)
 {

@@ -149,6 +149,10 @@ int main(void)
     CHECK_INT_EQ(QE_EFORMAT, qd_table_load(p, &js, &t, &err));
     CHECK(strstr(err.msg, "object.json: expected a JSON array") != NULL);
 
+    p = WRITE("no_field.json", "[{\"question\": \"a\"}, {\"q\": \"b\"}]");
+    CHECK_INT_EQ(QE_EFORMAT, qd_table_load(p, &js, &t, &err));
+    CHECK(strstr(err.msg, "no_field.json: record 2: missing field \"question\"") != NULL);
+
     qd_format fmt;
     CHECK_INT_EQ(QE_EFORMAT, qd_format_parse("xml", &fmt, &err));
     char cmd[400];

@@ -82,6 +82,12 @@ static void test_gsm8k(void)
     if (!task)
         return;
     CHECK_INT_EQ(7, qt_task_n_docs(task));
+    CHECK_INT_EQ(QT_REQUEST_GENERATE_UNTIL, qt_task_request_type(task));
+    CHECK_INT_EQ(2, qt_task_n_values(task));
+    const char *metric, *filter;
+    qt_task_value_name(task, 1, &metric, &filter);
+    CHECK_STR_EQ("exact_match", metric);
+    CHECK_STR_EQ("flexible-extract", filter);
     CHECK_INT_EQ(2, qt_task_n_filters(task));
     char *answer = NULL;
     CHECK_INT_EQ(QE_OK, qt_task_filter_text(task, 0, texts[1], &answer, &err));

@@ -105,7 +105,7 @@ static void cpu_rmsnorm(qe_backend *be, const float *x, const float *weight, flo
                         int dim, qe_dtype dtype, float *y)
 {
     rmsnorm_job job = {x, weight, offset, eps, dim, dtype, y};
-    qe_pool_run(pool_of(be), n_rows, 1, rmsnorm_rows, &job);
+    qe_pool_run(qe_pool_for(pool_of(be), 4.0 * n_rows * dim), n_rows, 1, rmsnorm_rows, &job);
 }
 
 typedef struct {
@@ -136,7 +136,7 @@ static void cpu_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head_
                      const float *sin_table, qe_dtype dtype)
 {
     rope_job job = {x, n_heads, head_dim, cos_table, sin_table, dtype};
-    qe_pool_run(pool_of(be), n_tok * n_heads, 1, rope_rows, &job);
+    qe_pool_run(qe_pool_for(pool_of(be), 4.0 * n_tok * n_heads * head_dim), n_tok * n_heads, 1, rope_rows, &job);
 }
 
 typedef struct {
@@ -198,7 +198,8 @@ static void attention_items(void *p, int begin, int end)
 static void cpu_attention(qe_backend *be, const qe_attention_args *args, qe_dtype dtype)
 {
     attention_job job = {args, dtype};
-    qe_pool_run(pool_of(be), args->n_tok * args->n_heads, 1, attention_items, &job);
+    double work = 2.0 * args->n_tok * args->n_heads * args->head_dim * (args->pos0 + args->n_tok);
+    qe_pool_run(qe_pool_for(pool_of(be), work), args->n_tok * args->n_heads, 1, attention_items, &job);
 }
 
 void qe_attention_ref(const qe_attention_args *a)
@@ -260,7 +261,7 @@ static void cpu_glu(qe_backend *be, qe_activation act, const float *gate, const 
                     float *y)
 {
     glu_job job = {act, gate, up, dtype, y};
-    qe_pool_run(pool_of(be), (int)n, 1024, glu_items, &job);
+    qe_pool_run(qe_pool_for(pool_of(be), 20.0 * n), (int)n, 1024, glu_items, &job);
 }
 
 static void cpu_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype)
@@ -294,6 +295,7 @@ qe_status qe_backend_cpu_create(qe_pool *pool, qe_backend **out, qe_error *err)
     be->add = cpu_add;
     be->copy = cpu_copy;
     be->download = cpu_copy;
+    be->upload = cpu_copy;
     be->round = cpu_round;
     be->destroy = cpu_destroy;
     *out = be;
