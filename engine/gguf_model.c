@@ -233,9 +233,10 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
         qe_weight_set_close(set);
         return rc;
     }
-    /* static notes, one per type, so qe_model_info can point at them */
+    /* Static notes, one per quantized type, so qe_model_info can point at them. F16 and BF16
+     * widen exactly, as a Hugging Face bf16 checkpoint loaded in fp32 does: no note. */
     static const char *const notes[64] = {
-        [QE_GGML_F16] = "fp32 from F16",   [QE_GGML_BF16] = "fp32 from BF16", [QE_GGML_Q8_0] = "fp32 from Q8_0",
+        [QE_GGML_Q8_0] = "fp32 from Q8_0",
         [QE_GGML_Q4_0] = "fp32 from Q4_0", [QE_GGML_Q4_1] = "fp32 from Q4_1", [QE_GGML_Q5_0] = "fp32 from Q5_0",
         [QE_GGML_Q5_1] = "fp32 from Q5_1", [QE_GGML_Q4_K] = "fp32 from Q4_K", [QE_GGML_Q5_K] = "fp32 from Q5_K",
         [QE_GGML_Q6_K] = "fp32 from Q6_K",
