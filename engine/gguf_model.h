@@ -19,7 +19,7 @@
 qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err);
 
 /* Dequantizes every tensor of g into set (emptied first) under Hugging Face names, checking
- * the shapes against cfg; *source_note is a static string ("" when all weights are F32). */
+ * the shapes against cfg; *source_note is a static string ("" unless most matrices are quantized). */
 qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
                                 const char **source_note, qe_error *err);
 
