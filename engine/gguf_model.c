@@ -250,9 +250,10 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
 }
 
 qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
-                             const char **source_note, qe_error *err)
+                             char **chat_template, const char **source_note, qe_error *err)
 {
     *tokenizer = NULL;
+    *chat_template = NULL;
     memset(cfg, 0, sizeof *cfg);
     memset(set, 0, sizeof *set);
     qe_gguf *g = NULL;
@@ -263,10 +264,18 @@ qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_s
         rc = qe_gguf_model_weights(g, cfg, set, source_note, err);
     if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.ggml.model"))
         rc = qe_gguf_tokenizer_load(g, tokenizer, err);
+    const char *text;
+    if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.chat_template") &&
+        (rc = qe_gguf_get_string(g, "tokenizer.chat_template", &text, err)) == QE_OK && !(*chat_template = strdup(text)))
+        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
     qe_gguf_close(g); /* the weights are copies; the mapping can go */
     if (rc != QE_OK) {
         qe_model_config_free(cfg);
         qe_weight_set_close(set);
+        qe_tokenizer_free(*tokenizer);
+        *tokenizer = NULL;
+        free(*chat_template);
+        *chat_template = NULL;
     }
     return rc;
 }

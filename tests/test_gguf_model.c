@@ -184,6 +184,9 @@ static void test_shared_model(const shared_model *sm)
         CHECK_INT_EQ(sm->vocab, info.n_vocab);
         CHECK_INT_EQ(sm->n_kv_heads, info.n_kv_heads);
         CHECK_STR_EQ("", info.source_note); /* F32 and BF16 widen exactly: nothing to say */
+        char *prompt = NULL;
+        CHECK_INT_EQ(QE_EUNSUPPORTED, qe_model_chat_prompt(m, NULL, "hi", &prompt, &err));
+        CHECK(strstr(err.msg, "has no chat template") != NULL);
         /* A GGUF computes rope frequencies in float32, as llama.cpp does; the PyTorch golden of a
          * bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
          * PyTorch here so the comparison isolates the weight and config mapping. */
@@ -265,6 +268,12 @@ static void test_smollm2(void)
         qe_model_info info;
         qe_model_get_info(m, &info);
         CHECK_STR_EQ("fp32 from Q4_1", info.source_note);
+        char *prompt = NULL;
+        CHECK_INT_EQ(QE_OK, qe_model_chat_prompt(m, NULL, "What is the capital of France?", &prompt, &err));
+        CHECK_STR_EQ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                     "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+                     "<|im_start|>assistant\n", prompt);
+        free(prompt);
         CHECK_INT_EQ(134515008, info.n_params);
         CHECK(info.n_layers == 30 && info.hidden == 576 && info.n_heads == 9 && info.n_kv_heads == 3);
         int n = cJSON_GetArraySize(ids);
