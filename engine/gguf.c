@@ -13,7 +13,7 @@
 
 /* Owned allocations come from blocks on one list freed at close: the parse never has to
  * unwind a half-built tree by hand. Small requests (strings of a 150k-token vocabulary) are
- * carved from shared 1 MiB blocks; large ones get a block of their own. */
+ * carved from shared blocks of up to 1 MiB; large ones get a block of their own. */
 #define ARENA_BLOCK_BYTES ((size_t)1 << 20)
 
 typedef struct arena_block {
@@ -33,13 +33,16 @@ static void *arena_alloc(qe_gguf *g, size_t n_bytes)
         head->used_bytes += rounded;
         return p;
     }
-    size_t capacity = rounded > ARENA_BLOCK_BYTES / 4 ? rounded : ARENA_BLOCK_BYTES;
+    /* shared blocks grow from 4 KiB so that small files stay cheap to parse */
+    size_t shared = head && head->capacity_bytes < ARENA_BLOCK_BYTES ? 2 * head->capacity_bytes
+                    : head ? ARENA_BLOCK_BYTES : 4096;
+    size_t capacity = rounded > shared / 4 ? rounded : shared;
     arena_block *b = calloc(1, sizeof(arena_block) + capacity);
     if (!b)
         return NULL;
     b->capacity_bytes = capacity;
     b->used_bytes = rounded;
-    if (head && capacity != ARENA_BLOCK_BYTES) { /* keep the shared block in front for small requests */
+    if (head && capacity != shared) { /* keep the shared block in front for small requests */
         b->next = head->next;
         head->next = b;
     } else {
