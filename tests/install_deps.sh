@@ -3,7 +3,7 @@
 # nothing when they are all present. Used by the README's commands and by .ci/run.
 set -euo pipefail
 pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev libsqlite3-dev libcjson-dev libpcre2-dev
-      libutf8proc-dev zlib1g-dev libopenblas-dev python3 python3-pip curl util-linux"
+      libutf8proc-dev zlib1g-dev libopenblas-dev sqlite3 python3 python3-pip curl util-linux"
 missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 [ -z "$missing" ] && exit 0
 sudo=""
