@@ -169,7 +169,7 @@ static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *o
     return false;
 }
 
-qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
+qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
                                 const char **source_note, qe_error *err)
 {
     memset(set, 0, sizeof *set);
@@ -196,9 +196,9 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
             break;
         }
         qe_tensor_view *v = &set->memory[set->n_memory];
-        float *data = malloc((size_t)t->n_elements * sizeof(float) + 1);
+        float *data = with_data ? malloc((size_t)t->n_elements * sizeof(float) + 1) : NULL;
         v->name = strdup(name);
-        if (!data || !v->name) {
+        if ((with_data && !data) || !v->name) {
             free(data);
             free((void *)v->name);
             v->name = NULL;
@@ -209,7 +209,7 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
         set->n_memory++;
         char what[300];
         snprintf(what, sizeof what, "%s: tensor '%s'", g->path, t->name);
-        if ((rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
+        if (with_data && (rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
             break;
         v->dtype = QE_DTYPE_F32;
         v->n_dims = t->n_dims;
@@ -226,7 +226,8 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
                              t->name, (long long)v->shape[0], permute_heads, cfg->head_dim);
                 break;
             }
-            rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
+            if (with_data)
+                rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
         }
     }
     if (rc != QE_OK) {
@@ -249,8 +250,8 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
     return QE_OK;
 }
 
-qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
-                             char **chat_template, const char **source_note, qe_error *err)
+qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *cfg, qe_weight_set *set,
+                             qe_tokenizer **tokenizer, char **chat_template, const char **source_note, qe_error *err)
 {
     *tokenizer = NULL;
     *chat_template = NULL;
@@ -261,7 +262,7 @@ qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_s
     if (rc == QE_OK)
         rc = qe_gguf_model_config(g, cfg, err);
     if (rc == QE_OK)
-        rc = qe_gguf_model_weights(g, cfg, set, source_note, err);
+        rc = qe_gguf_model_weights(g, cfg, with_data, set, source_note, err);
     if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.ggml.model"))
         rc = qe_gguf_tokenizer_load(g, tokenizer, err);
     const char *text;

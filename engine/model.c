@@ -222,8 +222,8 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     size_t path_len = strlen(path);
     bool is_gguf = path_len > 5 && !strcmp(path + path_len - 5, ".gguf");
     if (is_gguf)
-        rc = qe_gguf_model_open(path, &m->cfg, &m->weights, &m->tokenizer, &m->chat_template, &m->source_note,
-                                err);
+        rc = qe_gguf_model_open(path, !options->metadata_only, &m->cfg, &m->weights, &m->tokenizer,
+                                &m->chat_template, &m->source_note, err);
     else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
         rc = qe_weight_set_open(path, &m->weights, err);
     if (rc || (!options->metadata_only && (rc = load_weights(m, err))))

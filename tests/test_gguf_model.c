@@ -219,6 +219,26 @@ static void test_shared_model(const shared_model *sm)
         CHECK(max_diff < 1e-4);
         qe_safetensors_close(golden);
     }
+    /* metadata only: the same shapes and parameter count, nothing dequantized */
+    uint64_t n_params = 0;
+    if (m) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        n_params = info.n_params;
+    }
+    qe_model_free(m);
+    m = NULL;
+    options.metadata_only = true;
+    CHECK_INT_EQ(QE_OK, qe_model_load(gguf_path, &options, &m, &err));
+    if (m) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        CHECK(n_params > 0 && info.n_params == n_params);
+        qe_tensor_info tensor;
+        CHECK_INT_EQ(QE_OK, qe_model_tensor_info(m, 0, &tensor, &err));
+        CHECK_STR_EQ("model.embed_tokens.weight", tensor.name);
+        CHECK(tensor.n_dims == 2 && tensor.shape[0] == sm->vocab && tensor.shape[1] == sm->hidden);
+    }
     qe_model_free(m);
     unlink(gguf_path);
     qe_safetensors_close(st);
