@@ -1,0 +1,847 @@
+/* tokenizer — the BPE core: vocabulary and merges in hash maps, added-token matching, the
+ * merge loop (a heap of candidate pairs over a linked list of symbols, as HF's BPE::merge_all
+ * and llama.cpp's SPM tokenizer do it), and decoding. Normalizers and pre-tokenizer live in
+ * tokenizer_pretok.c, the tokenizer.json front-end in tokenizer_hf.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer_internal.h"
+
+struct qe_tokenizer {
+    qe_tokenizer_kind kind;
+    int n_vocab;
+    char *text_arena;          /* all token texts, NUL-separated                        */
+    size_t *text_offset;       /* [n_vocab] offset into text_arena                      */
+    int32_t *text_len;         /* [n_vocab] bytes; -1 for an id with no token            */
+    float *scores;             /* [n_vocab] or NULL: merge by score instead of by rank   */
+    bool *is_special;          /* [n_vocab] decode_ex's skip_special leaves these out   */
+    int32_t *vocab_slots;      /* open addressing: token id or -1                        */
+    size_t vocab_mask;         /* slots - 1 (slots a power of two)                       */
+    uint64_t *merge_keys;      /* open addressing: left << 32 | right, or UINT64_MAX     */
+    int32_t *merge_rank, *merge_new_id;
+    size_t merge_mask;
+    int32_t byte_ids[256];     /* byte-level: the token of each byte; SPM: <0xNN> or -1 */
+    int16_t *byte_of_token;    /* [n_vocab] SPM: the byte a <0xNN> token stands for, or -1 */
+    qe_added_token *added;     /* [n_added] contents owned                              */
+    int n_added;
+    int first_added[257];      /* added tokens sorted by first byte: [first_added[b], first_added[b+1]) */
+    bool ignore_merges, byte_fallback, fuse_unk, decode_strip_space;
+    int bos_id, eos_id, unk_id, pad_id;
+    bool add_bos, add_eos;
+    qe_pretok *pretok;
+};
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_pair(uint64_t key)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdull;
+    return key ^ (key >> 33);
+}
+
+static const char *token_text(const qe_tokenizer *tok, int id) { return tok->text_arena + tok->text_offset[id]; }
+
+static int vocab_find(const qe_tokenizer *tok, const char *s, size_t len)
+{
+    for (size_t i = hash_bytes(s, len) & tok->vocab_mask;; i = (i + 1) & tok->vocab_mask) {
+        int id = tok->vocab_slots[i];
+        if (id < 0)
+            return -1;
+        if ((size_t)tok->text_len[id] == len && memcmp(token_text(tok, id), s, len) == 0)
+            return id;
+    }
+}
+
+/* Slot of the pair, empty or holding it. */
+static size_t merge_slot(const qe_tokenizer *tok, int32_t left, int32_t right)
+{
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    size_t i = hash_pair(key) & tok->merge_mask;
+    while (tok->merge_keys[i] != UINT64_MAX && tok->merge_keys[i] != key)
+        i = (i + 1) & tok->merge_mask;
+    return i;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t p = 16;
+    while (p < n)
+        p *= 2;
+    return p;
+}
+
+void qe_tokenizer_free(qe_tokenizer *tok)
+{
+    if (!tok)
+        return;
+    free(tok->text_arena);
+    free(tok->text_offset);
+    free(tok->text_len);
+    free(tok->scores);
+    free(tok->is_special);
+    free(tok->vocab_slots);
+    free(tok->merge_keys);
+    free(tok->merge_rank);
+    free(tok->merge_new_id);
+    free(tok->byte_of_token);
+    for (int i = 0; i < tok->n_added; i++)
+        free((char *)tok->added[i].content);
+    free(tok->added);
+    qe_pretok_free(tok->pretok);
+    free(tok);
+}
+
+static qe_status build_vocab(qe_tokenizer *tok, const qe_tokenizer_spec *spec, qe_error *err)
+{
+    size_t arena_bytes = 0;
+    for (int i = 0; i < spec->n_vocab; i++)
+        arena_bytes += (spec->tokens[i] ? strlen(spec->tokens[i]) : 0) + 1;
+    tok->vocab_mask = pow2_at_least(2 * (size_t)spec->n_vocab) - 1;
+    tok->text_arena = malloc(arena_bytes);
+    tok->text_offset = malloc(spec->n_vocab * sizeof *tok->text_offset);
+    tok->text_len = malloc(spec->n_vocab * sizeof *tok->text_len);
+    tok->is_special = calloc(spec->n_vocab, sizeof *tok->is_special);
+    tok->vocab_slots = malloc((tok->vocab_mask + 1) * sizeof *tok->vocab_slots);
+    if (!tok->text_arena || !tok->text_offset || !tok->text_len || !tok->is_special || !tok->vocab_slots)
+        return qe_fail(err, QE_ENOMEM, "out of memory for a %d-token vocabulary", spec->n_vocab);
+    memset(tok->vocab_slots, 0xff, (tok->vocab_mask + 1) * sizeof *tok->vocab_slots);
+    size_t at = 0;
+    for (int id = 0; id < spec->n_vocab; id++) {
+        const char *s = spec->tokens[id] ? spec->tokens[id] : "";
+        size_t len = strlen(s);
+        memcpy(tok->text_arena + at, s, len + 1);
+        tok->text_offset[id] = at;
+        tok->text_len[id] = spec->tokens[id] ? (int32_t)len : -1;
+        at += len + 1;
+        if (!spec->tokens[id])
+            continue;
+        size_t i = hash_bytes(s, len) & tok->vocab_mask;
+        for (; tok->vocab_slots[i] >= 0; i = (i + 1) & tok->vocab_mask)
+            if ((size_t)tok->text_len[tok->vocab_slots[i]] == len && memcmp(token_text(tok, tok->vocab_slots[i]), s, len) == 0)
+                break;
+        if (tok->vocab_slots[i] < 0) /* a duplicate text keeps its first id */
+            tok->vocab_slots[i] = id;
+    }
+    if (spec->scores) {
+        tok->scores = malloc(spec->n_vocab * sizeof *tok->scores);
+        if (!tok->scores)
+            return qe_fail(err, QE_ENOMEM, "out of memory for token scores");
+        memcpy(tok->scores, spec->scores, spec->n_vocab * sizeof *tok->scores);
+    }
+    return QE_OK;
+}
+
+static qe_status build_merges(qe_tokenizer *tok, const qe_tokenizer_spec *spec, qe_error *err)
+{
+    size_t slots = pow2_at_least(2 * (size_t)spec->n_merges);
+    tok->merge_mask = slots - 1;
+    tok->merge_keys = malloc(slots * sizeof *tok->merge_keys);
+    tok->merge_rank = malloc(slots * sizeof *tok->merge_rank);
+    tok->merge_new_id = malloc(slots * sizeof *tok->merge_new_id);
+    if (!tok->merge_keys || !tok->merge_rank || !tok->merge_new_id)
+        return qe_fail(err, QE_ENOMEM, "out of memory for %d merges", spec->n_merges);
+    memset(tok->merge_keys, 0xff, slots * sizeof *tok->merge_keys);
+    char *joined = NULL;
+    size_t joined_cap = 0;
+    qe_status rc = QE_OK;
+    for (int r = 0; r < spec->n_merges && rc == QE_OK; r++) {
+        const char *left, *right;
+        size_t left_len, right_len;
+        if (spec->merge_pairs) {
+            left = spec->merge_pairs[2 * r], right = spec->merge_pairs[2 * r + 1];
+            if (!left || !right) {
+                rc = qe_fail(err, QE_EFORMAT, "merge %d has no text", r);
+                break;
+            }
+            left_len = strlen(left), right_len = strlen(right);
+        } else {
+            const char *m = spec->merges[r];
+            const char *space = m && m[0] ? strchr(m + 1, ' ') : NULL;
+            if (!space) {
+                rc = qe_fail(err, QE_EFORMAT, "merge %d (\"%.80s\") is not two tokens separated by a space", r,
+                             m ? m : "");
+                break;
+            }
+            left = m, left_len = space - m, right = space + 1, right_len = strlen(right);
+        }
+        int left_id = vocab_find(tok, left, left_len), right_id = vocab_find(tok, right, right_len);
+        if (left_id < 0 || right_id < 0) {
+            rc = qe_fail(err, QE_EFORMAT, "merge %d (\"%.*s\" \"%.*s\"): \"%.*s\" is not in the vocabulary", r,
+                         (int)left_len % 200, left, (int)right_len % 200, right,
+                         left_id < 0 ? (int)left_len % 200 : (int)right_len % 200, left_id < 0 ? left : right);
+            break;
+        }
+        if (left_len + right_len + 1 > joined_cap) {
+            joined_cap = 2 * (left_len + right_len + 1);
+            char *grown = realloc(joined, joined_cap);
+            if (!grown) {
+                rc = qe_fail(err, QE_ENOMEM, "out of memory for merges");
+                break;
+            }
+            joined = grown;
+        }
+        memcpy(joined, left, left_len);
+        memcpy(joined + left_len, right, right_len);
+        int new_id = vocab_find(tok, joined, left_len + right_len);
+        if (new_id < 0) {
+            rc = qe_fail(err, QE_EFORMAT, "merge %d: the merged token \"%.*s\" is not in the vocabulary", r,
+                         (int)(left_len + right_len) % 400, joined);
+            break;
+        }
+        size_t i = merge_slot(tok, left_id, right_id);
+        if (tok->merge_keys[i] == UINT64_MAX) { /* a repeated merge keeps its first rank */
+            tok->merge_keys[i] = (uint64_t)(uint32_t)left_id << 32 | (uint32_t)right_id;
+            tok->merge_rank[i] = r;
+            tok->merge_new_id[i] = new_id;
+        }
+    }
+    free(joined);
+    return rc;
+}
+
+static int compare_added_first_byte(const void *a, const void *b)
+{
+    const qe_added_token *x = a, *y = b;
+    return (int)(uint8_t)x->content[0] - (int)(uint8_t)y->content[0];
+}
+
+static qe_status build_added(qe_tokenizer *tok, const qe_tokenizer_spec *spec, qe_error *err)
+{
+    int n = spec->n_added;
+    if (n == 0 && spec->token_types)
+        for (int id = 0; id < spec->n_vocab; id++)
+            n += (spec->token_types[id] == QE_TOKEN_CONTROL || spec->token_types[id] == QE_TOKEN_USER_DEFINED) &&
+                 tok->text_len[id] > 0;
+    tok->added = calloc(n ? n : 1, sizeof *tok->added);
+    if (!tok->added)
+        return qe_fail(err, QE_ENOMEM, "out of memory for added tokens");
+    for (int i = 0, id = 0; i < n; i++) {
+        qe_added_token a;
+        if (spec->n_added) {
+            a = spec->added[i];
+        } else {
+            while (!((spec->token_types[id] == QE_TOKEN_CONTROL || spec->token_types[id] == QE_TOKEN_USER_DEFINED) &&
+                     tok->text_len[id] > 0))
+                id++;
+            a = (qe_added_token){.content = token_text(tok, id), .id = id,
+                                 .is_special = spec->token_types[id] == QE_TOKEN_CONTROL};
+            id++;
+        }
+        if (a.id < 0 || a.id >= spec->n_vocab)
+            return qe_fail(err, QE_EFORMAT, "added token %d has id %d outside the vocabulary of %d", i, a.id,
+                           spec->n_vocab);
+        if (!a.content || !a.content[0])
+            return qe_fail(err, QE_EFORMAT, "added token %d (id %d) has empty content", i, a.id);
+        a.content = strdup(a.content);
+        if (!a.content)
+            return qe_fail(err, QE_ENOMEM, "out of memory for added tokens");
+        tok->added[tok->n_added++] = a;
+        tok->is_special[a.id] = a.is_special;
+    }
+    qsort(tok->added, tok->n_added, sizeof *tok->added, compare_added_first_byte);
+    for (int b = 0, i = 0; b <= 256; b++) {
+        while (i < tok->n_added && (uint8_t)tok->added[i].content[0] < b)
+            i++;
+        tok->first_added[b] = i;
+    }
+    return QE_OK;
+}
+
+static qe_status check_special_id(const char *what, int id, int n_vocab, qe_error *err)
+{
+    if (id < -1 || id >= n_vocab)
+        return qe_fail(err, QE_EFORMAT, "%s id %d is outside the vocabulary of %d", what, id, n_vocab);
+    return QE_OK;
+}
+
+static qe_status build_byte_tokens(qe_tokenizer *tok, qe_error *err)
+{
+    if (tok->kind == QE_TOKENIZER_BYTE_BPE) {
+        for (int b = 0; b < 256; b++) {
+            char s[4];
+            int n = qe_utf8_encode(qe_byte_to_unicode((uint8_t)b), s);
+            tok->byte_ids[b] = vocab_find(tok, s, n);
+            if (tok->byte_ids[b] < 0)
+                return qe_fail(err, QE_EFORMAT, "byte-level vocabulary has no token for byte 0x%02X (\"%.*s\")", b, n, s);
+        }
+        return QE_OK;
+    }
+    tok->byte_of_token = malloc(tok->n_vocab * sizeof *tok->byte_of_token);
+    if (!tok->byte_of_token)
+        return qe_fail(err, QE_ENOMEM, "out of memory for byte tokens");
+    for (int id = 0; id < tok->n_vocab; id++)
+        tok->byte_of_token[id] = -1;
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        tok->byte_ids[b] = vocab_find(tok, s, 6);
+        if (tok->byte_ids[b] >= 0)
+            tok->byte_of_token[tok->byte_ids[b]] = (int16_t)b;
+    }
+    return QE_OK;
+}
+
+qe_status qe_tokenizer_build(const qe_tokenizer_spec *spec, qe_tokenizer **out, qe_error *err)
+{
+    *out = NULL;
+    if (spec->n_vocab <= 0 || !spec->tokens)
+        return qe_fail(err, QE_EFORMAT, "tokenizer has an empty vocabulary");
+    if (spec->n_merges < 0 || (spec->n_merges > 0 && !spec->merges && !spec->merge_pairs))
+        return qe_fail(err, QE_EFORMAT, "tokenizer has %d merges but no merge list", spec->n_merges);
+    if (spec->kind == QE_TOKENIZER_BYTE_BPE && spec->n_merges == 0 && spec->n_vocab > 256 && !spec->scores)
+        return qe_fail(err, QE_EFORMAT, "byte-level BPE tokenizer has no merges");
+    qe_tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok)
+        return qe_fail(err, QE_ENOMEM, "out of memory for a tokenizer");
+    tok->kind = spec->kind;
+    tok->n_vocab = spec->n_vocab;
+    tok->ignore_merges = spec->ignore_merges;
+    tok->byte_fallback = spec->byte_fallback;
+    tok->fuse_unk = spec->fuse_unk;
+    tok->decode_strip_space = spec->decode_strip_space;
+    tok->bos_id = spec->bos_id, tok->eos_id = spec->eos_id;
+    tok->unk_id = spec->unk_id, tok->pad_id = spec->pad_id;
+    tok->add_bos = spec->add_bos && spec->bos_id >= 0;
+    tok->add_eos = spec->add_eos && spec->eos_id >= 0;
+    qe_status rc = build_vocab(tok, spec, err);
+    if (rc == QE_OK && (spec->n_merges > 0 || !spec->scores))
+        rc = build_merges(tok, spec, err);
+    if (rc == QE_OK)
+        rc = check_special_id("BOS", spec->bos_id, spec->n_vocab, err);
+    if (rc == QE_OK)
+        rc = check_special_id("EOS", spec->eos_id, spec->n_vocab, err);
+    if (rc == QE_OK)
+        rc = check_special_id("unknown-token", spec->unk_id, spec->n_vocab, err);
+    if (rc == QE_OK)
+        rc = check_special_id("padding", spec->pad_id, spec->n_vocab, err);
+    if (rc == QE_OK)
+        rc = build_byte_tokens(tok, err);
+    if (rc == QE_OK)
+        rc = build_added(tok, spec, err);
+    if (rc == QE_OK)
+        rc = qe_pretok_compile(spec, &tok->pretok, err);
+    if (rc != QE_OK) {
+        qe_tokenizer_free(tok);
+        return rc;
+    }
+    *out = tok;
+    return QE_OK;
+}
+
+/* ---- encoding ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *data;
+    int n, cap;
+} id_list;
+
+static bool ids_push(id_list *l, int32_t id)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        int32_t *grown = realloc(l->data, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        l->data = grown, l->cap = cap;
+    }
+    l->data[l->n++] = id;
+    return true;
+}
+
+/* A candidate merge of the symbol at pos with the next one. */
+typedef struct {
+    double priority;           /* lower merges first: rank, or -score */
+    int pos;
+    int32_t left_id, right_id, new_id;
+} candidate;
+
+/* Scratch space of one encode call: symbols of the current piece and the heap. */
+typedef struct {
+    int32_t *id;               /* [n] token of each symbol                 */
+    int32_t *start, *len;      /* [n] bytes of the piece each symbol covers */
+    int *prev, *next;          /* [n] linked list; -1 at the ends          */
+    bool *alive;               /* [n]                                       */
+    int n, cap;
+    candidate *heap;
+    int n_heap, cap_heap;
+} bpe_work;
+
+static void work_free(bpe_work *w)
+{
+    free(w->id), free(w->start), free(w->len), free(w->prev), free(w->next), free(w->alive), free(w->heap);
+}
+
+static bool work_reserve(bpe_work *w, int n)
+{
+    if (n <= w->cap)
+        return true;
+    int cap = w->cap ? w->cap : 64;
+    while (cap < n)
+        cap *= 2;
+    int32_t *id = realloc(w->id, cap * sizeof *id);
+    if (id) w->id = id;
+    int32_t *start = realloc(w->start, cap * sizeof *start);
+    if (start) w->start = start;
+    int32_t *len = realloc(w->len, cap * sizeof *len);
+    if (len) w->len = len;
+    int *prev = realloc(w->prev, cap * sizeof *prev);
+    if (prev) w->prev = prev;
+    int *next = realloc(w->next, cap * sizeof *next);
+    if (next) w->next = next;
+    bool *alive = realloc(w->alive, cap * sizeof *alive);
+    if (alive) w->alive = alive;
+    candidate *heap = realloc(w->heap, 2 * cap * sizeof *heap);
+    if (heap) w->heap = heap;
+    if (!id || !start || !len || !prev || !next || !alive || !heap)
+        return false;
+    w->cap = cap, w->cap_heap = 2 * cap;
+    return true;
+}
+
+static bool candidate_before(const candidate *a, const candidate *b)
+{
+    return a->priority < b->priority || (a->priority == b->priority && a->pos < b->pos);
+}
+
+static bool heap_push(bpe_work *w, candidate c)
+{
+    if (w->n_heap == w->cap_heap) {
+        candidate *grown = realloc(w->heap, 2 * w->cap_heap * sizeof *grown);
+        if (!grown)
+            return false;
+        w->heap = grown, w->cap_heap *= 2;
+    }
+    int i = w->n_heap++;
+    while (i > 0 && candidate_before(&c, &w->heap[(i - 1) / 2])) {
+        w->heap[i] = w->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    w->heap[i] = c;
+    return true;
+}
+
+static candidate heap_pop(bpe_work *w)
+{
+    candidate top = w->heap[0], last = w->heap[--w->n_heap];
+    int i = 0;
+    for (;;) {
+        int child = 2 * i + 1;
+        if (child >= w->n_heap)
+            break;
+        if (child + 1 < w->n_heap && candidate_before(&w->heap[child + 1], &w->heap[child]))
+            child++;
+        if (!candidate_before(&w->heap[child], &last))
+            break;
+        w->heap[i] = w->heap[child];
+        i = child;
+    }
+    if (w->n_heap > 0)
+        w->heap[i] = last;
+    return top;
+}
+
+/* Pushes the merge of symbol pos with its successor, when there is one. */
+static bool push_candidate(const qe_tokenizer *tok, bpe_work *w, const char *piece, int pos)
+{
+    int next = w->next[pos];
+    if (pos < 0 || next < 0)
+        return true;
+    candidate c = {.pos = pos, .left_id = w->id[pos], .right_id = w->id[next]};
+    if (tok->merge_keys) {
+        size_t i = merge_slot(tok, c.left_id, c.right_id);
+        if (tok->merge_keys[i] == UINT64_MAX)
+            return true;
+        c.priority = tok->merge_rank[i];
+        c.new_id = tok->merge_new_id[i];
+    } else { /* SPM by score: the pair merges when its text is a token */
+        c.new_id = vocab_find(tok, piece + w->start[pos], w->len[pos] + w->len[next]);
+        if (c.new_id < 0)
+            return true;
+        c.priority = -(double)tok->scores[c.new_id];
+    }
+    return heap_push(w, c);
+}
+
+static bool add_symbol(bpe_work *w, int32_t id, int32_t start, int32_t len)
+{
+    if (!work_reserve(w, w->n + 1))
+        return false;
+    int i = w->n++;
+    w->id[i] = id, w->start[i] = start, w->len[i] = len;
+    w->prev[i] = i - 1, w->next[i] = -1, w->alive[i] = true;
+    if (i > 0)
+        w->next[i - 1] = i;
+    return true;
+}
+
+/* The initial symbols of an SPM piece: one per character, byte tokens or unk for the rest. */
+static bool spm_symbols(const qe_tokenizer *tok, bpe_work *w, const char *piece, size_t len)
+{
+    int unk_start = -1, unk_len = 0;
+    for (size_t at = 0; at < len;) {
+        uint32_t cp;
+        int n = qe_utf8_decode((const uint8_t *)piece + at, len - at, &cp);
+        if (n <= 0)
+            n = 1;
+        int id = vocab_find(tok, piece + at, n);
+        if (id >= 0) {
+            if (unk_start >= 0 && !add_symbol(w, tok->unk_id, unk_start, unk_len))
+                return false;
+            unk_start = -1;
+            if (!add_symbol(w, id, (int32_t)at, n))
+                return false;
+        } else {
+            bool has_bytes = tok->byte_fallback;
+            for (int k = 0; k < n && has_bytes; k++)
+                has_bytes = tok->byte_ids[(uint8_t)piece[at + k]] >= 0;
+            if (has_bytes) {
+                for (int k = 0; k < n; k++)
+                    if (!add_symbol(w, tok->byte_ids[(uint8_t)piece[at + k]], (int32_t)(at + k), 1))
+                        return false;
+            } else if (tok->unk_id >= 0) {
+                if (unk_start >= 0 && tok->fuse_unk) {
+                    unk_len += n;
+                } else {
+                    if (unk_start >= 0 && !add_symbol(w, tok->unk_id, unk_start, unk_len))
+                        return false;
+                    unk_start = (int)at, unk_len = n;
+                }
+            } /* with neither byte tokens nor unk the character is dropped, as HF does */
+        }
+        at += n;
+    }
+    return unk_start < 0 || add_symbol(w, tok->unk_id, unk_start, unk_len);
+}
+
+/* BPE of one piece, appending its tokens to out. */
+static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, size_t len, id_list *out)
+{
+    w->n = 0, w->n_heap = 0;
+    if (tok->kind == QE_TOKENIZER_BYTE_BPE) {
+        if (tok->ignore_merges && len <= 256) { /* a piece that is a token stays whole */
+            char mapped[1024];
+            size_t m = 0;
+            for (size_t i = 0; i < len; i++)
+                m += qe_utf8_encode(qe_byte_to_unicode((uint8_t)piece[i]), mapped + m);
+            int id = vocab_find(tok, mapped, m);
+            if (id >= 0)
+                return ids_push(out, id);
+        }
+        if (!work_reserve(w, (int)len))
+            return false;
+        for (size_t i = 0; i < len; i++)
+            add_symbol(w, tok->byte_ids[(uint8_t)piece[i]], (int32_t)i, 1);
+    } else if (!spm_symbols(tok, w, piece, len)) {
+        return false;
+    }
+    for (int i = 0; i + 1 < w->n; i++)
+        if (!push_candidate(tok, w, piece, i))
+            return false;
+    while (w->n_heap > 0) {
+        candidate c = heap_pop(w);
+        int next = w->next[c.pos];
+        if (!w->alive[c.pos] || next < 0 || w->id[c.pos] != c.left_id || w->id[next] != c.right_id)
+            continue; /* stale: one side was merged since */
+        w->id[c.pos] = c.new_id;
+        w->len[c.pos] += w->len[next];
+        w->alive[next] = false;
+        w->next[c.pos] = w->next[next];
+        if (w->next[next] >= 0)
+            w->prev[w->next[next]] = c.pos;
+        if (!push_candidate(tok, w, piece, w->prev[c.pos]) || !push_candidate(tok, w, piece, c.pos))
+            return false;
+    }
+    for (int i = w->n > 0 ? 0 : -1; i >= 0; i = w->next[i])
+        if (!ids_push(out, w->id[i]))
+            return false;
+    return true;
+}
+
+static qe_status encode_text(const qe_tokenizer *tok, bpe_work *w, qe_pieces *pieces, const char *text, size_t len,
+                             bool is_text_start, id_list *out, qe_error *err)
+{
+    if (len == 0)
+        return QE_OK;
+    qe_status rc = qe_pretok_run(tok->pretok, text, len, is_text_start, pieces, err);
+    if (rc != QE_OK)
+        return rc;
+    for (int i = 0; i < pieces->n_pieces; i++)
+        if (!bpe_piece(tok, w, pieces->buf + pieces->starts[i], pieces->lens[i], out))
+            return qe_fail(err, QE_ENOMEM, "out of memory encoding text");
+    return QE_OK;
+}
+
+static bool is_word_byte(uint8_t c) { return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c == '_'; }
+
+/* The longest added token at text[at..]; NULL when none. */
+static const qe_added_token *match_added(const qe_tokenizer *tok, const char *text, size_t len, size_t at)
+{
+    const qe_added_token *best = NULL;
+    size_t best_len = 0;
+    uint8_t b = (uint8_t)text[at];
+    for (int i = tok->first_added[b]; i < tok->first_added[b + 1]; i++) {
+        size_t n = strlen(tok->added[i].content);
+        if (n > best_len && n <= len - at && memcmp(text + at, tok->added[i].content, n) == 0)
+            best = &tok->added[i], best_len = n;
+    }
+    return best;
+}
+
+/* Byte length of the run of Unicode whitespace starting at s (forward). */
+static size_t space_run(const char *s, size_t len)
+{
+    size_t at = 0;
+    uint32_t cp;
+    int n;
+    while (at < len && (n = qe_utf8_decode((const uint8_t *)s + at, len - at, &cp)) > 0 && qe_is_unicode_space(cp))
+        at += n;
+    return at;
+}
+
+qe_status qe_tokenizer_encode(const qe_tokenizer *tok, const char *text, size_t text_len, bool add_special,
+                              int32_t **ids, int *n_ids, qe_error *err)
+{
+    *ids = NULL, *n_ids = 0;
+    for (size_t at = 0; at < text_len;) {
+        uint32_t cp;
+        int n = qe_utf8_decode((const uint8_t *)text + at, text_len - at, &cp);
+        if (n <= 0)
+            return qe_fail(err, QE_EINVAL, "text to encode is not valid UTF-8 at byte %zu", at);
+        at += n;
+    }
+    id_list out = {0};
+    bpe_work w = {0};
+    qe_pieces pieces = {0};
+    qe_status rc = QE_OK;
+    if (add_special && tok->add_bos && !ids_push(&out, tok->bos_id))
+        rc = qe_fail(err, QE_ENOMEM, "out of memory encoding text");
+    size_t seg_start = 0;
+    for (size_t at = 0; at < text_len && rc == QE_OK;) {
+        const qe_added_token *a = tok->n_added ? match_added(tok, text, text_len, at) : NULL;
+        if (!a) {
+            at++;
+            continue;
+        }
+        size_t start = at, stop = at + strlen(a->content);
+        if (a->single_word && ((start > 0 && is_word_byte(text[start - 1])) ||
+                               (stop < text_len && is_word_byte(text[stop])))) {
+            at = stop; /* the match is used up, as Aho-Corasick's non-overlapping search does */
+            continue;
+        }
+        if (a->lstrip) { /* back to the end of the last non-space character */
+            size_t keep = seg_start;
+            for (size_t k = seg_start; k < start;) {
+                size_t sp = space_run(text + k, start - k);
+                if (sp == 0) {
+                    uint32_t cp;
+                    k += qe_utf8_decode((const uint8_t *)text + k, start - k, &cp);
+                    keep = k;
+                } else {
+                    k += sp;
+                }
+            }
+            start = keep;
+        }
+        if (a->rstrip)
+            stop += space_run(text + stop, text_len - stop);
+        rc = encode_text(tok, &w, &pieces, text + seg_start, start - seg_start, seg_start == 0, &out, err);
+        if (rc == QE_OK && !ids_push(&out, a->id))
+            rc = qe_fail(err, QE_ENOMEM, "out of memory encoding text");
+        seg_start = at = stop;
+    }
+    if (rc == QE_OK)
+        rc = encode_text(tok, &w, &pieces, text + seg_start, text_len - seg_start, seg_start == 0, &out, err);
+    if (rc == QE_OK && add_special && tok->add_eos && !ids_push(&out, tok->eos_id))
+        rc = qe_fail(err, QE_ENOMEM, "out of memory encoding text");
+    work_free(&w);
+    qe_pieces_free(&pieces);
+    if (rc != QE_OK) {
+        free(out.data);
+        return rc;
+    }
+    if (!out.data && !(out.data = malloc(sizeof *out.data)))
+        return qe_fail(err, QE_ENOMEM, "out of memory encoding text");
+    *ids = out.data, *n_ids = out.n;
+    return QE_OK;
+}
+
+/* ---- decoding ----------------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} byte_buf;
+
+static bool buf_append(byte_buf *b, const void *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return false;
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return true;
+}
+
+static const char REPLACEMENT_CHAR[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+/* Rust's String::from_utf8_lossy: each maximal invalid subpart becomes one U+FFFD. */
+static bool append_lossy(byte_buf *out, const uint8_t *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        uint8_t c = s[i];
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c < 0x80) need = 0;
+        else if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        else {
+            if (!buf_append(out, REPLACEMENT_CHAR, 3))
+                return false;
+            i++;
+            continue;
+        }
+        size_t got = 0;
+        while (got < need && i + 1 + got < len) {
+            uint8_t d = s[i + 1 + got];
+            if (d < (got == 0 ? lo : 0x80) || d > (got == 0 ? hi : 0xBF))
+                break;
+            got++;
+        }
+        if (got == need) {
+            if (!buf_append(out, s + i, need + 1))
+                return false;
+        } else if (!buf_append(out, REPLACEMENT_CHAR, 3)) {
+            return false;
+        }
+        i += got + 1;
+    }
+    return true;
+}
+
+/* HF's ByteLevel decoder: a token's characters map back to bytes, or (when one cannot) the
+ * token's own bytes are used; the whole is then read as lossy UTF-8. */
+static bool decode_byte_level(const qe_tokenizer *tok, const int32_t *ids, int n_ids, bool skip_special, byte_buf *out)
+{
+    byte_buf raw = {0};
+    bool ok = true;
+    for (int i = 0; i < n_ids && ok; i++) {
+        int id = ids[i];
+        if (tok->text_len[id] < 0 || (skip_special && tok->is_special[id]))
+            continue;
+        const uint8_t *s = (const uint8_t *)token_text(tok, id);
+        size_t len = tok->text_len[id], start = raw.len;
+        for (size_t at = 0; at < len && ok;) {
+            uint32_t cp;
+            int n = qe_utf8_decode(s + at, len - at, &cp);
+            int b = n > 0 ? qe_unicode_to_byte(cp) : -1;
+            if (b < 0) {
+                raw.len = start;
+                ok = buf_append(&raw, s, len);
+                break;
+            }
+            uint8_t byte = (uint8_t)b;
+            ok = buf_append(&raw, &byte, 1);
+            at += n;
+        }
+    }
+    ok = ok && buf_append(out, "", 0) && append_lossy(out, (const uint8_t *)raw.data, raw.len);
+    free(raw.data);
+    return ok;
+}
+
+/* HF's SentencePiece decoders: "▁" -> " ", runs of <0xNN> -> their bytes (or one U+FFFD per
+ * byte when not valid UTF-8), concatenated, then one leading space stripped. */
+static bool decode_spm(const qe_tokenizer *tok, const int32_t *ids, int n_ids, bool skip_special, byte_buf *out)
+{
+    uint8_t pending[64];
+    int n_pending = 0;
+    bool ok = buf_append(out, "", 0);
+    for (int i = 0; i <= n_ids && ok; i++) {
+        int id = i < n_ids ? ids[i] : -1;
+        if (id >= 0 && (tok->text_len[id] < 0 || (skip_special && tok->is_special[id])))
+            continue;
+        int byte = id >= 0 ? tok->byte_of_token[id] : -1;
+        if (byte >= 0 && n_pending < (int)sizeof pending) {
+            pending[n_pending++] = (uint8_t)byte;
+            continue;
+        }
+        if (n_pending > 0) {
+            size_t at = 0;
+            uint32_t cp;
+            int n;
+            while (at < (size_t)n_pending && (n = qe_utf8_decode(pending + at, n_pending - at, &cp)) > 0)
+                at += n;
+            if (at == (size_t)n_pending)
+                ok = buf_append(out, pending, n_pending);
+            else
+                for (int k = 0; k < n_pending && ok; k++)
+                    ok = buf_append(out, REPLACEMENT_CHAR, 3);
+            n_pending = 0;
+        }
+        if (byte >= 0) { /* the run outgrew pending: start a new one */
+            pending[n_pending++] = (uint8_t)byte;
+            continue;
+        }
+        if (id < 0)
+            break;
+        const char *s = token_text(tok, id);
+        for (const char *meta; ok && (meta = strstr(s, "\xe2\x96\x81")); s = meta + 3)
+            ok = buf_append(out, s, meta - s) && buf_append(out, " ", 1);
+        ok = ok && buf_append(out, s, strlen(s));
+    }
+    if (ok && tok->decode_strip_space && out->len > 0 && out->data[0] == ' ') {
+        memmove(out->data, out->data + 1, out->len);
+        out->len--;
+    }
+    return ok;
+}
+
+qe_status qe_tokenizer_decode_ex(const qe_tokenizer *tok, const int32_t *ids, int n_ids, bool skip_special,
+                                 char **text, qe_error *err)
+{
+    *text = NULL;
+    for (int i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= tok->n_vocab)
+            return qe_fail(err, QE_EINVAL, "token id %d at position %d is outside the vocabulary of %d", ids[i], i,
+                           tok->n_vocab);
+    byte_buf out = {0};
+    bool ok = tok->kind == QE_TOKENIZER_BYTE_BPE ? decode_byte_level(tok, ids, n_ids, skip_special, &out)
+                                                 : decode_spm(tok, ids, n_ids, skip_special, &out);
+    if (!ok) {
+        free(out.data);
+        return qe_fail(err, QE_ENOMEM, "out of memory decoding %d tokens", n_ids);
+    }
+    *text = out.data;
+    return QE_OK;
+}
+
+qe_status qe_tokenizer_decode(const qe_tokenizer *tok, const int32_t *ids, int n_ids, char **text, qe_error *err)
+{
+    return qe_tokenizer_decode_ex(tok, ids, n_ids, false, text, err);
+}
+
+int qe_tokenizer_n_vocab(const qe_tokenizer *tok) { return tok->n_vocab; }
+int qe_tokenizer_bos_id(const qe_tokenizer *tok) { return tok->bos_id; }
+int qe_tokenizer_eos_id(const qe_tokenizer *tok) { return tok->eos_id; }
+bool qe_tokenizer_adds_bos(const qe_tokenizer *tok) { return tok->add_bos; }
+
+int qe_tokenizer_token_id(const qe_tokenizer *tok, const char *text)
+{
+    return vocab_find(tok, text, strlen(text));
+}
