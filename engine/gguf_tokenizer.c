@@ -3,26 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* GPT-2's split, as in the Hugging Face ByteLevel pre-tokenizer (with its final \s+). */
-#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-
-/* tokenizer.ggml.pre -> the core's regex name, or an explicit "\n"-separated list of regexes
- * applied one after the other (llama.cpp's split for that pre-tokenizer type). */
-static const struct {
-    const char *pre;
-    const char *name;
-    const char *regexes;
-} pre_tokenizers[] = {
-    {"gpt-2", "gpt2", NULL}, {"gpt2", "gpt2", NULL}, {"mpt", "gpt2", NULL}, {"olmo", "gpt2", NULL},
-    {"llama3", "llama3", NULL}, {"llama-v3", "llama3", NULL}, {"llama-bpe", "llama3", NULL},
-    {"qwen2", "qwen2", NULL}, {"stablelm2", "qwen2", NULL}, {"deepseek-r1-qwen", "qwen2", NULL},
-    /* digits split one by one, then GPT-2's split (Hugging Face: Digits(individual) + ByteLevel) */
-    {"smollm", NULL, "\\p{N}\n" GPT2_REGEX}, {"starcoder", NULL, "\\p{N}\n" GPT2_REGEX},
-    {"refact", NULL, "\\p{N}\n" GPT2_REGEX}, {"command-r", NULL, "\\p{N}\n" GPT2_REGEX},
-    {"codeshell", NULL, "\\p{N}\n" GPT2_REGEX}, {"exaone", NULL, "\\p{N}\n" GPT2_REGEX},
-    /* llama.cpp's BPE default when a file names no known pre-tokenizer */
-    {"default", NULL, "[\\p{P}\\$\\+<=>\\^~\\|]+\n" GPT2_REGEX "\n\\p{N}+\n[0-9][0-9][0-9]"},
-};
+/* tokenizer.ggml.pre names whose llama.cpp type emits a piece that is itself a token whole
+ * (ignore_merges), as Llama-3's tokenizer.json does. */
+static bool pre_ignores_merges(const char *pre)
+{
+    return !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") || !strcmp(pre, "llama-bpe");
+}
 
 /* An optional integer id: -1 when the key is absent; must name a token when present. */
 static qe_status optional_id(const qe_gguf *g, const char *key, int n_vocab, int *id, qe_error *err)
@@ -99,8 +85,18 @@ qe_status qe_gguf_tokenizer_load(const qe_gguf *g, qe_tokenizer **out, qe_error 
                 goto out;
             spec.scores = scores;
         }
-        if ((rc = optional_bool(g, "tokenizer.ggml.add_space_prefix", true, &spec.spm_add_dummy_prefix, err)) != QE_OK)
+        /* SentencePiece's add_dummy_prefix and space escaping, as Hugging Face's Llama
+         * tokenizer.json spells them: Prepend("▁") then Replace(" ", "▁"); decoding drops the
+         * prefix again. */
+        bool add_space_prefix;
+        if ((rc = optional_bool(g, "tokenizer.ggml.add_space_prefix", true, &add_space_prefix, err)) != QE_OK)
             goto out;
+        static const qe_normalizer_step with_prefix[] = {
+            {QE_NORM_PREPEND, "\xe2\x96\x81", NULL}, {QE_NORM_REPLACE, " ", "\xe2\x96\x81"}};
+        spec.normalizer_steps = add_space_prefix ? with_prefix : with_prefix + 1;
+        spec.n_normalizer_steps = add_space_prefix ? 2 : 1;
+        spec.decode_strip_space = add_space_prefix;
+        spec.fuse_unk = true;
     } else {
         spec.kind = QE_TOKENIZER_BYTE_BPE;
         if ((rc = qe_gguf_get_string_array(g, "tokenizer.ggml.merges", &merges, &n, err)) != QE_OK)
@@ -114,16 +110,13 @@ qe_status qe_gguf_tokenizer_load(const qe_gguf *g, qe_tokenizer **out, qe_error 
         pre = "default";
         if (qe_gguf_find_kv(g, "tokenizer.ggml.pre") && (rc = qe_gguf_get_string(g, "tokenizer.ggml.pre", &pre, err)) != QE_OK)
             goto out;
-        size_t k = 0, n_pre = sizeof pre_tokenizers / sizeof pre_tokenizers[0];
-        while (k < n_pre && strcmp(pre_tokenizers[k].pre, pre) != 0)
-            k++;
-        if (k == n_pre) {
-            rc = qe_fail(err, QE_EUNSUPPORTED, "%s: tokenizer.ggml.pre '%s' is not supported (gpt-2, llama-bpe, "
-                         "qwen2, smollm, starcoder, default and their aliases are)", g->path, pre);
+        const char *patterns[8];
+        if (qe_tokenizer_named_regexes(pre, patterns, 8) < 0) {
+            rc = qe_fail(err, QE_EUNSUPPORTED, "%s: tokenizer.ggml.pre '%s' is not supported", g->path, pre);
             goto out;
         }
-        spec.pre_tokenizer = pre_tokenizers[k].name;
-        spec.pre_tokenizer_regex = pre_tokenizers[k].regexes;
+        spec.pre_tokenizer = pre;
+        spec.ignore_merges = pre_ignores_merges(pre);
     }
     if ((rc = optional_id(g, "tokenizer.ggml.bos_token_id", spec.n_vocab, &spec.bos_id, err)) != QE_OK ||
         (rc = optional_id(g, "tokenizer.ggml.eos_token_id", spec.n_vocab, &spec.eos_id, err)) != QE_OK ||
