@@ -1,9 +1,13 @@
 #include "chat_template.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "file_util.h"
+#include "model.h"
 
 const char *qe_chat_family_name(qe_chat_family family)
 {
@@ -142,4 +146,53 @@ qe_status qe_chat_template_apply(const qe_chat_template *t, const char *system, 
         return format(prompt, err, "[INST] %s%s%s [/INST]", system ? system : "", system ? "\n\n" : "", user);
     }
     return qe_fail(err, QE_EINVAL, "chat template family %d", (int)t->family);
+}
+
+qe_status qe_chat_template_read_hf(const char *model_dir, char **text, qe_error *err)
+{
+    *text = NULL;
+    char path[4096];
+    qe_status rc = qe_path_join(path, sizeof path, model_dir, "tokenizer_config.json", err);
+    if (rc != QE_OK || !qe_file_exists(path))
+        return rc;
+    char *json = NULL;
+    if ((rc = qe_read_file(path, &json, NULL, err)) != QE_OK)
+        return rc;
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    if (!root)
+        return qe_fail(err, QE_EFORMAT, "%s: not valid JSON", path);
+    const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(root, "chat_template"), *chosen = NULL;
+    if (cJSON_IsString(tpl)) {
+        chosen = tpl;
+    } else if (cJSON_IsArray(tpl)) {
+        const cJSON *entry;
+        cJSON_ArrayForEach(entry, tpl) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
+            const cJSON *body = cJSON_GetObjectItemCaseSensitive(entry, "template");
+            if (cJSON_IsString(name) && cJSON_IsString(body) && !strcmp(name->valuestring, "default"))
+                chosen = body;
+        }
+    } else if (tpl && !cJSON_IsNull(tpl)) {
+        rc = qe_fail(err, QE_EFORMAT, "%s: \"chat_template\" is neither a string nor a list of templates", path);
+    }
+    if (chosen && !(*text = strdup(chosen->valuestring)))
+        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
+    cJSON_Delete(root);
+    return rc;
+}
+
+qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const char *user, char **prompt,
+                               qe_error *err)
+{
+    *prompt = NULL;
+    if (!model->chat_template)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: the model has no chat template", model->path);
+    qe_chat_template t;
+    qe_status rc = qe_chat_template_parse(model->chat_template, &t, err);
+    if (rc != QE_OK)
+        return qe_fail_context(err, "%s", model->path);
+    rc = qe_chat_template_apply(&t, system, user, prompt, err);
+    qe_chat_template_clear(&t);
+    return rc;
 }

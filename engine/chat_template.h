@@ -33,4 +33,8 @@ const char *qe_chat_family_name(qe_chat_family family); /* "chatml", "llama3", .
 qe_status qe_chat_template_apply(const qe_chat_template *t, const char *system, const char *user, char **prompt,
                                  qe_error *err);
 
+/* dir/tokenizer_config.json's "chat_template" (a string, or the entry named "default" of a
+ * list of {name, template}); *text (malloc'd) is NULL when the file or the field is absent. */
+qe_status qe_chat_template_read_hf(const char *model_dir, char **text, qe_error *err);
+
 #endif

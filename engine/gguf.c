@@ -11,22 +11,44 @@
 
 #include "ggml_dequant.h"
 
-/* Owned allocations hang off one list freed at close: the parse never has to unwind a
- * half-built tree by hand. */
+/* Owned allocations come from blocks on one list freed at close: the parse never has to
+ * unwind a half-built tree by hand. Small requests (strings of a 150k-token vocabulary) are
+ * carved from shared blocks of up to 1 MiB; large ones get a block of their own. */
+#define ARENA_BLOCK_BYTES ((size_t)1 << 20)
+
 typedef struct arena_block {
     struct arena_block *next;
+    size_t used_bytes, capacity_bytes;
     max_align_t data[];
 } arena_block;
 
 static void *arena_alloc(qe_gguf *g, size_t n_bytes)
 {
-    if (n_bytes > SIZE_MAX - sizeof(arena_block))
+    size_t align = sizeof(max_align_t), rounded = (n_bytes + align - 1) / align * align;
+    if (n_bytes > SIZE_MAX - sizeof(arena_block) - align)
         return NULL;
-    arena_block *b = calloc(1, sizeof(arena_block) + n_bytes);
+    arena_block *head = g->arena_;
+    if (head && head->capacity_bytes - head->used_bytes >= rounded) {
+        void *p = (char *)head->data + head->used_bytes;
+        head->used_bytes += rounded;
+        return p;
+    }
+    /* shared blocks grow from 4 KiB so that small files stay cheap to parse */
+    size_t shared = head && head->capacity_bytes < ARENA_BLOCK_BYTES ? 2 * head->capacity_bytes
+                    : head ? ARENA_BLOCK_BYTES : 4096;
+    size_t capacity = rounded > shared / 4 ? rounded : shared;
+    arena_block *b = calloc(1, sizeof(arena_block) + capacity);
     if (!b)
         return NULL;
-    b->next = g->arena_;
-    g->arena_ = b;
+    b->capacity_bytes = capacity;
+    b->used_bytes = rounded;
+    if (head && capacity != shared) { /* keep the shared block in front for small requests */
+        b->next = head->next;
+        head->next = b;
+    } else {
+        b->next = head;
+        g->arena_ = b;
+    }
     return b->data;
 }
 

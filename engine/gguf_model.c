@@ -61,6 +61,15 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
         (rc = arch_int(g, arch, "context_length", 2048, &cfg->max_context, err)) ||
         (rc = arch_int(g, arch, "vocab_size", embd->ne[1], &cfg->n_vocab, err)))
         return rc;
+    /* a layer count from a stranger sizes an allocation: a real model has its tensors */
+    char block0[32];
+    snprintf(block0, sizeof block0, "blk.%d.attn_norm.weight", cfg->n_layers - 1);
+    if (cfg->n_layers > 4096 || !qe_gguf_find_tensor(g, block0))
+        return qe_fail(err, QE_EFORMAT, "%s: %s.block_count %d, but there is no tensor %s", g->path, arch,
+                       cfg->n_layers, block0);
+    if (embd->ne[0] != cfg->hidden)
+        return qe_fail(err, QE_EFORMAT, "%s: token_embd.weight rows hold %lld values, %s.embedding_length says %d",
+                       g->path, (long long)embd->ne[0], arch, cfg->hidden);
     if (cfg->n_heads % cfg->n_kv_heads)
         return qe_fail(err, QE_EFORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", g->path,
                        cfg->n_heads, cfg->n_kv_heads);
@@ -160,7 +169,7 @@ static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *o
     return false;
 }
 
-qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
+qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
                                 const char **source_note, qe_error *err)
 {
     memset(set, 0, sizeof *set);
@@ -187,9 +196,9 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
             break;
         }
         qe_tensor_view *v = &set->memory[set->n_memory];
-        float *data = malloc((size_t)t->n_elements * sizeof(float) + 1);
+        float *data = with_data ? malloc((size_t)t->n_elements * sizeof(float) + 1) : NULL;
         v->name = strdup(name);
-        if (!data || !v->name) {
+        if ((with_data && !data) || !v->name) {
             free(data);
             free((void *)v->name);
             v->name = NULL;
@@ -200,7 +209,7 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
         set->n_memory++;
         char what[300];
         snprintf(what, sizeof what, "%s: tensor '%s'", g->path, t->name);
-        if ((rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
+        if (with_data && (rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
             break;
         v->dtype = QE_DTYPE_F32;
         v->n_dims = t->n_dims;
@@ -217,16 +226,18 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
                              t->name, (long long)v->shape[0], permute_heads, cfg->head_dim);
                 break;
             }
-            rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
+            if (with_data)
+                rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
         }
     }
     if (rc != QE_OK) {
         qe_weight_set_close(set);
         return rc;
     }
-    /* static notes, one per type, so qe_model_info can point at them */
+    /* Static notes, one per quantized type, so qe_model_info can point at them. F16 and BF16
+     * widen exactly, as a Hugging Face bf16 checkpoint loaded in fp32 does: no note. */
     static const char *const notes[64] = {
-        [QE_GGML_F16] = "fp32 from F16",   [QE_GGML_BF16] = "fp32 from BF16", [QE_GGML_Q8_0] = "fp32 from Q8_0",
+        [QE_GGML_Q8_0] = "fp32 from Q8_0",
         [QE_GGML_Q4_0] = "fp32 from Q4_0", [QE_GGML_Q4_1] = "fp32 from Q4_1", [QE_GGML_Q5_0] = "fp32 from Q5_0",
         [QE_GGML_Q5_1] = "fp32 from Q5_1", [QE_GGML_Q4_K] = "fp32 from Q4_K", [QE_GGML_Q5_K] = "fp32 from Q5_K",
         [QE_GGML_Q6_K] = "fp32 from Q6_K",
@@ -239,10 +250,11 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe
     return QE_OK;
 }
 
-qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
-                             const char **source_note, qe_error *err)
+qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *cfg, qe_weight_set *set,
+                             qe_tokenizer **tokenizer, char **chat_template, const char **source_note, qe_error *err)
 {
     *tokenizer = NULL;
+    *chat_template = NULL;
     memset(cfg, 0, sizeof *cfg);
     memset(set, 0, sizeof *set);
     qe_gguf *g = NULL;
@@ -250,13 +262,21 @@ qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_s
     if (rc == QE_OK)
         rc = qe_gguf_model_config(g, cfg, err);
     if (rc == QE_OK)
-        rc = qe_gguf_model_weights(g, cfg, set, source_note, err);
+        rc = qe_gguf_model_weights(g, cfg, with_data, set, source_note, err);
     if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.ggml.model"))
         rc = qe_gguf_tokenizer_load(g, tokenizer, err);
+    const char *text;
+    if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.chat_template") &&
+        (rc = qe_gguf_get_string(g, "tokenizer.chat_template", &text, err)) == QE_OK && !(*chat_template = strdup(text)))
+        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
     qe_gguf_close(g); /* the weights are copies; the mapping can go */
     if (rc != QE_OK) {
         qe_model_config_free(cfg);
         qe_weight_set_close(set);
+        qe_tokenizer_free(*tokenizer);
+        *tokenizer = NULL;
+        free(*chat_template);
+        *chat_template = NULL;
     }
     return rc;
 }

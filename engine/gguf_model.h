@@ -19,13 +19,15 @@
 qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err);
 
 /* Dequantizes every tensor of g into set (emptied first) under Hugging Face names, checking
- * the shapes against cfg; *source_note is a static string ("" when all weights are F32). */
-qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
+ * the shapes against cfg; *source_note is a static string ("" unless most matrices are quantized).
+ * Without with_data the views carry names and shapes only (data NULL): metadata-only loads. */
+qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
                                 const char **source_note, qe_error *err);
 
-/* Opens path and fills all three; *tokenizer is NULL when the file has no tokenizer.ggml.model. */
-qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
-                             const char **source_note, qe_error *err);
+/* Opens path and fills everything the loader needs; *tokenizer is NULL when the file has no
+ * tokenizer.ggml.model, *chat_template (malloc'd) NULL when it has no tokenizer.chat_template. */
+qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *cfg, qe_weight_set *set,
+                             qe_tokenizer **tokenizer, char **chat_template, const char **source_note, qe_error *err);
 
 /* Rows of a llama.cpp-permuted q or k weight [n_heads * head_dim, n_cols] back to the HF
  * order, in place: HF row h*head_dim + j*head_dim/2 + i is GGUF row h*head_dim + 2*i + j. */

@@ -10,6 +10,13 @@ static const qe_normalizer_step SPM_PREFIX_AND_SPACES[] = {
     {QE_NORM_REPLACE, " ", "\xe2\x96\x81"},
 };
 
+/* tokenizer.ggml.pre names whose llama.cpp type emits a piece that is itself a token whole
+ * (ignore_merges), as Llama-3's tokenizer.json does. */
+static bool pre_ignores_merges(const char *pre)
+{
+    return !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") || !strcmp(pre, "llama-bpe");
+}
+
 /* An optional integer id: -1 when the key is absent; must name a token when present. */
 static qe_status optional_id(const qe_gguf *g, const char *key, int n_vocab, int *id, qe_error *err)
 {
@@ -91,6 +98,7 @@ qe_status qe_gguf_tokenizer_load(const qe_gguf *g, qe_tokenizer **out, qe_error 
         spec.normalizer_steps = add_space_prefix ? SPM_PREFIX_AND_SPACES : SPM_PREFIX_AND_SPACES + 1;
         spec.n_normalizer_steps = add_space_prefix ? 2 : 1;
         spec.decode_space_rule = add_space_prefix ? QE_DECODE_STRIP_ONE_SPACE : QE_DECODE_KEEP_SPACE;
+        spec.fuse_unk = true;
     } else {
         spec.kind = QE_TOKENIZER_BYTE_BPE;
         if ((rc = qe_gguf_get_string_array(g, "tokenizer.ggml.merges", &merges, &n, err)) != QE_OK)
@@ -104,13 +112,14 @@ qe_status qe_gguf_tokenizer_load(const qe_gguf *g, qe_tokenizer **out, qe_error 
         pre = "default";
         if (qe_gguf_find_kv(g, "tokenizer.ggml.pre") && (rc = qe_gguf_get_string(g, "tokenizer.ggml.pre", &pre, err)) != QE_OK)
             goto out;
-        const char *patterns[4];
-        if (qe_tokenizer_named_regexes(pre, patterns, 4) < 0) {
+        const char *patterns[8];
+        if (qe_tokenizer_named_regexes(pre, patterns, 8) < 0) {
             rc = qe_fail(err, QE_EUNSUPPORTED, "%s: tokenizer.ggml.pre '%s' is not supported (gpt-2, llama-bpe, "
                          "qwen2, smollm, starcoder, default and their aliases are)", g->path, pre);
             goto out;
         }
         spec.pre_tokenizer = pre; /* llama.cpp's regexes for that name */
+        spec.ignore_merges = pre_ignores_merges(pre);
     }
     if ((rc = optional_id(g, "tokenizer.ggml.bos_token_id", spec.n_vocab, &spec.bos_id, err)) != QE_OK ||
         (rc = optional_id(g, "tokenizer.ggml.eos_token_id", spec.n_vocab, &spec.eos_id, err)) != QE_OK ||

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
 #include "file_util.h"
 #include "gguf_model.h"
 #include "linear_quant.h"
@@ -317,7 +318,8 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     size_t path_len = strlen(path);
     bool is_gguf = path_len > 5 && !strcmp(path + path_len - 5, ".gguf");
     if (is_gguf)
-        rc = qe_gguf_model_open(path, &m->cfg, &m->weights, &m->tokenizer, &m->source_note, err);
+        rc = qe_gguf_model_open(path, !options->metadata_only, &m->cfg, &m->weights, &m->tokenizer,
+                                &m->chat_template, &m->source_note, err);
     else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
         rc = qe_weight_set_open(path, &m->weights, err);
     if (rc || (!options->metadata_only && (rc = load_weights(m, err))))
@@ -337,6 +339,8 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     if (!is_gguf && (rc = qe_path_join(tok_path, sizeof tok_path, path, "tokenizer.json", err)))
         goto fail;
     if (!is_gguf && qe_file_exists(tok_path) && (rc = qe_tokenizer_load_hf(path, &m->tokenizer, err)))
+        goto fail;
+    if (!is_gguf && (rc = qe_chat_template_read_hf(path, &m->chat_template, err)))
         goto fail;
     count_params(m);
     m->resident_bytes = m->is_runnable ? resident_bytes(m) : 0;
@@ -376,6 +380,7 @@ void qe_model_free(qe_model *m)
         free(m->owned[i]);
     free(m->owned);
     qe_tokenizer_free(m->tokenizer);
+    free(m->chat_template);
     qe_weight_set_close(&m->weights);
     qe_model_config_free(&m->cfg);
     free(m->path);

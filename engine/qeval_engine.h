@@ -92,6 +92,13 @@ qe_status qe_tokenize(const qe_model *model, const char *text, bool add_special,
 /* Text of ids; *text is malloc'd. Special tokens are rendered as their text. */
 qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, char **text, qe_error *err);
 
+/* The model's chat template (GGUF tokenizer.chat_template, or chat_template in the directory's
+ * tokenizer_config.json) applied to [system (may be NULL), user] with the assistant turn
+ * opened, without BOS (see chat_template.h); *prompt is malloc'd. QE_EUNSUPPORTED when the
+ * model has no template or one of an unknown family. */
+qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const char *user, char **prompt,
+                               qe_error *err);
+
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
 

@@ -441,7 +441,9 @@ static candidate heap_pop(bpe_work *w)
 /* Pushes the merge of symbol pos with its successor, when there is one. */
 static bool push_candidate(const qe_tokenizer *tok, bpe_work *w, const char *piece, int pos)
 {
-    int next = pos >= 0 ? w->next[pos] : -1;
+    if (pos < 0)
+        return true;
+    int next = w->next[pos];
     if (next < 0)
         return true;
     candidate c = {.pos = pos, .left_id = w->id[pos], .right_id = w->id[next]};

@@ -2,6 +2,7 @@
  * template is recognised as the expected family and applied to (system, user) to exactly
  * the text transformers' apply_chat_template would give. */
 #include <cjson/cJSON.h>
+#include <unistd.h>
 
 #include "chat_template.h"
 #include "check.h"
@@ -37,6 +38,48 @@ static char *shared_template(const char *relative)
     char *out = cJSON_IsString(tpl) ? strdup(tpl->valuestring) : NULL;
     cJSON_Delete(config);
     return out;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* tokenizer_config.json's chat_template: a string, a list with a "default", absent, or broken. */
+static void test_read_hf(void)
+{
+    char dir[1024], path[1100];
+    qe_error err = {0};
+    char *text = NULL, *expected;
+    snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", check_shared_dir());
+    CHECK_INT_EQ(QE_OK, qe_chat_template_read_hf(dir, &text, &err));
+    expected = shared_template("tokenizers/qwen2/tokenizer_config.json");
+    CHECK(text && expected && !strcmp(text, expected));
+    free(text);
+    free(expected);
+
+    char tmp[] = "/tmp/qeval-chat-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    CHECK_INT_EQ(QE_OK, qe_chat_template_read_hf(tmp, &text, &err)); /* no tokenizer_config.json */
+    CHECK(text == NULL);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", tmp);
+    write_file(path, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, "
+                     "{\"name\": \"default\", \"template\": \"D\"}]}");
+    CHECK_INT_EQ(QE_OK, qe_chat_template_read_hf(tmp, &text, &err));
+    CHECK_STR_EQ("D", text);
+    free(text);
+    write_file(path, "{\"chat_template\": 7}");
+    CHECK_INT_EQ(QE_EFORMAT, qe_chat_template_read_hf(tmp, &text, &err));
+    CHECK(strstr(err.msg, "neither a string nor a list") != NULL);
+    write_file(path, "{\"chat_template\": ");
+    CHECK_INT_EQ(QE_EFORMAT, qe_chat_template_read_hf(tmp, &text, &err));
+    CHECK(strstr(err.msg, "tokenizer_config.json: not valid JSON") != NULL);
+    remove(path);
+    rmdir(tmp);
 }
 
 int main(void)
@@ -82,6 +125,7 @@ int main(void)
 
     qe_chat_template t;
     qe_error err = {0};
+    test_read_hf();
     CHECK_INT_EQ(QE_EUNSUPPORTED, qe_chat_template_parse("{{ messages[0]['content'] }}", &t, &err));
     CHECK(strstr(err.msg, "unknown family") != NULL);
     CHECK_INT_EQ(QE_EUNSUPPORTED, qe_chat_template_parse(NULL, &t, &err));

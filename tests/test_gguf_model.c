@@ -1,17 +1,35 @@
-/* A GGUF llama model loads into the same forward pass as its Hugging Face original. The test
- * converts the shared stories260K safetensors the way llama.cpp's convert_hf_to_gguf.py does
- * (HF -> GGUF tensor names, q/k rows permuted per head with reshape(n_head, 2, half, n_in)
- * .swapaxes(1, 2)), writes a GGUF file, loads it with qe_model_load and compares the logits
- * with PyTorch's golden ones. */
+/* A GGUF llama or qwen2 model loads into the same forward pass as its Hugging Face original.
+ * The test converts the shared stories260K (llama, F32) and tiny-qwen2 (q/k/v biases, BF16)
+ * safetensors the way llama.cpp's convert_hf_to_gguf.py does (HF -> GGUF tensor names;
+ * llama's q/k rows permuted per head with reshape(n_head, 2, half, n_in).swapaxes(1, 2)),
+ * writes a GGUF file, loads it with qe_model_load and compares the logits
+ * with PyTorch's golden ones. When `qeval model fetch smollm2-135m` has cached the default
+ * model, its logits are compared with an independent numpy forward pass over the GGUF as
+ * llama.cpp runs it (tests/golden/make_smollm2_logits_golden.py). Then hostile metadata. */
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "gguf_model.h"
+#include "model.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 #include "safetensors.h"
 
-enum { HIDDEN = 64, N_LAYERS = 5, N_HEADS = 8, N_KV_HEADS = 4, HEAD_DIM = 8, FFN = 172, VOCAB = 512 };
+/* What convert_hf_to_gguf.py would write for one of the shared models. */
+typedef struct {
+    const char *dir, *arch;
+    int hidden, n_layers, n_heads, n_kv_heads, ffn, vocab, context;
+    float rope_theta, rms_eps;
+    bool has_bias, permutes_qk;  /* qwen2 has q/k/v biases; only llama's q/k are permuted */
+    qe_dtype torch_dtype;        /* transformers rounds rope frequencies to it (llama.cpp does not) */
+} shared_model;
+
+static const shared_model shared_models[] = {
+    {"stories260K", "llama", 64, 5, 8, 4, 172, 512, 512, 10000.0f, 1e-5f, false, true, QE_DTYPE_F32},
+    {"tiny-qwen2", "qwen2", 128, 2, 4, 2, 320, 2048, 2048, 1000000.0f, 1e-6f, true, false, QE_DTYPE_BF16},
+};
 
 typedef struct {
     uint8_t *bytes;
@@ -34,14 +52,14 @@ static void kv_u32(buffer *b, const char *k, uint32_t v) { put_str(b, k); put_u3
 static void kv_f32(buffer *b, const char *k, float v) { put_str(b, k); put_u32(b, 6); put(b, &v, 4); }
 
 /* llama.cpp's permute for rope: rows (h, j, i) of [n_head, 2, half] go to (h, i, j). */
-static void permute_like_llamacpp(const float *hf, float *out, int n_head, int rows, int cols)
+static void permute_like_llamacpp(const void *hf, void *out, int n_head, int rows, size_t row_bytes)
 {
     int head_dim = rows / n_head, half = head_dim / 2;
     for (int h = 0; h < n_head; h++)
         for (int i = 0; i < half; i++)
             for (int j = 0; j < 2; j++)
-                memcpy(out + (size_t)(h * head_dim + i * 2 + j) * cols,
-                       hf + (size_t)(h * head_dim + j * half + i) * cols, (size_t)cols * sizeof(float));
+                memcpy((char *)out + (size_t)(h * head_dim + i * 2 + j) * row_bytes,
+                       (const char *)hf + (size_t)(h * head_dim + j * half + i) * row_bytes, row_bytes);
 }
 
 typedef struct {
@@ -50,48 +68,57 @@ typedef struct {
     int permute_heads;
 } planned;
 
-static int plan(const qe_safetensors *st, planned *p)
+static int plan(const shared_model *sm, const qe_safetensors *st, planned *p)
 {
-    static const struct { const char *hf, *gguf; int heads; } names[] = {
-        {"input_layernorm.weight", "attn_norm.weight", 0}, {"post_attention_layernorm.weight", "ffn_norm.weight", 0},
-        {"self_attn.q_proj.weight", "attn_q.weight", N_HEADS}, {"self_attn.k_proj.weight", "attn_k.weight", N_KV_HEADS},
-        {"self_attn.v_proj.weight", "attn_v.weight", 0}, {"self_attn.o_proj.weight", "attn_output.weight", 0},
-        {"mlp.gate_proj.weight", "ffn_gate.weight", 0}, {"mlp.up_proj.weight", "ffn_up.weight", 0},
-        {"mlp.down_proj.weight", "ffn_down.weight", 0},
+    static const struct { const char *hf, *gguf; int heads; bool is_bias; } names[] = {
+        {"input_layernorm.weight", "attn_norm.weight", 0, false},
+        {"post_attention_layernorm.weight", "ffn_norm.weight", 0, false},
+        {"self_attn.q_proj.weight", "attn_q.weight", 1, false}, {"self_attn.k_proj.weight", "attn_k.weight", 2, false},
+        {"self_attn.v_proj.weight", "attn_v.weight", 0, false}, {"self_attn.o_proj.weight", "attn_output.weight", 0, false},
+        {"self_attn.q_proj.bias", "attn_q.bias", 0, true}, {"self_attn.k_proj.bias", "attn_k.bias", 0, true},
+        {"self_attn.v_proj.bias", "attn_v.bias", 0, true},
+        {"mlp.gate_proj.weight", "ffn_gate.weight", 0, false}, {"mlp.up_proj.weight", "ffn_up.weight", 0, false},
+        {"mlp.down_proj.weight", "ffn_down.weight", 0, false},
     };
     int n = 0;
     p[n++] = (planned){"token_embd.weight", qe_safetensors_find(st, "model.embed_tokens.weight"), 0};
     p[n++] = (planned){"output_norm.weight", qe_safetensors_find(st, "model.norm.weight"), 0};
-    for (int l = 0; l < N_LAYERS; l++)
+    for (int l = 0; l < sm->n_layers; l++)
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            if (names[k].is_bias && !sm->has_bias)
+                continue;
             char hf[128];
             snprintf(hf, sizeof hf, "model.layers.%d.%s", l, names[k].hf);
             p[n].t = qe_safetensors_find(st, hf);
             snprintf(p[n].gguf_name, sizeof p[n].gguf_name, "blk.%d.%s", l, names[k].gguf);
-            p[n].permute_heads = names[k].heads;
+            p[n].permute_heads = !sm->permutes_qk ? 0 : names[k].heads == 1 ? sm->n_heads
+                               : names[k].heads == 2 ? sm->n_kv_heads : 0;
             n++;
         }
     return n;
 }
 
-static void write_gguf(const qe_safetensors *st, const char *path)
+static void write_gguf(const shared_model *sm, const qe_safetensors *st, const char *path)
 {
-    planned p[64];
-    int n = plan(st, p);
+    planned p[128];
+    int n = plan(sm, st, p);
     buffer b = {0};
+    char key[96];
     put(&b, "GGUF", 4);
     put_u32(&b, 3);
     put_u64(&b, (uint64_t)n);
     put_u64(&b, 11);
-    put_str(&b, "general.architecture"); put_u32(&b, 8); put_str(&b, "llama");
-    kv_u32(&b, "llama.embedding_length", HIDDEN);
-    kv_u32(&b, "llama.block_count", N_LAYERS);
-    kv_u32(&b, "llama.attention.head_count", N_HEADS);
-    kv_u32(&b, "llama.attention.head_count_kv", N_KV_HEADS);
-    kv_u32(&b, "llama.feed_forward_length", FFN);
-    kv_u32(&b, "llama.context_length", 512);
-    kv_f32(&b, "llama.rope.freq_base", 10000.0f);
-    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    put_str(&b, "general.architecture"); put_u32(&b, 8); put_str(&b, sm->arch);
+#define ARCH_KEY(suffix) (snprintf(key, sizeof key, "%s.%s", sm->arch, suffix), key)
+    kv_u32(&b, ARCH_KEY("embedding_length"), (uint32_t)sm->hidden);
+    kv_u32(&b, ARCH_KEY("block_count"), (uint32_t)sm->n_layers);
+    kv_u32(&b, ARCH_KEY("attention.head_count"), (uint32_t)sm->n_heads);
+    kv_u32(&b, ARCH_KEY("attention.head_count_kv"), (uint32_t)sm->n_kv_heads);
+    kv_u32(&b, ARCH_KEY("feed_forward_length"), (uint32_t)sm->ffn);
+    kv_u32(&b, ARCH_KEY("context_length"), (uint32_t)sm->context);
+    kv_f32(&b, ARCH_KEY("rope.freq_base"), sm->rope_theta);
+    kv_f32(&b, ARCH_KEY("attention.layer_norm_rms_epsilon"), sm->rms_eps);
+#undef ARCH_KEY
     kv_u32(&b, "tokenizer.ggml.bos_token_id", 1);
     kv_u32(&b, "tokenizer.ggml.eos_token_id", 2);
     uint64_t offset = 0;
@@ -101,7 +128,7 @@ static void write_gguf(const qe_safetensors *st, const char *path)
         put_u32(&b, (uint32_t)t->n_dims);
         for (int d = t->n_dims - 1; d >= 0; d--) /* ggml lists the contiguous dimension first */
             put_u64(&b, (uint64_t)t->shape[d]);
-        put_u32(&b, 0); /* F32 */
+        put_u32(&b, t->dtype == QE_DTYPE_BF16 ? 30 : t->dtype == QE_DTYPE_F16 ? 1 : 0);
         put_u64(&b, offset);
         offset += (t->n_bytes + 31) / 32 * 32;
     }
@@ -109,9 +136,9 @@ static void write_gguf(const qe_safetensors *st, const char *path)
         put(&b, "", 1);
     for (int i = 0; i < n; i++) {
         const qe_tensor_view *t = p[i].t;
-        float *rows = malloc(t->n_bytes);
+        void *rows = malloc(t->n_bytes);
         if (p[i].permute_heads)
-            permute_like_llamacpp(t->data, rows, p[i].permute_heads, (int)t->shape[0], (int)t->shape[1]);
+            permute_like_llamacpp(t->data, rows, p[i].permute_heads, (int)t->shape[0], t->n_bytes / t->shape[0]);
         else
             memcpy(rows, t->data, t->n_bytes);
         put(&b, rows, t->n_bytes);
@@ -127,21 +154,23 @@ static void write_gguf(const qe_safetensors *st, const char *path)
     free(b.bytes);
 }
 
-int main(void)
+/* Converts the shared model, loads the GGUF and compares every golden sequence's logits. */
+static void test_shared_model(const shared_model *sm)
 {
     char dir[1024], path[1100], gguf_path[] = "/tmp/qeval-gguf-model-XXXXXX.gguf";
-    snprintf(dir, sizeof dir, "%s/models/stories260K", check_shared_dir());
+    snprintf(dir, sizeof dir, "%s/models/%s", check_shared_dir(), sm->dir);
     qe_safetensors *st = NULL, *golden = NULL;
     qe_error err = {0};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (qe_safetensors_open(path, &st, &err) != QE_OK) {
+        check_n_failed++;
         fprintf(stderr, "%s\n", err.msg);
-        return 1;
+        return;
     }
     int fd = mkstemps(gguf_path, 5);
     CHECK(fd >= 0);
     close(fd);
-    write_gguf(st, gguf_path);
+    write_gguf(sm, st, gguf_path);
 
     qe_model *m = NULL;
     qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU, .n_threads = 1};
@@ -151,47 +180,249 @@ int main(void)
     } else {
         qe_model_info info;
         qe_model_get_info(m, &info);
-        CHECK_STR_EQ("llama", info.architecture);
-        CHECK_INT_EQ(VOCAB, info.n_vocab);
-        CHECK_INT_EQ(N_KV_HEADS, info.n_kv_heads);
-        CHECK_STR_EQ("", info.source_note); /* all F32: nothing was dequantized from a lower precision */
+        CHECK_STR_EQ(sm->arch, info.architecture);
+        CHECK_INT_EQ(sm->vocab, info.n_vocab);
+        CHECK_INT_EQ(sm->n_kv_heads, info.n_kv_heads);
+        CHECK_STR_EQ("", info.source_note); /* F32 and BF16 widen exactly: nothing to say */
+        char *prompt = NULL;
+        CHECK_INT_EQ(QE_EUNSUPPORTED, qe_model_chat_prompt(m, NULL, "hi", &prompt, &err));
+        CHECK(strstr(err.msg, "has no chat template") != NULL);
+        /* A GGUF computes rope frequencies in float32, as llama.cpp does; the PyTorch golden of a
+         * bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
+         * PyTorch here so the comparison isolates the weight and config mapping. */
+        CHECK_INT_EQ(QE_DTYPE_F32, m->cfg.torch_dtype);
+        m->cfg.torch_dtype = sm->torch_dtype;
         snprintf(path, sizeof path, "%s/golden.safetensors", dir);
         CHECK_INT_EQ(QE_OK, qe_safetensors_open(path, &golden, &err));
-        for (int s = 0; golden && s < 4; s++) {
+        double max_diff = 0;
+        for (int s = 0; golden; s++) {
             char name[64];
             snprintf(name, sizeof name, "seq%d.input_ids", s);
             const qe_tensor_view *ids = qe_safetensors_find(golden, name);
             snprintf(name, sizeof name, "seq%d.logits", s);
             const qe_tensor_view *expected = qe_safetensors_find(golden, name);
-            CHECK(ids && expected);
             if (!ids || !expected)
-                continue;
+                break;
             int n_tok = (int)ids->shape[0];
             int32_t *tok = malloc((size_t)n_tok * sizeof *tok);
             float *want = malloc(expected->n_bytes), *got = malloc(expected->n_bytes);
             memcpy(tok, ids->data, (size_t)n_tok * sizeof *tok);
             memcpy(want, expected->data, expected->n_bytes);
             CHECK_INT_EQ(QE_OK, qe_forward_logits(m, tok, n_tok, got, &err));
-            CHECK_CLOSE(want, got, (long)expected->n_elements, 1e-4);
+            for (uint64_t k = 0; k < expected->n_elements; k++)
+                max_diff = fmax(max_diff, fabs((double)want[k] - got[k]));
             free(tok);
             free(want);
             free(got);
         }
+        printf("%s as GGUF: max |logit - PyTorch| %.2e\n", sm->dir, max_diff);
+        CHECK(max_diff < 1e-4);
         qe_safetensors_close(golden);
     }
+    /* metadata only: the same shapes and parameter count, nothing dequantized */
+    uint64_t n_params = 0;
+    if (m) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        n_params = info.n_params;
+    }
     qe_model_free(m);
+    m = NULL;
+    options.metadata_only = true;
+    CHECK_INT_EQ(QE_OK, qe_model_load(gguf_path, &options, &m, &err));
+    if (m) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        CHECK(n_params > 0 && info.n_params == n_params);
+        qe_tensor_info tensor;
+        CHECK_INT_EQ(QE_OK, qe_model_tensor_info(m, 0, &tensor, &err));
+        CHECK_STR_EQ("model.embed_tokens.weight", tensor.name);
+        CHECK(tensor.n_dims == 2 && tensor.shape[0] == sm->vocab && tensor.shape[1] == sm->hidden);
+    }
+    qe_model_free(m);
+    unlink(gguf_path);
+    qe_safetensors_close(st);
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    if (s)
+        s[n] = '\0';
+    return s;
+}
+
+static void test_smollm2(void)
+{
+    char *model_path = NULL, golden_path[1024];
+    qe_error err = {0};
+    if (qh_model_cached_path(qh_model_lookup("smollm2-135m"), &model_path, &err) != QE_OK ||
+        access(model_path, R_OK) != 0) {
+        printf("smollm2: not in the model cache, skipped\n");
+        free(model_path);
+        return;
+    }
+    snprintf(golden_path, sizeof golden_path, "%s/tests/golden/gguf/smollm2_logits.json", QEVAL_SOURCE_DIR);
+    char *text = read_all(golden_path);
+    cJSON *golden = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *ids = cJSON_GetObjectItem(golden, "ids"), *probes = cJSON_GetObjectItem(golden, "probe_ids");
+    const cJSON *argmax = cJSON_GetObjectItem(golden, "argmax"), *probe_logits = cJSON_GetObjectItem(golden, "probe_logits");
+    CHECK(ids && probes && argmax && probe_logits);
+    qe_model *m = NULL;
+    qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU};
+    CHECK_INT_EQ(QE_OK, qe_model_load(model_path, &options, &m, &err));
+    free(model_path);
+    if (m && ids) {
+        qe_model_info info;
+        qe_model_get_info(m, &info);
+        CHECK_STR_EQ("fp32 from Q4_1", info.source_note);
+        char *prompt = NULL;
+        CHECK_INT_EQ(QE_OK, qe_model_chat_prompt(m, NULL, "What is the capital of France?", &prompt, &err));
+        CHECK_STR_EQ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                     "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+                     "<|im_start|>assistant\n", prompt);
+        free(prompt);
+        CHECK_INT_EQ(134515008, info.n_params);
+        CHECK(info.n_layers == 30 && info.hidden == 576 && info.n_heads == 9 && info.n_kv_heads == 3);
+        int n = cJSON_GetArraySize(ids);
+        int32_t tok[64];
+        for (int i = 0; i < n && i < 64; i++)
+            tok[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        float *logits = malloc((size_t)n * info.n_vocab * sizeof(float));
+        CHECK_INT_EQ(QE_OK, qe_forward_logits(m, tok, n, logits, &err));
+        int n_argmax_same = 0;
+        double max_diff = 0;
+        for (int t = 0; t < n; t++) {
+            const float *row = logits + (size_t)t * info.n_vocab;
+            int best = 0;
+            for (int v = 1; v < info.n_vocab; v++)
+                if (row[v] > row[best])
+                    best = v;
+            n_argmax_same += best == cJSON_GetArrayItem(argmax, t)->valueint;
+            const cJSON *want = cJSON_GetArrayItem(probe_logits, t);
+            for (int k = 0; k < cJSON_GetArraySize(probes); k++) {
+                double d = fabs(row[cJSON_GetArrayItem(probes, k)->valueint] - cJSON_GetArrayItem(want, k)->valuedouble);
+                max_diff = d > max_diff ? d : max_diff;
+            }
+        }
+        printf("smollm2: argmax equal at %d/%d positions, max |logit - numpy reference| %.2e\n", n_argmax_same, n,
+               max_diff);
+        CHECK_INT_EQ(n, n_argmax_same);
+        CHECK(max_diff < 1e-3);
+        free(logits);
+    }
+    qe_model_free(m);
+    cJSON_Delete(golden);
+}
+
+/* Loading a GGUF whose metadata is missing or wrong fails naming the file and key. */
+static void expect_config_error(buffer *b, uint64_t n_kv, const char *needle)
+{
+    memcpy(b->bytes + 16, &n_kv, 8);
+    qe_gguf *g = NULL;
+    qe_error err = {0};
+    qe_model_config cfg;
+    CHECK_INT_EQ(QE_OK, qe_gguf_open_memory(b->bytes, b->n, "bad.gguf", &g, &err));
+    if (!g)
+        return;
+    qe_status rc = qe_gguf_model_config(g, &cfg, &err);
+    CHECK(rc != QE_OK);
+    if (rc == QE_OK)
+        qe_model_config_free(&cfg);
+    else if (!strstr(err.msg, needle) || !strstr(err.msg, "bad.gguf")) {
+        check_n_failed++;
+        fprintf(stderr, "message '%s' lacks '%s'\n", err.msg, needle);
+    }
+    qe_gguf_close(g);
+}
+
+static void start(buffer *b, const char *arch, int n_tensors)
+{
+    b->n = 0;
+    put(b, "GGUF", 4); put_u32(b, 3); put_u64(b, (uint64_t)n_tensors); put_u64(b, 0);
+    put_str(b, "general.architecture"); put_u32(b, 8); put_str(b, arch);
+}
+
+/* token_embd [4 tokens, 8] and blk.0.attn_norm [8], zeros */
+static void add_tensors(buffer *b)
+{
+    put_str(b, "token_embd.weight"); put_u32(b, 2); put_u64(b, 8); put_u64(b, 4); put_u32(b, 0); put_u64(b, 0);
+    put_str(b, "blk.0.attn_norm.weight"); put_u32(b, 1); put_u64(b, 8); put_u32(b, 0); put_u64(b, 128);
+    while (b->n % 32)
+        put(b, "", 1);
+    float zeros[40] = {0};
+    put(b, zeros, sizeof zeros);
+}
+
+static void test_hostile_config(void)
+{
+    buffer b = {0};
+    start(&b, "gpt2", 0);
+    expect_config_error(&b, 1, "general.architecture 'gpt2' is not supported");
+    start(&b, "llama", 0);
+    expect_config_error(&b, 1, "token_embd.weight is missing");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1000000);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    add_tensors(&b);
+    expect_config_error(&b, 5, "block_count 1000000, but there is no tensor blk.999999.attn_norm.weight");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 16); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    add_tensors(&b);
+    expect_config_error(&b, 5, "token_embd.weight rows hold 8 values, llama.embedding_length says 16");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 8);
+    add_tensors(&b);
+    expect_config_error(&b, 2, "'llama.block_count' (integer) is missing");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 0);
+    add_tensors(&b);
+    expect_config_error(&b, 2, "llama.embedding_length = 0 is not a positive size");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 3); kv_u32(&b, "llama.feed_forward_length", 16);
+    kv_u32(&b, "llama.attention.head_count_kv", 2);
+    add_tensors(&b);
+    expect_config_error(&b, 6, "head_count 3 is not a multiple of head_count_kv 2");
+    start(&b, "llama", 2);
+    kv_u32(&b, "llama.embedding_length", 8); kv_u32(&b, "llama.block_count", 1);
+    kv_u32(&b, "llama.attention.head_count", 2); kv_u32(&b, "llama.feed_forward_length", 16);
+    put_str(&b, "llama.rope.scaling.type"); put_u32(&b, 8); put_str(&b, "yarn");
+    add_tensors(&b);
+    expect_config_error(&b, 6, "llama.rope.scaling.type 'yarn' is not supported");
+    free(b.bytes);
+}
+
+int main(void)
+{
+    for (size_t i = 0; i < sizeof shared_models / sizeof shared_models[0]; i++)
+        test_shared_model(&shared_models[i]);
 
     /* the unpermute is the inverse of llama.cpp's permute on a hand-made 2-head matrix */
+    qe_error err = {0};
     float hf[2 * 4 * 3], gg[2 * 4 * 3];
     for (int i = 0; i < 24; i++)
         hf[i] = (float)i;
-    permute_like_llamacpp(hf, gg, 2, 8, 3);
+    permute_like_llamacpp(hf, gg, 2, 8, 3 * sizeof(float));
     /* head 0 rows in GGUF order: HF rows 0, 2, 1, 3 (pairs (i, j) -> j*half + i) */
     CHECK(gg[3] == 6.0f && gg[6] == 3.0f && gg[9] == 9.0f && gg[12] == 12.0f);
     CHECK_INT_EQ(QE_OK, qe_gguf_unpermute_rows(gg, 2, 4, 3, &err));
     CHECK(memcmp(hf, gg, sizeof hf) == 0);
 
-    unlink(gguf_path);
-    qe_safetensors_close(st);
+    test_hostile_config();
+    test_smollm2();
     return check_summary();
 }

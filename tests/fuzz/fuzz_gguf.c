@@ -1,11 +1,12 @@
 /* libFuzzer target for the GGUF reader: any bytes must parse or fail with an error, never
- * crash, leak or read out of bounds; whatever parses is walked through the getters and the
- * dequantizer. Seeds: tests/fuzz/corpus/gguf/. */
+ * crash, leak or read out of bounds; whatever parses is walked through the getters, the
+ * model-config mapping and the dequantizer. Seeds: tests/fuzz/corpus/gguf/. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "ggml_dequant.h"
 #include "gguf.h"
+#include "gguf_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (qe_gguf_get_i32_array(g, key, &ints, &n, &err) == QE_OK)
             free(ints);
     }
+    qe_model_config cfg;
+    if (qe_gguf_model_config(g, &cfg, &err) == QE_OK)
+        qe_model_config_free(&cfg);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qe_gguf_tensor *t = &g->tensors[i];
         if (t->n_elements > (1 << 20))
