@@ -25,6 +25,9 @@ int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((for
 int qh_cmd_version(int argc, char **argv);
 int qh_cmd_runs(int argc, char **argv);
 int qh_cmd_merge(int argc, char **argv);
+int qh_cmd_report(int argc, char **argv);
+int qh_cmd_compare(int argc, char **argv);
+int qh_cmd_trend(int argc, char **argv);
 
 /* The results file a command uses without --db: $QEVAL_DB, else ./qeval.db. */
 const char *qh_default_db_path(void);

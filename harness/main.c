@@ -10,6 +10,9 @@ static const qh_command commands[] = {
     {"version", "print the version", qh_cmd_version},
     {"runs", "list the runs in a results file", qh_cmd_runs},
     {"merge", "combine the result files of a sharded run", qh_cmd_merge},
+    {"report", "write a run's report (md, html, csv, json)", qh_cmd_report},
+    {"compare", "compare two runs; exit 1 on a significant drop", qh_cmd_compare},
+    {"trend", "a score's history across runs, as a table and an SVG chart", qh_cmd_trend},
 };
 
 static void usage(FILE *out)
