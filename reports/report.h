@@ -72,6 +72,8 @@ typedef struct {
     char *question;             /* may be NULL                                                 */
     char *answer;               /* the variant's answer after filtering; may be NULL           */
     double confidence;          /* probability the variant gave its answer (NAN: unknown)      */
+    char *source_task;          /* a group's sample: the subtask and doc_id it came from;     */
+    int64_t source_doc_id;      /*   NULL / unused for a task's own samples                   */
 } qr_sample;
 
 typedef struct {
@@ -128,7 +130,7 @@ typedef struct {
 qe_status qr_compare_score(qr_report *baseline, const char *base_variant, qr_report *candidate,
                            const qr_score *cand_score, qr_delta *out, qe_error *err);
 
-/* Score ± 95 % interval: value ± 1.96 x std_error, or Wilson when std_error is unknown and the
+/* Score ± 95 % interval: value ± 1.96 x std_error (clipped to [0, 1] for a binary score), or Wilson when std_error is unknown and the
  * score is binary; NAN when neither is known. */
 void qr_score_interval(const qr_score *s, double *low, double *high);
 
@@ -137,7 +139,8 @@ void qr_score_interval(const qr_score *s, double *low, double *high);
 typedef enum { QR_RIGHT_NEITHER, QR_RIGHT_REFERENCE, QR_RIGHT_VARIANT, QR_RIGHT_BOTH } qr_who_right;
 const char *qr_who_right_name(qr_who_right who); /* "neither", "reference", "variant", "both" */
 
-/* A document whose answer under `variant` differs from the reference's. Pointers into the report. */
+/* A document whose answer under `variant` differs from the reference's. Pointers into the report.
+ * task and doc_id name the document itself (a subtask's, for a group score). */
 typedef struct {
     const char *variant, *task, *metric;
     int64_t doc_id;

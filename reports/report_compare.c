@@ -36,6 +36,8 @@ void qr_score_interval(const qr_score *s, double *low, double *high)
     if (isfinite(s->std_error)) {
         qr_interval ci = qr_normal_ci95(s->value, s->std_error);
         *low = ci.lo, *high = ci.hi;
+        if (s->is_binary) /* a share cannot leave [0, 1] */
+            *low = fmax(*low, 0), *high = fmin(*high, 1);
     } else if (s->is_binary && s->n > 0 && isfinite(s->value)) {
         qr_interval ci = qr_wilson_ci95((size_t)llround(s->value * (double)s->n), (size_t)s->n);
         *low = ci.lo, *high = ci.hi;
@@ -185,7 +187,8 @@ qe_status qr_report_changes(qr_report *r, qr_change **changes, size_t *n_changes
             }
             bool ref_right = a->value >= 0.5, var_right = b->value >= 0.5;
             list[n++] = (qr_change){
-                .variant = s->variant, .task = s->task, .metric = s->metric, .doc_id = a->doc_id,
+                .variant = s->variant, .task = a->source_task ? a->source_task : s->task, .metric = s->metric,
+                .doc_id = a->source_task ? a->source_doc_id : a->doc_id,
                 .question = a->question ? a->question : b->question,
                 .reference_answer = a->answer, .variant_answer = b->answer,
                 .reference_value = a->value, .variant_value = b->value,

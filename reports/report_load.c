@@ -47,13 +47,22 @@ static bool task_matches(const char *pattern, const char *task)
     return !strcmp(pattern, task);
 }
 
+/* Index of the first rule matching (task, metric); the number of rules when none does. */
+static size_t placement_rank(const char *task, const char *metric)
+{
+    size_t i = 0;
+    for (; i < sizeof placement / sizeof placement[0]; i++)
+        if (task_matches(placement[i].task, task) && (!placement[i].metric || !strcmp(placement[i].metric, metric)))
+            break;
+    return i;
+}
+
 /* Fills benchmark, label and role of s (strings point into the rule table or into s itself);
  * `label_buf` holds a composed label. `is_task_placed`: the task already has a headline metric. */
 static void place_score(qr_score *s, bool is_task_placed, char *label_buf, size_t cap)
 {
-    for (size_t i = 0; i < sizeof placement / sizeof placement[0]; i++) {
-        if (!task_matches(placement[i].task, s->task) || (placement[i].metric && strcmp(placement[i].metric, s->metric)))
-            continue;
+    size_t i = placement_rank(s->task, s->metric);
+    if (i < sizeof placement / sizeof placement[0]) {
         s->benchmark = (char *)placement[i].benchmark;
         s->role = placement[i].role;
         if (placement[i].label)
@@ -178,7 +187,7 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
             continue;
         qr_sample s = {(char *)row->variant, (char *)row->task, m->string, row->doc_id,
                        cJSON_IsBool(m) ? (cJSON_IsTrue(m) ? 1.0 : 0.0) : m->valuedouble, NULL,
-                       (char *)row->filtered, confidence};
+                       (char *)row->filtered, confidence, NULL, -1};
         if ((ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
             break;
     }
@@ -210,6 +219,7 @@ static qe_status gather_group_samples(qr_report *r, qe_error *err)
             if (strcmp(s.variant, g->variant) || strcmp(s.metric, g->metric) || strncmp(s.task, g->task, prefix_len) ||
                 s.task[prefix_len] != '_')
                 continue;
+            s.source_task = s.task, s.source_doc_id = s.doc_id;
             s.doc_id = group_doc_id(s.task, s.doc_id);
             s.task = g->task;
             qe_status rc = qr_report_add_sample(r, &s, err);
@@ -267,17 +277,23 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
     }
     if (rc == QE_OK && n_v && !qr_report_find_variant(r, "fp32"))
         rc = qr_set_string(&r->reference_variant, r->variants[0].name, err);
-    for (size_t i = 0; i < n_t && rc == QE_OK; i++) {
-        const qh_task_result_row *row = &trows[i];
-        /* a task already placed under this variant keeps its first metric as the headline */
-        bool is_task_placed = false;
-        for (size_t j = 0; j < i && !is_task_placed; j++)
-            is_task_placed = !strcmp(trows[j].variant, row->variant) && !strcmp(trows[j].task, row->task);
-        char label[256];
-        qr_score s = {(char *)row->variant, (char *)row->task, (char *)row->metric, NULL, NULL, QR_HEADLINE,
-                      row->value, row->std_error, row->n, false};
-        place_score(&s, is_task_placed, label, sizeof label);
-        rc = qr_report_add_score(r, &s, err);
+    /* Scores in the rule table's order (MMLU, GSM8K, TruthfulQA, HumanEval), then the rest. */
+    size_t n_rules = sizeof placement / sizeof placement[0];
+    for (size_t rank = 0; rank <= n_rules && rc == QE_OK; rank++) {
+        for (size_t i = 0; i < n_t && rc == QE_OK; i++) {
+            const qh_task_result_row *row = &trows[i];
+            if (placement_rank(row->task, row->metric) != rank)
+                continue;
+            /* a task already placed under this variant keeps its first metric as the headline */
+            bool is_task_placed = false;
+            for (size_t j = 0; j < i && !is_task_placed; j++)
+                is_task_placed = !strcmp(trows[j].variant, row->variant) && !strcmp(trows[j].task, row->task);
+            char label[256];
+            qr_score s = {(char *)row->variant, (char *)row->task, (char *)row->metric, NULL, NULL, QR_HEADLINE,
+                          row->value, row->std_error, row->n, false};
+            place_score(&s, is_task_placed, label, sizeof label);
+            rc = qr_report_add_score(r, &s, err);
+        }
     }
     if (rc == QE_OK) {
         sample_ctx ctx = {r, err, QE_OK};

@@ -45,7 +45,7 @@ void qr_report_free(qr_report *r)
     }
     for (size_t i = 0; i < r->n_samples; i++) {
         qr_sample *s = &r->samples[i];
-        free(s->variant), free(s->task), free(s->metric), free(s->question), free(s->answer);
+        free(s->variant), free(s->task), free(s->metric), free(s->question), free(s->answer), free(s->source_task);
     }
     free(r->variants);
     free(r->scores);
@@ -140,8 +140,8 @@ qe_status qr_report_add_sample(qr_report *r, const qr_sample *s, qe_error *err)
         return QE_ENOMEM;
     qr_sample *dst = &r->samples[r->n_samples];
     *dst = *s;
-    char **fields[] = {&dst->variant, &dst->task, &dst->metric, &dst->question, &dst->answer};
-    if (own_strings(fields, 5, err) != QE_OK)
+    char **fields[] = {&dst->variant, &dst->task, &dst->metric, &dst->question, &dst->answer, &dst->source_task};
+    if (own_strings(fields, 6, err) != QE_OK)
         return QE_ENOMEM;
     r->n_samples++;
     r->is_samples_sorted = false;
