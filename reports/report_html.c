@@ -12,8 +12,8 @@
 static const char style[] =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}"
     "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}"
-    "table{border-collapse:collapse;margin:8px 0;font-size:13px}"
-    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}"
+    "table{border-collapse:collapse;margin:8px 0;font-size:12px}"
+    "th,td{border:1px solid #ccc;padding:2px 5px;text-align:right;vertical-align:top}"
     "th{background:#f3f3f3}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
     ".sig{font-weight:bold;color:#b00}.ci{color:#666;font-size:11px}.p{color:#666;font-size:11px}"
     ".charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #ddd}"
@@ -38,7 +38,7 @@ static void score_td(FILE *out, const qr_score *s)
     }
     double l, h;
     qr_score_interval(s, &l, &h);
-    fprintf(out, "<td>%s <span class=\"ci\">[%s, %s]</span></td>", qr_fmt_points(v, s->value), qr_fmt_points(lo, l),
+    fprintf(out, "<td>%s <span class=\"ci\">[%s,&#160;%s]</span></td>", qr_fmt_points(v, s->value), qr_fmt_points(lo, l),
             qr_fmt_points(hi, h));
 }
 
@@ -49,9 +49,10 @@ static void delta_td(FILE *out, const qr_delta *d)
         fputs("<td>" QR_DASH "</td>", out);
         return;
     }
-    fprintf(out, "<td><span class=\"%s\">%s</span> <span class=\"ci\">[%s, %s]</span> <span class=\"p\">p=%s %s</span></td>",
+    fprintf(out, "<td title=\"%s, %lld pairs\"><span class=\"%s\">%s</span> <span class=\"ci\">[%s,&#160;%s]</span> "
+                 "<span class=\"p\">p=%s</span></td>", qr_test_name(d->test), (long long)d->n_pairs,
             qr_is_significant(d) ? "sig" : "d", qr_fmt_signed_points(v, d->delta), qr_fmt_signed_points(lo, d->ci_low),
-            qr_fmt_signed_points(hi, d->ci_high), qr_fmt_p(p, d->p_value), qr_test_name(d->test));
+            qr_fmt_signed_points(hi, d->ci_high), qr_fmt_p(p, d->p_value));
 }
 
 static qe_status charts(qr_report *r, const qr_column *cols, size_t n_cols, FILE *out, qe_error *err)
