@@ -159,8 +159,10 @@ static double choice_confidence(const cJSON *response)
     return 1 / sum;
 }
 
+/* The walk's own error: the store reports a stopped walk as interrupted, over err. */
 typedef struct {
     qr_report *report;
+    const char *path;
     qe_error *err;
     qe_status status;
 } sample_ctx;
@@ -171,8 +173,8 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
     cJSON *outcome = row->outcome_json ? cJSON_Parse(row->outcome_json) : NULL;
     if (!cJSON_IsObject(outcome)) {
         cJSON_Delete(outcome);
-        ctx->status = qe_fail(ctx->err, QE_EFORMAT, "run %lld: sample %s/%s doc %lld: outcome_json is not a JSON object",
-                              (long long)row->run_id, row->variant, row->task, (long long)row->doc_id);
+        ctx->status = qe_fail(ctx->err, QE_EFORMAT, "%s: run %lld: sample %s/%s doc %lld: outcome_json is not a JSON object",
+                              ctx->path, (long long)row->run_id, row->variant, row->task, (long long)row->doc_id);
         return 1;
     }
     cJSON *response = row->response_json ? cJSON_Parse(row->response_json) : NULL;
@@ -296,10 +298,13 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
         }
     }
     if (rc == QE_OK) {
-        sample_ctx ctx = {r, err, QE_OK};
+        qe_error walk_err = {0};
+        sample_ctx ctx = {r, qh_store_path(store), &walk_err, QE_OK};
         rc = qh_store_each_sample(store, run_id, NULL, NULL, add_row_samples, &ctx, err);
-        if (ctx.status != QE_OK)
+        if (ctx.status != QE_OK) {
+            *err = walk_err;
             rc = ctx.status;
+        }
     }
     if (rc == QE_OK)
         rc = gather_group_samples(r, err);

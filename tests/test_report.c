@@ -422,6 +422,55 @@ static void test_cli(const char *db, const char *dir)
     qh_store_close(s);
 }
 
+/* Bad inputs: one clear error and a non-zero exit, never a crash. */
+static void test_hostile(const char *dir)
+{
+    char path[600], args[1400];
+    qe_error err = {0};
+    qh_store *s = NULL;
+    snprintf(path, sizeof path, "%s/hostile.db", dir);
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    qh_run info = {.model_path = "m", .host_cores = -1, .host_ram_bytes = -1, .gpu_memory_bytes = -1};
+    int64_t empty_run = 0, bad_run = 0;
+    if (s) {
+        qh_store_create_run(s, &info, &empty_run, &err); /* a run with nothing in it */
+        qh_store_create_run(s, &info, &bad_run, &err);
+        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL};
+        qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1};
+        qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1};
+        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));
+        CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, &t, 1, &err));
+        CHECK_INT_EQ(QE_OK, qh_store_put_samples(s, &x, 1, &err));
+        qh_store_close(s);
+    }
+    qr_report *r = NULL;
+    CHECK_INT_EQ(QE_EFORMAT, qr_report_open(path, "2", &r, &err));
+    CHECK(strstr(err.msg, "outcome_json") && strstr(err.msg, "mmlu_anatomy doc 0"));
+    CHECK(r == NULL);
+    /* an empty run renders in every format */
+    CHECK_INT_EQ(QE_OK, qr_report_open(path, "1", &r, &err));
+    for (int f = QR_FORMAT_MD; r && f <= QR_FORMAT_JSON; f++)
+        free(render(r, (qr_format)f));
+    qr_report_free(r);
+    snprintf(args, sizeof args, "report --db %s --run 2", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    /* not a results file */
+    snprintf(path, sizeof path, "%s/text.db", dir);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fputs("hello, not sqlite\n", f), fclose(f);
+    snprintf(args, sizeof args, "report --db %s", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "compare --baseline %s --candidate %s", path, path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "trend --db %s", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "compare --baseline 1 --candidate 2 --alpha 2");
+    CHECK_INT_EQ(2, run_qeval(args));
+    snprintf(args, sizeof args, "report --max-changes -3");
+    CHECK_INT_EQ(2, run_qeval(args));
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--write-fixture"))
@@ -445,6 +494,7 @@ int main(int argc, char **argv)
     qr_report_free(r);
     test_compare(db);
     test_cli(db, dir);
+    test_hostile(dir);
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
