@@ -53,7 +53,7 @@ static void frame_open(FILE *out, const qr_svg_frame *f, int *w, int *h)
 {
     *w = f->width ? f->width : 380, *h = f->height ? f->height : 280;
     fprintf(out, "<svg%s width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                 "role=\"img\" class=\"chart\"><title>",
+                 "role=\"img\" class=\"chart\" font-family=\"sans-serif\"><title>",
             f->is_standalone ? " xmlns=\"http://www.w3.org/2000/svg\"" : "", *w, *h, *w, *h);
     qr_xml_text(out, f->title);
     fprintf(out, "</title><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>"
@@ -180,12 +180,12 @@ void qr_svg_lines(FILE *out, const qr_svg_frame *f, const char *const *x_labels,
     for (size_t i = 0; i < n_x * n_series; i++)
         if (isfinite(values[i]))
             lo = fmin(lo, values[i]), hi = fmax(hi, values[i]);
-    axis y = make_axis(lo, hi + (hi - lo) * (n_series > 1 ? 0.3 : 0.0), h - MARGIN_BOTTOM, MARGIN_TOP);
+    axis y = make_axis(lo - (hi - lo) * 0.05, hi + (hi - lo) * (n_series > 1 ? 0.3 : 0.05), h - MARGIN_BOTTOM, MARGIN_TOP);
     draw_y_axis(out, f, &y, w, h);
-    double span = (double)(w - MARGIN_LEFT - MARGIN_RIGHT - 20);
+    double span = (double)(w - MARGIN_LEFT - MARGIN_RIGHT - 80);
     size_t label_every = n_x > 12 ? (n_x + 11) / 12 : 1;
     for (size_t i = 0; i < n_x; i++) {
-        double px = MARGIN_LEFT + 10 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
+        double px = MARGIN_LEFT + 40 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
         if (i % label_every == 0) {
             fprintf(out, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">", px, h - MARGIN_BOTTOM + 13);
             qr_xml_text(out, x_labels[i]);
@@ -201,7 +201,7 @@ void qr_svg_lines(FILE *out, const qr_svg_frame *f, const char *const *x_labels,
                 is_drawing = false;
                 continue;
             }
-            double px = MARGIN_LEFT + 10 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
+            double px = MARGIN_LEFT + 40 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
             fprintf(out, "%c%.1f %.1f", is_drawing ? 'L' : 'M', px, to_px(&y, v));
             is_drawing = true;
         }
@@ -210,7 +210,7 @@ void qr_svg_lines(FILE *out, const qr_svg_frame *f, const char *const *x_labels,
             double v = values[s * n_x + i];
             if (!isfinite(v))
                 continue;
-            double px = MARGIN_LEFT + 10 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
+            double px = MARGIN_LEFT + 40 + (n_x > 1 ? span * (double)i / (double)(n_x - 1) : span / 2);
             fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%.4g</title></circle>", px,
                     to_px(&y, v), qr_svg_color(s), v);
         }

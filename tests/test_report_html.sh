@@ -42,6 +42,13 @@ if p.stack: raise SystemExit(f"unclosed: {p.stack}")
 PY
 fi
 
+# The trend chart is a standalone SVG file an XML parser accepts.
+"$qeval" trend --db "$tmp/fixture.db" --task mmlu -o "$tmp/trend.svg" >/dev/null || fail "qeval trend"
+if command -v python3 >/dev/null; then
+    python3 -c "import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert d.documentElement.tagName == 'svg'" \
+        "$tmp/trend.svg" || fail "trend.svg is not well-formed SVG"
+fi
+
 browser=""
 for b in chromium chromium-browser google-chrome; do
     command -v "$b" >/dev/null && { browser=$b; break; }
