@@ -37,6 +37,8 @@ typedef struct {
     qe_device_kind device;
     int n_threads;            /* CPU threads; 0 = the machine's cores */
     int max_context;          /* 0 = the model's max_position_embeddings */
+    bool metadata_only;       /* config, tensor list and tokenizer only: no weights prepared,
+                                 nothing can run (inspect, tokenize) */
 } qe_load_options;
 
 typedef struct qe_model qe_model;
@@ -59,6 +61,19 @@ typedef struct {
 
 void qe_model_get_info(const qe_model *model, qe_model_info *info);
 
+/* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
+ * plus any tied copy the file holds). Strings live as long as the model. */
+typedef struct {
+    const char *name;
+    const char *dtype;             /* safetensors spelling: "F32", "BF16", ... */
+    int n_dims;
+    int64_t shape[8];
+    uint64_t n_elements, n_bytes;
+} qe_tensor_info;
+
+int qe_model_n_tensors(const qe_model *model);
+qe_status qe_model_tensor_info(const qe_model *model, int index, qe_tensor_info *info, qe_error *err);
+
 /* Tokens of text, without BOS/EOS (add_special=false) or as the model's tokenizer would add
  * them (add_special=true). *ids is malloc'd; the caller frees it. */
 qe_status qe_tokenize(const qe_model *model, const char *text, bool add_special, int32_t **ids,
@@ -68,6 +83,13 @@ qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, ch
 
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
+
+/* Greedy continuation of token ids (KV-cached decoding): *out_ids (malloc'd) receives the
+ * generated ids only, at most max_new_tokens, ending early after an EOS id (kept). The prompt
+ * must fit the window with room for the new tokens (no truncation at this level). */
+typedef struct qe_generate_stats qe_generate_stats;
+qe_status qe_generate_ids(qe_model *model, const int32_t *prompt_ids, int n_prompt, int max_new_tokens,
+                          int32_t **out_ids, int *n_out, qe_generate_stats *stats, qe_error *err);
 
 typedef struct {
     double logprob_sum;        /* sum over continuation tokens of log p(token | prefix) */
@@ -85,13 +107,13 @@ typedef struct {
 qe_status qe_loglikelihood(qe_model *model, const char *context, const char *continuation,
                            bool keep_logprobs, qe_loglik_result *result, qe_error *err);
 
-typedef struct {
+struct qe_generate_stats {
     int n_prompt_tokens, n_generated_tokens;
     bool was_truncated;
     bool hit_stop;             /* ended on a stop string (removed from the text) */
     bool hit_eos;
     double prefill_ms, decode_ms;
-} qe_generate_stats;
+};
 
 /* Greedy decoding from context until one of the stop strings appears in the generated text,
  * EOS, or max_new_tokens. *text (malloc'd) holds the generated text up to, not including,

@@ -23,13 +23,25 @@ int qh_report_error(const qe_error *err);
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int qh_cmd_version(int argc, char **argv);
+int qh_cmd_run(int argc, char **argv);
+int qh_cmd_model(int argc, char **argv);
 int qh_cmd_runs(int argc, char **argv);
 int qh_cmd_merge(int argc, char **argv);
 int qh_cmd_report(int argc, char **argv);
 int qh_cmd_compare(int argc, char **argv);
 int qh_cmd_trend(int argc, char **argv);
 
-/* The results file a command uses without --db: $QEVAL_DB, else ./qeval.db. */
+/* The results file a command uses without --db: $QEVAL_DB, else ./results.db. */
 const char *qh_default_db_path(void);
+int qh_cmd_requests(int argc, char **argv);
+int qh_cmd_data(int argc, char **argv);
+
+/* The directory of task files: option, else $QEVAL_TASKS, else the source tree's tasks/. */
+const char *qh_tasks_dir(const char *option);
+int qh_cmd_verify(int argc, char **argv);
+int qh_cmd_inspect(int argc, char **argv);
+int qh_cmd_generate(int argc, char **argv);
+int qh_cmd_tokenize(int argc, char **argv);
+int qh_cmd_bench(int argc, char **argv);
 
 #endif

@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "store.h"
 
-/* The results file a command uses: --db, else $QEVAL_DB, else ./qeval.db. */
+/* The results file a command uses: --db, else $QEVAL_DB, else ./results.db. */
 const char *qh_default_db_path(void)
 {
     const char *env = getenv("QEVAL_DB");

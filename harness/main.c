@@ -7,12 +7,21 @@
 #include "cli.h"
 
 static const qh_command commands[] = {
+    {"run", "run variants x benchmarks on a model into the results store", qh_cmd_run},
     {"version", "print the version", qh_cmd_version},
+    {"model", "list, fetch and locate models by short name", qh_cmd_model},
     {"runs", "list the runs in a results file", qh_cmd_runs},
     {"merge", "combine the result files of a sharded run", qh_cmd_merge},
     {"report", "write a run's report (md, html, csv, json)", qh_cmd_report},
     {"compare", "compare two runs; exit 1 on a significant drop", qh_cmd_compare},
     {"trend", "a score's history across runs, as a table and an SVG chart", qh_cmd_trend},
+    {"requests", "write the requests a task makes, one JSON line each", qh_cmd_requests},
+    {"data", "verify or fetch the benchmark data files", qh_cmd_data},
+    {"inspect", "show a model's architecture, parameter count and tensors", qh_cmd_inspect},
+    {"generate", "continue a prompt greedily", qh_cmd_generate},
+    {"tokenize", "print the token ids of text", qh_cmd_tokenize},
+    {"bench", "measure prefill and decode speed of variants", qh_cmd_bench},
+    {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
 };
 
 static void usage(FILE *out)

@@ -20,7 +20,7 @@
 #include "qe_error.h"
 
 #define QH_STORE_SCHEMA_VERSION 2
-#define QH_STORE_DEFAULT_PATH "qeval.db"
+#define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
 

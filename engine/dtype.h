@@ -1,0 +1,32 @@
+/* dtype — the element types a tensor file may hold, their sizes and names, and the float
+ * conversions every module shares: BF16/F16 -> F32 upcasts (exact) and F32 -> BF16/F16
+ * rounding (round to nearest even, as torch's .to(dtype) does). */
+#ifndef QE_DTYPE_H
+#define QE_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The safetensors dtype names, in that format's spelling. */
+typedef enum {
+    QE_DTYPE_BOOL, QE_DTYPE_U8, QE_DTYPE_I8, QE_DTYPE_F8_E5M2, QE_DTYPE_F8_E4M3,
+    QE_DTYPE_I16, QE_DTYPE_U16, QE_DTYPE_F16, QE_DTYPE_BF16, QE_DTYPE_I32, QE_DTYPE_U32,
+    QE_DTYPE_F32, QE_DTYPE_F64, QE_DTYPE_I64, QE_DTYPE_U64,
+    QE_DTYPE_COUNT
+} qe_dtype;
+
+const char *qe_dtype_name(qe_dtype dtype);
+size_t qe_dtype_size(qe_dtype dtype); /* bytes per element */
+/* Looks a name up ("BF16"); returns -1 when unknown. */
+int qe_dtype_from_name(const char *name);
+
+float qe_bf16_to_f32(uint16_t bits);
+float qe_f16_to_f32(uint16_t bits);
+uint16_t qe_f32_to_bf16(float value); /* round to nearest even; NaN stays NaN */
+uint16_t qe_f32_to_f16(float value);  /* round to nearest even; overflow -> inf */
+
+/* dst[n] = src[n] converted from F32, BF16 or F16; src may be unaligned. Returns 0, or -1
+ * for any other dtype. */
+int qe_convert_to_f32(float *dst, const void *src, qe_dtype dtype, size_t n);
+
+#endif

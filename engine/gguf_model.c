@@ -1,0 +1,262 @@
+#include "gguf_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml_dequant.h"
+#include "gguf_tokenizer.h"
+
+/* An integer <arch>.<suffix>; fallback < 0 makes the key required. */
+static qe_status arch_int(const qe_gguf *g, const char *arch, const char *suffix, int64_t fallback, int *out,
+                          qe_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v = fallback;
+    if ((qe_gguf_find_kv(g, key) || fallback < 0) && qe_gguf_get_int(g, key, &v, err) != QE_OK)
+        return err->code;
+    if (v <= 0 || v > (1 << 30))
+        return qe_fail(err, QE_EFORMAT, "%s: %s = %lld is not a positive size", g->path, key, (long long)v);
+    *out = (int)v;
+    return QE_OK;
+}
+
+static qe_status arch_float(const qe_gguf *g, const char *arch, const char *suffix, double fallback, double *out,
+                            qe_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    *out = fallback;
+    return qe_gguf_find_kv(g, key) ? qe_gguf_get_float(g, key, out, err) : QE_OK;
+}
+
+qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const char *arch;
+    qe_status rc = qe_gguf_get_string(g, "general.architecture", &arch, err);
+    if (rc != QE_OK)
+        return rc;
+    if (!strcmp(arch, "llama"))
+        cfg->arch = QE_ARCH_LLAMA;
+    else if (!strcmp(arch, "qwen2"))
+        cfg->arch = QE_ARCH_QWEN2;
+    else
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: general.architecture '%s' is not supported for GGUF (llama, qwen2)",
+                       g->path, arch);
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", arch);
+    if (qe_gguf_find_tensor(g, "rope_freqs.weight"))
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: rope_freqs.weight (Llama-3.1 rope scaling) is not supported for GGUF",
+                       g->path);
+    const qe_gguf_tensor *embd = qe_gguf_find_tensor(g, "token_embd.weight");
+    if (!embd || embd->n_dims != 2)
+        return qe_fail(err, QE_EFORMAT, "%s: tensor token_embd.weight is missing or not 2-D", g->path);
+    if ((rc = arch_int(g, arch, "embedding_length", -1, &cfg->hidden, err)) ||
+        (rc = arch_int(g, arch, "block_count", -1, &cfg->n_layers, err)) ||
+        (rc = arch_int(g, arch, "attention.head_count", -1, &cfg->n_heads, err)) ||
+        (rc = arch_int(g, arch, "feed_forward_length", -1, &cfg->intermediate, err)) ||
+        (rc = arch_int(g, arch, "attention.head_count_kv", cfg->n_heads, &cfg->n_kv_heads, err)) ||
+        (rc = arch_int(g, arch, "context_length", 2048, &cfg->max_context, err)) ||
+        (rc = arch_int(g, arch, "vocab_size", embd->ne[1], &cfg->n_vocab, err)))
+        return rc;
+    if (cfg->n_heads % cfg->n_kv_heads)
+        return qe_fail(err, QE_EFORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", g->path,
+                       cfg->n_heads, cfg->n_kv_heads);
+    if ((rc = arch_int(g, arch, "attention.key_length", cfg->hidden / cfg->n_heads, &cfg->head_dim, err)))
+        return rc;
+    if (cfg->head_dim % 2)
+        return qe_fail(err, QE_EFORMAT, "%s: head dimension %d is odd", g->path, cfg->head_dim);
+    double eps, theta, scale = 1.0;
+    if ((rc = arch_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-6, &eps, err)) ||
+        (rc = arch_float(g, arch, "rope.freq_base", 10000.0, &theta, err)))
+        return rc;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *scaling = "none";
+    if (qe_gguf_find_kv(g, key) && (rc = qe_gguf_get_string(g, key, &scaling, err)))
+        return rc;
+    if (!strcmp(scaling, "linear")) {
+        if ((rc = arch_float(g, arch, "rope.scaling.factor", 1.0, &scale, err)))
+            return rc;
+    } else if (strcmp(scaling, "none") != 0) {
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: %s '%s' is not supported (none, linear)", g->path, key, scaling);
+    }
+    if (!(theta > 0) || !(scale > 0) || !(eps > 0))
+        return qe_fail(err, QE_EFORMAT, "%s: rope.freq_base %g, rope scaling factor %g and rms epsilon %g must be "
+                       "positive", g->path, theta, scale, eps);
+    cfg->rms_norm_eps = (float)eps;
+    cfg->tie_embeddings = qe_gguf_find_tensor(g, "output.weight") == NULL;
+    cfg->has_qkv_bias = cfg->arch == QE_ARCH_QWEN2;
+    cfg->embed_scale = 1.0f;
+    cfg->attn_scale = (float)(1.0 / sqrt((double)cfg->head_dim));
+    cfg->activation = QE_ACT_SILU;
+    cfg->n_ropes = 1;
+    cfg->ropes[0] = (qe_rope_config){.type = scale != 1.0 ? QE_ROPE_LINEAR : QE_ROPE_DEFAULT, .theta = theta,
+                                     .factor = scale, .low_freq_factor = 1.0, .high_freq_factor = 4.0};
+    cfg->torch_dtype = QE_DTYPE_F32; /* llama.cpp computes rope frequencies in float32 */
+    int64_t id;
+    cfg->bos_id = qe_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id, err) == QE_OK ? (int)id : -1;
+    if (qe_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id, err) == QE_OK)
+        cfg->eos_ids[cfg->n_eos++] = (int)id;
+    cfg->layers = calloc((size_t)cfg->n_layers, sizeof *cfg->layers);
+    if (!cfg->layers)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d layers", g->path, cfg->n_layers);
+    return QE_OK;
+}
+
+qe_status qe_gguf_unpermute_rows(float *w, int n_heads, int head_dim, int n_cols, qe_error *err)
+{
+    size_t head_floats = (size_t)head_dim * (size_t)n_cols;
+    float *tmp = malloc(head_floats * sizeof(float));
+    if (!tmp)
+        return qe_fail(err, QE_ENOMEM, "out of memory unpermuting a %d-row head", head_dim);
+    int half = head_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *head = w + (size_t)h * head_floats;
+        memcpy(tmp, head, head_floats * sizeof(float));
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < half; i++)
+                memcpy(head + (size_t)(j * half + i) * n_cols, tmp + (size_t)(2 * i + j) * n_cols,
+                       (size_t)n_cols * sizeof(float));
+    }
+    free(tmp);
+    return QE_OK;
+}
+
+/* GGUF tensor name -> Hugging Face name; *permute_heads > 0 for q/k of llama models. */
+static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *out, size_t out_bytes,
+                    int *permute_heads)
+{
+    static const struct { const char *gguf, *hf; } layer_names[] = {
+        {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"},   {"attn_k.weight", "self_attn.k_proj.weight"},
+        {"attn_v.weight", "self_attn.v_proj.weight"},   {"attn_output.weight", "self_attn.o_proj.weight"},
+        {"attn_q.bias", "self_attn.q_proj.bias"},       {"attn_k.bias", "self_attn.k_proj.bias"},
+        {"attn_v.bias", "self_attn.v_proj.bias"},       {"ffn_gate.weight", "mlp.gate_proj.weight"},
+        {"ffn_up.weight", "mlp.up_proj.weight"},         {"ffn_down.weight", "mlp.down_proj.weight"},
+    };
+    *permute_heads = 0;
+    if (!strcmp(t->name, "token_embd.weight"))
+        return snprintf(out, out_bytes, "model.embed_tokens.weight") > 0;
+    if (!strcmp(t->name, "output_norm.weight"))
+        return snprintf(out, out_bytes, "model.norm.weight") > 0;
+    if (!strcmp(t->name, "output.weight"))
+        return snprintf(out, out_bytes, "lm_head.weight") > 0;
+    int layer, n_prefix = 0;
+    if (sscanf(t->name, "blk.%d.%n", &layer, &n_prefix) != 1 || n_prefix == 0 || layer < 0 || layer >= cfg->n_layers)
+        return false;
+    const char *rest = t->name + n_prefix;
+    for (size_t k = 0; k < sizeof layer_names / sizeof layer_names[0]; k++)
+        if (!strcmp(rest, layer_names[k].gguf)) {
+            if (cfg->arch == QE_ARCH_LLAMA && !strcmp(rest, "attn_q.weight"))
+                *permute_heads = cfg->n_heads;
+            else if (cfg->arch == QE_ARCH_LLAMA && !strcmp(rest, "attn_k.weight"))
+                *permute_heads = cfg->n_kv_heads;
+            snprintf(out, out_bytes, "model.layers.%d.%s", layer, layer_names[k].hf);
+            return true;
+        }
+    return false;
+}
+
+qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
+                                const char **source_note, qe_error *err)
+{
+    memset(set, 0, sizeof *set);
+    *source_note = "";
+    set->memory = calloc(g->n_tensors ? (size_t)g->n_tensors : 1, sizeof *set->memory);
+    set->memory_source = strdup(g->path);
+    if (!set->memory || !set->memory_source) {
+        qe_weight_set_close(set);
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", g->path);
+    }
+    uint64_t n_matrices_of[64] = {0};
+    qe_status rc = QE_OK;
+    for (uint64_t i = 0; i < g->n_tensors && rc == QE_OK; i++) {
+        const qe_gguf_tensor *t = &g->tensors[i];
+        char name[160];
+        int permute_heads;
+        if (!hf_name(t, cfg, name, sizeof name, &permute_heads)) {
+            rc = qe_fail(err, QE_EUNSUPPORTED, "%s: tensor '%s' has no place in a %s model", g->path, t->name,
+                         cfg->model_type);
+            break;
+        }
+        if (t->n_dims > 2 || (t->n_dims == 2 && t->ne[1] > 1 << 30) || t->ne[0] > 1 << 30) {
+            rc = qe_fail(err, QE_EFORMAT, "%s: tensor '%s' is not a vector or matrix of sane size", g->path, t->name);
+            break;
+        }
+        qe_tensor_view *v = &set->memory[set->n_memory];
+        float *data = malloc((size_t)t->n_elements * sizeof(float) + 1);
+        v->name = strdup(name);
+        if (!data || !v->name) {
+            free(data);
+            free((void *)v->name);
+            v->name = NULL;
+            rc = qe_fail(err, QE_ENOMEM, "%s: out of memory for tensor '%s'", g->path, t->name);
+            break;
+        }
+        v->data = data;
+        set->n_memory++;
+        char what[300];
+        snprintf(what, sizeof what, "%s: tensor '%s'", g->path, t->name);
+        if ((rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
+            break;
+        v->dtype = QE_DTYPE_F32;
+        v->n_dims = t->n_dims;
+        v->shape[0] = t->n_dims == 2 ? t->ne[1] : t->ne[0]; /* ggml lists the contiguous dim first */
+        v->shape[1] = t->n_dims == 2 ? t->ne[0] : 0;
+        v->n_elements = (uint64_t)t->n_elements;
+        v->n_bytes = (size_t)t->n_elements * sizeof(float);
+        v->file_path = set->memory_source;
+        if (t->n_dims == 2 && t->type < 64)
+            n_matrices_of[t->type]++;
+        if (permute_heads) {
+            if (t->n_dims != 2 || v->shape[0] != (int64_t)permute_heads * cfg->head_dim) {
+                rc = qe_fail(err, QE_EFORMAT, "%s: tensor '%s' has %lld rows, expected %d heads x %d", g->path,
+                             t->name, (long long)v->shape[0], permute_heads, cfg->head_dim);
+                break;
+            }
+            rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
+        }
+    }
+    if (rc != QE_OK) {
+        qe_weight_set_close(set);
+        return rc;
+    }
+    /* static notes, one per type, so qe_model_info can point at them */
+    static const char *const notes[64] = {
+        [QE_GGML_F16] = "fp32 from F16",   [QE_GGML_BF16] = "fp32 from BF16", [QE_GGML_Q8_0] = "fp32 from Q8_0",
+        [QE_GGML_Q4_0] = "fp32 from Q4_0", [QE_GGML_Q4_1] = "fp32 from Q4_1", [QE_GGML_Q5_0] = "fp32 from Q5_0",
+        [QE_GGML_Q5_1] = "fp32 from Q5_1", [QE_GGML_Q4_K] = "fp32 from Q4_K", [QE_GGML_Q5_K] = "fp32 from Q5_K",
+        [QE_GGML_Q6_K] = "fp32 from Q6_K",
+    };
+    int most = QE_GGML_F32;
+    for (int type = 0; type < 64; type++)
+        if (n_matrices_of[type] > n_matrices_of[most])
+            most = type;
+    *source_note = notes[most] ? notes[most] : "";
+    return QE_OK;
+}
+
+qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
+                             const char **source_note, qe_error *err)
+{
+    *tokenizer = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    memset(set, 0, sizeof *set);
+    qe_gguf *g = NULL;
+    qe_status rc = qe_gguf_open(path, &g, err);
+    if (rc == QE_OK)
+        rc = qe_gguf_model_config(g, cfg, err);
+    if (rc == QE_OK)
+        rc = qe_gguf_model_weights(g, cfg, set, source_note, err);
+    if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.ggml.model"))
+        rc = qe_gguf_tokenizer_load(g, tokenizer, err);
+    qe_gguf_close(g); /* the weights are copies; the mapping can go */
+    if (rc != QE_OK) {
+        qe_model_config_free(cfg);
+        qe_weight_set_close(set);
+    }
+    return rc;
+}

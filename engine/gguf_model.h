@@ -1,0 +1,34 @@
+/* gguf_model — a llama.cpp GGUF model as the engine's loader sees a Hugging Face one: the
+ * configuration from <arch>.* metadata and every weight dequantized to float32 under its
+ * Hugging Face name, so model.c builds the same qe_model from either.
+ *
+ * Architectures: "llama" (SmolLM2, TinyLlama, Llama-2/3 without rope_freqs) and "qwen2"
+ * (q/k/v biases). llama.cpp's converter permutes the rows of attn_q/attn_k of llama models
+ * within each head (interleaved rope pairs); they are permuted back to transformers'
+ * rotate_half layout here. A quantized model's float32 variant is its dequantized weights:
+ * source_note then says so ("fp32 from Q4_1", the type of most of its matrices). */
+#ifndef QE_GGUF_MODEL_H
+#define QE_GGUF_MODEL_H
+
+#include "gguf.h"
+#include "model_config.h"
+#include "tokenizer.h"
+#include "weight_set.h"
+
+/* Fills cfg (caller frees with qe_model_config_free) from the metadata of g. */
+qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err);
+
+/* Dequantizes every tensor of g into set (emptied first) under Hugging Face names, checking
+ * the shapes against cfg; *source_note is a static string ("" when all weights are F32). */
+qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, qe_weight_set *set,
+                                const char **source_note, qe_error *err);
+
+/* Opens path and fills all three; *tokenizer is NULL when the file has no tokenizer.ggml.model. */
+qe_status qe_gguf_model_open(const char *path, qe_model_config *cfg, qe_weight_set *set, qe_tokenizer **tokenizer,
+                             const char **source_note, qe_error *err);
+
+/* Rows of a llama.cpp-permuted q or k weight [n_heads * head_dim, n_cols] back to the HF
+ * order, in place: HF row h*head_dim + j*head_dim/2 + i is GGUF row h*head_dim + 2*i + j. */
+qe_status qe_gguf_unpermute_rows(float *w, int n_heads, int head_dim, int n_cols, qe_error *err);
+
+#endif

@@ -1,0 +1,244 @@
+/* The decoder forward pass, written once against the backend's op table.
+ *
+ * Tokens run in chunks of at most CHUNK_TOKENS through the whole stack; each chunk's keys and
+ * values go into the KV cache before its attention, so a chunk attends to everything before
+ * it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
+ * decoding and reuse of a cached prefix all agree exactly. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define CHUNK_TOKENS 256
+#define LOGIT_ROWS 16             /* lm_head rows computed per block (bounds scratch for big vocabularies) */
+
+typedef struct {
+    float *x;                     /* [c, hidden]  residual stream      */
+    float *h;                     /* [c, hidden]  normed input         */
+    float *q;                     /* [c, n_heads*head_dim]             */
+    float *k, *v;                 /* [c, n_kv_heads*head_dim]          */
+    float *att;                   /* [c, n_heads*head_dim]             */
+    float *tmp;                   /* [c, hidden]  block output         */
+    float *gate, *up;             /* [c, intermediate]                 */
+    float *logits;                /* [LOGIT_ROWS, n_vocab]             */
+    float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
+    float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
+} scratch;
+
+static void scratch_free(qe_backend *be, scratch *s)
+{
+    float **all[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->logits,
+                     &s->cos_table[0], &s->sin_table[0], &s->cos_table[1], &s->sin_table[1]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        be->release(be, *all[i]);
+        *all[i] = NULL;
+    }
+    free(s->host_table);
+    s->host_table = NULL;
+}
+
+static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
+{
+    const qe_model_config *cfg = &m->cfg;
+    qe_backend *be = m->backend;
+    size_t qd = (size_t)cfg->n_heads * cfg->head_dim, kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    memset(s, 0, sizeof *s);
+    s->x = be->alloc(be, (size_t)c * cfg->hidden);
+    s->h = be->alloc(be, (size_t)c * cfg->hidden);
+    s->q = be->alloc(be, c * qd);
+    s->k = be->alloc(be, c * kvd);
+    s->v = be->alloc(be, c * kvd);
+    s->att = be->alloc(be, c * qd);
+    s->tmp = be->alloc(be, (size_t)c * cfg->hidden);
+    s->gate = be->alloc(be, (size_t)c * cfg->intermediate);
+    s->up = be->alloc(be, (size_t)c * cfg->intermediate);
+    s->logits = be->alloc(be, (size_t)LOGIT_ROWS * cfg->n_vocab);
+    s->host_table = malloc((size_t)c * cfg->head_dim / 2 * sizeof(float));
+    bool ok = s->x && s->h && s->q && s->k && s->v && s->att && s->tmp && s->gate && s->up && s->logits &&
+              s->host_table;
+    for (int r = 0; r < cfg->n_ropes; r++) {
+        s->cos_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
+        s->sin_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
+        ok = ok && s->cos_table[r] && s->sin_table[r];
+    }
+    if (!ok) {
+        scratch_free(be, s);
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory for activations of %d tokens", m->path, c);
+    }
+    return QE_OK;
+}
+
+/* Makes room in the KV cache for n_positions, growing it geometrically. */
+static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
+{
+    if (n_positions <= m->kv_capacity)
+        return QE_OK;
+    int cap = m->kv_capacity ? m->kv_capacity : 256;
+    while (cap < n_positions)
+        cap *= 2;
+    if (cap > m->max_context)
+        cap = m->max_context;
+    size_t row = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+    qe_backend *be = m->backend;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        float *k = be->grow(be, m->k_cache[i], (size_t)m->n_cached * row, (size_t)cap * row);
+        if (!k)
+            return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
+        m->k_cache[i] = k;
+        float *v = be->grow(be, m->v_cache[i], (size_t)m->n_cached * row, (size_t)cap * row);
+        if (!v)
+            return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
+        m->v_cache[i] = v;
+    }
+    int32_t *ids = realloc(m->cached_ids, (size_t)cap * sizeof *ids);
+    if (!ids)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
+    m->cached_ids = ids;
+    m->kv_capacity = cap;
+    return QE_OK;
+}
+
+/* cos/sin [c, head_dim/2] of positions pos0.. for every rope. As in transformers, the angle
+ * is a float32 product (position x inv_freq); its cosine and sine are then exact. */
+static void fill_rope_tables(const qe_model *m, int pos0, int c, scratch *s)
+{
+    int half = m->cfg.head_dim / 2;
+    float inv_freq[half];
+    size_t n = (size_t)c * half;
+    for (int r = 0; r < m->cfg.n_ropes; r++) {
+        qe_rope_inv_freq(&m->cfg.ropes[r], m->cfg.head_dim, m->cfg.torch_dtype, inv_freq);
+        for (int is_sin = 0; is_sin < 2; is_sin++) {
+            for (int t = 0; t < c; t++)
+                for (int i = 0; i < half; i++) {
+                    float angle = (float)(pos0 + t) * inv_freq[i];
+                    s->host_table[(size_t)t * half + i] = (float)(is_sin ? sin(angle) : cos(angle));
+                }
+            m->backend->upload(m->backend, is_sin ? s->sin_table[r] : s->cos_table[r], s->host_table, n);
+        }
+    }
+}
+
+static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
+{
+    const qe_model_config *cfg = &m->cfg;
+    const qe_layer *l = &m->layers[li];
+    qe_backend *be = m->backend;
+    qe_dtype dt = m->compute_dtype;
+    int hd = cfg->head_dim, rope = cfg->layers[li].rope_index;
+    size_t qd = (size_t)cfg->n_heads * hd, kvd = (size_t)cfg->n_kv_heads * hd;
+    size_t n_x = (size_t)c * cfg->hidden;
+
+    be->rmsnorm(be, s->x, l->attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
+    be->linear(be, &l->q, s->h, c, s->q);
+    be->linear(be, &l->k, s->h, c, s->k);
+    be->linear(be, &l->v, s->h, c, s->v);
+    be->round(be, s->q, c * qd, dt);
+    be->round(be, s->k, c * kvd, dt);
+    be->round(be, s->v, c * kvd, dt);
+    if (l->q_norm) {
+        be->rmsnorm(be, s->q, l->q_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_heads, hd, dt, s->q);
+        be->rmsnorm(be, s->k, l->k_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_kv_heads, hd, dt,
+                    s->k);
+    }
+    be->rope(be, s->q, c, cfg->n_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
+    be->rope(be, s->k, c, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
+    be->copy(be, m->k_cache[li] + (size_t)pos0 * kvd, s->k, c * kvd);
+    be->copy(be, m->v_cache[li] + (size_t)pos0 * kvd, s->v, c * kvd);
+
+    qe_attention_args args = {
+        .q = s->q, .k_cache = m->k_cache[li], .v_cache = m->v_cache[li], .out = s->att,
+        .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = hd,
+        .window = cfg->layers[li].sliding_window, .scale = cfg->attn_scale,
+    };
+    be->attention(be, &args, dt);
+    be->linear(be, &l->o, s->att, c, s->tmp);
+    be->round(be, s->tmp, n_x, dt);
+    if (l->post_attn_norm)
+        be->rmsnorm(be, s->tmp, l->post_attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
+                    s->tmp);
+    be->add(be, s->x, s->tmp, n_x, dt);
+
+    size_t n_ff = (size_t)c * cfg->intermediate;
+    be->rmsnorm(be, s->x, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
+    be->linear(be, &l->gate, s->h, c, s->gate);
+    be->linear(be, &l->up, s->h, c, s->up);
+    be->round(be, s->gate, n_ff, dt);
+    be->round(be, s->up, n_ff, dt);
+    be->glu(be, cfg->activation, s->gate, s->up, n_ff, dt, s->gate);
+    be->linear(be, &l->down, s->gate, c, s->tmp);
+    be->round(be, s->tmp, n_x, dt);
+    if (l->post_ffn_norm)
+        be->rmsnorm(be, s->tmp, l->post_ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
+                    s->tmp);
+    be->add(be, s->x, s->tmp, n_x, dt);
+}
+
+/* Final norm and head for chunk rows [r0, c), written to host logits. */
+static void run_head(qe_model *m, int r0, int c, scratch *s, float *logits)
+{
+    const qe_model_config *cfg = &m->cfg;
+    qe_backend *be = m->backend;
+    for (int r = r0; r < c; r += LOGIT_ROWS) {
+        int n = c - r < LOGIT_ROWS ? c - r : LOGIT_ROWS;
+        float *hr = s->h + (size_t)r * cfg->hidden;
+        be->rmsnorm(be, s->x + (size_t)r * cfg->hidden, m->final_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, n,
+                    cfg->hidden, m->compute_dtype, hr);
+        be->linear(be, &m->lm_head, hr, n, s->logits);
+        be->round(be, s->logits, (size_t)n * cfg->n_vocab, m->compute_dtype);
+        be->download(be, logits + (size_t)(r - r0) * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
+    }
+}
+
+qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0, int first_logit_row, float *logits,
+                           qe_error *err)
+{
+    const qe_model_config *cfg = &m->cfg;
+    if (!m->is_runnable)
+        return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
+    if (n_tok <= 0)
+        return qe_fail(err, QE_EINVAL, "%s: forward pass over %d tokens", m->path, n_tok);
+    if (pos0 < 0 || pos0 > m->n_cached)
+        return qe_fail(err, QE_EINVAL, "%s: forward from position %d but only %d positions are cached", m->path, pos0,
+                       m->n_cached);
+    if (pos0 + n_tok > m->max_context)
+        return qe_fail(err, QE_EINVAL, "%s: %d positions exceed the %d-token window", m->path, pos0 + n_tok,
+                       m->max_context);
+    for (int t = 0; t < n_tok; t++)
+        if (ids[t] < 0 || ids[t] >= cfg->n_vocab)
+            return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
+                           ids[t], pos0 + t, cfg->n_vocab);
+    qe_status rc = reserve_cache(m, pos0 + n_tok, err);
+    if (rc != QE_OK)
+        return rc;
+    int chunk = n_tok < CHUNK_TOKENS ? n_tok : CHUNK_TOKENS;
+    scratch s;
+    if ((rc = scratch_alloc(m, chunk, &s, err)) != QE_OK)
+        return rc;
+    m->n_cached = pos0; /* positions past pos0 are overwritten below */
+    qe_backend *be = m->backend;
+    for (int start = 0; start < n_tok; start += chunk) {
+        int c = n_tok - start < chunk ? n_tok - start : chunk;
+        int p = pos0 + start;
+        fill_rope_tables(m, p, c, &s);
+        be->embed(be, m->embed, cfg->hidden, ids + start, c, cfg->embed_scale, m->compute_dtype, s.x);
+        for (int li = 0; li < cfg->n_layers; li++)
+            run_layer(m, li, p, c, &s);
+        memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
+        m->n_cached = p + c;
+        if (logits && start + c > first_logit_row) {
+            int r0 = first_logit_row > start ? first_logit_row - start : 0;
+            run_head(m, r0, c, &s, logits + (size_t)(start + r0 - first_logit_row) * cfg->n_vocab);
+        }
+    }
+    scratch_free(be, &s);
+    return QE_OK;
+}
+
+int qe_model_cached_prefix(const qe_model *m, const int32_t *ids, int n)
+{
+    int p = 0;
+    while (p < n && p < m->n_cached && m->cached_ids[p] == ids[p])
+        p++;
+    return p;
+}

@@ -1,0 +1,146 @@
+#include "weight_set.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "file_util.h"
+
+static qe_status add_file(qe_weight_set *set, const char *path, qe_error *err)
+{
+    qe_safetensors **grown = realloc(set->files, (size_t)(set->n_files + 1) * sizeof *grown);
+    if (!grown)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
+    set->files = grown;
+    qe_status rc = qe_safetensors_open(path, &set->files[set->n_files], err);
+    if (rc == QE_OK)
+        set->n_files++;
+    return rc;
+}
+
+static qe_status open_sharded(const char *dir, const char *index_path, qe_weight_set *set, qe_error *err)
+{
+    char *json = NULL;
+    qe_status rc = qe_read_file(index_path, &json, NULL, err);
+    if (rc != QE_OK)
+        return rc;
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    if (!root)
+        return qe_fail(err, QE_EFORMAT, "%s: not valid JSON", index_path);
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(map) || !map->child) {
+        rc = qe_fail(err, QE_EFORMAT, "%s: \"weight_map\" is missing or empty", index_path);
+        goto out;
+    }
+    /* open each shard once, in the order the map first names it */
+    for (const cJSON *e = map->child; e && rc == QE_OK; e = e->next) {
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
+            !strcmp(e->valuestring, "..") || !strcmp(e->valuestring, ".")) {
+            rc = qe_fail(err, QE_EFORMAT, "%s: weight_map[\"%s\"] is not a plain file name", index_path, e->string);
+            break;
+        }
+        bool seen = false;
+        for (const cJSON *p = map->child; p != e; p = p->next)
+            if (!strcmp(p->valuestring, e->valuestring))
+                seen = true;
+        if (seen)
+            continue;
+        char path[4096];
+        if ((rc = qe_path_join(path, sizeof path, dir, e->valuestring, err)) == QE_OK)
+            rc = add_file(set, path, err);
+    }
+    for (const cJSON *e = map->child; e && rc == QE_OK; e = e->next) {
+        const qe_tensor_view *t = qe_weight_set_find(set, e->string);
+        if (!t) {
+            rc = qe_fail(err, QE_EFORMAT, "%s: tensor '%s' is listed in shard %s but that file does not hold it",
+                         index_path, e->string, e->valuestring);
+            break;
+        }
+    }
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+static qe_status check_unique(const qe_weight_set *set, qe_error *err)
+{
+    for (int f = 1; f < set->n_files; f++)
+        for (int i = 0; i < qe_safetensors_count(set->files[f]); i++) {
+            const char *name = qe_safetensors_at(set->files[f], i)->name;
+            for (int g = 0; g < f; g++)
+                if (qe_safetensors_find(set->files[g], name))
+                    return qe_fail(err, QE_EFORMAT, "%s: tensor '%s' is also in %s",
+                                   qe_safetensors_path(set->files[f]), name, qe_safetensors_path(set->files[g]));
+        }
+    return QE_OK;
+}
+
+qe_status qe_weight_set_open(const char *dir, qe_weight_set *set, qe_error *err)
+{
+    memset(set, 0, sizeof *set);
+    char single[4096], index[4096];
+    qe_status rc;
+    if ((rc = qe_path_join(single, sizeof single, dir, "model.safetensors", err)) ||
+        (rc = qe_path_join(index, sizeof index, dir, "model.safetensors.index.json", err)))
+        return rc;
+    if (qe_file_exists(single))
+        rc = add_file(set, single, err);
+    else if (qe_file_exists(index))
+        rc = open_sharded(dir, index, set, err);
+    else
+        rc = qe_fail(err, QE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    if (rc == QE_OK)
+        rc = check_unique(set, err);
+    if (rc != QE_OK)
+        qe_weight_set_close(set);
+    return rc;
+}
+
+void qe_weight_set_close(qe_weight_set *set)
+{
+    if (!set)
+        return;
+    for (int i = 0; i < set->n_files; i++)
+        qe_safetensors_close(set->files[i]);
+    free(set->files);
+    for (int i = 0; i < set->n_memory; i++) {
+        free((void *)set->memory[i].name);
+        free((void *)set->memory[i].data);
+    }
+    free(set->memory);
+    free(set->memory_source);
+    memset(set, 0, sizeof *set);
+}
+
+const qe_tensor_view *qe_weight_set_find(const qe_weight_set *set, const char *name)
+{
+    for (int i = 0; i < set->n_files; i++) {
+        const qe_tensor_view *t = qe_safetensors_find(set->files[i], name);
+        if (t)
+            return t;
+    }
+    for (int i = 0; i < set->n_memory; i++)
+        if (!strcmp(set->memory[i].name, name))
+            return &set->memory[i];
+    return NULL;
+}
+
+int qe_weight_set_count(const qe_weight_set *set)
+{
+    int n = set->n_memory;
+    for (int f = 0; f < set->n_files; f++)
+        n += qe_safetensors_count(set->files[f]);
+    return n;
+}
+
+const qe_tensor_view *qe_weight_set_at(const qe_weight_set *set, int index)
+{
+    for (int f = 0; f < set->n_files; f++) {
+        int n = qe_safetensors_count(set->files[f]);
+        if (index < n)
+            return qe_safetensors_at(set->files[f], index);
+        index -= n;
+    }
+    return index >= 0 && index < set->n_memory ? &set->memory[index] : NULL;
+}

@@ -1,0 +1,83 @@
+/* qeval generate MODEL --prompt TEXT [--max-new-tokens N] [--threads N] [--variant V]
+ * Greedy text from a prompt, tokenized as the model's tokenizer does by default (BOS when it
+ * adds one). Prints the prompt and its continuation, decoded together, until EOS or N tokens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qeval_engine.h"
+
+int qh_cmd_generate(int argc, char **argv)
+{
+    const char *path = NULL, *prompt = NULL, *variant_name = "fp32";
+    int max_new = 256, n_threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qeval generate MODEL --prompt TEXT [--max-new-tokens N] [--threads N] [--variant V]\n");
+            return QH_EXIT_OK;
+        } else if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
+            prompt = argv[++i];
+        else if (!strcmp(argv[i], "--max-new-tokens") && i + 1 < argc)
+            max_new = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
+            variant_name = argv[++i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else
+            return qh_usage_error("generate", "unexpected argument '%s'", argv[i]);
+    }
+    if (!path || !prompt)
+        return qh_usage_error("generate", "MODEL and --prompt TEXT are required");
+    if (max_new < 0)
+        return qh_usage_error("generate", "--max-new-tokens must be >= 0");
+    qe_load_options options = {.n_threads = n_threads};
+    qe_model *model = NULL;
+    qe_error err = {0};
+    int32_t *prompt_ids = NULL, *new_ids = NULL, *all = NULL;
+    int n_prompt = 0, n_new = 0, rc = QH_EXIT_OK;
+    char *text = NULL;
+    if (qe_variant_parse(variant_name, &options.variant, &err) || qe_model_load(path, &options, &model, &err) ||
+        qe_tokenize(model, prompt, true, &prompt_ids, &n_prompt, &err)) {
+        rc = qh_report_error(&err);
+        goto out;
+    }
+    qe_model_info info;
+    qe_model_get_info(model, &info);
+    if (n_prompt == 0) { /* an empty prompt without BOS: start from BOS anyway */
+        free(prompt_ids);
+        prompt_ids = malloc(sizeof *prompt_ids);
+        prompt_ids[0] = info.bos_id >= 0 ? info.bos_id : 0;
+        n_prompt = 1;
+    }
+    if (max_new > info.max_context - n_prompt)
+        max_new = info.max_context - n_prompt;
+    if (qe_generate_ids(model, prompt_ids, n_prompt, max_new, &new_ids, &n_new, NULL, &err)) {
+        rc = qh_report_error(&err);
+        goto out;
+    }
+    /* decode prompt and continuation together (a leading-space token decodes right only in
+     * context), without the BOS in front and the EOS at the end */
+    all = malloc((size_t)(n_prompt + n_new) * sizeof *all);
+    int n_all = 0;
+    for (int i = 0; i < n_prompt; i++)
+        if (!(i == 0 && prompt_ids[0] == info.bos_id))
+            all[n_all++] = prompt_ids[i];
+    for (int i = 0; i < n_new; i++)
+        if (!(i == n_new - 1 && new_ids[i] == info.eos_id))
+            all[n_all++] = new_ids[i];
+    if (qe_detokenize(model, all, n_all, &text, &err)) {
+        rc = qh_report_error(&err);
+        goto out;
+    }
+    printf("%s\n", text);
+out:
+    free(text);
+    free(all);
+    free(prompt_ids);
+    free(new_ids);
+    qe_model_free(model);
+    return rc;
+}

@@ -1,0 +1,114 @@
+/* qeval inspect MODEL [--json] — what a model directory holds: architecture, sizes, parameter
+ * count and every stored tensor's name, dtype, shape and bytes. Reads no weights. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qeval_engine.h"
+
+static void shape_text(const qe_tensor_info *t, char *buf, size_t n)
+{
+    size_t used = snprintf(buf, n, "[");
+    for (int d = 0; d < t->n_dims && used < n; d++)
+        used += snprintf(buf + used, n - used, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+    if (used < n)
+        snprintf(buf + used, n - used, "]");
+}
+
+static int print_json(const qe_model *model, const qe_model_info *info)
+{
+    cJSON *root = cJSON_CreateObject(), *tensors = cJSON_CreateArray();
+    cJSON_AddStringToObject(root, "architecture", info->architecture);
+    cJSON_AddNumberToObject(root, "n_params", (double)info->n_params);
+    cJSON_AddNumberToObject(root, "n_vocab", info->n_vocab);
+    cJSON_AddNumberToObject(root, "n_layers", info->n_layers);
+    cJSON_AddNumberToObject(root, "hidden", info->hidden);
+    cJSON_AddNumberToObject(root, "n_heads", info->n_heads);
+    cJSON_AddNumberToObject(root, "n_kv_heads", info->n_kv_heads);
+    cJSON_AddNumberToObject(root, "head_dim", info->head_dim);
+    cJSON_AddNumberToObject(root, "max_context", info->max_context);
+    cJSON_AddNumberToObject(root, "bos_id", info->bos_id);
+    cJSON_AddNumberToObject(root, "eos_id", info->eos_id);
+    cJSON_AddItemToObject(root, "tensors", tensors);
+    for (int i = 0; i < qe_model_n_tensors(model); i++) {
+        qe_tensor_info t;
+        qe_error err = {0};
+        if (qe_model_tensor_info(model, i, &t, &err) != QE_OK)
+            break;
+        cJSON *item = cJSON_CreateObject(), *shape = cJSON_CreateArray();
+        cJSON_AddStringToObject(item, "name", t.name);
+        cJSON_AddStringToObject(item, "dtype", t.dtype);
+        for (int d = 0; d < t.n_dims; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t.shape[d]));
+        cJSON_AddItemToObject(item, "shape", shape);
+        cJSON_AddNumberToObject(item, "bytes", (double)t.n_bytes);
+        cJSON_AddItemToArray(tensors, item);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        fprintf(stderr, "qeval: out of memory\n");
+        return QH_EXIT_ERROR;
+    }
+    printf("%s\n", text);
+    free(text);
+    return QH_EXIT_OK;
+}
+
+static void print_text(const qe_model *model, const qe_model_info *info)
+{
+    printf("architecture  %s\n", info->architecture);
+    printf("parameters    %" PRIu64 "\n", info->n_params);
+    printf("vocab         %d\n", info->n_vocab);
+    printf("layers        %d\n", info->n_layers);
+    printf("hidden        %d\n", info->hidden);
+    printf("heads         %d (kv %d, head_dim %d)\n", info->n_heads, info->n_kv_heads, info->head_dim);
+    printf("max_context   %d\n", info->max_context);
+    printf("bos/eos       %d / %d\n", info->bos_id, info->eos_id);
+    printf("tensors       %d\n", qe_model_n_tensors(model));
+    for (int i = 0; i < qe_model_n_tensors(model); i++) {
+        qe_tensor_info t;
+        qe_error err = {0};
+        if (qe_model_tensor_info(model, i, &t, &err) != QE_OK)
+            break;
+        char shape[160];
+        shape_text(&t, shape, sizeof shape);
+        printf("  %-56s %-5s %-16s %" PRIu64 "\n", t.name, t.dtype, shape, t.n_bytes);
+    }
+}
+
+int qh_cmd_inspect(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool as_json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: qeval inspect MODEL [--json]\n");
+            return QH_EXIT_OK;
+        } else if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else
+            return qh_usage_error("inspect", "unexpected argument '%s'", argv[i]);
+    }
+    if (!path)
+        return qh_usage_error("inspect", "a MODEL directory is required");
+    qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .n_threads = 1, .metadata_only = true};
+    qe_model *model = NULL;
+    qe_error err = {0};
+    if (qe_model_load(path, &options, &model, &err) != QE_OK)
+        return qh_report_error(&err);
+    qe_model_info info;
+    qe_model_get_info(model, &info);
+    int rc = QH_EXIT_OK;
+    if (as_json)
+        rc = print_json(model, &info);
+    else
+        print_text(model, &info);
+    qe_model_free(model);
+    return rc;
+}

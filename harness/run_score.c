@@ -1,0 +1,194 @@
+#include "run_score.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+/* The stored name of a value: "acc", or "exact_match,strict-match" as lm-evaluation-harness
+ * names a metric under a filter. */
+static void key_name(const char *metric, const char *filter, char *name, size_t size)
+{
+    if (!filter || !strcmp(filter, "none"))
+        snprintf(name, size, "%s", metric);
+    else
+        snprintf(name, size, "%s,%s", metric, filter);
+}
+
+qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_index, const qh_doc_record *record,
+                            char **filtered, char **outcome_json, qe_error *err)
+{
+    *filtered = *outcome_json = NULL;
+    qt_response response = qh_doc_record_response(record);
+    double values[64];
+    int n_values = 0;
+    if (qt_task_n_values(task) > 64)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: more than 64 metric values per document", qt_task_name(task));
+    qe_status rc = qt_scores_add(scores, doc_index, &response, values, &n_values, err);
+    if (rc != QE_OK)
+        return rc;
+    cJSON *outcome = cJSON_CreateObject();
+    for (int k = 0; k < n_values; k++) {
+        char name[80];
+        const char *metric, *filter;
+        qt_task_value_name(task, k, &metric, &filter);
+        key_name(metric, filter, name, sizeof name);
+        if (isnan(values[k]))
+            cJSON_AddNullToObject(outcome, name);
+        else
+            cJSON_AddNumberToObject(outcome, name, values[k]);
+    }
+    *outcome_json = cJSON_PrintUnformatted(outcome);
+    cJSON_Delete(outcome);
+    if (record->type == QT_REQUEST_LOGLIKELIHOOD) {
+        int best = 0;
+        for (int i = 1; i < record->n_choices; i++)
+            if (record->loglikelihoods[i] > record->loglikelihoods[best])
+                best = i;
+        char text[16];
+        snprintf(text, sizeof text, "%d", best);
+        *filtered = strdup(text);
+    } else if (qt_task_n_filters(task) > 0) {
+        rc = qt_task_filter_text(task, 0, record->text ? record->text : "", filtered, err);
+    } else {
+        *filtered = strdup(record->text ? record->text : "");
+    }
+    if (rc == QE_OK && (!*outcome_json || !*filtered))
+        rc = qe_fail(err, QE_ENOMEM, "out of memory");
+    return rc;
+}
+
+typedef struct {
+    const qt_task *task;
+    qt_scores *scores;
+    qt_request_type type;
+    qe_error *err;
+    qe_status rc;
+} score_walk;
+
+static int add_stored_sample(const qh_sample_row *row, void *ctx)
+{
+    score_walk *walk = ctx;
+    qh_doc_record record;
+    if (row->doc_id < 0 || row->doc_id >= qt_task_n_docs(walk->task)) {
+        walk->rc = qe_fail(walk->err, QE_EFORMAT, "stored sample of %s has doc_id %lld outside the task's %d documents",
+                           row->task, (long long)row->doc_id, qt_task_n_docs(walk->task));
+        return 1;
+    }
+    walk->rc = qh_doc_record_from_json(row->response_json, walk->type, &record, walk->err);
+    if (walk->rc != QE_OK)
+        return 1;
+    qt_response response = qh_doc_record_response(&record);
+    walk->rc = qt_scores_add(walk->scores, (int)row->doc_id, &response, NULL, NULL, walk->err);
+    qh_doc_record_clear(&record);
+    return walk->rc != QE_OK;
+}
+
+/* Agreement of a variant's stored samples with fp32's on the same documents. */
+static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, const char *task_name,
+                          qt_request_type type, const double *kl, int n_kl, qe_error *err)
+{
+    qh_sample_row *ref = NULL, *var = NULL;
+    size_t n_ref = 0, n_var = 0;
+    qe_status rc = qh_store_get_samples(store, run_id, "fp32", task_name, &ref, &n_ref, err);
+    if (rc == QE_OK)
+        rc = qh_store_get_samples(store, run_id, variant, task_name, &var, &n_var, err);
+    if (rc != QE_OK || n_ref == 0 || n_var == 0) {
+        qh_sample_rows_free(ref, n_ref);
+        qh_sample_rows_free(var, n_var);
+        return rc;
+    }
+    size_t i = 0, j = 0, n_items = 0, n_changed = 0, n_positions = 0, n_same_top1 = 0;
+    double *delta_p = NULL;
+    size_t n_delta = 0, cap_delta = 0;
+    while (i < n_ref && j < n_var && rc == QE_OK) {
+        if (ref[i].doc_id < var[j].doc_id) { i++; continue; }
+        if (ref[i].doc_id > var[j].doc_id) { j++; continue; }
+        n_items++;
+        n_changed += strcmp(ref[i].filtered ? ref[i].filtered : "", var[j].filtered ? var[j].filtered : "") != 0;
+        qh_doc_record a, b;
+        if (type == QT_REQUEST_LOGLIKELIHOOD && qh_doc_record_from_json(ref[i].response_json, type, &a, NULL) == QE_OK) {
+            if (qh_doc_record_from_json(var[j].response_json, type, &b, NULL) == QE_OK) {
+                for (int k = 0; k < a.n_positions && k < b.n_positions; k++) {
+                    n_positions++;
+                    n_same_top1 += a.argmax[k] == b.argmax[k];
+                    if (n_delta == cap_delta) {
+                        cap_delta = cap_delta ? cap_delta * 2 : 256;
+                        double *grown = realloc(delta_p, cap_delta * sizeof *grown);
+                        if (!grown) { rc = qe_fail(err, QE_ENOMEM, "out of memory"); break; }
+                        delta_p = grown;
+                    }
+                    delta_p[n_delta++] = b.p_target[k] - a.p_target[k];
+                }
+                qh_doc_record_clear(&b);
+            }
+            qh_doc_record_clear(&a);
+        }
+        i++;
+        j++;
+    }
+    double kl_p99 = NAN;
+    double q99 = 99;
+    if (n_kl > 0)
+        qr_percentiles(kl, (size_t)n_kl, &q99, 1, &kl_p99, NULL);
+    qh_fidelity_row row = {
+        .run_id = run_id, .variant = variant, .task = task_name, .reference_variant = "fp32",
+        .n_items = (int64_t)n_items,
+        .kl_mean = n_kl > 0 ? qr_mean_stderr(kl, (size_t)n_kl).mean : NAN, .kl_p99 = kl_p99,
+        .top1_agreement = n_positions ? (double)n_same_top1 / n_positions : NAN,
+        .rms_delta_p = n_delta ? qr_rms(delta_p, n_delta) : NAN,
+        .answer_changed_share = n_items ? (double)n_changed / n_items : NAN,
+    };
+    if (rc == QE_OK && n_items > 0)
+        rc = qh_store_put_fidelity(store, &row, 1, err);
+    free(delta_p);
+    qh_sample_rows_free(ref, n_ref);
+    qh_sample_rows_free(var, n_var);
+    return rc;
+}
+
+qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, const qt_task *task, const double *kl,
+                        int n_kl, qe_error *err)
+{
+    qt_scores *scores = NULL;
+    qe_status rc = qt_scores_create(task, &scores, err);
+    if (rc != QE_OK)
+        return rc;
+    const char *task_name = qt_task_name(task);
+    score_walk walk = {task, scores, qt_task_request_type(task), err, QE_OK};
+    rc = qh_store_each_sample(store, run_id, variant, task_name, add_stored_sample, &walk, err);
+    if (walk.rc != QE_OK)
+        rc = walk.rc;
+    qt_metric_row *rows = NULL;
+    int n_rows = 0;
+    if (rc == QE_OK)
+        rc = qt_scores_aggregate(scores, &rows, &n_rows, err);
+    qh_task_result_row *out = rc == QE_OK ? calloc((size_t)n_rows + 1, sizeof *out) : NULL;
+    char (*names)[80] = rc == QE_OK ? calloc((size_t)n_rows + 1, sizeof *names) : NULL;
+    if (rc == QE_OK && (!out || !names))
+        rc = qe_fail(err, QE_ENOMEM, "out of memory");
+    int n_out = 0;
+    for (int r = 0; rc == QE_OK && r < n_rows; r++) {
+        if (rows[r].n == 0)
+            continue;
+        key_name(rows[r].metric, rows[r].filter, names[n_out], sizeof names[n_out]);
+        out[n_out] = (qh_task_result_row){
+            .run_id = run_id, .variant = variant, .task = rows[r].task, .metric = names[n_out],
+            .value = rows[r].value, .std_error = rows[r].stderr_value, .n = rows[r].n,
+            .n_truncated = rows[r].n_truncated, .is_higher_better = 1,
+        };
+        n_out++;
+    }
+    if (rc == QE_OK && n_out > 0)
+        rc = qh_store_put_task_results(store, out, (size_t)n_out, err);
+    if (rc == QE_OK && strcmp(variant, "fp32"))
+        rc = fidelity(store, run_id, variant, task_name, walk.type, kl, n_kl, err);
+    free(out);
+    free(names);
+    free(rows);
+    qt_scores_free(scores);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/* task — a benchmark defined as data: one JSON file (schema in docs/tasks.md) says where the
+ * records are, how a prompt is built from a record, how few-shot examples are drawn, what to
+ * ask the model and how to score the answers. The same rules as lm-evaluation-harness
+ * (commit 4e7e0d47) give the same prompts, character for character.
+ *
+ * Use: qt_task_load -> for each doc qt_task_build_request -> (harness runs the model) ->
+ * qt_scores_add(response) -> qt_scores_aggregate. A task with subsets (MMLU subjects) is one
+ * qt_task whose documents run over every subset in turn; each request names its subtask. */
+#ifndef QT_TASK_H
+#define QT_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qe_error.h"
+#include "requests.h"
+
+typedef struct qt_task qt_task;
+
+typedef struct {
+    const char *data_dir;      /* NULL: $QEVAL_DATA, else "data" */
+    int limit;                 /* documents per subtask; 0 = all */
+    int num_fewshot;           /* -1 = the task's default */
+    const char *subsets;       /* comma-separated subset names (MMLU subjects); NULL = all */
+    int64_t seed;              /* few-shot sampler seed; -1 = the task's default (1234) */
+    bool skip_bad_rows;        /* count bad data rows instead of stopping */
+} qt_task_options;
+
+void qt_task_options_default(qt_task_options *options);
+
+/* name_or_path: a path to a .json task file, or a name looked up as TASKS_DIR/NAME.json where
+ * TASKS_DIR is tasks_dir (NULL: $QEVAL_TASKS, else "tasks"). */
+qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt_task_options *options,
+                       qt_task **out, qe_error *err);
+void qt_task_free(qt_task *task); /* NULL-safe */
+
+const char *qt_task_name(const qt_task *task);
+int qt_task_n_docs(const qt_task *task);
+int qt_task_n_bad_rows(const qt_task *task);
+const char *qt_task_first_bad_row(const qt_task *task); /* "" when none */
+
+/* Every request of the task has this type. */
+qt_request_type qt_task_request_type(const qt_task *task);
+
+/* The request for document doc_index (0 <= doc_index < n_docs). Any order works; in order is
+ * cheapest (a random sampler replays its draws to reach an earlier document). */
+qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err);
+
+/* For code tasks: prompt + completion + "\n" + the test (doc_to_target), as the sandbox runs it. */
+qe_status qt_task_exec_program(const qt_task *task, int doc_index, const char *completion, char **program,
+                               qe_error *err);
+
+/* The answer a generate_until filter extracts from text (filter_index over the task's filters,
+ * in file order); *answer is malloc'd. */
+int qt_task_n_filters(const qt_task *task);
+const char *qt_task_filter_name(const qt_task *task, int filter_index);
+qe_status qt_task_filter_text(const qt_task *task, int filter_index, const char *text, char **answer, qe_error *err);
+
+/* ---- scoring ---------------------------------------------------------------------------- */
+
+typedef struct qt_scores qt_scores;
+
+typedef struct {
+    char task[96];             /* subtask, category ("mmlu_stem") or group ("mmlu") */
+    char metric[32];           /* "acc", "exact_match", "pass@1" */
+    char filter[32];           /* "none", "strict-match", ... */
+    double value;
+    double stderr_value;       /* NAN when it cannot be computed (n < 2) */
+    int n;                     /* documents scored */
+    int n_truncated;           /* of them, with a context cut to fit the model */
+    bool is_group;             /* aggregated over subtasks */
+} qt_metric_row;
+
+qe_status qt_scores_create(const qt_task *task, qt_scores **out, qe_error *err);
+void qt_scores_free(qt_scores *scores); /* NULL-safe */
+
+/* The values qt_scores_add gives per document, in order: n of them, value k is metric
+ * *metric under filter *filter ("none" without one), as the subtask rows of qt_scores_aggregate. */
+int qt_task_n_values(const qt_task *task);
+void qt_task_value_name(const qt_task *task, int k, const char **metric, const char **filter);
+
+/* Scores one document's response. values (may be NULL) receives one value per metric row of
+ * the subtask (qt_task_value_name names them); n_values says how many. */
+qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *response, double *values, int *n_values,
+                        qe_error *err);
+
+/* Rows: each subtask's metrics, then groups. *rows is malloc'd. */
+qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int *n_rows, qe_error *err);
+
+/* lm-eval's statistics, exposed for tests. */
+double qt_mean_stderr(const double *values, int n);
+double qt_pooled_stderr(const double *stderrs, const int *sizes, int n);
+
+
+/* sha256 of the task's definition file, so a stored score names the definition it used. */
+qe_status qt_task_definition_sha256(const qt_task *task, char hex[65]);
+/* True when the task's answers are programs to execute (pass@k metrics). */
+bool qt_task_is_code(const qt_task *task);
+
+#endif

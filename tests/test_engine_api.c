@@ -1,0 +1,106 @@
+/* The lm-evaluation-harness operations on stories260K, against its golden logits:
+ * loglikelihood with an empty context (the harness puts BOS in front, so the golden sequence
+ * "Once upon a time" applies), is_greedy, kept log-softmax rows, the trailing-space rule, and
+ * generate_until's stop strings. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "qeval_engine.h"
+#include "safetensors.h"
+
+int main(void)
+{
+    char model_dir[1024], golden_path[1100];
+    snprintf(model_dir, sizeof model_dir, "%s/models/stories260K", check_shared_dir());
+    snprintf(golden_path, sizeof golden_path, "%s/golden.safetensors", model_dir);
+    struct stat sb;
+    if (stat(golden_path, &sb) != 0) {
+        fprintf(stderr, "skipped: %s not found\n", golden_path);
+        return 77;
+    }
+    qe_error err = {0};
+    qe_variant v;
+    CHECK_INT_EQ(QE_EINVAL, qe_variant_parse("int4", &v, &err));
+    CHECK_STR_EQ("unknown variant 'int4' (valid: fp32, bf16, int8, nf4, nf4-nodq)", err.msg);
+    CHECK_INT_EQ(QE_OK, qe_variant_parse("nf4-nodq", &v, &err));
+    CHECK(v.kind == QE_VARIANT_NF4 && !v.nf4_double_quant && v.nf4_block_size == 64);
+    CHECK_STR_EQ("nf4-nodq", qe_variant_name(&v));
+
+    qe_model *m = NULL;
+    qe_safetensors *golden = NULL;
+    qe_load_options opt = {.variant = {.kind = QE_VARIANT_FP32}, .n_threads = 2};
+    if (qe_model_load(model_dir, &opt, &m, &err) != QE_OK || qe_safetensors_open(golden_path, &golden, &err) != QE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (qe_tokenize(m, "Once upon a time", false, &ids, &n_ids, &err) == QE_EUNSUPPORTED) {
+        fprintf(stderr, "skipped: %s\n", err.msg);
+        qe_model_free(m);
+        qe_safetensors_close(golden);
+        return 77;
+    }
+    /* golden seq0 = BOS + "Once upon a time" = [1, 403, 407, 261, 378] */
+    const int32_t want_ids[4] = {403, 407, 261, 378};
+    CHECK_INT_EQ(4, n_ids);
+    CHECK(n_ids == 4 && !memcmp(ids, want_ids, sizeof want_ids));
+    free(ids);
+
+    const qe_tensor_view *ref = qe_safetensors_find(golden, "seq0.logits");
+    float *logits = malloc(ref->n_bytes);
+    memcpy(logits, ref->data, ref->n_bytes);
+    double want_sum = 0;
+    float want_rows[4][512];
+    for (int t = 0; t < 4; t++) {
+        const float *row = logits + t * 512;
+        double max = row[0], z = 0;
+        for (int v = 1; v < 512; v++)
+            max = row[v] > max ? row[v] : max;
+        for (int v = 0; v < 512; v++)
+            z += exp(row[v] - max);
+        for (int v = 0; v < 512; v++)
+            want_rows[t][v] = (float)(row[v] - max - log(z));
+        want_sum += want_rows[t][want_ids[t]];
+    }
+    free(logits);
+
+    qe_loglik_result r;
+    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "", "Once upon a time", true, &r, &err));
+    CHECK_NEAR(want_sum, r.logprob_sum, 1e-4);
+    CHECK(r.is_greedy); /* golden argmax of seq0 is 403 407 261 378 */
+    CHECK_INT_EQ(1, r.n_context_tokens);
+    CHECK_INT_EQ(4, r.n_continuation_tokens);
+    CHECK(!r.was_truncated);
+    CHECK(r.logprobs != NULL);
+    if (r.logprobs)
+        CHECK_CLOSE(&want_rows[0][0], r.logprobs, 4 * 512, 1e-4);
+    free(r.logprobs);
+
+    /* the trailing space of the context moves to the continuation: both splits score the
+     * same tokens given the same prefix */
+    qe_loglik_result a, b;
+    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the", " park", false, &a, &err));
+    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the ", "park", false, &b, &err));
+    CHECK_NEAR(a.logprob_sum, b.logprob_sum, 1e-9);
+    CHECK_INT_EQ(a.n_continuation_tokens, b.n_continuation_tokens);
+    CHECK(a.logprob_sum < 0);
+
+    /* generation stops at the first stop string, which is cut off */
+    const char *stops[] = {"."};
+    char *text = NULL;
+    qe_generate_stats stats;
+    CHECK_INT_EQ(QE_OK, qe_generate_until(m, "Once upon a time", stops, 1, 64, &text, &stats, &err));
+    CHECK(text && !strchr(text, '.'));
+    CHECK(stats.hit_stop);
+    CHECK(stats.n_generated_tokens > 0 && stats.n_generated_tokens < 64);
+    free(text);
+
+    qe_model_free(m);
+    qe_safetensors_close(golden);
+    return check_summary();
+}

