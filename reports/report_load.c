@@ -9,6 +9,8 @@
  *    the rule table below; any other task's first metric is a headline column of its own.
  *  - samples: one per metric of each row's outcome_json; the answer is `filtered`; confidence is
  *    the softmax probability of the chosen choice when response_json holds loglikelihoods.
+ *    `qeval run` stores MMLU's samples under `mmlu` itself (doc_ids over all subjects), so the
+ *    headline is paired; its subjects and categories have no samples and are tested unpaired.
  *    A group score with no samples of its own (lm-evaluation-harness's `mmlu` over its
  *    subjects) takes those of the tasks named `<group>_*`, with doc_ids made unique per
  *    subject, so that its paired test covers every document.
@@ -140,22 +142,33 @@ static qe_status load_facts(qr_report *r, const qh_run *run, qe_error *err)
     return QE_OK;
 }
 
-/* Probability of the chosen (most likely) choice when response_json is [[ll, is_greedy], ...]. */
+/* The i-th choice's loglikelihood in either stored form: {"ll": [ll, ...], ...} (what `qeval
+ * run` writes) or [[ll, is_greedy], ...] (docs/schema.md's description); NULL when absent. */
+static const cJSON *choice_ll(const cJSON *response, int i)
+{
+    const cJSON *ll = cJSON_GetObjectItemCaseSensitive(response, "ll");
+    if (cJSON_IsArray(ll))
+        return cJSON_GetArrayItem(ll, i);
+    const cJSON *pair = cJSON_IsArray(response) ? cJSON_GetArrayItem(response, i) : NULL;
+    return cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 0) : NULL;
+}
+
+/* Softmax probability of the most likely choice; NAN unless there are two or more numbers. */
 static double choice_confidence(const cJSON *response)
 {
-    int n = cJSON_GetArraySize(response);
-    if (!cJSON_IsArray(response) || n < 2)
+    const cJSON *ll = cJSON_GetObjectItemCaseSensitive(response, "ll");
+    int n = cJSON_GetArraySize(cJSON_IsArray(ll) ? ll : response);
+    if (n < 2)
         return NAN;
     double max_ll = -INFINITY, sum = 0;
     for (int i = 0; i < n; i++) {
-        const cJSON *pair = cJSON_GetArrayItem(response, i);
-        const cJSON *ll = cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 0) : NULL;
-        if (!cJSON_IsNumber(ll))
+        const cJSON *x = choice_ll(response, i);
+        if (!cJSON_IsNumber(x))
             return NAN;
-        max_ll = fmax(max_ll, ll->valuedouble);
+        max_ll = fmax(max_ll, x->valuedouble);
     }
     for (int i = 0; i < n; i++)
-        sum += exp(cJSON_GetArrayItem(cJSON_GetArrayItem(response, i), 0)->valuedouble - max_ll);
+        sum += exp(choice_ll(response, i)->valuedouble - max_ll);
     return 1 / sum;
 }
 

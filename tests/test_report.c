@@ -125,8 +125,9 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
             /* right answers say "A"; wrong ones "B", except nf4's on doc 19 ("C"); nf4 is 0.8 sure of its
                wrong answer on doc 8, every other answer 0.4 */
             const char *answer = mmlu[i] ? "A" : (v == 2 && i == 19) ? "C" : "B";
-            const char *response = v == 2 && i == 8 ? "[[-2.302585093,false],[-0.223143551,false],[-2.995732274,false],"
-                                                      "[-2.995732274,false]]"
+            /* nf4's responses in the form `qeval run` writes, the others' in schema.md's */
+            const char *response = v == 2 && i == 8 ? "{\"ll\":[-2.302585093,-0.223143551,-2.995732274,-2.995732274]}"
+                                   : v == 2         ? "{\"ll\":[-0.916290732,-1.203972804,-1.609437912,-2.302585093]}"
                                                     : "[[-0.916290732,false],[-1.203972804,false],[-1.609437912,false],"
                                                       "[-2.302585093,false]]";
             put_binary_sample(s, run, variants[v], i < 10 ? "mmlu_abstract_algebra" : "mmlu_anatomy", i % 10, "acc",
