@@ -423,6 +423,63 @@ static void test_cli(const char *db, const char *dir)
     qh_store_close(s);
 }
 
+/* The in-memory model on its own: Wilson when no standard error is known, the unpaired z-test
+ * on two standard errors, "what changed" with unknown confidences last. */
+static void test_model(void)
+{
+    qe_error err = {0};
+    qr_report *a = NULL, *b = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_create(&a, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_create(&b, &err));
+    if (!a || !b)
+        return;
+    qr_score acc = {"fp32", "t", "acc", NULL, "T", QR_HEADLINE, 0.5, NAN, 10, true};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &acc, &err));
+    double lo, hi;
+    qr_score_interval(&a->scores[0], &lo, &hi);
+    CHECK_NEAR(0.2365930905, lo, 1e-9); /* Wilson, 5 of 10 */
+    CHECK_NEAR(0.7634069095, hi, 1e-9);
+    CHECK_STR_EQ("t", a->scores[0].benchmark); /* defaults to the task */
+
+    qr_score cont_a = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.6, 0.05, 100, false};
+    qr_score cont_b = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.5, 0.05, 100, false};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &cont_a, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &cont_b, &err));
+    qr_delta d;
+    CHECK_INT_EQ(QE_OK, qr_compare_score(a, NULL, b, &b->scores[0], &d, &err));
+    CHECK_INT_EQ(QR_TEST_Z, d.test);
+    CHECK_NEAR(-0.1, d.delta, 1e-12);
+    CHECK_NEAR(0.1572992071, d.p_value, 1e-9);
+
+    /* b's variant "q" changes two answers of a: one with a known confidence, one without */
+    CHECK_INT_EQ(QE_OK, qr_set_string(&a->reference_variant, "fp32", &err));
+    qr_score q = {"q", "t", "acc", NULL, NULL, QR_HEADLINE, 0.5, NAN, 2, true};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &q, &err));
+    qr_sample samples[] = {
+        {"fp32", "t", "acc", 0, 1, "Q0", "A", 0.9, NULL, -1}, {"fp32", "t", "acc", 1, 0, "Q1 | with a pipe", "B", 0.9, NULL, -1},
+        {"q", "t", "acc", 0, 0, NULL, "C", NAN, NULL, -1},    {"q", "t", "acc", 1, 1, NULL, "A", 0.6, NULL, -1},
+    };
+    for (size_t i = 0; i < 4; i++)
+        CHECK_INT_EQ(QE_OK, qr_report_add_sample(a, &samples[i], &err));
+    qr_change *changes = NULL;
+    size_t n = 0;
+    CHECK_INT_EQ(QE_OK, qr_report_changes(a, &changes, &n, &err));
+    CHECK_INT_EQ(2, n);
+    if (n == 2) {
+        CHECK_INT_EQ(1, changes[0].doc_id);
+        CHECK_INT_EQ(QR_RIGHT_VARIANT, changes[0].who_right);
+        CHECK_STR_EQ("Q1 | with a pipe", changes[0].question);
+        CHECK_INT_EQ(0, changes[1].doc_id);
+        CHECK_INT_EQ(QR_RIGHT_REFERENCE, changes[1].who_right);
+    }
+    free(changes);
+    char *md = render(a, QR_FORMAT_MD);
+    CHECK_CONTAINS(md, "| q | t | 1 | Q1 \\| with a pipe | B | A | q | 0.600 |"); /* the pipe is escaped */
+    free(md);
+    qr_report_free(a);
+    qr_report_free(b);
+}
+
 /* Bad inputs: one clear error and a non-zero exit, never a crash. */
 static void test_hostile(const char *dir)
 {
@@ -493,6 +550,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "load: %s\n", err.msg);
     }
     qr_report_free(r);
+    test_model();
     test_compare(db);
     test_cli(db, dir);
     test_hostile(dir);
