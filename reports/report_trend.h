@@ -1,0 +1,33 @@
+/* report_trend — `qeval trend`: one or more scores across the runs of a results file, oldest
+ * first, as a markdown table and an SVG line chart (one line per variant x task x metric). */
+#ifndef QR_REPORT_TREND_H
+#define QR_REPORT_TREND_H
+
+#include "report.h"
+#include "store.h"
+
+typedef struct {
+    const char *model;   /* keep runs whose model_path contains it or whose model_sha256 is it */
+    const char *variant; /* NULL: every variant                                                */
+    const char *task;    /* NULL: every task                                                   */
+    const char *metric;  /* NULL: every metric                                                 */
+} qr_trend_filter;
+
+typedef struct {
+    size_t n_runs, n_series;
+    int64_t *run_ids;      /* [n_runs]                                                         */
+    char **run_labels;     /* [n_runs] "#ID date"                                              */
+    char **series;         /* [n_series] "variant task metric"                                 */
+    double *values;        /* [n_series * n_runs], fraction; NAN where a run lacks the score    */
+    double *std_errors;    /* [n_series * n_runs]                                              */
+} qr_trend;
+
+/* Runs with no matching score are left out. */
+qe_status qr_trend_load(qh_store *store, const qr_trend_filter *filter, qr_trend **out, qe_error *err);
+void qr_trend_free(qr_trend *trend); /* NULL-safe */
+
+qe_status qr_render_trend_md(const qr_trend *trend, FILE *out, qe_error *err);
+/* A standalone SVG file (declares its namespace). */
+qe_status qr_render_trend_svg(const qr_trend *trend, FILE *out, qe_error *err);
+
+#endif

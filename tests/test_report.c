@@ -1,0 +1,563 @@
+/* Reports from a fixture results file written through the store API, whose numbers are known:
+ * scores, intervals, paired tests (McNemar on a hand-made 2x2 table, paired t on mc2), pooled
+ * speed and fidelity, the "what changed" order, in md, csv and json; `qeval compare` exit codes
+ * on a significant drop above / below the threshold and on a drop that is not significant; the
+ * unpaired two-proportion z-test when a run kept no samples; `qeval trend`.
+ * Expected values: tests/golden/report_expected.py (numpy/scipy) -> report_expected.txt.
+ *
+ * `test_report --write-fixture FILE` writes the fixture file and exits (for test_report_html.sh). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "report_diff.h"
+#include "report_fmt.h"
+#include "report_load.h"
+#include "report_trend.h"
+#include "store.h"
+
+/* ---- the fixture ---------------------------------------------------------------------------- */
+
+/* MMLU outcomes over 20 documents: 0-9 are mmlu_abstract_algebra docs 0-9, 10-19 mmlu_anatomy.
+ * nf4 against fp32: both right 8, only fp32 right 6, only nf4 right 1 (doc 14), neither 5. */
+static const int fp32_mmlu[20] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+static const int int8_mmlu[20] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0};
+static const int nf4_mmlu[20] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+static const double mc2[3][8] = {
+    {0.62, 0.55, 0.71, 0.40, 0.83, 0.51, 0.66, 0.58}, /* fp32 */
+    {0.61, 0.55, 0.70, 0.40, 0.82, 0.52, 0.66, 0.57}, /* int8 */
+    {0.58, 0.50, 0.69, 0.41, 0.75, 0.47, 0.60, 0.55}, /* nf4  */
+};
+static const int gsm_strict[3][10] = {{1, 1, 1, 0, 1, 0, 1, 1, 0, 1}, {1, 1, 1, 0, 1, 0, 1, 1, 0, 1},
+                                      {1, 0, 1, 0, 1, 0, 1, 0, 0, 1}};
+static const int gsm_flex[3][10] = {{1, 1, 1, 1, 1, 0, 1, 1, 0, 1}, {1, 1, 1, 1, 1, 0, 1, 1, 0, 1},
+                                    {1, 1, 1, 0, 1, 0, 1, 0, 0, 1}};
+static const char *const variants[3] = {"fp32", "int8", "nf4"};
+
+static void mean_se(const double *x, int n, double *mean, double *se)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; i++)
+        s += x[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        ss += (x[i] - *mean) * (x[i] - *mean);
+    *se = sqrt(ss / (n - 1)) / sqrt(n);
+}
+
+static int fails;
+#define MUST(call)                                                                          \
+    do {                                                                                    \
+        qe_error e_ = {0};                                                                  \
+        if ((call) != QE_OK) { fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, e_.msg); fails++; } \
+    } while (0)
+
+static void put_result(qh_store *s, int64_t run, const char *variant, const char *task, const char *metric,
+                       const double *x, int n)
+{
+    double m, se;
+    mean_se(x, n, &m, &se);
+    qh_task_result_row row = {run, variant, task, metric, m, se, n, 0, 1};
+    MUST(qh_store_put_task_results(s, &row, 1, &e_));
+}
+
+static void put_binary_sample(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc,
+                              const char *metric, int value, const char *answer, const char *response)
+{
+    char outcome[128];
+    snprintf(outcome, sizeof outcome, "{\"%s\": %d}", metric, value);
+    qh_sample_row row = {run, variant, task, doc, "h", "A", response, answer, outcome, 1.0};
+    MUST(qh_store_put_samples(s, &row, 1, &e_));
+}
+
+/* One run: fp32 (and int8, nf4 when is_full) on MMLU, TruthfulQA mc2, GSM8K; fp32's MMLU
+ * outcomes replaced by `fp32` when given; samples only when has_samples. */
+static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samples)
+{
+    qh_run info = {.qeval_version = "0.1.0", .git_commit = "abc123", .command_line = "qeval run --model models/tiny",
+                   .host_cpu = "Test CPU", .host_cores = 2, .host_ram_bytes = 8000000000, .gpu_memory_bytes = -1,
+                   .model_path = "models/tiny", .model_sha256 = "0123abcd", .options_json = "{\"seed\":1234}",
+                   .sandbox_json = "{\"network\":false}"};
+    int64_t run;
+    MUST(qh_store_create_run(s, &info, &run, &e_));
+    int n_variants = is_full ? 3 : 1;
+    for (int v = 0; v < n_variants; v++) {
+        static const int64_t footprint[3] = {1000000000, 270000000, 150000000}, hf[3] = {1000000000, 260000000, 140000000},
+                             estimate[3] = {1000000000, 250000000, 125000000};
+        qh_variant_row vr = {run, variants[v], "cpu", 1.0, 0.5, footprint[v], hf[v], estimate[v], 1200000000, -1, "test"};
+        MUST(qh_store_put_variants(s, &vr, 1, &e_));
+        static const double prefill[3][2] = {{500, 250}, {1000, 500}, {800, 400}}, decode[3] = {20, 30, 25};
+        qh_perf_row perf[2] = {
+            {run, variants[v], "mmlu_anatomy", 10, 1000, 200, prefill[v][0], decode[v], 10, 20, 5},
+            {run, variants[v], "gsm8k", 10, 1000, 0, prefill[v][1], NAN, 10, 20, 5},
+        };
+        MUST(qh_store_put_perf(s, perf, 2, &e_));
+        if (v > 0) {
+            static const double kl[3][2] = {{0}, {0.01, 0.03}, {0.05, 0.07}}, top1[3][2] = {{0}, {0.9, 0.7}, {0.8, 0.6}},
+                                p99[3][2] = {{0}, {0.05, 0.2}, {0.3, 0.4}};
+            qh_fidelity_row fid[2] = {
+                {run, variants[v], "mmlu_anatomy", "fp32", 10, kl[v][0], p99[v][0], top1[v][0], 0.1, 0.1},
+                {run, variants[v], "gsm8k", "fp32", 30, kl[v][1], p99[v][1], top1[v][1], 0.1, 0.1},
+            };
+            MUST(qh_store_put_fidelity(s, fid, 2, &e_));
+        }
+        const int *mmlu = v == 0 ? (fp32 ? fp32 : fp32_mmlu) : v == 1 ? int8_mmlu : nf4_mmlu;
+        double all[20], sub[2][10];
+        for (int i = 0; i < 20; i++)
+            all[i] = sub[i / 10][i % 10] = mmlu[i];
+        put_result(s, run, variants[v], "mmlu", "acc", all, 20);
+        put_result(s, run, variants[v], "mmlu_abstract_algebra", "acc", sub[0], 10);
+        put_result(s, run, variants[v], "mmlu_anatomy", "acc", sub[1], 10);
+        if (is_full) {
+            double strict[10], flex[10];
+            for (int i = 0; i < 10; i++)
+                strict[i] = gsm_strict[v][i], flex[i] = gsm_flex[v][i];
+            put_result(s, run, variants[v], "truthfulqa_mc2", "acc", mc2[v], 8);
+            put_result(s, run, variants[v], "gsm8k", "exact_match,strict-match", strict, 10);
+            put_result(s, run, variants[v], "gsm8k", "exact_match,flexible-extract", flex, 10);
+        }
+        if (!has_samples)
+            continue;
+        for (int i = 0; i < 20; i++) {
+            /* right answers say "A"; wrong ones "B", except nf4's on doc 19 ("C"); nf4 is 0.8 sure of its
+               wrong answer on doc 8, every other answer 0.4 */
+            const char *answer = mmlu[i] ? "A" : (v == 2 && i == 19) ? "C" : "B";
+            /* nf4's responses in the form `qeval run` writes, the others' in schema.md's */
+            const char *response = v == 2 && i == 8 ? "{\"ll\":[-2.302585093,-0.223143551,-2.995732274,-2.995732274]}"
+                                   : v == 2         ? "{\"ll\":[-0.916290732,-1.203972804,-1.609437912,-2.302585093]}"
+                                                    : "[[-0.916290732,false],[-1.203972804,false],[-1.609437912,false],"
+                                                      "[-2.302585093,false]]";
+            put_binary_sample(s, run, variants[v], i < 10 ? "mmlu_abstract_algebra" : "mmlu_anatomy", i % 10, "acc",
+                              mmlu[i], answer, response);
+        }
+        if (!is_full)
+            continue;
+        for (int i = 0; i < 8; i++) {
+            char outcome[64];
+            snprintf(outcome, sizeof outcome, "{\"acc\": %.2f}", mc2[v][i]);
+            qh_sample_row row = {run, variants[v], "truthfulqa_mc2", i, "h", "0", "[]", NULL, outcome, 1.0};
+            MUST(qh_store_put_samples(s, &row, 1, &e_));
+        }
+        for (int i = 0; i < 10; i++) {
+            char outcome[128];
+            snprintf(outcome, sizeof outcome, "{\"exact_match,strict-match\": %d, \"exact_match,flexible-extract\": %d}",
+                     gsm_strict[v][i], gsm_flex[v][i]);
+            qh_sample_row row = {run, variants[v], "gsm8k", i, "h", "42", "[\"The answer is 42.\"]",
+                                 gsm_strict[v][i] ? "42" : "41", outcome, 1.0};
+            MUST(qh_store_put_samples(s, &row, 1, &e_));
+        }
+    }
+    MUST(qh_store_finish_run(s, run, QH_RUN_COMPLETE, NULL, &e_));
+    return run;
+}
+
+/* Run 1: the full report. Run 2: fp32 with 6 right answers turned wrong (a significant 30-point
+ * drop); run 3: with 2 turned wrong (not significant); run 4: fp32 at nf4's 0.45, no samples. */
+static int write_fixture(const char *path)
+{
+    static const int drop6[20] = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    static const int drop2[20] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    qh_store *s = NULL;
+    unlink(path);
+    MUST(qh_store_open(path, NULL, &s, &e_));
+    if (!s)
+        return 1;
+    put_run(s, NULL, true, true);
+    put_run(s, drop6, false, true);
+    put_run(s, drop2, false, true);
+    put_run(s, nf4_mmlu, false, false);
+    qh_store_close(s);
+    return fails;
+}
+
+/* ---- helpers ----------------------------------------------------------------------------------- */
+
+static char *render(qr_report *r, qr_format format)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    qe_error err = {0};
+    qe_status rc = qr_render(r, format, NULL, f, &err);
+    fclose(f);
+    if (rc != QE_OK)
+        fprintf(stderr, "render: %s\n", err.msg);
+    CHECK_INT_EQ(QE_OK, rc);
+    return text;
+}
+
+#define CHECK_CONTAINS(haystack, needle)                                                         \
+    do {                                                                                         \
+        if ((haystack) && strstr((haystack), (needle))) check_n_passed++;                        \
+        else { check_n_failed++; fprintf(stderr, "%s:%d: output lacks \"%s\"\n", __FILE__, __LINE__, (needle)); } \
+    } while (0)
+
+/* The CSV row whose variant, task and metric columns (3, 4, 5) match; the field `column` of it. */
+static double csv_field(const char *csv, const char *variant, const char *task, const char *metric, int column)
+{
+    char key[256];
+    snprintf(key, sizeof key, ",%s,%s,%s,", variant, task, metric);
+    const char *row = strstr(csv, key);
+    if (!row)
+        return -999;
+    while (row > csv && row[-1] != '\n')
+        row--;
+    for (int c = 0; c < column; c++)
+        row = strchr(row, ',') + 1;
+    return *row == ',' ? NAN : strtod(row, NULL);
+}
+
+static const cJSON *json_score(const cJSON *root, const char *variant, const char *task, const char *metric)
+{
+    const cJSON *v, *s;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(root, "variants"))
+    {
+        if (strcmp(cJSON_GetObjectItem(v, "name")->valuestring, variant))
+            continue;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(v, "scores"))
+        {
+            if (!strcmp(cJSON_GetObjectItem(s, "task")->valuestring, task) &&
+                !strcmp(cJSON_GetObjectItem(s, "metric")->valuestring, metric))
+                return s;
+        }
+    }
+    return NULL;
+}
+
+static double json_num(const cJSON *o, const char *path)
+{
+    /* "a.b[1]": object keys then at most one array index */
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *part = strtok(buf, "."); part && o; part = strtok(NULL, ".")) {
+        char *bracket = strchr(part, '[');
+        int index = -1;
+        if (bracket)
+            index = atoi(bracket + 1), *bracket = 0;
+        o = cJSON_GetObjectItem(o, part);
+        if (index >= 0)
+            o = cJSON_GetArrayItem(o, index);
+    }
+    return cJSON_IsNumber(o) ? o->valuedouble : NAN;
+}
+
+static int run_qeval(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "\"%s\" %s >/dev/null 2>&1", getenv("QEVAL_BIN") ? getenv("QEVAL_BIN") : "./qeval", args);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- tests -------------------------------------------------------------------------------------- */
+
+static void test_markdown(qr_report *r)
+{
+    char *md = render(r, QR_FORMAT_MD);
+    /* main table: nf4's MMLU 9/20 with 0.45 +- 1.96 x 0.1141 and its paired change, McNemar b=6 c=1 */
+    CHECK_CONTAINS(md, "| nf4 | 0.15 | 0.12 | 0.14 | 1.20 | " QR_DASH " | 45.0 [22.6, 67.4] | -25.0 [-49.1, -0.9] p=0.125 |");
+    CHECK_CONTAINS(md, "| fp32 | 1.00 | 1.00 | 1.00 | 1.20 | " QR_DASH " | 70.0 [49.4, 90.6] | " QR_DASH " |");
+    CHECK_CONTAINS(md, "56.9 [49.1, 64.7] | -3.9\\* [-5.7, -2.0] p=0.005 |"); /* nf4 mc2, paired t */
+    CHECK_CONTAINS(md, "| 0.0650 | 65.0 | 533.3 | 25.0 |");                  /* nf4 KL, top-1, speed */
+    CHECK_CONTAINS(md, "| 0.0250 | 75.0 | 666.7 | 30.0 |");                  /* int8 */
+    CHECK_CONTAINS(md, "| " QR_DASH " | " QR_DASH " | 333.3 | 20.0 |");       /* fp32 */
+    /* detail: MMLU subjects and GSM8K's two filters */
+    CHECK_CONTAINS(md, "| subject: anatomy | 10 | 40.0 [8.0, 72.0] |");
+    CHECK_CONTAINS(md, "| GSM8K flexible | 10 | 80.0 [53.9, 100.0] |");
+    CHECK_CONTAINS(md, "### What changed");
+    CHECK_CONTAINS(md, "12 answers differ from fp32's");
+    CHECK_CONTAINS(md, "| nf4 | mmlu\\_abstract\\_algebra | 8 | " QR_DASH " | A | B | fp32 | 0.800 |");
+    CHECK_CONTAINS(md, "| model sha256 | 0123abcd |");
+    free(md);
+}
+
+static void test_csv(qr_report *r)
+{
+    char *csv = render(r, QR_FORMAT_CSV);
+    CHECK(csv && !strncmp(csv, "run_id,model,variant,task,metric,benchmark,label,role,value,std_error,ci_low,ci_high,n,", 86));
+    /* columns: 8 value, 9 std_error, 10 ci_low, 11 ci_high, 12 n, 14 delta, 15/16 its ci, 17 p, 19 n_pairs */
+    CHECK_NEAR(0.45, csv_field(csv, "nf4", "mmlu", "acc", 8), 1e-9);
+    CHECK_NEAR(0.1141328865, csv_field(csv, "nf4", "mmlu", "acc", 9), 1e-9);
+    CHECK_NEAR(0.2263036529, csv_field(csv, "nf4", "mmlu", "acc", 10), 1e-9);
+    CHECK_NEAR(0.6736963471, csv_field(csv, "nf4", "mmlu", "acc", 11), 1e-9);
+    CHECK_NEAR(-0.25, csv_field(csv, "nf4", "mmlu", "acc", 14), 1e-9);
+    CHECK_NEAR(-0.4910961166, csv_field(csv, "nf4", "mmlu", "acc", 15), 1e-9);
+    CHECK_NEAR(-0.008903883444, csv_field(csv, "nf4", "mmlu", "acc", 16), 1e-9);
+    CHECK_NEAR(0.125, csv_field(csv, "nf4", "mmlu", "acc", 17), 1e-12);
+    CHECK_NEAR(20, csv_field(csv, "nf4", "mmlu", "acc", 19), 0);
+    CHECK_NEAR(1.0, csv_field(csv, "int8", "mmlu", "acc", 17), 1e-12);
+    CHECK_NEAR(-0.1421907322, csv_field(csv, "int8", "mmlu", "acc", 15), 1e-9);
+    CHECK_NEAR(0.004776314684, csv_field(csv, "nf4", "truthfulqa_mc2", "acc", 17), 1e-9);
+    CHECK_NEAR(-0.03875, csv_field(csv, "nf4", "truthfulqa_mc2", "acc", 14), 1e-9);
+    CHECK_NEAR(-0.05743126532, csv_field(csv, "nf4", "truthfulqa_mc2", "acc", 15), 1e-9);
+    CHECK_NEAR(0.1970220722, csv_field(csv, "int8", "truthfulqa_mc2", "acc", 17), 1e-9);
+    /* the quoted metric holds a comma: one column further */
+    CHECK_NEAR(0.5, csv_field(csv, "nf4", "gsm8k", "\"exact_match,strict-match\"", 18), 1e-12);
+    CHECK(isnan(csv_field(csv, "fp32", "mmlu", "acc", 14))); /* the reference has no delta */
+    CHECK_CONTAINS(csv, ",nf4,mmlu,acc,mmlu,MMLU,headline,");
+    CHECK_CONTAINS(csv, ",mcnemar-exact,20,150000000,140000000,125000000,1200000000,,533.3333333,25,0.065,0.4,0.65\n");
+    free(csv);
+}
+
+static void test_json(qr_report *r)
+{
+    char *text = render(r, QR_FORMAT_JSON);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK(root != NULL);
+    CHECK_STR_EQ("qeval-report", cJSON_GetStringValue(cJSON_GetObjectItem(root, "format")));
+    CHECK_STR_EQ("fp32", cJSON_GetStringValue(cJSON_GetObjectItem(root, "reference_variant")));
+    const cJSON *s = json_score(root, "nf4", "mmlu", "acc");
+    CHECK_NEAR(0.45, json_num(s, "value"), 1e-12);
+    CHECK_NEAR(0.2263036529, json_num(s, "ci95[0]"), 1e-9);
+    CHECK_NEAR(-0.25, json_num(s, "vs_reference.delta"), 1e-12);
+    CHECK_NEAR(-0.4910961166, json_num(s, "vs_reference.ci95[0]"), 1e-9);
+    CHECK_NEAR(0.125, json_num(s, "vs_reference.p_value"), 1e-12);
+    CHECK_NEAR(6, json_num(s, "vs_reference.reference_only_right"), 0);
+    CHECK_NEAR(1, json_num(s, "vs_reference.variant_only_right"), 0);
+    s = json_score(root, "nf4", "truthfulqa_mc2", "acc");
+    CHECK_STR_EQ("paired-t", cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "vs_reference"), "test")));
+    CHECK_NEAR(0.004776314684, json_num(s, "vs_reference.p_value"), 1e-9);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(json_score(root, "fp32", "mmlu", "acc"), "vs_reference")));
+    const cJSON *nf4 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "variants"), 2);
+    CHECK_NEAR(0.065, json_num(nf4, "kl_mean"), 1e-12);
+    CHECK_NEAR(0.4, json_num(nf4, "kl_p99"), 1e-12);
+    CHECK_NEAR(0.65, json_num(nf4, "top1_agreement"), 1e-12);
+    CHECK_NEAR(1600.0 / 3, json_num(nf4, "prefill_tok_s"), 1e-9);
+    CHECK_NEAR(12, json_num(root, "n_changes"), 0);
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "changes"), 0);
+    CHECK_STR_EQ("mmlu_abstract_algebra", cJSON_GetStringValue(cJSON_GetObjectItem(first, "task")));
+    CHECK_NEAR(8, json_num(first, "doc_id"), 0);
+    CHECK_NEAR(0.8, json_num(first, "confidence"), 1e-6);
+    CHECK_STR_EQ("reference", cJSON_GetStringValue(cJSON_GetObjectItem(first, "right")));
+    CHECK_NEAR(1234, json_num(root, "run.options.seed"), 0);
+    cJSON_Delete(root);
+    free(text);
+}
+
+static void test_compare(const char *db)
+{
+    char args[1024];
+    /* run 2: a 30-point drop, McNemar b=6 c=0, p = 0.03125 */
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate 2 --max-drop 1", db);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate %s:2 --max-drop 40", db, db);
+    CHECK_INT_EQ(0, run_qeval(args)); /* the drop is below the threshold */
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate 2 --max-drop 1 --alpha 0.01", db);
+    CHECK_INT_EQ(0, run_qeval(args)); /* not significant at 0.01 */
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate 3 --max-drop 1", db);
+    CHECK_INT_EQ(0, run_qeval(args)); /* 10 points but p = 0.5 */
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate 4", db);
+    CHECK_INT_EQ(0, run_qeval(args)); /* unpaired: p = 0.1098 */
+    snprintf(args, sizeof args, "compare --db %s --baseline 1", db);
+    CHECK_INT_EQ(2, run_qeval(args));
+    snprintf(args, sizeof args, "compare --db %s --baseline 1 --candidate 99", db);
+    CHECK_INT_EQ(2, run_qeval(args)); /* no such run: the user's mistake */
+
+    qe_error err = {0};
+    qr_report *base = NULL, *drop = NULL, *unpaired = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "1", &base, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "2", &drop, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "4", &unpaired, &err));
+    qr_diff_options opts = {1.0, 0.05};
+    qr_diff_row *rows = NULL;
+    size_t n = 0;
+    bool is_failing = false;
+    if (base && drop && unpaired) {
+        CHECK_INT_EQ(QE_OK, qr_diff(base, drop, &opts, &rows, &n, &is_failing, &err));
+        CHECK_INT_EQ(1, n);
+        CHECK(is_failing);
+        if (n) {
+            CHECK_NEAR(-0.3, rows[0].delta.delta, 1e-12);
+            CHECK_NEAR(0.03125, rows[0].delta.p_value, 1e-12);
+            CHECK_NEAR(-0.506053947, rows[0].delta.ci_low, 1e-9);
+            CHECK_INT_EQ(QR_REGRESSION, rows[0].verdict);
+        }
+        free(rows);
+        CHECK_INT_EQ(QE_OK, qr_diff(base, unpaired, &opts, &rows, &n, &is_failing, &err));
+        CHECK(!is_failing);
+        if (n) {
+            CHECK_INT_EQ(QR_TEST_TWO_PROP_Z, rows[0].delta.test);
+            CHECK_NEAR(0.1097689398, rows[0].delta.p_value, 1e-9);
+            CHECK_NEAR(-0.5464344287, rows[0].delta.ci_low, 1e-9);
+            CHECK_NEAR(0.04643442871, rows[0].delta.ci_high, 1e-9);
+            CHECK_INT_EQ(QR_NO_CHANGE, rows[0].verdict);
+        }
+        free(rows);
+    }
+    qr_report_free(base), qr_report_free(drop), qr_report_free(unpaired);
+}
+
+static void test_cli(const char *db, const char *dir)
+{
+    char args[1024], path[600];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    snprintf(args, sizeof args, "report --db %s --run 1 --format json -o %s", db, path);
+    CHECK_INT_EQ(0, run_qeval(args));
+    CHECK(access(path, R_OK) == 0);
+    snprintf(args, sizeof args, "report --db %s --format pdf", db);
+    CHECK_INT_EQ(2, run_qeval(args));
+    snprintf(args, sizeof args, "report --db %s/missing.db", dir);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(path, sizeof path, "%s/t.svg", dir);
+    snprintf(args, sizeof args, "trend --db %s --variant fp32 --task mmlu -o %s", db, path);
+    CHECK_INT_EQ(0, run_qeval(args));
+
+    /* trend: fp32 MMLU over the four runs */
+    qh_store_options ro = {.is_read_only = true};
+    qh_store *s = NULL;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qh_store_open(db, &ro, &s, &err));
+    qr_trend_filter f = {"tiny", "fp32", "mmlu", "acc"};
+    qr_trend *t = NULL;
+    if (s && qr_trend_load(s, &f, &t, &err) == QE_OK) {
+        CHECK_INT_EQ(4, t->n_runs);
+        CHECK_INT_EQ(1, t->n_series);
+        double expected[4] = {0.70, 0.40, 0.60, 0.45};
+        CHECK_CLOSE(expected, t->values, 4, 1e-12);
+    }
+    CHECK(t != NULL);
+    qr_trend_free(t);
+    qh_store_close(s);
+}
+
+/* The in-memory model on its own: Wilson when no standard error is known, the unpaired z-test
+ * on two standard errors, "what changed" with unknown confidences last. */
+static void test_model(void)
+{
+    qe_error err = {0};
+    qr_report *a = NULL, *b = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_create(&a, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_create(&b, &err));
+    if (!a || !b)
+        return;
+    qr_score acc = {"fp32", "t", "acc", NULL, "T", QR_HEADLINE, 0.5, NAN, 10, true};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &acc, &err));
+    double lo, hi;
+    qr_score_interval(&a->scores[0], &lo, &hi);
+    CHECK_NEAR(0.2365930905, lo, 1e-9); /* Wilson, 5 of 10 */
+    CHECK_NEAR(0.7634069095, hi, 1e-9);
+    CHECK_STR_EQ("t", a->scores[0].benchmark); /* defaults to the task */
+
+    qr_score cont_a = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.6, 0.05, 100, false};
+    qr_score cont_b = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.5, 0.05, 100, false};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &cont_a, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &cont_b, &err));
+    qr_delta d;
+    CHECK_INT_EQ(QE_OK, qr_compare_score(a, NULL, b, &b->scores[0], &d, &err));
+    CHECK_INT_EQ(QR_TEST_Z, d.test);
+    CHECK_NEAR(-0.1, d.delta, 1e-12);
+    CHECK_NEAR(0.1572992071, d.p_value, 1e-9);
+
+    /* b's variant "q" changes two answers of a: one with a known confidence, one without */
+    CHECK_INT_EQ(QE_OK, qr_set_string(&a->reference_variant, "fp32", &err));
+    qr_score q = {"q", "t", "acc", NULL, NULL, QR_HEADLINE, 0.5, NAN, 2, true};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &q, &err));
+    qr_sample samples[] = {
+        {"fp32", "t", "acc", 0, 1, "Q0", "A", 0.9, NULL, -1}, {"fp32", "t", "acc", 1, 0, "Q1 | with a pipe", "B", 0.9, NULL, -1},
+        {"q", "t", "acc", 0, 0, NULL, "C", NAN, NULL, -1},    {"q", "t", "acc", 1, 1, NULL, "A", 0.6, NULL, -1},
+    };
+    for (size_t i = 0; i < 4; i++)
+        CHECK_INT_EQ(QE_OK, qr_report_add_sample(a, &samples[i], &err));
+    qr_change *changes = NULL;
+    size_t n = 0;
+    CHECK_INT_EQ(QE_OK, qr_report_changes(a, &changes, &n, &err));
+    CHECK_INT_EQ(2, n);
+    if (n == 2) {
+        CHECK_INT_EQ(1, changes[0].doc_id);
+        CHECK_INT_EQ(QR_RIGHT_VARIANT, changes[0].who_right);
+        CHECK_STR_EQ("Q1 | with a pipe", changes[0].question);
+        CHECK_INT_EQ(0, changes[1].doc_id);
+        CHECK_INT_EQ(QR_RIGHT_REFERENCE, changes[1].who_right);
+    }
+    free(changes);
+    char *md = render(a, QR_FORMAT_MD);
+    CHECK_CONTAINS(md, "| q | t | 1 | Q1 \\| with a pipe | B | A | q | 0.600 |"); /* the pipe is escaped */
+    free(md);
+    qr_report_free(a);
+    qr_report_free(b);
+}
+
+/* Bad inputs: one clear error and a non-zero exit, never a crash. */
+static void test_hostile(const char *dir)
+{
+    char path[600], args[1400];
+    qe_error err = {0};
+    qh_store *s = NULL;
+    snprintf(path, sizeof path, "%s/hostile.db", dir);
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    qh_run info = {.model_path = "m", .host_cores = -1, .host_ram_bytes = -1, .gpu_memory_bytes = -1};
+    int64_t empty_run = 0, bad_run = 0;
+    if (s) {
+        qh_store_create_run(s, &info, &empty_run, &err); /* a run with nothing in it */
+        qh_store_create_run(s, &info, &bad_run, &err);
+        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL};
+        qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1};
+        qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1};
+        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));
+        CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, &t, 1, &err));
+        CHECK_INT_EQ(QE_OK, qh_store_put_samples(s, &x, 1, &err));
+        qh_store_close(s);
+    }
+    qr_report *r = NULL;
+    CHECK_INT_EQ(QE_EFORMAT, qr_report_open(path, "2", &r, &err));
+    CHECK(strstr(err.msg, "outcome_json") && strstr(err.msg, "mmlu_anatomy doc 0"));
+    CHECK(r == NULL);
+    /* an empty run renders in every format */
+    CHECK_INT_EQ(QE_OK, qr_report_open(path, "1", &r, &err));
+    for (int f = QR_FORMAT_MD; r && f <= QR_FORMAT_JSON; f++)
+        free(render(r, (qr_format)f));
+    qr_report_free(r);
+    snprintf(args, sizeof args, "report --db %s --run 2", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    /* not a results file */
+    snprintf(path, sizeof path, "%s/text.db", dir);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fputs("hello, not sqlite\n", f), fclose(f);
+    snprintf(args, sizeof args, "report --db %s", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "compare --baseline %s --candidate %s", path, path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "trend --db %s", path);
+    CHECK_INT_EQ(1, run_qeval(args));
+    snprintf(args, sizeof args, "compare --baseline 1 --candidate 2 --alpha 2");
+    CHECK_INT_EQ(2, run_qeval(args));
+    snprintf(args, sizeof args, "report --max-changes -3");
+    CHECK_INT_EQ(2, run_qeval(args));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-fixture"))
+        return write_fixture(argv[2]);
+    char dir[] = "/tmp/qeval_report_XXXXXX", db[600];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(db, sizeof db, "%s/fixture.db", dir);
+    CHECK_INT_EQ(0, write_fixture(db));
+
+    qe_error err = {0};
+    qr_report *r = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "1", &r, &err));
+    if (r) {
+        test_markdown(r);
+        test_csv(r);
+        test_json(r);
+    } else {
+        fprintf(stderr, "load: %s\n", err.msg);
+    }
+    qr_report_free(r);
+    test_model();
+    test_compare(db);
+    test_cli(db, dir);
+    test_hostile(dir);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_summary();
+}
