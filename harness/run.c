@@ -552,6 +552,7 @@ static qe_status load_tasks(const qh_run_options *o, qt_task **tasks, char **tas
     topts.limit = o->limit;
     topts.num_fewshot = o->num_fewshot;
     topts.subsets = o->subjects;
+    topts.subsets_where_defined = true; /* --subjects picks MMLU's subjects, not GSM8K's */
     topts.seed = o->seed;
     topts.skip_bad_rows = o->skip_bad_rows;
     cJSON *list = cJSON_CreateArray();

@@ -481,7 +481,7 @@ static qe_status load_subtasks(const qt_json_ctx *c, qt_task *task, const datase
     qe_status rc;
     const char *data_dir = qd_data_dir(o->data_dir);
     int n = d->n_subsets ? d->n_subsets : 1;
-    if (o->subsets && *o->subsets) {
+    if (o->subsets && *o->subsets && (d->n_subsets || !o->subsets_where_defined)) {
         if (!d->n_subsets)
             return qe_fail(c->err, QE_EINVAL, "task %s has no subsets to select from", task->name);
         for (const char *p = o->subsets; *p;) { /* every requested subset must exist */

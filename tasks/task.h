@@ -22,6 +22,8 @@ typedef struct {
     int limit;                 /* documents per subtask; 0 = all */
     int num_fewshot;           /* -1 = the task's default */
     const char *subsets;       /* comma-separated subset names (MMLU subjects); NULL = all */
+    bool subsets_where_defined; /* subsets filter only tasks that have subsets (a multi-task run);
+                                   false: naming subsets of a task without any is an error */
     int64_t seed;              /* few-shot sampler seed; -1 = the task's default (1234) */
     bool skip_bad_rows;        /* count bad data rows instead of stopping */
 } qt_task_options;

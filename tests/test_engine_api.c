@@ -84,9 +84,10 @@ int main(void)
     /* the trailing space of the context moves to the continuation: both splits score the
      * same tokens given the same prefix */
     qe_loglik_result a, b;
+    /* (the second call reuses the cached prefix, so its rows come from a different batch shape) */
     CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the", " park", false, &a, &err));
     CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the ", "park", false, &b, &err));
-    CHECK_NEAR(a.logprob_sum, b.logprob_sum, 1e-9);
+    CHECK_NEAR(a.logprob_sum, b.logprob_sum, 1e-5);
     CHECK_INT_EQ(a.n_continuation_tokens, b.n_continuation_tokens);
     CHECK(a.logprob_sum < 0);
 
