@@ -376,20 +376,12 @@ static bool cut_at_stops(char *text, const char *const *stops, int n_stops)
     return found;
 }
 
-/* The harness decodes generated tokens with skip_special_tokens=True; BOS and EOS are the
- * special tokens greedy decoding can produce before it stops. */
+/* lm-evaluation-harness decodes generated tokens with skip_special_tokens=True. */
 static qe_status decode_generated(const qe_model *m, const int32_t *ids, int n, char **text, qe_error *err)
 {
-    int32_t *kept = malloc((size_t)(n ? n : 1) * sizeof *kept);
-    if (!kept)
-        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
-    int n_kept = 0;
-    for (int i = 0; i < n; i++)
-        if (ids[i] != m->info.bos_id && !is_eos(m, ids[i]))
-            kept[n_kept++] = ids[i];
-    qe_status rc = qe_detokenize(m, kept, n_kept, text, err);
-    free(kept);
-    return rc;
+    *text = NULL;
+    qe_status rc = need_tokenizer(m, err);
+    return rc ? rc : qe_tokenizer_decode_ex(m->tokenizer, ids, n, true, text, err);
 }
 
 qe_status qe_generate_until(qe_model *m, const char *context, const char *const *stops, int n_stops,

@@ -254,11 +254,14 @@ static qe_status check_special_id(const char *what, int id, int n_vocab, qe_erro
 static qe_status build_byte_tokens(qe_tokenizer *tok, qe_error *err)
 {
     if (tok->kind == QE_TOKENIZER_BYTE_BPE) {
+        /* Some vocabularies lack bytes that never occur in their training text (SmolLM2 has
+         * no token for 21 of them); Hugging Face and llama.cpp drop such a byte when encoding,
+         * and so do we. Printable ASCII missing, though, means this is no byte-level vocabulary. */
         for (int b = 0; b < 256; b++) {
             char s[4];
             int n = qe_utf8_encode(qe_byte_to_unicode((uint8_t)b), s);
             tok->byte_ids[b] = vocab_find(tok, s, n);
-            if (tok->byte_ids[b] < 0)
+            if (tok->byte_ids[b] < 0 && b > ' ' && b < 0x7F)
                 return qe_fail(err, QE_EFORMAT, "byte-level vocabulary has no token for byte 0x%02X (\"%.*s\")", b, n, s);
         }
         return QE_OK;
@@ -530,7 +533,8 @@ static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, s
         if (!work_reserve(w, (int)len))
             return false;
         for (size_t i = 0; i < len; i++)
-            add_symbol(w, tok->byte_ids[(uint8_t)piece[i]], (int32_t)i, 1);
+            if (tok->byte_ids[(uint8_t)piece[i]] >= 0) /* a byte the vocabulary lacks is dropped */
+                add_symbol(w, tok->byte_ids[(uint8_t)piece[i]], (int32_t)i, 1);
     } else if (!spm_symbols(tok, w, piece, len)) {
         return false;
     }

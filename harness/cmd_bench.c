@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 
 #define MAX_VARIANTS 8
@@ -19,7 +20,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, int
                            bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
-    qe_status rc = qe_model_load(path, options, &model, err);
+    qe_status rc = qh_model_open(path, options, &model, err);
     if (rc != QE_OK)
         return rc;
     qe_model_info info;

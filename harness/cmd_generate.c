@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 
 int qh_cmd_generate(int argc, char **argv)
@@ -39,7 +40,7 @@ int qh_cmd_generate(int argc, char **argv)
     int32_t *prompt_ids = NULL, *new_ids = NULL, *all = NULL;
     int n_prompt = 0, n_new = 0, rc = QH_EXIT_OK;
     char *text = NULL;
-    if (qe_variant_parse(variant_name, &options.variant, &err) || qe_model_load(path, &options, &model, &err) ||
+    if (qe_variant_parse(variant_name, &options.variant, &err) || qh_model_open(path, &options, &model, &err) ||
         qe_tokenize(model, prompt, true, &prompt_ids, &n_prompt, &err)) {
         rc = qh_report_error(&err);
         goto out;

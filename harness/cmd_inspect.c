@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 
 static void shape_text(const qe_tensor_info *t, char *buf, size_t n)
@@ -120,7 +121,7 @@ int qh_cmd_inspect(int argc, char **argv)
     qe_error err = {0};
     if (variant_name && qe_variant_parse(variant_name, &options.variant, &err) != QE_OK)
         return qh_usage_error("inspect", "%s", err.msg);
-    if (qe_model_load(path, &options, &model, &err) != QE_OK)
+    if (qh_model_open(path, &options, &model, &err) != QE_OK)
         return qh_report_error(&err);
     qe_model_info info;
     qe_model_get_info(model, &info);

@@ -217,10 +217,7 @@ int qh_cmd_run(int argc, char **argv)
     }
     char *resolved_model = NULL;
     qe_error err = {0};
-    /* A known short name is fetched into the cache on first use (and verified on every use). */
-    qe_status resolve_rc = qh_model_lookup(o.model) ? qh_model_fetch(o.model, &resolved_model, &err)
-                                                    : qh_model_resolve(o.model, &resolved_model, &err);
-    if (resolve_rc != QE_OK)
+    if (qh_model_locate(o.model, &resolved_model, &err) != QE_OK)
         return qh_report_error(&err);
     o.model = resolved_model;
     char *command_line = command_line_json(argc, argv);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "model_cache.h"
 #include "qeval_engine.h"
 
 static qe_status print_ids(const qe_model *model, const char *text, qe_error *err)
@@ -72,7 +73,7 @@ int qh_cmd_tokenize(int argc, char **argv)
     qe_model *model = NULL;
     qe_error err = {0};
     int rc = QH_EXIT_OK;
-    if (qe_model_load(path, &options, &model, &err) ||
+    if (qh_model_open(path, &options, &model, &err) ||
         (text ? print_ids(model, text, &err) : tokenize_jsonl(model, jsonl, &err)))
         rc = qh_report_error(&err);
     qe_model_free(model);

@@ -274,3 +274,22 @@ qe_status qh_model_resolve(const char *name_or_path, char **path, qe_error *err)
     *path = cached;
     return QE_OK;
 }
+
+qe_status qh_model_locate(const char *name_or_path, char **path, qe_error *err)
+{
+    struct stat st;
+    if (stat(name_or_path, &st) != 0 && qh_model_lookup(name_or_path))
+        return qh_model_fetch(name_or_path, path, err);
+    return qh_model_resolve(name_or_path, path, err);
+}
+
+qe_status qh_model_open(const char *name_or_path, const qe_load_options *options, qe_model **model, qe_error *err)
+{
+    *model = NULL;
+    char *path = NULL;
+    qe_status rc = qh_model_locate(name_or_path, &path, err);
+    if (rc == QE_OK)
+        rc = qe_model_load(path, options, model, err);
+    free(path);
+    return rc;
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "qe_error.h"
+#include "qeval_engine.h"
 
 typedef struct {
     const char *short_name;       /* "smollm2-135m"                                  */
@@ -44,5 +45,12 @@ qe_status qh_model_fetch(const char *short_name, char **path, qe_error *err);
  * short name gives its cached file, which must be there with the pinned size (else the error
  * says to run `qeval model fetch NAME`). *path is malloc'd. */
 qe_status qh_model_resolve(const char *name_or_path, char **path, qe_error *err);
+
+/* What every command's MODEL argument means: a known short name is fetched into the cache on
+ * first use (and verified on every use), anything else is a path. *path is malloc'd. */
+qe_status qh_model_locate(const char *name_or_path, char **path, qe_error *err);
+
+/* qe_model_load on qh_model_locate's answer. */
+qe_status qh_model_open(const char *name_or_path, const qe_load_options *options, qe_model **model, qe_error *err);
 
 #endif

@@ -49,10 +49,16 @@ static void test_byte_level_named_regex(void)
     spec.pre_tokenizer = "no-such-pre";
     CHECK_INT_EQ(QE_EUNSUPPORTED, qe_tokenizer_build(&spec, &tok, &err));
     spec.pre_tokenizer = NULL;
-    spec.n_vocab = 200; /* bytes missing */
     spec.n_merges = 0;
+    spec.n_vocab = 200; /* bytes 200..255 missing, as some vocabularies lack unused bytes: dropped */
+    tok = NULL;
+    CHECK_INT_EQ(QE_OK, qe_tokenizer_build(&spec, &tok, &err));
+    if (tok)
+        EXPECT_IDS(tok, "a\xE4\xB8\xADz", false, 'a', 0xB8, 0xAD, 'z'); /* U+4E2D: byte 0xE4 dropped */
+    qe_tokenizer_free(tok);
+    spec.n_vocab = 'B'; /* printable ASCII missing: not a byte-level vocabulary */
     CHECK_INT_EQ(QE_EFORMAT, qe_tokenizer_build(&spec, &tok, &err));
-    CHECK(strstr(err.msg, "byte") != NULL);
+    CHECK(strstr(err.msg, "0x42") != NULL);
     for (int b = 0; b < 256; b++)
         free(tokens[b]);
 }
