@@ -74,6 +74,8 @@ int qh_cmd_report(int argc, char **argv)
     qe_status rc = qr_report_open(db, run, &report, &err);
     if (rc == QE_OK)
         rc = qh_write_report(report, format, &opts, output, &err);
+    if (rc == QE_OK && output)
+        fprintf(stderr, "report: %s (run %lld of %s)\n", output, (long long)report->run.run_id, db);
     qr_report_free(report);
     return rc == QE_OK ? QH_EXIT_OK : qh_report_error(&err);
 }

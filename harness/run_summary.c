@@ -78,8 +78,11 @@ qe_status qh_print_run_summary(qh_store *store, int64_t run_id, bool as_json, FI
                 snprintf(name, sizeof name, "%s/%s", row->task, row->metric);
                 if (first)
                     snprintf(footprint, sizeof footprint, "%.1f MiB", variants[v].footprint_bytes / 1048576.0);
-                fprintf(out, "%-8s %12s  %-34s %8.4f %8.4f %6lld%s\n", first ? variants[v].variant : "", footprint,
-                        name, row->value, row->std_error, (long long)row->n,
+                char std_error[32] = "n/a"; /* one item has no standard error */
+                if (!isnan(row->std_error))
+                    snprintf(std_error, sizeof std_error, "%.4f", row->std_error);
+                fprintf(out, "%-8s %12s  %-34s %8.4f %8s %6lld%s\n", first ? variants[v].variant : "", footprint,
+                        name, row->value, std_error, (long long)row->n,
                         row->n_truncated ? "  (truncated contexts)" : "");
                 first = false;
             }

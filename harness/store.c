@@ -603,8 +603,23 @@ qe_status qh_store_put_fidelity(qh_store *s, const qh_fidelity_row *rows, size_t
 qe_status qh_store_put_perf(qh_store *s, const qh_perf_row *rows, size_t n, qe_error *err)
 { return put_rows(s, &perf_table, rows, n, true, err); }
 
+/* Largest footprint first, so the full-precision baseline leads and every table reads
+ * fp32, bf16, int8, nf4 rather than alphabetically. */
+static int variant_row_cmp(const void *a, const void *b)
+{
+    const qh_variant_row *x = a, *y = b;
+    if (x->footprint_bytes != y->footprint_bytes)
+        return x->footprint_bytes > y->footprint_bytes ? -1 : 1;
+    return strcmp(x->variant, y->variant);
+}
+
 qe_status qh_store_get_variants(qh_store *s, int64_t run_id, qh_variant_row **rows, size_t *n, qe_error *err)
-{ return get_rows(s, &variant_table, run_id, NULL, NULL, (void **)rows, n, err); }
+{
+    qe_status st = get_rows(s, &variant_table, run_id, NULL, NULL, (void **)rows, n, err);
+    if (st == QE_OK && *n > 1)
+        qsort(*rows, *n, sizeof **rows, variant_row_cmp);
+    return st;
+}
 qe_status qh_store_get_task_results(qh_store *s, int64_t run_id, qh_task_result_row **rows, size_t *n,
                                     qe_error *err)
 { return get_rows(s, &task_result_table, run_id, NULL, NULL, (void **)rows, n, err); }

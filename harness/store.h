@@ -142,6 +142,7 @@ qe_status qh_store_put_fidelity(qh_store *store, const qh_fidelity_row *rows, si
 qe_status qh_store_put_perf(qh_store *store, const qh_perf_row *rows, size_t n, qe_error *err);
 
 /* Reading back: rows of one run in key order; variant/task NULL means all. */
+/* The variants of a run, largest footprint first (the full-precision baseline leads). */
 qe_status qh_store_get_variants(qh_store *store, int64_t run_id, qh_variant_row **rows, size_t *n, qe_error *err);
 qe_status qh_store_get_task_results(qh_store *store, int64_t run_id, qh_task_result_row **rows, size_t *n,
                                     qe_error *err);
