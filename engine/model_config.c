@@ -117,7 +117,7 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     if (sw && !cJSON_IsNull(sw) && (rc = get_int(path, root, "sliding_window", false, 0, &sliding_window, err)))
         return rc;
-    double legacy_theta;
+    double legacy_theta = 0; /* set by get_double on success; the compiler cannot see that */
     if ((rc = get_double(path, root, "rope_theta", cfg->arch == QE_ARCH_GEMMA3 ? 1e6 : 1e4, &legacy_theta, err)))
         return rc;
 
@@ -145,7 +145,7 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
             return rc;
         cfg->n_ropes = 1;
         if (cfg->arch == QE_ARCH_GEMMA3) {
-            double local_theta;
+            double local_theta = 0;
             if ((rc = get_double(path, root, "rope_local_base_freq", 1e4, &local_theta, err)))
                 return rc;
             parse_rope(path, "rope_local_base_freq", NULL, local_theta, &cfg->ropes[1], err);

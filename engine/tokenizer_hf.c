@@ -95,7 +95,7 @@ static qe_status parse_normalizer(hf_parse *p, const cJSON *n, qe_error *err)
         if (!(s->text = json_string(n, "prepend")))
             return qe_fail(err, QE_EFORMAT, "%s: normalizer Prepend has no \"prepend\" string", p->name);
     } else if (strcmp(type, "Replace") == 0) {
-        bool is_literal;
+        bool is_literal = false;
         qe_status rc = parse_pattern(p, cJSON_GetObjectItemCaseSensitive(n, "pattern"), "normalizer Replace",
                                      &s->text, &is_literal, err);
         if (rc != QE_OK)

@@ -22,7 +22,7 @@ int qh_cmd_merge(int argc, char **argv)
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval merge SHARD.db... -o OUT.db\n"
                    "  combines the files of one sharded run (same model, tasks and build, disjoint documents)\n"
-                   "  into a new file; percentiles that cannot be pooled are left for `qeval rescore`\n");
+                   "  into a new file; latency percentiles, which cannot be pooled, are left unknown\n");
             free(inputs);
             return QH_EXIT_OK;
         } else if (argv[i][0] == '-') {

@@ -1,5 +1,4 @@
-/* qeval run — the variant x task matrix for one model into the results store, and qeval
- * rescore — recompute a stored run's scores without the model. */
+/* qeval run — the variant x task matrix for one model into the results store. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * For each variant: load the model once, run every task's documents (skipping those already
  * stored for this run, and those outside this process's shard), score each document as it
  * comes and store it with its raw response, then recompute the task's metrics from the stored
- * samples (so a resumed or rescored run gives the same numbers as an uninterrupted one), its
+ * samples (so a resumed or merged run gives the same numbers as an uninterrupted one), its
  * fidelity against fp32 and its throughput; free the model and move on. */
 #ifndef QH_RUN_H
 #define QH_RUN_H
@@ -44,10 +44,5 @@ typedef struct {
  * stopped it: what was done is stored and `qeval run --resume ID` continues. */
 qe_status qh_run_matrix(qh_store *store, const qh_run_options *options, int64_t resume_run_id, int64_t *run_id,
                         qe_error *err);
-
-/* Recomputes every task's metrics, fidelity and throughput of a run from its stored samples
- * (`qeval rescore`, and the last step of every task in qh_run_matrix). */
-qe_status qh_rescore_run(qh_store *store, int64_t run_id, const char *tasks_dir, const char *data_dir,
-                         qe_error *err);
 
 #endif

@@ -661,7 +661,8 @@ qe_status qh_store_each_sample(qh_store *s, int64_t run_id, const char *variant,
 
 qe_status qh_store_create_run(qh_store *s, const qh_run *info, int64_t *run_id, qe_error *err)
 {
-    qh_run row = *info;
+    qh_run row;
+    memcpy(&row, info, sizeof row); /* every byte, so the table-driven binder reads nothing unset */
     if (!row.qeval_version)
         row.qeval_version = QEVAL_VERSION;
     if (!row.git_commit && QEVAL_GIT_COMMIT[0])

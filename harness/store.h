@@ -97,7 +97,7 @@ typedef struct {
     int64_t is_higher_better;   /* 1 or 0                                                     */
 } qh_task_result_row;
 
-/* One scored document. Enough to redo the statistics and `qeval rescore` without the model. */
+/* One scored document. Enough to redo the statistics without the model. */
 typedef struct {
     int64_t run_id;
     const char *variant, *task;

@@ -1,7 +1,7 @@
 /* store_merge — combines the files of a sharded run (`qeval merge A.db B.db -o ALL.db`).
  * Samples are the truth and are copied whole; the aggregate rows are pooled with formulas that
  * are exact for means over documents, and what cannot be pooled exactly (percentiles) is left
- * unknown so that a rescore recomputes it from the samples. */
+ * unknown (NULL) rather than guessed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
