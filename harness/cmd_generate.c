@@ -1,6 +1,8 @@
-/* qeval generate MODEL --prompt TEXT [--max-new-tokens N] [--threads N] [--variant V]
+/* qeval generate MODEL --prompt TEXT [--chat] [--system TEXT] [--max-new-tokens N] [--threads N] [--variant V]
  * Greedy text from a prompt, tokenized as the model's tokenizer does by default (BOS when it
- * adds one). Prints the prompt and its continuation, decoded together, until EOS or N tokens. */
+ * adds one). Prints the prompt and its continuation, decoded together, until EOS or N tokens;
+ * with --chat the prompt is the user turn of the model's chat template and only the answer is
+ * printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +13,22 @@
 
 int qh_cmd_generate(int argc, char **argv)
 {
-    const char *path = NULL, *prompt = NULL, *variant_name = "fp32";
+    const char *path = NULL, *prompt = NULL, *variant_name = "fp32", *system = NULL;
+    bool is_chat = false;
     int max_new = 256, n_threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qeval generate MODEL --prompt TEXT [--max-new-tokens N] [--threads N] [--variant V]\n");
+            printf("usage: qeval generate MODEL --prompt TEXT [--chat] [--system TEXT] [--max-new-tokens N]\n"
+                   "                      [--threads N] [--variant V]\n"
+                   "  --chat         PROMPT is the user's turn in the model's chat template; print the answer\n"
+                   "  --system TEXT  a system turn before it (implies --chat)\n");
             return QH_EXIT_OK;
         } else if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
             prompt = argv[++i];
+        else if (!strcmp(argv[i], "--chat"))
+            is_chat = true;
+        else if (!strcmp(argv[i], "--system") && i + 1 < argc)
+            system = argv[++i], is_chat = true;
         else if (!strcmp(argv[i], "--max-new-tokens") && i + 1 < argc)
             max_new = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -39,9 +49,10 @@ int qh_cmd_generate(int argc, char **argv)
     qe_error err = {0};
     int32_t *prompt_ids = NULL, *new_ids = NULL, *all = NULL;
     int n_prompt = 0, n_new = 0, rc = QH_EXIT_OK;
-    char *text = NULL;
+    char *text = NULL, *chat_prompt = NULL;
     if (qe_variant_parse(variant_name, &options.variant, &err) || qh_model_open(path, &options, &model, &err) ||
-        qe_tokenize(model, prompt, true, &prompt_ids, &n_prompt, &err)) {
+        (is_chat && qe_model_chat_prompt(model, system, prompt, &chat_prompt, &err)) ||
+        qe_tokenize(model, is_chat ? chat_prompt : prompt, true, &prompt_ids, &n_prompt, &err)) {
         rc = qh_report_error(&err);
         goto out;
     }
@@ -60,10 +71,10 @@ int qh_cmd_generate(int argc, char **argv)
         goto out;
     }
     /* decode prompt and continuation together (a leading-space token decodes right only in
-     * context), without the BOS in front and the EOS at the end */
+     * context), without the BOS in front and the EOS at the end; a chat answer stands alone */
     all = malloc((size_t)(n_prompt + n_new) * sizeof *all);
     int n_all = 0;
-    for (int i = 0; i < n_prompt; i++)
+    for (int i = 0; i < n_prompt && !is_chat; i++)
         if (!(i == 0 && prompt_ids[0] == info.bos_id))
             all[n_all++] = prompt_ids[i];
     for (int i = 0; i < n_new; i++)
@@ -75,6 +86,7 @@ int qh_cmd_generate(int argc, char **argv)
     }
     printf("%s\n", text);
 out:
+    free(chat_prompt);
     free(text);
     free(all);
     free(prompt_ids);
