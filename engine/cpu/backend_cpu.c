@@ -4,23 +4,15 @@
 #include <string.h>
 
 #include "backend.h"
-
-typedef float v8 __attribute__((vector_size(32)));
-
-static inline v8 load8(const float *p)
-{
-    v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+#include "cpu/simd.h"
 
 static inline float dot(const float *a, const float *b, int n)
 {
-    v8 acc = {0};
+    qe_v8 acc = {0};
     int k = 0;
     for (; k + 8 <= n; k += 8)
-        acc += load8(a + k) * load8(b + k);
-    float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        acc = qe_fma8(qe_load8(a + k), qe_load8(b + k), acc);
+    float s = qe_reduce8(acc);
     for (; k < n; k++)
         s += a[k] * b[k];
     return s;
