@@ -41,6 +41,16 @@ qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_inde
         else
             cJSON_AddNumberToObject(outcome, name, values[k]);
     }
+    /* The document also counts in its subtask's and category's scores; naming them lets a report
+     * pair those scores between variants over the same documents, as it pairs the task's own. */
+    const char *subtasks[QT_MAX_DOC_SUBTASKS];
+    int n_subtasks = 0;
+    if ((rc = qt_task_doc_subtasks(task, doc_index, subtasks, &n_subtasks, err)) != QE_OK) {
+        cJSON_Delete(outcome);
+        return rc;
+    }
+    if (n_subtasks > 0)
+        cJSON_AddItemToObject(outcome, "subtasks", cJSON_CreateStringArray(subtasks, n_subtasks));
     *outcome_json = cJSON_PrintUnformatted(outcome);
     cJSON_Delete(outcome);
     if (record->type == QT_REQUEST_LOGLIKELIHOOD) {

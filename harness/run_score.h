@@ -14,7 +14,8 @@
 #include "task.h"
 
 /* Scores doc_index's record: *filtered (the answer the metrics looked at) and *outcome_json
- * ({"metric[,filter]": value, ...}), both malloc'd. */
+ * ({"metric[,filter]": value, ..., "subtasks": [...]}, subtasks as qt_task_doc_subtasks names them,
+ * absent when there are none), both malloc'd. */
 qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_index, const qh_doc_record *record,
                             char **filtered, char **outcome_json, qe_error *err);
 

@@ -72,8 +72,9 @@ typedef struct {
     char *question;             /* may be NULL                                                 */
     char *answer;               /* the variant's answer after filtering; may be NULL           */
     double confidence;          /* probability the variant gave its answer (NAN: unknown)      */
-    char *source_task;          /* a group's sample: the subtask and doc_id it came from;     */
-    int64_t source_doc_id;      /*   NULL / unused for a task's own samples                   */
+    char *source_task;          /* a sample taken from another task's stored row (a group's   */
+    int64_t source_doc_id;      /*   from a subtask's, a subtask's from its group's): that row's
+                                     task and doc_id; NULL / unused for a task's own samples    */
 } qr_sample;
 
 typedef struct {
@@ -114,9 +115,10 @@ typedef enum {
 } qr_test;
 const char *qr_test_name(qr_test test); /* "mcnemar-exact", "paired-t", ... */
 
-/* candidate - baseline on one score. Paired when both sides have samples with common doc_ids:
- * delta and its interval are over the n_pairs common documents (mean of differences ± t or
- * z x standard error of the differences); else over the two summary scores. */
+/* candidate - baseline on one score. Paired when both sides have samples with common doc_ids
+ * (one suffices for 0/1 outcomes, the t-test needs two): delta and its interval are over the
+ * n_pairs common documents (mean of differences ± z x standard error of the differences); else
+ * over the two summary scores (for 0/1 shares Newcombe's hybrid score interval). */
 typedef struct {
     double delta, ci_low, ci_high; /* fraction                                               */
     double p_value;                /* two-sided; NAN when untestable                         */

@@ -49,21 +49,25 @@ static double two_sided_normal_p(double z)
     return erfc(fabs(z) / sqrt(2.0));
 }
 
-/* Unpaired: two-proportion z-test (pooled) for binary scores with known n, else a z-test on the
- * two standard errors. */
+/* Unpaired: two-proportion z-test (pooled) for binary scores with known n, its interval
+ * Newcombe's hybrid score interval (method 10, from the two Wilson intervals), which unlike
+ * delta ± 1.96 x the unpooled standard error does not shrink to a point when a share is 0 or 1;
+ * else a z-test on the two standard errors. */
 static void compare_unpaired(const qr_score *base, const qr_score *cand, qr_delta *out)
 {
     double delta = cand->value - base->value;
     out->delta = delta;
-    if (base->is_binary && cand->is_binary && base->n > 0 && cand->n > 0) {
+    if (base->is_binary && cand->is_binary && base->n > 0 && cand->n > 0 && isfinite(delta)) {
         double n1 = (double)base->n, n2 = (double)cand->n;
         double p1 = base->value, p2 = cand->value;
         double pooled = (p1 * n1 + p2 * n2) / (n1 + n2);
         double se_pooled = sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2));
-        double se = sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2);
         out->test = QR_TEST_TWO_PROP_Z;
         out->p_value = se_pooled > 0 ? two_sided_normal_p(delta / se_pooled) : (delta == 0 ? 1.0 : 0.0);
-        out->ci_low = delta - QR_Z95 * se, out->ci_high = delta + QR_Z95 * se;
+        qr_interval w1 = qr_wilson_ci95((size_t)llround(p1 * n1), (size_t)base->n);
+        qr_interval w2 = qr_wilson_ci95((size_t)llround(p2 * n2), (size_t)cand->n);
+        out->ci_low = delta - sqrt((p2 - w2.lo) * (p2 - w2.lo) + (w1.hi - p1) * (w1.hi - p1));
+        out->ci_high = delta + sqrt((w2.hi - p2) * (w2.hi - p2) + (p1 - w1.lo) * (p1 - w1.lo));
     } else if (isfinite(base->std_error) && isfinite(cand->std_error)) {
         double se = sqrt(base->std_error * base->std_error + cand->std_error * cand->std_error);
         out->test = QR_TEST_Z;
@@ -100,11 +104,13 @@ qe_status qr_compare_score(qr_report *baseline, const char *base_variant, qr_rep
             bv[n] = bs[i++].value, cv[n++] = cs[j++].value;
     }
 
-    if (n >= 2) {
+    /* Exact McNemar holds for any number of pairs (one gives p = 1), the t-test needs two; with one
+     * pair the interval is unknown (no spread to measure) rather than an unpaired guess. */
+    bool is_binary = base->is_binary && cand->is_binary;
+    if (n >= (is_binary ? 1u : 2u)) {
         double *diff = bv; /* reuse: diff[i] = cand - base, after the counts that need both */
         out->n_pairs = (int64_t)n;
         size_t b = 0, c = 0;
-        bool is_binary = base->is_binary && cand->is_binary;
         if (is_binary) {
             qr_discordant_pairs(bv, cv, n, &b, &c);
             out->n_base_only_right = (int64_t)b, out->n_cand_only_right = (int64_t)c;

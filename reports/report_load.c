@@ -9,11 +9,14 @@
  *    the rule table below; any other task's first metric is a headline column of its own.
  *  - samples: one per metric of each row's outcome_json; the answer is `filtered`; confidence is
  *    the softmax probability of the chosen choice when response_json holds loglikelihoods.
- *    `qeval run` stores MMLU's samples under `mmlu` itself (doc_ids over all subjects), so the
- *    headline is paired; its subjects and categories have no samples and are tested unpaired.
+ *    `qeval run` stores MMLU's samples under `mmlu` itself (doc_ids over all subjects) and names
+ *    in outcome_json's "subtasks" the subject and category the document also counts in; the
+ *    sample is added under each of those too (same doc_id), so that subjects and categories are
+ *    paired like the headline. Files written before "subtasks" leave them unpaired.
  *    A group score with no samples of its own (lm-evaluation-harness's `mmlu` over its
  *    subjects) takes those of the tasks named `<group>_*`, with doc_ids made unique per
  *    subject, so that its paired test covers every document.
+ *    Within a score each doc_id comes once (pairing joins on it), else the file is refused.
  *  - is_binary: every outcome of the score is 0 or 1; without samples, by metric name. */
 #include "report_load.h"
 
@@ -180,6 +183,37 @@ typedef struct {
     qe_status status;
 } sample_ctx;
 
+/* The names of a "subtasks" member: absent (NULL, fine) or an array of strings; anything else is
+ * a malformed file. */
+static qe_status subtask_names(const sample_ctx *ctx, const qh_sample_row *row, const cJSON *outcome,
+                               const cJSON **names)
+{
+    *names = cJSON_GetObjectItemCaseSensitive(outcome, "subtasks");
+    bool is_valid = !*names || cJSON_IsArray(*names);
+    const cJSON *array = is_valid ? *names : NULL, *name;
+    cJSON_ArrayForEach(name, array)
+        is_valid = is_valid && cJSON_IsString(name);
+    if (is_valid)
+        return QE_OK;
+    return qe_fail(ctx->err, QE_EFORMAT,
+                   "%s: run %lld: sample %s/%s doc %lld: outcome_json's \"subtasks\" is not an array of task names",
+                   ctx->path, (long long)row->run_id, row->variant, row->task, (long long)row->doc_id);
+}
+
+/* Whether `name` (an item of names) is the row's own task or came earlier: counted once. */
+static bool is_named_before(const cJSON *names, const cJSON *name, const char *own_task)
+{
+    if (!strcmp(name->valuestring, own_task))
+        return true;
+    for (const cJSON *earlier = names->child; earlier != name; earlier = earlier->next)
+        if (!strcmp(earlier->valuestring, name->valuestring))
+            return true;
+    return false;
+}
+
+/* One sample per metric of the row's outcome, under the row's task and under every task its
+ * "subtasks" member names (the same document counts in the subject's and the category's score);
+ * names and metrics without a score are skipped. */
 static int add_row_samples(const qh_sample_row *row, void *vctx)
 {
     sample_ctx *ctx = vctx;
@@ -190,6 +224,11 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
                               ctx->path, (long long)row->run_id, row->variant, row->task, (long long)row->doc_id);
         return 1;
     }
+    const cJSON *subtasks;
+    if ((ctx->status = subtask_names(ctx, row, outcome, &subtasks)) != QE_OK) {
+        cJSON_Delete(outcome);
+        return 1;
+    }
     cJSON *response = row->response_json ? cJSON_Parse(row->response_json) : NULL;
     double confidence = choice_confidence(response);
     cJSON_Delete(response);
@@ -198,12 +237,24 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
     {
         if (!cJSON_IsNumber(m) && !cJSON_IsBool(m))
             continue;
-        if (!qr_report_find_score(ctx->report, row->variant, row->task, m->string))
-            continue;
         qr_sample s = {(char *)row->variant, (char *)row->task, m->string, row->doc_id,
                        cJSON_IsBool(m) ? (cJSON_IsTrue(m) ? 1.0 : 0.0) : m->valuedouble, NULL,
                        (char *)row->filtered, confidence, NULL, -1};
-        if ((ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
+        if (qr_report_find_score(ctx->report, row->variant, row->task, m->string) &&
+            (ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
+            break;
+        const cJSON *name;
+        cJSON_ArrayForEach(name, subtasks)
+        {
+            if (is_named_before(subtasks, name, row->task) ||
+                !qr_report_find_score(ctx->report, row->variant, name->valuestring, m->string))
+                continue;
+            s.task = name->valuestring;
+            s.source_task = (char *)row->task, s.source_doc_id = row->doc_id;
+            if ((ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
+                break;
+        }
+        if (ctx->status != QE_OK)
             break;
     }
     cJSON_Delete(outcome);
@@ -241,6 +292,29 @@ static qe_status gather_group_samples(qr_report *r, qe_error *err)
             if (rc != QE_OK)
                 return rc;
             g = &r->scores[k];
+        }
+    }
+    return QE_OK;
+}
+
+/* Pairing joins two variants' samples of a score on doc_id, so each doc_id may come once per
+ * score. Twice means a malformed file: an outcome naming a metric twice, or a "subtasks" member
+ * naming a task that also stores samples of its own, numbered its own way. */
+static qe_status check_unique_doc_ids(qr_report *r, const char *path, qe_error *err)
+{
+    for (size_t k = 0; k < r->n_scores; k++) {
+        const qr_score *g = &r->scores[k];
+        size_t n;
+        const qr_sample *x = qr_report_samples(r, g->variant, g->task, g->metric, &n);
+        for (size_t i = 1; i < n; i++) {
+            if (x[i].doc_id != x[i - 1].doc_id)
+                continue;
+            const char *first = x[i - 1].source_task ? x[i - 1].source_task : g->task;
+            const char *second = x[i].source_task ? x[i].source_task : g->task;
+            return qe_fail(err, QE_EFORMAT,
+                           "%s: run %lld: %s/%s %s has two outcomes for doc %lld (from samples of %s and %s)", path,
+                           (long long)r->run.run_id, g->variant, g->task, g->metric, (long long)x[i].doc_id, first,
+                           second);
         }
     }
     return QE_OK;
@@ -319,6 +393,8 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
             rc = ctx.status;
         }
     }
+    if (rc == QE_OK)
+        rc = check_unique_doc_ids(r, qh_store_path(store), err);
     if (rc == QE_OK)
         rc = gather_group_samples(r, err);
     if (rc == QE_OK)

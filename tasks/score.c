@@ -274,3 +274,22 @@ qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int
     *n_rows = n;
     return QE_OK;
 }
+
+qe_status qt_task_doc_subtasks(const qt_task *task, int doc_index, const char *names[QT_MAX_DOC_SUBTASKS],
+                               int *n_names, qe_error *err)
+{
+    *n_names = 0;
+    const qt_subtask *st;
+    const cJSON *doc;
+    int doc_id;
+    qe_status rc = qt_task_doc(task, doc_index, &st, &doc, &doc_id, err);
+    if (rc != QE_OK)
+        return rc;
+    /* the same names, under the same conditions, as qt_scores_aggregate's rows */
+    const char *category = task->group_name && st->category >= 0 ? task->category_names[st->category] : NULL;
+    const char *rows[QT_MAX_DOC_SUBTASKS] = {st->name, category, task->group_name};
+    for (int i = 0; i < QT_MAX_DOC_SUBTASKS; i++)
+        if (rows[i] && strcmp(rows[i], task->name))
+            names[(*n_names)++] = rows[i];
+    return QE_OK;
+}

@@ -89,6 +89,14 @@ qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *res
 /* Rows: each subtask's metrics, then groups. *rows is malloc'd. */
 qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int *n_rows, qe_error *err);
 
+/* The rows of qt_scores_aggregate other than the task's own name that count document doc_index:
+ * its subtask ("mmlu_anatomy"), its category ("mmlu_stem"), the group when named otherwise than
+ * the task, in that order; *n_names of them, none for a task without subsets. The names point
+ * into the task. A per-document result stored under the task's name can be paired under these. */
+#define QT_MAX_DOC_SUBTASKS 3
+qe_status qt_task_doc_subtasks(const qt_task *task, int doc_index, const char *names[QT_MAX_DOC_SUBTASKS],
+                               int *n_names, qe_error *err);
+
 /* lm-eval's statistics, exposed for tests. */
 double qt_mean_stderr(const double *values, int n);
 double qt_pooled_stderr(const double *stderrs, const int *sizes, int n);

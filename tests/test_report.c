@@ -2,7 +2,9 @@
  * scores, intervals, paired tests (McNemar on a hand-made 2x2 table, paired t on mc2), pooled
  * speed and fidelity, the "what changed" order, in md, csv and json; `qeval compare` exit codes
  * on a significant drop above / below the threshold and on a drop that is not significant; the
- * unpaired two-proportion z-test when a run kept no samples; `qeval trend`.
+ * unpaired two-proportion z-test (Newcombe's interval) when a run kept no samples; MMLU subjects
+ * and categories paired through the samples' "subtasks" as `qeval run` stores them, unpaired in
+ * a file without it, and malformed "subtasks" refused; `qeval trend`.
  * Expected values: tests/golden/report_expected.py (numpy/scipy) -> report_expected.txt.
  *
  * `test_report --write-fixture FILE` writes the fixture file and exits (for test_report_html.sh). */
@@ -171,6 +173,100 @@ static int write_fixture(const char *path)
     put_run(s, nf4_mmlu, false, false);
     qh_store_close(s);
     return fails;
+}
+
+/* ---- the subtasks fixture ------------------------------------------------------------------- */
+
+/* MMLU as `qeval run` stores it: every sample under "mmlu", doc_ids 0-19 over four subjects in
+ * turn, outcome_json naming the subject and category the document also counts in. nf4 against
+ * fp32, (only fp32 right, only nf4 right): abstract_algebra (4, 0), anatomy (3, 1), sociology
+ * (1, 1), econometrics (3, 0); STEM (7, 1), social sciences (4, 1), MMLU (11, 2). */
+static const struct {
+    const char *subject, *category;
+    int first_doc, n_docs;
+} subjects[4] = {{"mmlu_abstract_algebra", "mmlu_stem", 0, 6}, {"mmlu_anatomy", "mmlu_stem", 6, 6},
+                 {"mmlu_sociology", "mmlu_social_sciences", 12, 4}, {"mmlu_econometrics", "mmlu_social_sciences", 16, 4}};
+static const int sub_fp32[20] = {1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0};
+static const int sub_nf4[20] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0};
+
+static void put_outcome(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc, const char *outcome)
+{
+    qh_sample_row row = {run, variant, task, doc, "h", "A", "{\"ll\":[-1,-2,-3,-4]}", "0", outcome, 1.0};
+    MUST(qh_store_put_samples(s, &row, 1, &e_));
+}
+
+/* The scores of every subject, category and the group for one variant; the samples, with their
+ * "subtasks" member when has_subtasks (a file written before it had none). nf4's doc 0 also names
+ * its category twice, the group itself and a task the run has no score for: each is counted once
+ * or not at all. */
+static void put_subtasks_variant(qh_store *s, int64_t run, const char *variant, const int *outcomes, bool has_subtasks)
+{
+    qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test"};
+    MUST(qh_store_put_variants(s, &vr, 1, &e_));
+    double all[20], stem[12], social[8];
+    for (int i = 0; i < 20; i++) {
+        all[i] = outcomes[i];
+        if (i < 12)
+            stem[i] = outcomes[i];
+        else
+            social[i - 12] = outcomes[i];
+    }
+    put_result(s, run, variant, "mmlu", "acc", all, 20);
+    put_result(s, run, variant, "mmlu_stem", "acc", stem, 12);
+    put_result(s, run, variant, "mmlu_social_sciences", "acc", social, 8);
+    for (int k = 0; k < 4; k++) {
+        put_result(s, run, variant, subjects[k].subject, "acc", all + subjects[k].first_doc, subjects[k].n_docs);
+        for (int d = subjects[k].first_doc; d < subjects[k].first_doc + subjects[k].n_docs; d++) {
+            char outcome[256];
+            if (!has_subtasks)
+                snprintf(outcome, sizeof outcome, "{\"acc\": %d}", outcomes[d]);
+            else if (d == 0 && !strcmp(variant, "nf4"))
+                snprintf(outcome, sizeof outcome,
+                         "{\"acc\": %d, \"subtasks\": [\"%s\", \"%s\", \"%s\", \"mmlu\", \"mmlu_no_such_subject\"]}",
+                         outcomes[d], subjects[k].subject, subjects[k].category, subjects[k].category);
+            else
+                snprintf(outcome, sizeof outcome, "{\"acc\": %d, \"subtasks\": [\"%s\", \"%s\"]}", outcomes[d],
+                         subjects[k].subject, subjects[k].category);
+            put_outcome(s, run, variant, "mmlu", d, outcome);
+        }
+    }
+}
+
+/* Run 1: fp32 and nf4 with "subtasks"; run 2: the same without. Runs 3-5 are malformed, each in
+ * one sample: "subtasks" not an array; an array holding a number; a "subtasks" name whose task
+ * stores a sample of its own under the same doc_id. */
+static void write_subtasks_fixture(const char *path)
+{
+    qh_store *s = NULL;
+    unlink(path);
+    MUST(qh_store_open(path, NULL, &s, &e_));
+    if (!s)
+        return;
+    qh_run info = {.model_path = "models/tiny", .host_cores = -1, .host_ram_bytes = -1, .gpu_memory_bytes = -1};
+    for (int r = 0; r < 2; r++) {
+        int64_t run;
+        MUST(qh_store_create_run(s, &info, &run, &e_));
+        put_subtasks_variant(s, run, "fp32", sub_fp32, r == 0);
+        put_subtasks_variant(s, run, "nf4", sub_nf4, r == 0);
+        MUST(qh_store_finish_run(s, run, QH_RUN_COMPLETE, NULL, &e_));
+    }
+    static const char *const bad[3][2] = {
+        {"mmlu", "{\"acc\": 1, \"subtasks\": \"mmlu_anatomy\"}"},
+        {"mmlu", "{\"acc\": 1, \"subtasks\": [\"mmlu_anatomy\", 7]}"},
+        {"mmlu_anatomy", "{\"acc\": 0}"},
+    };
+    for (int r = 0; r < 3; r++) {
+        int64_t run;
+        MUST(qh_store_create_run(s, &info, &run, &e_));
+        double one = 1;
+        put_result(s, run, "fp32", "mmlu", "acc", &one, 1);
+        put_result(s, run, "fp32", "mmlu_anatomy", "acc", &one, 1);
+        put_outcome(s, run, "fp32", bad[r][0], 6, bad[r][1]);
+        if (r == 2)
+            put_outcome(s, run, "fp32", "mmlu", 6, "{\"acc\": 1, \"subtasks\": [\"mmlu_anatomy\"]}");
+        MUST(qh_store_finish_run(s, run, QH_RUN_COMPLETE, NULL, &e_));
+    }
+    qh_store_close(s);
 }
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
@@ -381,8 +477,8 @@ static void test_compare(const char *db)
         if (n) {
             CHECK_INT_EQ(QR_TEST_TWO_PROP_Z, rows[0].delta.test);
             CHECK_NEAR(0.1097689398, rows[0].delta.p_value, 1e-9);
-            CHECK_NEAR(-0.5464344287, rows[0].delta.ci_low, 1e-9);
-            CHECK_NEAR(0.04643442871, rows[0].delta.ci_high, 1e-9);
+            CHECK_NEAR(-0.4963033565, rows[0].delta.ci_low, 1e-9); /* Newcombe's hybrid score interval */
+            CHECK_NEAR(0.05195628823, rows[0].delta.ci_high, 1e-9);
             CHECK_INT_EQ(QR_NO_CHANGE, rows[0].verdict);
         }
         free(rows);
@@ -451,6 +547,18 @@ static void test_model(void)
     CHECK_NEAR(-0.1, d.delta, 1e-12);
     CHECK_NEAR(0.1572992071, d.p_value, 1e-9);
 
+    /* unpaired shares at the edges, 1 of 1 against 0 of 1: an interval, not the point -1 */
+    qr_score right = {"fp32", "one", "acc", NULL, NULL, QR_DETAIL, 1, NAN, 1, true};
+    qr_score wrong = {"nf4", "one", "acc", NULL, NULL, QR_DETAIL, 0, NAN, 1, true};
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &right, &err));
+    CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &wrong, &err));
+    CHECK_INT_EQ(QE_OK, qr_compare_score(b, "fp32", b, &b->scores[2], &d, &err));
+    CHECK_INT_EQ(QR_TEST_TWO_PROP_Z, d.test);
+    CHECK_NEAR(-1, d.delta, 1e-12);
+    CHECK_NEAR(-1, d.ci_low, 1e-9);
+    CHECK_NEAR(0.1221087207, d.ci_high, 1e-9);
+    CHECK_NEAR(0.1572992071, d.p_value, 1e-9);
+
     /* b's variant "q" changes two answers of a: one with a known confidence, one without */
     CHECK_INT_EQ(QE_OK, qr_set_string(&a->reference_variant, "fp32", &err));
     qr_score q = {"q", "t", "acc", NULL, NULL, QR_HEADLINE, 0.5, NAN, 2, true};
@@ -478,6 +586,95 @@ static void test_model(void)
     free(md);
     qr_report_free(a);
     qr_report_free(b);
+}
+
+/* Subjects and categories are paired over the documents of the group's samples: n_pairs is their
+ * n and p the exact McNemar p of their own discordant pairs (counted by hand in the fixture's
+ * comment; tests/golden/report_expected.py checks them with scipy). A file without "subtasks"
+ * falls back to the unpaired test; a malformed "subtasks" fails naming the run and the sample. */
+static void test_subtasks(const char *dir)
+{
+    char db[600], args[700];
+    snprintf(db, sizeof db, "%s/subtasks.db", dir);
+    write_subtasks_fixture(db);
+    static const struct {
+        const char *task;
+        int n;
+        double p, delta, ci_low, ci_high;
+    } paired[] = {
+        {"mmlu_abstract_algebra", 6, 0.125, -4.0 / 6, -1.07986335487, -0.253469978464},
+        {"mmlu_anatomy", 6, 0.625, -2.0 / 6, -0.986654661513, 0.319987994847},
+        {"mmlu_sociology", 4, 1.0, 0, -0.800151946059, 0.800151946059},
+        {"mmlu_econometrics", 4, 0.25, -0.75, -1.23999099614, -0.260009003865},
+        {"mmlu_stem", 12, 0.0703125, -0.5, -0.88145747314, -0.11854252686},
+        {"mmlu_social_sciences", 8, 0.375, -0.375, -0.890572721249, 0.140572721249},
+        {"mmlu", 20, 0.0224609375, -0.45, -0.750793058978, -0.149206941022},
+    };
+    qe_error err = {0};
+    qr_report *r = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "1", &r, &err));
+    char *text = r ? render(r, QR_FORMAT_JSON) : NULL;
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    for (size_t i = 0; root && i < sizeof paired / sizeof paired[0]; i++) {
+        const cJSON *s = json_score(root, "nf4", paired[i].task, "acc");
+        const cJSON *vs = cJSON_GetObjectItem(s, "vs_reference");
+        CHECK_STR_EQ("mcnemar-exact", cJSON_GetStringValue(cJSON_GetObjectItem(vs, "test")));
+        CHECK_NEAR(paired[i].n, json_num(s, "n"), 0);
+        CHECK_NEAR(paired[i].n, json_num(s, "vs_reference.n_pairs"), 0);
+        CHECK_NEAR(paired[i].p, json_num(s, "vs_reference.p_value"), 1e-12);
+        CHECK_NEAR(paired[i].delta, json_num(s, "vs_reference.delta"), 1e-12);
+        CHECK_NEAR(paired[i].ci_low, json_num(s, "vs_reference.ci95[0]"), 1e-9);
+        CHECK_NEAR(paired[i].ci_high, json_num(s, "vs_reference.ci95[1]"), 1e-9);
+    }
+    CHECK(root != NULL);
+    cJSON_Delete(root);
+    free(text);
+    text = r ? render(r, QR_FORMAT_CSV) : NULL;
+    CHECK_NEAR(12, csv_field(text, "nf4", "mmlu_stem", "acc", 19), 0);
+    CHECK_NEAR(0.0703125, csv_field(text, "nf4", "mmlu_stem", "acc", 17), 1e-12);
+    free(text);
+    text = r ? render(r, QR_FORMAT_MD) : NULL;
+    CHECK_CONTAINS(text, "| subject: abstract\\_algebra | 6 | 83.3 [");
+    CHECK_CONTAINS(text, "| -66.7 [-108.0, -25.3] p=0.125 |");
+    free(text);
+    qr_report_free(r);
+
+    /* written before "subtasks": the headline is paired, its subjects not (1 of 6 against 5 of 6) */
+    r = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "2", &r, &err));
+    const qr_score *group = r ? qr_report_find_score(r, "nf4", "mmlu", "acc") : NULL;
+    const qr_score *subject = r ? qr_report_find_score(r, "nf4", "mmlu_abstract_algebra", "acc") : NULL;
+    CHECK(group && subject);
+    if (group && subject) {
+        qr_delta d;
+        CHECK_INT_EQ(QE_OK, qr_compare_score(r, "fp32", r, group, &d, &err));
+        CHECK_INT_EQ(QR_TEST_MCNEMAR, d.test);
+        CHECK_INT_EQ(20, d.n_pairs);
+        CHECK_INT_EQ(QE_OK, qr_compare_score(r, "fp32", r, subject, &d, &err));
+        CHECK_INT_EQ(QR_TEST_TWO_PROP_Z, d.test);
+        CHECK_INT_EQ(0, d.n_pairs);
+        CHECK_NEAR(0.02092133534, d.p_value, 1e-9);
+        CHECK_NEAR(-0.8598670440, d.ci_low, 1e-9); /* Newcombe's hybrid score interval */
+        CHECK_NEAR(-0.1054555935, d.ci_high, 1e-9);
+    }
+    qr_report_free(r);
+
+    static const struct {
+        const char *run, *needle;
+    } bad[] = {
+        {"3", "run 3: sample fp32/mmlu doc 6: outcome_json's \"subtasks\" is not an array of task names"},
+        {"4", "run 4: sample fp32/mmlu doc 6: outcome_json's \"subtasks\" is not an array of task names"},
+        {"5", "run 5: fp32/mmlu_anatomy acc has two outcomes for doc 6 (from samples of mmlu"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = NULL;
+        err.msg[0] = 0;
+        CHECK_INT_EQ(QE_EFORMAT, qr_report_open(db, bad[i].run, &r, &err));
+        CHECK(r == NULL);
+        CHECK_CONTAINS(err.msg, bad[i].needle);
+        snprintf(args, sizeof args, "report --db %s --run %s", db, bad[i].run);
+        CHECK_INT_EQ(1, run_qeval(args));
+    }
 }
 
 /* Bad inputs: one clear error and a non-zero exit, never a crash. */
@@ -554,6 +751,7 @@ int main(int argc, char **argv)
     test_compare(db);
     test_cli(db, dir);
     test_hostile(dir);
+    test_subtasks(dir);
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# qeval run end to end on stories260K: stored rows recompute to the printed metrics; a run
-# killed with SIGKILL at several points resumes to exactly the uninterrupted result with no
-# duplicate and no lost row; two runs write one database at once; three shards merged equal
-# the unsharded run; a corrupt or foreign results file is refused without damage.
+# qeval run end to end on stories260K: stored rows recompute to the printed metrics; the report
+# compares MMLU's subjects and categories paired, as its headline; a run killed with SIGKILL at
+# several points resumes to exactly the uninterrupted result with no duplicate and no lost row;
+# two runs write one database at once; three shards merged equal the unsharded run; a corrupt or
+# foreign results file is refused without damage.
 set -uo pipefail
 shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
 model="$shared/models/stories260K"
@@ -38,6 +39,39 @@ check 3 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM fidelity WHERE task='mm
 # 2 subjects x 3 docs + 3 + 3 + 3, for each of 4 variants
 check 60 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples")" "sample rows"
 results "$work/full.db" > "$work/full.results"
+
+# 1b. The report pairs each MMLU subject and category over its own documents, as the headline:
+# n_pairs is the row's n and p the exact McNemar p of the discordant pairs counted here from the
+# stored outcomes (docs 0-2 are abstract_algebra, 3-5 anatomy; both subjects are STEM).
+check '["mmlu_anatomy","mmlu_stem"]' \
+      "$(sqlite3 "$work/full.db" "SELECT json_extract(outcome_json, '$.subtasks') FROM samples
+                                  WHERE run_id=1 AND variant='fp32' AND task='mmlu' AND doc_id=3")" \
+      "an MMLU sample names its subject and category"
+"$qeval" report --db "$work/full.db" --run 1 --format csv -o "$work/report.csv" > /dev/null 2>&1
+check 0 $? "report exit code"
+outcomes() { echo "SELECT doc_id, json_extract(outcome_json, '$.acc') AS acc FROM samples
+                   WHERE run_id=1 AND variant='$1' AND task='mmlu'"; }
+for variant in bf16 int8 nf4; do
+  for row in "mmlu_abstract_algebra 0 2" "mmlu_anatomy 3 5" "mmlu_stem 0 5"; do
+    read -r task first last <<< "$row"
+    bc=$(sqlite3 "$work/full.db" "SELECT sum(r.acc = 1 AND v.acc = 0), sum(r.acc = 0 AND v.acc = 1)
+                                  FROM ($(outcomes fp32)) r JOIN ($(outcomes "$variant")) v USING (doc_id)
+                                  WHERE doc_id BETWEEN $first AND $last")
+    expected=$(python3 -c "
+from math import comb
+b, c = map(int, '$bc'.split('|')); n = b + c
+print('mcnemar-exact %d %d %.10f' % ($last - $first + 1, $last - $first + 1,
+      min(1.0, sum(comb(n, i) for i in range(min(b, c) + 1)) / 2 ** (n - 1)) if n else 1.0))")
+    got=$(python3 - "$work/report.csv" "$variant" "$task" <<'PY'
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if (r["variant"], r["task"], r["metric"]) == (sys.argv[2], sys.argv[3], "acc"):
+        print(r["test"], r["n"], r["n_pairs"], "%.10f" % float(r["p_value"]))
+PY
+)
+    check "$expected" "$got" "$variant $task: test, n, n_pairs, p"
+  done
+done
 
 # 2. The same command again is answered from the request cache and gives the same numbers.
 "$qeval" run "$model" "${args[@]}" --db "$work/full.db" > /dev/null 2>&1

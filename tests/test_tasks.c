@@ -1,5 +1,6 @@
 /* Task files: the MMLU prompt of abstract_algebra doc 0 written out by hand from lm-eval's
- * template and the CSV rows; every benchmark loads with its published record counts; the worked
+ * template and the CSV rows; every benchmark loads with its published record counts (and an MMLU
+ * document names its subject and category rows); the worked
  * example tasks/examples/my_mcq.json; and broken task files fail naming the file and the field. */
 #include <dirent.h>
 #include <unistd.h>
@@ -56,6 +57,23 @@ static void test_shared(const char *shared)
         CHECK_INT_EQ(170, req.doc_id);
         qt_request_clear(&req);
         CHECK_INT_EQ(QE_EINVAL, qt_task_build_request(mmlu, 14042, &req, &err));
+        /* the score rows a document counts in besides "mmlu": its subject, then its category as
+           lm-eval's mmlu group files place it */
+        const char *names[QT_MAX_DOC_SUBTASKS];
+        int n_names = -1;
+        CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 0, names, &n_names, &err));
+        CHECK_INT_EQ(2, n_names);
+        if (n_names == 2) {
+            CHECK_STR_EQ("mmlu_abstract_algebra", names[0]);
+            CHECK_STR_EQ("mmlu_stem", names[1]);
+        }
+        CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 14041, names, &n_names, &err));
+        CHECK_INT_EQ(2, n_names);
+        if (n_names == 2) {
+            CHECK_STR_EQ("mmlu_world_religions", names[0]);
+            CHECK_STR_EQ("mmlu_humanities", names[1]);
+        }
+        CHECK_INT_EQ(QE_EINVAL, qt_task_doc_subtasks(mmlu, 14042, names, &n_names, &err));
         qt_task_free(mmlu);
     }
     /* 285 dev rows: 5 per subject, every file of mmlu/dev. */
@@ -93,6 +111,10 @@ static void test_shared(const char *shared)
             continue;
         }
         CHECK_INT_EQ(counts[i].n_docs, qt_task_n_docs(task));
+        const char *names[QT_MAX_DOC_SUBTASKS];
+        int n_names = -1;
+        CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(task, 0, names, &n_names, &err));
+        CHECK_INT_EQ(0, n_names); /* no subsets: the task's own row is the only one */
         qt_task_free(task);
     }
     /* The random sampler's draws depend on the document's position, not on the call order. */

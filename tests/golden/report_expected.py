@@ -52,3 +52,35 @@ for k in (6, 2):
 # pooled perf and fidelity of the fixture
 print("prefill pooled", 2000 / (1000 / 500 + 1000 / 250), "kl pooled", (10 * 0.01 + 30 * 0.03) / 40,
       "top1 pooled", (10 * 0.9 + 30 * 0.7) / 40)
+
+# The subtasks fixture (test_report.c, test_subtasks): MMLU stored as `qeval run` stores it, under
+# "mmlu" with doc_ids over all subjects; each subject's and category's rows paired on those docs.
+sub = {  # subject: (category, fp32, nf4)
+    "abstract_algebra": ("stem", [1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 1, 0]),
+    "anatomy": ("stem", [1, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]),
+    "sociology": ("social_sciences", [1, 0, 1, 1], [1, 1, 1, 0]),
+    "econometrics": ("social_sciences", [1, 1, 1, 0], [0, 0, 0, 0]),
+}
+rows = {"mmlu_" + k: (v[1], v[2]) for k, v in sub.items()}
+for cat in ("stem", "social_sciences"):
+    rows["mmlu_" + cat] = tuple(sum((v[i] for v in sub.values() if v[0] == cat), []) for i in (1, 2))
+rows["mmlu"] = tuple(sum((v[i] for v in sub.values()), []) for i in (1, 2))
+for name, (a, b) in rows.items():
+    print(f"subtasks {name}: n {len(a)} mcnemar {mcnemar(a, b)} delta/ci {paired(a, b)}")
+
+# Newcombe's hybrid score interval (method 10) for an unpaired difference of two shares,
+# p2 - p1, from the two Wilson intervals (scipy's).
+def newcombe(x1, n1, x2, n2):
+    w1 = stats.binomtest(x1, n1).proportion_ci(0.95, method="wilson")
+    w2 = stats.binomtest(x2, n2).proportion_ci(0.95, method="wilson")
+    p1, p2 = x1 / n1, x2 / n2
+    d = p2 - p1
+    return d, d - math.hypot(p2 - w2.low, w1.high - p1), d + math.hypot(w2.high - p2, p1 - w1.low)
+
+print("newcombe 0.45 of 20 - 0.70 of 20:", newcombe(14, 20, 9, 20))
+print("newcombe 0 of 1 - 1 of 1:", newcombe(1, 1, 0, 1))
+print("newcombe abstract_algebra unpaired, 1 of 6 - 5 of 6:", newcombe(5, 6, 1, 6))
+p1, n1, p2, n2 = 5 / 6, 6, 1 / 6, 6
+pool = (p1 * n1 + p2 * n2) / (n1 + n2)
+z = (p2 - p1) / math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+print(f"two-proportion z abstract_algebra: z {z:.10g} p {2 * stats.norm.sf(abs(z)):.10g}")
