@@ -298,6 +298,8 @@ static void fill_info(qe_model *m)
     info->source_note = m->source_note ? m->source_note : "";
 }
 
+qe_device_kind qe_default_device(void) { return QE_DEVICE_CPU; /* no CUDA backend yet */ }
+
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
 {
     *out = NULL;
@@ -305,7 +307,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     if (!options)
         options = &defaults;
     if (options->device != QE_DEVICE_CPU)
-        return qe_fail(err, QE_EUNSUPPORTED, "%s: only the CPU device is implemented", path);
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: only the CPU device is implemented (the CUDA backend is not written yet; use --device cpu)", path);
     qe_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);

@@ -37,6 +37,10 @@ const char *qe_variant_name(const qe_variant *variant); /* inverse of parse */
 
 typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA } qe_device_kind;
 
+/* The device qe_model_load should use when the user names none: CUDA once its backend exists
+ * and this build and machine have a GPU; until then always the CPU. */
+qe_device_kind qe_default_device(void);
+
 typedef struct {
     qe_variant variant;
     qe_device_kind device;

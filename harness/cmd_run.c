@@ -28,7 +28,7 @@ static void usage(FILE *out)
             "  --db FILE           results file (default: $QEVAL_DB, else ./results.db)\n"
             "  --data-dir DIR      benchmark files (default: $QEVAL_DATA)\n"
             "  --tasks-dir DIR     task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"
-            "  --device cpu|cuda   (default: cuda when a GPU is present)\n"
+            "  --device cpu|cuda   (default: cpu until the CUDA backend exists)\n"
             "  --threads N         CPU threads (default: all cores)\n"
             "  --shard I/N         run the I-th of N deterministic shares of every task's documents\n"
             "  --resume RUN_ID     continue an interrupted run (the same command line also resumes)\n"
@@ -116,7 +116,7 @@ int qh_cmd_run(int argc, char **argv)
 {
     qh_run_options o = {
         .num_fewshot = -1, .seed = -1, .shard_count = 1, .use_cache = true, .exec_timeout_s = 10,
-        .device = qe_gpu_count() > 0 ? QE_DEVICE_CUDA : QE_DEVICE_CPU,
+        .device = qe_default_device(),
     };
     const char *variants[QH_MAX_LIST], *tasks[QH_MAX_LIST], *db_path = qh_default_db_path();
     int64_t resume_run_id = 0;
