@@ -567,6 +567,8 @@ static qe_status load_tasks(const qh_run_options *o, qt_task **tasks, char **tas
             char hash[65];
             if (qt_task_definition_sha256(tasks[t], hash) == QE_OK)
                 cJSON_AddStringToObject(entry, "definition_sha256", hash);
+            if ((rc = qt_task_data_sha256(tasks[t], hash, err)) == QE_OK)
+                cJSON_AddStringToObject(entry, "data_sha256", hash);
             cJSON_AddItemToArray(list, entry);
         }
     }

@@ -97,6 +97,21 @@ static int add_stored_sample(const qh_sample_row *row, void *ctx)
     return walk->rc != QE_OK;
 }
 
+/* The KL figures already stored for (variant, task): KL needs the logits, which only a run has,
+ * so a rescore (or a resumed run that measured nothing new) keeps them. NAN when none. */
+static qe_status stored_kl(qh_store *store, int64_t run_id, const char *variant, const char *task_name,
+                           double *kl_mean, double *kl_p99, qe_error *err)
+{
+    qh_fidelity_row *rows = NULL;
+    size_t n = 0;
+    qe_status rc = qh_store_get_fidelity(store, run_id, &rows, &n, err);
+    for (size_t i = 0; rc == QE_OK && i < n; i++)
+        if (!strcmp(rows[i].variant, variant) && !strcmp(rows[i].task, task_name))
+            *kl_mean = rows[i].kl_mean, *kl_p99 = rows[i].kl_p99;
+    qh_fidelity_rows_free(rows, n);
+    return rc;
+}
+
 /* Agreement of a variant's stored samples with fp32's on the same documents. */
 static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, const char *task_name,
                           qt_request_type type, const double *kl, int n_kl, qe_error *err)
@@ -140,14 +155,18 @@ static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, 
         i++;
         j++;
     }
-    double kl_p99 = NAN;
+    double kl_mean = NAN, kl_p99 = NAN;
     double q99 = 99;
-    if (n_kl > 0)
+    if (n_kl > 0) {
+        kl_mean = qr_mean_stderr(kl, (size_t)n_kl).mean;
         qr_percentiles(kl, (size_t)n_kl, &q99, 1, &kl_p99, NULL);
+    } else if (rc == QE_OK) {
+        rc = stored_kl(store, run_id, variant, task_name, &kl_mean, &kl_p99, err);
+    }
     qh_fidelity_row row = {
         .run_id = run_id, .variant = variant, .task = task_name, .reference_variant = "fp32",
         .n_items = (int64_t)n_items,
-        .kl_mean = n_kl > 0 ? qr_mean_stderr(kl, (size_t)n_kl).mean : NAN, .kl_p99 = kl_p99,
+        .kl_mean = kl_mean, .kl_p99 = kl_p99,
         .top1_agreement = n_positions ? (double)n_same_top1 / n_positions : NAN,
         .rms_delta_p = n_delta ? qr_rms(delta_p, n_delta) : NAN,
         .answer_changed_share = n_items ? (double)n_changed / n_items : NAN,

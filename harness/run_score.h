@@ -21,7 +21,7 @@ qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_inde
 
 /* Recomputes (variant, task)'s metrics from every stored sample and stores them; for a variant
  * other than fp32 also its fidelity against the stored fp32 samples, with kl[n_kl] the KL
- * divergences measured while it ran (may be empty). */
+ * divergences measured while it ran (when empty, the KL figures already stored are kept). */
 qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, const qt_task *task, const double *kl,
                         int n_kl, qe_error *err);
 

@@ -34,6 +34,13 @@ typedef struct {
 qe_status qh_store_open(const char *path, const qh_store_options *opts, qh_store **out, qe_error *err);
 void qh_store_close(qh_store *store);
 const char *qh_store_path(const qh_store *store);
+/* Groups writes into one transaction: every qh_store_put_* call between begin and commit lands
+ * together or not at all. Nested calls join the outermost transaction; only the outermost
+ * commit writes; a failed put rolls the whole transaction back. */
+qe_status qh_store_begin(qh_store *store, qe_error *err);
+qe_status qh_store_commit(qh_store *store, qe_error *err);
+void qh_store_rollback(qh_store *store);
+
 /* Reads the whole file (PRAGMA quick_check): QE_EFORMAT naming the first damage found. Opening
  * does not do this (it costs a full read); corruption met later is reported when met. */
 qe_status qh_store_check(qh_store *store, qe_error *err);

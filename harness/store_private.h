@@ -17,11 +17,6 @@ extern const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION];
 qe_status qh_store_fail(qh_store *store, qe_error *err, int rc, const char *doing);
 qe_status qh_store_prepare(qh_store *store, const char *sql, sqlite3_stmt **stmt, const char *doing, qe_error *err);
 
-/* Nested calls join the outermost transaction; only the outermost commit writes. */
-qe_status qh_store_begin(qh_store *store, qe_error *err);
-qe_status qh_store_commit(qh_store *store, qe_error *err);
-void qh_store_rollback(qh_store *store);
-
 /* Inserts samples, failing with a message naming (variant, task, doc_id) when one exists. */
 qe_status qh_store_insert_new_samples(qh_store *store, const qh_sample_row *rows, size_t n, qe_error *err);
 

@@ -722,6 +722,28 @@ qe_status qt_task_definition_sha256(const qt_task *task, char hex[65])
     return qd_sha256_file(task->path, hex, NULL);
 }
 
+qe_status qt_task_data_sha256(const qt_task *task, char hex[65], qe_error *err)
+{
+    qd_sha256_ctx ctx;
+    qd_sha256_init(&ctx);
+    for (int i = 0; i < task->n_subtasks; i++) {
+        const char *paths[2] = {task->subtasks[i].test_path, task->subtasks[i].fewshot_path};
+        for (int p = 0; p < 2; p++) {
+            char file_hex[65];
+            if (!paths[p])
+                continue;
+            qe_status rc = qd_sha256_file(paths[p], file_hex, err);
+            if (rc != QE_OK)
+                return rc;
+            qd_sha256_update(&ctx, file_hex, 64);
+        }
+    }
+    uint8_t digest[32];
+    qd_sha256_final(&ctx, digest);
+    qd_sha256_hex(digest, hex);
+    return QE_OK;
+}
+
 bool qt_task_is_code(const qt_task *task)
 {
     for (int i = 0; i < task->n_metrics; i++)

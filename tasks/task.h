@@ -104,6 +104,10 @@ double qt_pooled_stderr(const double *stderrs, const int *sizes, int n);
 
 /* sha256 of the task's definition file, so a stored score names the definition it used. */
 qe_status qt_task_definition_sha256(const qt_task *task, char hex[65]);
+/* One sha256 over the digests of every data file the task read (each subtask's test and
+ * few-shot files, in load order; not their paths, so moving the data changes nothing), so a
+ * stored score names the data it came from and a rescore can tell the data changed. */
+qe_status qt_task_data_sha256(const qt_task *task, char hex[65], qe_error *err);
 /* True when the task's answers are programs to execute (pass@k metrics). */
 bool qt_task_is_code(const qt_task *task);
 
