@@ -355,6 +355,7 @@ static void batch_clear(qh_sample_row *rows, int n)
         free((char *)rows[i].filtered);
         free((char *)rows[i].outcome_json);
         free((char *)rows[i].target);
+        free((char *)rows[i].question);
     }
 }
 
@@ -428,7 +429,9 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
             char hash[65];
             request_hash("prompt", request.context, "", hash);
             row->prompt_hash = strdup(hash);
-            rc = qh_doc_record_to_json(&record, (char **)&row->response_json, err);
+            rc = qt_task_doc_text(task, d, (char **)&row->question, err);
+            if (rc == QE_OK)
+                rc = qh_doc_record_to_json(&record, (char **)&row->response_json, err);
             if (rc == QE_OK)
                 rc = qh_sample_outcome(task, scores, d, &record, (char **)&row->filtered,
                                        (char **)&row->outcome_json, err);

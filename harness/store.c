@@ -320,6 +320,7 @@ static const column sample_cols[] = {
     COL(qh_sample_row, prompt_hash, COL_TEXT), COL(qh_sample_row, target, COL_TEXT),
     COL(qh_sample_row, response_json, COL_TEXT), COL(qh_sample_row, filtered, COL_TEXT),
     COL(qh_sample_row, outcome_json, COL_TEXT), COL(qh_sample_row, latency_ms, COL_REAL),
+    COL(qh_sample_row, question, COL_TEXT),
 };
 static const column fidelity_cols[] = {
     COL(qh_fidelity_row, run_id, COL_ID), COL(qh_fidelity_row, variant, COL_TEXT),

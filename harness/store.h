@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 2
+#define QH_STORE_SCHEMA_VERSION 3
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -115,6 +115,7 @@ typedef struct {
     const char *filtered;       /* the answer after the task's filters                         */
     const char *outcome_json;   /* {"metric": value, ...}                                      */
     double latency_ms;          /* time spent on this document's requests                      */
+    const char *question;       /* the document's own prompt, for reports (schema v3)          */
 } qh_sample_row;
 
 /* A variant's agreement with the fp32 reference on one task. */

@@ -42,4 +42,6 @@ const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION] = {
     "CREATE TABLE request_cache(model_sha256 TEXT NOT NULL, variant TEXT NOT NULL,"
     " request_hash TEXT NOT NULL, response_json TEXT NOT NULL, created_at TEXT NOT NULL,"
     " PRIMARY KEY(model_sha256, variant, request_hash)) WITHOUT ROWID;",
+    /* v3: samples keep the document's question, so "what changed" can show it without the data */
+    "ALTER TABLE samples ADD COLUMN question TEXT;",
 };

@@ -238,7 +238,7 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
         if (!cJSON_IsNumber(m) && !cJSON_IsBool(m))
             continue;
         qr_sample s = {(char *)row->variant, (char *)row->task, m->string, row->doc_id,
-                       cJSON_IsBool(m) ? (cJSON_IsTrue(m) ? 1.0 : 0.0) : m->valuedouble, NULL,
+                       cJSON_IsBool(m) ? (cJSON_IsTrue(m) ? 1.0 : 0.0) : m->valuedouble, (char *)row->question,
                        (char *)row->filtered, confidence, NULL, -1};
         if (qr_report_find_score(ctx->report, row->variant, row->task, m->string) &&
             (ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)

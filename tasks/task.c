@@ -43,6 +43,7 @@ qe_status qt_task_render(const qt_task *task, const qt_subtask *subtask, const c
 /* ---- loading ------------------------------------------------------------------------------------ */
 
 static const char *const top_keys[] = {"task", "dataset", "test_split", "description", "doc_to_text", "doc_to_target",
+                                       "doc_to_question",
                                        "fewshot", "output_type", "choices", "gold", "generation", "filters", "metrics",
                                        "groups", "comment", NULL};
 static const char *const dataset_keys[] = {"format", "header", "fields", "checks", "splits", "subsets", NULL};
@@ -553,7 +554,8 @@ static qe_status check_templates(const qt_json_ctx *c, qt_task *task, const data
         known[n_known++] = task->subset_variable;
     struct {
         const char *tmpl, *name;
-    } all[] = {{task->description, "description"}, {task->doc_to_text, "doc_to_text"}, {task->doc_to_target, "doc_to_target"}};
+    } all[] = {{task->description, "description"}, {task->doc_to_text, "doc_to_text"}, {task->doc_to_target, "doc_to_target"},
+               {task->doc_to_question, "doc_to_question"}};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         if (!all[i].tmpl)
             continue;
@@ -636,6 +638,7 @@ qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt
         (rc = qt_json_string(&c, root, "description", "description", false, "", &task->description)) ||
         (rc = qt_json_string(&c, root, "doc_to_text", "doc_to_text", true, NULL, &task->doc_to_text)) ||
         (rc = qt_json_string(&c, root, "doc_to_target", "doc_to_target", false, NULL, &task->doc_to_target)) ||
+        (rc = qt_json_string(&c, root, "doc_to_question", "doc_to_question", false, NULL, &task->doc_to_question)) ||
         (rc = parse_fewshot(&c, task, cJSON_GetObjectItemCaseSensitive(root, "fewshot"), &fewshot_split)) ||
         (rc = parse_output(&c, task, root)) || (rc = parse_filters_metrics(&c, task, root)) ||
         (rc = parse_groups(&c, task, cJSON_GetObjectItemCaseSensitive(root, "groups"), &d)) ||
@@ -689,6 +692,7 @@ void qt_task_free(qt_task *task)
     free(task->description);
     free(task->doc_to_text);
     free(task->doc_to_target);
+    free(task->doc_to_question);
     free(task->fewshot_delimiter);
     free(task->target_delimiter);
     qt_json_free_strings(task->choice_list, task->n_choice_list);

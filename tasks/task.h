@@ -52,6 +52,10 @@ qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, q
 qe_status qt_task_exec_program(const qt_task *task, int doc_index, const char *completion, char **program,
                                qe_error *err);
 
+/* The document's question as a reader of a report wants to see it: doc_to_question, else its
+ * own prompt (doc_to_text, without description and few-shot examples); *text is malloc'd. */
+qe_status qt_task_doc_text(const qt_task *task, int doc_index, char **text, qe_error *err);
+
 /* The answer a generate_until filter extracts from text (filter_index over the task's filters,
  * in file order); *answer is malloc'd. */
 int qt_task_n_filters(const qt_task *task);

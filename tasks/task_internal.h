@@ -61,6 +61,7 @@ struct qt_task {
     int n_categories;
 
     char *description, *doc_to_text, *doc_to_target;
+    char *doc_to_question;     /* the question as reports show it; NULL: doc_to_text */
     int num_fewshot;
     bool sampler_first_n;
     bool fewshot_same_split;

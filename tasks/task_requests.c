@@ -277,6 +277,17 @@ qe_status qt_task_exec_program(const qt_task *task, int doc_index, const char *c
     return rc;
 }
 
+qe_status qt_task_doc_text(const qt_task *task, int doc_index, char **text, qe_error *err)
+{
+    *text = NULL;
+    const qt_subtask *st;
+    const cJSON *doc;
+    int doc_id;
+    qe_status rc = qt_task_doc(task, doc_index, &st, &doc, &doc_id, err);
+    const char *tmpl = task->doc_to_question ? task->doc_to_question : task->doc_to_text;
+    return rc == QE_OK ? qt_task_render(task, st, doc, tmpl, text, err) : rc;
+}
+
 qe_status qt_task_filter_text(const qt_task *task, int filter_index, const char *text, char **answer, qe_error *err)
 {
     *answer = NULL;

@@ -46,7 +46,7 @@ static void make_db(const char *path, const char *model_sha256, int first_doc)
                           {id, "nf4", "cpu", 1, NAN, -1, -1, -1, -1, -1, NULL}};
     qh_store_put_variants(s, v, 2, &err);
     for (int i = 0; i < 3; i++) {
-        qh_sample_row row = {id, "fp32", "gsm8k", first_doc + i, NULL, NULL, NULL, NULL, NULL, NAN};
+        qh_sample_row row = {id, "fp32", "gsm8k", first_doc + i, NULL, NULL, NULL, NULL, NULL, NAN, NULL};
         qh_store_put_samples(s, &row, 1, &err);
     }
     qh_store_finish_run(s, id, QH_RUN_COMPLETE, NULL, &err);

@@ -69,9 +69,10 @@ static void put_result(qh_store *s, int64_t run, const char *variant, const char
 static void put_binary_sample(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc,
                               const char *metric, int value, const char *answer, const char *response)
 {
-    char outcome[128];
+    char outcome[128], question[32];
     snprintf(outcome, sizeof outcome, "{\"%s\": %d}", metric, value);
-    qh_sample_row row = {run, variant, task, doc, "h", "A", response, answer, outcome, 1.0};
+    snprintf(question, sizeof question, "Item %lld?", (long long)doc);
+    qh_sample_row row = {run, variant, task, doc, "h", "A", response, answer, outcome, 1.0, question};
     MUST(qh_store_put_samples(s, &row, 1, &e_));
 }
 
@@ -140,7 +141,7 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
         for (int i = 0; i < 8; i++) {
             char outcome[64];
             snprintf(outcome, sizeof outcome, "{\"acc\": %.2f}", mc2[v][i]);
-            qh_sample_row row = {run, variants[v], "truthfulqa_mc2", i, "h", "0", "[]", NULL, outcome, 1.0};
+            qh_sample_row row = {run, variants[v], "truthfulqa_mc2", i, "h", "0", "[]", NULL, outcome, 1.0, NULL};
             MUST(qh_store_put_samples(s, &row, 1, &e_));
         }
         for (int i = 0; i < 10; i++) {
@@ -148,7 +149,7 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
             snprintf(outcome, sizeof outcome, "{\"exact_match,strict-match\": %d, \"exact_match,flexible-extract\": %d}",
                      gsm_strict[v][i], gsm_flex[v][i]);
             qh_sample_row row = {run, variants[v], "gsm8k", i, "h", "42", "[\"The answer is 42.\"]",
-                                 gsm_strict[v][i] ? "42" : "41", outcome, 1.0};
+                                 gsm_strict[v][i] ? "42" : "41", outcome, 1.0, NULL};
             MUST(qh_store_put_samples(s, &row, 1, &e_));
         }
     }
@@ -191,7 +192,7 @@ static const int sub_nf4[20] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 
 
 static void put_outcome(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc, const char *outcome)
 {
-    qh_sample_row row = {run, variant, task, doc, "h", "A", "{\"ll\":[-1,-2,-3,-4]}", "0", outcome, 1.0};
+    qh_sample_row row = {run, variant, task, doc, "h", "A", "{\"ll\":[-1,-2,-3,-4]}", "0", outcome, 1.0, NULL};
     MUST(qh_store_put_samples(s, &row, 1, &e_));
 }
 
@@ -365,7 +366,7 @@ static void test_markdown(qr_report *r)
     CHECK_CONTAINS(md, "| GSM8K flexible | 10 | 80.0 [53.9, 100.0] |");
     CHECK_CONTAINS(md, "### What changed");
     CHECK_CONTAINS(md, "12 answers differ from fp32's");
-    CHECK_CONTAINS(md, "| nf4 | mmlu\\_abstract\\_algebra | 8 | " QR_DASH " | A | B | fp32 | 0.800 |");
+    CHECK_CONTAINS(md, "| nf4 | mmlu\\_abstract\\_algebra | 8 | Item 8? | A | B | fp32 | 0.800 |"); /* question from the store */
     CHECK_CONTAINS(md, "| model sha256 | 0123abcd |");
     free(md);
 }
@@ -692,7 +693,7 @@ static void test_hostile(const char *dir)
         qh_store_create_run(s, &info, &bad_run, &err);
         qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL};
         qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1};
-        qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1};
+        qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1, NULL};
         CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));
         CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, &t, 1, &err));
         CHECK_INT_EQ(QE_OK, qh_store_put_samples(s, &x, 1, &err));

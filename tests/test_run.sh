@@ -38,6 +38,8 @@ check 4 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM run_variants")" "varian
 check 3 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM fidelity WHERE task='mmlu'")" "fidelity rows vs fp32"
 # 2 subjects x 3 docs + 3 + 3 + 3, for each of 4 variants
 check 60 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples")" "sample rows"
+check 0 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples WHERE question IS NULL OR question LIKE '%Q: %Q: %'")" "every sample keeps its own question, without few-shot examples"
+check 1 "$(sqlite3 "$work/full.db" "SELECT question LIKE '%' || char(10) || 'Answer:' FROM samples WHERE task='mmlu' LIMIT 1")" "an MMLU question ends with Answer:"
 results "$work/full.db" > "$work/full.results"
 
 # 1b. The report pairs each MMLU subject and category over its own documents, as the headline:

@@ -85,7 +85,7 @@ static qh_sample_row make_sample(int64_t run_id, const char *variant, const char
 {
     snprintf(buf, 64, "{\"acc\": %d}", (int)(doc_id % 2));
     return (qh_sample_row){run_id, variant, task, doc_id, "ph", "B", "[[-1.5, true], [-2.25, false]]", "B", buf,
-                           12.5};
+                           12.5, "Which?"};
 }
 
 static void test_round_trip(void)
@@ -195,6 +195,7 @@ static void test_round_trip(void)
         CHECK_STR_EQ("[[-1.5, true], [-2.25, false]]", sm[4].response_json);
         CHECK_STR_EQ("{\"acc\": 1}", sm[4].outcome_json);
         CHECK_NEAR(12.5, sm[4].latency_ms, 0);
+        CHECK_STR_EQ("Which?", sm[4].question);
     }
     qh_sample_rows_free(sm, n);
     int64_t *ids = NULL, n_samples = 0;
@@ -282,7 +283,7 @@ static void test_migration(void)
     qh_store *s = NULL;
     qh_store_options ro = {.is_read_only = true};
     CHECK_INT_EQ(QE_EUNSUPPORTED, qh_store_open(path, &ro, &s, &err)); /* reading never migrates */
-    CHECK(strstr(err.msg, "schema v1 is older than v2") != NULL);
+    CHECK(strstr(err.msg, "schema v1 is older than v3") != NULL);
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
@@ -299,12 +300,13 @@ static void test_migration(void)
     if (n == 1) {
         CHECK_STR_EQ("72", sm[0].filtered);
         CHECK(isnan(sm[0].latency_ms));
+        CHECK(sm[0].question == NULL);
     }
     qh_sample_rows_free(sm, n);
     qh_cache_entry entry = {"m", "fp32", "r", "{}"};
     CHECK_INT_EQ(QE_OK, qh_store_cache_put(s, &entry, 1, &err));
     qh_store_close(s);
-    CHECK_INT_EQ(2, raw_sql(path, "PRAGMA user_version"));
+    CHECK_INT_EQ(3, raw_sql(path, "PRAGMA user_version"));
     CHECK_INT_EQ(QE_OK, qh_store_open(path, &ro, &s, &err)); /* and now it reads */
     qh_store_close(s);
 }

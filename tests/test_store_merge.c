@@ -30,7 +30,7 @@ static qh_store *make_shard(const char *path, const char *model_sha256, const in
     for (int i = 0; i < n_docs; i++) {
         char outcome[32];
         snprintf(outcome, sizeof outcome, "{\"acc\":%d}", outcomes[i]);
-        qh_sample_row row = {run_id, "fp32", "t", first_doc + i, "h", "A", "[]", "A", outcome, 1.0};
+        qh_sample_row row = {run_id, "fp32", "t", first_doc + i, "h", "A", "[]", "A", outcome, 1.0, "Q?"};
         CHECK_INT_EQ(QE_OK, qh_store_put_samples(s, &row, 1, &err));
     }
     return s;
