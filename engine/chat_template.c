@@ -21,6 +21,17 @@ const char *qe_chat_family_name(qe_chat_family family)
     return "?";
 }
 
+qe_status qe_chat_family_parse(const char *name, qe_chat_family *out, qe_error *err)
+{
+    static const qe_chat_family all[] = {QE_CHAT_CHATML, QE_CHAT_LLAMA3, QE_CHAT_GEMMA, QE_CHAT_LLAMA2, QE_CHAT_MISTRAL};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && !strcmp(name, qe_chat_family_name(all[i]))) {
+            *out = all[i];
+            return QE_OK;
+        }
+    return qe_fail(err, QE_EINVAL, "unknown chat template '%s' (known: " QE_CHAT_FAMILY_NAMES ")", name ? name : "");
+}
+
 /* SmolLM2-style templates write '<|im_start|>system\n<fixed text><|im_end|>' when the first
  * message is not a system one. The newline is either a real one or Jinja's "\n" escape; a
  * literal that is an expression (quotes, braces) is no default. */
@@ -182,16 +193,36 @@ qe_status qe_chat_template_read_hf(const char *model_dir, char **text, qe_error 
     return rc;
 }
 
+/* The model's template, parsed; errors name the model. */
+static qe_status model_template(const qe_model *model, qe_chat_template *t, qe_error *err)
+{
+    if (!model->chat_template)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: the model has no chat template", model->path);
+    if (qe_chat_template_parse(model->chat_template, t, err) != QE_OK)
+        return qe_fail_context(err, "%s", model->path);
+    return QE_OK;
+}
+
+qe_status qe_model_chat_family(const qe_model *model, const char **family, qe_error *err)
+{
+    *family = NULL;
+    qe_chat_template t;
+    qe_status rc = model_template(model, &t, err);
+    if (rc != QE_OK)
+        return rc;
+    *family = qe_chat_family_name(t.family);
+    qe_chat_template_clear(&t);
+    return QE_OK;
+}
+
 qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const char *user, char **prompt,
                                qe_error *err)
 {
     *prompt = NULL;
-    if (!model->chat_template)
-        return qe_fail(err, QE_EUNSUPPORTED, "%s: the model has no chat template", model->path);
     qe_chat_template t;
-    qe_status rc = qe_chat_template_parse(model->chat_template, &t, err);
+    qe_status rc = model_template(model, &t, err);
     if (rc != QE_OK)
-        return qe_fail_context(err, "%s", model->path);
+        return rc;
     rc = qe_chat_template_apply(&t, system, user, prompt, err);
     qe_chat_template_clear(&t);
     return rc;

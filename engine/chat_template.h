@@ -28,6 +28,12 @@ void qe_chat_template_clear(qe_chat_template *t); /* NULL-safe; frees default_sy
 
 const char *qe_chat_family_name(qe_chat_family family); /* "chatml", "llama3", ... */
 
+/* The names qe_chat_family_name gives, for messages that list them. */
+#define QE_CHAT_FAMILY_NAMES "chatml, llama3, gemma, llama2, mistral"
+
+/* The family named name (as qe_chat_family_name spells it); QE_EINVAL listing the names. */
+qe_status qe_chat_family_parse(const char *name, qe_chat_family *out, qe_error *err);
+
 /* *prompt (malloc'd) = the template applied to [system (may be NULL), user] plus the
  * assistant's turn opening. */
 qe_status qe_chat_template_apply(const qe_chat_template *t, const char *system, const char *user, char **prompt,

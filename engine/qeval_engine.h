@@ -102,6 +102,9 @@ qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, ch
  * model has no template or one of an unknown family. */
 qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const char *user, char **prompt,
                                qe_error *err);
+/* The family of that template, as chat_template.h names it ("chatml", "llama3", "gemma",
+ * "llama2", "mistral"); the same QE_EUNSUPPORTED as qe_model_chat_prompt when there is none. */
+qe_status qe_model_chat_family(const qe_model *model, const char **family, qe_error *err);
 
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_prompt.h"
 #include "cli.h"
 #include "task.h"
 
@@ -10,9 +11,12 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: qeval requests --task T [--limit N] [--num-fewshot K] [--subjects a,b] [--seed S]\n"
-            "                      [--data-dir D] [--tasks-dir D] [--skip-bad-rows]\n"
+            "                      [--data-dir D] [--tasks-dir D] [--skip-bad-rows] [--chat-template T]\n"
             "  T is a task name (tasks/T.json) or a path to a task file. Writes one JSON line per request:\n"
-            "  {\"task\",\"doc_id\",\"type\",\"context\",\"continuations\"|\"stop\",\"max_new_tokens\"}\n");
+            "  {\"task\",\"doc_id\",\"type\",\"context\",\"continuations\"|\"stop\",\"max_new_tokens\"}\n"
+            "  --chat-template T   none (default) or a family to put each request in, as lm-eval's\n"
+            "                      --apply_chat_template does: " QE_CHAT_FAMILY_NAMES "\n"
+            "                      (auto, the model's own, needs a model: qeval run)\n");
 }
 
 const char *qh_tasks_dir(const char *option)
@@ -37,6 +41,7 @@ int qh_cmd_requests(int argc, char **argv)
     qt_task_options options;
     qt_task_options_default(&options);
     const char *task_name = NULL, *tasks_dir = NULL;
+    qh_chat chat = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
@@ -60,6 +65,14 @@ int qh_cmd_requests(int argc, char **argv)
             tasks_dir = v, i++;
         } else if (!strcmp(a, "--skip-bad-rows")) {
             options.skip_bad_rows = true;
+        } else if (!strcmp(a, "--chat-template")) {
+            qe_error chat_err;
+            if (qh_chat_parse(v, &chat, &chat_err) != QE_OK)
+                return qh_usage_error("requests", "--chat-template: %s", chat_err.msg);
+            if (chat.mode == QH_CHAT_AUTO)
+                return qh_usage_error("requests", "--chat-template auto uses a model's own template and requests "
+                                      "has no model; name a family: " QE_CHAT_FAMILY_NAMES);
+            i++;
         } else {
             usage(stderr);
             return qh_usage_error("requests", "unknown option '%s'", a);
@@ -78,9 +91,11 @@ int qh_cmd_requests(int argc, char **argv)
     if (qt_task_load(task_name, qh_tasks_dir(tasks_dir), &options, &task, &err) != QE_OK)
         return qh_report_error(&err);
     int status = QH_EXIT_OK;
+    qt_chat_renderer renderer;
+    const qt_chat_renderer *chat_renderer = qh_chat_renderer(&chat, &renderer);
     for (int i = 0; i < qt_task_n_docs(task); i++) {
         qt_request request;
-        if (qt_task_build_request(task, i, &request, &err) != QE_OK ||
+        if (qt_task_build_chat_request(task, i, chat_renderer, &request, &err) != QE_OK ||
             qt_request_write_json(&request, stdout, &err) != QE_OK) {
             qt_request_clear(&request);
             status = qh_report_error(&err);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_prompt.h"
 #include "cli.h"
 #include "device.h"
 #include "model_cache.h"
@@ -25,6 +26,8 @@ static void usage(FILE *out)
             "  --num-fewshot K     override each task's few-shot count\n"
             "  --subjects LIST     MMLU subjects to run (default: all 57)\n"
             "  --seed S            few-shot sampler seed (default: each task's, 1234)\n"
+            "  --chat-template T   none: plain prompts, as lm-eval without --apply_chat_template (default);\n"
+            "                      auto: the model's own template; or a family: " QE_CHAT_FAMILY_NAMES "\n"
             "  --db FILE           results file (default: $QEVAL_DB, else ./results.db)\n"
             "  --data-dir DIR      benchmark files (default: $QEVAL_DATA)\n"
             "  --tasks-dir DIR     task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"
@@ -80,6 +83,10 @@ static char *options_json(const qh_run_options *o)
         cJSON_AddStringToObject(root, "subjects", o->subjects);
     cJSON_AddNumberToObject(root, "seed", (double)o->seed);
     cJSON_AddBoolToObject(root, "skip_bad_rows", o->skip_bad_rows);
+    if (o->chat_family) {
+        cJSON_AddStringToObject(root, "chat_template", o->chat_template);
+        cJSON_AddStringToObject(root, "chat_template_family", o->chat_family);
+    }
     cJSON_AddStringToObject(root, "device", o->device == QE_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON_AddNumberToObject(root, "threads", o->n_threads);
     char shard[32];
@@ -163,6 +170,12 @@ int qh_cmd_run(int argc, char **argv)
             o.subjects = value;
         } else if (!strcmp(a, "--seed")) {
             o.seed = atoll(value);
+        } else if (!strcmp(a, "--chat-template")) {
+            qh_chat chat;
+            qe_error chat_err;
+            if (qh_chat_parse(value, &chat, &chat_err) != QE_OK)
+                return qh_usage_error("run", "--chat-template: %s", chat_err.msg);
+            o.chat_template = value;
         } else if (!strcmp(a, "--db")) {
             db_path = value;
         } else if (!strcmp(a, "--data-dir")) {
@@ -219,6 +232,12 @@ int qh_cmd_run(int argc, char **argv)
     if (qh_model_locate(o.model, &resolved_model, &err) != QE_OK)
         return qh_report_error(&err);
     o.model = resolved_model;
+    qh_chat chat;
+    if (qh_chat_parse(o.chat_template, &chat, &err) != QE_OK ||
+        qh_chat_family(&chat, o.model, &o.chat_family, &err) != QE_OK) {
+        free(resolved_model);
+        return qh_report_error(&err);
+    }
     char *command_line = command_line_json(argc, argv);
     char *stored_options = options_json(&o);
     o.command_line = command_line;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "run_summary.h"
 #include "store.h"
 
 /* The results file a command uses: --db, else $QEVAL_DB, else ./results.db. */
@@ -100,6 +101,10 @@ int qh_cmd_runs(int argc, char **argv)
             printf("%-5lld %-12s %-25s %-9s %-8lld %-20s %s\n", (long long)runs[i].id,
                    qh_run_status_name(runs[i].status), runs[i].started_at, duration, (long long)n_samples,
                    names[0] ? names : "-", runs[i].model_path ? runs[i].model_path : "-");
+        char chat_template[64];
+        qh_run_chat_template(&runs[i], chat_template, sizeof chat_template);
+        if (st == QE_OK && chat_template[0])
+            printf("      chat template: %s\n", chat_template);
         if (st == QE_OK && runs[i].error)
             printf("      error: %s\n", runs[i].error);
     }

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_prompt.h"
 #include "host.h"
 #include "qd_sha256.h"
 #include "run_record.h"
@@ -83,6 +84,7 @@ typedef struct {
     bool is_reference;         /* this variant is fp32: keep its rows for the others */
     size_t reference_bytes;    /* memory held by all reference rows so far */
     qh_reference_rows *reference; /* this task's reference rows (may be empty) */
+    const qt_chat_renderer *chat; /* the chat template requests are put in; NULL: plain prompts */
     qh_task_meter meter;
 } qh_run_context;
 
@@ -413,7 +415,7 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
         qt_request request = {0};
         qh_doc_record record = {0};
         double doc_start_ms = now_ms();
-        if ((rc = qt_task_build_request(task, d, &request, err)) != QE_OK)
+        if ((rc = qt_task_build_chat_request(task, d, c->chat, &request, err)) != QE_OK)
             break;
         rc = request.type == QT_REQUEST_LOGLIKELIHOOD ? run_loglikelihood_doc(c, d, &request, &record, err)
                                                       : run_generate_doc(c, task, d, &request, &record, err);
@@ -515,9 +517,14 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
         .peak_device_bytes = -1, .source_note = info.source_note && info.source_note[0] ? info.source_note : NULL,
     };
     rc = qh_store_put_variants(store, &vrow, 1, err);
+    qh_chat chat = {0};
+    qt_chat_renderer renderer;
+    if (rc == QE_OK)
+        rc = qh_chat_parse(o->chat_template, &chat, err);
+    chat.model = model;
     qh_run_context c = {
         .store = store, .options = o, .run_id = run_id, .model = model, .variant = variant_name,
-        .model_sha256 = model_sha256, .is_reference = keep_references,
+        .model_sha256 = model_sha256, .is_reference = keep_references, .chat = qh_chat_renderer(&chat, &renderer),
     };
     for (int t = 0; t < o->n_tasks && rc == QE_OK; t++) {
         c.reference = &references[t];
@@ -572,6 +579,11 @@ static qe_status load_tasks(const qh_run_options *o, qt_task **tasks, char **tas
                 cJSON_AddStringToObject(entry, "definition_sha256", hash);
             if ((rc = qt_task_data_sha256(tasks[t], hash, err)) == QE_OK)
                 cJSON_AddStringToObject(entry, "data_sha256", hash);
+            /* the template changes every request: runs that differ in it never merge */
+            if (o->chat_family) {
+                cJSON_AddStringToObject(entry, "chat_template", o->chat_template);
+                cJSON_AddStringToObject(entry, "chat_template_family", o->chat_family);
+            }
             cJSON_AddItemToArray(list, entry);
         }
     }

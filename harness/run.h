@@ -28,6 +28,8 @@ typedef struct {
     int64_t seed;                 /* few-shot sampler seed; -1 = each task's default            */
     const char *data_dir, *tasks_dir; /* NULL = defaults ($QEVAL_DATA, $QEVAL_TASKS)            */
     bool skip_bad_rows;
+    const char *chat_template;    /* --chat-template as given: NULL or "none", "auto", a family  */
+    const char *chat_family;      /* the family that renders, resolved before the run; NULL: none*/
     qe_device_kind device;
     int n_threads;                /* 0 = all cores                                               */
     int shard_index, shard_count; /* this process runs documents with index % count == index    */

@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A row is a headline when it is a whole task (not an MMLU subject or category). */
@@ -11,6 +12,19 @@ static bool is_headline(const qh_task_result_row *row, const char *const *tasks,
         if (!strcmp(row->task, tasks[i]))
             return true;
     return false;
+}
+
+void qh_run_chat_template(const qh_run *run, char *out, size_t cap)
+{
+    out[0] = '\0';
+    cJSON *options = run->options_json ? cJSON_Parse(run->options_json) : NULL;
+    const cJSON *asked = cJSON_GetObjectItemCaseSensitive(options, "chat_template");
+    const cJSON *family = cJSON_GetObjectItemCaseSensitive(options, "chat_template_family");
+    if (cJSON_IsString(asked) && cJSON_IsString(family) && strcmp(asked->valuestring, family->valuestring))
+        snprintf(out, cap, "%s (%s)", asked->valuestring, family->valuestring);
+    else if (cJSON_IsString(family))
+        snprintf(out, cap, "%s", family->valuestring);
+    cJSON_Delete(options);
 }
 
 qe_status qh_print_run_summary(qh_store *store, int64_t run_id, bool as_json, FILE *out, qe_error *err)
@@ -34,11 +48,16 @@ qe_status qh_print_run_summary(qh_store *store, int64_t run_id, bool as_json, FI
         if (cJSON_IsString(name) && n_tasks < 64)
             task_names[n_tasks++] = name->valuestring;
     }
+    char chat_template[64] = "";
+    if (rc == QE_OK)
+        qh_run_chat_template(&run, chat_template, sizeof chat_template);
     if (rc == QE_OK && as_json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddNumberToObject(root, "run_id", (double)run_id);
         cJSON_AddStringToObject(root, "status", qh_run_status_name(run.status));
         cJSON_AddStringToObject(root, "model", run.model_path ? run.model_path : "");
+        if (chat_template[0])
+            cJSON_AddStringToObject(root, "chat_template", chat_template);
         cJSON *vs = cJSON_AddObjectToObject(root, "variants");
         for (size_t v = 0; v < n_variants; v++) {
             cJSON *vo = cJSON_AddObjectToObject(vs, variants[v].variant);
@@ -67,6 +86,8 @@ qe_status qh_print_run_summary(qh_store *store, int64_t run_id, bool as_json, FI
         cJSON_free(text);
         cJSON_Delete(root);
     } else if (rc == QE_OK) {
+        if (chat_template[0])
+            fprintf(out, "chat template: %s\n", chat_template);
         fprintf(out, "%-8s %12s  %-34s %8s %8s %6s\n", "variant", "footprint", "task/metric", "value", "stderr", "n");
         for (size_t v = 0; v < n_variants; v++) {
             bool first = true;

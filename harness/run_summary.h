@@ -12,4 +12,8 @@
 
 qe_status qh_print_run_summary(qh_store *store, int64_t run_id, bool as_json, FILE *out, qe_error *err);
 
+/* The chat template a run put its requests in, from its options_json, into out: "chatml" for
+ * a family by name, "auto (chatml)" for the model's own; "" for plain prompts. */
+void qh_run_chat_template(const qh_run *run, char *out, size_t cap);
+
 #endif

@@ -32,6 +32,15 @@ typedef struct {
 
 void qt_request_clear(qt_request *request); /* frees what the request owns; NULL-safe */
 
+/* A chat template, as the harness supplies it (tasks know none): *prompt (malloc'd) = the
+ * template applied to [system (NULL: no system turn), user] with the assistant's turn opened. */
+typedef qe_status (*qt_chat_render_fn)(void *state, const char *system, const char *user, char **prompt,
+                                       qe_error *err);
+typedef struct {
+    qt_chat_render_fn render;
+    void *state;               /* passed to render */
+} qt_chat_renderer;
+
 /* One JSON line: {"task","doc_id","type","context","continuations"|"stop","max_new_tokens"}.
  * Strings are escaped as Python's json.dumps(ensure_ascii=False) does. */
 qe_status qt_request_write_json(const qt_request *request, FILE *out, qe_error *err);

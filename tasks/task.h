@@ -48,6 +48,15 @@ qt_request_type qt_task_request_type(const qt_task *task);
  * cheapest (a random sampler replays its draws to reach an earlier document). */
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err);
 
+/* The same request as lm-evaluation-harness builds it with --apply_chat_template (and its
+ * default fewshot_as_multiturn false); chat NULL gives qt_task_build_request's. The rendered
+ * description is the system turn (none when empty); the few-shot examples and the document's
+ * prompt, joined as without a template, are one user turn; the context is chat->render of the
+ * two, ending with the assistant's turn opened. Continuations lose the target delimiter (" A"
+ * becomes "A"); stops and max_new_tokens are unchanged. See docs/tasks.md, "Chat templates". */
+qe_status qt_task_build_chat_request(qt_task *task, int doc_index, const qt_chat_renderer *chat, qt_request *out,
+                                     qe_error *err);
+
 /* For code tasks: prompt + completion + "\n" + the test (doc_to_target), as the sandbox runs it. */
 qe_status qt_task_exec_program(const qt_task *task, int doc_index, const char *completion, char **program,
                                qe_error *err);

@@ -1,5 +1,6 @@
 /* Building the requests of a task: description, few-shot examples and the document's prompt,
- * in lm-evaluation-harness's order and with its delimiters. */
+ * in lm-evaluation-harness's order and with its delimiters; given a chat template, put in it
+ * as its --apply_chat_template does. */
 #include "task_internal.h"
 
 #include <stdlib.h>
@@ -191,6 +192,49 @@ qt_request_type qt_task_request_type(const qt_task *task) { return task->type; }
 
 qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, qe_error *err)
 {
+    return qt_task_build_chat_request(task, doc_index, NULL, out, err);
+}
+
+/* The context: without a template, description + few-shot examples + the document's prompt.
+ * With one, as lm-eval's --apply_chat_template (lm_eval/api/task.py,
+ * ConfigurableTask.fewshot_context): the description is the system message; the examples,
+ * joined as lm_eval/api/samplers.py ContextSampler.get_context joins them, and the prompt
+ * appended to them (append_target_question) are one user message; the model's
+ * apply_chat_template renders [system, user] with add_generation_prompt=True. */
+static qe_status build_context(qt_task *task, qt_subtask *st, int doc_id, const cJSON *doc,
+                               const qt_chat_renderer *chat, char **context, qe_error *err)
+{
+    *context = NULL;
+    char *description = NULL, *prompt = NULL;
+    qt_buf body = {0};
+    qe_status rc = qt_task_render(task, st, doc, task->description, &description, err);
+    if (rc == QE_OK && !chat)
+        qt_buf_puts(&body, description);
+    if (rc == QE_OK && task->num_fewshot > 0)
+        rc = fewshot_block(task, st, doc_id, doc, &body, err);
+    if (rc == QE_OK)
+        rc = qt_task_render(task, st, doc, task->doc_to_text, &prompt, err);
+    if (rc == QE_OK)
+        qt_buf_puts(&body, prompt);
+    char *text = qt_buf_take(&body);
+    if (rc == QE_OK && !text)
+        rc = qe_fail(err, QE_ENOMEM, "out of memory");
+    if (rc == QE_OK && chat) {
+        rc = chat->render(chat->state, description[0] ? description : NULL, text, context, err);
+        free(text);
+    } else if (rc == QE_OK) {
+        *context = text;
+    } else {
+        free(text);
+    }
+    free(description);
+    free(prompt);
+    return rc;
+}
+
+qe_status qt_task_build_chat_request(qt_task *task, int doc_index, const qt_chat_renderer *chat, qt_request *out,
+                                     qe_error *err)
+{
     memset(out, 0, sizeof *out);
     const qt_subtask *cst;
     const cJSON *doc;
@@ -199,28 +243,12 @@ qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, q
     if (rc != QE_OK)
         return rc;
     qt_subtask *st = (qt_subtask *)cst;
-    qt_buf ctx = {0};
-    char *part = NULL;
-    if ((rc = qt_task_render(task, st, doc, task->description, &part, err)) != QE_OK)
+    if ((rc = build_context(task, st, doc_id, doc, chat, &out->context, err)) != QE_OK)
         return rc;
-    qt_buf_puts(&ctx, part);
-    free(part);
-    if (task->num_fewshot > 0 && (rc = fewshot_block(task, st, doc_id, doc, &ctx, err)) != QE_OK) {
-        free(qt_buf_take(&ctx));
-        return rc;
-    }
-    if ((rc = qt_task_render(task, st, doc, task->doc_to_text, &part, err)) != QE_OK) {
-        free(qt_buf_take(&ctx));
-        return rc;
-    }
-    qt_buf_puts(&ctx, part);
-    free(part);
     out->task = st->name;
     out->doc_id = doc_id;
     out->doc_index = doc_index;
     out->type = task->type;
-    if (!(out->context = qt_buf_take(&ctx)))
-        return qe_fail(err, QE_ENOMEM, "out of memory");
     if (task->type == QT_REQUEST_GENERATE_UNTIL) {
         out->stops = (const char *const *)task->stops;
         out->n_stops = task->n_stops;
@@ -233,10 +261,13 @@ qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, q
         qt_request_clear(out);
         return rc;
     }
+    /* lm-eval's construct_requests (multiple_choice) drops the target delimiter under a chat
+     * template: the answer starts the assistant's turn. */
+    const char *delimiter = chat ? "" : task->target_delimiter;
     out->continuations = calloc((size_t)n_choices, sizeof *out->continuations);
     for (int i = 0; i < n_choices && out->continuations; i++) {
         qt_buf b = {0};
-        qt_buf_puts(&b, task->target_delimiter);
+        qt_buf_puts(&b, delimiter);
         qt_buf_puts(&b, choices[i]);
         if (!(out->continuations[i] = qt_buf_take(&b)))
             break;
