@@ -8,34 +8,17 @@
 # answers a repeated templated run. auto on a model without a template and an unknown name fail
 # with clear messages (exit 1 and 2), before any run is stored.
 set -uo pipefail
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_sqlite3
 model="$shared/models/stories260K"
-[ -d "$model" ] || { echo "no shared data at $shared"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "sqlite3 CLI missing"; exit 77; }
 if "$QEVAL_BIN" tokenize "$model" --text x 2>&1 | grep -q "cannot be tokenized"; then
     echo "skipped: this build has no tokenizer"; exit 77
 fi
-qeval="$QEVAL_BIN"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { if [ "$1" = "$2" ]; then ok; else bad "$3: expected [$1] got [$2]"; fi; }
 db="$work/r.db"
 q() { sqlite3 "$db" "$1"; }
 
-# The model with a ChatML template (no default system turn), as tests/test_generate.sh makes it.
 chat="$work/chat"
-mkdir "$chat"
-for f in config.json model.safetensors tokenizer.json; do ln -s "$model/$f" "$chat/$f"; done
-python3 - "$model/tokenizer_config.json" "$chat/tokenizer_config.json" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg["chat_template"] = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
-                        " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-json.dump(cfg, open(sys.argv[2], "w"))
-PY
+chatml_model "$model" "$chat"
 args=(--variants fp32 --tasks truthfulqa_mc1,gsm8k --limit 2 --data-dir "$shared/datasets" --threads 2 --quiet
       --db "$db")
 
@@ -104,5 +87,4 @@ out=$("$qeval" requests --task gsm8k --limit 1 --data-dir "$shared/datasets" --c
 check 2 $? "qeval requests --chat-template auto: exit code"
 check 3 "$(q "SELECT count(*) FROM runs")" "failed invocations stored no run"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -2,7 +2,7 @@
 # qeval generate and qeval tokenize on stories260K: greedy text from "Zoo" is the story in
 # golden.json, and token ids equal the golden ones.
 set -u
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
 dir="$shared/models/stories260K"
 [ -f "$dir/golden.json" ] || { echo "skipped: no $dir/golden.json"; exit 77; }
 # a build without the tokenizer has nothing to check here
@@ -35,15 +35,8 @@ rm -f "$tmp"
 
 # --chat: the prompt goes into the model's chat template (here ChatML in a copy of the model's
 # tokenizer_config.json) and only the answer is printed; without a template, one clear error.
-chat=$(mktemp -d)
-for f in config.json model.safetensors tokenizer.json; do ln -s "$dir/$f" "$chat/$f"; done
-python3 - "$dir/tokenizer_config.json" "$chat/tokenizer_config.json" <<'PY2'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg["chat_template"] = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
-                        " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-json.dump(cfg, open(sys.argv[2], "w"))
-PY2
+chat="$work/chat"
+chatml_model "$dir" "$chat"
 rendered=$'<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nZoo<|im_end|>\n<|im_start|>assistant\n'
 answer=$("$QEVAL_BIN" generate "$chat" --system "Be brief." --prompt Zoo --max-new-tokens 20 --threads 2)
 rc=$?
@@ -54,7 +47,6 @@ out=$("$QEVAL_BIN" generate "$dir" --chat --prompt Zoo 2>&1)
 rc=$?
 echo "chat without a template: exit $rc: $out"
 [ $rc -eq 1 ] && grep -qi "template" <<<"$out" || status=1
-rm -rf "$chat"
 
 out=$("$QEVAL_BIN" inspect "$dir" --json)
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["architecture"]=="llama" and d["n_params"]==260032 and len(d["tensors"])==47, d' "$out" || status=1

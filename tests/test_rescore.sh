@@ -4,18 +4,10 @@
 # original numbers exactly and keeps the measured KL; different data, a missing run and a
 # corrupt response are refused without changing anything.
 set -uo pipefail
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_sqlite3
 model="$shared/models/stories260K"
-[ -d "$model" ] || { echo "no shared data at $shared"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "sqlite3 CLI missing"; exit 77; }
-qeval="$QEVAL_BIN"
 tasks="$QEVAL_SOURCE_DIR/tasks"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { if [ "$1" = "$2" ]; then ok; else bad "$3: expected [$1] got [$2]"; fi; }
 db="$work/r.db"
 state() { sqlite3 "$db" "SELECT variant, task, metric, printf('%.12g', value), n FROM task_results ORDER BY 1,2,3;
                         SELECT variant, task, doc_id, filtered, outcome_json FROM samples ORDER BY 1,2,3;
@@ -85,5 +77,4 @@ check "$corrupted" "$(state)" "a failed rescore wrote nothing"
 "$qeval" rescore --db "$db" --bogus > /dev/null 2>&1
 check 2 $? "usage error exit code"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -5,17 +5,9 @@
 # two runs write one database at once; three shards merged equal the unsharded run; a corrupt or
 # foreign results file is refused without damage.
 set -uo pipefail
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_sqlite3
 model="$shared/models/stories260K"
-[ -d "$model" ] || { echo "no shared data at $shared"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "sqlite3 CLI missing"; exit 77; }
-qeval="$QEVAL_BIN"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { if [ "$1" = "$2" ]; then ok; else bad "$3: expected [$1] got [$2]"; fi; }
 
 args=(--variants fp32,bf16,int8,nf4 --tasks mmlu,gsm8k,truthfulqa_mc1,truthfulqa_mc2
       --subjects abstract_algebra,anatomy --limit 3 --data-dir "$shared/datasets" --threads 1 --quiet)
@@ -130,5 +122,4 @@ check "not a database" "$(cat "$work/text.db")" "text file unchanged"
 check 2 $? "unknown variant exit code"
 grep -q "fp32" "$work/usage.err" && ok || bad "unknown variant lists the valid ones: $(cat "$work/usage.err")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
