@@ -74,9 +74,6 @@ static qe_status rescore_samples(qh_store *store, int64_t run_id, const char *va
     qe_status rc = qh_store_get_samples(store, run_id, variant, qt_task_name(task), &rows, &n, err);
     if (rc == QE_OK)
         rc = qt_scores_create(task, &scores, err);
-    char **texts = rc == QE_OK ? calloc(2 * n + 1, sizeof *texts) : NULL;
-    if (rc == QE_OK && !texts)
-        rc = qe_fail(err, QE_ENOMEM, "out of memory rescoring %zu samples", n);
     for (size_t i = 0; rc == QE_OK && i < n; i++) {
         qh_doc_record record;
         if (rows[i].doc_id < 0 || rows[i].doc_id >= qt_task_n_docs(task)) {
@@ -90,19 +87,17 @@ static qe_status rescore_samples(qh_store *store, int64_t run_id, const char *va
                             (long long)rows[i].doc_id);
             break;
         }
-        rc = qh_sample_outcome(task, scores, (int)rows[i].doc_id, &record, &texts[2 * i], &texts[2 * i + 1], err);
+        char *filtered = NULL, *outcome_json = NULL;
+        rc = qh_sample_outcome(task, scores, (int)rows[i].doc_id, &record, &filtered, &outcome_json, err);
         qh_doc_record_clear(&record);
-        rows[i].filtered = texts[2 * i];
-        rows[i].outcome_json = texts[2 * i + 1];
+        /* the row owns its strings (qh_sample_rows_free frees them): swap the new ones in */
+        free((char *)rows[i].filtered);
+        free((char *)rows[i].outcome_json);
+        rows[i].filtered = filtered;
+        rows[i].outcome_json = outcome_json;
     }
     if (rc == QE_OK && n > 0)
         rc = qh_store_put_samples(store, rows, n, err);
-    for (size_t i = 0; texts && i < n; i++) {
-        rows[i].filtered = rows[i].outcome_json = NULL; /* ours, freed below, not the store's */
-        free(texts[2 * i]);
-        free(texts[2 * i + 1]);
-    }
-    free(texts);
     qt_scores_free(scores);
     qh_sample_rows_free(rows, n);
     return rc;
