@@ -141,8 +141,9 @@ struct qe_generate_stats {
 };
 
 /* Greedy decoding from context until one of the stop strings appears in the generated text,
- * EOS, or max_new_tokens. *text (malloc'd) holds the generated text up to, not including,
- * the first stop string. */
+ * EOS, or max_new_tokens (at most half the window when it would not fit, the context then cut
+ * from the left). *text (malloc'd) holds the generated text up to, not including, the first
+ * stop string. */
 qe_status qe_generate_until(qe_model *model, const char *context, const char *const *stops,
                             int n_stops, int max_new_tokens, char **text, qe_generate_stats *stats,
                             qe_error *err);

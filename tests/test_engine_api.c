@@ -101,6 +101,23 @@ int main(void)
     CHECK(stats.n_generated_tokens > 0 && stats.n_generated_tokens < 64);
     free(text);
 
+    /* more new tokens than the window holds (HumanEval's 1024 on a 512-token model): half the
+     * window is kept for the answer, the context is cut from the left to the other half */
+    qe_model_info info;
+    qe_model_get_info(m, &info);
+    char *long_context = malloc(4000);
+    for (int i = 0; i < 3999; i++)
+        long_context[i] = "Once upon a time "[i % 17];
+    long_context[3999] = 0;
+    text = NULL;
+    CHECK_INT_EQ(QE_OK, qe_generate_until(m, long_context, NULL, 0, 1024, &text, &stats, &err));
+    CHECK(stats.was_truncated);
+    CHECK_INT_EQ(info.max_context / 2, stats.n_prompt_tokens);
+    CHECK(stats.n_generated_tokens > 0 && stats.n_generated_tokens <= info.max_context / 2);
+    free(text);
+    free(long_context);
+    CHECK_INT_EQ(QE_EINVAL, qe_generate_until(m, "Zoo", NULL, 0, 0, &text, &stats, &err));
+
     qe_model_free(m);
     qe_safetensors_close(golden);
     return check_summary();
