@@ -43,7 +43,9 @@ static void test_dtypes(void)
 
 static void test_linear(qe_pool *pool)
 {
-    const int shapes[][3] = {{1, 7, 5}, {3, 64, 17}, {5, 33, 40}, {9, 130, 9}, {16, 128, 64}};
+    /* {n_tok, n_in, n_out}: n_in off the 8-lane blocks, n_out off the 4- and 8-row blocks, odd n_tok */
+    const int shapes[][3] = {{1, 7, 5}, {3, 64, 17}, {5, 33, 40}, {9, 130, 9}, {16, 128, 64}, {7, 100, 21},
+                             {13, 20, 8}, {2, 8, 30}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n_tok = shapes[s][0], n_in = shapes[s][1], n_out = shapes[s][2];
         float *w = malloc(sizeof(float) * n_out * n_in), *b = malloc(sizeof(float) * n_out);
