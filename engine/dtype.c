@@ -60,14 +60,7 @@ float qe_f16_to_f32(uint16_t h)
     return bits_to_f32(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
-uint16_t qe_f32_to_bf16(float value)
-{
-    uint32_t bits = f32_to_bits(value);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet, keep the sign */
-        return (uint16_t)((bits >> 16) | 0x40);
-    bits += 0x7fffu + ((bits >> 16) & 1);
-    return (uint16_t)(bits >> 16);
-}
+uint16_t qe_f32_to_bf16(float value) { return (uint16_t)(f32_to_bits(qe_round_bf16(value)) >> 16); }
 
 uint16_t qe_f32_to_f16(float value)
 {

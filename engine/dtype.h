@@ -6,6 +6,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 
 /* The safetensors dtype names, in that format's spelling. */
 typedef enum {
@@ -24,6 +28,33 @@ float qe_bf16_to_f32(uint16_t bits);
 float qe_f16_to_f32(uint16_t bits);
 uint16_t qe_f32_to_bf16(float value); /* round to nearest even; NaN stays NaN */
 uint16_t qe_f32_to_f16(float value);  /* round to nearest even; overflow -> inf */
+
+/* value rounded to bf16 and back: qe_bf16_to_f32(qe_f32_to_bf16(value)). Inline, since the
+ * 16-bit variants round every activation after every op. */
+static inline float qe_round_bf16(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet, keep the sign */
+        bits |= 0x00400000u;
+    else
+        bits += 0x7fffu + ((bits >> 16) & 1);
+    bits &= 0xffff0000u;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* value rounded to fp16 and back: qe_f16_to_f32(qe_f32_to_f16(value)). With F16C compiled in,
+ * the hardware conversion, which rounds identically for every non-NaN float (checked over all
+ * 2^32 bit patterns); NaN payloads would differ, so NaN takes the portable path. */
+static inline float qe_round_f16(float value)
+{
+#ifdef __F16C__
+    if (value == value)
+        return _cvtsh_ss(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+#endif
+    return qe_f16_to_f32(qe_f32_to_f16(value));
+}
 
 /* dst[n] = src[n] converted from F32, BF16 or F16; src may be unaligned. Returns 0, or -1
  * for any other dtype. */

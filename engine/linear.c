@@ -91,22 +91,41 @@ typedef struct {
     float *y;
 } forward_job;
 
+/* y[t, r] += bias[r] for tokens [t_begin, t_end) and rows [r_begin, r_end) */
+static void add_bias(const forward_job *job, int t_begin, int t_end, int r_begin, int r_end)
+{
+    const qe_linear *lin = job->lin;
+    if (lin->bias)
+        for (int t = t_begin; t < t_end; t++) {
+            float *row = job->y + (size_t)t * lin->n_out;
+            for (int r = r_begin; r < r_end; r++)
+                row[r] += lin->bias[r];
+        }
+}
+
 static void forward_rows(void *p, int begin, int end)
 {
     const forward_job *job = p;
+    job->lin->rows(job->lin, job->x, job->n_tok, job->y, begin, end);
+    add_bias(job, 0, job->n_tok, begin, end);
+}
+
+static void forward_tokens(void *p, int begin, int end)
+{
+    const forward_job *job = p;
     const qe_linear *lin = job->lin;
-    lin->rows(lin, job->x, job->n_tok, job->y, begin, end);
-    if (lin->bias)
-        for (int t = 0; t < job->n_tok; t++) {
-            float *row = job->y + (size_t)t * lin->n_out;
-            for (int r = begin; r < end; r++)
-                row[r] += lin->bias[r];
-        }
+    lin->rows(lin, job->x + (size_t)begin * lin->n_in, end - begin, job->y + (size_t)begin * lin->n_out, 0,
+              lin->n_out);
+    add_bias(job, begin, end, 0, lin->n_out);
 }
 
 void qe_linear_forward(const qe_linear *lin, const float *x, int n_tok, float *y, qe_pool *pool)
 {
     forward_job job = {lin, x, n_tok, y};
-    qe_pool_run(qe_pool_for(pool, (double)lin->n_out * lin->n_in * n_tok), lin->n_out, lin->row_grain, forward_rows,
-                &job);
+    pool = qe_pool_for(pool, (double)lin->n_out * lin->n_in * n_tok);
+    /* every token's outputs depend on that token alone, so either split gives the same bits */
+    if (lin->token_grain > 0 && pool && n_tok >= 2 * lin->token_grain * qe_pool_threads(pool))
+        qe_pool_run(pool, n_tok, lin->token_grain, forward_tokens, &job);
+    else
+        qe_pool_run(pool, lin->n_out, lin->row_grain, forward_rows, &job);
 }

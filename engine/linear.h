@@ -2,7 +2,8 @@
  * [n_out, n_in] in some weight format (F32 here; BF16, INT8, NF4 plug in beside it).
  *
  * A format supplies one kernel that computes the output rows [row_begin, row_end) for all
- * n_tok tokens; qe_linear_forward splits the rows over the thread pool and adds the bias.
+ * n_tok tokens; qe_linear_forward splits the rows (or, for some formats, the tokens) over the
+ * thread pool and adds the bias.
  * Kernels accumulate in float32 and must give each output the same value whatever the
  * row range or n_tok (so a KV cache filled in any batching holds the same numbers). Each
  * fast kernel has a plain reference twin (tests/test_linear.c holds them together). */
@@ -33,6 +34,9 @@ struct qe_linear {
     void *owned[3];             /* what this linear allocated for weight/aux/bias; freed by qe_linear_free */
     qe_linear_rows_fn rows;     /* the kernel */
     int row_grain;              /* rows per thread range are a multiple of this */
+    int token_grain;            /* > 0: the kernel prepares every token it is given (int8 quantizes
+                                 * them), so threads rather take whole tokens, in multiples of this,
+                                 * when a call has enough of them; 0: threads split rows */
     size_t resident_bytes;      /* bytes of weight + aux + bias this format keeps */
 };
 

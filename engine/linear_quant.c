@@ -9,8 +9,6 @@
 /* The references mirror GPU arithmetic one rounding at a time. */
 #pragma GCC optimize("fp-contract=off")
 
-#define INT8_DEQUANT_SCALE 6.200012e-05f /* bitsandbytes' MM_DEQUANT_CONST, 1 / 127^2 */
-#define INT8_WEIGHT_SCALE 7.874015718698502e-3f /* int8_vectorwise_dequant's 1 / 127 */
 
 qe_dtype qe_variant_compute_dtype(const qe_variant *variant)
 {
@@ -143,7 +141,7 @@ qe_status qe_linear_init_quant(qe_linear *lin, const qe_variant *variant, const 
         lin->format = QE_WEIGHT_NF4;
         lin->weight = lin->owned[0] = packed;
         lin->rows = qe_linear_nf4_rows;
-        lin->row_grain = 1;
+        lin->row_grain = 4;
         if ((rc = copy_bias(lin, bias, n_out, compute, err)) != QE_OK) {
             qe_linear_free(lin);
             return rc;
@@ -162,7 +160,8 @@ qe_status qe_linear_init_quant(qe_linear *lin, const qe_variant *variant, const 
     lin->format = QE_WEIGHT_INT8;
     lin->weight = lin->owned[0] = packed;
     lin->rows = qe_linear_int8_rows;
-    lin->row_grain = 1;
+    lin->row_grain = 4;
+    lin->token_grain = 4;
     lin->resident_bytes = bytes + (bias ? (size_t)n_out * 2 : 0);
     return QE_OK;
 }
@@ -224,12 +223,12 @@ void qe_int8_matmul_ref(const qe_int8_linear *q, const float *x, int n_tok, cons
             for (int c = 0; c < n_in; c++) {
                 acc += (int32_t)qx[c] * wr[c];
                 if (is_outlier[c]) {
-                    float wd = round_to((float)wr[c] * q->w.scale[r] * INT8_WEIGHT_SCALE, QE_DTYPE_F16);
+                    float wd = round_to((float)wr[c] * q->w.scale[r] * QE_INT8_WEIGHT_SCALE, QE_DTYPE_F16);
                     acc16 += x16[c] * wd;
                 }
             }
             float v = ((float)acc * sca) * q->w.scale[r];
-            float out = round_to(fmaf(v, INT8_DEQUANT_SCALE, q->bias ? q->bias[r] : 0.0f), QE_DTYPE_F16);
+            float out = round_to(fmaf(v, QE_INT8_DEQUANT_SCALE, q->bias ? q->bias[r] : 0.0f), QE_DTYPE_F16);
             y[(size_t)t * n_out + r] = round_to(out + acc16, QE_DTYPE_F16);
         }
     }

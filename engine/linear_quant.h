@@ -23,6 +23,9 @@
 #include "linear.h"
 #include "quant.h"
 
+#define QE_INT8_DEQUANT_SCALE 6.200012e-05f         /* bitsandbytes' MM_DEQUANT_CONST, 1 / 127^2 */
+#define QE_INT8_WEIGHT_SCALE 7.874015718698502e-3f /* int8_vectorwise_dequant's 1 / 127       */
+
 /* LLM.int8() weight plus what its kernel needs. */
 typedef struct {
     qe_int8_weight w;

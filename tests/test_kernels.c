@@ -41,9 +41,43 @@ static void test_dtypes(void)
     CHECK_INT_EQ(-1, qe_dtype_from_name("bf16"));
 }
 
+/* The inline and vector roundings of activations against the conversions (qe_f32_to_f16 and
+ * qe_f32_to_bf16 are hand-checked above): a spread of bit patterns over every exponent, halfway
+ * cases, subnormals, overflow, infinities and NaNs, in place and one at a time. */
+static void test_rounding(void)
+{
+    enum { N = 1 << 16 };
+    static float values[N], f16[N], bf16[N];
+    for (int i = 0; i < N; i++) {
+        uint32_t bits = (uint32_t)i * 65537u + (i & 1 ? 0x1000u : 0); /* odd ones sit on fp16 halfway points */
+        memcpy(&values[i], &bits, sizeof bits);
+    }
+    values[7] = 65520.0f;           /* halfway to 2^16: rounds to inf */
+    values[8] = 2.98023224e-8f;     /* half the smallest subnormal: ties to 0 */
+    values[9] = -INFINITY;
+    values[10] = NAN;
+    memcpy(f16, values, sizeof values);
+    memcpy(bf16, values, sizeof values);
+    for (int i = 0; i < N; i += 8) { /* 8 at a time: a NaN sends only its own group down the scalar path */
+        qe_round_to_dtype(f16 + i, 8, QE_DTYPE_F16);
+        qe_round_to_dtype(bf16 + i, 8, QE_DTYPE_BF16);
+    }
+    int n_bad = 0;
+    for (int i = 0; i < N; i++) {
+        float want16 = qe_f16_to_f32(qe_f32_to_f16(values[i])), want_bf = qe_bf16_to_f32(qe_f32_to_bf16(values[i]));
+        float one16 = qe_round_f16(values[i]), one_bf = qe_round_bf16(values[i]);
+        n_bad += memcmp(&want16, &f16[i], 4) != 0 || memcmp(&want16, &one16, 4) != 0 ||
+                 memcmp(&want_bf, &bf16[i], 4) != 0 || memcmp(&want_bf, &one_bf, 4) != 0;
+    }
+    CHECK_INT_EQ(0, n_bad);
+    CHECK(isinf(f16[7]) && f16[8] == 0.0f && isnan(f16[10]) && isnan(bf16[10]));
+}
+
 static void test_linear(qe_pool *pool)
 {
-    const int shapes[][3] = {{1, 7, 5}, {3, 64, 17}, {5, 33, 40}, {9, 130, 9}, {16, 128, 64}};
+    /* {n_tok, n_in, n_out}: n_in off the 8-lane blocks, n_out off the 4- and 8-row blocks, odd n_tok */
+    const int shapes[][3] = {{1, 7, 5}, {3, 64, 17}, {5, 33, 40}, {9, 130, 9}, {16, 128, 64}, {7, 100, 21},
+                             {13, 20, 8}, {2, 8, 30}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n_tok = shapes[s][0], n_in = shapes[s][1], n_out = shapes[s][2];
         float *w = malloc(sizeof(float) * n_out * n_in), *b = malloc(sizeof(float) * n_out);
@@ -227,6 +261,7 @@ int main(void)
     CHECK_INT_EQ(QE_OK, qe_pool_create(3, &pool, &err));
     CHECK_INT_EQ(QE_OK, qe_backend_cpu_create(pool, &be, &err));
     test_dtypes();
+    test_rounding();
     test_linear(pool);
     test_attention(be);
     test_small_ops(be);

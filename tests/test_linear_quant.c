@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "cpu/dot_tile.h"
 #include "dtype.h"
 #include "linear_quant.h"
 #include "safetensors.h"
@@ -53,16 +54,60 @@ static void check_against_ref(const qe_linear *lin, qe_linear_rows_fn ref, const
     free(want), free(got), free(split);
 }
 
+/* Threads splitting rows or tokens give the bits of one thread. */
+static void check_threads(const qe_linear *lin, qe_pool *pool, const float *x, int n_tok)
+{
+    size_t n = (size_t)n_tok * lin->n_out;
+    float *one = calloc(n, sizeof *one), *many = calloc(n, sizeof *many);
+    qe_linear_forward(lin, x, n_tok, one, NULL);
+    qe_linear_forward(lin, x, n_tok, many, pool);
+    CHECK_INT_EQ(0, memcmp(one, many, n * sizeof *one));
+    free(one), free(many);
+}
+
+/* Every format on a SmolLM2-like shape with a prompt's worth of tokens, over 3 threads: enough
+ * tokens that int8 splits them rather than rows. */
+static void test_threads(void)
+{
+    int n_out = 96, n_in = 200, n_tok = 29;
+    qe_pool *pool = NULL;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_pool_create(3, &pool, &err));
+    float *w = malloc((size_t)n_out * n_in * sizeof *w), *b = malloc((size_t)n_out * sizeof *b);
+    float *x = malloc((size_t)n_tok * n_in * sizeof *x);
+    for (int i = 0; i < n_out * n_in; i++) w[i] = uniform() * 0.1f;
+    for (int i = 0; i < n_out; i++) b[i] = uniform();
+    for (int i = 0; i < n_tok * n_in; i++) x[i] = uniform() * 2.0f;
+    x[5 * n_in + 7] = -8.0f; /* an int8 outlier */
+    static const qe_variant variants[] = {{.kind = QE_VARIANT_BF16},
+                                          {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},
+                                          {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f}};
+    qe_linear lin;
+    qe_linear_wrap_f32(&lin, w, b, n_out, n_in);
+    check_threads(&lin, pool, x, n_tok);
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        CHECK(qe_linear_init_quant(&lin, &variants[v], w, b, n_out, n_in, &err) == QE_OK);
+        check_threads(&lin, pool, x, n_tok);
+        qe_linear_free(&lin);
+    }
+    free(w), free(b), free(x);
+    qe_pool_free(pool);
+}
+
 static void test_formats(void)
 {
-    static const int shapes[][2] = {{8, 64}, {13, 172}, {33, 37}, {64, 256}, {5, 7}};
+    /* {n_out, n_in}: n_in off the 8-lane, 64-byte and nf4 blocks, n_out off the 4- and 8-row blocks */
+    static const int shapes[][2] = {{8, 64}, {13, 172}, {33, 37}, {64, 256}, {5, 7}, {21, 200}, {12, 96}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         int n_out = shapes[s][0], n_in = shapes[s][1];
         float *w = malloc((size_t)n_out * n_in * sizeof *w), *b = malloc((size_t)n_out * sizeof *b);
         for (int i = 0; i < n_out * n_in; i++) w[i] = uniform() * 0.1f;
         for (int i = 0; i < n_out; i++) b[i] = uniform();
         w[3] = 0.9f; /* an outlier weight makes uneven absmax blocks */
-        for (int n_tok = 1; n_tok <= 5; n_tok += 2) {
+        /* every remainder of the kernels' 3-, 4- and 2x2-token blocks */
+        static const int n_toks[] = {1, 2, 3, 5, 8, 9};
+        for (size_t nt = 0; nt < sizeof n_toks / sizeof *n_toks; nt++) {
+            int n_tok = n_toks[nt];
             float *x = malloc((size_t)n_tok * n_in * sizeof *x);
             for (int i = 0; i < n_tok * n_in; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(uniform() * 2.0f));
             x[n_in / 2] = 9.0f; /* an int8 outlier column for the first token */
@@ -90,7 +135,9 @@ static void test_formats(void)
         }
         free(w), free(b);
     }
-    printf("fast paths %s\n", qe_cpu_has_avx2() ? "AVX2/FMA" : "not available (reference twins ran)");
+    printf("fast paths %s\n", !qe_cpu_has_avx2()   ? "not available (reference twins ran)"
+                               : qe_cpu_has_avx512() ? "AVX2/FMA and AVX-512"
+                                                     : "AVX2/FMA");
 }
 
 /* bitsandbytes' Linear8bitLt (threshold 6 and 0) on a crafted fp16 input: the definition with
@@ -179,6 +226,7 @@ int main(void)
 {
     test_bad_arguments();
     test_formats();
+    test_threads();
     test_int8_against_bitsandbytes();
     return check_summary();
 }
