@@ -200,6 +200,31 @@ VNNI static INLINE __m128i sum4_epi32x16(__m512i a, __m512i b, __m512i c, __m512
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* acc + the dot products of each 4 bytes of u (unsigned) and s (signed), as _mm512_dpbusd_epi32.
+ * Written out because GCC 12 copies every accumulator around the intrinsic (about two register
+ * moves per product instruction in the loop below); the assembly updates it in place. */
+VNNI static INLINE __m512i dpbusd(__m512i acc, __m512i u, __m512i s)
+{
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
+    return acc;
+}
+
+/* acc[i][j] += the products of rows w[0..3] and tokens ux[j] over the 64 bytes from k; bytes
+ * of a row past in_row read as 0 (the tokens are padded) */
+VNNI static INLINE void step_vnni(__m512i acc[ROWS][VNNI_TOKENS], const int8_t *const w[ROWS], const int8_t *ux,
+                                  int x_stride, int n_tok, int k, __mmask64 in_row)
+{
+    __m512i xv[VNNI_TOKENS];
+#pragma GCC unroll 4
+    for (int j = 0; j < n_tok; j++) xv[j] = _mm512_loadu_si512(ux + (size_t)j * x_stride + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < ROWS; i++) {
+        __m512i wv = _mm512_maskz_loadu_epi8(in_row, w[i] + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < n_tok; j++) acc[i][j] = dpbusd(acc[i][j], xv[j], wv);
+    }
+}
+
 /* dots[j] = the int32 dots of rows w[0..3] with n_tok (a constant 1..VNNI_TOKENS after
  * inlining) offset tokens from ux on, plus 128 times each row's sum. */
 VNNI static INLINE void dots_vnni(const int8_t *const w[ROWS], const int8_t *ux, int x_stride, int n_tok, int n_in,
@@ -210,18 +235,11 @@ VNNI static INLINE void dots_vnni(const int8_t *const w[ROWS], const int8_t *ux,
     for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < n_tok; j++) acc[i][j] = _mm512_setzero_si512();
-    for (int k = 0; k < n_in; k += VNNI_BYTES) {
-        __mmask64 in_row = n_in - k >= VNNI_BYTES ? ~(__mmask64)0 : ((__mmask64)1 << (n_in - k)) - 1;
-        __m512i xv[VNNI_TOKENS];
-#pragma GCC unroll 4
-        for (int j = 0; j < n_tok; j++) xv[j] = _mm512_loadu_si512(ux + (size_t)j * x_stride + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < ROWS; i++) {
-            __m512i wv = _mm512_maskz_loadu_epi8(in_row, w[i] + k);
-#pragma GCC unroll 4
-            for (int j = 0; j < n_tok; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv[j], wv);
-        }
-    }
+    int k = 0;
+    for (; k + VNNI_BYTES <= n_in; k += VNNI_BYTES)
+        step_vnni(acc, w, ux, x_stride, n_tok, k, ~(__mmask64)0);
+    if (k < n_in)
+        step_vnni(acc, w, ux, x_stride, n_tok, k, ((__mmask64)1 << (n_in - k)) - 1);
 #pragma GCC unroll 4
     for (int j = 0; j < n_tok; j++) dots[j] = sum4_epi32x16(acc[0][j], acc[1][j], acc[2][j], acc[3][j]);
 }
@@ -237,7 +255,7 @@ VNNI static void block_vnni(const int8_tokens *s, const int8_t *const w[ROWS], _
         sums[i] = _mm512_setzero_si512();
         for (int k = 0; k < s->n_in; k += VNNI_BYTES) {
             __mmask64 in_row = s->n_in - k >= VNNI_BYTES ? ~(__mmask64)0 : ((__mmask64)1 << (s->n_in - k)) - 1;
-            sums[i] = _mm512_dpbusd_epi32(sums[i], one, _mm512_maskz_loadu_epi8(in_row, w[i] + k));
+            sums[i] = dpbusd(sums[i], one, _mm512_maskz_loadu_epi8(in_row, w[i] + k));
         }
     }
     __m128i offset = _mm_slli_epi32(sum4_epi32x16(sums[0], sums[1], sums[2], sums[3]), 7);
