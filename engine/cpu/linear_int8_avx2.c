@@ -107,6 +107,29 @@ AVX2 static float quantize_row(const float *x, int n, float threshold, int8_t *q
     return absmax;
 }
 
+/* Appends the columns c with |x[c]| >= threshold, and x there, to columns and values; returns
+ * the end of columns. Eight at a time: most blocks hold none. */
+AVX2 static int *find_outliers(const float *x, int n, float threshold, int *columns, float *values)
+{
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)), vthr = _mm256_set1_ps(threshold);
+    int c = 0;
+    for (; c + 8 <= n; c += 8) {
+        unsigned hits = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + c), abs_mask), vthr, _CMP_GE_OQ));
+        for (; hits; hits &= hits - 1) {
+            int i = c + __builtin_ctz(hits);
+            *columns++ = i;
+            *values++ = x[i];
+        }
+    }
+    for (; c < n; c++)
+        if (fabsf(x[c]) >= threshold) {
+            *columns++ = c;
+            *values++ = x[c];
+        }
+    return columns;
+}
+
 /* Fills s for tokens x[n_tok, n_in]; false when out of memory (s is then freed). */
 AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_tok, int n_in, bool is_offset,
                                 int8_tokens *s)
@@ -131,11 +154,8 @@ AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_t
         int8_t *qt = s->qx + (size_t)t * s->x_stride;
         round_f16(x + (size_t)t * n_in, x16, n_in);
         s->n_outliers_before[t] = j;
-        for (int c = 0; c < n_in && threshold > 0.0f; c++)
-            if (fabsf(x16[c]) >= threshold) {
-                s->outliers[j] = c;
-                s->outlier_x[j++] = x16[c];
-            }
+        if (threshold > 0.0f)
+            j = find_outliers(x16, n_in, threshold, s->outliers + j, s->outlier_x + j) - s->outliers;
         s->sca[t] = quantize_row(x16, n_in, threshold, qt);
         memset(qt + n_in, 0, (size_t)(s->x_stride - n_in));
         for (int c = 0; is_offset && c < s->x_stride; c++) qt[c] = (int8_t)((uint8_t)qt[c] ^ 0x80);
@@ -173,8 +193,8 @@ AVX2 static __m128i dots_avx2(const int8_t *const w[ROWS], const int8_t *qt, int
 
 /* y[0, n_rows) of token t from the int32 dots of the block's rows: the twin's roundings, one
  * lane per row. scb and bias hold the rows' scales and fp16 biases. */
-AVX2 static void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS], __m128 scb, __m128 bias,
-                        __m128i dots, int n_rows, float *y)
+AVX2 static INLINE void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS], __m128 scb, __m128 bias,
+                               __m128i dots, int n_rows, float *y)
 {
     __m128 v = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(dots), _mm_set1_ps(s->sca[t])), scb);
     __m128 out = round_f16x4(_mm_fmadd_ps(v, _mm_set1_ps(QE_INT8_DEQUANT_SCALE), bias));
@@ -185,9 +205,14 @@ AVX2 static void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS]
         __m128 wd = round_f16x4(_mm_mul_ps(_mm_mul_ps(wc, scb), _mm_set1_ps(QE_INT8_WEIGHT_SCALE)));
         acc16 = _mm_add_ps(acc16, _mm_mul_ps(_mm_set1_ps(s->outlier_x[j]), wd));
     }
-    float res[ROWS];
-    _mm_storeu_ps(res, round_f16x4(_mm_add_ps(out, acc16)));
-    memcpy(y, res, (size_t)n_rows * sizeof *y);
+    __m128 res = round_f16x4(_mm_add_ps(out, acc16));
+    if (n_rows == ROWS) {
+        _mm_storeu_ps(y, res);
+        return;
+    }
+    float lanes[ROWS];
+    _mm_storeu_ps(lanes, res);
+    for (int i = 0; i < n_rows; i++) y[i] = lanes[i];
 }
 
 /* [sum(a), sum(b), sum(c), sum(d)] of four 16-lane int32 vectors */
