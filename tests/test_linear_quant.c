@@ -110,7 +110,8 @@ static void test_formats(void)
             int n_tok = n_toks[nt];
             float *x = malloc((size_t)n_tok * n_in * sizeof *x);
             for (int i = 0; i < n_tok * n_in; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(uniform() * 2.0f));
-            x[n_in / 2] = 9.0f; /* an int8 outlier column for the first token */
+            x[n_in / 2] = 9.0f; /* int8 outlier columns for the first token, two in one 8-block */
+            x[n_in / 2 + 1] = -7.5f;
             qe_linear lin;
             qe_error err = {0};
             static const qe_dtype halves[] = {QE_DTYPE_BF16, QE_DTYPE_F16};

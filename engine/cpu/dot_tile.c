@@ -139,18 +139,16 @@ AVX512 static INLINE void tile_avx512(const tokens *tok, const float *const w[QE
         float *yt = y + (size_t)t * y_stride;
 #pragma GCC unroll 2
         for (int i = 0; i < QE_TILE_ROWS; i += AVX2_ROWS) {
-            const __m512 *a = &acc[i][p];
             store_rows(yt + i,
-                       finish_rows4(_mm512_castps512_ps256(a[0]), _mm512_castps512_ps256(a[AVX512_PAIRS]),
-                                    _mm512_castps512_ps256(a[2 * AVX512_PAIRS]),
-                                    _mm512_castps512_ps256(a[3 * AVX512_PAIRS]), w + i, xt, k_vec, n_in),
+                       finish_rows4(_mm512_castps512_ps256(acc[i][p]), _mm512_castps512_ps256(acc[i + 1][p]),
+                                    _mm512_castps512_ps256(acc[i + 2][p]), _mm512_castps512_ps256(acc[i + 3][p]),
+                                    w + i, xt, k_vec, n_in),
                        AVX2_ROWS);
             if (t + 1 < tok->n_tok)
                 store_rows(yt + y_stride + i,
-                           finish_rows4(_mm512_extractf32x8_ps(a[0], 1), _mm512_extractf32x8_ps(a[AVX512_PAIRS], 1),
-                                        _mm512_extractf32x8_ps(a[2 * AVX512_PAIRS], 1),
-                                        _mm512_extractf32x8_ps(a[3 * AVX512_PAIRS], 1), w + i, xt + n_in, k_vec,
-                                        n_in),
+                           finish_rows4(_mm512_extractf32x8_ps(acc[i][p], 1), _mm512_extractf32x8_ps(acc[i + 1][p], 1),
+                                        _mm512_extractf32x8_ps(acc[i + 2][p], 1),
+                                        _mm512_extractf32x8_ps(acc[i + 3][p], 1), w + i, xt + n_in, k_vec, n_in),
                            AVX2_ROWS);
         }
     }

@@ -107,6 +107,29 @@ AVX2 static float quantize_row(const float *x, int n, float threshold, int8_t *q
     return absmax;
 }
 
+/* Appends the columns c with |x[c]| >= threshold, and x there, to columns and values; returns
+ * the end of columns. Eight at a time: most blocks hold none. */
+AVX2 static int *find_outliers(const float *x, int n, float threshold, int *columns, float *values)
+{
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)), vthr = _mm256_set1_ps(threshold);
+    int c = 0;
+    for (; c + 8 <= n; c += 8) {
+        unsigned hits = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + c), abs_mask), vthr, _CMP_GE_OQ));
+        for (; hits; hits &= hits - 1) {
+            int i = c + __builtin_ctz(hits);
+            *columns++ = i;
+            *values++ = x[i];
+        }
+    }
+    for (; c < n; c++)
+        if (fabsf(x[c]) >= threshold) {
+            *columns++ = c;
+            *values++ = x[c];
+        }
+    return columns;
+}
+
 /* Fills s for tokens x[n_tok, n_in]; false when out of memory (s is then freed). */
 AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_tok, int n_in, bool is_offset,
                                 int8_tokens *s)
@@ -131,11 +154,8 @@ AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_t
         int8_t *qt = s->qx + (size_t)t * s->x_stride;
         round_f16(x + (size_t)t * n_in, x16, n_in);
         s->n_outliers_before[t] = j;
-        for (int c = 0; c < n_in && threshold > 0.0f; c++)
-            if (fabsf(x16[c]) >= threshold) {
-                s->outliers[j] = c;
-                s->outlier_x[j++] = x16[c];
-            }
+        if (threshold > 0.0f)
+            j = find_outliers(x16, n_in, threshold, s->outliers + j, s->outlier_x + j) - s->outliers;
         s->sca[t] = quantize_row(x16, n_in, threshold, qt);
         memset(qt + n_in, 0, (size_t)(s->x_stride - n_in));
         for (int c = 0; is_offset && c < s->x_stride; c++) qt[c] = (int8_t)((uint8_t)qt[c] ^ 0x80);
@@ -173,8 +193,8 @@ AVX2 static __m128i dots_avx2(const int8_t *const w[ROWS], const int8_t *qt, int
 
 /* y[0, n_rows) of token t from the int32 dots of the block's rows: the twin's roundings, one
  * lane per row. scb and bias hold the rows' scales and fp16 biases. */
-AVX2 static void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS], __m128 scb, __m128 bias,
-                        __m128i dots, int n_rows, float *y)
+AVX2 static INLINE void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS], __m128 scb, __m128 bias,
+                               __m128i dots, int n_rows, float *y)
 {
     __m128 v = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(dots), _mm_set1_ps(s->sca[t])), scb);
     __m128 out = round_f16x4(_mm_fmadd_ps(v, _mm_set1_ps(QE_INT8_DEQUANT_SCALE), bias));
@@ -185,9 +205,14 @@ AVX2 static void finish(const int8_tokens *s, int t, const int8_t *const w[ROWS]
         __m128 wd = round_f16x4(_mm_mul_ps(_mm_mul_ps(wc, scb), _mm_set1_ps(QE_INT8_WEIGHT_SCALE)));
         acc16 = _mm_add_ps(acc16, _mm_mul_ps(_mm_set1_ps(s->outlier_x[j]), wd));
     }
-    float res[ROWS];
-    _mm_storeu_ps(res, round_f16x4(_mm_add_ps(out, acc16)));
-    memcpy(y, res, (size_t)n_rows * sizeof *y);
+    __m128 res = round_f16x4(_mm_add_ps(out, acc16));
+    if (n_rows == ROWS) {
+        _mm_storeu_ps(y, res);
+        return;
+    }
+    float lanes[ROWS];
+    _mm_storeu_ps(lanes, res);
+    for (int i = 0; i < n_rows; i++) y[i] = lanes[i];
 }
 
 /* [sum(a), sum(b), sum(c), sum(d)] of four 16-lane int32 vectors */
@@ -200,6 +225,31 @@ VNNI static INLINE __m128i sum4_epi32x16(__m512i a, __m512i b, __m512i c, __m512
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* acc + the dot products of each 4 bytes of u (unsigned) and s (signed), as _mm512_dpbusd_epi32.
+ * Written out because GCC 12 copies every accumulator around the intrinsic (about two register
+ * moves per product instruction in the loop below); the assembly updates it in place. */
+VNNI static INLINE __m512i dpbusd(__m512i acc, __m512i u, __m512i s)
+{
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
+    return acc;
+}
+
+/* acc[i][j] += the products of rows w[0..3] and tokens ux[j] over the 64 bytes from k; bytes
+ * of a row past in_row read as 0 (the tokens are padded) */
+VNNI static INLINE void step_vnni(__m512i acc[ROWS][VNNI_TOKENS], const int8_t *const w[ROWS], const int8_t *ux,
+                                  int x_stride, int n_tok, int k, __mmask64 in_row)
+{
+    __m512i xv[VNNI_TOKENS];
+#pragma GCC unroll 4
+    for (int j = 0; j < n_tok; j++) xv[j] = _mm512_loadu_si512(ux + (size_t)j * x_stride + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < ROWS; i++) {
+        __m512i wv = _mm512_maskz_loadu_epi8(in_row, w[i] + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < n_tok; j++) acc[i][j] = dpbusd(acc[i][j], xv[j], wv);
+    }
+}
+
 /* dots[j] = the int32 dots of rows w[0..3] with n_tok (a constant 1..VNNI_TOKENS after
  * inlining) offset tokens from ux on, plus 128 times each row's sum. */
 VNNI static INLINE void dots_vnni(const int8_t *const w[ROWS], const int8_t *ux, int x_stride, int n_tok, int n_in,
@@ -210,18 +260,11 @@ VNNI static INLINE void dots_vnni(const int8_t *const w[ROWS], const int8_t *ux,
     for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < n_tok; j++) acc[i][j] = _mm512_setzero_si512();
-    for (int k = 0; k < n_in; k += VNNI_BYTES) {
-        __mmask64 in_row = n_in - k >= VNNI_BYTES ? ~(__mmask64)0 : ((__mmask64)1 << (n_in - k)) - 1;
-        __m512i xv[VNNI_TOKENS];
-#pragma GCC unroll 4
-        for (int j = 0; j < n_tok; j++) xv[j] = _mm512_loadu_si512(ux + (size_t)j * x_stride + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < ROWS; i++) {
-            __m512i wv = _mm512_maskz_loadu_epi8(in_row, w[i] + k);
-#pragma GCC unroll 4
-            for (int j = 0; j < n_tok; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv[j], wv);
-        }
-    }
+    int k = 0;
+    for (; k + VNNI_BYTES <= n_in; k += VNNI_BYTES)
+        step_vnni(acc, w, ux, x_stride, n_tok, k, ~(__mmask64)0);
+    if (k < n_in)
+        step_vnni(acc, w, ux, x_stride, n_tok, k, ((__mmask64)1 << (n_in - k)) - 1);
 #pragma GCC unroll 4
     for (int j = 0; j < n_tok; j++) dots[j] = sum4_epi32x16(acc[0][j], acc[1][j], acc[2][j], acc[3][j]);
 }
@@ -237,7 +280,7 @@ VNNI static void block_vnni(const int8_tokens *s, const int8_t *const w[ROWS], _
         sums[i] = _mm512_setzero_si512();
         for (int k = 0; k < s->n_in; k += VNNI_BYTES) {
             __mmask64 in_row = s->n_in - k >= VNNI_BYTES ? ~(__mmask64)0 : ((__mmask64)1 << (s->n_in - k)) - 1;
-            sums[i] = _mm512_dpbusd_epi32(sums[i], one, _mm512_maskz_loadu_epi8(in_row, w[i] + k));
+            sums[i] = dpbusd(sums[i], one, _mm512_maskz_loadu_epi8(in_row, w[i] + k));
         }
     }
     __m128i offset = _mm_slli_epi32(sum4_epi32x16(sums[0], sums[1], sums[2], sums[3]), 7);
