@@ -1,12 +1,7 @@
-/* logprob — the one definition of the numbers qeval takes from a distribution given as
- * log-probabilities up to an additive constant (a row of logits, a log-softmax row, the
- * loglikelihoods of a question's choices): its argmax (first on ties), its log-sum-exp (the
- * log-softmax normalizer) and the KL divergence between two of them. Sums run in double in
- * index order, so scoring, verify, the reports and the reference backend's row_stats all get
- * the same bits for the same row. Declared in qeval_engine.h. */
+/* logprob — log-softmax and KL, once for everyone (contract: logprob.h, qeval_engine.h). */
 #include <math.h>
 
-#include "qeval_engine.h"
+#include "logprob.h"
 
 /* Written once for float and double rows. log-sum-exp of x[n] (n >= 1) around its maximum:
  * max + log(sum exp(x - max)); an infinite maximum is returned as it is. */
@@ -48,13 +43,27 @@ QE_DEFINE_LOG_SUM_EXP(log_sum_exp_f64, double)
 QE_DEFINE_KL(kl_f32, log_sum_exp_f32, float)
 QE_DEFINE_KL(kl_f64, log_sum_exp_f64, double)
 
-void qe_logits_row_stats(const float *logits, int n, int32_t target, qe_row_stats *out)
+qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target)
 {
-    size_t argmax = 0;
-    out->log_z = n > 0 ? log_sum_exp_f32(logits, (size_t)n, &argmax) : -INFINITY;
-    out->argmax = (int32_t)argmax;
-    out->max_logit = n > 0 ? logits[argmax] : -INFINITY;
-    out->target_logit = target >= 0 && target < n ? logits[target] : 0;
+    qe_row_stats stats = {0, -INFINITY, -INFINITY, 0};
+    if (n_vocab > 0) {
+        size_t argmax = 0;
+        stats.log_z = log_sum_exp_f32(row, (size_t)n_vocab, &argmax);
+        stats.argmax = (int32_t)argmax;
+        stats.max_logit = row[argmax];
+    }
+    if (target >= 0 && target < n_vocab)
+        stats.target_logit = row[target];
+    return stats;
+}
+
+double qe_log_sum_exp_f32(const float *x, size_t n, int32_t *argmax)
+{
+    size_t best = 0;
+    double log_z = n > 0 ? log_sum_exp_f32(x, n, &best) : -INFINITY;
+    if (argmax)
+        *argmax = (int32_t)best;
+    return log_z;
 }
 
 double qe_log_sum_exp(const double *x, size_t n)

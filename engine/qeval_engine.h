@@ -167,17 +167,11 @@ void qe_score_result_clear(qe_score_result *result); /* frees the arrays, zeroes
 /* ---- log-probabilities: the one place qeval computes log-softmax and KL (engine/logprob.c).
  * Rows are log-probabilities up to an additive constant (logits, log-softmax rows, choice
  * loglikelihoods). Sums run in double in index order; argmax is the first index on ties. */
-typedef struct {
-    int32_t argmax;            /* first index of the largest logit                             */
-    float max_logit;
-    double log_z;              /* max_logit + log(sum_j exp(row[j] - max_logit)), summed in double */
-    float target_logit;        /* row[target] (target out of range: 0)                          */
-} qe_row_stats;
-
-/* What scoring needs of one row of logits[n]; log p(target) = target_logit - log_z. */
-void qe_logits_row_stats(const float *logits, int n, int32_t target, qe_row_stats *out);
 /* log(sum_i exp(x[i])) around the maximum; -inf for n = 0 or an all -inf row. */
 double qe_log_sum_exp(const double *x, size_t n);
+/* The same of a float row (a row of logits: log p(j) = x[j] - result); *argmax (may be NULL)
+ * receives the first index of the maximum. */
+double qe_log_sum_exp_f32(const float *x, size_t n, int32_t *argmax);
 /* KL(ref || var) = sum p_ref (log p_ref - log p_var) in nats, each row normalized first;
  * outcomes with p_ref = 0 contribute nothing. Rounding can leave it a hair below 0. */
 double qe_kl_divergence(const double *logp_ref, const double *logp_var, size_t n);

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "logprob.h"
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -216,32 +218,35 @@ static qe_status reserve_rows(qe_model *m, score_scratch *s, int n_rows, qe_erro
     return QE_OK;
 }
 
-/* Runs ids[n] after the longest cached prefix (at most first_row), leaving in s->logits the
- * logits of rows [first_row, n) and in s->stats their stats against targets[row - first_row]. */
+/* Runs ids[n] after the longest cached prefix (at most first_row), leaving in s->stats the stats
+ * of rows [first_row, n) against targets[row - first_row] (NULL: none) and, when want_logits,
+ * their logits in s->logits. (qe_model_forward's stats mode in the backends refactor: then the
+ * stats come from the device and the logits only when wanted.) */
 static qe_status run_rows(qe_model *m, const int32_t *ids, int n, int first_row, const int32_t *targets,
-                          score_scratch *s, qe_error *err)
+                          bool want_logits, score_scratch *s, qe_error *err)
 {
     int n_rows = n - first_row, n_vocab = m->cfg.n_vocab;
     qe_status rc = reserve_rows(m, s, n_rows, err);
     if (rc != QE_OK)
         return rc;
+    (void)want_logits; /* today the host reduces the rows, so the logits always come back */
     int pos0 = qe_model_cached_prefix(m, ids, n);
     if (pos0 > first_row)
         pos0 = first_row;
     if ((rc = qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, s->logits, err)) != QE_OK)
         return rc;
     for (int r = 0; r < n_rows; r++)
-        qe_logits_row_stats(s->logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r] : -1, &s->stats[r]);
+        s->stats[r] = qe_row_stats_of(s->logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r] : -1);
     return QE_OK;
 }
 
-/* Row i of result from logits row and its stats, target being the continuation's token i. */
-static void take_row(qe_score_result *result, int i, const float *row, const qe_row_stats *stats, int32_t target,
+/* Position i of result from its row's stats (target_logit that of the continuation's token i)
+ * and, when the result keeps log-prob rows, the row's logits. */
+static void take_row(qe_score_result *result, int i, const qe_row_stats *stats, int32_t target, const float *row,
                      int n_vocab)
 {
-    float target_logit = row[target];
-    result->logprob_sum += target_logit - stats->log_z;
-    result->target_logprob[i] = (float)(target_logit - stats->log_z);
+    result->logprob_sum += stats->target_logit - stats->log_z;
+    result->target_logprob[i] = (float)(stats->target_logit - stats->log_z);
     result->argmax[i] = stats->argmax;
     if (stats->argmax != target)
         result->is_greedy = false;
@@ -256,7 +261,8 @@ static qe_status run_group(qe_model *m, const qe_score_request *requests, score_
 {
     int n_vocab = m->cfg.n_vocab, n_prefix = plans[0].n_prefix;
     double start_ms = now_ms();
-    qe_status rc = run_rows(m, plans[0].tokens, n_prefix, n_prefix - 1, NULL, s, err);
+    /* the prefix's last row serves every continuation: its logits come back for their targets */
+    qe_status rc = run_rows(m, plans[0].tokens, n_prefix, n_prefix - 1, NULL, true, s, err);
     if (rc != QE_OK)
         return rc;
     memcpy(s->context_row, s->logits, (size_t)n_vocab * sizeof *s->context_row);
@@ -278,13 +284,16 @@ static qe_status run_group(qe_model *m, const qe_score_request *requests, score_
         result->n_continuation_tokens = plan->n_cont;
         result->was_truncated = plan->n_tokens < plan->context->n_ids + plan->n_cont;
         const int32_t *targets = plan->tokens + n_prefix;
-        take_row(result, 0, s->context_row, &context_stats, targets[0], n_vocab);
+        qe_row_stats first = context_stats;
+        first.target_logit = s->context_row[targets[0]];
+        take_row(result, 0, &first, targets[0], s->context_row, n_vocab);
         if (plan->n_cont > 1) {
             /* rows n_prefix .. n_tokens - 2 predict targets 1 .. n_cont - 1 */
-            if ((rc = run_rows(m, plan->tokens, plan->n_tokens - 1, n_prefix, targets + 1, s, err)) != QE_OK)
+            if ((rc = run_rows(m, plan->tokens, plan->n_tokens - 1, n_prefix, targets + 1, result->logprobs != NULL,
+                               s, err)) != QE_OK)
                 return rc;
             for (int i = 1; i < plan->n_cont; i++)
-                take_row(result, i, s->logits + (size_t)(i - 1) * n_vocab, &s->stats[i - 1], targets[i], n_vocab);
+                take_row(result, i, &s->stats[i - 1], targets[i], s->logits + (size_t)(i - 1) * n_vocab, n_vocab);
         }
         result->elapsed_ms += share_ms + (now_ms() - plan_start_ms);
     }

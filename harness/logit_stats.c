@@ -1,5 +1,5 @@
 /* logit_stats.c — KL divergence, top-1 agreement and RMS Δp between two models' logits, from the
- * engine's one definition of log-softmax and KL (qe_logits_row_stats, qe_kl_divergence_f32). */
+ * engine's one definition of log-softmax and KL (qe_log_sum_exp_f32, qe_kl_divergence_f32). */
 #include "logit_stats.h"
 
 #include <math.h>
@@ -8,9 +8,9 @@
 
 void qh_logit_stats_add(qh_logit_stats *s, const float *base, const float *test, int n_vocab, int32_t next_token)
 {
-    qe_row_stats base_row, test_row;
-    qe_logits_row_stats(base, n_vocab, next_token, &base_row);
-    qe_logits_row_stats(test, n_vocab, next_token, &test_row);
+    int32_t base_top, test_top;
+    double base_norm = qe_log_sum_exp_f32(base, (size_t)n_vocab, &base_top);
+    double test_norm = qe_log_sum_exp_f32(test, (size_t)n_vocab, &test_top);
     double kl = qe_kl_divergence_f32(base, test, (size_t)n_vocab);
     if (kl < 0) /* rounding can take an identical pair a hair below zero */
         kl = 0;
@@ -18,9 +18,9 @@ void qh_logit_stats_add(qh_logit_stats *s, const float *base, const float *test,
     s->sum_kl += kl;
     if (kl > s->max_kl || isnan(kl))
         s->max_kl = kl;
-    s->n_top1_agree += base_row.argmax == test_row.argmax;
+    s->n_top1_agree += base_top == test_top;
     if (next_token >= 0 && next_token < n_vocab) {
-        double dp = exp(test_row.target_logit - test_row.log_z) - exp(base_row.target_logit - base_row.log_z);
+        double dp = exp(test[next_token] - test_norm) - exp(base[next_token] - base_norm);
         s->sum_dp2 += dp * dp;
         s->n_dp++;
     }
