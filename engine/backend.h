@@ -1,20 +1,35 @@
 /* backend — the operations a decoder forward pass is made of, as a table of functions, so the
- * model code (model_forward.c) is written once and runs on any device. The CPU backend
- * (engine/cpu/backend_cpu.c) is the first implementation; a CUDA backend fills the same table.
+ * model code (model_forward.c) is written once and runs on any device. Backends:
+ *   engine/ref/backend_ref.c     plain single-threaded twins, the definitions (double
+ *                                accumulation where the old _ref twins had it)
+ *   engine/cpu/backend_cpu.c     threaded, SIMD; owns its thread pool and kernel choice
+ *   engine/cuda/backend_cuda.cu  device memory, cuBLAS(Lt) + own kernels
  *
- * Every float buffer an op touches was allocated by the same backend's alloc. Shapes are
- * row-major; "rows" are tokens (or token x head). `dtype` arguments are the model's compute
- * dtype: F32 means no rounding; BF16/F16 round the op's intermediate results the way
- * PyTorch does when a model runs in that dtype (float32 accumulation inside). */
+ * Buffers: every float buffer an op touches was allocated by the same backend's alloc
+ * (device memory on a GPU; host code never dereferences it). Shapes are row-major; "rows" are
+ * tokens (or token x head). `dtype` is the model's compute dtype: F32 means no rounding;
+ * BF16/F16 round each op's result the way PyTorch does in that dtype (fp32 accumulation).
+ *
+ * Errors: ops return void. A failing op (out of memory, a too small workspace, a kernel launch
+ * error) records the first error in be->error (qe_backend_fail) and the following ops become
+ * no-ops (qe_backend_failed); sync() waits for the device, returns that status with its
+ * message in err, and clears it (qe_backend_take_error). No op exits or prints. */
 #ifndef QE_BACKEND_H
 #define QE_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dtype.h"
-#include "linear.h"
 #include "model_config.h"
+#include "qe_error.h"
+#include "weight.h"
+
+/* A linear weight (or embedding table) prepared for one backend: the CPU backend keeps the host
+ * data and its kernel choice and thread split; a GPU backend holds device copies. Opaque: each
+ * backend casts it to its own struct. */
+typedef struct qe_backend_linear qe_backend_linear;
 
 typedef struct {
     const float *q;             /* [n_tok, n_heads, head_dim]                                */
@@ -27,22 +42,53 @@ typedef struct {
     float scale;                /* scores = scale * q.k                                      */
 } qe_attention_args;
 
+/* What scoring needs of one logits row, reduced on the device so only these numbers travel.
+ * Computed as engine_api.c always did on the host: max_logit = row[argmax], then
+ * sum = sum_j exp((double)row[j] - max_logit) in index order, log_z = max_logit + log(sum). */
+typedef struct {
+    int32_t argmax;             /* first index of the largest logit                          */
+    float max_logit;
+    double log_z;               /* max_logit + log(sum_j exp(row[j] - max_logit)), summed in double */
+    float target_logit;         /* row[target] (target < 0 or no targets: 0)                 */
+} qe_row_stats;
+
 typedef struct qe_backend qe_backend;
 
 struct qe_backend {
-    const char *name;
-    void *impl;                 /* the backend's own state */
+    const char *name;           /* "ref", "cpu", "cuda"                                      */
+    void *impl;                 /* the backend's own state                                   */
+    qe_error error;             /* first failure since the last sync; error.code == QE_OK when none */
 
-    float *(*alloc)(qe_backend *be, size_t n_floats);   /* NULL when out of memory */
+    /* --- memory ------------------------------------------------------------------------- */
+    float *(*alloc)(qe_backend *be, size_t n_floats);   /* NULL (and sticky error) when out of memory */
     void (*release)(qe_backend *be, float *buf);         /* NULL-safe */
     /* buf may be reallocated; keeps the first n_keep floats. NULL when out of memory (old kept). */
     float *(*grow)(qe_backend *be, float *buf, size_t n_keep, size_t n_floats);
+    /* Scratch the ops may use during one forward pass (int8 activation quantization, attention
+     * scores, cuBLASLt workspace): the model calls it once per pass with the largest n_tok per
+     * op call, the largest pos0 + n_tok, n_heads and the largest n_in of any linear it will
+     * run; ops never allocate. Keeps what it has when that is enough. */
+    qe_status (*reserve_workspace)(qe_backend *be, int max_tokens, int max_context, int n_heads,
+                                   int max_n_in, qe_error *err);
 
-    /* out[t, :] = table[ids[t], :] * scale; table [n_vocab, dim] in host memory. */
-    void (*embed)(qe_backend *be, const float *table, int dim, const int32_t *ids, int n_tok, float scale,
+    /* --- weights ------------------------------------------------------------------------ */
+    /* Takes w (its owned buffers move to the backend or are freed once copied; *w is left
+     * zeroed, also on failure), returns the backend's handle. compute_dtype is the model's. */
+    qe_status (*prepare_linear)(qe_backend *be, qe_weight *w, qe_dtype compute_dtype,
+                                qe_backend_linear **out, qe_error *err);
+    void (*free_linear)(qe_backend *be, qe_backend_linear *lin);              /* NULL-safe */
+    uint64_t (*linear_bytes)(const qe_backend *be, const qe_backend_linear *lin); /* resident */
+    /* A float vector (norm weights) copied into a new backend buffer; NULL (and sticky error)
+     * on failure. Free it with release. */
+    float *(*upload_new)(qe_backend *be, const float *host, size_t n);
+
+    /* --- ops ---------------------------------------------------------------------------- */
+    /* out[t, :] = table row ids[t] (as float) * scale, rounded to dtype; the table is a
+     * prepared linear of [n_vocab, dim] (F32, BF16 or F16), ids in host memory. */
+    void (*embed)(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
                   qe_dtype dtype, float *out);
-    /* y[n_tok, n_out] = x W^T + b */
-    void (*linear)(qe_backend *be, const qe_linear *lin, const float *x, int n_tok, float *y);
+    /* y[n_tok, n_out] = x W^T + b (INT8: the fused fp16 epilogue of weight.h) */
+    void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y);
     /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed */
     void (*rmsnorm)(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
                     int dim, qe_dtype dtype, float *y);
@@ -50,28 +96,49 @@ struct qe_backend {
      * with cos/sin [n_tok, head_dim/2]. */
     void (*rope)(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
                  const float *sin_table, qe_dtype dtype);
-    /* Causal (optionally windowed) softmax attention with grouped KV heads. */
+    /* Causal (optionally windowed) softmax attention with grouped KV heads; out rounded to dtype. */
     void (*attention)(qe_backend *be, const qe_attention_args *args, qe_dtype dtype);
     /* y[i] = act(gate[i]) * up[i]; y may alias gate */
     void (*glu)(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
                 float *y);
-    /* y[i] += x[i] */
-    void (*add)(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype);
-    /* dst[n] = src[n] */
+    void (*add)(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype);   /* y += x */
     void (*copy)(qe_backend *be, float *dst, const float *src, size_t n);
-    /* Copies n floats to host memory, and from it. */
+    void (*round)(qe_backend *be, float *x, size_t n, qe_dtype dtype);                 /* to dtype */
     void (*download)(qe_backend *be, float *host, const float *src, size_t n);
     void (*upload)(qe_backend *be, float *dst, const float *host, size_t n);
-    /* Rounds x[n] to dtype (nothing for F32). */
-    void (*round)(qe_backend *be, float *x, size_t n, qe_dtype dtype);
-    void (*destroy)(qe_backend *be);
+    /* Per row r of logits[n_rows, n_vocab]: argmax, max, log-sum-exp and row[targets[r]]
+     * (targets in host memory, may be NULL), written to host out[n_rows]. */
+    void (*row_stats)(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
+                      qe_row_stats *out);
+
+    /* Waits for the device; returns the first error since the last sync (and clears it). */
+    qe_status (*sync)(qe_backend *be, qe_error *err);
+    void (*destroy)(qe_backend *be);     /* NULL-safe; frees the table itself */
 };
 
-/* The CPU backend over a thread pool (borrowed; may be NULL for single-threaded). */
-qe_status qe_backend_cpu_create(qe_pool *pool, qe_backend **out, qe_error *err);
+/* Constructors. n_threads <= 0: the machine's cores. */
+qe_status qe_backend_ref_create(qe_backend **out, qe_error *err);
+qe_status qe_backend_cpu_create(int n_threads, qe_backend **out, qe_error *err);
+/* device_index: CUDA ordinal; QE_EUNSUPPORTED in a build without CUDA; a clear error when the
+ * machine has no such GPU. */
+qe_status qe_backend_cuda_create(int device_index, qe_backend **out, qe_error *err);
 
-/* Plain single-threaded twins of the CPU ops, the definitions the fast ones are tested against. */
-void qe_attention_ref(const qe_attention_args *args);
-void qe_round_to_dtype(float *x, size_t n, qe_dtype dtype);
+/* The sticky error (engine/backend.c), for backends to share. qe_backend_fail records the
+ * first failure only; qe_backend_take_error returns it (QE_OK when none) into err and clears it. */
+void qe_backend_fail(qe_backend *be, qe_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline bool qe_backend_failed(const qe_backend *be) { return be->error.code != QE_OK; }
+qe_status qe_backend_take_error(qe_backend *be, qe_error *err);
+
+/* The row-stats reduction of one host row, the definition every backend matches bit for bit
+ * (engine/backend.c; the host backends call it). */
+qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target);
+
+/* Memory ops of the backends that run in host memory (ref, cpu): malloc'd float buffers, copies
+ * by memcpy (copy, download and upload alike). */
+float *qe_host_alloc(qe_backend *be, size_t n_floats);
+void qe_host_release(qe_backend *be, float *buf);
+float *qe_host_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats);
+float *qe_host_upload_new(qe_backend *be, const float *host, size_t n);
+void qe_host_copy(qe_backend *be, float *dst, const float *src, size_t n);
 
 #endif

@@ -35,7 +35,8 @@ typedef struct {
 qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err);
 const char *qe_variant_name(const qe_variant *variant); /* inverse of parse */
 
-typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA } qe_device_kind;
+/* QE_DEVICE_REF: the plain single-threaded reference backend (tests; slow). */
+typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA, QE_DEVICE_REF } qe_device_kind;
 
 /* The device qe_model_load should use when the user names none: CUDA once its backend exists
  * and this build and machine have a GPU; until then always the CPU. */
@@ -44,6 +45,7 @@ qe_device_kind qe_default_device(void);
 typedef struct {
     qe_variant variant;
     qe_device_kind device;
+    int device_index;         /* QE_DEVICE_CUDA: the CUDA ordinal                     */
     int n_threads;            /* CPU threads; 0 = the machine's cores */
     int max_context;          /* 0 = the model's max_position_embeddings */
     bool metadata_only;       /* config, tensor list and tokenizer only: no weights prepared,
