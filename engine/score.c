@@ -220,24 +220,18 @@ static qe_status reserve_rows(qe_model *m, score_scratch *s, int n_rows, qe_erro
 
 /* Runs ids[n] after the longest cached prefix (at most first_row), leaving in s->stats the stats
  * of rows [first_row, n) against targets[row - first_row] (NULL: none) and, when want_logits,
- * their logits in s->logits. (qe_model_forward's stats mode in the backends refactor: then the
- * stats come from the device and the logits only when wanted.) */
+ * their logits in s->logits; the rows are reduced where they were computed. */
 static qe_status run_rows(qe_model *m, const int32_t *ids, int n, int first_row, const int32_t *targets,
                           bool want_logits, score_scratch *s, qe_error *err)
 {
-    int n_rows = n - first_row, n_vocab = m->cfg.n_vocab;
-    qe_status rc = reserve_rows(m, s, n_rows, err);
+    qe_status rc = reserve_rows(m, s, n - first_row, err);
     if (rc != QE_OK)
         return rc;
-    (void)want_logits; /* today the host reduces the rows, so the logits always come back */
     int pos0 = qe_model_cached_prefix(m, ids, n);
     if (pos0 > first_row)
         pos0 = first_row;
-    if ((rc = qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, s->logits, err)) != QE_OK)
-        return rc;
-    for (int r = 0; r < n_rows; r++)
-        s->stats[r] = qe_row_stats_of(s->logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r] : -1);
-    return QE_OK;
+    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, want_logits ? s->logits : NULL, targets,
+                            s->stats, err);
 }
 
 /* Position i of result from its row's stats (target_logit that of the continuation's token i)
