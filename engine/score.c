@@ -194,27 +194,30 @@ static bool same_prefix(const score_plan *a, const score_plan *b)
     return a->n_prefix == b->n_prefix && !compare_tokens(a->tokens, a->n_prefix, b->tokens, b->n_prefix);
 }
 
-/* Buffers reused across the batch. */
+/* Buffers reused across the batch; each grows to the most rows asked of it. */
 typedef struct {
     float *context_row;        /* [n_vocab] logits of a group's last prefix row              */
-    float *logits;             /* [cap_rows, n_vocab]                                        */
-    qe_row_stats *stats;       /* [cap_rows]                                                 */
-    int cap_rows;
+    float *logits;             /* [cap_logit_rows, n_vocab]                                  */
+    qe_row_stats *stats;       /* [cap_stat_rows]                                            */
+    int cap_logit_rows, cap_stat_rows;
 } score_scratch;
 
-static qe_status reserve_rows(qe_model *m, score_scratch *s, int n_rows, qe_error *err)
+static qe_status reserve_rows(qe_model *m, score_scratch *s, int n_rows, bool want_logits, qe_error *err)
 {
-    if (n_rows <= s->cap_rows)
-        return QE_OK;
-    float *logits = realloc(s->logits, (size_t)n_rows * m->cfg.n_vocab * sizeof *logits);
-    if (logits)
-        s->logits = logits;
-    qe_row_stats *stats = realloc(s->stats, (size_t)n_rows * sizeof *stats);
-    if (stats)
+    if (n_rows > s->cap_stat_rows) {
+        qe_row_stats *stats = realloc(s->stats, (size_t)n_rows * sizeof *stats);
+        if (!stats)
+            return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d row stats", m->path, n_rows);
         s->stats = stats;
-    if (!logits || !stats)
-        return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d x %d logits", m->path, n_rows, m->cfg.n_vocab);
-    s->cap_rows = n_rows;
+        s->cap_stat_rows = n_rows;
+    }
+    if (want_logits && n_rows > s->cap_logit_rows) {
+        float *logits = realloc(s->logits, (size_t)n_rows * m->cfg.n_vocab * sizeof *logits);
+        if (!logits)
+            return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d x %d logits", m->path, n_rows, m->cfg.n_vocab);
+        s->logits = logits;
+        s->cap_logit_rows = n_rows;
+    }
     return QE_OK;
 }
 
@@ -224,7 +227,7 @@ static qe_status reserve_rows(qe_model *m, score_scratch *s, int n_rows, qe_erro
 static qe_status run_rows(qe_model *m, const int32_t *ids, int n, int first_row, const int32_t *targets,
                           bool want_logits, score_scratch *s, qe_error *err)
 {
-    qe_status rc = reserve_rows(m, s, n - first_row, err);
+    qe_status rc = reserve_rows(m, s, n - first_row, want_logits, err);
     if (rc != QE_OK)
         return rc;
     int pos0 = qe_model_cached_prefix(m, ids, n);
