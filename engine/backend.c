@@ -1,8 +1,7 @@
-/* What every backend shares (backend.h): the sticky error, the row-stats definition and the
- * memory ops of the host backends. */
+/* What every backend shares (backend.h): the sticky error and the memory ops of the host
+ * backends. (The row-stats definition is engine/logprob.c.) */
 #include "backend.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,20 +26,6 @@ qe_status qe_backend_take_error(qe_backend *be, qe_error *err)
     be->error.code = QE_OK;
     be->error.msg[0] = 0;
     return code;
-}
-
-qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target)
-{
-    int best = 0;
-    for (int i = 1; i < n_vocab; i++)
-        if (row[i] > row[best])
-            best = i;
-    float max_logit = row[best];
-    double sum = 0;
-    for (int j = 0; j < n_vocab; j++)
-        sum += exp((double)row[j] - max_logit);
-    return (qe_row_stats){.argmax = best, .max_logit = max_logit, .log_z = max_logit + log(sum),
-                          .target_logit = target >= 0 && target < n_vocab ? row[target] : 0.0f};
 }
 
 float *qe_host_alloc(qe_backend *be, size_t n_floats)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "dtype.h"
+#include "logprob.h" /* qe_row_stats, qe_row_stats_of: what row_stats reduces a row to */
 #include "model_config.h"
 #include "qe_error.h"
 #include "weight.h"
@@ -41,16 +42,6 @@ typedef struct {
     int window;                 /* keys at positions > p - window only; 0 = all              */
     float scale;                /* scores = scale * q.k                                      */
 } qe_attention_args;
-
-/* What scoring needs of one logits row, reduced on the device so only these numbers travel.
- * Computed as engine_api.c always did on the host: max_logit = row[argmax], then
- * sum = sum_j exp((double)row[j] - max_logit) in index order, log_z = max_logit + log(sum). */
-typedef struct {
-    int32_t argmax;             /* first index of the largest logit                          */
-    float max_logit;
-    double log_z;               /* max_logit + log(sum_j exp(row[j] - max_logit)), summed in double */
-    float target_logit;         /* row[target] (target < 0 or no targets: 0)                 */
-} qe_row_stats;
 
 typedef struct qe_backend qe_backend;
 
@@ -128,10 +119,6 @@ qe_status qe_backend_cuda_create(int device_index, qe_backend **out, qe_error *e
 void qe_backend_fail(qe_backend *be, qe_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline bool qe_backend_failed(const qe_backend *be) { return be->error.code != QE_OK; }
 qe_status qe_backend_take_error(qe_backend *be, qe_error *err);
-
-/* The row-stats reduction of one host row, the definition every backend matches bit for bit
- * (engine/backend.c; the host backends call it). */
-qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target);
 
 /* Memory ops of the backends that run in host memory (ref, cpu): malloc'd float buffers, copies
  * by memcpy (copy, download and upload alike). */

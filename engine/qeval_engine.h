@@ -131,8 +131,53 @@ typedef struct {
     float *logprobs;
 } qe_loglik_result;
 
+/* One request of qe_loglikelihood: the same as a batch of one (below). */
 qe_status qe_loglikelihood(qe_model *model, const char *context, const char *continuation,
                            bool keep_logprobs, qe_loglik_result *result, qe_error *err);
+
+/* Batched loglikelihood: one call scores many (context, continuation) requests, such as all
+ * choices of many documents. Each distinct context is tokenized once and run once; a one-token
+ * continuation is read off its context's last row, a longer one runs after the cached context.
+ * Contexts run in token order, so contexts that share a prefix (few-shot examples) reuse the
+ * cache. Every number is bit-identical to scoring the request alone. */
+typedef struct {
+    const char *context;
+    const char *continuation;
+    bool want_logprobs;        /* also return the log-softmax rows (for KL divergence) */
+} qe_score_request;
+
+typedef struct {
+    double logprob_sum;        /* sum over continuation tokens of log p(token | prefix)        */
+    bool is_greedy;            /* every continuation token was the argmax                      */
+    int n_context_tokens;      /* after truncation                                             */
+    int n_continuation_tokens;
+    bool was_truncated;        /* the context was cut from the left to fit                     */
+    int32_t *argmax;           /* [n_continuation_tokens] the top token (first on ties) per position */
+    float *target_logprob;     /* [n_continuation_tokens] log p(token) as the log-softmax row holds it */
+    /* This request's own work plus an equal share of the work it shares with others (its
+     * context's tokenization and forward pass), so the results' times add up to the call's. */
+    double elapsed_ms;
+    float *logprobs;           /* want_logprobs: [n_continuation_tokens, n_vocab]; else NULL */
+} qe_score_result;
+
+/* results[n] receives one result per request, in request order; on error every result is
+ * cleared and err names the request. Free each result's arrays with qe_score_result_clear. */
+qe_status qe_score_batch(qe_model *model, const qe_score_request *requests, int n, qe_score_result *results,
+                         qe_error *err);
+void qe_score_result_clear(qe_score_result *result); /* frees the arrays, zeroes the struct */
+
+/* ---- log-probabilities: the one place qeval computes log-softmax and KL (engine/logprob.c).
+ * Rows are log-probabilities up to an additive constant (logits, log-softmax rows, choice
+ * loglikelihoods). Sums run in double in index order; argmax is the first index on ties. */
+/* log(sum_i exp(x[i])) around the maximum; -inf for n = 0 or an all -inf row. */
+double qe_log_sum_exp(const double *x, size_t n);
+/* The same of a float row (a row of logits: log p(j) = x[j] - result); *argmax (may be NULL)
+ * receives the first index of the maximum. */
+double qe_log_sum_exp_f32(const float *x, size_t n, int32_t *argmax);
+/* KL(ref || var) = sum p_ref (log p_ref - log p_var) in nats, each row normalized first;
+ * outcomes with p_ref = 0 contribute nothing. Rounding can leave it a hair below 0. */
+double qe_kl_divergence(const double *logp_ref, const double *logp_var, size_t n);
+double qe_kl_divergence_f32(const float *logp_ref, const float *logp_var, size_t n);
 
 struct qe_generate_stats {
     int n_prompt_tokens, n_generated_tokens;

@@ -1,31 +1,17 @@
-/* logit_stats.c — KL divergence, top-1 agreement and RMS Δp between two models' logits. */
+/* logit_stats.c — KL divergence, top-1 agreement and RMS Δp between two models' logits, from the
+ * engine's one definition of log-softmax and KL (qe_log_sum_exp_f32, qe_kl_divergence_f32). */
 #include "logit_stats.h"
 
 #include <math.h>
 
-/* log-sum-exp of a row, and its argmax (first on ties) */
-static double log_norm(const float *logits, int n, int *argmax)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += exp((double)logits[i] - logits[best]);
-    *argmax = best;
-    return logits[best] + log(sum);
-}
+#include "qeval_engine.h"
 
 void qh_logit_stats_add(qh_logit_stats *s, const float *base, const float *test, int n_vocab, int32_t next_token)
 {
-    int base_top, test_top;
-    double base_norm = log_norm(base, n_vocab, &base_top), test_norm = log_norm(test, n_vocab, &test_top);
-    double kl = 0;
-    for (int i = 0; i < n_vocab; i++) {
-        double lp = base[i] - base_norm, lq = test[i] - test_norm;
-        kl += exp(lp) * (lp - lq);
-    }
+    int32_t base_top, test_top;
+    double base_norm = qe_log_sum_exp_f32(base, (size_t)n_vocab, &base_top);
+    double test_norm = qe_log_sum_exp_f32(test, (size_t)n_vocab, &test_top);
+    double kl = qe_kl_divergence_f32(base, test, (size_t)n_vocab);
     if (kl < 0) /* rounding can take an identical pair a hair below zero */
         kl = 0;
     s->n_positions++;

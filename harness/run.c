@@ -17,7 +17,8 @@
 #include "stats.h"
 #include "task.h"
 
-/* Samples are written in batches: a kill loses at most one batch of work, never a stored row. */
+/* Documents are scored in blocks (one engine call for a block's loglikelihood requests) and
+ * their samples written per block: a kill loses at most one block of work, never a stored row. */
 #define QH_SAMPLES_PER_BATCH 16
 /* fp32 log-prob rows kept in memory for KL divergence of the other variants. */
 #define QH_KL_MEMORY_CAP_BYTES ((size_t)2 << 30)
@@ -130,92 +131,68 @@ static char *choice_result_json(const qh_choice_result *c)
     return json;
 }
 
-/* Scores one continuation, from the cache when allowed; new results go into the cache. */
-static qe_status score_choice(qh_run_context *rc_ctx, const char *context, const char *continuation,
-                              bool want_logprobs, qh_choice_result *out, qe_error *err)
-{
-    memset(out, 0, sizeof *out);
+/* One document of a block: its request, the record the store will keep, its latency. */
+typedef struct {
+    int doc_index;
+    qt_request request;
+    qh_doc_record record;
+    double latency_ms;
+} qh_block_doc;
+
+/* One continuation of a block: where its numbers came from and what they are. */
+typedef struct {
+    int doc;                   /* index into the block                                         */
     char hash[65];
-    request_hash("loglikelihood", context, continuation, hash);
-    if (rc_ctx->options->use_cache && !want_logprobs) {
-        char *cached = NULL;
-        qe_status rc = qh_store_cache_get(rc_ctx->store, rc_ctx->model_sha256, rc_ctx->variant, hash, &cached, err);
-        if (rc != QE_OK)
-            return rc;
-        if (cached) {
-            qh_doc_record record;
-            rc = qh_doc_record_from_json(cached, QT_REQUEST_LOGLIKELIHOOD, &record, err);
-            free(cached);
-            if (rc == QE_OK && record.n_choices == 1) {
-                out->loglikelihood = record.loglikelihoods[0];
-                out->is_greedy = record.is_greedy[0];
-                out->was_truncated = record.was_truncated;
-                out->argmax = record.argmax;
-                out->p_target = record.p_target;
-                out->n_positions = record.n_positions;
-                record.argmax = NULL;
-                record.p_target = NULL;
-                qh_doc_record_clear(&record);
-                return QE_OK;
-            }
-            qh_doc_record_clear(&record); /* an unreadable entry is recomputed and replaced */
-        }
-    }
-    qe_loglik_result result;
-    qe_status rc = qe_loglikelihood(rc_ctx->model, context, continuation, true, &result, err);
-    if (rc != QE_OK)
+    qh_choice_result result;
+    int request;               /* index into the block's engine requests; -1 when cached       */
+} qh_block_choice;
+
+/* Fills c from the cache when the store has an answer to hash; false when it has none. */
+static qe_status choice_from_cache(qh_run_context *rc_ctx, const char *hash, qh_choice_result *out, bool *found,
+                                   qe_error *err)
+{
+    *found = false;
+    char *cached = NULL;
+    qe_status rc = qh_store_cache_get(rc_ctx->store, rc_ctx->model_sha256, rc_ctx->variant, hash, &cached, err);
+    if (rc != QE_OK || !cached)
         return rc;
-    qe_model_info info;
-    qe_model_get_info(rc_ctx->model, &info);
-    int n_pos = result.n_continuation_tokens, n_vocab = info.n_vocab;
-    out->loglikelihood = result.logprob_sum;
-    out->is_greedy = result.is_greedy;
-    out->was_truncated = result.was_truncated;
+    qh_doc_record record;
+    rc = qh_doc_record_from_json(cached, QT_REQUEST_LOGLIKELIHOOD, &record, err);
+    free(cached);
+    if (rc == QE_OK && record.n_choices == 1) {
+        out->loglikelihood = record.loglikelihoods[0];
+        out->is_greedy = record.is_greedy[0];
+        out->was_truncated = record.was_truncated;
+        out->argmax = record.argmax;
+        out->p_target = record.p_target;
+        out->n_positions = record.n_positions;
+        record.argmax = NULL;
+        record.p_target = NULL;
+        *found = true;
+    }
+    qh_doc_record_clear(&record); /* an unreadable entry is recomputed and replaced */
+    return QE_OK;
+}
+
+/* Takes a scored result's numbers (and its log-prob rows) into out. */
+static qe_status choice_from_score(qe_score_result *scored, qh_choice_result *out, qe_error *err)
+{
+    int n_pos = scored->n_continuation_tokens;
+    out->loglikelihood = scored->logprob_sum;
+    out->is_greedy = scored->is_greedy;
+    out->was_truncated = scored->was_truncated;
     out->n_positions = n_pos;
     out->argmax = malloc((size_t)(n_pos ? n_pos : 1) * sizeof *out->argmax);
     out->p_target = malloc((size_t)(n_pos ? n_pos : 1) * sizeof *out->p_target);
-    if (!out->argmax || !out->p_target) {
-        free(result.logprobs);
-        choice_result_clear(out);
+    if (!out->argmax || !out->p_target)
         return qe_fail(err, QE_ENOMEM, "out of memory");
-    }
-    /* The continuation's own tokens are needed for p(target): re-encode as the engine did. */
-    int32_t *all_ids = NULL;
-    int n_all = 0;
-    size_t len_ctx = strlen(context), len_cont = strlen(continuation);
-    char *joined = malloc(len_ctx + len_cont + 1);
-    if (joined) {
-        memcpy(joined, context, len_ctx);
-        memcpy(joined + len_ctx, continuation, len_cont + 1);
-    }
-    bool have_ids = joined && qe_tokenize(rc_ctx->model, joined, false, &all_ids, &n_all, NULL) == QE_OK &&
-                    n_all >= n_pos;
-    free(joined);
     for (int i = 0; i < n_pos; i++) {
-        const float *row = result.logprobs + (size_t)i * n_vocab;
-        int best = 0;
-        for (int j = 1; j < n_vocab; j++)
-            if (row[j] > row[best])
-                best = j;
-        out->argmax[i] = best;
-        int target = have_ids ? all_ids[n_all - n_pos + i] : best;
-        out->p_target[i] = exp((double)row[target]);
+        out->argmax[i] = scored->argmax[i];
+        out->p_target[i] = exp((double)scored->target_logprob[i]);
     }
-    free(all_ids);
-    rc_ctx->meter.n_requests++;
-    rc_ctx->meter.tokens_in += result.n_context_tokens + result.n_continuation_tokens;
-    rc_ctx->meter.prefill_ms += result.elapsed_ms;
-    if (want_logprobs)
-        out->logprobs = result.logprobs;
-    else
-        free(result.logprobs);
-    char *json = rc_ctx->options->use_cache ? choice_result_json(out) : NULL;
-    if (json) {
-        qh_cache_entry entry = {rc_ctx->model_sha256, rc_ctx->variant, hash, json};
-        rc = qh_store_cache_put(rc_ctx->store, &entry, 1, err);
-        free(json);
-    }
-    return rc;
+    out->logprobs = scored->logprobs;
+    scored->logprobs = NULL;
+    return QE_OK;
 }
 
 /* KL(fp32 || this variant) at each position of the first continuation, when fp32 rows exist. */
@@ -225,17 +202,10 @@ static void compare_with_reference(qh_run_context *c, int doc_index, const qh_ch
     if (!ref || !ref->logprobs || doc_index >= ref->n_docs || !ref->logprobs[doc_index] || !first->logprobs ||
         ref->n_positions[doc_index] != first->n_positions || ref->n_vocab != n_vocab)
         return;
-    double *a = malloc((size_t)n_vocab * sizeof *a), *b = malloc((size_t)n_vocab * sizeof *b);
-    for (int i = 0; a && b && i < first->n_positions; i++) {
+    for (int i = 0; i < first->n_positions; i++) {
         const float *ra = ref->logprobs[doc_index] + (size_t)i * n_vocab, *rb = first->logprobs + (size_t)i * n_vocab;
-        for (int j = 0; j < n_vocab; j++) {
-            a[j] = ra[j];
-            b[j] = rb[j];
-        }
-        push_value(&c->meter.kl, &c->meter.n_kl, &c->meter.cap_kl, qr_kl_divergence(a, b, (size_t)n_vocab));
+        push_value(&c->meter.kl, &c->meter.n_kl, &c->meter.cap_kl, qe_kl_divergence_f32(ra, rb, (size_t)n_vocab));
     }
-    free(a);
-    free(b);
 }
 
 static void keep_reference(qh_run_context *c, int doc_index, qh_choice_result *first, int n_vocab)
@@ -252,40 +222,151 @@ static void keep_reference(qh_run_context *c, int doc_index, qh_choice_result *f
     c->reference_bytes += bytes;
 }
 
-static qe_status run_loglikelihood_doc(qh_run_context *c, int doc_index, const qt_request *request,
-                                       qh_doc_record *record, qe_error *err)
+/* The continuations of the block's loglikelihood documents, in order: the cached ones from the
+ * store, the others in one engine call (whose answers go into the cache in one transaction). */
+static qe_status collect_choices(qh_run_context *c, qh_block_doc *docs, int n_docs, qh_block_choice *choices,
+                                 qe_score_request *requests, int *n_requests, qe_error *err)
 {
-    record->type = QT_REQUEST_LOGLIKELIHOOD;
-    record->n_choices = request->n_continuations;
-    record->loglikelihoods = calloc((size_t)request->n_continuations + 1, sizeof *record->loglikelihoods);
-    record->is_greedy = calloc((size_t)request->n_continuations + 1, sizeof *record->is_greedy);
-    if (!record->loglikelihoods || !record->is_greedy)
-        return qe_fail(err, QE_ENOMEM, "out of memory");
     bool want_rows = c->is_reference || (c->reference && c->reference->logprobs);
-    qe_model_info info;
-    qe_model_get_info(c->model, &info);
-    for (int i = 0; i < request->n_continuations; i++) {
-        qh_choice_result choice;
-        qe_status rc = score_choice(c, request->context, request->continuations[i], want_rows && i == 0, &choice, err);
-        if (rc != QE_OK)
-            return qe_fail_context(err, "%s doc %d", request->task, request->doc_id);
-        record->loglikelihoods[i] = choice.loglikelihood;
-        record->is_greedy[i] = choice.is_greedy;
-        record->was_truncated |= choice.was_truncated;
-        if (i == 0) {
-            if (c->is_reference)
-                keep_reference(c, doc_index, &choice, info.n_vocab);
-            else
-                compare_with_reference(c, doc_index, &choice, info.n_vocab);
-            record->argmax = choice.argmax;
-            record->p_target = choice.p_target;
-            record->n_positions = choice.n_positions;
-            choice.argmax = NULL;
-            choice.p_target = NULL;
+    int n = 0;
+    *n_requests = 0;
+    for (int d = 0; d < n_docs; d++) {
+        const qt_request *request = &docs[d].request;
+        for (int i = 0; request->type == QT_REQUEST_LOGLIKELIHOOD && i < request->n_continuations; i++, n++) {
+            qh_block_choice *choice = &choices[n];
+            choice->doc = d;
+            choice->request = -1;
+            request_hash("loglikelihood", request->context, request->continuations[i], choice->hash);
+            bool want_logprobs = want_rows && i == 0, found = false;
+            if (c->options->use_cache && !want_logprobs) {
+                qe_status rc = choice_from_cache(c, choice->hash, &choice->result, &found, err);
+                if (rc != QE_OK)
+                    return rc;
+            }
+            if (!found) {
+                choice->request = *n_requests;
+                requests[(*n_requests)++] = (qe_score_request){request->context, request->continuations[i], want_logprobs};
+            }
         }
-        choice_result_clear(&choice);
     }
     return QE_OK;
+}
+
+static qe_status score_misses(qh_run_context *c, qh_block_doc *docs, qh_block_choice *choices, int n_choices,
+                              const qe_score_request *requests, int n_requests, qe_error *err)
+{
+    qe_score_result *results = calloc((size_t)n_requests + 1, sizeof *results);
+    qh_cache_entry *entries = calloc((size_t)n_requests + 1, sizeof *entries);
+    qe_status rc = results && entries ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    if (rc == QE_OK && n_requests > 0 && (rc = qe_score_batch(c->model, requests, n_requests, results, err)) != QE_OK)
+        qe_fail_context(err, "%s docs %d-%d", docs[choices[0].doc].request.task, docs[choices[0].doc].request.doc_id,
+                        docs[choices[n_choices - 1].doc].request.doc_id);
+    int n_entries = 0;
+    for (int k = 0; k < n_choices && rc == QE_OK; k++) {
+        qh_block_choice *choice = &choices[k];
+        if (choice->request < 0)
+            continue;
+        qe_score_result *scored = &results[choice->request];
+        if ((rc = choice_from_score(scored, &choice->result, err)) != QE_OK)
+            break;
+        c->meter.n_requests++;
+        c->meter.tokens_in += scored->n_context_tokens + scored->n_continuation_tokens;
+        c->meter.prefill_ms += scored->elapsed_ms;
+        docs[choice->doc].latency_ms += scored->elapsed_ms;
+        if (c->options->use_cache) {
+            char *json = choice_result_json(&choice->result);
+            if (json)
+                entries[n_entries++] = (qh_cache_entry){c->model_sha256, c->variant, choice->hash, json};
+        }
+    }
+    if (rc == QE_OK && n_entries > 0)
+        rc = qh_store_cache_put(c->store, entries, (size_t)n_entries, err);
+    for (int k = 0; k < n_entries; k++)
+        free((char *)entries[k].response_json);
+    for (int k = 0; results && k < n_requests; k++)
+        qe_score_result_clear(&results[k]);
+    free(entries);
+    free(results);
+    return rc;
+}
+
+/* The records of the block's loglikelihood documents from their continuations' numbers; the
+ * first continuation's positions go into the record and, as log-prob rows, into KL. */
+static qe_status fill_loglikelihood_records(qh_run_context *c, qh_block_doc *docs, int n_docs,
+                                            qh_block_choice *choices, qe_error *err)
+{
+    qe_model_info info;
+    qe_model_get_info(c->model, &info);
+    int k = 0;
+    for (int d = 0; d < n_docs; d++) {
+        const qt_request *request = &docs[d].request;
+        qh_doc_record *record = &docs[d].record;
+        if (request->type != QT_REQUEST_LOGLIKELIHOOD)
+            continue;
+        record->type = QT_REQUEST_LOGLIKELIHOOD;
+        record->n_choices = request->n_continuations;
+        record->loglikelihoods = calloc((size_t)request->n_continuations + 1, sizeof *record->loglikelihoods);
+        record->is_greedy = calloc((size_t)request->n_continuations + 1, sizeof *record->is_greedy);
+        if (!record->loglikelihoods || !record->is_greedy)
+            return qe_fail(err, QE_ENOMEM, "out of memory");
+        for (int i = 0; i < request->n_continuations; i++, k++) {
+            qh_choice_result *choice = &choices[k].result;
+            record->loglikelihoods[i] = choice->loglikelihood;
+            record->is_greedy[i] = choice->is_greedy;
+            record->was_truncated |= choice->was_truncated;
+            if (i == 0) {
+                if (c->is_reference)
+                    keep_reference(c, docs[d].doc_index, choice, info.n_vocab);
+                else
+                    compare_with_reference(c, docs[d].doc_index, choice, info.n_vocab);
+                record->argmax = choice->argmax;
+                record->p_target = choice->p_target;
+                record->n_positions = choice->n_positions;
+                choice->argmax = NULL;
+                choice->p_target = NULL;
+            }
+        }
+    }
+    return QE_OK;
+}
+
+/* Scores every loglikelihood document of the block at once: the store's cached answers, and
+ * one engine call for the rest. Each document's latency is its requests' share of the call. */
+static qe_status run_loglikelihood_block(qh_run_context *c, qh_block_doc *docs, int n_docs, qe_error *err)
+{
+    int n_choices = 0;
+    for (int d = 0; d < n_docs; d++)
+        if (docs[d].request.type == QT_REQUEST_LOGLIKELIHOOD)
+            n_choices += docs[d].request.n_continuations;
+    if (n_choices == 0)
+        return QE_OK;
+    double start_ms = now_ms();
+    qh_block_choice *choices = calloc((size_t)n_choices, sizeof *choices);
+    qe_score_request *requests = calloc((size_t)n_choices, sizeof *requests);
+    int n_requests = 0;
+    qe_status rc = choices && requests ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    if (rc == QE_OK)
+        rc = collect_choices(c, docs, n_docs, choices, requests, &n_requests, err);
+    if (rc == QE_OK)
+        rc = score_misses(c, docs, choices, n_choices, requests, n_requests, err);
+    if (rc == QE_OK)
+        rc = fill_loglikelihood_records(c, docs, n_docs, choices, err);
+    /* what is not the engine's (the store, the records) is shared equally */
+    double overhead_ms = now_ms() - start_ms;
+    int n_loglikelihood_docs = 0;
+    for (int d = 0; d < n_docs; d++)
+        if (docs[d].request.type == QT_REQUEST_LOGLIKELIHOOD) {
+            overhead_ms -= docs[d].latency_ms;
+            n_loglikelihood_docs++;
+        }
+    for (int d = 0; d < n_docs; d++)
+        if (docs[d].request.type == QT_REQUEST_LOGLIKELIHOOD && overhead_ms > 0)
+            docs[d].latency_ms += overhead_ms / n_loglikelihood_docs;
+    for (int k = 0; choices && k < n_choices; k++)
+        choice_result_clear(&choices[k].result);
+    free(choices);
+    free(requests);
+    return rc;
 }
 
 static qe_status run_generate_doc(qh_run_context *c, const qt_task *task, int doc_index, const qt_request *request,
@@ -379,7 +460,51 @@ static void progress_line(const qh_run_options *o, const char *variant, const ch
     fflush(stderr);
 }
 
-/* Runs the documents of one task that this shard owns and the store lacks. */
+/* The sample row of a finished document; the row owns its strings (batch_clear frees them). */
+static qe_status make_sample_row(qh_run_context *c, qt_task *task, qt_scores *scores, const qh_block_doc *doc,
+                                 qh_sample_row *row, qe_error *err)
+{
+    memset(row, 0, sizeof *row);
+    row->run_id = c->run_id;
+    row->variant = c->variant;
+    row->task = qt_task_name(task);
+    row->doc_id = doc->doc_index;
+    row->latency_ms = doc->latency_ms;
+    char hash[65];
+    request_hash("prompt", doc->request.context, "", hash);
+    row->prompt_hash = strdup(hash);
+    qe_status rc = qt_task_doc_text(task, doc->doc_index, (char **)&row->question, err);
+    if (rc == QE_OK)
+        rc = qh_doc_record_to_json(&doc->record, (char **)&row->response_json, err);
+    if (rc == QE_OK)
+        rc = qh_sample_outcome(task, scores, doc->doc_index, &doc->record, (char **)&row->filtered,
+                               (char **)&row->outcome_json, err);
+    return rc;
+}
+
+/* Runs one block of documents: the loglikelihood ones in one engine call, the generation ones
+ * one by one. */
+static qe_status run_block(qh_run_context *c, qt_task *task, qh_block_doc *docs, int n_docs, qe_error *err)
+{
+    qe_status rc = QE_OK;
+    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
+        double start_ms = now_ms();
+        rc = qt_task_build_chat_request(task, docs[d].doc_index, c->chat, &docs[d].request, err);
+        docs[d].latency_ms = now_ms() - start_ms;
+    }
+    if (rc == QE_OK)
+        rc = run_loglikelihood_block(c, docs, n_docs, err);
+    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
+        if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
+            continue;
+        double start_ms = now_ms();
+        rc = run_generate_doc(c, task, docs[d].doc_index, &docs[d].request, &docs[d].record, err);
+        docs[d].latency_ms += now_ms() - start_ms;
+    }
+    return rc;
+}
+
+/* Runs the documents of one task that this shard owns and the store lacks, a block at a time. */
 static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
 {
     const qh_run_options *o = c->options;
@@ -399,67 +524,43 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
         return rc;
     }
     qh_sample_row batch[QH_SAMPLES_PER_BATCH];
-    int n_batch = 0, n_finished = (int)n_done;
+    qh_block_doc block[QH_SAMPLES_PER_BATCH];
+    int n_finished = (int)n_done;
     double start_ms = now_ms();
-    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
-        if (d % o->shard_count != o->shard_index)
-            continue;
-        while (next_done < n_done && done_ids[next_done] < d)
-            next_done++;
-        if (next_done < n_done && done_ids[next_done] == d)
-            continue;
+    for (int d = 0; d < n_docs && rc == QE_OK;) {
+        int n_block = 0;
+        for (; d < n_docs && n_block < QH_SAMPLES_PER_BATCH; d++) {
+            if (d % o->shard_count != o->shard_index)
+                continue;
+            while (next_done < n_done && done_ids[next_done] < d)
+                next_done++;
+            if (next_done < n_done && done_ids[next_done] == d)
+                continue;
+            block[n_block++] = (qh_block_doc){.doc_index = d};
+        }
+        if (n_block == 0)
+            break;
         if (stop_requested) {
             rc = qe_fail(err, QE_EINTERRUPTED, "interrupted by signal %d", (int)stop_requested);
             break;
         }
-        qt_request request = {0};
-        qh_doc_record record = {0};
-        double doc_start_ms = now_ms();
-        if ((rc = qt_task_build_chat_request(task, d, c->chat, &request, err)) != QE_OK)
-            break;
-        rc = request.type == QT_REQUEST_LOGLIKELIHOOD ? run_loglikelihood_doc(c, d, &request, &record, err)
-                                                      : run_generate_doc(c, task, d, &request, &record, err);
-        double latency_ms = now_ms() - doc_start_ms;
-        if (rc == QE_OK) {
-            qh_sample_row *row = &batch[n_batch];
-            memset(row, 0, sizeof *row);
-            row->run_id = c->run_id;
-            row->variant = c->variant;
-            row->task = task_name;
-            row->doc_id = d;
-            row->latency_ms = latency_ms;
-            char hash[65];
-            request_hash("prompt", request.context, "", hash);
-            row->prompt_hash = strdup(hash);
-            rc = qt_task_doc_text(task, d, (char **)&row->question, err);
-            if (rc == QE_OK)
-                rc = qh_doc_record_to_json(&record, (char **)&row->response_json, err);
-            if (rc == QE_OK)
-                rc = qh_sample_outcome(task, scores, d, &record, (char **)&row->filtered,
-                                       (char **)&row->outcome_json, err);
+        rc = run_block(c, task, block, n_block, err);
+        int n_batch = 0;
+        for (int b = 0; b < n_block && rc == QE_OK; b++) {
+            rc = make_sample_row(c, task, scores, &block[b], &batch[n_batch], err);
             n_batch++;
-            push_value(&c->meter.latency_ms, &c->meter.n_latencies, &c->meter.cap_latencies, latency_ms);
+            push_value(&c->meter.latency_ms, &c->meter.n_latencies, &c->meter.cap_latencies, block[b].latency_ms);
         }
-        qt_request_clear(&request);
-        qh_doc_record_clear(&record);
-        if (rc == QE_OK && n_batch == QH_SAMPLES_PER_BATCH) {
+        if (rc == QE_OK)
             rc = qh_store_put_samples(c->store, batch, (size_t)n_batch, err);
-            batch_clear(batch, n_batch);
+        if (rc == QE_OK)
             n_finished += n_batch;
-            n_batch = 0;
-        }
-        progress_line(o, c->variant, task_name, n_finished + n_batch, n_mine, now_ms() - start_ms, &c->meter, false);
-    }
-    /* What was computed is kept even when the loop stopped on an error or a signal. */
-    if (n_batch > 0) {
-        qe_error flush_err;
-        qe_status flush_rc = qh_store_put_samples(c->store, batch, (size_t)n_batch, &flush_err);
-        if (flush_rc != QE_OK && rc == QE_OK) {
-            rc = flush_rc;
-            *err = flush_err;
-        }
-        n_finished += n_batch;
         batch_clear(batch, n_batch);
+        for (int b = 0; b < n_block; b++) {
+            qt_request_clear(&block[b].request);
+            qh_doc_record_clear(&block[b].record);
+        }
+        progress_line(o, c->variant, task_name, n_finished, n_mine, now_ms() - start_ms, &c->meter, false);
     }
     c->meter.wall_ms += now_ms() - start_ms;
     progress_line(o, c->variant, task_name, n_finished, n_mine, now_ms() - start_ms, &c->meter, true);

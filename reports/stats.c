@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qeval_engine.h"
+
 qr_mean_se qr_mean_stderr(const double *x, size_t n)
 {
     qr_mean_se r = {NAN, NAN, n};
@@ -213,18 +215,6 @@ qe_status qr_paired_bootstrap(const double *a, const double *b, size_t n, size_t
 
 /* ---- distributions ------------------------------------------------------------------------- */
 
-static double log_sum_exp(const double *x, size_t n)
-{
-    double max = -INFINITY, sum = 0;
-    for (size_t i = 0; i < n; i++)
-        max = fmax(max, x[i]);
-    if (isinf(max))
-        return max;
-    for (size_t i = 0; i < n; i++)
-        sum += exp(x[i] - max);
-    return max + log(sum);
-}
-
 size_t qr_argmax(const double *x, size_t n)
 {
     size_t best = 0;
@@ -234,16 +224,10 @@ size_t qr_argmax(const double *x, size_t n)
     return best;
 }
 
+/* log-softmax and KL: the engine's one definition (engine/logprob.c) */
 double qr_kl_divergence(const double *logp_ref, const double *logp_var, size_t n)
 {
-    double lse_ref = log_sum_exp(logp_ref, n), lse_var = log_sum_exp(logp_var, n), kl = 0;
-    for (size_t i = 0; i < n; i++) {
-        double lr = logp_ref[i] - lse_ref;
-        if (isinf(lr)) /* p_ref = 0 contributes nothing */
-            continue;
-        kl += exp(lr) * (lr - (logp_var[i] - lse_var));
-    }
-    return kl;
+    return qe_kl_divergence(logp_ref, logp_var, n);
 }
 
 qr_dist_compare qr_compare_distributions(const double *logp_ref, const double *logp_var, size_t n, size_t target)
@@ -251,7 +235,7 @@ qr_dist_compare qr_compare_distributions(const double *logp_ref, const double *l
     qr_dist_compare r = {qr_kl_divergence(logp_ref, logp_var, n), qr_argmax(logp_ref, n) == qr_argmax(logp_var, n),
                          NAN};
     if (target < n)
-        r.delta_p = exp(logp_var[target] - log_sum_exp(logp_var, n)) - exp(logp_ref[target] - log_sum_exp(logp_ref, n));
+        r.delta_p = exp(logp_var[target] - qe_log_sum_exp(logp_var, n)) - exp(logp_ref[target] - qe_log_sum_exp(logp_ref, n));
     return r;
 }
 
