@@ -133,4 +133,12 @@ qe_status qe_backend_take_error(qe_backend *be, qe_error *err);
  * (engine/backend.c; the host backends call it). */
 qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target);
 
+/* Memory ops of the backends that run in host memory (ref, cpu): malloc'd float buffers, copies
+ * by memcpy (copy, download and upload alike). */
+float *qe_host_alloc(qe_backend *be, size_t n_floats);
+void qe_host_release(qe_backend *be, float *buf);
+float *qe_host_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats);
+float *qe_host_upload_new(qe_backend *be, const float *host, size_t n);
+void qe_host_copy(qe_backend *be, float *dst, const float *src, size_t n);
+
 #endif

@@ -104,3 +104,25 @@ int qe_convert_to_f32(float *dst, const void *src, qe_dtype dtype, size_t n)
         return -1;
     }
 }
+
+void qe_round_to_dtype(float *x, size_t n, qe_dtype dtype)
+{
+    /* one loop per dtype, so the compiler can vectorize it */
+    if (dtype == QE_DTYPE_BF16)
+        for (size_t i = 0; i < n; i++)
+            x[i] = qe_round_bf16(x[i]);
+    else if (dtype == QE_DTYPE_F16) {
+        size_t i = 0;
+#ifdef __F16C__
+        /* 8 at a time, as qe_round_f16 rounds a non-NaN value; from a NaN on, one at a time */
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i);
+            if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
+                break;
+            _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)));
+        }
+#endif
+        for (; i < n; i++)
+            x[i] = qe_round_f16(x[i]);
+    }
+}

@@ -56,6 +56,19 @@ static inline float qe_round_f16(float value)
     return qe_f16_to_f32(qe_f32_to_f16(value));
 }
 
+/* value rounded to dtype (BF16, F16) and back; any other dtype leaves it as it is. */
+static inline float qe_round_to(float value, qe_dtype dtype)
+{
+    if (dtype == QE_DTYPE_BF16)
+        return qe_round_bf16(value);
+    if (dtype == QE_DTYPE_F16)
+        return qe_round_f16(value);
+    return value;
+}
+
+/* Rounds x[n] in place to dtype (BF16, F16; nothing for any other), as qe_round_bf16/_f16. */
+void qe_round_to_dtype(float *x, size_t n, qe_dtype dtype);
+
 /* dst[n] = src[n] converted from F32, BF16 or F16; src may be unaligned. Returns 0, or -1
  * for any other dtype. */
 int qe_convert_to_f32(float *dst, const void *src, qe_dtype dtype, size_t n);

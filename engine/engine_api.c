@@ -14,65 +14,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static const struct {
-    const char *name;
-    qe_variant variant;
-} variants[] = {
-    {"fp32", {QE_VARIANT_FP32, 0, false, 0}},
-    {"bf16", {QE_VARIANT_BF16, 0, false, 0}},
-    {"int8", {QE_VARIANT_INT8, 0, false, 6.0f}},
-    {"nf4", {QE_VARIANT_NF4, 64, true, 0}},
-    {"nf4-nodq", {QE_VARIANT_NF4, 64, false, 0}},
-};
-#define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
-
-/* "nf4-bs128", "nf4-nodq-bs32": the nf4 variants with another block size (32 ... 4096) */
-static bool parse_nf4_block(const char *name, qe_variant *out)
-{
-    bool dq = strncmp(name, "nf4-nodq-bs", 11) != 0;
-    const char *digits = dq ? (strncmp(name, "nf4-bs", 6) ? NULL : name + 6) : name + 11;
-    if (!digits || !*digits)
-        return false;
-    char *end;
-    long block = strtol(digits, &end, 10);
-    if (*end || block < 32 || block > 4096 || (block & (block - 1)))
-        return false;
-    *out = (qe_variant){QE_VARIANT_NF4, (int)block, dq, 0};
-    return true;
-}
-
-qe_status qe_variant_parse(const char *name, qe_variant *out, qe_error *err)
-{
-    for (int i = 0; i < N_VARIANTS; i++)
-        if (!strcmp(name, variants[i].name)) {
-            *out = variants[i].variant;
-            return QE_OK;
-        }
-    if (parse_nf4_block(name, out))
-        return QE_OK;
-    return qe_fail(err, QE_EINVAL, "unknown variant '%s' (valid: fp32, bf16, int8, nf4, nf4-nodq)", name);
-}
-
-const char *qe_variant_name(const qe_variant *v)
-{
-    static const char *const dq_names[] = {"nf4-bs32", "nf4", "nf4-bs128", "nf4-bs256", "nf4-bs512",
-                                           "nf4-bs1024", "nf4-bs2048", "nf4-bs4096"};
-    static const char *const nodq_names[] = {"nf4-nodq-bs32", "nf4-nodq", "nf4-nodq-bs128", "nf4-nodq-bs256",
-                                             "nf4-nodq-bs512", "nf4-nodq-bs1024", "nf4-nodq-bs2048",
-                                             "nf4-nodq-bs4096"};
-    switch (v->kind) {
-    case QE_VARIANT_FP32: return "fp32";
-    case QE_VARIANT_BF16: return "bf16";
-    case QE_VARIANT_INT8: return "int8";
-    case QE_VARIANT_NF4:
-        for (int i = 0; i < 8; i++)
-            if (v->nf4_block_size == 32 << i)
-                return v->nf4_double_quant ? dq_names[i] : nodq_names[i];
-        return v->nf4_double_quant ? "nf4" : "nf4-nodq";
-    }
-    return "?";
-}
-
 static qe_status need_tokenizer(const qe_model *m, qe_error *err)
 {
     if (!m->tokenizer)
@@ -97,7 +38,7 @@ qe_status qe_detokenize(const qe_model *m, const int32_t *ids, int n_ids, char *
 
 qe_status qe_forward_logits(qe_model *m, const int32_t *ids, int n_tokens, float *logits, qe_error *err)
 {
-    return qe_model_forward(m, ids, n_tokens, 0, 0, logits, err);
+    return qe_model_forward(m, ids, n_tokens, 0, 0, logits, NULL, NULL, err);
 }
 
 /* lm-evaluation-harness encodes without special tokens, except for Gemma models, for which
@@ -129,7 +70,7 @@ static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, i
     if (pos0 > first_row)
         pos0 = first_row;
     /* logits are wanted from first_row; rows before it are recomputed only when not cached */
-    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, err);
+    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, NULL, NULL, err);
 }
 
 qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int max_new_tokens, int32_t **out_ids,
@@ -171,7 +112,7 @@ qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int 
         }
         if (n_new == max_new_tokens)
             break;
-        rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, err);
+        rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, NULL, NULL, err);
     }
     stats->prefill_ms = t1 - t0;
     stats->decode_ms = now_ms() - t1;
@@ -444,7 +385,7 @@ qe_status qe_generate_until(qe_model *m, const char *context, const char *const 
         }
         if (n - n_prompt == max_new_tokens)
             break;
-        if ((rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, err)))
+        if ((rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, NULL, NULL, err)))
             goto out;
     }
     stats->decode_ms = now_ms() - t1;

@@ -169,14 +169,54 @@ static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *o
     return false;
 }
 
-qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
+/* What a GGUF weight set makes its tensors from: the open file, and per tensor of the set the
+ * GGUF tensor and whether its rows need unpermuting. */
+typedef struct {
+    qe_gguf *g;
+    int head_dim;
+    const qe_gguf_tensor **tensors;  /* [n_tensors of the set] */
+    int *permute_heads;              /* [same]; 0 = none */
+} gguf_source;
+
+static void close_source(void *p)
+{
+    gguf_source *src = p;
+    if (!src)
+        return;
+    qe_gguf_close(src->g);
+    free(src->tensors);
+    free(src->permute_heads);
+    free(src);
+}
+
+static qe_status make_f32(void *p, int index, float *out, qe_error *err)
+{
+    const gguf_source *src = p;
+    const qe_gguf_tensor *t = src->tensors[index];
+    char what[300];
+    snprintf(what, sizeof what, "%s: tensor '%s'", src->g->path, t->name);
+    qe_status rc = qe_ggml_dequantize(t->type, t->data, out, t->n_elements, what, err);
+    if (rc == QE_OK && src->permute_heads[index])
+        rc = qe_gguf_unpermute_rows(out, src->permute_heads[index], src->head_dim, (int)t->ne[0], err);
+    return rc;
+}
+
+qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
                                 const char **source_note, qe_error *err)
 {
     memset(set, 0, sizeof *set);
     *source_note = "";
-    set->memory = calloc(g->n_tensors ? (size_t)g->n_tensors : 1, sizeof *set->memory);
+    size_t n = g->n_tensors ? (size_t)g->n_tensors : 1;
+    gguf_source *src = calloc(1, sizeof *src);
+    set->memory = calloc(n, sizeof *set->memory);
     set->memory_source = strdup(g->path);
-    if (!set->memory || !set->memory_source) {
+    if (src) {
+        src->tensors = calloc(n, sizeof *src->tensors);
+        src->permute_heads = calloc(n, sizeof *src->permute_heads);
+        src->head_dim = cfg->head_dim;
+    }
+    if (!set->memory || !set->memory_source || !src || !src->tensors || !src->permute_heads) {
+        close_source(src);
         qe_weight_set_close(set);
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", g->path);
     }
@@ -196,21 +236,13 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bo
             break;
         }
         qe_tensor_view *v = &set->memory[set->n_memory];
-        float *data = with_data ? malloc((size_t)t->n_elements * sizeof(float) + 1) : NULL;
-        v->name = strdup(name);
-        if ((with_data && !data) || !v->name) {
-            free(data);
-            free((void *)v->name);
-            v->name = NULL;
+        if (!(v->name = strdup(name))) {
             rc = qe_fail(err, QE_ENOMEM, "%s: out of memory for tensor '%s'", g->path, t->name);
             break;
         }
-        v->data = data;
+        src->tensors[set->n_memory] = t;
+        src->permute_heads[set->n_memory] = permute_heads;
         set->n_memory++;
-        char what[300];
-        snprintf(what, sizeof what, "%s: tensor '%s'", g->path, t->name);
-        if (with_data && (rc = qe_ggml_dequantize(t->type, t->data, data, t->n_elements, what, err)) != QE_OK)
-            break;
         v->dtype = QE_DTYPE_F32;
         v->n_dims = t->n_dims;
         v->shape[0] = t->n_dims == 2 ? t->ne[1] : t->ne[0]; /* ggml lists the contiguous dim first */
@@ -220,15 +252,17 @@ qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bo
         v->file_path = set->memory_source;
         if (t->n_dims == 2 && t->type < 64)
             n_matrices_of[t->type]++;
-        if (permute_heads) {
-            if (t->n_dims != 2 || v->shape[0] != (int64_t)permute_heads * cfg->head_dim) {
-                rc = qe_fail(err, QE_EFORMAT, "%s: tensor '%s' has %lld rows, expected %d heads x %d", g->path,
-                             t->name, (long long)v->shape[0], permute_heads, cfg->head_dim);
-                break;
-            }
-            if (with_data)
-                rc = qe_gguf_unpermute_rows(data, permute_heads, cfg->head_dim, (int)v->shape[1], err);
-        }
+        if (permute_heads && (t->n_dims != 2 || v->shape[0] != (int64_t)permute_heads * cfg->head_dim))
+            rc = qe_fail(err, QE_EFORMAT, "%s: tensor '%s' has %lld rows, expected %d heads x %d", g->path, t->name,
+                         (long long)v->shape[0], permute_heads, cfg->head_dim);
+    }
+    if (rc == QE_OK && with_data) { /* the set now owns g: tensors are made from the mapping when read */
+        src->g = g;
+        set->source = src;
+        set->make_f32 = make_f32;
+        set->close_source = close_source;
+    } else {
+        close_source(src);
     }
     if (rc != QE_OK) {
         qe_weight_set_close(set);
@@ -269,7 +303,8 @@ qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *
     if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.chat_template") &&
         (rc = qe_gguf_get_string(g, "tokenizer.chat_template", &text, err)) == QE_OK && !(*chat_template = strdup(text)))
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
-    qe_gguf_close(g); /* the weights are copies; the mapping can go */
+    if (!set->source) /* the weight set holds the mapping when it makes tensors from it */
+        qe_gguf_close(g);
     if (rc != QE_OK) {
         qe_model_config_free(cfg);
         qe_weight_set_close(set);

@@ -1,6 +1,6 @@
 /* gguf_model — a llama.cpp GGUF model as the engine's loader sees a Hugging Face one: the
- * configuration from <arch>.* metadata and every weight dequantized to float32 under its
- * Hugging Face name, so model.c builds the same qe_model from either.
+ * configuration from <arch>.* metadata and every weight, dequantized to float32 on demand, under
+ * its Hugging Face name, so model.c builds the same qe_model from either.
  *
  * Architectures: "llama" (SmolLM2, TinyLlama, Llama-2/3 without rope_freqs) and "qwen2"
  * (q/k/v biases). llama.cpp's converter permutes the rows of attn_q/attn_k of llama models
@@ -18,10 +18,12 @@
 /* Fills cfg (caller frees with qe_model_config_free) from the metadata of g. */
 qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err);
 
-/* Dequantizes every tensor of g into set (emptied first) under Hugging Face names, checking
- * the shapes against cfg; *source_note is a static string ("" unless most matrices are quantized).
- * Without with_data the views carry names and shapes only (data NULL): metadata-only loads. */
-qe_status qe_gguf_model_weights(const qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
+/* Lists every tensor of g in set (emptied first) under Hugging Face names, checking the shapes
+ * against cfg; *source_note is a static string ("" unless most matrices are quantized). With
+ * with_data the set takes g (closing it with itself) and dequantizes a tensor to float32 each
+ * time qe_weight_set_read_f32 asks for it; without, it holds names and shapes only and g stays
+ * the caller's (metadata-only loads). */
+qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool with_data, qe_weight_set *set,
                                 const char **source_note, qe_error *err);
 
 /* Opens path and fills everything the loader needs; *tokenizer is NULL when the file has no

@@ -1,4 +1,11 @@
-/* Loading a Hugging Face model directory into a qe_model, and the model-level API calls. */
+/* Loading a model (Hugging Face directory or GGUF file) into a qe_model on its backend, and the
+ * model-level API calls.
+ *
+ * Loading streams: each tensor is read as float32 on its own (a view of the mapping, or one
+ * converted or dequantized copy), turned into the variant's qe_weight, handed to the backend's
+ * prepare_linear, and its float32 copy freed before the next tensor is read. So making a
+ * variant holds at most its own resident bytes, one tensor in float32 and what the mapping has
+ * touched. */
 #include "model.h"
 
 #include <stdio.h>
@@ -8,25 +15,7 @@
 #include "chat_template.h"
 #include "file_util.h"
 #include "gguf_model.h"
-#include "linear_quant.h"
-
-static qe_status keep_owned(qe_model *m, void *buf, qe_error *err)
-{
-    if (!buf)
-        return QE_OK;
-    if (m->n_owned == m->owned_capacity) {
-        int cap = m->owned_capacity ? 2 * m->owned_capacity : 64;
-        void **grown = realloc(m->owned, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            free(buf);
-            return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
-        }
-        m->owned = grown;
-        m->owned_capacity = cap;
-    }
-    m->owned[m->n_owned++] = buf;
-    return QE_OK;
-}
+#include "variant.h"
 
 static qe_status find_tensor(const qe_model *m, const char *name, const qe_tensor_view **out, qe_error *err)
 {
@@ -54,52 +43,103 @@ static qe_status check_shape(const qe_tensor_view *t, int64_t rows, int64_t cols
                    got, want);
 }
 
-/* In a 16-bit variant, *data[n] becomes a copy rounded to the compute dtype, as transformers
- * holds every unquantized parameter (embedding, norms, head) in that dtype. */
-static qe_status round_to_compute(qe_model *m, const float **data, size_t n, qe_error *err)
+static qe_status read_f32(qe_model *m, const qe_tensor_view *t, const float **data, float **owned, qe_error *err)
 {
-    if (m->compute_dtype == QE_DTYPE_F32)
-        return QE_OK;
-    float *copy = malloc(n ? n * sizeof *copy : 1);
-    if (!copy)
-        return qe_fail(err, QE_ENOMEM, "%s: out of memory rounding %zu weights to %s", m->path, n,
-                       qe_dtype_name(m->compute_dtype));
-    memcpy(copy, *data, n * sizeof *copy);
-    qe_round_to_dtype(copy, n, m->compute_dtype);
-    *data = copy;
-    return keep_owned(m, copy, err);
+    return qe_weight_set_read_f32(&m->weights, t, data, owned, err);
 }
 
-/* A float32 vector [n] copied out of the file (norm weights, small). */
-static qe_status load_vector(qe_model *m, const char *name, int n, const float **out, qe_error *err)
+/* A norm vector [n] rounded to the compute dtype (transformers holds every unquantized parameter
+ * in it), uploaded to the backend. */
+static qe_status load_vector(qe_model *m, const char *name, int n, float **out, qe_error *err)
 {
     const qe_tensor_view *t;
     const float *data;
     float *owned;
     qe_status rc;
     if ((rc = find_tensor(m, name, &t, err)) || (rc = check_shape(t, n, 0, err)) ||
-        (rc = qe_tensor_as_f32(t, &data, &owned, err)) || (rc = keep_owned(m, owned, err)) ||
-        (rc = round_to_compute(m, &data, (size_t)n, err)))
+        (rc = read_f32(m, t, &data, &owned, err)))
         return rc;
-    *out = data;
+    float rounded[n];
+    for (int i = 0; i < n; i++)
+        rounded[i] = qe_round_to(data[i], m->compute_dtype);
+    free(owned);
+    qe_backend *be = m->backend;
+    if (!(*out = be->upload_new(be, rounded, (size_t)n)))
+        return be->sync(be, err);
+    m->resident_bytes += (uint64_t)n * sizeof(float);
     return QE_OK;
 }
 
-static qe_status load_linear(qe_model *m, const char *name, int rows, int cols, bool has_bias, qe_linear *lin,
+/* Hands w to the backend; *out is its handle. */
+static qe_status prepare(qe_model *m, qe_weight *w, qe_backend_linear **out, qe_error *err)
+{
+    qe_backend *be = m->backend;
+    qe_status rc = be->prepare_linear(be, w, m->compute_dtype, out, err);
+    if (rc == QE_OK)
+        m->resident_bytes += be->linear_bytes(be, *out);
+    return rc;
+}
+
+static qe_status load_linear(qe_model *m, const char *name, int rows, int cols, bool has_bias, qe_backend_linear **lin,
                              qe_error *err)
 {
     char key[256];
-    const qe_tensor_view *w, *b = NULL;
+    const qe_tensor_view *t, *b = NULL;
     qe_status rc;
     snprintf(key, sizeof key, "%s.weight", name);
-    if ((rc = find_tensor(m, key, &w, err)) || (rc = check_shape(w, rows, cols, err)))
+    if ((rc = find_tensor(m, key, &t, err)) || (rc = check_shape(t, rows, cols, err)))
         return rc;
     if (has_bias) {
         snprintf(key, sizeof key, "%s.bias", name);
         if ((rc = find_tensor(m, key, &b, err)) || (rc = check_shape(b, rows, 0, err)))
             return rc;
     }
-    return qe_linear_init(lin, &m->variant, w, b, err);
+    const float *data, *bias_data = NULL;
+    float *owned = NULL, *bias_owned = NULL;
+    qe_weight w = {0};
+    if ((rc = read_f32(m, t, &data, &owned, err)) == QE_OK) {
+        if (m->variant.kind == QE_VARIANT_FP32 && data == owned) { /* a converted copy is the fp32 weight */
+            qe_weight_wrap_f32(&w, data, owned, rows, cols);
+            owned = NULL;
+        } else if (m->variant.kind == QE_VARIANT_FP32) { /* a view of the mapping */
+            qe_weight_wrap_f32(&w, data, NULL, rows, cols);
+        } else if ((rc = qe_weight_quantize(&w, &m->variant, data, rows, cols, err)) != QE_OK) {
+            qe_fail_context(err, "%s: tensor '%s'", t->file_path, t->name);
+        }
+        free(owned);
+    }
+    if (rc == QE_OK && b && (rc = read_f32(m, b, &bias_data, &bias_owned, err)) == QE_OK) {
+        rc = qe_weight_set_bias(&w, bias_data, m->compute_dtype, err);
+        free(bias_owned);
+    }
+    if (rc == QE_OK)
+        return prepare(m, &w, lin, err);
+    qe_weight_free(&w);
+    return rc;
+}
+
+/* An embedding table or unquantized head [n_vocab, hidden] in the compute dtype's format. */
+static qe_status load_table(qe_model *m, const char *name, qe_backend_linear **out, qe_error *err)
+{
+    const qe_model_config *c = &m->cfg;
+    const qe_tensor_view *t;
+    const float *data;
+    float *owned;
+    qe_status rc;
+    if ((rc = find_tensor(m, name, &t, err)) || (rc = check_shape(t, c->n_vocab, c->hidden, err)) ||
+        (rc = read_f32(m, t, &data, &owned, err)))
+        return rc;
+    qe_weight w;
+    qe_weight_format format = qe_weight_format_of_dtype(m->compute_dtype);
+    if (format == QE_WEIGHT_F32) {
+        qe_weight_wrap_f32(&w, data, owned, c->n_vocab, c->hidden);
+    } else {
+        rc = qe_weight_init_half(&w, format, data, c->n_vocab, c->hidden, err);
+        free(owned);
+        if (rc != QE_OK)
+            return qe_fail_context(err, "%s: tensor '%s'", t->file_path, t->name);
+    }
+    return prepare(m, &w, out, err);
 }
 
 static qe_status load_layer(qe_model *m, int i, qe_layer *layer, qe_error *err)
@@ -148,94 +188,17 @@ static void count_params(qe_model *m)
     }
 }
 
-/* The seven linears of a decoder block, the ones bitsandbytes quantizes. */
-static bool is_block_linear_weight(const char *name)
-{
-    static const char *const suffixes[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
-                                           "gate_proj.weight", "up_proj.weight", "down_proj.weight"};
-    if (strncmp(name, "model.layers.", 13))
-        return false;
-    size_t len = strlen(name);
-    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-        size_t n = strlen(suffixes[i]);
-        if (len > n && !strcmp(name + len - n, suffixes[i]) && name[len - n - 1] == '.')
-            return true;
-    }
-    return false;
-}
-
-/* transformers' get_memory_footprint(): every parameter's numel x element size (a tied head
- * once; Int8Params 1 byte, Params4bit's packed uint8 ceil(n/2) bytes, with neither SCB nor
- * the quant_state absmax counted) plus the buffers: each rotary embedding's inv_freq and
+/* transformers' get_memory_footprint(): every parameter (a tied head once, each as
+ * qe_variant_hf_tensor_bytes counts it) plus the buffers: each rotary embedding's inv_freq and
  * original_inv_freq, float32 [head_dim / 2]. Measured against transformers 5.17 +
  * bitsandbytes 0.50.2 (tests/golden/bnb/footprint.json). */
 static uint64_t hf_footprint_bytes(const qe_model *m)
 {
     uint64_t bytes = (uint64_t)m->cfg.n_ropes * 2 * (m->cfg.head_dim / 2) * sizeof(float);
-    size_t other_size = m->compute_dtype == QE_DTYPE_F32 ? 4 : 2;
     for (int i = 0; i < qe_weight_set_count(&m->weights); i++) {
         const qe_tensor_view *t = qe_weight_set_at(&m->weights, i);
-        if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight"))
-            continue;
-        bool is_quantized = is_block_linear_weight(t->name);
-        if (is_quantized && m->variant.kind == QE_VARIANT_INT8)
-            bytes += t->n_elements;
-        else if (is_quantized && m->variant.kind == QE_VARIANT_NF4)
-            bytes += (t->n_elements + 1) / 2;
-        else
-            bytes += t->n_elements * other_size;
-    }
-    return bytes;
-}
-
-/* How the variant keeps tensor t (qe_tensor_info.stored_dtype/bytes). */
-static void stored_form(const qe_model *m, const qe_tensor_view *t, const char **dtype, uint64_t *bytes)
-{
-    uint64_t n = t->n_elements;
-    bool is_quantized = is_block_linear_weight(t->name) && t->n_dims == 2;
-    if (m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight")) {
-        *dtype = "tied";
-        *bytes = 0;
-    } else if (is_quantized && m->variant.kind == QE_VARIANT_INT8) {
-        *dtype = "INT8";
-        *bytes = n + (uint64_t)t->shape[0] * 4;
-    } else if (is_quantized && m->variant.kind == QE_VARIANT_NF4) {
-        uint64_t block = m->variant.nf4_block_size > 0 ? (uint64_t)m->variant.nf4_block_size : 64;
-        uint64_t n_blocks = (n + block - 1) / block;
-        *dtype = "NF4";
-        *bytes = (n + 1) / 2 + (m->variant.nf4_double_quant
-                                    ? n_blocks + (n_blocks + QE_NF4_DQ_BLOCK - 1) / QE_NF4_DQ_BLOCK * 4 + 4
-                                    : n_blocks * 4);
-    } else {
-        *dtype = qe_dtype_name(m->compute_dtype);
-        *bytes = n * qe_dtype_size(m->compute_dtype);
-    }
-}
-
-/* parameters x the variant's nominal bytes per parameter */
-static uint64_t estimate_bytes(const qe_model *m)
-{
-    switch (m->variant.kind) {
-    case QE_VARIANT_BF16: return m->n_params * 2;
-    case QE_VARIANT_INT8: return m->n_params;
-    case QE_VARIANT_NF4: return (m->n_params + 1) / 2;
-    default: return m->n_params * 4;
-    }
-}
-
-static uint64_t resident_bytes(const qe_model *m)
-{
-    uint64_t bytes = ((uint64_t)m->cfg.n_vocab + 1) * m->cfg.hidden * sizeof(float); /* embedding, final norm */
-    if (!m->cfg.tie_embeddings || m->lm_head.owned[0]) /* a 16-bit head is a copy even when tied */
-        bytes += m->lm_head.resident_bytes;
-    if (m->variant.kind == QE_VARIANT_NF4) /* the code tables, shared by every linear */
-        bytes += qe_nf4_shared_table_bytes(m->variant.nf4_double_quant);
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        const qe_layer *l = &m->layers[i];
-        const qe_linear *lins[] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
-        for (size_t j = 0; j < sizeof lins / sizeof lins[0]; j++)
-            bytes += lins[j]->resident_bytes;
-        bytes += (uint64_t)(l->post_attn_norm ? 4 : 2) * m->cfg.hidden * sizeof(float);
+        if (!(m->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight")))
+            bytes += qe_variant_hf_tensor_bytes(&m->variant, t->name, t->n_elements);
     }
     return bytes;
 }
@@ -243,28 +206,18 @@ static uint64_t resident_bytes(const qe_model *m)
 static qe_status load_weights(qe_model *m, qe_error *err)
 {
     const qe_model_config *c = &m->cfg;
-    const qe_tensor_view *emb;
-    float *owned;
     qe_status rc;
-    if ((rc = find_tensor(m, "model.embed_tokens.weight", &emb, err)) ||
-        (rc = check_shape(emb, c->n_vocab, c->hidden, err)) ||
-        (rc = qe_tensor_as_f32(emb, &m->embed, &owned, err)) || (rc = keep_owned(m, owned, err)) ||
-        (rc = round_to_compute(m, &m->embed, (size_t)c->n_vocab * c->hidden, err)) ||
+    if ((rc = load_table(m, "model.embed_tokens.weight", &m->embed, err)) ||
         (rc = load_vector(m, "model.norm.weight", c->hidden, &m->final_norm, err)))
         return rc;
-    /* bitsandbytes leaves lm_head unquantized: float32, or 16-bit in the compute dtype */
-    const float *head_data = m->embed;
-    if (!c->tie_embeddings) {
-        const qe_tensor_view *head;
-        if ((rc = find_tensor(m, "lm_head.weight", &head, err)) ||
-            (rc = check_shape(head, c->n_vocab, c->hidden, err)) ||
-            (rc = qe_tensor_as_f32(head, &head_data, &owned, err)) || (rc = keep_owned(m, owned, err)))
-            return rc;
-    }
-    if (m->compute_dtype == QE_DTYPE_F32)
-        qe_linear_wrap_f32(&m->lm_head, head_data, NULL, c->n_vocab, c->hidden);
-    else if ((rc = qe_linear_init_half(&m->lm_head, m->compute_dtype, head_data, NULL, c->n_vocab, c->hidden, err)))
+    /* bitsandbytes leaves lm_head unquantized, in the compute dtype: a tied head is the
+     * embedding's own handle */
+    if (c->tie_embeddings)
+        m->lm_head = m->embed;
+    else if ((rc = load_table(m, "lm_head.weight", &m->lm_head, err)))
         return rc;
+    if (m->variant.kind == QE_VARIANT_NF4) /* the code tables, shared by every linear */
+        m->resident_bytes += qe_nf4_shared_table_bytes(m->variant.nf4_double_quant);
     m->layers = calloc(c->n_layers, sizeof *m->layers);
     if (!m->layers)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d layers", m->path, c->n_layers);
@@ -272,6 +225,19 @@ static qe_status load_weights(qe_model *m, qe_error *err)
         if ((rc = load_layer(m, i, &m->layers[i], err)))
             return rc;
     return QE_OK;
+}
+
+/* The backend options ask for. */
+static qe_status create_backend(const char *path, const qe_load_options *o, qe_backend **out, qe_error *err)
+{
+    qe_status rc;
+    switch (o->device) {
+    case QE_DEVICE_CPU: rc = qe_backend_cpu_create(o->n_threads, out, err); break;
+    case QE_DEVICE_REF: rc = qe_backend_ref_create(out, err); break;
+    case QE_DEVICE_CUDA: rc = qe_backend_cuda_create(o->device_index, out, err); break;
+    default: rc = qe_fail(err, QE_EINVAL, "device %d is not one qeval knows", (int)o->device);
+    }
+    return rc == QE_OK ? QE_OK : qe_fail_context(err, "%s", path);
 }
 
 static void fill_info(qe_model *m)
@@ -294,7 +260,7 @@ static void fill_info(qe_model *m)
     info->add_bos = m->tokenizer ? qe_tokenizer_adds_bos(m->tokenizer) : false;
     info->footprint_bytes = m->resident_bytes;
     info->hf_footprint_bytes = hf_footprint_bytes(m);
-    info->estimate_bytes = estimate_bytes(m);
+    info->estimate_bytes = qe_variant_estimate_bytes(&m->variant, m->n_params);
     info->source_note = m->source_note ? m->source_note : "";
 }
 
@@ -306,8 +272,6 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     qe_load_options defaults = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU};
     if (!options)
         options = &defaults;
-    if (options->device != QE_DEVICE_CPU)
-        return qe_fail(err, QE_EUNSUPPORTED, "%s: only the CPU device is implemented (the CUDA backend is not written yet; use --device cpu)", path);
     qe_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
@@ -324,14 +288,12 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
                                 &m->chat_template, &m->source_note, err);
     else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
         rc = qe_weight_set_open(path, &m->weights, err);
-    if (rc || (!options->metadata_only && (rc = load_weights(m, err))))
+    if (rc || (rc = create_backend(path, options, &m->backend, err)) ||
+        (!options->metadata_only && (rc = load_weights(m, err))))
         goto fail;
     m->is_runnable = !options->metadata_only;
     m->max_context = options->max_context > 0 && options->max_context < m->cfg.max_context ? options->max_context
                                                                                           : m->cfg.max_context;
-    if ((rc = qe_pool_create(options->n_threads, &m->pool, err)) ||
-        (rc = qe_backend_cpu_create(m->pool, &m->backend, err)))
-        goto fail;
     m->k_cache = calloc(m->cfg.n_layers, sizeof *m->k_cache);
     m->v_cache = calloc(m->cfg.n_layers, sizeof *m->v_cache);
     if (!m->k_cache || !m->v_cache) {
@@ -345,7 +307,6 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     if (!is_gguf && (rc = qe_chat_template_read_hf(path, &m->chat_template, err)))
         goto fail;
     count_params(m);
-    m->resident_bytes = m->is_runnable ? resident_bytes(m) : 0;
     fill_info(m);
     *out = m;
     return QE_OK;
@@ -358,29 +319,31 @@ void qe_model_free(qe_model *m)
 {
     if (!m)
         return;
-    if (m->layers)
-        for (int i = 0; i < m->cfg.n_layers; i++) {
+    qe_backend *be = m->backend;
+    if (be) {
+        for (int i = 0; m->layers && i < m->cfg.n_layers; i++) {
             qe_layer *l = &m->layers[i];
-            qe_linear *lins[] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
+            qe_backend_linear *lins[] = {l->q, l->k, l->v, l->o, l->gate, l->up, l->down};
             for (size_t j = 0; j < sizeof lins / sizeof lins[0]; j++)
-                qe_linear_free(lins[j]);
+                be->free_linear(be, lins[j]);
+            float *norms[] = {l->attn_norm, l->ffn_norm, l->post_attn_norm, l->post_ffn_norm, l->q_norm, l->k_norm};
+            for (size_t j = 0; j < sizeof norms / sizeof norms[0]; j++)
+                be->release(be, norms[j]);
         }
-    free(m->layers);
-    qe_linear_free(&m->lm_head);
-    if (m->backend) {
+        if (m->lm_head != m->embed)
+            be->free_linear(be, m->lm_head);
+        be->free_linear(be, m->embed);
+        be->release(be, m->final_norm);
         for (int i = 0; i < m->cfg.n_layers && m->k_cache && m->v_cache; i++) {
-            m->backend->release(m->backend, m->k_cache[i]);
-            m->backend->release(m->backend, m->v_cache[i]);
+            be->release(be, m->k_cache[i]);
+            be->release(be, m->v_cache[i]);
         }
-        m->backend->destroy(m->backend);
+        be->destroy(be);
     }
+    free(m->layers);
     free(m->k_cache);
     free(m->v_cache);
     free(m->cached_ids);
-    qe_pool_free(m->pool);
-    for (int i = 0; i < m->n_owned; i++)
-        free(m->owned[i]);
-    free(m->owned);
     qe_tokenizer_free(m->tokenizer);
     free(m->chat_template);
     qe_weight_set_close(&m->weights);
@@ -404,6 +367,12 @@ qe_status qe_model_tensor_info(const qe_model *model, int index, qe_tensor_info 
     memcpy(info->shape, t->shape, sizeof info->shape);
     info->n_elements = t->n_elements;
     info->n_bytes = t->n_bytes;
-    stored_form(model, t, &info->stored_dtype, &info->stored_bytes);
+    if (model->cfg.tie_embeddings && !strcmp(t->name, "lm_head.weight")) {
+        info->stored_dtype = "tied";
+        info->stored_bytes = 0;
+    } else {
+        qe_variant_stored_form(&model->variant, t->name, t->n_dims, t->n_elements, t->shape[0], &info->stored_dtype,
+                               &info->stored_bytes);
+    }
     return QE_OK;
 }

@@ -3,7 +3,10 @@
  * Tokens run in chunks of at most CHUNK_TOKENS through the whole stack; each chunk's keys and
  * values go into the KV cache before its attention, so a chunk attends to everything before
  * it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
- * decoding and reuse of a cached prefix all agree exactly. */
+ * decoding and reuse of a cached prefix all agree exactly.
+ *
+ * Ops report failure through the backend's sticky error; the pass checks it once, at the
+ * backend's sync at the end (or after an allocation). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,7 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
     }
     if (!ok) {
         scratch_free(be, s);
+        be->sync(be, NULL); /* the sticky out-of-memory, said better here */
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for activations of %d tokens", m->path, c);
     }
     return QE_OK;
@@ -130,9 +134,9 @@ static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
     size_t n_x = (size_t)c * cfg->hidden;
 
     be->rmsnorm(be, s->x, l->attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, &l->q, s->h, c, s->q);
-    be->linear(be, &l->k, s->h, c, s->k);
-    be->linear(be, &l->v, s->h, c, s->v);
+    be->linear(be, l->q, s->h, c, s->q);
+    be->linear(be, l->k, s->h, c, s->k);
+    be->linear(be, l->v, s->h, c, s->v);
     be->round(be, s->q, c * qd, dt);
     be->round(be, s->k, c * kvd, dt);
     be->round(be, s->v, c * kvd, dt);
@@ -152,7 +156,7 @@ static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
         .window = cfg->layers[li].sliding_window, .scale = cfg->attn_scale,
     };
     be->attention(be, &args, dt);
-    be->linear(be, &l->o, s->att, c, s->tmp);
+    be->linear(be, l->o, s->att, c, s->tmp);
     be->round(be, s->tmp, n_x, dt);
     if (l->post_attn_norm)
         be->rmsnorm(be, s->tmp, l->post_attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
@@ -161,12 +165,12 @@ static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
 
     size_t n_ff = (size_t)c * cfg->intermediate;
     be->rmsnorm(be, s->x, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, &l->gate, s->h, c, s->gate);
-    be->linear(be, &l->up, s->h, c, s->up);
+    be->linear(be, l->gate, s->h, c, s->gate);
+    be->linear(be, l->up, s->h, c, s->up);
     be->round(be, s->gate, n_ff, dt);
     be->round(be, s->up, n_ff, dt);
     be->glu(be, cfg->activation, s->gate, s->up, n_ff, dt, s->gate);
-    be->linear(be, &l->down, s->gate, c, s->tmp);
+    be->linear(be, l->down, s->gate, c, s->tmp);
     be->round(be, s->tmp, n_x, dt);
     if (l->post_ffn_norm)
         be->rmsnorm(be, s->tmp, l->post_ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
@@ -174,8 +178,15 @@ static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
     be->add(be, s->x, s->tmp, n_x, dt);
 }
 
-/* Final norm and head for chunk rows [r0, c), written to host logits. */
-static void run_head(qe_model *m, int r0, int c, scratch *s, float *logits)
+/* What the caller wants of the logit rows: host logits and/or row stats (with targets). */
+typedef struct {
+    float *logits;                /* [n_rows, n_vocab] or NULL */
+    const int32_t *targets;       /* [n_rows] or NULL */
+    qe_row_stats *stats;          /* [n_rows] or NULL */
+} head_out;
+
+/* Final norm and head for chunk rows [r0, c); out points at the first of those rows. */
+static void run_head(qe_model *m, int r0, int c, scratch *s, head_out out)
 {
     const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
@@ -184,14 +195,18 @@ static void run_head(qe_model *m, int r0, int c, scratch *s, float *logits)
         float *hr = s->h + (size_t)r * cfg->hidden;
         be->rmsnorm(be, s->x + (size_t)r * cfg->hidden, m->final_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, n,
                     cfg->hidden, m->compute_dtype, hr);
-        be->linear(be, &m->lm_head, hr, n, s->logits);
+        be->linear(be, m->lm_head, hr, n, s->logits);
         be->round(be, s->logits, (size_t)n * cfg->n_vocab, m->compute_dtype);
-        be->download(be, logits + (size_t)(r - r0) * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
+        size_t row = (size_t)(r - r0);
+        if (out.logits)
+            be->download(be, out.logits + row * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
+        if (out.stats)
+            be->row_stats(be, s->logits, n, cfg->n_vocab, out.targets ? out.targets + row : NULL, out.stats + row);
     }
 }
 
 qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0, int first_logit_row, float *logits,
-                           qe_error *err)
+                           const int32_t *targets, qe_row_stats *stats, qe_error *err)
 {
     const qe_model_config *cfg = &m->cfg;
     if (!m->is_runnable)
@@ -211,27 +226,44 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     qe_status rc = reserve_cache(m, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;
+    if (targets)
+        for (int r = first_logit_row > 0 ? first_logit_row : 0; r < n_tok; r++)
+            if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
+                return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
+                               targets[r - first_logit_row], r, cfg->n_vocab);
     int chunk = n_tok < CHUNK_TOKENS ? n_tok : CHUNK_TOKENS;
+    int max_n_in = cfg->hidden > cfg->intermediate ? cfg->hidden : cfg->intermediate;
+    if (cfg->n_heads * cfg->head_dim > max_n_in)
+        max_n_in = cfg->n_heads * cfg->head_dim;
+    qe_backend *be = m->backend;
+    if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)
+        return rc;
     scratch s;
     if ((rc = scratch_alloc(m, chunk, &s, err)) != QE_OK)
         return rc;
     m->n_cached = pos0; /* positions past pos0 are overwritten below */
-    qe_backend *be = m->backend;
     for (int start = 0; start < n_tok; start += chunk) {
         int c = n_tok - start < chunk ? n_tok - start : chunk;
         int p = pos0 + start;
         fill_rope_tables(m, p, c, &s);
-        be->embed(be, m->embed, cfg->hidden, ids + start, c, cfg->embed_scale, m->compute_dtype, s.x);
+        be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s.x);
         for (int li = 0; li < cfg->n_layers; li++)
             run_layer(m, li, p, c, &s);
         memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
         m->n_cached = p + c;
-        if (logits && start + c > first_logit_row) {
+        if ((logits || stats) && start + c > first_logit_row) {
             int r0 = first_logit_row > start ? first_logit_row - start : 0;
-            run_head(m, r0, c, &s, logits + (size_t)(start + r0 - first_logit_row) * cfg->n_vocab);
+            size_t row = (size_t)(start + r0 - first_logit_row);
+            head_out out = {logits ? logits + row * cfg->n_vocab : NULL, targets ? targets + row : NULL,
+                            stats ? stats + row : NULL};
+            run_head(m, r0, c, &s, out);
         }
     }
     scratch_free(be, &s);
+    if ((rc = be->sync(be, err)) != QE_OK) {
+        m->n_cached = 0; /* what the failed pass wrote is not to be trusted */
+        return qe_fail_context(err, "%s", m->path);
+    }
     return QE_OK;
 }
 

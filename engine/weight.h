@@ -51,8 +51,8 @@ void qe_weight_wrap_f32(qe_weight *w, const float *data, float *owned, int n_out
 qe_status qe_weight_init_half(qe_weight *w, qe_weight_format format, const float *data, int n_out, int n_in,
                               qe_error *err);
 
-/* Makes w a block linear in the variant's format (F32 copy for fp32, BF16, INT8, NF4) from
- * float32 data (copied; the caller keeps it). */
+/* Makes w a block linear in the variant's format (BF16, INT8, NF4) from float32 data (copied;
+ * the caller keeps it). fp32 has no such format (QE_EINVAL): its weights are wrapped as they are. */
 qe_status qe_weight_quantize(qe_weight *w, const qe_variant *variant, const float *data, int n_out, int n_in,
                              qe_error *err);
 

@@ -1,6 +1,8 @@
 #include "weight_set.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,11 +106,11 @@ void qe_weight_set_close(qe_weight_set *set)
     for (int i = 0; i < set->n_files; i++)
         qe_safetensors_close(set->files[i]);
     free(set->files);
-    for (int i = 0; i < set->n_memory; i++) {
+    for (int i = 0; i < set->n_memory; i++)
         free((void *)set->memory[i].name);
-        free((void *)set->memory[i].data);
-    }
     free(set->memory);
+    if (set->close_source)
+        set->close_source(set->source);
     free(set->memory_source);
     memset(set, 0, sizeof *set);
 }
@@ -143,4 +145,37 @@ const qe_tensor_view *qe_weight_set_at(const qe_weight_set *set, int index)
         index -= n;
     }
     return index >= 0 && index < set->n_memory ? &set->memory[index] : NULL;
+}
+
+qe_status qe_weight_set_read_f32(const qe_weight_set *set, const qe_tensor_view *t, const float **data,
+                                 float **owned, qe_error *err)
+{
+    *data = NULL;
+    *owned = NULL;
+    bool is_made = set->n_memory > 0 && t >= set->memory && t < set->memory + set->n_memory;
+    if (is_made && !set->make_f32)
+        return qe_fail(err, QE_EINVAL, "%s: tensor '%s' was opened without its data", t->file_path, t->name);
+    if (!is_made && t->dtype == QE_DTYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *data = t->data;
+        return QE_OK;
+    }
+    if (!is_made && t->dtype != QE_DTYPE_F32 && t->dtype != QE_DTYPE_BF16 && t->dtype != QE_DTYPE_F16)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16",
+                       t->file_path, t->name, qe_dtype_name(t->dtype));
+    float *buf = malloc(t->n_elements ? t->n_elements * sizeof(float) : 1);
+    if (!buf)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory converting tensor '%s' (%llu elements)", t->file_path,
+                       t->name, (unsigned long long)t->n_elements);
+    if (is_made) {
+        qe_status rc = set->make_f32(set->source, (int)(t - set->memory), buf, err);
+        if (rc != QE_OK) {
+            free(buf);
+            return rc;
+        }
+    } else {
+        qe_convert_to_f32(buf, t->data, t->dtype, t->n_elements);
+    }
+    *data = buf;
+    *owned = buf;
+    return QE_OK;
 }

@@ -2,8 +2,10 @@
  * tensors: model.safetensors, or the shards listed by model.safetensors.index.json
  * ("weight_map": {tensor name: shard file}). Every index entry must be found in the shard it
  * names, shard names must be plain file names, and no tensor may appear in two shards.
- * A set may instead hold tensors in memory under their Hugging Face names (a GGUF model,
- * dequantized to float32 by gguf_model.c); the loader sees no difference. */
+ * A set may instead hold tensors under their Hugging Face names that are made in memory on
+ * demand (a GGUF model, dequantized to float32 by gguf_model.c one tensor at a time, so a load
+ * never holds a float32 copy of the whole model); the loader sees no difference as long as it
+ * reads tensors through qe_weight_set_read_f32. */
 #ifndef QE_WEIGHT_SET_H
 #define QE_WEIGHT_SET_H
 
@@ -13,9 +15,14 @@ typedef struct {
     int n_files;
     qe_safetensors **files;     /* [n_files] */
     int n_memory;
-    qe_tensor_view *memory;     /* [n_memory] in-memory tensors; their names and data are owned
-                                   by the set, file_path points at memory_source */
+    qe_tensor_view *memory;     /* [n_memory] made-on-demand tensors: data NULL, dtype F32; their
+                                   names are owned by the set, file_path points at memory_source */
     char *memory_source;        /* the file they came from */
+    /* Fills out[n_elements] with memory[index] as float32; source (owned by the set) is
+     * released by close_source. NULL for a set of names and shapes only. */
+    qe_status (*make_f32)(void *source, int index, float *out, qe_error *err);
+    void (*close_source)(void *source);
+    void *source;
 } qe_weight_set;
 
 qe_status qe_weight_set_open(const char *dir, qe_weight_set *set, qe_error *err);
@@ -27,5 +34,11 @@ const qe_tensor_view *qe_weight_set_find(const qe_weight_set *set, const char *n
 /* Every tensor of the set, files first, then in-memory ones: index in [0, count). */
 int qe_weight_set_count(const qe_weight_set *set);
 const qe_tensor_view *qe_weight_set_at(const qe_weight_set *set, int index);
+
+/* Tensor t of the set as float32: *data points into the mapping when t is an aligned F32 file
+ * tensor, else at a buffer stored in *owned (caller frees): converted from BF16/F16, or made now
+ * for an in-memory tensor. Fails for non-float dtypes and for a set without data. */
+qe_status qe_weight_set_read_f32(const qe_weight_set *set, const qe_tensor_view *t, const float **data,
+                                 float **owned, qe_error *err);
 
 #endif

@@ -6,10 +6,11 @@
 
 #include "backend.h"
 #include "check.h"
+#include "cpu/linear.h"
+#include "cpu/threadpool.h"
 #include "dtype.h"
-#include "linear.h"
 #include "model_config.h"
-#include "threadpool.h"
+#include "ref/ref_ops.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static float uniform(void) /* in [-1, 1) */
@@ -87,18 +88,27 @@ static void test_linear(qe_pool *pool)
         fill_random(w, (size_t)n_out * n_in);
         fill_random(b, n_out);
         fill_random(x, (size_t)n_tok * n_in);
+        size_t stride = (qe_linear_scratch_bytes(n_tok, n_in) + 63) & ~(size_t)63;
+        char *scratch = aligned_alloc(64, stride * qe_pool_threads(pool));
         qe_linear lin;
-        qe_linear_wrap_f32(&lin, w, NULL, n_out, n_in);
-        qe_linear_f32_rows_ref(&lin, x, n_tok, ref, 0, n_out);
-        qe_linear_forward(&lin, x, n_tok, got, pool);
+        qe_weight wt;
+        qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
+        qe_linear_init(&lin, &wt);
+        qe_linear_f32_rows_ref(&lin.w, x, n_tok, ref, 0, n_out);
+        qe_linear_forward(&lin, x, n_tok, got, pool, scratch, stride);
         CHECK_CLOSE(ref, got, n_tok * n_out, 1e-4);
         /* each token alone gives the same bits as in the batch */
         for (int t = 0; t < n_tok; t++)
-            qe_linear_forward(&lin, x + (size_t)t * n_in, 1, one_by_one + (size_t)t * n_out, NULL);
+            qe_linear_forward(&lin, x + (size_t)t * n_in, 1, one_by_one + (size_t)t * n_out, NULL, scratch, stride);
         CHECK(!memcmp(got, one_by_one, sizeof(float) * n_tok * n_out));
         /* bias is added once per row */
-        qe_linear_wrap_f32(&lin, w, b, n_out, n_in);
-        qe_linear_forward(&lin, x, n_tok, got, pool);
+        qe_linear_free(&lin);
+        qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
+        qe_weight_set_bias(&wt, b, QE_DTYPE_F32, NULL);
+        qe_linear_init(&lin, &wt);
+        qe_linear_forward(&lin, x, n_tok, got, pool, scratch, stride);
+        qe_linear_free(&lin);
+        free(scratch);
         for (int t = 0; t < n_tok; t++)
             for (int r = 0; r < n_out; r++)
                 ref[t * n_out + r] += b[r];
@@ -122,11 +132,14 @@ static void test_attention(qe_backend *be)
     fill_random(q, (size_t)n_tok * n_heads * hd);
     fill_random(k, (size_t)n_pos * n_kv * hd);
     fill_random(v, (size_t)n_pos * n_kv * hd);
+    double scores[n_pos];
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, be->reserve_workspace(be, n_tok, n_pos, n_heads, hd, &err));
     for (int window = 0; window <= 3; window += 3) {
         qe_attention_args a = {.q = q, .k_cache = k, .v_cache = v, .n_tok = n_tok, .pos0 = pos0, .n_heads = n_heads,
                                .n_kv_heads = n_kv, .head_dim = hd, .window = window, .scale = 0.3f};
         a.out = ref;
-        qe_attention_ref(&a);
+        qe_attention_ref(&a, QE_DTYPE_F32, scores);
         a.out = got;
         be->attention(be, &a, QE_DTYPE_F32);
         CHECK_CLOSE(ref, got, n_tok * n_heads * hd, 1e-5);
@@ -233,7 +246,7 @@ static void test_configs(void)
 typedef struct {
     int *hits;
 } count_ctx;
-static void count_items(void *p, int begin, int end)
+static void count_items(void *p, int begin, int end, int thread)
 {
     count_ctx *c = p;
     for (int i = begin; i < end; i++)
@@ -259,7 +272,7 @@ int main(void)
     qe_backend *be = NULL;
     qe_error err = {0};
     CHECK_INT_EQ(QE_OK, qe_pool_create(3, &pool, &err));
-    CHECK_INT_EQ(QE_OK, qe_backend_cpu_create(pool, &be, &err));
+    CHECK_INT_EQ(QE_OK, qe_backend_cpu_create(3, &be, &err));
     test_dtypes();
     test_rounding();
     test_linear(pool);

@@ -6,8 +6,9 @@
 #include "check.h"
 #include "cpu/dot_tile.h"
 #include "dtype.h"
-#include "linear_quant.h"
+#include "ref/ref_ops.h"
 #include "safetensors.h"
+#include "variant.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 
@@ -19,25 +20,50 @@ static float uniform(void) /* [-1, 1) */
     return (float)((rng_state >> 40) * (1.0 / (1 << 23)) - 1.0);
 }
 
+/* The linear a variant's loader makes of w and bias b (b rounded to the compute dtype). */
+static qe_status init_quant(qe_linear *lin, const qe_variant *variant, const float *w, const float *b, int n_out,
+                            int n_in, qe_error *err)
+{
+    qe_weight wt;
+    qe_status rc = qe_weight_quantize(&wt, variant, w, n_out, n_in, err);
+    if (rc == QE_OK && b && (rc = qe_weight_set_bias(&wt, b, qe_variant_compute_dtype(variant), err)) != QE_OK)
+        qe_weight_free(&wt);
+    if (rc == QE_OK)
+        qe_linear_init(lin, &wt);
+    return rc;
+}
+
+/* A 16-bit linear of w, and b rounded to that dtype. */
+static qe_status init_half(qe_linear *lin, qe_dtype dtype, const float *w, const float *b, int n_out, int n_in,
+                           qe_error *err)
+{
+    qe_weight wt;
+    qe_status rc = qe_weight_init_half(&wt, qe_weight_format_of_dtype(dtype), w, n_out, n_in, err);
+    if (rc == QE_OK && (rc = qe_weight_set_bias(&wt, b, dtype, err)) == QE_OK)
+        qe_linear_init(lin, &wt);
+    return rc;
+}
+
 /* |fast - ref| within rel * sum_k |x w| for every output */
-static void check_against_ref(const qe_linear *lin, qe_linear_rows_fn ref, const float *x, int n_tok, double rel,
+static void check_against_ref(const qe_linear *lin, qe_linear_rows_ref_fn ref, const float *x, int n_tok, double rel,
                               const char *what)
 {
-    size_t n = (size_t)n_tok * lin->n_out;
+    size_t n = (size_t)n_tok * lin->w.n_out;
     float *want = calloc(n, sizeof *want), *got = calloc(n, sizeof *got), *split = calloc(n, sizeof *split);
-    ref(lin, x, n_tok, want, 0, lin->n_out);
-    lin->rows(lin, x, n_tok, got, 0, lin->n_out);
+    char *scratch = malloc(qe_linear_scratch_bytes(n_tok, lin->w.n_in));
+    ref(&lin->w, x, n_tok, want, 0, lin->w.n_out);
+    lin->rows(lin, x, n_tok, got, 0, lin->w.n_out, scratch);
     /* uneven row ranges must give the very same numbers */
-    for (int r = 0; r < lin->n_out;) {
+    for (int r = 0; r < lin->w.n_out;) {
         int end = r + 1 + (int)((uniform() + 1.0f) * 5);
-        if (end > lin->n_out) end = lin->n_out;
-        lin->rows(lin, x, n_tok, split, r, end);
+        if (end > lin->w.n_out) end = lin->w.n_out;
+        lin->rows(lin, x, n_tok, split, r, end, scratch);
         r = end;
     }
     int n_bad = 0, n_split_bad = 0;
     for (size_t i = 0; i < n; i++) {
         double bound = 0;
-        for (int k = 0; k < lin->n_in; k++) bound += fabs(x[(i / lin->n_out) * lin->n_in + k]);
+        for (int k = 0; k < lin->w.n_in; k++) bound += fabs(x[(i / lin->w.n_out) * lin->w.n_in + k]);
         if (!(fabs((double)want[i] - got[i]) <= rel * bound + 1e-30) && n_bad++ == 0)
             fprintf(stderr, "%s [%zu]: ref %.9g fast %.9g\n", what, i, want[i], got[i]);
         n_split_bad += memcmp(&got[i], &split[i], sizeof(float)) != 0;
@@ -46,23 +72,24 @@ static void check_against_ref(const qe_linear *lin, qe_linear_rows_fn ref, const
     CHECK_INT_EQ(0, n_split_bad);
     /* one token at a time gives what the batch gave */
     for (int t = 0; t < n_tok; t++) {
-        float *one = calloc((size_t)lin->n_out, sizeof *one);
-        lin->rows(lin, x + (size_t)t * lin->n_in, 1, one, 0, lin->n_out);
-        CHECK_INT_EQ(0, memcmp(one, got + (size_t)t * lin->n_out, (size_t)lin->n_out * sizeof *one));
+        float *one = calloc((size_t)lin->w.n_out, sizeof *one);
+        lin->rows(lin, x + (size_t)t * lin->w.n_in, 1, one, 0, lin->w.n_out, scratch);
+        CHECK_INT_EQ(0, memcmp(one, got + (size_t)t * lin->w.n_out, (size_t)lin->w.n_out * sizeof *one));
         free(one);
     }
-    free(want), free(got), free(split);
+    free(want), free(got), free(split), free(scratch);
 }
 
 /* Threads splitting rows or tokens give the bits of one thread. */
 static void check_threads(const qe_linear *lin, qe_pool *pool, const float *x, int n_tok)
 {
-    size_t n = (size_t)n_tok * lin->n_out;
+    size_t n = (size_t)n_tok * lin->w.n_out, stride = (qe_linear_scratch_bytes(n_tok, lin->w.n_in) + 63) & ~(size_t)63;
     float *one = calloc(n, sizeof *one), *many = calloc(n, sizeof *many);
-    qe_linear_forward(lin, x, n_tok, one, NULL);
-    qe_linear_forward(lin, x, n_tok, many, pool);
+    char *scratch = aligned_alloc(64, stride * qe_pool_threads(pool));
+    qe_linear_forward(lin, x, n_tok, one, NULL, scratch, stride);
+    qe_linear_forward(lin, x, n_tok, many, pool, scratch, stride);
     CHECK_INT_EQ(0, memcmp(one, many, n * sizeof *one));
-    free(one), free(many);
+    free(one), free(many), free(scratch);
 }
 
 /* Every format on a SmolLM2-like shape with a prompt's worth of tokens, over 3 threads: enough
@@ -83,10 +110,14 @@ static void test_threads(void)
                                           {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},
                                           {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f}};
     qe_linear lin;
-    qe_linear_wrap_f32(&lin, w, b, n_out, n_in);
+    qe_weight wt;
+    qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
+    CHECK(qe_weight_set_bias(&wt, b, QE_DTYPE_F32, &err) == QE_OK);
+    qe_linear_init(&lin, &wt);
     check_threads(&lin, pool, x, n_tok);
+    qe_linear_free(&lin);
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-        CHECK(qe_linear_init_quant(&lin, &variants[v], w, b, n_out, n_in, &err) == QE_OK);
+        CHECK(init_quant(&lin, &variants[v], w, b, n_out, n_in, &err) == QE_OK);
         check_threads(&lin, pool, x, n_tok);
         qe_linear_free(&lin);
     }
@@ -116,7 +147,7 @@ static void test_formats(void)
             qe_error err = {0};
             static const qe_dtype halves[] = {QE_DTYPE_BF16, QE_DTYPE_F16};
             for (int h = 0; h < 2; h++) {
-                CHECK(qe_linear_init_half(&lin, halves[h], w, b, n_out, n_in, &err) == QE_OK);
+                CHECK(init_half(&lin, halves[h], w, b, n_out, n_in, &err) == QE_OK);
                 check_against_ref(&lin, qe_linear_half_rows_ref, x, n_tok, 1e-6, "half");
                 qe_linear_free(&lin);
             }
@@ -124,12 +155,12 @@ static void test_formats(void)
             for (int dq = 0; dq < 2; dq++) {
                 nf4.nf4_double_quant = dq;
                 nf4.nf4_block_size = dq ? 64 : 32;
-                CHECK(qe_linear_init_quant(&lin, &nf4, w, b, n_out, n_in, &err) == QE_OK);
+                CHECK(init_quant(&lin, &nf4, w, b, n_out, n_in, &err) == QE_OK);
                 check_against_ref(&lin, qe_linear_nf4_rows_ref, x, n_tok, 1e-6, "nf4");
                 qe_linear_free(&lin);
             }
             qe_variant int8 = {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f};
-            CHECK(qe_linear_init_quant(&lin, &int8, w, b, n_out, n_in, &err) == QE_OK);
+            CHECK(init_quant(&lin, &int8, w, b, n_out, n_in, &err) == QE_OK);
             check_against_ref(&lin, qe_linear_int8_rows_ref, x, n_tok, 0.0, "int8"); /* integer sums: exact */
             qe_linear_free(&lin);
             free(x);
@@ -176,14 +207,14 @@ static void test_int8_against_bitsandbytes(void)
         qe_convert_to_f32(want, yv->data, yv->dtype, yv->n_elements);
         qe_variant v = {.kind = QE_VARIANT_INT8, .int8_threshold = o == 0 ? 6.0f : 0.0f};
         qe_linear lin;
-        CHECK(qe_linear_init_quant(&lin, &v, w, b, n_out, n_in, &err) == QE_OK);
+        CHECK(init_quant(&lin, &v, w, b, n_out, n_in, &err) == QE_OK);
         /* bitsandbytes' own int8 weight (test_quant_bnb checks its making, up to .5 ties) */
         const qe_tensor_view *cb = qe_safetensors_find(st, "mm.CB");
         CHECK(cb && cb->n_bytes == (size_t)n_out * n_in);
-        if (cb) memcpy(((qe_int8_linear *)lin.weight)->w.q, cb->data, cb->n_bytes);
+        if (cb) memcpy(lin.w.int8.q, cb->data, cb->n_bytes);
         bool *is_outlier = calloc((size_t)n_in, 1);
         qe_int8_outlier_columns(x, n_tok, n_in, v.int8_threshold, is_outlier);
-        qe_int8_matmul_ref(lin.weight, x, n_tok, is_outlier, got, 0, n_out);
+        qe_int8_matmul_ref(&lin.w, x, n_tok, is_outlier, got, 0, n_out);
         int n_exact = 0, n_bad = 0;
         for (int i = 0; i < n_tok * n_out; i++) {
             double ulp = fmax(fabs(want[i]) * (1.0 / 1024), 6.1e-5); /* one fp16 ulp, roughly */
@@ -218,9 +249,9 @@ static void test_bad_arguments(void)
     qe_int8_free(NULL);
     qe_linear lin;
     qe_variant fp32 = {.kind = QE_VARIANT_FP32};
-    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &fp32, w, NULL, 2, 2, &err));
+    CHECK_INT_EQ(QE_EINVAL, init_quant(&lin, &fp32, w, NULL, 2, 2, &err));
     qe_variant odd = {.kind = QE_VARIANT_NF4, .nf4_block_size = 100, .nf4_double_quant = true};
-    CHECK_INT_EQ(QE_EINVAL, qe_linear_init_quant(&lin, &odd, w, NULL, 2, 2, &err));
+    CHECK_INT_EQ(QE_EINVAL, init_quant(&lin, &odd, w, NULL, 2, 2, &err));
 }
 
 int main(void)

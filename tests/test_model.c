@@ -166,17 +166,17 @@ int main(void)
         float *want = malloc(ref->n_bytes), *got = malloc(15 * 512 * sizeof(float));
         memcpy(tokens, ids->data, sizeof tokens);
         memcpy(want, ref->data, ref->n_bytes);
-        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens, 10, 0, 10, NULL, &err));
-        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens + 10, 15, 10, 0, got, &err));
+        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens, 10, 0, 10, NULL, NULL, NULL, &err));
+        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens + 10, 15, 10, 0, got, NULL, NULL, &err));
         CHECK_CLOSE(want + 10 * 512, got, 15 * 512, 1e-4);
         /* and bit for bit what the one-pass forward gave */
         CHECK(!memcmp(one + 10 * 512, got, 15 * 512 * sizeof(float)));
         CHECK_INT_EQ(25, qe_model_cached_prefix(m1, tokens, 25));
         /* out-of-range ids and positions fail cleanly */
         int32_t bad = 512;
-        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, &bad, 1, 0, 0, got, &err));
+        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, &bad, 1, 0, 0, got, NULL, NULL, &err));
         CHECK(strstr(err.msg, "token id 512 at position 0 is outside the vocabulary of 512") != NULL);
-        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, tokens, 1, 30, 0, got, &err));
+        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, tokens, 1, 30, 0, got, NULL, NULL, &err));
         free(want);
         free(got);
     }

@@ -1,10 +1,25 @@
-/* The CPU backend: host memory, ops split over the thread pool by rows (tokens, heads). */
+/* The CPU backend: host memory, ops split over its own thread pool by rows (tokens, heads).
+ * Linears run the SIMD kernels of cpu/linear.h, attention its own float32 loop; the row-wise
+ * ops run the reference definitions (ref/ref_ops.h) over each thread's range. Ops allocate
+ * nothing: reserve_workspace sizes one scratch slice per thread. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "cpu/linear.h"
 #include "cpu/simd.h"
+#include "ref/ref_ops.h"
+
+typedef struct {
+    qe_pool *pool;
+    char *scratch;              /* [n_threads * scratch_stride] */
+    size_t scratch_stride;      /* bytes per thread (a multiple of 64) */
+    int max_tokens, max_context, max_n_in; /* what the scratch was sized for */
+} cpu_state;
+
+static cpu_state *state_of(const qe_backend *be) { return be->impl; }
+static const qe_linear *linear_of(const qe_backend_linear *handle) { return (const qe_linear *)handle; }
 
 static inline float dot(const float *a, const float *b, int n)
 {
@@ -18,65 +33,71 @@ static inline float dot(const float *a, const float *b, int n)
     return s;
 }
 
-static inline float round1(float x, qe_dtype dtype)
+static qe_status cpu_reserve_workspace(qe_backend *be, int max_tokens, int max_context, int n_heads, int max_n_in,
+                                       qe_error *err)
 {
-    if (dtype == QE_DTYPE_BF16)
-        return qe_round_bf16(x);
-    if (dtype == QE_DTYPE_F16)
-        return qe_round_f16(x);
-    return x;
+    cpu_state *s = state_of(be);
+    if (max_tokens <= s->max_tokens && max_context <= s->max_context && max_n_in <= s->max_n_in)
+        return QE_OK;
+    if (max_tokens < s->max_tokens) max_tokens = s->max_tokens;
+    if (max_context < s->max_context) max_context = s->max_context;
+    if (max_n_in < s->max_n_in) max_n_in = s->max_n_in;
+    /* a thread runs one linear's share or one attention range at a time */
+    size_t linear = qe_linear_scratch_bytes(max_tokens, max_n_in), scores = (size_t)max_context * sizeof(float);
+    size_t stride = ((linear > scores ? linear : scores) + 63) & ~(size_t)63;
+    char *scratch = aligned_alloc(64, stride * qe_pool_threads(s->pool));
+    if (!scratch)
+        return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory for a workspace of %d threads x %zu bytes",
+                       qe_pool_threads(s->pool), stride);
+    free(s->scratch);
+    *s = (cpu_state){s->pool, scratch, stride, max_tokens, max_context, max_n_in};
+    return QE_OK;
 }
 
-void qe_round_to_dtype(float *x, size_t n, qe_dtype dtype)
+static qe_status cpu_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype compute_dtype, qe_backend_linear **out,
+                                    qe_error *err)
 {
-    /* one loop per dtype, so the compiler can vectorize it */
-    if (dtype == QE_DTYPE_BF16)
-        for (size_t i = 0; i < n; i++)
-            x[i] = qe_round_bf16(x[i]);
-    else if (dtype == QE_DTYPE_F16) {
-        size_t i = 0;
-#ifdef __F16C__
-        /* 8 at a time, as qe_round_f16 rounds a non-NaN value; from a NaN on, one at a time */
-        for (; i + 8 <= n; i += 8) {
-            __m256 v = _mm256_loadu_ps(x + i);
-            if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
-                break;
-            _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)));
-        }
-#endif
-        for (; i < n; i++)
-            x[i] = qe_round_f16(x[i]);
+    qe_linear *lin = malloc(sizeof *lin);
+    if (!lin) {
+        qe_weight_free(w);
+        return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory");
     }
+    qe_linear_init(lin, w);
+    *out = (qe_backend_linear *)lin;
+    return QE_OK;
 }
 
-static qe_pool *pool_of(qe_backend *be) { return be->impl; }
-
-static float *cpu_alloc(qe_backend *be, size_t n_floats) { return malloc((n_floats ? n_floats : 1) * sizeof(float)); }
-static void cpu_release(qe_backend *be, float *buf) { free(buf); }
-static float *cpu_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats)
+static void cpu_free_linear(qe_backend *be, qe_backend_linear *handle)
 {
-    return realloc(buf, (n_floats ? n_floats : 1) * sizeof(float));
+    qe_linear *lin = (qe_linear *)handle;
+    qe_linear_free(lin);
+    free(lin);
 }
 
-static void cpu_embed(qe_backend *be, const float *table, int dim, const int32_t *ids, int n_tok, float scale,
+static uint64_t cpu_linear_bytes(const qe_backend *be, const qe_backend_linear *handle)
+{
+    return qe_weight_bytes(&linear_of(handle)->w);
+}
+
+static void cpu_embed(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
                       qe_dtype dtype, float *out)
 {
-    float s = round1(scale, dtype);
-    for (int t = 0; t < n_tok; t++) {
-        const float *row = table + (size_t)ids[t] * dim;
-        float *o = out + (size_t)t * dim;
-        if (s == 1.0f)
-            memcpy(o, row, dim * sizeof(float));
-        else
-            for (int i = 0; i < dim; i++)
-                o[i] = row[i] * s;
-        qe_round_to_dtype(o, dim, dtype);
-    }
+    if (!qe_backend_failed(be))
+        qe_embed_ref(&linear_of(table)->w, ids, n_tok, scale, dtype, out);
 }
 
-static void cpu_linear(qe_backend *be, const qe_linear *lin, const float *x, int n_tok, float *y)
+static void cpu_linear(qe_backend *be, const qe_backend_linear *handle, const float *x, int n_tok, float *y)
 {
-    qe_linear_forward(lin, x, n_tok, y, pool_of(be));
+    cpu_state *s = state_of(be);
+    const qe_linear *lin = linear_of(handle);
+    if (qe_backend_failed(be))
+        return;
+    if (n_tok > s->max_tokens || lin->w.n_in > s->max_n_in) {
+        qe_backend_fail(be, QE_EINVAL, "linear of %d tokens x %d inputs, the workspace holds %d x %d", n_tok,
+                        lin->w.n_in, s->max_tokens, s->max_n_in);
+        return;
+    }
+    qe_linear_forward(lin, x, n_tok, y, s->pool, s->scratch, s->scratch_stride);
 }
 
 typedef struct {
@@ -87,31 +108,19 @@ typedef struct {
     float *y;
 } rmsnorm_job;
 
-static void rmsnorm_rows(void *p, int begin, int end)
+static void rmsnorm_rows(void *p, int begin, int end, int thread)
 {
     const rmsnorm_job *j = p;
-    for (int r = begin; r < end; r++) {
-        const float *x = j->x + (size_t)r * j->dim;
-        float *y = j->y + (size_t)r * j->dim;
-        double sum_sq = 0;
-        for (int i = 0; i < j->dim; i++)
-            sum_sq += (double)x[i] * x[i];
-        float inv = (float)(1.0 / sqrt(sum_sq / j->dim + j->eps));
-        /* Llama-style norms round the normalized value before the weight multiply; the
-         * (offset + weight) form (Gemma) multiplies in float32 and rounds once. */
-        for (int i = 0; i < j->dim; i++) {
-            float n = x[i] * inv;
-            y[i] = j->offset != 0 ? round1(n * (j->offset + j->weight[i]), j->dtype)
-                                  : round1(j->weight[i] * round1(n, j->dtype), j->dtype);
-        }
-    }
+    qe_rmsnorm_rows_ref(j->x, j->weight, j->offset, j->eps, j->dim, j->dtype, j->y, begin, end);
 }
 
 static void cpu_rmsnorm(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
                         int dim, qe_dtype dtype, float *y)
 {
+    if (qe_backend_failed(be))
+        return;
     rmsnorm_job job = {x, weight, offset, eps, dim, dtype, y};
-    qe_pool_run(qe_pool_for(pool_of(be), 4.0 * n_rows * dim), n_rows, 1, rmsnorm_rows, &job);
+    qe_pool_run(qe_pool_for(state_of(be)->pool, 4.0 * n_rows * dim), n_rows, 1, rmsnorm_rows, &job);
 }
 
 typedef struct {
@@ -121,53 +130,37 @@ typedef struct {
     qe_dtype dtype;
 } rope_job;
 
-static void rope_rows(void *p, int begin, int end)
+static void rope_rows(void *p, int begin, int end, int thread)
 {
     const rope_job *j = p;
-    int half = j->head_dim / 2;
-    for (int row = begin; row < end; row++) {
-        int t = row / j->n_heads;
-        float *x = j->x + (size_t)row * j->head_dim;
-        const float *c = j->cos_table + (size_t)t * half, *s = j->sin_table + (size_t)t * half;
-        for (int i = 0; i < half; i++) {
-            float a = x[i], b = x[i + half];
-            float ci = round1(c[i], j->dtype), si = round1(s[i], j->dtype);
-            x[i] = round1(round1(a * ci, j->dtype) - round1(b * si, j->dtype), j->dtype);
-            x[i + half] = round1(round1(b * ci, j->dtype) + round1(a * si, j->dtype), j->dtype);
-        }
-    }
+    qe_rope_rows_ref(j->x, j->n_heads, j->head_dim, j->cos_table, j->sin_table, j->dtype, begin, end);
 }
 
 static void cpu_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
                      const float *sin_table, qe_dtype dtype)
 {
+    if (qe_backend_failed(be))
+        return;
     rope_job job = {x, n_heads, head_dim, cos_table, sin_table, dtype};
-    qe_pool_run(qe_pool_for(pool_of(be), 4.0 * n_tok * n_heads * head_dim), n_tok * n_heads, 1, rope_rows, &job);
+    qe_pool_run(qe_pool_for(state_of(be)->pool, 4.0 * n_tok * n_heads * head_dim), n_tok * n_heads, 1, rope_rows,
+                &job);
 }
 
 typedef struct {
     const qe_attention_args *a;
     qe_dtype dtype;
+    const cpu_state *state;
 } attention_job;
 
 /* Items are (token, head) pairs; each computes one query's softmax over its visible keys. */
-static void attention_items(void *p, int begin, int end)
+static void attention_items(void *p, int begin, int end, int thread)
 {
     const attention_job *j = p;
     const qe_attention_args *a = j->a;
     int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
     size_t kv_stride = (size_t)a->n_kv_heads * hd;
-    float *scores = malloc((size_t)(a->pos0 + a->n_tok) * sizeof(float));
-    float *acc = malloc((size_t)hd * sizeof(float));
-    if (!scores || !acc) {
-        /* without scratch the op cannot run; the results stay NaN so the caller sees it */
-        for (int item = begin; item < end; item++)
-            for (int d = 0; d < hd; d++)
-                a->out[(size_t)item * hd + d] = NAN;
-        free(scores);
-        free(acc);
-        return;
-    }
+    float *scores = (float *)(j->state->scratch + thread * j->state->scratch_stride);
+    float acc[hd];
     for (int item = begin; item < end; item++) {
         int t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
         int pos = a->pos0 + t;
@@ -195,52 +188,23 @@ static void attention_items(void *p, int begin, int end)
         }
         float *out = a->out + (size_t)item * hd;
         for (int d = 0; d < hd; d++)
-            out[d] = round1(acc[d] * inv_sum, j->dtype);
+            out[d] = qe_round_to(acc[d] * inv_sum, j->dtype);
     }
-    free(scores);
-    free(acc);
 }
 
 static void cpu_attention(qe_backend *be, const qe_attention_args *args, qe_dtype dtype)
 {
-    attention_job job = {args, dtype};
+    cpu_state *s = state_of(be);
+    if (qe_backend_failed(be))
+        return;
+    if (args->pos0 + args->n_tok > s->max_context) {
+        qe_backend_fail(be, QE_EINVAL, "attention over %d positions, the workspace holds %d",
+                        args->pos0 + args->n_tok, s->max_context);
+        return;
+    }
+    attention_job job = {args, dtype, s};
     double work = 2.0 * args->n_tok * args->n_heads * args->head_dim * (args->pos0 + args->n_tok);
-    qe_pool_run(qe_pool_for(pool_of(be), work), args->n_tok * args->n_heads, 1, attention_items, &job);
-}
-
-void qe_attention_ref(const qe_attention_args *a)
-{
-    int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
-    size_t kv_stride = (size_t)a->n_kv_heads * hd;
-    double *weights = malloc((size_t)(a->pos0 + a->n_tok) * sizeof *weights);
-    double *acc = malloc((size_t)hd * sizeof *acc);
-    for (int t = 0; weights && acc && t < a->n_tok; t++)
-        for (int h = 0; h < a->n_heads; h++) {
-            int pos = a->pos0 + t, kvh = h / group;
-            const float *q = a->q + ((size_t)t * a->n_heads + h) * hd;
-            double max_score = -INFINITY, sum = 0;
-            for (int s = 0; s <= pos; s++) {
-                double sc = 0;
-                for (int d = 0; d < hd; d++)
-                    sc += (double)q[d] * a->k_cache[s * kv_stride + (size_t)kvh * hd + d];
-                weights[s] = a->window > 0 && pos - s >= a->window ? -INFINITY : sc * a->scale;
-                if (weights[s] > max_score)
-                    max_score = weights[s];
-            }
-            for (int d = 0; d < hd; d++)
-                acc[d] = 0;
-            for (int s = 0; s <= pos; s++) {
-                double w = exp(weights[s] - max_score);
-                sum += w;
-                for (int d = 0; d < hd; d++)
-                    acc[d] += w * a->v_cache[s * kv_stride + (size_t)kvh * hd + d];
-            }
-            float *out = a->out + ((size_t)t * a->n_heads + h) * hd;
-            for (int d = 0; d < hd; d++)
-                out[d] = (float)(acc[d] / sum);
-        }
-    free(weights);
-    free(acc);
+    qe_pool_run(qe_pool_for(s->pool, work), args->n_tok * args->n_heads, 1, attention_items, &job);
 }
 
 typedef struct {
@@ -250,60 +214,95 @@ typedef struct {
     float *y;
 } glu_job;
 
-static void glu_items(void *p, int begin, int end)
+static void glu_items(void *p, int begin, int end, int thread)
 {
     const glu_job *j = p;
-    for (int i = begin; i < end; i++) {
-        float g = j->gate[i], a;
-        if (j->act == QE_ACT_SILU)
-            a = g / (1.0f + expf(-g));
-        else /* gelu, tanh approximation */
-            a = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
-        j->y[i] = round1(round1(a, j->dtype) * j->up[i], j->dtype);
-    }
+    qe_glu_ref(j->act, j->gate, j->up, j->dtype, j->y, (size_t)begin, (size_t)end);
 }
 
 static void cpu_glu(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
                     float *y)
 {
+    if (qe_backend_failed(be))
+        return;
     glu_job job = {act, gate, up, dtype, y};
-    qe_pool_run(qe_pool_for(pool_of(be), 20.0 * n), (int)n, 1024, glu_items, &job);
+    qe_pool_run(qe_pool_for(state_of(be)->pool, 20.0 * n), (int)n, 1024, glu_items, &job);
 }
 
 static void cpu_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = round1(y[i] + x[i], dtype);
+    if (!qe_backend_failed(be))
+        qe_add_ref(y, x, n, dtype);
 }
 
-static void cpu_copy(qe_backend *be, float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
-
-static void cpu_round(qe_backend *be, float *x, size_t n, qe_dtype dtype) { qe_round_to_dtype(x, n, dtype); }
-
-static void cpu_destroy(qe_backend *be) { free(be); }
-
-qe_status qe_backend_cpu_create(qe_pool *pool, qe_backend **out, qe_error *err)
+static void cpu_round(qe_backend *be, float *x, size_t n, qe_dtype dtype)
 {
-    qe_backend *be = calloc(1, sizeof *be);
+    if (!qe_backend_failed(be))
+        qe_round_to_dtype(x, n, dtype);
+}
+
+typedef struct {
+    const float *logits;
+    int n_vocab;
+    const int32_t *targets;
+    qe_row_stats *out;
+} row_stats_job;
+
+static void row_stats_rows(void *p, int begin, int end, int thread)
+{
+    const row_stats_job *j = p;
+    for (int r = begin; r < end; r++)
+        j->out[r] = qe_row_stats_of(j->logits + (size_t)r * j->n_vocab, j->n_vocab, j->targets ? j->targets[r] : -1);
+}
+
+static void cpu_row_stats(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
+                          qe_row_stats *out)
+{
+    if (qe_backend_failed(be))
+        return;
+    row_stats_job job = {logits, n_vocab, targets, out};
+    qe_pool_run(qe_pool_for(state_of(be)->pool, 20.0 * n_rows * n_vocab), n_rows, 1, row_stats_rows, &job);
+}
+
+static qe_status cpu_sync(qe_backend *be, qe_error *err) { return qe_backend_take_error(be, err); }
+
+static void cpu_destroy(qe_backend *be)
+{
     if (!be)
-        return qe_fail(err, QE_ENOMEM, "CPU backend: out of memory");
-    be->name = "cpu";
-    be->impl = pool;
-    be->alloc = cpu_alloc;
-    be->release = cpu_release;
-    be->grow = cpu_grow;
-    be->embed = cpu_embed;
-    be->linear = cpu_linear;
-    be->rmsnorm = cpu_rmsnorm;
-    be->rope = cpu_rope;
-    be->attention = cpu_attention;
-    be->glu = cpu_glu;
-    be->add = cpu_add;
-    be->copy = cpu_copy;
-    be->download = cpu_copy;
-    be->upload = cpu_copy;
-    be->round = cpu_round;
-    be->destroy = cpu_destroy;
+        return;
+    cpu_state *s = state_of(be);
+    qe_pool_free(s->pool);
+    free(s->scratch);
+    free(s);
+    free(be);
+}
+
+qe_status qe_backend_cpu_create(int n_threads, qe_backend **out, qe_error *err)
+{
+    *out = NULL;
+    qe_backend *be = calloc(1, sizeof *be);
+    cpu_state *s = calloc(1, sizeof *s);
+    if (!be || !s) {
+        free(be);
+        free(s);
+        return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory");
+    }
+    qe_status rc = qe_pool_create(n_threads, &s->pool, err);
+    if (rc != QE_OK) {
+        free(be);
+        free(s);
+        return rc;
+    }
+    *be = (qe_backend){
+        .name = "cpu", .impl = s,
+        .alloc = qe_host_alloc, .release = qe_host_release, .grow = qe_host_grow, .reserve_workspace = cpu_reserve_workspace,
+        .prepare_linear = cpu_prepare_linear, .free_linear = cpu_free_linear, .linear_bytes = cpu_linear_bytes,
+        .upload_new = qe_host_upload_new,
+        .embed = cpu_embed, .linear = cpu_linear, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
+        .attention = cpu_attention, .glu = cpu_glu, .add = cpu_add, .copy = qe_host_copy, .round = cpu_round,
+        .download = qe_host_copy, .upload = qe_host_copy, .row_stats = cpu_row_stats,
+        .sync = cpu_sync, .destroy = cpu_destroy,
+    };
     *out = be;
     return QE_OK;
 }

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linear_quant.h"
 
 /* Tails round like the twins' scalar code: multiply, then add. */
 #pragma GCC optimize("fp-contract=off")
@@ -164,17 +163,15 @@ AVX512 static void tiles_avx512(const tokens *tok, const float *const w[QE_TILE_
         tile_avx512(tok, w, p, 1, y, y_stride);
 }
 
-/* Fills tok; false when out of memory. One token runs the AVX2 kernel: a pair would be half
- * padding. */
-static bool tokens_init(tokens *tok, const float *x, int n_tok, int n_in)
+/* Fills tok, the pairs carved from *cursor. One token runs the AVX2 kernel: a pair would be
+ * half padding. */
+static void tokens_init(tokens *tok, const float *x, int n_tok, int n_in, char **cursor)
 {
     *tok = (tokens){.x = x, .n_tok = n_tok, .n_in = n_in, .n_blocks = n_in / 8};
     if (n_tok < 2 || tok->n_blocks == 0 || !qe_cpu_has_avx512())
-        return true;
+        return;
     int n_pairs = (n_tok + 1) / 2;
-    tok->pairs = malloc((size_t)n_pairs * tok->n_blocks * 16 * sizeof *tok->pairs);
-    if (!tok->pairs)
-        return false;
+    tok->pairs = qe_scratch_take(cursor, (size_t)n_pairs * tok->n_blocks * 16 * sizeof *tok->pairs);
     for (int t = 0; t < 2 * n_pairs; t++)
         for (int b = 0; b < tok->n_blocks; b++) {
             float *dst = tok->pairs + ((size_t)(t / 2) * tok->n_blocks + b) * 16 + (t % 2) * 8;
@@ -183,31 +180,25 @@ static bool tokens_init(tokens *tok, const float *x, int n_tok, int n_in)
             else
                 memset(dst, 0, 8 * sizeof *dst);
         }
-    return true;
 }
 
-bool qe_dot_rows(const qe_linear *lin, qe_dot_row_fn row, const float *x, int n_tok, float *y, int row_begin,
-                 int row_end)
+void qe_dot_rows(const qe_linear *lin, qe_dot_row_fn row, const float *x, int n_tok, float *y, int row_begin,
+                 int row_end, void *scratch)
 {
-    int n_in = lin->n_in;
+    int n_in = lin->w.n_in;
+    char *cursor = scratch;
+    float *buf = qe_scratch_take(&cursor, (size_t)QE_TILE_ROWS * n_in * sizeof *buf);
     tokens tok;
-    float *buf = malloc((size_t)QE_TILE_ROWS * n_in * sizeof *buf);
-    if (!buf || !tokens_init(&tok, x, n_tok, n_in)) {
-        free(buf);
-        return false;
-    }
+    tokens_init(&tok, x, n_tok, n_in, &cursor);
     for (int r = row_begin; r < row_end; r += QE_TILE_ROWS) {
         int n_rows = row_end - r < QE_TILE_ROWS ? row_end - r : QE_TILE_ROWS;
         const float *w[QE_TILE_ROWS];
         for (int i = 0; i < QE_TILE_ROWS; i++) /* a short block repeats its last row; those sums are dropped */
             w[i] = i < n_rows ? row(lin, r + i, buf + (size_t)i * n_in) : w[n_rows - 1];
         if (tok.pairs && n_rows == QE_TILE_ROWS)
-            tiles_avx512(&tok, w, y + r, (size_t)lin->n_out);
+            tiles_avx512(&tok, w, y + r, (size_t)lin->w.n_out);
         else
             for (int i = 0; i < n_rows; i += AVX2_ROWS)
-                tiles_avx2(&tok, w + i, n_rows - i, y + r + i, (size_t)lin->n_out);
+                tiles_avx2(&tok, w + i, n_rows - i, y + r + i, (size_t)lin->w.n_out);
     }
-    free(tok.pairs);
-    free(buf);
-    return true;
 }

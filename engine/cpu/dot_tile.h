@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "linear.h"
+#include "cpu/linear.h"
 
 #define QE_TILE_ROWS 8 /* weight rows per block */
 
@@ -34,9 +34,9 @@ __attribute__((target("avx2,fma"))) static inline float qe_dot_reduce8(__m256 v)
 typedef const float *(*qe_dot_row_fn)(const qe_linear *lin, int r, float *buf);
 
 /* y[t * n_out + r] = sum_k row(r)[k] x[t, k] for rows [row_begin, row_end), tokens t < n_tok
- * (the qe_linear_rows_fn contract). Returns false, computing nothing, when out of memory. */
-bool qe_dot_rows(const qe_linear *lin, qe_dot_row_fn row, const float *x, int n_tok, float *y, int row_begin,
-                 int row_end);
+ * (the qe_linear_rows_fn contract, scratch of qe_linear_scratch_bytes(n_tok, n_in)). */
+void qe_dot_rows(const qe_linear *lin, qe_dot_row_fn row, const float *x, int n_tok, float *y, int row_begin,
+                 int row_end, void *scratch);
 
 /* Whether the CPU runs the AVX-512 kernel (the tests report it). */
 bool qe_cpu_has_avx512(void);

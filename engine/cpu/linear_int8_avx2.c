@@ -1,4 +1,4 @@
-/* The INT8 (LLM.int8()) linear's fast kernel (linear_quant.h), chosen at run time.
+/* The INT8 (LLM.int8()) linear's fast kernel (cpu/linear.h, weight.h), chosen at run time.
  *
  * A call prepares its tokens once: fp16 rounding, each token's outlier columns, and its row-wise
  * int8 quantization (bit for bit qe_int8_quantize_row). Then for each block of 4 weight rows: the
@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linear_quant.h"
+#include "cpu/linear.h"
+#include "ref/ref_ops.h"
 
 /* The epilogue rounds like the twin: no implicit fusing. */
 #pragma GCC optimize("fp-contract=off")
@@ -47,11 +48,6 @@ typedef struct {
     float *outlier_x;       /* the fp16-rounded x at each of them                       */
     int *n_outliers_before; /* [n_tok + 1] prefix counts                                */
 } int8_tokens;
-
-static void tokens_free(int8_tokens *s)
-{
-    free(s->qx), free(s->sca), free(s->outliers), free(s->outlier_x), free(s->n_outliers_before);
-}
 
 /* dst[n] = src[n] rounded to fp16 (F16C conversion: round to nearest even, as torch) */
 AVX2 static void round_f16(const float *src, float *dst, int n)
@@ -130,25 +126,21 @@ AVX2 static int *find_outliers(const float *x, int n, float threshold, int *colu
     return columns;
 }
 
-/* Fills s for tokens x[n_tok, n_in]; false when out of memory (s is then freed). */
-AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_tok, int n_in, bool is_offset,
-                                int8_tokens *s)
+/* Fills s for tokens x[n_tok, n_in], its arrays carved from scratch. */
+AVX2 static void tokens_prepare(const qe_weight *q, const float *x, int n_tok, int n_in, bool is_offset,
+                                int8_tokens *s, void *scratch)
 {
-    float threshold = q->threshold;
+    float threshold = q->int8_threshold;
+    char *cursor = scratch;
     size_t n_outliers_max = threshold > 0.0f ? (size_t)n_tok * n_in : 1;
     *s = (int8_tokens){.n_tok = n_tok, .n_in = n_in, .is_offset = is_offset};
     s->x_stride = (n_in + VNNI_BYTES - 1) / VNNI_BYTES * VNNI_BYTES;
-    s->qx = malloc((size_t)n_tok * s->x_stride);
-    s->sca = malloc((size_t)n_tok * sizeof *s->sca);
-    s->outliers = malloc(n_outliers_max * sizeof *s->outliers);
-    s->outlier_x = malloc(n_outliers_max * sizeof *s->outlier_x);
-    s->n_outliers_before = malloc(((size_t)n_tok + 1) * sizeof *s->n_outliers_before);
-    float *x16 = malloc((size_t)n_in * sizeof *x16);
-    if (!s->qx || !s->sca || !s->outliers || !s->outlier_x || !s->n_outliers_before || !x16) {
-        tokens_free(s);
-        free(x16);
-        return false;
-    }
+    s->qx = qe_scratch_take(&cursor, (size_t)n_tok * s->x_stride);
+    s->sca = qe_scratch_take(&cursor, (size_t)n_tok * sizeof *s->sca);
+    s->outliers = qe_scratch_take(&cursor, n_outliers_max * sizeof *s->outliers);
+    s->outlier_x = qe_scratch_take(&cursor, n_outliers_max * sizeof *s->outlier_x);
+    s->n_outliers_before = qe_scratch_take(&cursor, ((size_t)n_tok + 1) * sizeof *s->n_outliers_before);
+    float *x16 = qe_scratch_take(&cursor, (size_t)n_in * sizeof *x16);
     int j = 0;
     for (int t = 0; t < n_tok; t++) {
         int8_t *qt = s->qx + (size_t)t * s->x_stride;
@@ -161,8 +153,6 @@ AVX2 static bool tokens_prepare(const qe_int8_linear *q, const float *x, int n_t
         for (int c = 0; is_offset && c < s->x_stride; c++) qt[c] = (int8_t)((uint8_t)qt[c] ^ 0x80);
     }
     s->n_outliers_before[n_tok] = j;
-    free(x16);
-    return true;
 }
 
 /* [sum(a), sum(b), sum(c), sum(d)] of four 8-lane int32 vectors */
@@ -299,32 +289,33 @@ VNNI static void block_vnni(const int8_tokens *s, const int8_t *const w[ROWS], _
     }
 }
 
-void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
+void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                         void *scratch)
 {
-    const qe_int8_linear *q = lin->weight;
-    int n_in = lin->n_in;
+    const qe_weight *q = &lin->w;
+    int n_in = q->n_in;
     bool is_vnni = n_tok > 1 && cpu_has_vnni();
-    int8_tokens s;
-    if (!qe_cpu_has_avx2() || !tokens_prepare(q, x, n_tok, n_in, is_vnni, &s)) {
-        qe_linear_int8_rows_ref(lin, x, n_tok, y, row_begin, row_end);
+    if (!qe_cpu_has_avx2()) {
+        qe_linear_int8_rows_ref(q, x, n_tok, y, row_begin, row_end);
         return;
     }
+    int8_tokens s;
+    tokens_prepare(q, x, n_tok, n_in, is_vnni, &s, scratch);
     for (int r = row_begin; r < row_end; r += ROWS) {
         int n_rows = row_end - r < ROWS ? row_end - r : ROWS, rows[ROWS];
         const int8_t *w[ROWS];
         for (int i = 0; i < ROWS; i++) { /* a short block repeats its last row; those outputs are dropped */
             rows[i] = r + (i < n_rows ? i : n_rows - 1);
-            w[i] = q->w.q + (size_t)rows[i] * n_in;
+            w[i] = q->int8.q + (size_t)rows[i] * n_in;
         }
-        __m128 scb = _mm_setr_ps(q->w.scale[rows[0]], q->w.scale[rows[1]], q->w.scale[rows[2]], q->w.scale[rows[3]]);
+        __m128 scb = _mm_setr_ps(q->int8.scale[rows[0]], q->int8.scale[rows[1]], q->int8.scale[rows[2]], q->int8.scale[rows[3]]);
         __m128 bias = q->bias ? _mm_setr_ps(q->bias[rows[0]], q->bias[rows[1]], q->bias[rows[2]], q->bias[rows[3]])
                               : _mm_setzero_ps();
         if (is_vnni)
-            block_vnni(&s, w, scb, bias, n_rows, y + r, (size_t)lin->n_out);
+            block_vnni(&s, w, scb, bias, n_rows, y + r, (size_t)q->n_out);
         else
             for (int t = 0; t < n_tok; t++)
                 finish(&s, t, w, scb, bias, dots_avx2(w, s.qx + (size_t)t * s.x_stride, n_in), n_rows,
-                       y + (size_t)t * lin->n_out + r);
+                       y + (size_t)t * q->n_out + r);
     }
-    tokens_free(&s);
 }

@@ -1,4 +1,4 @@
-/* AVX2/FMA kernels of the BF16/F16 and NF4 linears (linear_quant.h; INT8 is in
+/* AVX2/FMA kernels of the BF16/F16 and NF4 linears (cpu/linear.h, weight.h; INT8 is in
  * linear_int8_avx2.c). Compiled with target attributes and chosen at run time, so a build for
  * an older CPU still runs the reference twins. A batch decodes blocks of weight rows to float32
  * for the dot tile (cpu/dot_tile.h); one token converts weights as it multiplies, in the tile's
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cpu/dot_tile.h"
-#include "linear_quant.h"
+#include "ref/ref_ops.h"
 
 /* Scalar tails must round like the dot tile's: no implicit fusing. */
 #pragma GCC optimize("fp-contract=off")
@@ -39,21 +39,21 @@ AVX2 static __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_load
 /* Row r of a 16-bit weight as float32 in w[n_in] (a qe_dot_row_fn) */
 AVX2 static const float *half_decode_row(const qe_linear *lin, int r, float *w)
 {
-    const uint16_t *wr = (const uint16_t *)lin->weight + (size_t)r * lin->n_in;
-    bool is_bf16 = lin->format == QE_WEIGHT_BF16;
+    const uint16_t *wr = lin->w.half + (size_t)r * lin->w.n_in;
+    bool is_bf16 = lin->w.format == QE_WEIGHT_BF16;
     int k = 0;
-    for (; k + 8 <= lin->n_in; k += 8) _mm256_storeu_ps(w + k, is_bf16 ? load_bf16(wr + k) : load_f16(wr + k));
-    for (; k < lin->n_in; k++) w[k] = is_bf16 ? qe_bf16_to_f32(wr[k]) : qe_f16_to_f32(wr[k]);
+    for (; k + 8 <= lin->w.n_in; k += 8) _mm256_storeu_ps(w + k, is_bf16 ? load_bf16(wr + k) : load_f16(wr + k));
+    for (; k < lin->w.n_in; k++) w[k] = is_bf16 ? qe_bf16_to_f32(wr[k]) : qe_f16_to_f32(wr[k]);
     return w;
 }
 
 /* One token (decode): convert as it multiplies, in the dot tile's order. */
 AVX2 static void half_rows_one(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end)
 {
-    bool is_bf16 = lin->format == QE_WEIGHT_BF16;
-    int n_in = lin->n_in, k_vec = n_in & ~7;
+    bool is_bf16 = lin->w.format == QE_WEIGHT_BF16;
+    int n_in = lin->w.n_in, k_vec = n_in & ~7;
     for (int r = row_begin; r < row_end; r++) {
-        const uint16_t *wr = (const uint16_t *)lin->weight + (size_t)r * n_in;
+        const uint16_t *wr = lin->w.half + (size_t)r * n_in;
         __m256 a = _mm256_setzero_ps();
         if (is_bf16)
             for (int k = 0; k < k_vec; k += 8) a = _mm256_fmadd_ps(load_bf16(wr + k), _mm256_loadu_ps(x + k), a);
@@ -65,12 +65,15 @@ AVX2 static void half_rows_one(const qe_linear *lin, const float *x, float *y, i
     }
 }
 
-void qe_linear_half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
+void qe_linear_half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                         void *scratch)
 {
-    if (qe_cpu_has_avx2() && n_tok == 1)
+    if (!qe_cpu_has_avx2())
+        qe_linear_half_rows_ref(&lin->w, x, n_tok, y, row_begin, row_end);
+    else if (n_tok == 1)
         half_rows_one(lin, x, y, row_begin, row_end);
-    else if (!qe_cpu_has_avx2() || !qe_dot_rows(lin, half_decode_row, x, n_tok, y, row_begin, row_end))
-        qe_linear_half_rows_ref(lin, x, n_tok, y, row_begin, row_end);
+    else
+        qe_dot_rows(lin, half_decode_row, x, n_tok, y, row_begin, row_end, scratch);
 }
 
 /* bf16 rounding of 8 floats (round to nearest even; weights are finite) */
@@ -86,8 +89,8 @@ AVX2 static __m256 round_bf16x8(__m256 v)
  * 16-entry table per absmax block, split into two 8-lane permutes. */
 AVX2 static const float *nf4_decode_row(const qe_linear *lin, int r, float *w)
 {
-    const qe_nf4_weight *q = lin->weight;
-    int n_in = lin->n_in;
+    const qe_nf4_weight *q = &lin->w.nf4;
+    int n_in = lin->w.n_in;
     __m256 code_lo = _mm256_loadu_ps(qe_nf4_code), code_hi = _mm256_loadu_ps(qe_nf4_code + 8);
     const __m256i shifts = _mm256_setr_epi32(4, 0, 4, 0, 4, 0, 4, 0);
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1);
@@ -128,11 +131,11 @@ AVX2 static const float *nf4_decode_row(const qe_linear *lin, int r, float *w)
  * result equals the decode-then-dot path bit for bit. */
 AVX2 static void nf4_rows_one(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end)
 {
-    const qe_nf4_weight *q = lin->weight;
+    const qe_nf4_weight *q = &lin->w.nf4;
     __m256 code_lo = _mm256_loadu_ps(qe_nf4_code), code_hi = _mm256_loadu_ps(qe_nf4_code + 8);
     const __m256i shifts = _mm256_setr_epi32(4, 0, 4, 0, 4, 0, 4, 0);
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1);
-    int n_in = lin->n_in, bs = q->block_size;
+    int n_in = lin->w.n_in, bs = q->block_size;
     for (int r = row_begin; r < row_end; r++) {
         int64_t base = (int64_t)r * n_in;
         __m256 acc = _mm256_setzero_ps();
@@ -154,11 +157,14 @@ AVX2 static void nf4_rows_one(const qe_linear *lin, const float *x, float *y, in
     }
 }
 
-void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end)
+void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                        void *scratch)
 {
-    const qe_nf4_weight *q = lin->weight;
-    if (qe_cpu_has_avx2() && n_tok == 1 && q->block_size % 8 == 0 && lin->n_in % q->block_size == 0)
+    const qe_nf4_weight *q = &lin->w.nf4;
+    if (!qe_cpu_has_avx2())
+        qe_linear_nf4_rows_ref(&lin->w, x, n_tok, y, row_begin, row_end);
+    else if (n_tok == 1 && q->block_size % 8 == 0 && lin->w.n_in % q->block_size == 0)
         nf4_rows_one(lin, x, y, row_begin, row_end);
-    else if (!qe_cpu_has_avx2() || !qe_dot_rows(lin, nf4_decode_row, x, n_tok, y, row_begin, row_end))
-        qe_linear_nf4_rows_ref(lin, x, n_tok, y, row_begin, row_end);
+    else
+        qe_dot_rows(lin, nf4_decode_row, x, n_tok, y, row_begin, row_end, scratch);
 }

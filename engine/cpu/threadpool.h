@@ -12,8 +12,9 @@
 
 typedef struct qe_pool qe_pool;
 
-/* fn handles items [begin, end). */
-typedef void (*qe_pool_fn)(void *ctx, int begin, int end);
+/* fn handles items [begin, end) on thread `thread` in [0, qe_pool_threads(pool)) (0: the
+ * caller), so per-thread scratch can be indexed by it. */
+typedef void (*qe_pool_fn)(void *ctx, int begin, int end, int thread);
 
 /* n_threads <= 0: the machine's online cores. */
 qe_status qe_pool_create(int n_threads, qe_pool **out, qe_error *err);

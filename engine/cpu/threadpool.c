@@ -42,7 +42,7 @@ static void run_share(qe_pool *pool, int index)
     if (end > pool->n_items)
         end = pool->n_items;
     if (begin < end)
-        pool->fn(pool->ctx, begin, end);
+        pool->fn(pool->ctx, begin, end, index);
 }
 
 static void *worker_main(void *p)
@@ -137,7 +137,7 @@ void qe_pool_run(qe_pool *pool, int n_items, int grain, qe_pool_fn fn, void *ctx
         grain = 1;
     /* too little work to be worth waking anyone */
     if (!pool || pool->n_threads == 1 || n_items <= grain) {
-        fn(ctx, 0, n_items);
+        fn(ctx, 0, n_items, 0);
         return;
     }
     pthread_mutex_lock(&pool->lock);

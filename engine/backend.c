@@ -1,0 +1,73 @@
+/* What every backend shares (backend.h): the sticky error, the row-stats definition and the
+ * memory ops of the host backends. */
+#include "backend.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void qe_backend_fail(qe_backend *be, qe_status code, const char *fmt, ...)
+{
+    if (be->error.code != QE_OK)
+        return; /* the first failure is the one that explains the rest */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(be->error.msg, sizeof be->error.msg, fmt, ap);
+    va_end(ap);
+    be->error.code = code;
+}
+
+qe_status qe_backend_take_error(qe_backend *be, qe_error *err)
+{
+    qe_status code = be->error.code;
+    if (code != QE_OK)
+        qe_fail(err, code, "%s backend: %s", be->name, be->error.msg);
+    be->error.code = QE_OK;
+    be->error.msg[0] = 0;
+    return code;
+}
+
+qe_row_stats qe_row_stats_of(const float *row, int n_vocab, int32_t target)
+{
+    int best = 0;
+    for (int i = 1; i < n_vocab; i++)
+        if (row[i] > row[best])
+            best = i;
+    float max_logit = row[best];
+    double sum = 0;
+    for (int j = 0; j < n_vocab; j++)
+        sum += exp((double)row[j] - max_logit);
+    return (qe_row_stats){.argmax = best, .max_logit = max_logit, .log_z = max_logit + log(sum),
+                          .target_logit = target >= 0 && target < n_vocab ? row[target] : 0.0f};
+}
+
+float *qe_host_alloc(qe_backend *be, size_t n_floats)
+{
+    float *buf = malloc((n_floats ? n_floats : 1) * sizeof(float));
+    if (!buf)
+        qe_backend_fail(be, QE_ENOMEM, "out of memory for %zu floats", n_floats);
+    return buf;
+}
+
+void qe_host_release(qe_backend *be, float *buf) { free(buf); }
+
+float *qe_host_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats)
+{
+    return realloc(buf, (n_floats ? n_floats : 1) * sizeof(float));
+}
+
+float *qe_host_upload_new(qe_backend *be, const float *host, size_t n)
+{
+    float *buf = qe_host_alloc(be, n);
+    if (buf)
+        memcpy(buf, host, n * sizeof *buf);
+    return buf;
+}
+
+void qe_host_copy(qe_backend *be, float *dst, const float *src, size_t n)
+{
+    if (!qe_backend_failed(be))
+        memcpy(dst, src, n * sizeof(float));
+}

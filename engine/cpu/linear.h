@@ -1,0 +1,68 @@
+/* linear (CPU) — the CPU backend's prepared linear: a qe_weight (weight.h) plus the kernel chosen
+ * for its format and the way threads split it. y[t, :] = W x[t, :] (+ bias).
+ *
+ * A format's kernel computes the output rows [row_begin, row_end) for all n_tok tokens;
+ * qe_linear_forward splits the rows (or, for int8, the tokens) over the thread pool and adds
+ * the bias. Kernels accumulate in float32 and give each output the same value whatever the row
+ * range or n_tok (so a KV cache filled in any batching holds the same numbers); they allocate
+ * nothing: each call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast
+ * kernel has a plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them
+ * together. */
+#ifndef QE_CPU_LINEAR_H
+#define QE_CPU_LINEAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cpu/threadpool.h"
+#include "weight.h"
+
+typedef struct qe_linear qe_linear;
+
+/* y[t * n_out + r] for t in [0, n_tok), r in [row_begin, row_end); x is [n_tok, n_in]. */
+typedef void (*qe_linear_rows_fn)(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin,
+                                  int row_end, void *scratch);
+
+struct qe_linear {
+    qe_weight w;                /* owned */
+    qe_linear_rows_fn rows;     /* the kernel */
+    int row_grain;              /* rows per thread range are a multiple of this */
+    int token_grain;            /* > 0: the kernel prepares every token it is given (int8 quantizes
+                                 * them), so threads rather take whole tokens, in multiples of this,
+                                 * when a call has enough of them; 0: threads split rows */
+};
+
+/* Takes w (left zeroed) and picks its kernel. */
+void qe_linear_init(qe_linear *lin, qe_weight *w);
+void qe_linear_free(qe_linear *lin); /* NULL-safe; leaves lin zeroed */
+
+/* Scratch bytes one kernel call over n_tok tokens of n_in inputs may use (one thread's share). */
+size_t qe_linear_scratch_bytes(int n_tok, int n_in);
+
+/* y[n_tok, n_out] = x[n_tok, n_in] W^T + bias; pool may be NULL. Thread i of the pool uses
+ * scratch + i * scratch_stride, scratch_stride >= qe_linear_scratch_bytes(n_tok, n_in). */
+void qe_linear_forward(const qe_linear *lin, const float *x, int n_tok, float *y, qe_pool *pool, char *scratch,
+                       size_t scratch_stride);
+
+/* The fast kernels (qe_linear_rows_fn); without AVX2 they run the reference twins. */
+void qe_linear_f32_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                        void *scratch);
+void qe_linear_half_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                         void *scratch);
+void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                        void *scratch);
+void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                         void *scratch);
+
+/* Whether the fast paths run vectorized on this CPU. */
+bool qe_cpu_has_avx2(void);
+
+/* Carves bytes (64-byte aligned) off a scratch cursor. */
+static inline void *qe_scratch_take(char **cursor, size_t bytes)
+{
+    void *p = *cursor;
+    *cursor += (bytes + 63) & ~(size_t)63;
+    return p;
+}
+
+#endif
