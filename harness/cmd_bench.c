@@ -1,4 +1,4 @@
-/* qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] [--threads N]
+/* qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] [--threads N] [--device D]
  * Prefill and decode speed of each variant on a synthetic prompt (token ids spread over the
  * vocabulary), after one small warm-up run. A measurement, not a test. */
 #include <stdio.h>
@@ -58,11 +58,12 @@ int qh_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     char variants[256] = "fp32";
-    int n_prompt = 128, n_gen = 32, n_threads = 0;
+    int n_prompt = 128, n_gen = 32, n_threads = 0, device_index = 0;
+    qe_device_kind device = qe_default_device();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] "
-                   "[--threads N]\n");
+                   "[--threads N] [--device cpu|cuda|cuda:N]\n");
             return QH_EXIT_OK;
         } else if (!strcmp(argv[i], "--variants") && i + 1 < argc)
             snprintf(variants, sizeof variants, "%s", argv[++i]);
@@ -72,7 +73,10 @@ int qh_cmd_bench(int argc, char **argv)
             n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
-        else if (argv[i][0] != '-' && !path)
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if (!qh_parse_device(argv[++i], &device, &device_index))
+                return qh_usage_error("bench", "--device must be cpu, cuda or cuda:N, not '%s'", argv[i]);
+        } else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else
             return qh_usage_error("bench", "unexpected argument '%s'", argv[i]);
@@ -88,7 +92,7 @@ int qh_cmd_bench(int argc, char **argv)
     for (char *save = NULL, *name = strtok_r(variants, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (n_results == MAX_VARIANTS)
             return qh_usage_error("bench", "at most %d variants", MAX_VARIANTS);
-        qe_load_options options = {.n_threads = n_threads};
+        qe_load_options options = {.device = device, .device_index = device_index, .n_threads = n_threads};
         if (qe_variant_parse(name, &options.variant, &err) ||
             bench_one(path, &options, n_prompt, n_gen, &results[n_results], &err))
             return qh_report_error(&err);

@@ -41,7 +41,7 @@ typedef struct {
 
 typedef struct {
     int device;
-    char device_name[128];
+    char device_name[256];
     cudaStream_t stream;
     cublasHandle_t cublas;
     bool allow_tf32;
@@ -1157,7 +1157,7 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         qe_error ignored;
         if (qe_gpu_describe(0, &first, &ignored) != QE_OK)
             snprintf(first.name, sizeof first.name, "?");
-        return qe_fail(err, QE_EINVAL, "--device cuda:%d: this machine has %d GPU%s (cuda:0 is %s)", device_index,
+        return qe_fail(err, QE_EUNSUPPORTED, "--device cuda:%d: this machine has %d GPU%s (cuda:0 is %s)", device_index,
                        n_gpus, n_gpus == 1 ? "" : "s", first.name);
     }
     qe_backend *be = (qe_backend *)calloc(1, sizeof *be);

@@ -36,7 +36,7 @@ typedef struct {
     uint64_t device_total_bytes;                /* cudaMemGetInfo total                           */
     uint64_t device_free_at_create_bytes;       /* cudaMemGetInfo free before the first allocation */
     uint64_t device_free_now_bytes;             /* cudaMemGetInfo free now                        */
-    char device_name[128];                      /* e.g. "NVIDIA H100 80GB HBM3"                  */
+    char device_name[256];                      /* e.g. "NVIDIA H100 80GB HBM3"                  */
 } qe_backend_memory;
 
 const char *qe_mem_class_name(qe_mem_class cls);   /* "linear", "kv_cache", ... */

@@ -1,16 +1,8 @@
-/* The CPU-only build's answers for the CUDA backend (backend_cuda.h): no backend, no memory. */
+/* The CPU-only build's answers to backend_cuda.h: no CUDA backend, so no device memory.
+ * (qe_backend_cuda_create's stub is in engine/device_nocuda.c.) */
 #include <string.h>
 
 #include "cuda/backend_cuda.h"
-
-qe_status qe_backend_cuda_create(int device_index, qe_backend **out, qe_error *err)
-{
-    *out = NULL;
-    return qe_fail(err, QE_EUNSUPPORTED,
-                   "--device cuda:%d: this qeval was built without CUDA (configure with -DQEVAL_CUDA=ON where the "
-                   "CUDA toolkit is installed): use --device cpu",
-                   device_index);
-}
 
 const char *qe_mem_class_name(qe_mem_class cls)
 {
