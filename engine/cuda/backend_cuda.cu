@@ -1151,7 +1151,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     *out = NULL;
     int n_gpus = qe_gpu_count();
     if (n_gpus == 0)
-        return qe_fail(err, QE_EUNSUPPORTED, "--device cuda: this machine has no CUDA GPU (or no driver): use --device cpu");
+        return qe_fail(err, QE_EUNSUPPORTED, "--device cuda:%d: this machine has no CUDA GPU (or no driver): use --device cpu",
+                       device_index);
     if (device_index < 0 || device_index >= n_gpus) {
         qe_gpu_info first;
         qe_error ignored;
