@@ -16,7 +16,7 @@ if [ "${gpus:-0}" -lt 8 ]; then
                "bench $model --variants fp32 --prompt-tokens 4 --gen-tokens 2"; do
         out=$("$qeval" $cmd --device cuda:7 2>&1 >/dev/null)  # the error line, on stderr
         check 1 $? "${cmd%% *} --device cuda:7 exit"
-        [ "$(wc -l <<<"$out")" = 1 ] && grep -q "cuda:7" <<<"$out" && grep -Eiq "no CUDA GPU|without CUDA|has [0-9]+ GPU" <<<"$out" ||
+        [ "$(wc -l <<<"$out")" = 1 ] && grep -Eq "cuda:7|device 7" <<<"$out" && grep -Eiq "no CUDA GPU|without CUDA|has [0-9]+ GPU" <<<"$out" ||
             bad "${cmd%% *} --device cuda:7: $out"
     done
 fi
