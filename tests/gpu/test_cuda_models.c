@@ -66,8 +66,9 @@ static qe_status run_on(const char *dir, const char *variant, qe_device_kind dev
     for (int i = 0; i < N_TOKENS; i++)
         prompt[i] = ids[i] % info.n_vocab;
     rc = qe_forward_logits(m, prompt, N_TOKENS, o->logits, err);
+    qe_generate_stats stats;
     if (rc == QE_OK)
-        rc = qe_generate_ids(m, prompt, 16, N_NEW, &o->gen, &o->n_gen, NULL, err);
+        rc = qe_generate_ids(m, prompt, 16, N_NEW, &o->gen, &o->n_gen, &stats, err);
     qe_model_free(m);
     return rc;
 }
