@@ -9,8 +9,8 @@
  * whether greedy decoding would have produced exactly those tokens. A sequence longer than the
  * model's window is cut from the left, keeping the continuation whole.
  *
- * A qe_model holds one KV cache and runs one call at a time (it uses its own thread pool
- * inside); calls that share a token prefix with the previous one reuse its cached keys and
+ * A qe_model holds one KV cache and runs one call at a time on its own backend (the CPU
+ * backend's thread pool, or a GPU); calls that share a token prefix with the previous one reuse its cached keys and
  * values, with results identical to a fresh run. */
 #ifndef QEVAL_ENGINE_H
 #define QEVAL_ENGINE_H
@@ -82,7 +82,7 @@ typedef struct {
     uint64_t n_elements, n_bytes;
     /* How the variant stores it (as transformers + bitsandbytes hold it): "F32", "BF16", "F16",
      * "INT8" (q + fp32 row scales), "NF4" (packed codes + absmax state), or "tied" for a head
-     * that is the embedding. qeval itself keeps the embedding as float32 holding those values;
+     * that is the embedding. qeval keeps the same formats (norm vectors as float32);
      * qe_model_info.footprint_bytes counts what qeval keeps. */
     const char *stored_dtype;
     uint64_t stored_bytes;
