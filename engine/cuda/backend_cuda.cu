@@ -1,10 +1,13 @@
-// The CUDA backend (backend.h): device memory through one counting allocator, dense products
-// through cuBLAS, everything else in the kernels below. Each kernel follows its CPU twin
-// (engine/cpu/backend_cpu.c, weight.h) one rounding at a time; this file is compiled with
-// -fmad=false so that a*b+c is two roundings here too, and fmaf() is written where the twin
-// fuses. What still differs from the CPU is summation order (parallel reductions, cuBLAS) and
-// the last bit of expf/tanhf.
-#include <cublas_v2.h>
+// The CUDA backend (backend.h): device memory through one counting allocator and the kernels
+// below. Each kernel follows its CPU twin (engine/cpu/backend_cpu.c, weight.h) one rounding at a
+// time; this file is compiled with -fmad=false so that a*b+c is two roundings here too, and
+// fmaf() is written where the twin fuses. What still differs from the CPU is summation order
+// and the last bit of expf/tanhf.
+//
+// Every kernel computes a token's outputs in an order that does not depend on which tokens
+// share the call, as the contract asks (a token alone, in a batch or through the KV cache gives
+// the same bits). cuBLAS picks its kernel, tiling and split by the matrix sizes, so its results
+// for one column change with the number of columns: the linears here are our own kernels.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -22,10 +25,9 @@ extern "C" {
 }
 #include "cuda/backend_cuda.h"
 
-#define GEMV_MAX_TOKENS 4          // up to this many tokens a linear reads each weight once, here
-#define DEQUANT_TILE_BYTES (32u << 20)  // NF4 rows dequantized to bf16 per cuBLAS call
-#define CUBLAS_WORKSPACE_BYTES (32u << 20)
-#define STAGING_ROWS 4096          // ids, targets and row stats staged per call
+#define LINEAR_TOKENS 8            // tokens per warp pass over a weight row
+#define STAGING_ROWS 4096          // token ids staged per embed call
+#define STAGING_FLOATS (4u << 20)  // logits rows copied back per row_stats pass (16 MB, pinned)
 #define GB(bytes) ((double)(bytes) / 1e9)
 
 __constant__ float c_nf4_code[16];
@@ -43,20 +45,16 @@ typedef struct {
     int device;
     char device_name[256];
     cudaStream_t stream;
-    cublasHandle_t cublas;
-    bool allow_tf32;
     allocation *items;            // [n_items] live allocations
     int n_items, items_capacity;
     uint64_t current[QE_MEM_CLASSES], peak[QE_MEM_CLASSES], total_current, total_peak;
     size_t free_at_create, device_total;
-    // scratch, reserved by reserve_workspace: [ws_tokens, ws_n_in] per-token rows of the
-    // linears' activation formats, plus one NF4 dequantization tile
+    // scratch, reserved by reserve_workspace: the int8 linears' per-token activation rows
+    // [ws_tokens, ws_n_in]; attention may reach ws_context positions
     unsigned char *workspace;
-    int ws_tokens, ws_n_in;
-    uint16_t *dequant_tile;       // [dequant_rows * ws_n_in] bf16
+    int ws_tokens, ws_n_in, ws_context;
     int32_t *staged_ids;          // [STAGING_ROWS]
-    qe_row_stats *staged_stats;   // [STAGING_ROWS]
-    qe_row_stats *host_stats;     // [STAGING_ROWS] pinned
+    float *host_logits;           // [STAGING_FLOATS] pinned
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -94,16 +92,7 @@ static bool check_cuda(qe_backend *be, cudaError_t rc, const char *file, int lin
     return false;
 }
 
-static bool check_cublas(qe_backend *be, cublasStatus_t rc, const char *file, int line)
-{
-    if (rc == CUBLAS_STATUS_SUCCESS)
-        return true;
-    qe_backend_fail(be, QE_EIO, "%s:%d: cuBLAS: %s", short_path(file), line, cublasGetStatusString(rc));
-    return false;
-}
-
 #define CHECK_CUDA(be, call) check_cuda((be), (call), __FILE__, __LINE__)
-#define CHECK_CUBLAS(be, call) check_cublas((be), (call), __FILE__, __LINE__)
 #define CHECK_LAUNCH(be) check_cuda((be), cudaGetLastError(), __FILE__, __LINE__)
 
 static unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
@@ -244,12 +233,6 @@ extern "C" bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *
     return true;
 }
 
-extern "C" void qe_backend_cuda_allow_tf32(qe_backend *be, bool allow)
-{
-    if (be && !strcmp(be->name, "cuda"))
-        state_of(be)->allow_tf32 = allow;
-}
-
 // ---- rounding, as engine/dtype.h ------------------------------------------------------------
 
 __device__ __forceinline__ float round_bf16(float v)
@@ -274,13 +257,6 @@ __device__ __forceinline__ float round_to(float v, int dtype)
 __device__ __forceinline__ float half_bits_to_f32(uint16_t bits, bool is_bf16)
 {
     return is_bf16 ? __uint_as_float((uint32_t)bits << 16) : __half2float(__ushort_as_half(bits));
-}
-
-__device__ __forceinline__ uint16_t f32_to_half_bits(float v, bool is_bf16)
-{
-    if (is_bf16)
-        return (uint16_t)(__float_as_uint(round_bf16(v)) >> 16);
-    return __half_as_ushort(__float2half_rn(v));
 }
 
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
@@ -453,49 +429,6 @@ __global__ void attention_kernel(qe_attention_args a, int dtype)
     }
 }
 
-// ---- row stats: one block per row -----------------------------------------------------------
-
-#define STATS_THREADS 256
-
-__global__ void row_stats_kernel(const float *logits, int n_vocab, const int32_t *targets, qe_row_stats *out)
-{
-    __shared__ int best_index[STATS_THREADS];
-    __shared__ double partial[32];
-    const float *row = logits + (size_t)blockIdx.x * n_vocab;
-    // argmax as the host's loop: the first index whose value no later one exceeds
-    int best = threadIdx.x < n_vocab ? threadIdx.x : 0;
-    for (int j = threadIdx.x + blockDim.x; j < n_vocab; j += blockDim.x)
-        if (row[j] > row[best])
-            best = j;
-    best_index[threadIdx.x] = best;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int b = 0; // the host scans from index 0: a tie keeps the lowest index
-        for (int i = 1; i < STATS_THREADS && i < n_vocab; i++) {
-            int j = best_index[i];
-            if (row[j] > row[b] || (row[j] == row[b] && j < b))
-                b = j;
-        }
-        best_index[0] = b;
-    }
-    __syncthreads();
-    int argmax = best_index[0];
-    float max_logit = row[argmax];
-    double sum = 0;
-    for (int j = threadIdx.x; j < n_vocab; j += blockDim.x)
-        sum += exp((double)row[j] - max_logit);
-    sum = block_sum(sum, partial);
-    if (threadIdx.x == 0) {
-        qe_row_stats st;
-        st.argmax = argmax;
-        st.max_logit = max_logit;
-        st.log_z = max_logit + log(sum);
-        int target = targets ? targets[blockIdx.x] : -1;
-        st.target_logit = target >= 0 && target < n_vocab ? row[target] : 0.0f;
-        out[blockIdx.x] = st;
-    }
-}
-
 // ---- linear kernels --------------------------------------------------------------------------
 
 __device__ __forceinline__ float nf4_block_absmax(const qe_backend_linear &w, int64_t block)
@@ -522,53 +455,34 @@ __device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_
     }
 }
 
-// Few tokens: one warp per output row reads the row once for all n_tok (<= GEMV_MAX_TOKENS)
-// tokens, float32 accumulation of fp32 x times the weight's exact value; bias added after.
-__global__ void gemv_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+// One warp per output row r and group of LINEAR_TOKENS tokens: the row is read once per group,
+// each token's float32 FMA sum runs over k in the same lane-strided order whatever the group,
+// then the warp's tree; bias added after, as the CPU does.
+__global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
     int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    int t0 = blockIdx.y * LINEAR_TOKENS;
     if (r >= w.n_out)
         return;
-    float acc[GEMV_MAX_TOKENS] = {0, 0, 0, 0};
+    int nt = n_tok - t0 < LINEAR_TOKENS ? n_tok - t0 : LINEAR_TOKENS;
+    const float *xt = x + (size_t)t0 * w.n_in;
+    float acc[LINEAR_TOKENS];
+    for (int t = 0; t < LINEAR_TOKENS; t++)
+        acc[t] = 0.0f;
     int64_t row0 = (int64_t)r * w.n_in;
     for (int k = lane; k < w.n_in; k += 32) {
         float wv = weight_value(w, row0 + k);
-        for (int t = 0; t < n_tok; t++)
-            acc[t] = fmaf(x[(size_t)t * w.n_in + k], wv, acc[t]);
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            if (t < nt)
+                acc[t] = fmaf(xt[(size_t)t * w.n_in + k], wv, acc[t]);
     }
-    for (int t = 0; t < n_tok; t++) {
+#pragma unroll
+    for (int t = 0; t < LINEAR_TOKENS; t++) {
         float v = warp_sum(acc[t]);
-        if (lane == 0)
-            y[(size_t)t * w.n_out + r] = w.bias ? v + w.bias[r] : v;
+        if (lane == 0 && t < nt)
+            y[(size_t)(t0 + t) * w.n_out + r] = w.bias ? v + w.bias[r] : v;
     }
-}
-
-// x[n] split into 16-bit hi + lo, both in the weight's 16-bit format: hi + lo is x to 16 of
-// its 24 bits (exact when x was rounded to that format, as activations are), so two cuBLAS
-// products with fp32 accumulation give the CPU's fp32-x product to ~1e-5 on any input.
-__global__ void split_kernel(const float *x, size_t n, bool is_bf16, uint16_t *hi, uint16_t *lo)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
-        return;
-    uint16_t h = f32_to_half_bits(x[i], is_bf16);
-    hi[i] = h;
-    lo[i] = f32_to_half_bits(x[i] - half_bits_to_f32(h, is_bf16), is_bf16);
-}
-
-__global__ void dequant_nf4_kernel(qe_backend_linear w, int row0, int n_rows, uint16_t *out)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)n_rows * w.n_in)
-        return;
-    out[i] = (uint16_t)(__float_as_uint(nf4_value(w, (int64_t)row0 * w.n_in + (int64_t)i)) >> 16);
-}
-
-__global__ void add_bias_kernel(float *y, const float *bias, int n_out, size_t n)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        y[i] += bias[i % n_out];
 }
 
 // LLM.int8() activations, one block per token: x16 = fp16(x); columns with |x16| >= threshold
@@ -718,8 +632,8 @@ static float *cuda_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floa
     return bigger;
 }
 
-// Bytes of workspace a linear needs per (token, input column): the widest of the 16-bit
-// split (hi + lo) and the int8 path (q, outlier column, outlier value).
+// Bytes of workspace an int8 linear needs per (token, input column): q, outlier column,
+// outlier value; and per token: row absmax, outlier count.
 #define WS_BYTES_PER_ELEMENT (sizeof(int8_t) + sizeof(int) + sizeof(float))
 #define WS_BYTES_PER_TOKEN (sizeof(float) + sizeof(int))
 
@@ -732,20 +646,15 @@ static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_
                                         qe_error *err)
 {
     cuda_state *s = state_of(be);
+    if (max_context > s->ws_context)
+        s->ws_context = max_context; // attention needs no scratch: this only bounds what it may read
     if (max_tokens <= s->ws_tokens && max_n_in <= s->ws_n_in)
         return QE_OK;
     int tokens = max_tokens > s->ws_tokens ? max_tokens : s->ws_tokens;
     int n_in = max_n_in > s->ws_n_in ? max_n_in : s->ws_n_in;
     device_free(be, s->workspace);
-    device_free(be, s->dequant_tile);
-    s->workspace = NULL;
-    s->dequant_tile = NULL;
     s->ws_tokens = s->ws_n_in = 0;
-    size_t tile_bytes = DEQUANT_TILE_BYTES > (size_t)n_in * 2 * 64 ? DEQUANT_TILE_BYTES : (size_t)n_in * 2 * 64;
-    s->workspace = (unsigned char *)device_alloc(be, workspace_bytes(tokens, n_in), QE_MEM_WORKSPACE);
-    if (s->workspace)
-        s->dequant_tile = (uint16_t *)device_alloc(be, tile_bytes, QE_MEM_WORKSPACE);
-    if (!s->dequant_tile)
+    if (!(s->workspace = (unsigned char *)device_alloc(be, workspace_bytes(tokens, n_in), QE_MEM_WORKSPACE)))
         return qe_backend_take_error(be, err);
     s->ws_tokens = tokens;
     s->ws_n_in = n_in;
@@ -883,28 +792,6 @@ static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int
     }
 }
 
-// y[n_tok, m] (row stride n_out) = W rows x^T via cuBLAS, both operands of type `type`, fp32
-// accumulation and output; beta 0 or 1.
-static bool gemm(qe_backend *be, const void *w, cudaDataType type, int m, int n_in, const void *x, int n_tok,
-                 float beta, float *y, int ldy)
-{
-    cuda_state *s = state_of(be);
-    const float one = 1.0f;
-    cublasComputeType_t compute =
-        type == CUDA_R_32F && s->allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    return CHECK_CUBLAS(be, cublasGemmEx(s->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n_tok, n_in, &one, w, type, n_in, x,
-                                         type, n_in, &beta, y, CUDA_R_32F, ldy, compute, CUBLAS_GEMM_DEFAULT));
-}
-
-static bool add_bias(qe_backend *be, const qe_backend_linear *lin, int n_tok, float *y)
-{
-    if (!lin->bias)
-        return true;
-    size_t n = (size_t)n_tok * lin->n_out;
-    add_bias_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(y, lin->bias, lin->n_out, n);
-    return CHECK_LAUNCH(be);
-}
-
 // Tokens per workspace pass, or 0 (sticky error) when the workspace cannot hold one token.
 static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
 {
@@ -917,36 +804,6 @@ static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
         return 0;
     }
     return s->ws_tokens;
-}
-
-// 16-bit weights (data, or an NF4 tile dequantized to bf16): y = W (x_hi + x_lo) in two products.
-static void linear_half_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
-{
-    cuda_state *s = state_of(be);
-    bool is_bf16 = lin->format != QE_WEIGHT_F16;
-    cudaDataType type = is_bf16 ? CUDA_R_16BF : CUDA_R_16F;
-    uint16_t *hi = (uint16_t *)s->workspace, *lo = hi + (size_t)n_tok * lin->n_in;
-    size_t n = (size_t)n_tok * lin->n_in;
-    split_kernel<<<blocks_for(n, 256), 256, 0, s->stream>>>(x, n, is_bf16, hi, lo);
-    if (!CHECK_LAUNCH(be))
-        return;
-    if (lin->format != QE_WEIGHT_NF4) {
-        if (gemm(be, lin->data, type, lin->n_out, lin->n_in, hi, n_tok, 0.0f, y, lin->n_out))
-            gemm(be, lin->data, type, lin->n_out, lin->n_in, lo, n_tok, 1.0f, y, lin->n_out);
-        return;
-    }
-    int tile_rows = (int)(DEQUANT_TILE_BYTES / ((size_t)lin->n_in * 2));
-    if (tile_rows < 64)
-        tile_rows = 64;
-    for (int r0 = 0; r0 < lin->n_out; r0 += tile_rows) {
-        int nr = lin->n_out - r0 < tile_rows ? lin->n_out - r0 : tile_rows;
-        size_t nd = (size_t)nr * lin->n_in;
-        dequant_nf4_kernel<<<blocks_for(nd, 256), 256, 0, s->stream>>>(*lin, r0, nr, s->dequant_tile);
-        if (!CHECK_LAUNCH(be) ||
-            !gemm(be, s->dequant_tile, CUDA_R_16BF, nr, lin->n_in, hi, n_tok, 0.0f, y + r0, lin->n_out) ||
-            !gemm(be, s->dequant_tile, CUDA_R_16BF, nr, lin->n_in, lo, n_tok, 1.0f, y + r0, lin->n_out))
-            return;
-    }
 }
 
 static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
@@ -972,27 +829,16 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const floa
     cuda_state *s = state_of(be);
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
-    if (lin->format == QE_WEIGHT_F32) {
-        if (gemm(be, lin->data, CUDA_R_32F, lin->n_out, lin->n_in, x, n_tok, 0.0f, y, lin->n_out))
-            add_bias(be, lin, n_tok, y);
-        return;
-    }
-    if (lin->format != QE_WEIGHT_INT8 && n_tok <= GEMV_MAX_TOKENS) {
-        gemv_kernel<<<blocks_for(lin->n_out, 8), 256, 0, s->stream>>>(*lin, x, n_tok, y);
+    if (lin->format != QE_WEIGHT_INT8) {
+        dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, LINEAR_TOKENS));
+        linear_kernel<<<grid, 256, 0, s->stream>>>(*lin, x, n_tok, y);
         CHECK_LAUNCH(be);
         return;
     }
     int chunk = workspace_tokens(be, lin);
     for (int t0 = 0; chunk > 0 && t0 < n_tok && !qe_backend_failed(be); t0 += chunk) {
         int nt = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-        const float *xc = x + (size_t)t0 * lin->n_in;
-        float *yc = y + (size_t)t0 * lin->n_out;
-        if (lin->format == QE_WEIGHT_INT8)
-            linear_int8_tokens(be, lin, xc, nt, yc);
-        else {
-            linear_half_tokens(be, lin, xc, nt, yc);
-            add_bias(be, lin, nt, yc);
-        }
+        linear_int8_tokens(be, lin, x + (size_t)t0 * lin->n_in, nt, y + (size_t)t0 * lin->n_out);
     }
 }
 
@@ -1019,6 +865,11 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
 {
     if (qe_backend_failed(be) || args->n_tok <= 0)
         return;
+    if (args->pos0 + args->n_tok > state_of(be)->ws_context) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over %d positions, %d reserved (reserve_workspace)",
+                        args->pos0 + args->n_tok, state_of(be)->ws_context);
+        return;
+    }
     if (args->head_dim > ATT_THREADS * ATT_MAX_PER_THREAD) {
         qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (at most %d)", args->head_dim,
                         ATT_THREADS * ATT_MAX_PER_THREAD);
@@ -1081,23 +932,26 @@ static void cuda_upload(qe_backend *be, float *dst, const float *host, size_t n)
     memcpy_op(be, dst, host, n, cudaMemcpyHostToDevice);
 }
 
+// The rows come back to the host and qe_row_stats_of reduces them there: the definition is a
+// sum of exp in index order in double, which the device's exp (1 ulp) and a parallel sum would
+// only approach; scoring then gives the CPU's numbers bit for bit. A vocabulary row is small
+// beside the forward pass that made it.
 static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
                            qe_row_stats *out)
 {
     cuda_state *s = state_of(be);
-    for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += STAGING_ROWS) {
-        int nr = n_rows - r0 < STAGING_ROWS ? n_rows - r0 : STAGING_ROWS;
-        if (targets && !CHECK_CUDA(be, cudaMemcpyAsync(s->staged_ids, targets + r0, (size_t)nr * sizeof *targets,
-                                                       cudaMemcpyHostToDevice, s->stream)))
-            break;
-        row_stats_kernel<<<nr, STATS_THREADS, 0, s->stream>>>(logits + (size_t)r0 * n_vocab, n_vocab,
-                                                               targets ? s->staged_ids : NULL, s->staged_stats);
-        if (!CHECK_LAUNCH(be) ||
-            !CHECK_CUDA(be, cudaMemcpyAsync(s->host_stats, s->staged_stats, (size_t)nr * sizeof *out,
-                                            cudaMemcpyDeviceToHost, s->stream)) ||
+    int rows_per_pass = n_vocab > 0 && (size_t)n_vocab <= STAGING_FLOATS ? (int)(STAGING_FLOATS / n_vocab) : 0;
+    if (rows_per_pass == 0 && !qe_backend_failed(be))
+        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: row stats of a %d-wide row", n_vocab);
+    for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += rows_per_pass) {
+        int nr = n_rows - r0 < rows_per_pass ? n_rows - r0 : rows_per_pass;
+        if (!CHECK_CUDA(be, cudaMemcpyAsync(s->host_logits, logits + (size_t)r0 * n_vocab,
+                                            (size_t)nr * n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                            s->stream)) ||
             !CHECK_CUDA(be, cudaStreamSynchronize(s->stream)))
             break;
-        memcpy(out + r0, s->host_stats, (size_t)nr * sizeof *out);
+        for (int r = 0; r < nr; r++)
+            out[r0 + r] = qe_row_stats_of(s->host_logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r0 + r] : -1);
     }
     if (qe_backend_failed(be))
         for (int r = 0; r < n_rows; r++) {
@@ -1123,12 +977,10 @@ static void cuda_destroy(qe_backend *be)
     if (s) {
         if (s->stream)
             cudaStreamSynchronize(s->stream);
-        if (s->cublas)
-            cublasDestroy(s->cublas);
         for (int i = 0; i < s->n_items; i++) // whatever the model did not release
             cudaFree(s->items[i].ptr);
-        if (s->host_stats)
-            cudaFreeHost(s->host_stats);
+        if (s->host_logits)
+            cudaFreeHost(s->host_logits);
         if (s->stream)
             cudaStreamDestroy(s->stream);
         free(s->items);
@@ -1179,22 +1031,15 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     snprintf(s->device_name, sizeof s->device_name, "%s", info.name);
     if (!CHECK_CUDA(be, cudaSetDevice(device_index)) || !CHECK_CUDA(be, cudaFree(0)) || // creates the context
         !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
-        !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)) ||
-        !CHECK_CUBLAS(be, cublasCreate(&s->cublas)) || !CHECK_CUBLAS(be, cublasSetStream(s->cublas, s->stream)) ||
-        !CHECK_CUBLAS(be, cublasSetMathMode(s->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                                       CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION))))
+        !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
         return create_fail(be, err);
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||
         !CHECK_CUDA(be, cudaMemcpyToSymbol(c_code8, code8, sizeof code8)) ||
-        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_stats, STAGING_ROWS * sizeof(qe_row_stats))))
+        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_logits, STAGING_FLOATS * sizeof(float))))
         return create_fail(be, err);
-    void *cublas_ws = device_alloc(be, CUBLAS_WORKSPACE_BYTES, QE_MEM_WORKSPACE);
-    s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE);
-    s->staged_stats = (qe_row_stats *)device_alloc(be, STAGING_ROWS * sizeof(qe_row_stats), QE_MEM_WORKSPACE);
-    if (!cublas_ws || !s->staged_ids || !s->staged_stats ||
-        !CHECK_CUBLAS(be, cublasSetWorkspace(s->cublas, cublas_ws, CUBLAS_WORKSPACE_BYTES)))
+    if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
         return create_fail(be, err);
 
     be->alloc = cuda_alloc;

@@ -7,10 +7,10 @@
  *   embedding   the table of embed
  *   norm        upload_new (norm weights)
  *   kv_cache    grow (the model grows its KV cache, and only that, with grow)
- *   workspace   reserve_workspace, cuBLAS's workspace, the ids/stats staging buffers
+ *   workspace   reserve_workspace (int8 activations), the token-id staging buffer
  *   activations alloc
- * cuBLAS's own handle state and the CUDA context are not counted: the cudaMemGetInfo figures
- * (free at create, free now) show them. In a build without CUDA the functions answer "none". */
+ * The CUDA context is not counted: the cudaMemGetInfo figures (free at create, free now) show
+ * it. In a build without CUDA the functions answer "none". */
 #ifndef QE_BACKEND_CUDA_H
 #define QE_BACKEND_CUDA_H
 
@@ -43,9 +43,6 @@ const char *qe_mem_class_name(qe_mem_class cls);   /* "linear", "kv_cache", ... 
 
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
 bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out);
-
-/* TF32 for the fp32 products (off unless asked: --allow-tf32). */
-void qe_backend_cuda_allow_tf32(qe_backend *be, bool allow);
 
 #ifdef __cplusplus
 }

@@ -16,5 +16,3 @@ bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out)
     memset(out, 0, sizeof *out);
     return false;
 }
-
-void qe_backend_cuda_allow_tf32(qe_backend *be, bool allow) {}
