@@ -197,6 +197,8 @@ static void device_free(qe_backend *be, void *ptr)
     }
     count(s, s->items[i].cls, s->items[i].bytes, false);
     s->items[i] = s->items[--s->n_items];
+    // queued kernels may still read it (cudaFree's own wait is not promised for a non-blocking stream)
+    CHECK_CUDA(be, cudaStreamSynchronize(s->stream));
     CHECK_CUDA(be, cudaFree(ptr));
 }
 
