@@ -19,6 +19,7 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAILED: $*"; status=1; }
 
 step build
+command -v nvcc >/dev/null || [ -n "${CUDACXX:-}" ] || export CUDACXX=/usr/local/cuda/bin/nvcc
 cmake -S "$src" -B "$build" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
     -DCMAKE_BUILD_TYPE=Release >"$logs/configure.log" 2>&1 || { tail -20 "$logs/configure.log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1 || { grep -E "error" "$logs/build.log" | head -20; exit 1; }
