@@ -114,6 +114,14 @@ static qe_status make_weight(qe_weight *w, const char *variant_name, const float
     if (!strcmp(variant_name, "f16")) { /* the 16-bit head of the int8 variant */
         *compute = QE_DTYPE_F16;
         rc = qe_weight_init_half(w, QE_WEIGHT_F16, data, n_out, n_in, err);
+    } else if (!strcmp(variant_name, "fp32")) {
+        float *copy = malloc((size_t)n_out * n_in * sizeof *copy);
+        if (!copy)
+            return qe_fail(err, QE_ENOMEM, "out of memory");
+        memcpy(copy, data, (size_t)n_out * n_in * sizeof *copy);
+        *compute = QE_DTYPE_F32;
+        qe_weight_wrap_f32(w, copy, copy, n_out, n_in);
+        rc = QE_OK;
     } else {
         if ((rc = qe_variant_parse(variant_name, &variant, err)) != QE_OK)
             return rc;
@@ -342,7 +350,7 @@ static void check_errors(pair *p)
     float *after_failure = p->gpu->alloc(p->gpu, 16); /* a no-op until the error is taken */
     CHECK(after_failure == NULL);
     CHECK_INT_EQ(QE_ENOMEM, p->gpu->sync(p->gpu, &err));
-    CHECK(strstr(err.msg, "GB free") != NULL && strstr(err.msg, "try --variants nf4") != NULL);
+    CHECK(strstr(err.msg, "GB free of") != NULL && strstr(err.msg, "--variants nf4") != NULL);
     printf("out of memory: %s\n", err.msg);
     float *fine = p->gpu->alloc(p->gpu, 16); /* usable again once sync returned the error */
     CHECK(fine != NULL);
