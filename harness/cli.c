@@ -2,6 +2,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int qh_report_error(const qe_error *err)
 {
@@ -22,6 +24,27 @@ int qh_usage_error(const char *command, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return QH_EXIT_USAGE;
+}
+
+bool qh_parse_device(const char *value, qe_device_kind *kind, int *index)
+{
+    if (!strcmp(value, "cpu")) {
+        *kind = QE_DEVICE_CPU;
+        *index = 0;
+        return true;
+    }
+    if (strncmp(value, "cuda", 4) != 0)
+        return false;
+    *kind = QE_DEVICE_CUDA;
+    *index = 0;
+    if (value[4] == 0)
+        return true;
+    char *end;
+    long n = value[4] == ':' && value[5] >= '0' && value[5] <= '9' ? strtol(value + 5, &end, 10) : -1;
+    if (n < 0 || n > 1024 || *end)
+        return false;
+    *index = (int)n;
+    return true;
 }
 
 int qh_cmd_version(int argc, char **argv)

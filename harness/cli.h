@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "qe_error.h"
+#include "qeval_engine.h"
 
 enum { QH_EXIT_OK = 0, QH_EXIT_ERROR = 1, QH_EXIT_USAGE = 2, QH_EXIT_INTERRUPTED = 3 };
 
@@ -21,6 +22,10 @@ int qh_report_error(const qe_error *err);
 
 /* Prints "qeval <command>: <message>" on stderr and returns QH_EXIT_USAGE. */
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --device's value: "cpu", "cuda" (GPU 0) or "cuda:N". False for anything else. Whether the
+ * GPU exists is for the model load to say. */
+bool qh_parse_device(const char *value, qe_device_kind *kind, int *index);
 
 int qh_cmd_version(int argc, char **argv);
 int qh_cmd_run(int argc, char **argv);

@@ -1,5 +1,5 @@
-/* qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] [--threads N]
- * qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] [--threads N]
+/* qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] [--threads N] [--device D]
+ * qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] [--threads N] [--device D]
  * Prefill and decode speed of each variant on a synthetic prompt (token ids spread over the
  * vocabulary), after one small warm-up run; or, with --scoring, how many MMLU-shaped documents
  * (a 5-shot context, four one-token answers " A" ... " D") a variant scores per second. A
@@ -218,14 +218,15 @@ int qh_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     char variants[256] = "fp32";
-    int n_prompt = 128, n_gen = 32, n_threads = 0, n_docs = 20, n_context_tokens = 600;
+    int n_prompt = 128, n_gen = 32, n_threads = 0, n_docs = 20, n_context_tokens = 600, device_index = 0;
+    qe_device_kind device = qe_default_device();
     bool is_scoring = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] "
-                   "[--threads N]\n"
+                   "[--threads N] [--device cpu|cuda|cuda:N]\n"
                    "       qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] "
-                   "[--threads N]\n"
+                   "[--threads N] [--device D]\n"
                    "  --scoring           documents/s on MMLU-shaped documents: a 5-shot context of about\n"
                    "                      --context-tokens tokens (default 600), four answers \" A\" ... \" D\",\n"
                    "                      --docs distinct documents (default 20)\n");
@@ -244,7 +245,10 @@ int qh_cmd_bench(int argc, char **argv)
             n_docs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--context-tokens") && i + 1 < argc)
             n_context_tokens = atoi(argv[++i]);
-        else if (argv[i][0] != '-' && !path)
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if (!qh_parse_device(argv[++i], &device, &device_index))
+                return qh_usage_error("bench", "--device must be cpu, cuda or cuda:N, not '%s'", argv[i]);
+        } else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else
             return qh_usage_error("bench", "unexpected argument '%s'", argv[i]);
@@ -265,7 +269,7 @@ int qh_cmd_bench(int argc, char **argv)
     for (char *save = NULL, *name = strtok_r(variants, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (n_results == MAX_VARIANTS)
             return qh_usage_error("bench", "at most %d variants", MAX_VARIANTS);
-        qe_load_options options = {.n_threads = n_threads};
+        qe_load_options options = {.device = device, .device_index = device_index, .n_threads = n_threads};
         bench_result *r = &results[n_results];
         if (qe_variant_parse(name, &options.variant, &err) ||
             (is_scoring ? bench_scoring(path, &options, n_docs, n_context_tokens, r, &err)

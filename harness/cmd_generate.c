@@ -15,11 +15,12 @@ int qh_cmd_generate(int argc, char **argv)
 {
     const char *path = NULL, *prompt = NULL, *variant_name = "fp32", *system = NULL;
     bool is_chat = false;
-    int max_new = 256, n_threads = 0;
+    int max_new = 256, n_threads = 0, device_index = 0;
+    qe_device_kind device = qe_default_device();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval generate MODEL --prompt TEXT [--chat] [--system TEXT] [--max-new-tokens N]\n"
-                   "                      [--threads N] [--variant V]\n"
+                   "                      [--threads N] [--variant V] [--device cpu|cuda|cuda:N]\n"
                    "  --chat         PROMPT is the user's turn in the model's chat template; print the answer\n"
                    "  --system TEXT  a system turn before it (implies --chat)\n");
             return QH_EXIT_OK;
@@ -33,7 +34,10 @@ int qh_cmd_generate(int argc, char **argv)
             max_new = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if (!qh_parse_device(argv[++i], &device, &device_index))
+                return qh_usage_error("generate", "--device must be cpu, cuda or cuda:N, not '%s'", argv[i]);
+        } else if (!strcmp(argv[i], "--variant") && i + 1 < argc)
             variant_name = argv[++i];
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
@@ -44,7 +48,7 @@ int qh_cmd_generate(int argc, char **argv)
         return qh_usage_error("generate", "MODEL and --prompt TEXT are required");
     if (max_new < 0)
         return qh_usage_error("generate", "--max-new-tokens must be >= 0");
-    qe_load_options options = {.n_threads = n_threads};
+    qe_load_options options = {.device = device, .device_index = device_index, .n_threads = n_threads};
     qe_model *model = NULL;
     qe_error err = {0};
     int32_t *prompt_ids = NULL, *new_ids = NULL, *all = NULL;

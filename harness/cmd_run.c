@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "  --db FILE           results file (default: $QEVAL_DB, else ./results.db)\n"
             "  --data-dir DIR      benchmark files (default: $QEVAL_DATA)\n"
             "  --tasks-dir DIR     task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"
-            "  --device cpu|cuda   (default: cpu until the CUDA backend exists)\n"
+            "  --device cpu|cuda|cuda:N   (default: cuda when built with CUDA and a GPU is present)\n"
             "  --threads N         CPU threads (default: all cores)\n"
             "  --shard I/N         run the I-th of N deterministic shares of every task's documents\n"
             "  --resume RUN_ID     continue an interrupted run (the same command line also resumes)\n"
@@ -185,12 +185,8 @@ int qh_cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--threads")) {
             o.n_threads = atoi(value);
         } else if (!strcmp(a, "--device")) {
-            if (!strcmp(value, "cpu"))
-                o.device = QE_DEVICE_CPU;
-            else if (!strcmp(value, "cuda"))
-                o.device = QE_DEVICE_CUDA;
-            else
-                return qh_usage_error("run", "--device must be cpu or cuda, not '%s'", value);
+            if (!qh_parse_device(value, &o.device, &o.device_index))
+                return qh_usage_error("run", "--device must be cpu, cuda or cuda:N, not '%s'", value);
         } else if (!strcmp(a, "--shard")) {
             if (sscanf(value, "%d/%d", &o.shard_index, &o.shard_count) != 2 || o.shard_count < 1 ||
                 o.shard_index < 0 || o.shard_index >= o.shard_count)

@@ -1,4 +1,4 @@
-/* qeval verify MODEL --golden golden.safetensors [--variant V] [--threads N]
+/* qeval verify MODEL --golden golden.safetensors [--variant V] [--threads N] [--device D]
  *
  * Checks the engine against reference outputs (docs/golden-format.md): each seq{i}.input_ids
  * runs through one forward pass and its logits are compared with seq{i}.logits; when
@@ -173,14 +173,16 @@ static qe_status check_greedy(qe_model *model, const char *json_path, verify_cou
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: qeval verify MODEL --golden golden.safetensors [--variant V] [--threads N]\n");
+    fprintf(stderr, "usage: qeval verify MODEL --golden golden.safetensors [--variant V] [--threads N]\n"
+                    "                    [--device cpu|cuda|cuda:N]\n");
     return QH_EXIT_USAGE;
 }
 
 int qh_cmd_verify(int argc, char **argv)
 {
     const char *model_path = NULL, *golden_path = NULL, *variant_name = "fp32";
-    int n_threads = 0;
+    int n_threads = 0, device_index = 0;
+    qe_device_kind device = qe_default_device();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
@@ -191,7 +193,10 @@ int qh_cmd_verify(int argc, char **argv)
             variant_name = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
-        else if (argv[i][0] != '-' && !model_path)
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if (!qh_parse_device(argv[++i], &device, &device_index))
+                return qh_usage_error("verify", "--device must be cpu, cuda or cuda:N, not '%s'", argv[i]);
+        } else if (argv[i][0] != '-' && !model_path)
             model_path = argv[i];
         else
             return qh_usage_error("verify", "unexpected argument '%s'", argv[i]);
@@ -199,9 +204,9 @@ int qh_cmd_verify(int argc, char **argv)
     if (!model_path || !golden_path)
         return usage();
     qe_error err = {0};
-    qe_load_options options = {.device = QE_DEVICE_CPU, .n_threads = n_threads};
-    qe_load_options base_options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU,
-                                     .n_threads = n_threads};
+    qe_load_options options = {.device = device, .device_index = device_index, .n_threads = n_threads};
+    qe_load_options base_options = {.variant = {.kind = QE_VARIANT_FP32}, .device = device,
+                                     .device_index = device_index, .n_threads = n_threads};
     qe_model *model = NULL, *base = NULL;
     qe_safetensors *golden = NULL;
     verify_counts counts = {0};

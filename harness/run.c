@@ -598,7 +598,7 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
                              const char *model_sha256, qt_task **tasks, qh_reference_rows *references,
                              bool keep_references, qe_error *err)
 {
-    qe_load_options load = {.device = o->device, .n_threads = o->n_threads};
+    qe_load_options load = {.device = o->device, .device_index = o->device_index, .n_threads = o->n_threads};
     qe_status rc = qe_variant_parse(variant_name, &load.variant, err);
     if (rc != QE_OK)
         return rc;

@@ -31,6 +31,7 @@ typedef struct {
     const char *chat_template;    /* --chat-template as given: NULL or "none", "auto", a family  */
     const char *chat_family;      /* the family that renders, resolved before the run; NULL: none*/
     qe_device_kind device;
+    int device_index;             /* QE_DEVICE_CUDA: the GPU's ordinal                           */
     int n_threads;                /* 0 = all cores                                               */
     int shard_index, shard_count; /* this process runs documents with index % count == index    */
     bool use_cache;               /* answer identical requests from the store's cache            */

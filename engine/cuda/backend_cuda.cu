@@ -1,0 +1,1071 @@
+// The CUDA backend (backend.h): device memory through one counting allocator and the kernels
+// below. Each kernel follows its CPU twin (engine/cpu/backend_cpu.c, weight.h) one rounding at a
+// time; this file is compiled with -fmad=false so that a*b+c is two roundings here too, and
+// fmaf() is written where the twin fuses. What still differs from the CPU is summation order
+// and the last bit of expf/tanhf.
+//
+// Every kernel computes a token's outputs in an order that does not depend on which tokens
+// share the call, as the contract asks (a token alone, in a batch or through the KV cache gives
+// the same bits). cuBLAS picks its kernel, tiling and split by the matrix sizes, so its results
+// for one column change with the number of columns: the linears here are our own kernels.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "backend.h"
+#include "device.h"
+#include "quant.h"
+#include "weight.h"
+}
+#include "cuda/backend_cuda.h"
+
+#define LINEAR_TOKENS 8            // tokens per warp pass over a weight row
+#define STAGING_ROWS 4096          // token ids staged per embed call
+#define STAGING_FLOATS (4u << 20)  // logits rows copied back per row_stats pass (16 MB, pinned)
+#define GB(bytes) ((double)(bytes) / 1e9)
+
+__constant__ float c_nf4_code[16];
+__constant__ float c_code8[256];
+
+// ---- state ---------------------------------------------------------------------------------
+
+typedef struct {
+    void *ptr;
+    size_t bytes;
+    qe_mem_class cls;
+} allocation;
+
+typedef struct {
+    int device;
+    char device_name[256];
+    cudaStream_t stream;
+    allocation *items;            // [n_items] live allocations
+    int n_items, items_capacity;
+    uint64_t current[QE_MEM_CLASSES], peak[QE_MEM_CLASSES], total_current, total_peak;
+    size_t free_at_create, device_total;
+    // scratch, reserved by reserve_workspace: the int8 linears' per-token activation rows
+    // [ws_tokens, ws_n_in]; attention may reach ws_context positions
+    unsigned char *workspace;
+    int ws_tokens, ws_n_in, ws_context;
+    int32_t *staged_ids;          // [STAGING_ROWS]
+    float *host_logits;           // [STAGING_FLOATS] pinned
+} cuda_state;
+
+// A prepared weight: the format's arrays in device memory, packed as on the host.
+struct qe_backend_linear {
+    qe_weight_format format;
+    int n_out, n_in;
+    void *data;                   // F32 [n_out, n_in] | BF16/F16 bits | INT8 q | NF4 packed codes
+    float *scale;                 // INT8: SCB [n_out]
+    float threshold;              // INT8: outlier threshold
+    float *absmax;                // NF4 without double quant: [n_blocks]
+    uint8_t *qabsmax;             // NF4 double quant: [n_blocks]
+    float *absmax2;               // NF4 double quant: [n_blocks2]
+    float offset;
+    int block_size;
+    float *bias;                  // [n_out] or NULL
+    uint64_t bytes;               // what the format keeps (qe_weight_bytes)
+    bool is_embedding;
+};
+
+static cuda_state *state_of(const qe_backend *be) { return (cuda_state *)be->impl; }
+
+static const char *short_path(const char *file)
+{
+    const char *p = strstr(file, "engine/");
+    return p ? p : file;
+}
+
+// The check macros: record file:line and the CUDA / cuBLAS message as the sticky error.
+static bool check_cuda(qe_backend *be, cudaError_t rc, const char *file, int line)
+{
+    if (rc == cudaSuccess)
+        return true;
+    qe_backend_fail(be, rc == cudaErrorMemoryAllocation ? QE_ENOMEM : QE_EIO, "%s:%d: CUDA: %s", short_path(file),
+                    line, cudaGetErrorString(rc));
+    return false;
+}
+
+#define CHECK_CUDA(be, call) check_cuda((be), (call), __FILE__, __LINE__)
+#define CHECK_LAUNCH(be) check_cuda((be), cudaGetLastError(), __FILE__, __LINE__)
+
+static unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
+
+// ---- the allocator -------------------------------------------------------------------------
+
+static const char *const mem_class_names[QE_MEM_CLASSES] = {"linear",   "embedding", "norm",
+                                                            "kv_cache", "workspace", "activations"};
+
+extern "C" const char *qe_mem_class_name(qe_mem_class cls)
+{
+    return cls >= 0 && cls < QE_MEM_CLASSES ? mem_class_names[cls] : "?";
+}
+
+static void count(cuda_state *s, qe_mem_class cls, size_t bytes, bool is_add)
+{
+    if (is_add) {
+        s->current[cls] += bytes;
+        s->total_current += bytes;
+    } else {
+        s->current[cls] -= bytes;
+        s->total_current -= bytes;
+    }
+    if (s->current[cls] > s->peak[cls])
+        s->peak[cls] = s->current[cls];
+    if (s->total_current > s->total_peak)
+        s->total_peak = s->total_current;
+}
+
+static const char *hint_for(qe_mem_class cls)
+{
+    if (cls == QE_MEM_KV_CACHE || cls == QE_MEM_ACTIVATIONS || cls == QE_MEM_WORKSPACE)
+        return "try a shorter --max-length or a smaller variant (--variants nf4)";
+    return "try --variants nf4 or a shorter --max-length";
+}
+
+// bytes of device memory in class cls, or NULL with the sticky error saying what did not fit.
+static void *device_alloc(qe_backend *be, size_t bytes, qe_mem_class cls)
+{
+    cuda_state *s = state_of(be);
+    if (qe_backend_failed(be))
+        return NULL;
+    if (bytes == 0)
+        bytes = 1;
+    size_t free_bytes = 0, total_bytes = 0;
+    void *ptr = NULL;
+    cudaError_t rc = cudaMemGetInfo(&free_bytes, &total_bytes);
+    if (rc == cudaSuccess && bytes <= free_bytes)
+        rc = cudaMalloc(&ptr, bytes);
+    else if (rc == cudaSuccess)
+        rc = cudaErrorMemoryAllocation;
+    if (rc == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        qe_backend_fail(be, QE_ENOMEM,
+                        "out of GPU memory: %s needs %.2f GB more, %.2f GB free of %.1f GB on %s (this model holds "
+                        "%.2f GB: linear %.2f, embedding %.2f, norm %.3f, kv_cache %.2f, workspace %.2f, activations "
+                        "%.2f): %s",
+                        mem_class_names[cls], GB(bytes), GB(free_bytes), GB(total_bytes), s->device_name,
+                        GB(s->total_current), GB(s->current[QE_MEM_LINEAR]), GB(s->current[QE_MEM_EMBEDDING]),
+                        GB(s->current[QE_MEM_NORM]), GB(s->current[QE_MEM_KV_CACHE]),
+                        GB(s->current[QE_MEM_WORKSPACE]), GB(s->current[QE_MEM_ACTIVATIONS]), hint_for(cls));
+        return NULL;
+    }
+    if (!CHECK_CUDA(be, rc))
+        return NULL;
+    if (s->n_items == s->items_capacity) {
+        int cap = s->items_capacity ? 2 * s->items_capacity : 256;
+        allocation *items = (allocation *)realloc(s->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            cudaFree(ptr);
+            qe_backend_fail(be, QE_ENOMEM, "CUDA backend: out of host memory for the allocation list");
+            return NULL;
+        }
+        s->items = items;
+        s->items_capacity = cap;
+    }
+    allocation *item = &s->items[s->n_items++];
+    item->ptr = ptr;
+    item->bytes = bytes;
+    item->cls = cls;
+    count(s, cls, bytes, true);
+    return ptr;
+}
+
+static int find_allocation(const cuda_state *s, const void *ptr)
+{
+    for (int i = s->n_items - 1; i >= 0; i--) // recent allocations are released first
+        if (s->items[i].ptr == ptr)
+            return i;
+    return -1;
+}
+
+static void device_free(qe_backend *be, void *ptr)
+{
+    cuda_state *s = state_of(be);
+    if (!ptr)
+        return;
+    int i = find_allocation(s, ptr);
+    if (i < 0) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: release of %p, which it did not allocate", ptr);
+        return;
+    }
+    count(s, s->items[i].cls, s->items[i].bytes, false);
+    s->items[i] = s->items[--s->n_items];
+    // queued kernels may still read it (cudaFree's own wait is not promised for a non-blocking stream)
+    CHECK_CUDA(be, cudaStreamSynchronize(s->stream));
+    CHECK_CUDA(be, cudaFree(ptr));
+}
+
+static void reclassify(cuda_state *s, const void *ptr, qe_mem_class cls)
+{
+    int i = ptr ? find_allocation(s, ptr) : -1;
+    if (i < 0 || s->items[i].cls == cls)
+        return;
+    count(s, s->items[i].cls, s->items[i].bytes, false);
+    s->items[i].cls = cls;
+    count(s, cls, s->items[i].bytes, true);
+}
+
+extern "C" bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!be || strcmp(be->name, "cuda") != 0)
+        return false;
+    const cuda_state *s = state_of(be);
+    for (int c = 0; c < QE_MEM_CLASSES; c++) {
+        out->current_bytes[c] = s->current[c];
+        out->peak_bytes[c] = s->peak[c];
+    }
+    out->total_current_bytes = s->total_current;
+    out->total_peak_bytes = s->total_peak;
+    out->device_total_bytes = s->device_total;
+    out->device_free_at_create_bytes = s->free_at_create;
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+        out->device_free_now_bytes = free_bytes;
+    else
+        cudaGetLastError();
+    snprintf(out->device_name, sizeof out->device_name, "%s", s->device_name);
+    return true;
+}
+
+// ---- rounding, as engine/dtype.h ------------------------------------------------------------
+
+__device__ __forceinline__ float round_bf16(float v)
+{
+    uint32_t bits = __float_as_uint(v);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+        bits |= 0x00400000u;
+    else
+        bits += 0x7fffu + ((bits >> 16) & 1);
+    return __uint_as_float(bits & 0xffff0000u);
+}
+
+__device__ __forceinline__ float round_to(float v, int dtype)
+{
+    if (dtype == QE_DTYPE_BF16)
+        return round_bf16(v);
+    if (dtype == QE_DTYPE_F16)
+        return __half2float(__float2half_rn(v));
+    return v;
+}
+
+__device__ __forceinline__ float half_bits_to_f32(uint16_t bits, bool is_bf16)
+{
+    return is_bf16 ? __uint_as_float((uint32_t)bits << 16) : __half2float(__ushort_as_half(bits));
+}
+
+template <typename T> __device__ __forceinline__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum of v over a block of blockDim.x (a multiple of 32, at most 1024) threads, on every thread.
+template <typename T> __device__ T block_sum(T v, T *shared32)
+{
+    v = warp_sum(v);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0)
+        shared32[warp] = v;
+    __syncthreads();
+    T total = 0;
+    for (int w = 0; w < n_warps; w++) // every thread adds in the same order: the same total
+        total += shared32[w];
+    return total;
+}
+
+// ---- elementwise kernels --------------------------------------------------------------------
+
+__global__ void round_kernel(float *x, size_t n, int dtype)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        x[i] = round_to(x[i], dtype);
+}
+
+__global__ void add_kernel(float *y, const float *x, size_t n, int dtype)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        y[i] = round_to(y[i] + x[i], dtype);
+}
+
+__global__ void glu_kernel(int act, const float *gate, const float *up, size_t n, int dtype, float *y)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    float g = gate[i], a;
+    if (act == QE_ACT_SILU)
+        a = g / (1.0f + expf(-g));
+    else
+        a = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+    y[i] = round_to(round_to(a, dtype) * up[i], dtype);
+}
+
+// out[t, i] = table[ids[t], i] * scale (scale already rounded), rounded to dtype.
+__global__ void embed_kernel(const void *table, int format, int dim, const int32_t *ids, int n_tok, float scale,
+                             int dtype, float *out)
+{
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_tok * dim)
+        return;
+    int t = (int)(i / dim), c = (int)(i % dim);
+    size_t at = (size_t)ids[t] * dim + c;
+    float v = format == QE_WEIGHT_F32 ? ((const float *)table)[at]
+                                      : half_bits_to_f32(((const uint16_t *)table)[at], format == QE_WEIGHT_BF16);
+    out[i] = round_to(scale == 1.0f ? v : v * scale, dtype);
+}
+
+// ---- rmsnorm, rope: one block per row --------------------------------------------------------
+
+__global__ void rmsnorm_kernel(const float *x, const float *weight, float offset, float eps, int dim, int dtype,
+                               float *y)
+{
+    __shared__ double partial[32];
+    const float *xr = x + (size_t)blockIdx.x * dim;
+    float *yr = y + (size_t)blockIdx.x * dim;
+    double sum_sq = 0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        sum_sq += (double)xr[i] * xr[i];
+    sum_sq = block_sum(sum_sq, partial);
+    float inv = (float)(1.0 / sqrt(sum_sq / dim + eps));
+    // y may alias x: every thread has read its elements above, and block_sum synchronized
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float n = xr[i] * inv;
+        yr[i] = offset != 0 ? round_to(n * (offset + weight[i]), dtype)
+                            : round_to(weight[i] * round_to(n, dtype), dtype);
+    }
+}
+
+__global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *cos_table, const float *sin_table,
+                            int dtype)
+{
+    int row = blockIdx.x, t = row / n_heads, half = head_dim / 2;
+    float *xr = x + (size_t)row * head_dim;
+    const float *c = cos_table + (size_t)t * half, *s = sin_table + (size_t)t * half;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float a = xr[i], b = xr[i + half];
+        float ci = round_to(c[i], dtype), si = round_to(s[i], dtype);
+        xr[i] = round_to(round_to(a * ci, dtype) - round_to(b * si, dtype), dtype);
+        xr[i + half] = round_to(round_to(b * ci, dtype) + round_to(a * si, dtype), dtype);
+    }
+}
+
+// ---- attention: one block of ATT_THREADS per (token, head) ----------------------------------
+// As the CPU: scores = q.k * scale, their max, w = expf(score - max), sum of w in double,
+// out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key order. The scores
+// are computed twice (once for the max, once per chunk of ATT_CHUNK keys) instead of kept, so
+// the kernel needs no scratch however long the context.
+
+#define ATT_THREADS 128
+#define ATT_CHUNK 1024
+#define ATT_MAX_PER_THREAD 4      // head_dim <= 512
+
+__device__ __forceinline__ float attention_score(const float *q, const float *k, int hd, float scale)
+{
+    float s = 0;
+    for (int d = threadIdx.x & 31; d < hd; d += 32)
+        s = fmaf(q[d], k[d], s);
+    return warp_sum(s) * scale;
+}
+
+__global__ void attention_kernel(qe_attention_args a, int dtype)
+{
+    __shared__ float weights[ATT_CHUNK];
+    __shared__ float warp_max[ATT_THREADS / 32];
+    __shared__ double partial[32];
+    int item = blockIdx.x, t = item / a.n_heads, h = item % a.n_heads;
+    int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = ATT_THREADS / 32;
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    int pos = a.pos0 + t;
+    int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    const float *q = a.q + (size_t)item * hd;
+    const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+
+    float max_score = -INFINITY;
+    for (int s = first + warp; s <= pos; s += n_warps)
+        max_score = fmaxf(max_score, attention_score(q, k0 + s * kv_stride, hd, a.scale));
+    if (lane == 0)
+        warp_max[warp] = max_score;
+    __syncthreads();
+    for (int w = 0; w < n_warps; w++)
+        max_score = fmaxf(max_score, warp_max[w]);
+
+    double sum = 0;
+    float acc[ATT_MAX_PER_THREAD] = {0, 0, 0, 0};
+    for (int c0 = first; c0 <= pos; c0 += ATT_CHUNK) {
+        int c1 = c0 + ATT_CHUNK - 1 < pos ? c0 + ATT_CHUNK - 1 : pos;
+        __syncthreads(); // the previous chunk's weights are consumed
+        for (int s = c0 + warp; s <= c1; s += n_warps) {
+            float w = expf(attention_score(q, k0 + s * kv_stride, hd, a.scale) - max_score);
+            if (lane == 0) {
+                weights[s - c0] = w;
+                sum += w;
+            }
+        }
+        __syncthreads();
+        for (int j = 0; j < ATT_MAX_PER_THREAD; j++) {
+            int d = threadIdx.x + j * ATT_THREADS;
+            if (d < hd)
+                for (int s = c0; s <= c1; s++)
+                    acc[j] += weights[s - c0] * v0[s * kv_stride + d];
+        }
+    }
+    sum = block_sum(sum, partial);
+    float inv_sum = (float)(1.0 / sum);
+    for (int j = 0; j < ATT_MAX_PER_THREAD; j++) {
+        int d = threadIdx.x + j * ATT_THREADS;
+        if (d < hd)
+            a.out[(size_t)item * hd + d] = round_to(acc[j] * inv_sum, dtype);
+    }
+}
+
+// ---- linear kernels --------------------------------------------------------------------------
+
+__device__ __forceinline__ float nf4_block_absmax(const qe_backend_linear &w, int64_t block)
+{
+    if (!w.qabsmax)
+        return w.absmax[block];
+    return c_code8[w.qabsmax[block]] * w.absmax2[block / QE_NF4_DQ_BLOCK] + w.offset;
+}
+
+// bf16(code4 * absmax) of flat element i, as dequantize_4bit to the bf16 compute dtype.
+__device__ __forceinline__ float nf4_value(const qe_backend_linear &w, int64_t i)
+{
+    uint8_t byte = ((const uint8_t *)w.data)[i / 2];
+    return round_bf16(c_nf4_code[(i & 1) ? byte & 15 : byte >> 4] * nf4_block_absmax(w, i / w.block_size));
+}
+
+__device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_t i)
+{
+    switch (w.format) {
+    case QE_WEIGHT_F32: return ((const float *)w.data)[i];
+    case QE_WEIGHT_BF16: return half_bits_to_f32(((const uint16_t *)w.data)[i], true);
+    case QE_WEIGHT_F16: return half_bits_to_f32(((const uint16_t *)w.data)[i], false);
+    default: return nf4_value(w, i);
+    }
+}
+
+// One warp per output row r and group of LINEAR_TOKENS tokens: the row is read once per group,
+// each token's float32 FMA sum runs over k in the same lane-strided order whatever the group,
+// then the warp's tree; bias added after, as the CPU does.
+__global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+{
+    int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    int t0 = blockIdx.y * LINEAR_TOKENS;
+    if (r >= w.n_out)
+        return;
+    int nt = n_tok - t0 < LINEAR_TOKENS ? n_tok - t0 : LINEAR_TOKENS;
+    const float *xt = x + (size_t)t0 * w.n_in;
+    float acc[LINEAR_TOKENS];
+    for (int t = 0; t < LINEAR_TOKENS; t++)
+        acc[t] = 0.0f;
+    int64_t row0 = (int64_t)r * w.n_in;
+    for (int k = lane; k < w.n_in; k += 32) {
+        float wv = weight_value(w, row0 + k);
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            if (t < nt)
+                acc[t] = fmaf(xt[(size_t)t * w.n_in + k], wv, acc[t]);
+    }
+#pragma unroll
+    for (int t = 0; t < LINEAR_TOKENS; t++) {
+        float v = warp_sum(acc[t]);
+        if (lane == 0 && t < nt)
+            y[(size_t)(t0 + t) * w.n_out + r] = w.bias ? v + w.bias[r] : v;
+    }
+}
+
+// LLM.int8() activations, one block per token: x16 = fp16(x); columns with |x16| >= threshold
+// are outliers (listed in ascending order with their x16), the rest quantized with the row's
+// absmax as qe_int8_quantize_row does.
+#define INT8_THREADS 256
+
+__global__ void int8_quantize_kernel(const float *x, int n_in, float threshold, int8_t *q, float *row_absmax,
+                                     int *n_outliers, int *outlier_cols, float *outlier_x16)
+{
+    __shared__ float warp_absmax[INT8_THREADS / 32];
+    __shared__ int warp_count[INT8_THREADS / 32];
+    __shared__ int base;
+    int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float *xr = x + (size_t)t * n_in;
+    bool is_sparse = threshold > 0.0f;
+    // absmax over non-outliers, starting from -0 as the host (an all-outlier row keeps -0)
+    float absmax = -0.0f;
+    for (int c = threadIdx.x; c < n_in; c += blockDim.x) {
+        float a = fabsf(__half2float(__float2half_rn(xr[c])));
+        if (is_sparse && !(a < threshold))
+            continue;
+        if (a > absmax || (a == 0.0f && signbit(absmax)))
+            absmax = a;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float other = __shfl_xor_sync(0xffffffffu, absmax, o);
+        if (other > absmax || (other == 0.0f && signbit(absmax) && !signbit(other)))
+            absmax = other;
+    }
+    if (lane == 0)
+        warp_absmax[warp] = absmax;
+    if (threadIdx.x == 0)
+        base = 0;
+    __syncthreads();
+    for (int w = 0; w < INT8_THREADS / 32; w++) {
+        float other = warp_absmax[w];
+        if (other > absmax || (other == 0.0f && signbit(absmax) && !signbit(other)))
+            absmax = other;
+    }
+    float scale = 127.0f * __frcp_rn(absmax);
+    // quantize, and list outliers in column order: chunks of blockDim.x columns, ballots per warp
+    int *cols = outlier_cols + (size_t)t * n_in;
+    float *vals = outlier_x16 + (size_t)t * n_in;
+    for (int c0 = 0; c0 < n_in; c0 += blockDim.x) {
+        int c = c0 + threadIdx.x;
+        float x16 = c < n_in ? __half2float(__float2half_rn(xr[c])) : 0.0f;
+        // as qe_int8_matmul_ref: |x16| >= threshold takes the 16-bit path; a NaN is only zeroed
+        bool is_outlier = c < n_in && is_sparse && fabsf(x16) >= threshold;
+        if (c < n_in) {
+            float v = x16 * scale;
+            bool is_zeroed = (is_sparse && !(fabsf(x16) < threshold)) || isnan(v);
+            q[(size_t)t * n_in + c] = is_zeroed ? 0 : (int8_t)__float2int_rn(v);
+        }
+        unsigned mask = __ballot_sync(0xffffffffu, is_outlier);
+        if (lane == 0)
+            warp_count[warp] = __popc(mask);
+        __syncthreads();
+        int before = base;
+        for (int w = 0; w < warp; w++)
+            before += warp_count[w];
+        if (is_outlier) {
+            int at = before + __popc(mask & ((1u << lane) - 1));
+            cols[at] = c;
+            vals[at] = x16;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int w = 0; w < INT8_THREADS / 32; w++)
+                base += warp_count[w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        row_absmax[t] = absmax;
+        n_outliers[t] = base;
+    }
+}
+
+#define INT8_TOKENS 4   // tokens per warp pass over a weight row
+
+// One warp per output row r and group of INT8_TOKENS tokens: int32 dot of the int8 row and the
+// quantized tokens, then the host's epilogue: outliers in fp16 (summed in column order),
+// y = fp16(fp16(fma((acc * SCA) * SCB, 1/127^2, bias)) + outliers).
+__global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const float *row_absmax,
+                                   const int *n_outliers, const int *outlier_cols, const float *outlier_x16,
+                                   int n_tok, float *y)
+{
+    int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    int t0 = blockIdx.y * INT8_TOKENS;
+    if (r >= w.n_out)
+        return;
+    int n_in = w.n_in, nt = n_tok - t0 < INT8_TOKENS ? n_tok - t0 : INT8_TOKENS;
+    const int8_t *wr = (const int8_t *)w.data + (size_t)r * n_in;
+    int acc[INT8_TOKENS] = {0, 0, 0, 0};
+    if (n_in % 16 == 0) {
+        for (int k = lane * 16; k < n_in; k += 32 * 16) {
+            int4 wv = *(const int4 *)(wr + k);
+            for (int t = 0; t < nt; t++) {
+                int4 xv = *(const int4 *)(qx + (size_t)(t0 + t) * n_in + k);
+                acc[t] = __dp4a(wv.x, xv.x, acc[t]);
+                acc[t] = __dp4a(wv.y, xv.y, acc[t]);
+                acc[t] = __dp4a(wv.z, xv.z, acc[t]);
+                acc[t] = __dp4a(wv.w, xv.w, acc[t]);
+            }
+        }
+    } else {
+        for (int k = lane; k < n_in; k += 32)
+            for (int t = 0; t < nt; t++)
+                acc[t] += (int)wr[k] * qx[(size_t)(t0 + t) * n_in + k];
+    }
+    float scb = w.scale[r];
+    for (int t = 0; t < nt; t++) {
+        int total = warp_sum(acc[t]);
+        if (lane != 0)
+            continue;
+        int tok = t0 + t;
+        float acc16 = 0.0f;
+        for (int j = 0; j < n_outliers[tok]; j++) {
+            int c = outlier_cols[(size_t)tok * n_in + j];
+            float wd = __half2float(__float2half_rn((float)wr[c] * scb * QE_INT8_WEIGHT_SCALE));
+            acc16 += outlier_x16[(size_t)tok * n_in + j] * wd;
+        }
+        float v = ((float)total * row_absmax[tok]) * scb;
+        float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, w.bias ? w.bias[r] : 0.0f)));
+        y[(size_t)tok * w.n_out + r] = __half2float(__float2half_rn(out + acc16));
+    }
+}
+
+// ---- memory ops ------------------------------------------------------------------------------
+
+static float *cuda_alloc(qe_backend *be, size_t n_floats)
+{
+    return (float *)device_alloc(be, n_floats * sizeof(float), QE_MEM_ACTIVATIONS);
+}
+
+static void cuda_release(qe_backend *be, float *buf) { device_free(be, buf); }
+
+static float *cuda_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats)
+{
+    float *bigger = (float *)device_alloc(be, n_floats * sizeof(float), QE_MEM_KV_CACHE);
+    if (!bigger)
+        return NULL;
+    if (buf && n_keep)
+        CHECK_CUDA(be, cudaMemcpyAsync(bigger, buf, n_keep * sizeof(float), cudaMemcpyDeviceToDevice,
+                                       state_of(be)->stream));
+    device_free(be, buf);
+    return bigger;
+}
+
+// Bytes of workspace an int8 linear needs per (token, input column): q, outlier column,
+// outlier value; and per token: row absmax, outlier count.
+#define WS_BYTES_PER_ELEMENT (sizeof(int8_t) + sizeof(int) + sizeof(float))
+#define WS_BYTES_PER_TOKEN (sizeof(float) + sizeof(int))
+
+static size_t workspace_bytes(int tokens, int n_in)
+{
+    return (size_t)tokens * n_in * WS_BYTES_PER_ELEMENT + (size_t)tokens * WS_BYTES_PER_TOKEN + 256;
+}
+
+static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_context, int n_heads, int max_n_in,
+                                        qe_error *err)
+{
+    cuda_state *s = state_of(be);
+    if (max_context > s->ws_context)
+        s->ws_context = max_context; // attention needs no scratch: this only bounds what it may read
+    if (max_tokens <= s->ws_tokens && max_n_in <= s->ws_n_in)
+        return QE_OK;
+    int tokens = max_tokens > s->ws_tokens ? max_tokens : s->ws_tokens;
+    int n_in = max_n_in > s->ws_n_in ? max_n_in : s->ws_n_in;
+    device_free(be, s->workspace);
+    s->ws_tokens = s->ws_n_in = 0;
+    if (!(s->workspace = (unsigned char *)device_alloc(be, workspace_bytes(tokens, n_in), QE_MEM_WORKSPACE)))
+        return qe_backend_take_error(be, err);
+    s->ws_tokens = tokens;
+    s->ws_n_in = n_in;
+    return QE_OK;
+}
+
+// ---- weights ---------------------------------------------------------------------------------
+
+// A device copy of host[bytes] counted in cls; NULL (sticky error) when it does not fit.
+static void *upload_copy(qe_backend *be, const void *host, size_t bytes, qe_mem_class cls)
+{
+    void *dev = device_alloc(be, bytes, cls);
+    if (dev && !CHECK_CUDA(be, cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice))) {
+        device_free(be, dev);
+        return NULL;
+    }
+    return dev;
+}
+
+static void cuda_free_linear(qe_backend *be, qe_backend_linear *lin)
+{
+    if (!lin)
+        return;
+    void *parts[] = {lin->data, lin->scale, lin->absmax, lin->qabsmax, lin->absmax2, lin->bias};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        device_free(be, parts[i]);
+    free(lin);
+}
+
+static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype compute_dtype, qe_backend_linear **out,
+                                     qe_error *err)
+{
+    *out = NULL;
+    qe_backend_linear *lin = (qe_backend_linear *)calloc(1, sizeof *lin);
+    if (!lin) {
+        qe_weight_free(w);
+        return qe_fail(err, QE_ENOMEM, "CUDA backend: out of host memory for a linear");
+    }
+    lin->format = w->format;
+    lin->n_out = w->n_out;
+    lin->n_in = w->n_in;
+    lin->bytes = qe_weight_bytes(w);
+    size_t n = (size_t)w->n_out * w->n_in;
+    switch (w->format) {
+    case QE_WEIGHT_F32: lin->data = upload_copy(be, w->f32, n * sizeof(float), QE_MEM_LINEAR); break;
+    case QE_WEIGHT_BF16:
+    case QE_WEIGHT_F16: lin->data = upload_copy(be, w->half, n * sizeof(uint16_t), QE_MEM_LINEAR); break;
+    case QE_WEIGHT_INT8:
+        lin->threshold = w->int8_threshold;
+        if ((lin->data = upload_copy(be, w->int8.q, n, QE_MEM_LINEAR)))
+            lin->scale = (float *)upload_copy(be, w->int8.scale, (size_t)w->n_out * sizeof(float), QE_MEM_LINEAR);
+        break;
+    case QE_WEIGHT_NF4: {
+        const qe_nf4_weight *q = &w->nf4;
+        float code8[256];
+        qe_dynamic_map_signed(code8);
+        if (q->is_double_quant && memcmp(code8, q->code8, sizeof code8) != 0) {
+            qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: an NF4 weight double-quantized with another map");
+            break;
+        }
+        lin->block_size = q->block_size;
+        lin->offset = q->offset;
+        if (!(lin->data = upload_copy(be, q->packed, (size_t)(q->n_elements + 1) / 2, QE_MEM_LINEAR)))
+            break;
+        if (!q->is_double_quant)
+            lin->absmax = (float *)upload_copy(be, q->absmax, (size_t)q->n_blocks * sizeof(float), QE_MEM_LINEAR);
+        else if ((lin->qabsmax = (uint8_t *)upload_copy(be, q->qabsmax, (size_t)q->n_blocks, QE_MEM_LINEAR)))
+            lin->absmax2 =
+                (float *)upload_copy(be, q->absmax2, (size_t)q->n_blocks2 * sizeof(float), QE_MEM_LINEAR);
+        break;
+    }
+    }
+    if (w->bias && !qe_backend_failed(be))
+        lin->bias = (float *)upload_copy(be, w->bias, (size_t)w->n_out * sizeof(float), QE_MEM_LINEAR);
+    qe_weight_free(w);
+    if (qe_backend_failed(be)) {
+        cuda_free_linear(be, lin);
+        return qe_backend_take_error(be, err);
+    }
+    *out = lin;
+    return QE_OK;
+}
+
+static uint64_t cuda_linear_bytes(const qe_backend *be, const qe_backend_linear *lin) { return lin ? lin->bytes : 0; }
+
+static float *cuda_upload_new(qe_backend *be, const float *host, size_t n)
+{
+    return (float *)upload_copy(be, host, n * sizeof(float), QE_MEM_NORM);
+}
+
+// ---- ops -------------------------------------------------------------------------------------
+
+static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
+                       qe_dtype dtype, float *out)
+{
+    cuda_state *s = state_of(be);
+    if (qe_backend_failed(be))
+        return;
+    if (table->format != QE_WEIGHT_F32 && table->format != QE_WEIGHT_BF16 && table->format != QE_WEIGHT_F16) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: an embedding table in format %s",
+                        qe_weight_format_name(table->format));
+        return;
+    }
+    if (!table->is_embedding) { // the first lookup tells which weight is the table
+        qe_backend_linear *t = (qe_backend_linear *)table;
+        t->is_embedding = true;
+        reclassify(s, t->data, QE_MEM_EMBEDDING);
+    }
+    // the scale as the CPU rounds it, on the host: one value
+    float rounded = scale;
+    if (dtype == QE_DTYPE_BF16)
+        rounded = qe_round_bf16(scale);
+    else if (dtype == QE_DTYPE_F16)
+        rounded = qe_round_f16(scale);
+    int dim = table->n_in;
+    for (int t0 = 0; t0 < n_tok; t0 += STAGING_ROWS) {
+        int nt = n_tok - t0 < STAGING_ROWS ? n_tok - t0 : STAGING_ROWS;
+        for (int t = t0; t < t0 + nt; t++)
+            if (ids[t] < 0 || ids[t] >= table->n_out) {
+                qe_backend_fail(be, QE_EINVAL, "CUDA backend: token id %d outside the table of %d", ids[t],
+                                table->n_out);
+                return;
+            }
+        if (!CHECK_CUDA(be, cudaMemcpyAsync(s->staged_ids, ids + t0, (size_t)nt * sizeof *ids,
+                                            cudaMemcpyHostToDevice, s->stream)))
+            return;
+        size_t n = (size_t)nt * dim;
+        embed_kernel<<<blocks_for(n, 256), 256, 0, s->stream>>>(table->data, table->format, dim, s->staged_ids, nt,
+                                                                 rounded, dtype, out + (size_t)t0 * dim);
+        if (!CHECK_LAUNCH(be))
+            return;
+        // the staging buffer is reused by the next chunk: let this one's kernel read it first
+        if (t0 + nt < n_tok && !CHECK_CUDA(be, cudaStreamSynchronize(s->stream)))
+            return;
+    }
+}
+
+// Tokens per workspace pass, or 0 (sticky error) when the workspace cannot hold one token.
+static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
+{
+    cuda_state *s = state_of(be);
+    if (!s->workspace || lin->n_in > s->ws_n_in) {
+        qe_backend_fail(be, QE_EINVAL,
+                        "CUDA backend: a [%d, %d] linear needs workspace for %d inputs per token, %d reserved "
+                        "(reserve_workspace)",
+                        lin->n_out, lin->n_in, lin->n_in, s->ws_n_in);
+        return 0;
+    }
+    return s->ws_tokens;
+}
+
+static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+{
+    cuda_state *s = state_of(be);
+    size_t n = (size_t)n_tok * lin->n_in;
+    int8_t *q = (int8_t *)s->workspace;
+    int *cols = (int *)(s->workspace + ((n + 15) & ~(size_t)15));
+    float *vals = (float *)(cols + n);
+    float *row_absmax = vals + n;
+    int *n_outliers = (int *)(row_absmax + n_tok);
+    int8_quantize_kernel<<<n_tok, INT8_THREADS, 0, s->stream>>>(x, lin->n_in, lin->threshold, q, row_absmax,
+                                                                  n_outliers, cols, vals);
+    if (!CHECK_LAUNCH(be))
+        return;
+    dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
+    int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, q, row_absmax, n_outliers, cols, vals, n_tok, y);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+{
+    cuda_state *s = state_of(be);
+    if (qe_backend_failed(be) || n_tok <= 0)
+        return;
+    if (lin->format != QE_WEIGHT_INT8) {
+        dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, LINEAR_TOKENS));
+        linear_kernel<<<grid, 256, 0, s->stream>>>(*lin, x, n_tok, y);
+        CHECK_LAUNCH(be);
+        return;
+    }
+    int chunk = workspace_tokens(be, lin);
+    for (int t0 = 0; chunk > 0 && t0 < n_tok && !qe_backend_failed(be); t0 += chunk) {
+        int nt = n_tok - t0 < chunk ? n_tok - t0 : chunk;
+        linear_int8_tokens(be, lin, x + (size_t)t0 * lin->n_in, nt, y + (size_t)t0 * lin->n_out);
+    }
+}
+
+static void cuda_rmsnorm(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
+                         int dim, qe_dtype dtype, float *y)
+{
+    if (qe_backend_failed(be) || n_rows <= 0)
+        return;
+    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>(x, weight, offset, eps, dim, dtype, y);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
+                      const float *sin_table, qe_dtype dtype)
+{
+    if (qe_backend_failed(be) || n_tok <= 0)
+        return;
+    rope_kernel<<<n_tok * n_heads, 64, 0, state_of(be)->stream>>>(x, n_heads, head_dim, cos_table, sin_table,
+                                                                    dtype);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dtype dtype)
+{
+    if (qe_backend_failed(be) || args->n_tok <= 0)
+        return;
+    if (args->pos0 + args->n_tok > state_of(be)->ws_context) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over %d positions, %d reserved (reserve_workspace)",
+                        args->pos0 + args->n_tok, state_of(be)->ws_context);
+        return;
+    }
+    if (args->head_dim > ATT_THREADS * ATT_MAX_PER_THREAD) {
+        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (at most %d)", args->head_dim,
+                        ATT_THREADS * ATT_MAX_PER_THREAD);
+        return;
+    }
+    attention_kernel<<<args->n_tok * args->n_heads, ATT_THREADS, 0, state_of(be)->stream>>>(*args, dtype);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_glu(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
+                     float *y)
+{
+    if (qe_backend_failed(be) || n == 0)
+        return;
+    glu_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(act, gate, up, n, dtype, y);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype)
+{
+    if (qe_backend_failed(be) || n == 0)
+        return;
+    add_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(y, x, n, dtype);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_round(qe_backend *be, float *x, size_t n, qe_dtype dtype)
+{
+    if (qe_backend_failed(be) || n == 0 || dtype == QE_DTYPE_F32)
+        return;
+    round_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(x, n, dtype);
+    CHECK_LAUNCH(be);
+}
+
+static void memcpy_op(qe_backend *be, void *dst, const void *src, size_t n, cudaMemcpyKind kind)
+{
+    cuda_state *s = state_of(be);
+    if (qe_backend_failed(be) || n == 0)
+        return;
+    if (CHECK_CUDA(be, cudaMemcpyAsync(dst, src, n * sizeof(float), kind, s->stream)) &&
+        kind == cudaMemcpyDeviceToHost) // the caller reads the host copy as soon as we return
+        CHECK_CUDA(be, cudaStreamSynchronize(s->stream));
+}
+
+static void cuda_copy(qe_backend *be, float *dst, const float *src, size_t n)
+{
+    memcpy_op(be, dst, src, n, cudaMemcpyDeviceToDevice);
+}
+
+static void cuda_download(qe_backend *be, float *host, const float *src, size_t n)
+{
+    if (qe_backend_failed(be)) // the caller reads host: leave no stale numbers there
+        for (size_t i = 0; i < n; i++)
+            host[i] = NAN;
+    memcpy_op(be, host, src, n, cudaMemcpyDeviceToHost);
+}
+
+static void cuda_upload(qe_backend *be, float *dst, const float *host, size_t n)
+{
+    memcpy_op(be, dst, host, n, cudaMemcpyHostToDevice);
+}
+
+// The rows come back to the host and qe_row_stats_of reduces them there: the definition is a
+// sum of exp in index order in double, which the device's exp (1 ulp) and a parallel sum would
+// only approach; scoring then gives the CPU's numbers bit for bit. A vocabulary row is small
+// beside the forward pass that made it.
+static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
+                           qe_row_stats *out)
+{
+    cuda_state *s = state_of(be);
+    int rows_per_pass = n_vocab > 0 && (size_t)n_vocab <= STAGING_FLOATS ? (int)(STAGING_FLOATS / n_vocab) : 0;
+    if (rows_per_pass == 0 && !qe_backend_failed(be))
+        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: row stats of a %d-wide row", n_vocab);
+    for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += rows_per_pass) {
+        int nr = n_rows - r0 < rows_per_pass ? n_rows - r0 : rows_per_pass;
+        if (!CHECK_CUDA(be, cudaMemcpyAsync(s->host_logits, logits + (size_t)r0 * n_vocab,
+                                            (size_t)nr * n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                            s->stream)) ||
+            !CHECK_CUDA(be, cudaStreamSynchronize(s->stream)))
+            break;
+        for (int r = 0; r < nr; r++)
+            out[r0 + r] = qe_row_stats_of(s->host_logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r0 + r] : -1);
+    }
+    if (qe_backend_failed(be))
+        for (int r = 0; r < n_rows; r++) {
+            out[r].argmax = -1;
+            out[r].max_logit = out[r].target_logit = NAN;
+            out[r].log_z = NAN;
+        }
+}
+
+static qe_status cuda_sync(qe_backend *be, qe_error *err)
+{
+    cuda_state *s = state_of(be);
+    CHECK_CUDA(be, cudaStreamSynchronize(s->stream));
+    CHECK_CUDA(be, cudaGetLastError());
+    return qe_backend_take_error(be, err);
+}
+
+static void cuda_destroy(qe_backend *be)
+{
+    if (!be)
+        return;
+    cuda_state *s = state_of(be);
+    if (s) {
+        if (s->stream)
+            cudaStreamSynchronize(s->stream);
+        for (int i = 0; i < s->n_items; i++) // whatever the model did not release
+            cudaFree(s->items[i].ptr);
+        if (s->host_logits)
+            cudaFreeHost(s->host_logits);
+        if (s->stream)
+            cudaStreamDestroy(s->stream);
+        free(s->items);
+        free(s);
+    }
+    free(be);
+}
+
+// ---- creation --------------------------------------------------------------------------------
+
+static qe_status create_fail(qe_backend *be, qe_error *err)
+{
+    qe_status rc = qe_backend_take_error(be, err);
+    cuda_destroy(be);
+    return rc;
+}
+
+extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, qe_error *err)
+{
+    *out = NULL;
+    int n_gpus = qe_gpu_count();
+    if (n_gpus == 0)
+        return qe_fail(err, QE_EUNSUPPORTED, "--device cuda:%d: this machine has no CUDA GPU (or no driver): use --device cpu",
+                       device_index);
+    if (device_index < 0 || device_index >= n_gpus) {
+        qe_gpu_info first;
+        qe_error ignored;
+        if (qe_gpu_describe(0, &first, &ignored) != QE_OK)
+            snprintf(first.name, sizeof first.name, "?");
+        return qe_fail(err, QE_EUNSUPPORTED, "--device cuda:%d: this machine has %d GPU%s (cuda:0 is %s)", device_index,
+                       n_gpus, n_gpus == 1 ? "" : "s", first.name);
+    }
+    qe_backend *be = (qe_backend *)calloc(1, sizeof *be);
+    cuda_state *s = (cuda_state *)calloc(1, sizeof *s);
+    if (!be || !s) {
+        free(be);
+        free(s);
+        return qe_fail(err, QE_ENOMEM, "CUDA backend: out of host memory");
+    }
+    be->name = "cuda";
+    be->impl = s;
+    s->device = device_index;
+    qe_gpu_info info;
+    if (qe_gpu_describe(device_index, &info, err) != QE_OK) {
+        cuda_destroy(be);
+        return err->code;
+    }
+    snprintf(s->device_name, sizeof s->device_name, "%s", info.name);
+    if (!CHECK_CUDA(be, cudaSetDevice(device_index)) || !CHECK_CUDA(be, cudaFree(0)) || // creates the context
+        !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
+        !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
+        return create_fail(be, err);
+    float code8[256];
+    qe_dynamic_map_signed(code8);
+    if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||
+        !CHECK_CUDA(be, cudaMemcpyToSymbol(c_code8, code8, sizeof code8)) ||
+        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_logits, STAGING_FLOATS * sizeof(float))))
+        return create_fail(be, err);
+    if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
+        return create_fail(be, err);
+
+    be->alloc = cuda_alloc;
+    be->release = cuda_release;
+    be->grow = cuda_grow;
+    be->reserve_workspace = cuda_reserve_workspace;
+    be->prepare_linear = cuda_prepare_linear;
+    be->free_linear = cuda_free_linear;
+    be->linear_bytes = cuda_linear_bytes;
+    be->upload_new = cuda_upload_new;
+    be->embed = cuda_embed;
+    be->linear = cuda_linear;
+    be->rmsnorm = cuda_rmsnorm;
+    be->rope = cuda_rope;
+    be->attention = cuda_attention;
+    be->glu = cuda_glu;
+    be->add = cuda_add;
+    be->copy = cuda_copy;
+    be->round = cuda_round;
+    be->download = cuda_download;
+    be->upload = cuda_upload;
+    be->row_stats = cuda_row_stats;
+    be->sync = cuda_sync;
+    be->destroy = cuda_destroy;
+    *out = be;
+    return QE_OK;
+}

@@ -1,0 +1,51 @@
+/* backend_cuda — what the CUDA backend tells beyond the backend table (backend.h): the device
+ * memory it holds, by class, as its one allocator counts it, and what cudaMemGetInfo says.
+ *
+ * Every device byte the backend allocates goes through that allocator and is counted in one
+ * class, decided by the entry point that asked for it:
+ *   linear      prepare_linear (a table used by embed moves to embedding)
+ *   embedding   the table of embed
+ *   norm        upload_new (norm weights)
+ *   kv_cache    grow (the model grows its KV cache, and only that, with grow)
+ *   workspace   reserve_workspace (int8 activations), the token-id staging buffer
+ *   activations alloc
+ * The CUDA context is not counted: the cudaMemGetInfo figures (free at create, free now) show
+ * it. In a build without CUDA the functions answer "none". */
+#ifndef QE_BACKEND_CUDA_H
+#define QE_BACKEND_CUDA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    QE_MEM_LINEAR, QE_MEM_EMBEDDING, QE_MEM_NORM, QE_MEM_KV_CACHE, QE_MEM_WORKSPACE, QE_MEM_ACTIVATIONS,
+    QE_MEM_CLASSES
+} qe_mem_class;
+
+typedef struct {
+    uint64_t current_bytes[QE_MEM_CLASSES];     /* held now, per class                          */
+    uint64_t peak_bytes[QE_MEM_CLASSES];        /* the most each class held at once              */
+    uint64_t total_current_bytes;
+    uint64_t total_peak_bytes;                  /* peak of the sum (not the sum of the peaks)    */
+    uint64_t device_total_bytes;                /* cudaMemGetInfo total                           */
+    uint64_t device_free_at_create_bytes;       /* cudaMemGetInfo free before the first allocation */
+    uint64_t device_free_now_bytes;             /* cudaMemGetInfo free now                        */
+    char device_name[256];                      /* e.g. "NVIDIA H100 80GB HBM3"                  */
+} qe_backend_memory;
+
+const char *qe_mem_class_name(qe_mem_class cls);   /* "linear", "kv_cache", ... */
+
+/* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
+bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

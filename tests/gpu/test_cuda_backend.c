@@ -1,0 +1,413 @@
+/* test_cuda_backend — the CUDA backend's ops against the reference backend on random inputs,
+ * linears at real models' shapes in every weight format (NF4 and INT8 packed on the device),
+ * and its error paths: a GPU that does not exist, an allocation that cannot fit.
+ *
+ * The reference backend (engine/ref/) is the definition; its numbers come from outside the
+ * code under test. Tolerances: fp32 ops to float rounding; 16-bit ops may differ by one unit
+ * in the last place where the CPU's and the GPU's sums round apart before the final rounding,
+ * so they must agree exactly on nearly every element and within one ulp on all. Skips (77)
+ * on a machine without a GPU. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "cuda/backend_cuda.h"
+#include "device.h"
+#include "weight.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static double uniform(void) /* [0, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static float normal(void)
+{
+    double u = uniform() + 1e-12, v = uniform();
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+
+static float *random_floats(size_t n, float sigma)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; x && i < n; i++)
+        x[i] = normal() * sigma;
+    return x;
+}
+
+static void round_all(float *x, size_t n, qe_dtype dtype)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = dtype == QE_DTYPE_BF16 ? qe_round_bf16(x[i]) : dtype == QE_DTYPE_F16 ? qe_round_f16(x[i]) : x[i];
+}
+
+/* A pair of backends and host<->device helpers for one buffer on each. */
+typedef struct {
+    qe_backend *ref, *gpu;
+} pair;
+
+static float *to_backend(qe_backend *be, const float *host, size_t n)
+{
+    float *buf = be->alloc(be, n);
+    if (buf)
+        be->upload(be, buf, host, n);
+    return buf;
+}
+
+static float *from_backend(qe_backend *be, const float *buf, size_t n)
+{
+    float *host = malloc(n * sizeof *host);
+    be->download(be, host, buf, n);
+    return host;
+}
+
+/* Compares got against want: returns the largest |difference| / (|want| + floor), and counts
+ * the elements that differ at all. */
+static double compare(const float *want, const float *got, size_t n, double floor, size_t *n_differ)
+{
+    double worst = 0;
+    *n_differ = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (want[i] != got[i])
+            (*n_differ)++;
+        double d = fabs((double)want[i] - got[i]) / (fabs(want[i]) + floor);
+        if (!(d <= worst))
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst;
+}
+
+static double ulp_of(qe_dtype dtype)
+{
+    return dtype == QE_DTYPE_BF16 ? 1.0 / 128 : dtype == QE_DTYPE_F16 ? 1.0 / 1024 : 1e-5;
+}
+
+/* Reports and checks one comparison: within tol (relative), and exact on >= min_exact of them. */
+static void expect(const char *what, const float *want, const float *got, size_t n, double floor, double tol,
+                   double min_exact)
+{
+    size_t n_differ;
+    double worst = compare(want, got, n, floor, &n_differ);
+    double exact = 1.0 - (double)n_differ / n;
+    printf("%-44s worst rel %.3g  exact %.4f\n", what, worst, exact);
+    if (!(worst <= tol) || exact < min_exact) {
+        fprintf(stderr, "%s: worst relative difference %.3g (tol %.3g), exact %.4f (need %.4f)\n", what, worst, tol,
+                exact, min_exact);
+        check_n_failed++;
+    } else
+        check_n_passed++;
+}
+
+static qe_status make_weight(qe_weight *w, const char *variant_name, const float *data, const float *bias, int n_out,
+                             int n_in, qe_dtype *compute, qe_error *err)
+{
+    qe_variant variant;
+    qe_status rc;
+    if (!strcmp(variant_name, "f16")) { /* the 16-bit head of the int8 variant */
+        *compute = QE_DTYPE_F16;
+        rc = qe_weight_init_half(w, QE_WEIGHT_F16, data, n_out, n_in, err);
+    } else if (!strcmp(variant_name, "fp32")) {
+        float *copy = malloc((size_t)n_out * n_in * sizeof *copy);
+        if (!copy)
+            return qe_fail(err, QE_ENOMEM, "out of memory");
+        memcpy(copy, data, (size_t)n_out * n_in * sizeof *copy);
+        *compute = QE_DTYPE_F32;
+        qe_weight_wrap_f32(w, copy, copy, n_out, n_in);
+        rc = QE_OK;
+    } else {
+        if ((rc = qe_variant_parse(variant_name, &variant, err)) != QE_OK)
+            return rc;
+        *compute = variant.kind == QE_VARIANT_FP32 ? QE_DTYPE_F32
+                   : variant.kind == QE_VARIANT_INT8 ? QE_DTYPE_F16
+                                                      : QE_DTYPE_BF16;
+        rc = qe_weight_quantize(w, &variant, data, n_out, n_in, err);
+    }
+    if (rc == QE_OK && bias)
+        rc = qe_weight_set_bias(w, bias, *compute, err);
+    return rc;
+}
+
+/* One linear of shape [n_out, n_in] in a variant's format on n_tok tokens, GPU against ref. */
+static void check_linear(pair *p, const char *variant_name, int n_out, int n_in, int n_tok, bool has_bias)
+{
+    qe_error err = {0};
+    float *w = random_floats((size_t)n_out * n_in, 0.05f);
+    float *bias = has_bias ? random_floats(n_out, 0.1f) : NULL;
+    float *x = random_floats((size_t)n_tok * n_in, 1.0f);
+    if (!strcmp(variant_name, "int8")) /* a few outlier columns, as LLM.int8() sees them */
+        for (int t = 0; t < n_tok; t++)
+            for (int c = 3; c < n_in; c += 97)
+                x[(size_t)t * n_in + c] *= 9.0f;
+    qe_weight wr, wg;
+    qe_dtype compute = QE_DTYPE_F32;
+    qe_backend_linear *lr = NULL, *lg = NULL;
+    if (make_weight(&wr, variant_name, w, bias, n_out, n_in, &compute, &err) ||
+        p->ref->prepare_linear(p->ref, &wr, compute, &lr, &err) ||
+        make_weight(&wg, variant_name, w, bias, n_out, n_in, &compute, &err) ||
+        p->gpu->prepare_linear(p->gpu, &wg, compute, &lg, &err)) {
+        fprintf(stderr, "%s [%d, %d]: %s\n", variant_name, n_out, n_in, err.msg);
+        check_n_failed++;
+        goto out;
+    }
+    CHECK_INT_EQ(p->ref->linear_bytes(p->ref, lr), p->gpu->linear_bytes(p->gpu, lg));
+    round_all(x, (size_t)n_tok * n_in, compute); /* activations arrive rounded, as in the model */
+    qe_status rc = p->gpu->reserve_workspace(p->gpu, 64, 1024, 32, n_in, &err);
+    if (rc == QE_OK)
+        rc = p->ref->reserve_workspace(p->ref, 64, 1024, 32, n_in, &err);
+    CHECK_INT_EQ(QE_OK, rc);
+    float *xr = to_backend(p->ref, x, (size_t)n_tok * n_in), *yr = p->ref->alloc(p->ref, (size_t)n_tok * n_out);
+    float *xg = to_backend(p->gpu, x, (size_t)n_tok * n_in), *yg = p->gpu->alloc(p->gpu, (size_t)n_tok * n_out);
+    p->ref->linear(p->ref, lr, xr, n_tok, yr);
+    p->gpu->linear(p->gpu, lg, xg, n_tok, yg);
+    float *want = from_backend(p->ref, yr, (size_t)n_tok * n_out), *got = from_backend(p->gpu, yg, (size_t)n_tok * n_out);
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    CHECK_INT_EQ(QE_OK, p->ref->sync(p->ref, &err));
+    char what[128];
+    snprintf(what, sizeof what, "linear %s [%d, %d] x %d%s", variant_name, n_out, n_in, n_tok, has_bias ? " +b" : "");
+    /* fp32 sums over n_in products in another order: a few 1e-6 of the row's scale. INT8 is
+     * integer arithmetic plus the same fp16 epilogue: equal up to the outliers' fp32 sum. */
+    double scale = 0.05 * sqrt((double)n_in);
+    if (!strcmp(variant_name, "int8"))
+        expect(what, want, got, (size_t)n_tok * n_out, scale, 2e-3, 0.97);
+    else
+        expect(what, want, got, (size_t)n_tok * n_out, scale, 2e-5, 0.0);
+    free(want);
+    free(got);
+    p->ref->release(p->ref, xr);
+    p->ref->release(p->ref, yr);
+    p->gpu->release(p->gpu, xg);
+    p->gpu->release(p->gpu, yg);
+out:
+    p->ref->free_linear(p->ref, lr);
+    p->gpu->free_linear(p->gpu, lg);
+    free(w);
+    free(bias);
+    free(x);
+}
+
+static void check_norm_rope_glu(pair *p, qe_dtype dtype)
+{
+    qe_error err = {0};
+    enum { ROWS = 37, DIM = 576, HEADS = 9, HD = 64 };
+    float *x = random_floats(ROWS * DIM, 1.0f), *wt = random_floats(DIM, 0.3f);
+    round_all(x, ROWS * DIM, dtype);
+    round_all(wt, DIM, dtype);
+    float *cs = malloc(ROWS * HD / 2 * sizeof *cs), *sn = malloc(ROWS * HD / 2 * sizeof *sn);
+    for (int i = 0; i < ROWS * HD / 2; i++) {
+        double angle = (i / (HD / 2)) * pow(10000.0, -2.0 * (i % (HD / 2)) / HD);
+        cs[i] = (float)cos(angle);
+        sn[i] = (float)sin(angle);
+    }
+    char what[96];
+    for (int offset = 0; offset <= 1; offset++) {
+        float *xr = to_backend(p->ref, x, ROWS * DIM), *wr = to_backend(p->ref, wt, DIM);
+        float *xg = to_backend(p->gpu, x, ROWS * DIM), *wg = to_backend(p->gpu, wt, DIM);
+        p->ref->rmsnorm(p->ref, xr, wr, (float)offset, 1e-6f, ROWS, DIM, dtype, xr);
+        p->gpu->rmsnorm(p->gpu, xg, wg, (float)offset, 1e-6f, ROWS, DIM, dtype, xg);
+        float *want = from_backend(p->ref, xr, ROWS * DIM), *got = from_backend(p->gpu, xg, ROWS * DIM);
+        snprintf(what, sizeof what, "rmsnorm offset %d %s", offset, qe_dtype_name(dtype));
+        expect(what, want, got, ROWS * DIM, 1e-3, ulp_of(dtype), dtype == QE_DTYPE_F32 ? 0.0 : 0.99);
+        free(want), free(got);
+        /* rope over the normed rows as [ROWS tokens, HEADS, HD] */
+        float *cr = to_backend(p->ref, cs, ROWS * HD / 2), *sr = to_backend(p->ref, sn, ROWS * HD / 2);
+        float *cg = to_backend(p->gpu, cs, ROWS * HD / 2), *sg = to_backend(p->gpu, sn, ROWS * HD / 2);
+        p->ref->rope(p->ref, xr, ROWS, HEADS, HD, cr, sr, dtype);
+        p->gpu->rope(p->gpu, xg, ROWS, HEADS, HD, cg, sg, dtype);
+        want = from_backend(p->ref, xr, ROWS * DIM), got = from_backend(p->gpu, xg, ROWS * DIM);
+        if (offset == 0) {
+            snprintf(what, sizeof what, "rope %s", qe_dtype_name(dtype));
+            expect(what, want, got, ROWS * DIM, 1e-3, ulp_of(dtype), dtype == QE_DTYPE_F32 ? 0.0 : 0.99);
+        }
+        free(want), free(got);
+        float *bufs_r[] = {xr, wr, cr, sr}, *bufs_g[] = {xg, wg, cg, sg};
+        for (int i = 0; i < 4; i++) {
+            p->ref->release(p->ref, bufs_r[i]);
+            p->gpu->release(p->gpu, bufs_g[i]);
+        }
+    }
+    for (int act = QE_ACT_SILU; act <= QE_ACT_GELU_TANH; act++) {
+        float *gr = to_backend(p->ref, x, ROWS * DIM), *ur = to_backend(p->ref, x + DIM, (ROWS - 1) * DIM);
+        float *gg = to_backend(p->gpu, x, ROWS * DIM), *ug = to_backend(p->gpu, x + DIM, (ROWS - 1) * DIM);
+        size_t n = (ROWS - 1) * DIM;
+        p->ref->glu(p->ref, (qe_activation)act, gr, ur, n, dtype, gr);
+        p->gpu->glu(p->gpu, (qe_activation)act, gg, ug, n, dtype, gg);
+        p->ref->add(p->ref, gr, ur, n, dtype);
+        p->gpu->add(p->gpu, gg, ug, n, dtype);
+        float *want = from_backend(p->ref, gr, n), *got = from_backend(p->gpu, gg, n);
+        snprintf(what, sizeof what, "glu %s + add %s", act == QE_ACT_SILU ? "silu" : "gelu_tanh", qe_dtype_name(dtype));
+        expect(what, want, got, n, 1e-3, dtype == QE_DTYPE_F32 ? 1e-5 : 2 * ulp_of(dtype),
+               dtype == QE_DTYPE_F32 ? 0.0 : 0.99);
+        free(want), free(got);
+        p->ref->release(p->ref, gr), p->ref->release(p->ref, ur);
+        p->gpu->release(p->gpu, gg), p->gpu->release(p->gpu, ug);
+    }
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    free(x), free(wt), free(cs), free(sn);
+}
+
+/* GQA attention over a cache of pos0 + n_tok positions, with and without a window. */
+static void check_attention(pair *p, int n_tok, int pos0, int n_heads, int n_kv_heads, int hd, int window,
+                            qe_dtype dtype)
+{
+    qe_error err = {0};
+    int n_pos = pos0 + n_tok;
+    size_t nq = (size_t)n_tok * n_heads * hd, nkv = (size_t)n_pos * n_kv_heads * hd;
+    float *q = random_floats(nq, 1.0f), *k = random_floats(nkv, 1.0f), *v = random_floats(nkv, 1.0f);
+    round_all(q, nq, dtype), round_all(k, nkv, dtype), round_all(v, nkv, dtype);
+    qe_attention_args a = {.n_tok = n_tok, .pos0 = pos0, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
+                           .head_dim = hd, .window = window, .scale = 1.0f / sqrtf((float)hd)};
+    qe_attention_args ar = a, ag = a;
+    ar.q = to_backend(p->ref, q, nq), ar.k_cache = to_backend(p->ref, k, nkv), ar.v_cache = to_backend(p->ref, v, nkv);
+    ar.out = p->ref->alloc(p->ref, nq);
+    ag.q = to_backend(p->gpu, q, nq), ag.k_cache = to_backend(p->gpu, k, nkv), ag.v_cache = to_backend(p->gpu, v, nkv);
+    ag.out = p->gpu->alloc(p->gpu, nq);
+    CHECK_INT_EQ(QE_OK, p->ref->reserve_workspace(p->ref, n_tok, n_pos, n_heads, 64, &err));
+    CHECK_INT_EQ(QE_OK, p->gpu->reserve_workspace(p->gpu, n_tok, n_pos, n_heads, 64, &err));
+    p->ref->attention(p->ref, &ar, dtype);
+    p->gpu->attention(p->gpu, &ag, dtype);
+    float *want = from_backend(p->ref, ar.out, nq), *got = from_backend(p->gpu, ag.out, nq);
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    char what[128];
+    snprintf(what, sizeof what, "attention %d tok @%d, %d/%d heads, hd %d, win %d %s", n_tok, pos0, n_heads,
+             n_kv_heads, hd, window, qe_dtype_name(dtype));
+    expect(what, want, got, nq, 1e-2, dtype == QE_DTYPE_F32 ? 1e-5 : ulp_of(dtype), dtype == QE_DTYPE_F32 ? 0.0 : 0.98);
+    free(want), free(got);
+    const float *bufs_r[] = {ar.q, ar.k_cache, ar.v_cache, ar.out}, *bufs_g[] = {ag.q, ag.k_cache, ag.v_cache, ag.out};
+    for (int i = 0; i < 4; i++) {
+        p->ref->release(p->ref, (float *)bufs_r[i]);
+        p->gpu->release(p->gpu, (float *)bufs_g[i]);
+    }
+    free(q), free(k), free(v);
+}
+
+static void check_embed_and_row_stats(pair *p)
+{
+    qe_error err = {0};
+    enum { VOCAB = 49152, DIM = 64, ROWS = 5 };
+    float *table = random_floats((size_t)VOCAB * DIM, 1.0f);
+    qe_weight wr, wg;
+    qe_backend_linear *lr = NULL, *lg = NULL;
+    CHECK_INT_EQ(QE_OK, qe_weight_init_half(&wr, QE_WEIGHT_BF16, table, VOCAB, DIM, &err));
+    CHECK_INT_EQ(QE_OK, qe_weight_init_half(&wg, QE_WEIGHT_BF16, table, VOCAB, DIM, &err));
+    CHECK_INT_EQ(QE_OK, p->ref->prepare_linear(p->ref, &wr, QE_DTYPE_BF16, &lr, &err));
+    CHECK_INT_EQ(QE_OK, p->gpu->prepare_linear(p->gpu, &wg, QE_DTYPE_BF16, &lg, &err));
+    int32_t ids[ROWS] = {0, 17, VOCAB - 1, 17, 4096};
+    float *er = p->ref->alloc(p->ref, ROWS * DIM), *eg = p->gpu->alloc(p->gpu, ROWS * DIM);
+    p->ref->embed(p->ref, lr, ids, ROWS, 8.0f, QE_DTYPE_BF16, er);
+    p->gpu->embed(p->gpu, lg, ids, ROWS, 8.0f, QE_DTYPE_BF16, eg);
+    float *want = from_backend(p->ref, er, ROWS * DIM), *got = from_backend(p->gpu, eg, ROWS * DIM);
+    expect("embed bf16 x 8", want, got, ROWS * DIM, 0, 0, 1.0);
+    free(want), free(got);
+    qe_backend_memory mem;
+    CHECK(qe_backend_cuda_memory(p->gpu, &mem));
+    CHECK_INT_EQ((uint64_t)VOCAB * DIM * 2, mem.current_bytes[QE_MEM_EMBEDDING]);
+
+    /* row stats over logits with a tie for the maximum (the first index wins) */
+    float *logits = random_floats((size_t)ROWS * VOCAB, 3.0f);
+    logits[100] = logits[200] = 40.0f;
+    int32_t targets[ROWS] = {5, 100, VOCAB - 1, 0, 77};
+    float *lgr = to_backend(p->ref, logits, (size_t)ROWS * VOCAB), *lgg = to_backend(p->gpu, logits, (size_t)ROWS * VOCAB);
+    qe_row_stats sr[ROWS], sg[ROWS];
+    p->ref->row_stats(p->ref, lgr, ROWS, VOCAB, targets, sr);
+    p->gpu->row_stats(p->gpu, lgg, ROWS, VOCAB, targets, sg);
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    CHECK_INT_EQ(100, sg[0].argmax);
+    for (int r = 0; r < ROWS; r++) {
+        CHECK_INT_EQ(sr[r].argmax, sg[r].argmax);
+        CHECK_NEAR(sr[r].max_logit, sg[r].max_logit, 0);
+        CHECK_NEAR(sr[r].target_logit, sg[r].target_logit, 0);
+        CHECK_NEAR(sr[r].log_z, sg[r].log_z, 1e-12 * fabs(sr[r].log_z));
+    }
+    p->ref->release(p->ref, er), p->ref->release(p->ref, lgr);
+    p->gpu->release(p->gpu, eg), p->gpu->release(p->gpu, lgg);
+    p->ref->free_linear(p->ref, lr);
+    p->gpu->free_linear(p->gpu, lg);
+    free(table), free(logits);
+}
+
+/* Errors: a GPU that is not there, and an allocation larger than the free memory. */
+static void check_errors(pair *p)
+{
+    qe_error err = {0};
+    qe_backend *none = NULL;
+    CHECK(qe_backend_cuda_create(qe_gpu_count() + 6, &none, &err) != QE_OK);
+    CHECK(none == NULL);
+    CHECK(strstr(err.msg, "this machine has") != NULL);
+    printf("bad device: %s\n", err.msg);
+
+    qe_backend_memory before, after;
+    qe_backend_cuda_memory(p->gpu, &before);
+    size_t too_many = (size_t)(before.device_total_bytes / sizeof(float)) + 1;
+    CHECK(p->gpu->alloc(p->gpu, too_many) == NULL);
+    float *after_failure = p->gpu->alloc(p->gpu, 16); /* a no-op until the error is taken */
+    CHECK(after_failure == NULL);
+    CHECK_INT_EQ(QE_ENOMEM, p->gpu->sync(p->gpu, &err));
+    CHECK(strstr(err.msg, "GB free of") != NULL && strstr(err.msg, "--variants nf4") != NULL);
+    printf("out of memory: %s\n", err.msg);
+    float *fine = p->gpu->alloc(p->gpu, 16); /* usable again once sync returned the error */
+    CHECK(fine != NULL);
+    p->gpu->release(p->gpu, fine);
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    qe_backend_cuda_memory(p->gpu, &after);
+    CHECK_INT_EQ(before.total_current_bytes, after.total_current_bytes);
+    CHECK(after.peak_bytes[QE_MEM_ACTIVATIONS] >= 64);
+}
+
+int main(void)
+{
+    qe_error err = {0};
+    if (qe_gpu_count() == 0) {
+        printf("skipped: no CUDA GPU on this machine\n");
+        return 77;
+    }
+    pair p = {0};
+    if (qe_backend_ref_create(&p.ref, &err) != QE_OK || qe_backend_cuda_create(0, &p.gpu, &err) != QE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    qe_backend_memory mem;
+    qe_backend_cuda_memory(p.gpu, &mem);
+    printf("GPU: %s, %.1f GB, %.1f GB free\n", mem.device_name, mem.device_total_bytes / 1e9,
+           mem.device_free_at_create_bytes / 1e9);
+
+    /* real shapes: SmolLM2-135M q/o [576, 576], up [1536, 576], down [576, 1536]; Qwen2.5-0.5B
+     * k with bias [128, 896]; Llama-3.1-8B down [4096, 14336]; an odd n_in */
+    const char *variants[] = {"fp32", "bf16", "f16", "int8", "nf4", "nf4-nodq", "nf4-bs128"};
+    int shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {128, 896}, {100, 1000}};
+    int tokens[] = {1, 3, 17, 100};
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t t = 0; t < sizeof tokens / sizeof tokens[0]; t++)
+                if (s == 0 || t == 1 || t == 2)
+                    check_linear(&p, variants[v], shapes[s][0], shapes[s][1], tokens[t], s == 3);
+    check_linear(&p, "nf4", 4096, 14336, 2, false);
+    check_linear(&p, "int8", 4096, 14336, 2, false);
+    check_linear(&p, "bf16", 4096, 14336, 9, false);
+
+    qe_dtype dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
+    for (int d = 0; d < 3; d++) {
+        check_norm_rope_glu(&p, dtypes[d]);
+        check_attention(&p, 1, 0, 9, 3, 64, 0, dtypes[d]);
+        check_attention(&p, 7, 30, 14, 2, 64, 0, dtypes[d]);
+        check_attention(&p, 33, 1500, 8, 4, 256, 512, dtypes[d]);
+        check_attention(&p, 1, 2100, 32, 8, 128, 0, dtypes[d]);
+    }
+    check_embed_and_row_stats(&p);
+    check_errors(&p);
+
+    qe_backend_cuda_memory(p.gpu, &mem);
+    printf("peak device bytes: linear %.1f MB, workspace %.1f MB, activations %.1f MB, total %.1f MB\n",
+           mem.peak_bytes[QE_MEM_LINEAR] / 1e6, mem.peak_bytes[QE_MEM_WORKSPACE] / 1e6,
+           mem.peak_bytes[QE_MEM_ACTIVATIONS] / 1e6, mem.total_peak_bytes / 1e6);
+    p.gpu->destroy(p.gpu);
+    p.ref->destroy(p.ref);
+    return check_summary();
+}

@@ -1,0 +1,141 @@
+/* test_cuda_models — every shared model in every variant, on the GPU against the CPU, through
+ * the engine API: the logits of one forward pass over a fixed token sequence and a greedy
+ * continuation. fp32: max |logit difference| <= 1e-3, every argmax and the greedy tokens equal
+ * (the CPU tolerances of qeval verify). bf16, int8, nf4: over all models, >= 99% of positions
+ * agree on the top token and the mean KL(CPU || GPU) < 1e-3. Skips (77) without a GPU or the
+ * shared models. Prints one line per (model, variant) with the figures. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "device.h"
+#include "qeval_engine.h"
+
+#define N_TOKENS 96
+#define N_NEW 24
+
+static int argmax(const float *row, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (row[i] > row[best])
+            best = i;
+    return best;
+}
+
+/* KL(p || q) of two logit rows, in double. */
+static double kl_of(const float *p_logits, const float *q_logits, int n)
+{
+    double pm = p_logits[argmax(p_logits, n)], qm = q_logits[argmax(q_logits, n)], pz = 0, qz = 0;
+    for (int i = 0; i < n; i++) {
+        pz += exp(p_logits[i] - pm);
+        qz += exp(q_logits[i] - qm);
+    }
+    double lpz = pm + log(pz), lqz = qm + log(qz), kl = 0;
+    for (int i = 0; i < n; i++) {
+        double lp = p_logits[i] - lpz, lq = q_logits[i] - lqz;
+        kl += exp(lp) * (lp - lq);
+    }
+    return kl;
+}
+
+typedef struct {
+    float *logits;   /* [N_TOKENS, n_vocab] */
+    int32_t *gen;    /* [n_gen] */
+    int n_gen, n_vocab;
+} outputs;
+
+static qe_status run_on(const char *dir, const char *variant, qe_device_kind device, const int32_t *ids, outputs *o,
+                        qe_error *err)
+{
+    qe_load_options opt = {.device = device, .max_context = 256};
+    qe_model *m = NULL;
+    qe_status rc = qe_variant_parse(variant, &opt.variant, err);
+    if (rc == QE_OK)
+        rc = qe_model_load(dir, &opt, &m, err);
+    if (rc != QE_OK)
+        return rc;
+    qe_model_info info;
+    qe_model_get_info(m, &info);
+    o->n_vocab = info.n_vocab;
+    o->logits = malloc((size_t)N_TOKENS * info.n_vocab * sizeof(float));
+    int32_t prompt[N_TOKENS];
+    for (int i = 0; i < N_TOKENS; i++)
+        prompt[i] = ids[i] % info.n_vocab;
+    rc = qe_forward_logits(m, prompt, N_TOKENS, o->logits, err);
+    qe_generate_stats stats;
+    if (rc == QE_OK)
+        rc = qe_generate_ids(m, prompt, 16, N_NEW, &o->gen, &o->n_gen, &stats, err);
+    qe_model_free(m);
+    return rc;
+}
+
+int main(void)
+{
+    if (qe_gpu_count() == 0) {
+        printf("skipped: no CUDA GPU on this machine\n");
+        return 77;
+    }
+    const char *shared = check_shared_dir();
+    const char *models[] = {"stories260K", "tiny-llama3", "tiny-qwen2", "tiny-gemma3"};
+    const char *variants[] = {"fp32", "bf16", "int8", "nf4", "nf4-nodq"};
+    int32_t ids[N_TOKENS];
+    for (int i = 0; i < N_TOKENS; i++)
+        ids[i] = 1 + (int32_t)((i * 7919u + 13u * i * i) % 100000u);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        long n_rows = 0, n_agree = 0;
+        double kl_sum = 0;
+        for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s/models/%s", shared, models[mi]);
+            char config[4200];
+            snprintf(config, sizeof config, "%s/config.json", dir);
+            FILE *probe = fopen(config, "r");
+            if (!probe) {
+                printf("skipped: %s/config.json is missing\n", dir);
+                return 77;
+            }
+            fclose(probe);
+            qe_error err = {0};
+            outputs cpu = {0}, gpu = {0};
+            if (run_on(dir, variants[v], QE_DEVICE_CPU, ids, &cpu, &err) ||
+                run_on(dir, variants[v], QE_DEVICE_CUDA, ids, &gpu, &err)) {
+                fprintf(stderr, "%s %s: %s\n", models[mi], variants[v], err.msg);
+                check_n_failed++;
+                continue;
+            }
+            int n = cpu.n_vocab, agree = 0;
+            double max_diff = 0, kl = 0;
+            for (int r = 0; r < N_TOKENS; r++) {
+                const float *a = cpu.logits + (size_t)r * n, *b = gpu.logits + (size_t)r * n;
+                for (int j = 0; j < n; j++)
+                    if (!(fabs(a[j] - b[j]) <= max_diff))
+                        max_diff = isnan(b[j]) ? INFINITY : fabs(a[j] - b[j]);
+                agree += argmax(a, n) == argmax(b, n);
+                kl += kl_of(a, b, n);
+            }
+            bool same_greedy = cpu.n_gen == gpu.n_gen && !memcmp(cpu.gen, gpu.gen, cpu.n_gen * sizeof *cpu.gen);
+            printf("%-12s %-9s max|dlogit| %.3g  top1 %d/%d  mean KL %.3g  greedy %s\n", models[mi], variants[v],
+                   max_diff, agree, N_TOKENS, kl / N_TOKENS, same_greedy ? "same" : "DIFFERS");
+            if (!strcmp(variants[v], "fp32")) {
+                CHECK(max_diff <= 1e-3);
+                CHECK_INT_EQ(N_TOKENS, agree);
+                CHECK(same_greedy);
+            }
+            n_rows += N_TOKENS;
+            n_agree += agree;
+            kl_sum += kl;
+            free(cpu.logits), free(gpu.logits), free(cpu.gen), free(gpu.gen);
+        }
+        if (n_rows) {
+            printf("%-12s %-9s top1 %.4f  mean KL %.3g\n", "all", variants[v], (double)n_agree / n_rows,
+                   kl_sum / n_rows);
+            CHECK((double)n_agree / n_rows >= 0.99);
+            CHECK(kl_sum / n_rows < 1e-3);
+        }
+    }
+    return check_summary();
+}
