@@ -131,6 +131,8 @@ qe_status qh_synth_plan(const qh_synth_shape *shape, qh_synth_summary *summary, 
 static qe_status make_dirs(const char *dir, qe_error *err)
 {
     char path[4096];
+    if (!*dir)
+        return qe_fail(err, QE_EINVAL, "the output directory is an empty path");
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return qe_fail(err, QE_EINVAL, "%.200s...: path too long", dir);
     for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
