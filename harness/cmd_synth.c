@@ -15,9 +15,11 @@
 
 static int usage(FILE *out)
 {
+    char names[256];
+    qh_synth_shape_names(names, sizeof names);
     fprintf(out, "usage: qeval synth --like NAME OUT_DIR [--seed N]\n"
                  "       qeval synth --list\n"
-                 "NAME: " QH_SYNTH_NAMES "\n");
+                 "NAME: %s\n", names);
     return QH_EXIT_USAGE;
 }
 

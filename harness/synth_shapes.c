@@ -1,10 +1,11 @@
 #include "synth_shapes.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Each entry copies its source's config.json (https://huggingface.co/<source>/blob/main/config.json).
  * The parameter count in each comment is the released checkpoint's, which `qeval synth --list`
- * recomputes from these shapes (tests/test_synth.sh checks the ones the model cards state). */
+ * recomputes from these shapes (tests/test_synth_cli.sh checks the ones the model cards state). */
 static const qh_synth_shape shapes[] = {
     /* HuggingFaceTB/SmolLM2-135M: 134,515,008 parameters. */
     {.name = "smollm2-135m", .source = "HuggingFaceTB/SmolLM2-135M", .model_type = "llama",
@@ -46,16 +47,27 @@ static const qh_synth_shape shapes[] = {
      .bos_id = 2, .eos_id = 1, .pad_id = 0},
 };
 
+void qh_synth_shape_names(char *buf, size_t buf_bytes)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; qh_synth_shape_at(i) && n < buf_bytes; i++) {
+        int w = snprintf(buf + n, buf_bytes - n, "%s%s", i ? ", " : "", qh_synth_shape_at(i)->name);
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
 qe_status qh_synth_shape_find(const char *name, const qh_synth_shape **out, qe_error *err)
 {
     *out = NULL;
-    int i = 0;
-    for (const qh_synth_shape *s; (s = qh_synth_shape_at(i)); i++)
-        if (name && !strcmp(s->name, name)) {
-            *out = s;
+    for (int i = 0; qh_synth_shape_at(i); i++)
+        if (name && !strcmp(qh_synth_shape_at(i)->name, name)) {
+            *out = qh_synth_shape_at(i);
             return QE_OK;
         }
-    return qe_fail(err, QE_EINVAL, "unknown model shape '%s' (known: " QH_SYNTH_NAMES ")", name ? name : "");
+    char names[256];
+    qh_synth_shape_names(names, sizeof names);
+    return qe_fail(err, QE_EINVAL, "unknown model shape '%s' (known: %s)", name ? name : "", names);
 }
 
 const qh_synth_shape *qh_synth_shape_at(int i)

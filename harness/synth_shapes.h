@@ -7,6 +7,7 @@
 #define QH_SYNTH_SHAPES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "qe_error.h"
 
@@ -32,13 +33,13 @@ typedef struct {
     int bos_id, eos_id, pad_id;    /* -1 when the config names none                         */
 } qh_synth_shape;
 
-/* The shapes qeval synth knows, for help and error messages. */
-#define QH_SYNTH_NAMES "smollm2-135m, qwen2.5-0.5b, llama-3.2-1b, llama-3.1-8b, mistral-7b, gemma-3-4b"
-
 /* The i-th shape of the table (0-based); NULL past its end. */
 const qh_synth_shape *qh_synth_shape_at(int i);
 
-/* The shape called name; QE_EINVAL listing QH_SYNTH_NAMES when there is none. */
+/* The names of the table's shapes, ", "-separated, into buf (cut to fit). */
+void qh_synth_shape_names(char *buf, size_t buf_bytes);
+
+/* The shape called name; QE_EINVAL listing the names when there is none. */
 qe_status qh_synth_shape_find(const char *name, const qh_synth_shape **out, qe_error *err);
 
 #endif
