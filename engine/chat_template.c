@@ -227,3 +227,20 @@ qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const 
     qe_chat_template_clear(&t);
     return rc;
 }
+
+qe_status qe_chat_family_lookup(const char *name, const char **family, qe_error *err)
+{
+    qe_chat_family found;
+    qe_status rc = qe_chat_family_parse(name, &found, err);
+    *family = rc == QE_OK ? qe_chat_family_name(found) : NULL;
+    return rc;
+}
+
+qe_status qe_chat_family_prompt(const char *family, const char *system, const char *user, char **prompt,
+                                qe_error *err)
+{
+    *prompt = NULL;
+    qe_chat_template t = {0};
+    qe_status rc = qe_chat_family_parse(family, &t.family, err);
+    return rc != QE_OK ? rc : qe_chat_template_apply(&t, system, user, prompt, err);
+}

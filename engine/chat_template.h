@@ -11,7 +11,7 @@
 #ifndef QE_CHAT_TEMPLATE_H
 #define QE_CHAT_TEMPLATE_H
 
-#include "qe_error.h"
+#include "qeval_engine.h"
 
 typedef enum {
     QE_CHAT_CHATML, QE_CHAT_LLAMA3, QE_CHAT_GEMMA, QE_CHAT_LLAMA2, QE_CHAT_MISTRAL,
@@ -28,8 +28,7 @@ void qe_chat_template_clear(qe_chat_template *t); /* NULL-safe; frees default_sy
 
 const char *qe_chat_family_name(qe_chat_family family); /* "chatml", "llama3", ... */
 
-/* The names qe_chat_family_name gives, for messages that list them. */
-#define QE_CHAT_FAMILY_NAMES "chatml, llama3, gemma, llama2, mistral"
+/* QE_CHAT_FAMILY_NAMES (qeval_engine.h) lists the names qe_chat_family_name gives. */
 
 /* The family named name (as qe_chat_family_name spells it); QE_EINVAL listing the names. */
 qe_status qe_chat_family_parse(const char *name, qe_chat_family *out, qe_error *err);

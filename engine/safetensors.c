@@ -284,3 +284,17 @@ const qe_tensor_view *qe_safetensors_find(const qe_safetensors *st, const char *
 }
 
 const char *qe_safetensors_path(const qe_safetensors *st) { return st->path; }
+
+_Static_assert(sizeof ((qe_tensor_data *)0)->shape == sizeof ((qe_tensor_view *)0)->shape,
+               "qe_tensor_data holds as many dimensions as the reader");
+
+bool qe_safetensors_get(const qe_safetensors *st, const char *name, qe_tensor_data *out)
+{
+    const qe_tensor_view *t = qe_safetensors_find(st, name);
+    if (!t)
+        return false;
+    *out = (qe_tensor_data){.dtype = qe_dtype_name(t->dtype), .n_dims = t->n_dims, .data = t->data,
+                            .n_bytes = t->n_bytes};
+    memcpy(out->shape, t->shape, sizeof out->shape);
+    return true;
+}

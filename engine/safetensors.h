@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "dtype.h"
-#include "qe_error.h"
+#include "qeval_engine.h"
 
 #define QE_MAX_DIMS 8
 
@@ -29,23 +29,17 @@ typedef struct {
     const char *file_path;      /* the file that holds it (owned by the qe_safetensors) */
 } qe_tensor_view;
 
-typedef struct qe_safetensors qe_safetensors;
-
-/* Maps path read-only and parses its header. */
-qe_status qe_safetensors_open(const char *path, qe_safetensors **out, qe_error *err);
+/* qe_safetensors_open (qeval_engine.h) maps path read-only and parses its header. */
 
 /* Parses bytes[n_bytes] already in memory (borrowed: must outlive the result). path only
  * names the source in error messages. Used by the fuzzer and by open(). */
 qe_status qe_safetensors_parse(const char *path, const void *bytes, size_t n_bytes,
                                qe_safetensors **out, qe_error *err);
 
-void qe_safetensors_close(qe_safetensors *st); /* NULL-safe */
-
 int qe_safetensors_count(const qe_safetensors *st);
 /* The i-th tensor in data-offset order, which is the order writers store them. */
 const qe_tensor_view *qe_safetensors_at(const qe_safetensors *st, int i);
 /* NULL when absent. */
 const qe_tensor_view *qe_safetensors_find(const qe_safetensors *st, const char *name);
-const char *qe_safetensors_path(const qe_safetensors *st);
 
 #endif

@@ -13,7 +13,7 @@ qe_status qh_chat_parse(const char *value, qh_chat *out, qe_error *err)
         return QE_OK;
     }
     out->mode = QH_CHAT_NAMED;
-    if (qe_chat_family_parse(value, &out->named.family, NULL) != QE_OK)
+    if (qe_chat_family_lookup(value, &out->family, NULL) != QE_OK)
         return qe_fail(err, QE_EINVAL, "unknown chat template '%s' (known: " QH_CHAT_VALUES ")", value);
     return QE_OK;
 }
@@ -22,7 +22,7 @@ static qe_status render(void *state, const char *system, const char *user, char 
 {
     const qh_chat *chat = state;
     if (chat->mode == QH_CHAT_NAMED)
-        return qe_chat_template_apply(&chat->named, system, user, prompt, err);
+        return qe_chat_family_prompt(chat->family, system, user, prompt, err);
     if (!chat->model)
         return qe_fail(err, QE_EINVAL, "--chat-template auto renders with a model's template, and none is loaded");
     return qe_model_chat_prompt(chat->model, system, user, prompt, err);
@@ -41,7 +41,7 @@ qe_status qh_chat_family(const qh_chat *chat, const char *model_path, const char
 {
     *family = NULL;
     if (chat->mode == QH_CHAT_NAMED)
-        *family = qe_chat_family_name(chat->named.family);
+        *family = chat->family;
     if (chat->mode != QH_CHAT_AUTO)
         return QE_OK;
     qe_load_options options = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU, .n_threads = 1,

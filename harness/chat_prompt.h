@@ -2,13 +2,12 @@
  * hands the tasks (qt_task_build_chat_request):
  *   none  plain prompts, as lm-evaluation-harness without --apply_chat_template (the default);
  *   auto  the model's own template: its family, and a ChatML template's default system turn;
- *   NAME  one of chat_template.h's families by name, without any default system turn, whatever
+ *   NAME  one of the engine's families (QE_CHAT_FAMILY_NAMES) by name, without any default system turn, whatever
  *         template the model has (a family renders without a model: qeval requests can).
  * How a request is put into the template is the tasks' business (docs/tasks.md). */
 #ifndef QH_CHAT_PROMPT_H
 #define QH_CHAT_PROMPT_H
 
-#include "chat_template.h"
 #include "qeval_engine.h"
 #include "requests.h"
 
@@ -16,7 +15,7 @@ typedef enum { QH_CHAT_NONE, QH_CHAT_AUTO, QH_CHAT_NAMED } qh_chat_mode;
 
 typedef struct {
     qh_chat_mode mode;
-    qe_chat_template named;    /* QH_CHAT_NAMED: the family, no default system turn */
+    const char *family;        /* QH_CHAT_NAMED: the family's name (static), no default system turn */
     const qe_model *model;     /* QH_CHAT_AUTO: whose template renders; set before rendering */
 } qh_chat;
 

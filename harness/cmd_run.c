@@ -6,7 +6,6 @@
 
 #include "chat_prompt.h"
 #include "cli.h"
-#include "device.h"
 #include "model_cache.h"
 #include "run.h"
 #include "run_summary.h"

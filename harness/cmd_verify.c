@@ -11,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
-#include "file_util.h"
 #include "logit_stats.h"
+#include "qd_source.h"
 #include "qeval_engine.h"
-#include "safetensors.h"
 
 typedef struct {
     double max_abs_diff;      /* largest |logit - golden| allowed          */
@@ -58,30 +58,30 @@ static qe_status check_logits(qe_model *model, const qe_safetensors *golden, ver
     for (int i = 0;; i++) {
         char name[64];
         snprintf(name, sizeof name, "seq%d.input_ids", i);
-        const qe_tensor_view *ids = qe_safetensors_find(golden, name);
-        if (!ids) {
+        qe_tensor_data ids, ref;
+        if (!qe_safetensors_get(golden, name, &ids)) {
             if (i == 0)
                 return qe_fail(err, QE_EFORMAT, "%s: no tensor seq0.input_ids", path);
             return QE_OK;
         }
         snprintf(name, sizeof name, "seq%d.logits", i);
-        const qe_tensor_view *ref = qe_safetensors_find(golden, name);
-        if (ids->dtype != QE_DTYPE_I32 || ids->n_dims != 1 || ids->shape[0] < 1)
+        bool has_ref = qe_safetensors_get(golden, name, &ref);
+        if (strcmp(ids.dtype, "I32") || ids.n_dims != 1 || ids.shape[0] < 1)
             return qe_fail(err, QE_EFORMAT, "%s: seq%d.input_ids is not a non-empty I32 vector", path, i);
-        int n = (int)ids->shape[0];
-        if (!ref || ref->dtype != QE_DTYPE_F32 || ref->n_dims != 2 || ref->shape[0] != n ||
-            ref->shape[1] != info.n_vocab)
+        int n = (int)ids.shape[0];
+        if (!has_ref || strcmp(ref.dtype, "F32") || ref.n_dims != 2 || ref.shape[0] != n ||
+            ref.shape[1] != info.n_vocab)
             return qe_fail(err, QE_EFORMAT, "%s: seq%d.logits is missing or not F32 [%d, %d]", path, i, n,
                            info.n_vocab);
         int32_t *tokens = malloc((size_t)n * sizeof *tokens);
-        float *want = malloc(ref->n_bytes), *got = malloc(ref->n_bytes);
-        float *base_logits = base ? malloc(ref->n_bytes) : NULL;
+        float *want = malloc(ref.n_bytes), *got = malloc(ref.n_bytes);
+        float *base_logits = base ? malloc(ref.n_bytes) : NULL;
         qe_status rc = QE_OK;
         if (!tokens || !want || !got || (base && !base_logits))
             rc = qe_fail(err, QE_ENOMEM, "out of memory for seq%d", i);
         if (rc == QE_OK) {
-            memcpy(tokens, ids->data, (size_t)n * sizeof *tokens); /* the mapping may be unaligned */
-            memcpy(want, ref->data, ref->n_bytes);
+            memcpy(tokens, ids.data, (size_t)n * sizeof *tokens); /* the mapping may be unaligned */
+            memcpy(want, ref.data, ref.n_bytes);
             rc = qe_forward_logits(model, tokens, n, got, err);
         }
         if (rc == QE_OK && base)
@@ -136,7 +136,12 @@ static int json_ids(const cJSON *array, int32_t **out)
 static qe_status check_greedy(qe_model *model, const char *json_path, verify_counts *c, qe_error *err)
 {
     char *text = NULL;
-    qe_status rc = qe_read_file(json_path, &text, NULL, err);
+    size_t n_text = 0;
+    qd_source *src = NULL;
+    qe_status rc = qd_source_open(json_path, &src, err);
+    if (rc == QE_OK)
+        rc = qd_source_read_all(src, &text, &n_text, err);
+    qd_source_close(src);
     if (rc != QE_OK)
         return rc;
     cJSON *root = cJSON_Parse(text);
@@ -222,7 +227,8 @@ int qh_cmd_verify(int argc, char **argv)
     char json_path[4096];
     const char *slash = strrchr(golden_path, '/');
     snprintf(json_path, sizeof json_path, "%.*sgolden.json", slash ? (int)(slash - golden_path + 1) : 0, golden_path);
-    if (qe_file_exists(json_path) && check_greedy(model, json_path, &counts, &err)) {
+    struct stat json_stat;
+    if (stat(json_path, &json_stat) == 0 && check_greedy(model, json_path, &counts, &err)) {
         exit_code = qh_report_error(&err);
         goto out;
     }

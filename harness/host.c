@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "device.h"
 #include "qd_sha256.h"
+#include "qeval_engine.h"
 
 void qh_host_facts_read(qh_host_facts *facts)
 {

@@ -24,6 +24,7 @@ static const qh_command commands[] = {
     {"bench", "measure prefill and decode speed of variants", qh_cmd_bench},
     {"verify", "compare a model's logits and greedy output with golden files", qh_cmd_verify},
     {"code-exec", "score HumanEval completions in the sandbox (runs untrusted code)", qh_cmd_code_exec},
+    {"synth", "write a random-weight model with the shapes of a real one", qh_cmd_synth},
 };
 
 static void usage(FILE *out)

@@ -1,5 +1,5 @@
 /* run — the product's main job: the variant x task matrix for one model, every result in the
- * store (harness/store.h), resumable at any point.
+ * store (store/store.h), resumable at any point.
  *
  * For each variant: load the model once, run every task's documents (skipping those already
  * stored for this run, and those outside this process's shard), score each document as it

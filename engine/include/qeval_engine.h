@@ -42,6 +42,19 @@ typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA, QE_DEVICE_REF } qe_device_kind;
  * and this build and machine have a GPU; until then always the CPU. */
 qe_device_kind qe_default_device(void);
 
+/* The GPUs this build and machine have, for the run's host record. */
+typedef struct {
+    char name[256];            /* e.g. "NVIDIA H200"                    */
+    size_t total_memory_bytes;
+    int compute_capability;    /* major*10 + minor, e.g. 90             */
+    int driver_version;        /* as cudaDriverGetVersion: 12040 = 12.4 */
+} qe_gpu_info;
+
+/* Number of usable CUDA devices; 0 without a CUDA build or GPU. */
+int qe_gpu_count(void);
+
+qe_status qe_gpu_describe(int index, qe_gpu_info *info, qe_error *err);
+
 typedef struct {
     qe_variant variant;
     qe_device_kind device;
@@ -107,6 +120,18 @@ qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const 
 /* The family of that template, as chat_template.h names it ("chatml", "llama3", "gemma",
  * "llama2", "mistral"); the same QE_EUNSUPPORTED as qe_model_chat_prompt when there is none. */
 qe_status qe_model_chat_family(const qe_model *model, const char **family, qe_error *err);
+
+/* The families qe_model_chat_family names, for messages that list them. */
+#define QE_CHAT_FAMILY_NAMES "chatml, llama3, gemma, llama2, mistral"
+
+/* *family = the static spelling of the family called name; QE_EINVAL listing the families when
+ * there is none. */
+qe_status qe_chat_family_lookup(const char *name, const char **family, qe_error *err);
+
+/* A family's template by name, without a model and without any default system turn (qeval
+ * requests --chat-template NAME), applied as qe_model_chat_prompt applies a model's. */
+qe_status qe_chat_family_prompt(const char *family, const char *system, const char *user, char **prompt,
+                                qe_error *err);
 
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
@@ -194,5 +219,23 @@ struct qe_generate_stats {
 qe_status qe_generate_until(qe_model *model, const char *context, const char *const *stops,
                             int n_stops, int max_new_tokens, char **text, qe_generate_stats *stats,
                             qe_error *err);
+
+/* A .safetensors file, memory-mapped read-only and checked as the model loader checks its own
+ * (qeval verify reads golden logits from one). */
+typedef struct qe_safetensors qe_safetensors;
+
+typedef struct {
+    const char *dtype;         /* as the file spells it: "F32", "I32", ...        */
+    int n_dims;
+    int64_t shape[8];
+    const void *data;          /* inside the mapping, maybe unaligned; lives until close */
+    size_t n_bytes;
+} qe_tensor_data;
+
+qe_status qe_safetensors_open(const char *path, qe_safetensors **out, qe_error *err);
+void qe_safetensors_close(qe_safetensors *st); /* NULL-safe */
+const char *qe_safetensors_path(const qe_safetensors *st);
+/* The tensor called name; false when the file has none. */
+bool qe_safetensors_get(const qe_safetensors *st, const char *name, qe_tensor_data *out);
 
 #endif
