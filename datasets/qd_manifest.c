@@ -190,6 +190,26 @@ qe_status qd_count_records(const char *path, const char *format, long *n_records
     return QE_OK;
 }
 
+/* Checks the file at path against entry; messages name the file as shown (a path, or the URL
+ * a candidate download came from). */
+static qe_status verify_file(const char *path, const char *shown, const qd_manifest_entry *entry, qe_error *err)
+{
+    char hex[65];
+    qe_status rc = qd_sha256_file(path, hex, err);
+    if (rc != QE_OK)
+        return rc;
+    if (strcmp(hex, entry->sha256) != 0)
+        return qe_fail(err, QE_EFORMAT, "%s: sha256 %s, expected %s", shown, hex, entry->sha256);
+    if (entry->records >= 0) {
+        long n;
+        if ((rc = qd_count_records(path, entry->format, &n, err)) != QE_OK)
+            return rc;
+        if (n != entry->records)
+            return qe_fail(err, QE_EFORMAT, "%s: %ld records, expected %ld", shown, n, entry->records);
+    }
+    return QE_OK;
+}
+
 qe_status qd_verify_entry(const char *data_dir, const qd_manifest_entry *entry, qe_error *err)
 {
     char path[4096];
@@ -197,20 +217,7 @@ qe_status qd_verify_entry(const char *data_dir, const qd_manifest_entry *entry, 
     struct stat st;
     if (stat(path, &st) != 0)
         return qe_fail(err, QE_EIO, "%s: missing (%s); run `qeval data fetch %s`", path, strerror(errno), entry->bench);
-    char hex[65];
-    qe_status rc = qd_sha256_file(path, hex, err);
-    if (rc != QE_OK)
-        return rc;
-    if (strcmp(hex, entry->sha256) != 0)
-        return qe_fail(err, QE_EFORMAT, "%s: sha256 %s, expected %s", path, hex, entry->sha256);
-    if (entry->records >= 0) {
-        long n;
-        if ((rc = qd_count_records(path, entry->format, &n, err)) != QE_OK)
-            return rc;
-        if (n != entry->records)
-            return qe_fail(err, QE_EFORMAT, "%s: %ld records, expected %ld", path, n, entry->records);
-    }
-    return QE_OK;
+    return verify_file(path, path, entry, err);
 }
 
 /* Runs argv (no shell) and returns its exit status, or -1 when it could not start. */
@@ -241,26 +248,22 @@ static qe_status make_parents(const char *path, qe_error *err)
     return QE_OK;
 }
 
+/* curl url into dest; nothing is left at dest when it fails. */
 static qe_status download(const char *url, const char *dest, qe_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.part", dest);
     qe_status rc = make_parents(dest, err);
     if (rc != QE_OK)
         return rc;
     char *argv[] = {"curl", "--fail", "--silent", "--show-error", "--location", "--retry", "2",
-                    "--connect-timeout", "20", "--output", tmp, (char *)url, NULL};
+                    "--connect-timeout", "20", "--output", (char *)dest, (char *)url, NULL};
     int status = run_argv(argv);
-    if (status != 0) {
-        unlink(tmp);
-        if (status < 0)
-            return qe_fail(err, QE_EEXEC, "cannot run curl to download %s (is curl installed?)", url);
-        return qe_fail(err, QE_EIO, "curl could not download %s (exit %d%s)", url, status,
-                       status == 6 || status == 7 || status == 28 ? ": no network? qeval data fetch needs to be online" : "");
-    }
-    if (rename(tmp, dest) != 0)
-        return qe_fail(err, QE_EIO, "%s: cannot rename into place: %s", dest, strerror(errno));
-    return QE_OK;
+    if (status == 0)
+        return QE_OK;
+    unlink(dest);
+    if (status < 0)
+        return qe_fail(err, QE_EEXEC, "cannot run curl to download %s (is curl installed?)", url);
+    return qe_fail(err, QE_EIO, "curl could not download %s (exit %d%s)", url, status,
+                   status == 6 || status == 7 || status == 28 ? ": no network? qeval data fetch needs to be online" : "");
 }
 
 static qe_status copy_file(const char *from, const char *to, qe_error *err)
@@ -313,8 +316,11 @@ qe_status qd_fetch(const char *data_dir, const qd_manifest *manifest, const char
                 log(line, log_ctx);
             continue;
         }
-        char dest[4096];
+        /* The new file is checked beside its place and renamed in only when it matches, so a
+         * corrupt or cut download never takes the place of what is there. */
+        char dest[4096], candidate[4200];
         snprintf(dest, sizeof dest, "%s/%s", data_dir, e->path);
+        snprintf(candidate, sizeof candidate, "%s.part", dest);
         qe_status rc;
         const char *bang = strchr(e->url, '!');
         if (bang) {
@@ -334,14 +340,24 @@ qe_status qd_fetch(const char *data_dir, const qd_manifest *manifest, const char
                 snprintf(archive_done, sizeof archive_done, "%s", archive_url);
             }
             snprintf(member_path, sizeof member_path, "%s/%s", extract_dir, bang + 1);
-            rc = copy_file(member_path, dest, err);
+            rc = copy_file(member_path, candidate, err);
         } else {
-            rc = download(e->url, dest, err);
+            rc = download(e->url, candidate, err);
         }
-        if (rc != QE_OK)
+        if (rc != QE_OK) {
+            unlink(candidate);
             return qe_fail_context(err, "fetch %s", e->bench);
-        if ((rc = qd_verify_entry(data_dir, e, err)) != QE_OK)
-            return qe_fail_context(err, "fetch %s: downloaded file does not match the manifest", e->bench);
+        }
+        if ((rc = verify_file(candidate, e->url, e, err)) != QE_OK) {
+            unlink(candidate);
+            return qe_fail_context(err, "fetch %s: refused a download that does not match the manifest, nothing "
+                                   "written to %s", e->bench, dest);
+        }
+        if (rename(candidate, dest) != 0) {
+            rc = qe_fail(err, QE_EIO, "%s: cannot rename into place: %s", dest, strerror(errno));
+            unlink(candidate);
+            return rc;
+        }
         snprintf(line, sizeof line, "fetched  %s", e->path);
         if (log)
             log(line, log_ctx);
@@ -349,5 +365,30 @@ qe_status qd_fetch(const char *data_dir, const qd_manifest *manifest, const char
     if (n_matched == 0)
         return qe_fail(err, QE_EINVAL, "no benchmark \"%s\" in the manifest (mmlu, gsm8k, humaneval, truthfulqa)",
                        bench ? bench : "");
+    return QE_OK;
+}
+
+qe_status qd_manifest_use_mirror(qd_manifest *manifest, const char *base_url, qe_error *err)
+{
+    if (!strstr(base_url, "://"))
+        return qe_fail(err, QE_EINVAL, "mirror \"%s\" is not a URL (such as http://127.0.0.1:8000 or file:///srv/mirror)",
+                       base_url);
+    size_t base_len = strlen(base_url);
+    while (base_len > 0 && base_url[base_len - 1] == '/')
+        base_len--;
+    for (int i = 0; i < manifest->n_entries; i++) {
+        qd_manifest_entry *e = &manifest->entries[i];
+        const char *host_and_path = !strncmp(e->url, "https://", 8) ? e->url + 8
+                                  : !strncmp(e->url, "http://", 7)  ? e->url + 7
+                                                                    : NULL;
+        if (!host_and_path)
+            continue; /* derived: and file: sources are not on the network */
+        char url[sizeof e->url];
+        int n = snprintf(url, sizeof url, "%.*s/%s", (int)base_len, base_url, host_and_path);
+        if (n < 0 || (size_t)n >= sizeof url)
+            return qe_fail(err, QE_EINVAL, "mirror %s: the URL of %s would be longer than %zu bytes", base_url,
+                           e->path, sizeof url - 1);
+        memcpy(e->url, url, (size_t)n + 1);
+    }
     return QE_OK;
 }

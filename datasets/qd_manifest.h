@@ -37,10 +37,17 @@ qe_status qd_count_records(const char *path, const char *format, long *n_records
  * error says which (missing file, sha256 mismatch, count mismatch). */
 qe_status qd_verify_entry(const char *data_dir, const qd_manifest_entry *entry, qe_error *err);
 
-/* Downloads every file of bench (NULL = all) that is missing or wrong, then verifies it.
- * log(line, ctx) receives one progress line per file (may be NULL). Fails clearly when curl
- * cannot reach the URL (offline). */
+/* Downloads every file of bench (NULL = all) that is missing or wrong into PATH.part, verifies
+ * it there (sha256, records) and only then renames it into place: a corrupt or truncated
+ * download is removed with an error naming its URL and the two hashes, and the file in place
+ * (if any) stays as it was. log(line, ctx) receives one progress line per file (may be NULL).
+ * Fails clearly when curl cannot reach the URL (offline). */
 qe_status qd_fetch(const char *data_dir, const qd_manifest *manifest, const char *bench,
                    void (*log)(const char *line, void *ctx), void *log_ctx, qe_error *err);
+
+/* Points every http(s) URL at a mirror that keeps the upstream layout under one base URL, one
+ * directory per host: https://HOST/PATH becomes BASE/HOST/PATH (archive members and derived:
+ * or file: sources unchanged). What `wget -x` of the upstream URLs builds is such a mirror. */
+qe_status qd_manifest_use_mirror(qd_manifest *manifest, const char *base_url, qe_error *err);
 
 #endif

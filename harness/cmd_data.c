@@ -1,5 +1,5 @@
 /* qeval data verify|fetch — checks the benchmark files against datasets/manifest.tsv, or
- * downloads them. */
+ * downloads them (from the upstream URLs, or a mirror of them: --mirror / $QEVAL_DATA_MIRROR). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,16 +10,20 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: qeval data verify [BENCH] [--data-dir D] [--manifest M]\n"
-                 "       qeval data fetch [BENCH] [--data-dir D] [--manifest M]\n"
+                 "       qeval data fetch [BENCH] [--data-dir D] [--manifest M] [--mirror URL]\n"
                  "  BENCH: mmlu, gsm8k, humaneval or truthfulqa (default: all). The data dir is --data-dir,\n"
-                 "  else $QEVAL_DATA, else ./data.\n");
+                 "  else $QEVAL_DATA, else ./data.\n"
+                 "  fetch downloads what is missing or wrong with curl, checks each file's sha256 and record\n"
+                 "  count before it takes the place of anything, and refuses a download that does not match.\n"
+                 "  --mirror URL (else $QEVAL_DATA_MIRROR): fetch https://HOST/PATH of the manifest from\n"
+                 "  URL/HOST/PATH instead, e.g. a local copy served over HTTP or file:///srv/qeval-mirror.\n");
 }
 
 static void print_line(const char *line, void *ctx) { fprintf((FILE *)ctx, "%s\n", line); }
 
 int qh_cmd_data(int argc, char **argv)
 {
-    const char *action = NULL, *bench = NULL, *data_dir = NULL;
+    const char *action = NULL, *bench = NULL, *data_dir = NULL, *mirror = getenv("QEVAL_DATA_MIRROR");
     const char *manifest_path = getenv("QEVAL_MANIFEST");
     if (!manifest_path || !*manifest_path)
         manifest_path = QEVAL_SOURCE_DIR "/datasets/manifest.tsv";
@@ -27,10 +31,11 @@ int qh_cmd_data(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return QH_EXIT_OK;
-        } else if (!strcmp(argv[i], "--data-dir") || !strcmp(argv[i], "--manifest")) {
+        } else if (!strcmp(argv[i], "--data-dir") || !strcmp(argv[i], "--manifest") || !strcmp(argv[i], "--mirror")) {
             if (i + 1 >= argc)
                 return qh_usage_error("data", "%s needs a value", argv[i]);
-            *(!strcmp(argv[i], "--data-dir") ? &data_dir : &manifest_path) = argv[i + 1];
+            *(!strcmp(argv[i], "--data-dir") ? &data_dir : !strcmp(argv[i], "--mirror") ? &mirror : &manifest_path) =
+                argv[i + 1];
             i++;
         } else if (argv[i][0] == '-') {
             usage(stderr);
@@ -54,7 +59,8 @@ int qh_cmd_data(int argc, char **argv)
     const char *dir = qd_data_dir(data_dir);
     int status = QH_EXIT_OK;
     if (!strcmp(action, "fetch")) {
-        if (qd_fetch(dir, &manifest, bench, print_line, stdout, &err) != QE_OK)
+        if ((mirror && *mirror && qd_manifest_use_mirror(&manifest, mirror, &err) != QE_OK) ||
+            qd_fetch(dir, &manifest, bench, print_line, stdout, &err) != QE_OK)
             status = qh_report_error(&err);
         qd_manifest_free(&manifest);
         return status;

@@ -111,6 +111,22 @@ qe_status qe_tokenize(const qe_model *model, const char *text, bool add_special,
 /* Text of ids; *text is malloc'd. Special tokens are rendered as their text. */
 qe_status qe_detokenize(const qe_model *model, const int32_t *ids, int n_ids, char **text, qe_error *err);
 
+/* A tokenizer without a model (qeval tokenize), from what llama.cpp's tokenizer tools and
+ * transformers' AutoTokenizer accept: a directory holding tokenizer.json (+ tokenizer_config.json
+ * for BOS/EOS and add_bos), a tokenizer.json file (its directory's tokenizer_config.json is read
+ * when there), or a GGUF file whose tokenizer.ggml.* keys describe one, whatever its
+ * general.architecture (llama.cpp's vocab-only ggml-vocab-*.gguf, or a whole model). No config
+ * or weights are read. It gives the same ids as the model loaded from the same path.
+ * Encode/decode follow qe_tokenize/qe_detokenize; decode with skip_special leaves special
+ * tokens out (HF's skip_special_tokens). */
+typedef struct qe_text_tokenizer qe_text_tokenizer;
+qe_status qe_text_tokenizer_open(const char *path, qe_text_tokenizer **out, qe_error *err);
+void qe_text_tokenizer_free(qe_text_tokenizer *tokenizer); /* NULL-safe */
+qe_status qe_text_tokenizer_encode(const qe_text_tokenizer *tokenizer, const char *text, bool add_special,
+                                   int32_t **ids, int *n_ids, qe_error *err);
+qe_status qe_text_tokenizer_decode(const qe_text_tokenizer *tokenizer, const int32_t *ids, int n_ids,
+                                   bool skip_special, char **text, qe_error *err);
+
 /* The model's chat template (GGUF tokenizer.chat_template, or chat_template in the directory's
  * tokenizer_config.json) applied to [system (may be NULL), user] with the assistant turn
  * opened, without BOS (see chat_template.h); *prompt is malloc'd. QE_EUNSUPPORTED when the
