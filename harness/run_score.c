@@ -208,6 +208,7 @@ qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, co
             .run_id = run_id, .variant = variant, .task = rows[r].task, .metric = names[n_out],
             .value = rows[r].value, .std_error = rows[r].stderr_value, .n = rows[r].n,
             .n_truncated = rows[r].n_truncated, .is_higher_better = 1,
+            .task_version = rows[r].version[0] ? rows[r].version : NULL, .num_fewshot = qt_task_num_fewshot(task),
         };
         n_out++;
     }

@@ -312,7 +312,8 @@ static const column task_result_cols[] = {
     COL(qh_task_result_row, task, COL_TEXT), COL(qh_task_result_row, metric, COL_TEXT),
     COL(qh_task_result_row, value, COL_REAL), COL(qh_task_result_row, std_error, COL_REAL),
     COL(qh_task_result_row, n, COL_INT), COL(qh_task_result_row, n_truncated, COL_INT),
-    COL(qh_task_result_row, is_higher_better, COL_INT),
+    COL(qh_task_result_row, is_higher_better, COL_INT), COL(qh_task_result_row, task_version, COL_TEXT),
+    COL(qh_task_result_row, num_fewshot, COL_INT),
 };
 static const column sample_cols[] = {
     COL(qh_sample_row, run_id, COL_ID), COL(qh_sample_row, variant, COL_TEXT),

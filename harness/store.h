@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 3
+#define QH_STORE_SCHEMA_VERSION 4
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -102,6 +102,9 @@ typedef struct {
     int64_t n;
     int64_t n_truncated;        /* requests whose prompt was cut to fit the context (per task) */
     int64_t is_higher_better;   /* 1 or 0                                                     */
+    const char *task_version;   /* the scoring rule that made value: the task file's "version",
+                                   as lm-eval's metadata.version ("3.0"); NULL: none (schema v4) */
+    int64_t num_fewshot;        /* few-shot examples per prompt (schema v4)                    */
 } qh_task_result_row;
 
 /* One scored document. Enough to redo the statistics without the model. */

@@ -39,6 +39,8 @@ void qt_task_free(qt_task *task); /* NULL-safe */
 const char *qt_task_name(const qt_task *task);
 int qt_task_n_docs(const qt_task *task);
 int qt_task_n_bad_rows(const qt_task *task);
+/* The few-shot examples each prompt holds: the task file's default, or --num-fewshot. */
+int qt_task_num_fewshot(const qt_task *task);
 const char *qt_task_first_bad_row(const qt_task *task); /* "" when none */
 
 /* Every request of the task has this type. */
@@ -75,10 +77,14 @@ qe_status qt_task_filter_text(const qt_task *task, int filter_index, const char 
 
 typedef struct qt_scores qt_scores;
 
+#define QT_VERSION_SIZE 16
 typedef struct {
     char task[96];             /* subtask, category ("mmlu_stem") or group ("mmlu") */
     char metric[32];           /* "acc", "exact_match", "pass@1" */
     char filter[32];           /* "none", "strict-match", ... */
+    char version[QT_VERSION_SIZE]; /* the scoring rule's version, as lm-eval's metadata.version of
+                                  the task (or of the group, for group rows); "" when the task
+                                  file names none */
     double value;
     double stderr_value;       /* NAN when it cannot be computed (n < 2) */
     int n;                     /* documents scored */
