@@ -175,6 +175,9 @@ qe_status qh_store_each_sample(qh_store *store, int64_t run_id, const char *vari
 /* Resume: the doc_ids already stored for (run, variant, task), ascending; *ids is malloc'd. */
 qe_status qh_store_done_doc_ids(qh_store *store, int64_t run_id, const char *variant, const char *task,
                                 int64_t **ids, size_t *n_ids, qe_error *err);
+/* Deletes (run, variant, task)'s samples (a rescore re-keying samples stored before schema v4). */
+qe_status qh_store_delete_samples(qh_store *store, int64_t run_id, const char *variant, const char *task,
+                                  qe_error *err);
 qe_status qh_store_count_samples(qh_store *store, int64_t run_id, int64_t *n_samples, qe_error *err);
 
 /* Request cache: identical requests to the same weights give the same response across runs. */

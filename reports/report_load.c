@@ -9,10 +9,11 @@
  *    the rule table below; any other task's first metric is a headline column of its own.
  *  - samples: one per metric of each row's outcome_json; the answer is `filtered`; confidence is
  *    the softmax probability of the chosen choice when response_json holds loglikelihoods.
- *    `qeval run` stores MMLU's samples under `mmlu` itself (doc_ids over all subjects) and names
- *    in outcome_json's "subtasks" the subject and category the document also counts in; the
- *    sample is added under each of those too (same doc_id), so that subjects and categories are
- *    paired like the headline. Files written before "subtasks" leave them unpaired.
+ *    `qeval run` stores an MMLU sample under its subject (doc_id its index in the subject's file)
+ *    and names in outcome_json's "subtasks" the category and group it also counts in (files
+ *    before schema v4: under `mmlu`, naming subject and category); the sample is added under each
+ *    of those too, its doc_id made unique per source task, so that categories and the group are
+ *    paired like the subjects. Files written before "subtasks" leave them unpaired.
  *    A group score with no samples of its own (lm-evaluation-harness's `mmlu` over its
  *    subjects) takes those of the tasks named `<group>_*`, with doc_ids made unique per
  *    subject, so that its paired test covers every document.
@@ -211,6 +212,15 @@ static bool is_named_before(const cJSON *names, const cJSON *name, const char *o
     return false;
 }
 
+/* doc_ids of different subjects share one range; the subject's name goes in the high bits. */
+static int64_t group_doc_id(const char *task, int64_t doc_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = task; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return (int64_t)(h & 0x7fffffffu) << 32 | (doc_id & 0xffffffff);
+}
+
 /* One sample per metric of the row's outcome, under the row's task and under every task its
  * "subtasks" member names (the same document counts in the subject's and the category's score);
  * names and metrics without a score are skipped. */
@@ -251,6 +261,7 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
                 continue;
             s.task = name->valuestring;
             s.source_task = (char *)row->task, s.source_doc_id = row->doc_id;
+            s.doc_id = group_doc_id(row->task, row->doc_id); /* subjects number their documents each from 0 */
             if ((ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
                 break;
         }
@@ -259,15 +270,6 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
     }
     cJSON_Delete(outcome);
     return ctx->status != QE_OK;
-}
-
-/* doc_ids of different subjects share one range; the subject's name goes in the high bits. */
-static int64_t group_doc_id(const char *task, int64_t doc_id)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = task; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return (int64_t)(h & 0x7fffffffu) << 32 | (doc_id & 0xffffffff);
 }
 
 static qe_status gather_group_samples(qr_report *r, qe_error *err)
@@ -298,14 +300,21 @@ static qe_status gather_group_samples(qr_report *r, qe_error *err)
 }
 
 /* Pairing joins two variants' samples of a score on doc_id, so each doc_id may come once per
- * score. Twice means a malformed file: an outcome naming a metric twice, or a "subtasks" member
- * naming a task that also stores samples of its own, numbered its own way. */
+ * score. Twice means a malformed file: an outcome naming a metric twice. A "subtasks" member
+ * naming a task that also stores samples of its own would count documents twice: refused too. */
 static qe_status check_unique_doc_ids(qr_report *r, const char *path, qe_error *err)
 {
     for (size_t k = 0; k < r->n_scores; k++) {
         const qr_score *g = &r->scores[k];
         size_t n;
         const qr_sample *x = qr_report_samples(r, g->variant, g->task, g->metric, &n);
+        const qr_sample *own = NULL, *imported = NULL; /* both: each document would count twice */
+        for (size_t i = 0; i < n; i++)
+            *(x[i].source_task ? &imported : &own) = &x[i];
+        if (own && imported)
+            return qe_fail(err, QE_EFORMAT, "%s: run %lld: %s/%s %s has outcomes of its own and from samples of %s "
+                           "(doc %lld)", path, (long long)r->run.run_id, g->variant, g->task, g->metric,
+                           imported->source_task, (long long)imported->source_doc_id);
         for (size_t i = 1; i < n; i++) {
             if (x[i].doc_id != x[i - 1].doc_id)
                 continue;

@@ -294,9 +294,9 @@ qe_status qt_task_doc_subtasks(const qt_task *task, int doc_index, const char *n
         return rc;
     /* the same names, under the same conditions, as qt_scores_aggregate's rows */
     const char *category = task->group_name && st->category >= 0 ? task->category_names[st->category] : NULL;
-    const char *rows[QT_MAX_DOC_SUBTASKS] = {st->name, category, task->group_name};
-    for (int i = 0; i < QT_MAX_DOC_SUBTASKS; i++)
-        if (rows[i] && strcmp(rows[i], task->name))
+    const char *rows[] = {category, task->group_name};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (rows[i] && strcmp(rows[i], st->name))
             names[(*n_names)++] = rows[i];
     return QE_OK;
 }

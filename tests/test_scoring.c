@@ -165,6 +165,36 @@ static void test_mmlu(void)
     CHECK_INT_EQ(QE_OK, qt_task_build_request(task, 4, &req, &err));
     CHECK_STR_EQ("mmlu_anatomy", req.task);
     CHECK_INT_EQ(0, req.doc_id);
+    /* A document's stored key is (subject, index in the subject's file), whatever the run selects:
+     * anatomy's second question is ("mmlu_anatomy", 1) here (doc_index 5), alone (doc_index 1),
+     * and absent from a run limited to one document per subject. */
+    qt_task_options one;
+    qt_task_options_default(&one);
+    one.data_dir = dir;
+    one.num_fewshot = 0;
+    one.subsets = "anatomy";
+    qt_task *alone = NULL, *limited = NULL;
+    CHECK_INT_EQ(QE_OK, qt_task_load("mmlu", QEVAL_SOURCE_DIR "/tasks", &one, &alone, &err));
+    one.subsets = "abstract_algebra,anatomy,philosophy";
+    one.limit = 1;
+    CHECK_INT_EQ(QE_OK, qt_task_load("mmlu", QEVAL_SOURCE_DIR "/tasks", &one, &limited, &err));
+    const char *key_task[2] = {NULL, NULL};
+    int key_id[2] = {-1, -1}, found = -1;
+    CHECK_INT_EQ(QE_OK, qt_task_sample_key(task, 5, &key_task[0], &key_id[0], &err));
+    if (alone)
+        CHECK_INT_EQ(QE_OK, qt_task_sample_key(alone, 1, &key_task[1], &key_id[1], &err));
+    CHECK_STR_EQ("mmlu_anatomy", key_task[0]);
+    CHECK_STR_EQ("mmlu_anatomy", key_task[1]);
+    CHECK_INT_EQ(1, key_id[0]);
+    CHECK_INT_EQ(1, key_id[1]);
+    CHECK(qt_task_find_sample_doc(task, "mmlu_anatomy", 1, &found) && found == 5);
+    CHECK(alone && qt_task_find_sample_doc(alone, "mmlu_anatomy", 1, &found) && found == 1);
+    CHECK(limited && !qt_task_find_sample_doc(limited, "mmlu_anatomy", 1, &found));
+    CHECK(limited && qt_task_find_sample_doc(limited, "mmlu_philosophy", 0, &found) && found == 2);
+    CHECK(!qt_task_find_sample_doc(task, "mmlu", 5, &found)); /* pre-v4 key: the task's own name */
+    CHECK(!qt_task_find_sample_doc(task, "mmlu_anatomy", -1, &found));
+    qt_task_free(alone);
+    qt_task_free(limited);
     CHECK_STR_EQ("The following are multiple choice questions (with answers) about anatomy.\n\n"
                  "q\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:",
                  req.context);

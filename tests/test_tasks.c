@@ -58,21 +58,27 @@ static void test_shared(const char *shared)
         CHECK_INT_EQ(170, req.doc_id);
         qt_request_clear(&req);
         CHECK_INT_EQ(QE_EINVAL, qt_task_build_request(mmlu, 14042, &req, &err));
-        /* the score rows a document counts in besides "mmlu": its subject, then its category as
-           lm-eval's mmlu group files place it */
+        /* a document's sample is stored under its subject, numbered within the subject's test file */
+        const char *sample_task = NULL;
+        int doc_id = -1;
+        CHECK_INT_EQ(QE_OK, qt_task_sample_key(mmlu, 14041, &sample_task, &doc_id, &err));
+        CHECK_STR_EQ("mmlu_world_religions", sample_task);
+        CHECK_INT_EQ(170, doc_id);
+        /* the other score rows it counts in: its category as lm-eval's mmlu group files place it,
+           then the group */
         const char *names[QT_MAX_DOC_SUBTASKS];
         int n_names = -1;
         CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 0, names, &n_names, &err));
         CHECK_INT_EQ(2, n_names);
         if (n_names == 2) {
-            CHECK_STR_EQ("mmlu_abstract_algebra", names[0]);
-            CHECK_STR_EQ("mmlu_stem", names[1]);
+            CHECK_STR_EQ("mmlu_stem", names[0]);
+            CHECK_STR_EQ("mmlu", names[1]);
         }
         CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 14041, names, &n_names, &err));
         CHECK_INT_EQ(2, n_names);
         if (n_names == 2) {
-            CHECK_STR_EQ("mmlu_world_religions", names[0]);
-            CHECK_STR_EQ("mmlu_humanities", names[1]);
+            CHECK_STR_EQ("mmlu_humanities", names[0]);
+            CHECK_STR_EQ("mmlu", names[1]);
         }
         CHECK_INT_EQ(QE_EINVAL, qt_task_doc_subtasks(mmlu, 14042, names, &n_names, &err));
         qt_task_free(mmlu);
