@@ -65,21 +65,29 @@ static size_t placement_rank(const char *task, const char *metric)
 
 /* Fills benchmark, label and role of s (strings point into the rule table or into s itself);
  * `label_buf` holds a composed label. `is_task_placed`: the task already has a headline metric. */
-static void place_score(qr_score *s, bool is_task_placed, char *label_buf, size_t cap)
+/* A headline names its shots as stored with the score ("MMLU (5-shot)"); runs before schema v4
+ * stored none (num_fewshot < 0). */
+static void place_score(qr_score *s, bool is_task_placed, int64_t num_fewshot, char *label_buf, size_t cap)
 {
     size_t i = placement_rank(s->task, s->metric);
+    const char *label = NULL;
     if (i < sizeof placement / sizeof placement[0]) {
         s->benchmark = (char *)placement[i].benchmark;
         s->role = placement[i].role;
-        if (placement[i].label)
-            s->label = (char *)placement[i].label;
-        else
-            snprintf(label_buf, cap, "subject: %s", s->task + strlen(placement[i].task) - 1), s->label = label_buf;
-        return;
+        label = placement[i].label;
+        if (!label)
+            snprintf(label_buf, cap, "subject: %s", s->task + strlen(placement[i].task) - 1);
+    } else {
+        s->benchmark = s->task;
+        s->role = is_task_placed ? QR_DETAIL : QR_HEADLINE;
+        snprintf(label_buf, cap, "%s %s", s->task, s->metric);
     }
-    s->benchmark = s->task;
-    s->role = is_task_placed ? QR_DETAIL : QR_HEADLINE;
-    snprintf(label_buf, cap, "%s %s", s->task, s->metric);
+    if (label)
+        snprintf(label_buf, cap, "%s", label);
+    if (s->role == QR_HEADLINE && num_fewshot >= 0) {
+        size_t len = strlen(label_buf);
+        snprintf(label_buf + len, cap - len, " (%lld-shot)", (long long)num_fewshot);
+    }
     s->label = label_buf;
 }
 
@@ -389,7 +397,7 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
             char label[256];
             qr_score s = {(char *)row->variant, (char *)row->task, (char *)row->metric, NULL, NULL, QR_HEADLINE,
                           row->value, row->std_error, row->n, false};
-            place_score(&s, is_task_placed, label, sizeof label);
+            place_score(&s, is_task_placed, row->num_fewshot, label, sizeof label);
             rc = qr_report_add_score(r, &s, err);
         }
     }
