@@ -141,7 +141,7 @@ qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *varia
 }
 
 qe_status qh_task_samples(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
-                              qh_sample_row **rows, size_t *n_rows, size_t *n_mine, qe_error *err)
+                          qh_sample_row **rows, size_t *n_rows, size_t *n_mine, qe_error *err)
 {
     *n_mine = 0;
     qe_status rc = qh_store_get_samples(store, run_id, variant, NULL, rows, n_rows, err);

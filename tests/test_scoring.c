@@ -258,7 +258,9 @@ static void test_truthfulqa(void)
         "[{\"question\": \"Q0?\", \"mc1_targets\": {\"a\": 1, \"b\": 0, \"c\": 0, \"d\": 0},"
         "  \"mc2_targets\": {\"t1\": 1, \"t2\": 1, \"f1\": 0, \"f2\": 0}},"
         " {\"question\": \"Q1?\", \"mc1_targets\": {\"x\": 1, \"y\": 0, \"z\": 0},"
-        "  \"mc2_targets\": {\"t\": 1, \"f\": 0, \"late\": 1}}]");
+        "  \"mc2_targets\": {\"t\": 1, \"f\": 0, \"late\": 1}},"
+        " {\"question\": \"Q2?\", \"mc1_targets\": {\"x\": 1, \"y\": 0},"
+        "  \"mc2_targets\": {\"t\": \"yes\", \"f\": 0}}]");
     qe_error err = {0};
     qt_task *mc2 = load("truthfulqa_mc2", NULL, &err), *mc1 = load("truthfulqa_mc1", NULL, &err);
     CHECK(mc1 && mc2);
@@ -277,6 +279,10 @@ static void test_truthfulqa(void)
     CHECK_NEAR(0.6483623338944073, v, 1e-12);
     CHECK_INT_EQ(QE_OK, qt_scores_add(s2, 1, &r1, &v, NULL, &err));
     CHECK_NEAR(0.44515911924008544, v, 1e-12);
+    double l2[] = {-1, -2};
+    qt_response r2 = {.loglikelihoods = l2, .n_loglikelihoods = 2};
+    CHECK_INT_EQ(QE_EFORMAT, qt_scores_add(s2, 2, &r2, &v, NULL, &err)); /* a label that is no number */
+    CHECK(strstr(err.msg, "needs one numeric label per choice") != NULL);
     CHECK_INT_EQ(QE_OK, qt_scores_add(s1, 0, &r0, &v, NULL, &err));
     CHECK_NEAR(1, v, 0);
     qt_response rt = {.loglikelihoods = tie, .n_loglikelihoods = 3};
