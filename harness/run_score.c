@@ -99,14 +99,17 @@ typedef struct {
     const qt_task *task;
     int64_t *doc_indices;
     size_t n, cap;
+    bool has_pre_v4_keys;      /* a sample under the task's own name that no document has */
 } done_walk;
 
 static int add_done_doc(const qh_sample_row *row, void *ctx)
 {
     done_walk *walk = ctx;
     int doc_index;
-    if (!qt_task_find_sample_doc(walk->task, row->task, row->doc_id, &doc_index))
-        return 0;
+    if (!qt_task_find_sample_doc(walk->task, row->task, row->doc_id, &doc_index)) {
+        walk->has_pre_v4_keys = !strcmp(row->task, qt_task_name(walk->task));
+        return walk->has_pre_v4_keys;
+    }
     if (walk->n == walk->cap) {
         size_t cap = walk->cap ? walk->cap * 2 : 256;
         int64_t *grown = realloc(walk->doc_indices, cap * sizeof *grown);
@@ -127,9 +130,12 @@ static int compare_int64(const void *a, const void *b)
 qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
                               int64_t **doc_indices, size_t *n, qe_error *err)
 {
-    done_walk walk = {task, NULL, 0, 0};
+    done_walk walk = {task, NULL, 0, 0, false};
     qe_status rc = qh_store_each_sample(store, run_id, variant, NULL, add_done_doc, &walk, err);
-    if (rc == QE_EINTERRUPTED)
+    if (rc == QE_EINTERRUPTED && walk.has_pre_v4_keys)
+        rc = qe_fail(err, QE_EFORMAT, "run %lld: %s/%s samples are keyed as before schema v4; run `qeval rescore "
+                     "--run %lld` first, then resume", (long long)run_id, variant, qt_task_name(task), (long long)run_id);
+    else if (rc == QE_EINTERRUPTED)
         rc = qe_fail(err, QE_ENOMEM, "out of memory listing the stored documents of %s", qt_task_name(task));
     if (rc == QE_OK)
         qsort(walk.doc_indices, walk.n, sizeof *walk.doc_indices, compare_int64);

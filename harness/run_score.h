@@ -20,7 +20,8 @@ qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_inde
                             char **filtered, char **outcome_json, qe_error *err);
 
 /* The doc_indices of (variant, task)'s stored samples (keys as qt_task_sample_key makes them),
- * ascending: what a resumed run has done; *doc_indices is malloc'd. */
+ * ascending: what a resumed run has done; *doc_indices is malloc'd. Samples keyed as before
+ * schema v4 (under a task with subsets' own name) are refused: `qeval rescore` re-keys them. */
 qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
                               int64_t **doc_indices, size_t *n, qe_error *err);
 

@@ -79,7 +79,12 @@ sqlite3 "$old" "UPDATE samples SET task = 'mmlu', doc_id = doc_id + (CASE task W
                                    outcome_json = json_remove(outcome_json, '$.subtasks') WHERE task LIKE 'mmlu_%';
                 UPDATE task_results SET task_version = NULL, num_fewshot = NULL;
                 UPDATE task_results SET value = 0.123 WHERE task = 'truthfulqa_mc2'"
-"$qeval" rescore --db "$old" --data-dir "$shared/datasets" > /dev/null 2> "$work/old.err"
+"$qeval" run "$model" --variants fp32,nf4 --tasks mmlu,truthfulqa_mc2 --subjects anatomy,world_religions --limit 2 \
+  --data-dir "$shared/datasets" --threads 2 --quiet --db "$old" --resume 1 > /dev/null 2> "$work/old-resume.err"
+check 1 $? "resuming a pre-v4 run is refused"
+grep -q "keyed as before schema v4; run \`qeval rescore --run 1\` first" "$work/old-resume.err" && ok ||
+  bad "says to rescore first: $(cat "$work/old-resume.err")"
+"$qeval" rescore --db "$old" --run 1 --data-dir "$shared/datasets" > /dev/null 2> "$work/old.err"
 check 0 $? "rescore of a pre-v4 run: $(cat "$work/old.err")"
 grep -q "fp32/mmlu: 4 samples stored before schema v4" "$work/old.err" && ok || bad "says it re-keyed: $(cat "$work/old.err")"
 check "$(md5sum < "$work/fresh.rows")" "$(fresh | md5sum)" "rescored pre-v4 run equals a fresh run"
