@@ -62,7 +62,8 @@ int main(void)
     snprintf(data_dir, sizeof data_dir, "%s/datasets", check_shared_dir());
     snprintf(file, sizeof file, "%s/truthfulqa/mc_task.json", data_dir);
     if (access(file, R_OK) != 0) {
-        printf("skipped: needs %s (the TruthfulQA v0 file; QEVAL_SHARED or ../shared)\n", file);
+        printf("skipped: needs %s (TruthfulQA's v0 file: set QEVAL_SHARED to the shared data, or "
+               "`qeval data fetch truthfulqa --data-dir %s`)\n", file, data_dir);
         return 77;
     }
     qt_task_options options;
