@@ -15,6 +15,8 @@ static void usage(FILE *out)
                  "  recomputes every answer, score and fidelity figure of a run from its stored responses\n"
                  "  with the current task definitions (after a scoring fix), without running the model;\n"
                  "  KL divergences are kept as measured. The documents must be the same data as the run's.\n"
+                 "  Each score records the task version that made it; samples of a run stored before\n"
+                 "  schema v4 are re-keyed by subject (docs/schema.md).\n"
                  "  --db FILE        results file (default: $QEVAL_DB, else results.db)\n"
                  "  --run ID         the run (default: the newest complete run)\n"
                  "  --tasks-dir DIR  task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"

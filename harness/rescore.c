@@ -64,23 +64,63 @@ static qe_status load_same_task(const qh_run *run, const cJSON *entry, const cha
     return QE_OK;
 }
 
+/* Before schema v4 a task with subsets (MMLU) stored its samples under its own name, doc_id
+ * counting over the documents the run selected. Moves them to the key runs use now: the subtask
+ * and the index in its split (qt_task_sample_key), so they join with other runs' samples. */
+static qe_status rekey_pre_v4_samples(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
+                                      FILE *log, qe_error *err)
+{
+    const char *name = qt_task_name(task);
+    qh_sample_row *rows = NULL;
+    size_t n = 0, n_moved = 0;
+    qe_status rc = qh_store_get_samples(store, run_id, variant, name, &rows, &n, err);
+    for (size_t i = 0; rc == QE_OK && i < n; i++) {
+        int doc_index, doc_id;
+        const char *subtask;
+        if (qt_task_find_sample_doc(task, rows[i].task, rows[i].doc_id, &doc_index))
+            continue; /* a task without subsets: already its key */
+        if (rows[i].doc_id < 0 || rows[i].doc_id >= qt_task_n_docs(task)) {
+            rc = qe_fail(err, QE_EFORMAT, "run %lld: sample %s/%s doc %lld is outside the task's %d documents",
+                         (long long)run_id, variant, name, (long long)rows[i].doc_id, qt_task_n_docs(task));
+            break;
+        }
+        if ((rc = qt_task_sample_key(task, (int)rows[i].doc_id, &subtask, &doc_id, err)) != QE_OK)
+            break;
+        char *owned = strdup(subtask);
+        if (!owned) {
+            rc = qe_fail(err, QE_ENOMEM, "out of memory");
+            break;
+        }
+        free((char *)rows[i].task);
+        rows[i].task = owned;
+        rows[i].doc_id = doc_id;
+        n_moved++;
+    }
+    if (rc == QE_OK && n_moved > 0)
+        rc = qh_store_delete_samples(store, run_id, variant, name, err);
+    if (rc == QE_OK && n_moved > 0)
+        rc = qh_store_put_samples(store, rows, n, err);
+    if (rc == QE_OK && n_moved > 0 && log)
+        fprintf(log, "%s/%s: %zu samples stored before schema v4 now keyed by subtask and index in its split\n",
+                variant, name, n_moved);
+    qh_sample_rows_free(rows, n);
+    return rc;
+}
+
 /* Recomputes and stores the filtered answer and outcome of every stored sample of (variant, task). */
 static qe_status rescore_samples(qh_store *store, int64_t run_id, const char *variant, qt_task *task,
                                  qe_error *err)
 {
     qh_sample_row *rows = NULL;
-    size_t n = 0;
+    size_t n_rows = 0, n = 0;
     qt_scores *scores = NULL;
-    qe_status rc = qh_store_get_samples(store, run_id, variant, qt_task_name(task), &rows, &n, err);
+    qe_status rc = qh_task_samples(store, run_id, variant, task, &rows, &n_rows, &n, err);
     if (rc == QE_OK)
         rc = qt_scores_create(task, &scores, err);
     for (size_t i = 0; rc == QE_OK && i < n; i++) {
         qh_doc_record record;
-        if (rows[i].doc_id < 0 || rows[i].doc_id >= qt_task_n_docs(task)) {
-            rc = qe_fail(err, QE_EFORMAT, "run %lld: sample %s/%s doc %lld is outside the task's %d documents",
-                         (long long)run_id, variant, rows[i].task, (long long)rows[i].doc_id, qt_task_n_docs(task));
-            break;
-        }
+        int doc_index = 0;
+        qt_task_find_sample_doc(task, rows[i].task, rows[i].doc_id, &doc_index); /* true: qh_task_samples kept it */
         rc = qh_doc_record_from_json(rows[i].response_json, qt_task_request_type(task), &record, err);
         if (rc != QE_OK) {
             qe_fail_context(err, "run %lld: sample %s/%s doc %lld", (long long)run_id, variant, rows[i].task,
@@ -88,7 +128,7 @@ static qe_status rescore_samples(qh_store *store, int64_t run_id, const char *va
             break;
         }
         char *filtered = NULL, *outcome_json = NULL;
-        rc = qh_sample_outcome(task, scores, (int)rows[i].doc_id, &record, &filtered, &outcome_json, err);
+        rc = qh_sample_outcome(task, scores, doc_index, &record, &filtered, &outcome_json, err);
         qh_doc_record_clear(&record);
         /* the row owns its strings (qh_sample_rows_free frees them): swap the new ones in */
         free((char *)rows[i].filtered);
@@ -99,7 +139,7 @@ static qe_status rescore_samples(qh_store *store, int64_t run_id, const char *va
     if (rc == QE_OK && n > 0)
         rc = qh_store_put_samples(store, rows, n, err);
     qt_scores_free(scores);
-    qh_sample_rows_free(rows, n);
+    qh_sample_rows_free(rows, n_rows);
     return rc;
 }
 
@@ -137,7 +177,9 @@ qe_status qh_rescore_run(qh_store *store, int64_t run_id, const char *tasks_dir,
         rc = qh_store_begin(store, err);
     for (size_t v = 0; rc == QE_OK && v < n_variants; v++)
         for (int t = 0; rc == QE_OK && t < n_tasks; t++) {
-            rc = rescore_samples(store, run_id, variants[v].variant, tasks[t], err);
+            rc = rekey_pre_v4_samples(store, run_id, variants[v].variant, tasks[t], log, err);
+            if (rc == QE_OK)
+                rc = rescore_samples(store, run_id, variants[v].variant, tasks[t], err);
             if (rc == QE_OK)
                 rc = qh_score_task(store, run_id, variants[v].variant, tasks[t], NULL, 0, err);
         }

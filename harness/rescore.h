@@ -4,7 +4,10 @@
  * recomputed and stored, then each task's metrics and fidelity (the KL figures, which need
  * logits, are kept as the run measured them). Documents are rebuilt from the run's stored
  * options (limit, subjects, seed, shots) and must be the same data: a task whose data digest
- * or document count differs from the run's is refused before anything is written. */
+ * or document count differs from the run's is refused before anything is written. Each score
+ * records the version of the rule that made it (the task file's "version") and its shots, so an
+ * old run moves to a changed rule (TruthfulQA MC2 version 3.0); samples stored before schema v4
+ * under a task with subsets are re-keyed by subtask and index in its split first. */
 #ifndef QH_RESCORE_H
 #define QH_RESCORE_H
 

@@ -467,13 +467,15 @@ static qe_status make_sample_row(qh_run_context *c, qt_task *task, qt_scores *sc
     memset(row, 0, sizeof *row);
     row->run_id = c->run_id;
     row->variant = c->variant;
-    row->task = qt_task_name(task);
-    row->doc_id = doc->doc_index;
+    int doc_id = doc->doc_index;
+    qe_status rc = qt_task_sample_key(task, doc->doc_index, &row->task, &doc_id, err); /* the subject, for MMLU */
+    row->doc_id = doc_id;
     row->latency_ms = doc->latency_ms;
     char hash[65];
     request_hash("prompt", doc->request.context, "", hash);
     row->prompt_hash = strdup(hash);
-    qe_status rc = qt_task_doc_text(task, doc->doc_index, (char **)&row->question, err);
+    if (rc == QE_OK)
+        rc = qt_task_doc_text(task, doc->doc_index, (char **)&row->question, err);
     if (rc == QE_OK)
         rc = qh_doc_record_to_json(&doc->record, (char **)&row->response_json, err);
     if (rc == QE_OK)
@@ -512,7 +514,7 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
     int n_docs = qt_task_n_docs(task);
     int64_t *done_ids = NULL;
     size_t n_done = 0, next_done = 0;
-    qe_status rc = qh_store_done_doc_ids(c->store, c->run_id, c->variant, task_name, &done_ids, &n_done, err);
+    qe_status rc = qh_done_doc_indices(c->store, c->run_id, c->variant, task, &done_ids, &n_done, err);
     if (rc != QE_OK)
         return rc;
     int n_mine = 0;

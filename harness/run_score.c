@@ -83,18 +83,83 @@ static int add_stored_sample(const qh_sample_row *row, void *ctx)
 {
     score_walk *walk = ctx;
     qh_doc_record record;
-    if (row->doc_id < 0 || row->doc_id >= qt_task_n_docs(walk->task)) {
-        walk->rc = qe_fail(walk->err, QE_EFORMAT, "stored sample of %s has doc_id %lld outside the task's %d documents",
-                           row->task, (long long)row->doc_id, qt_task_n_docs(walk->task));
-        return 1;
-    }
+    int doc_index;
+    if (!qt_task_find_sample_doc(walk->task, row->task, row->doc_id, &doc_index))
+        return 0; /* another task's sample */
     walk->rc = qh_doc_record_from_json(row->response_json, walk->type, &record, walk->err);
     if (walk->rc != QE_OK)
         return 1;
     qt_response response = qh_doc_record_response(&record);
-    walk->rc = qt_scores_add(walk->scores, (int)row->doc_id, &response, NULL, NULL, walk->err);
+    walk->rc = qt_scores_add(walk->scores, doc_index, &response, NULL, NULL, walk->err);
     qh_doc_record_clear(&record);
     return walk->rc != QE_OK;
+}
+
+typedef struct {
+    const qt_task *task;
+    int64_t *doc_indices;
+    size_t n, cap;
+    bool has_pre_v4_keys;      /* a sample under the task's own name that no document has */
+} done_walk;
+
+static int add_done_doc(const qh_sample_row *row, void *ctx)
+{
+    done_walk *walk = ctx;
+    int doc_index;
+    if (!qt_task_find_sample_doc(walk->task, row->task, row->doc_id, &doc_index)) {
+        walk->has_pre_v4_keys = !strcmp(row->task, qt_task_name(walk->task));
+        return walk->has_pre_v4_keys;
+    }
+    if (walk->n == walk->cap) {
+        size_t cap = walk->cap ? walk->cap * 2 : 256;
+        int64_t *grown = realloc(walk->doc_indices, cap * sizeof *grown);
+        if (!grown)
+            return 1;
+        walk->doc_indices = grown, walk->cap = cap;
+    }
+    walk->doc_indices[walk->n++] = doc_index;
+    return 0;
+}
+
+static int compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
+                              int64_t **doc_indices, size_t *n, qe_error *err)
+{
+    done_walk walk = {task, NULL, 0, 0, false};
+    qe_status rc = qh_store_each_sample(store, run_id, variant, NULL, add_done_doc, &walk, err);
+    if (rc == QE_EINTERRUPTED && walk.has_pre_v4_keys)
+        rc = qe_fail(err, QE_EFORMAT, "run %lld: %s/%s samples are keyed as before schema v4; run `qeval rescore "
+                     "--run %lld` first, then resume", (long long)run_id, variant, qt_task_name(task), (long long)run_id);
+    else if (rc == QE_EINTERRUPTED)
+        rc = qe_fail(err, QE_ENOMEM, "out of memory listing the stored documents of %s", qt_task_name(task));
+    if (rc == QE_OK)
+        qsort(walk.doc_indices, walk.n, sizeof *walk.doc_indices, compare_int64);
+    else
+        free(walk.doc_indices), walk.doc_indices = NULL, walk.n = 0;
+    *doc_indices = walk.doc_indices;
+    *n = walk.n;
+    return rc;
+}
+
+qe_status qh_task_samples(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
+                          qh_sample_row **rows, size_t *n_rows, size_t *n_mine, qe_error *err)
+{
+    *n_mine = 0;
+    qe_status rc = qh_store_get_samples(store, run_id, variant, NULL, rows, n_rows, err);
+    for (size_t i = 0; rc == QE_OK && i < *n_rows; i++) {
+        int doc_index;
+        if (!qt_task_find_sample_doc(task, (*rows)[i].task, (*rows)[i].doc_id, &doc_index))
+            continue;
+        qh_sample_row mine = (*rows)[i]; /* a swap keeps the kept rows in order */
+        (*rows)[i] = (*rows)[*n_mine];
+        (*rows)[(*n_mine)++] = mine;
+    }
+    return rc;
 }
 
 /* The KL figures already stored for (variant, task): KL needs the logits, which only a run has,
@@ -113,25 +178,29 @@ static qe_status stored_kl(qh_store *store, int64_t run_id, const char *variant,
 }
 
 /* Agreement of a variant's stored samples with fp32's on the same documents. */
-static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, const char *task_name,
+static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
                           qt_request_type type, const double *kl, int n_kl, qe_error *err)
 {
+    const char *task_name = qt_task_name(task);
     qh_sample_row *ref = NULL, *var = NULL;
-    size_t n_ref = 0, n_var = 0;
-    qe_status rc = qh_store_get_samples(store, run_id, "fp32", task_name, &ref, &n_ref, err);
+    size_t n_ref_rows = 0, n_var_rows = 0, n_ref = 0, n_var = 0;
+    qe_status rc = qh_task_samples(store, run_id, "fp32", task, &ref, &n_ref_rows, &n_ref, err);
     if (rc == QE_OK)
-        rc = qh_store_get_samples(store, run_id, variant, task_name, &var, &n_var, err);
+        rc = qh_task_samples(store, run_id, variant, task, &var, &n_var_rows, &n_var, err);
     if (rc != QE_OK || n_ref == 0 || n_var == 0) {
-        qh_sample_rows_free(ref, n_ref);
-        qh_sample_rows_free(var, n_var);
+        qh_sample_rows_free(ref, n_ref_rows);
+        qh_sample_rows_free(var, n_var_rows);
         return rc;
     }
     size_t i = 0, j = 0, n_items = 0, n_changed = 0, n_positions = 0, n_same_top1 = 0;
     double *delta_p = NULL;
     size_t n_delta = 0, cap_delta = 0;
     while (i < n_ref && j < n_var && rc == QE_OK) {
-        if (ref[i].doc_id < var[j].doc_id) { i++; continue; }
-        if (ref[i].doc_id > var[j].doc_id) { j++; continue; }
+        int order = strcmp(ref[i].task, var[j].task);
+        if (!order)
+            order = (ref[i].doc_id > var[j].doc_id) - (ref[i].doc_id < var[j].doc_id);
+        if (order < 0) { i++; continue; }
+        if (order > 0) { j++; continue; }
         n_items++;
         n_changed += strcmp(ref[i].filtered ? ref[i].filtered : "", var[j].filtered ? var[j].filtered : "") != 0;
         qh_doc_record a, b;
@@ -174,8 +243,8 @@ static qe_status fidelity(qh_store *store, int64_t run_id, const char *variant, 
     if (rc == QE_OK && n_items > 0)
         rc = qh_store_put_fidelity(store, &row, 1, err);
     free(delta_p);
-    qh_sample_rows_free(ref, n_ref);
-    qh_sample_rows_free(var, n_var);
+    qh_sample_rows_free(ref, n_ref_rows);
+    qh_sample_rows_free(var, n_var_rows);
     return rc;
 }
 
@@ -186,9 +255,8 @@ qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, co
     qe_status rc = qt_scores_create(task, &scores, err);
     if (rc != QE_OK)
         return rc;
-    const char *task_name = qt_task_name(task);
     score_walk walk = {task, scores, qt_task_request_type(task), err, QE_OK};
-    rc = qh_store_each_sample(store, run_id, variant, task_name, add_stored_sample, &walk, err);
+    rc = qh_store_each_sample(store, run_id, variant, NULL, add_stored_sample, &walk, err);
     if (walk.rc != QE_OK)
         rc = walk.rc;
     qt_metric_row *rows = NULL;
@@ -208,13 +276,14 @@ qe_status qh_score_task(qh_store *store, int64_t run_id, const char *variant, co
             .run_id = run_id, .variant = variant, .task = rows[r].task, .metric = names[n_out],
             .value = rows[r].value, .std_error = rows[r].stderr_value, .n = rows[r].n,
             .n_truncated = rows[r].n_truncated, .is_higher_better = 1,
+            .task_version = rows[r].version[0] ? rows[r].version : NULL, .num_fewshot = qt_task_num_fewshot(task),
         };
         n_out++;
     }
     if (rc == QE_OK && n_out > 0)
         rc = qh_store_put_task_results(store, out, (size_t)n_out, err);
     if (rc == QE_OK && strcmp(variant, "fp32"))
-        rc = fidelity(store, run_id, variant, task_name, walk.type, kl, n_kl, err);
+        rc = fidelity(store, run_id, variant, task, walk.type, kl, n_kl, err);
     free(out);
     free(names);
     free(rows);

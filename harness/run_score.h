@@ -19,6 +19,17 @@
 qe_status qh_sample_outcome(const qt_task *task, qt_scores *scores, int doc_index, const qh_doc_record *record,
                             char **filtered, char **outcome_json, qe_error *err);
 
+/* The doc_indices of (variant, task)'s stored samples (keys as qt_task_sample_key makes them),
+ * ascending: what a resumed run has done; *doc_indices is malloc'd. Samples keyed as before
+ * schema v4 (under a task with subsets' own name) are refused: `qeval rescore` re-keys them. */
+qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
+                              int64_t **doc_indices, size_t *n, qe_error *err);
+
+/* The stored samples of (variant, task), those of its subtasks, first in rows[n_rows] in key order
+ * (subtask, doc_id): *n_mine of them; other tasks' after them. Free all n_rows. */
+qe_status qh_task_samples(qh_store *store, int64_t run_id, const char *variant, const qt_task *task,
+                          qh_sample_row **rows, size_t *n_rows, size_t *n_mine, qe_error *err);
+
 /* Recomputes (variant, task)'s metrics from every stored sample and stores them; for a variant
  * other than fp32 also its fidelity against the stored fp32 samples, with kl[n_kl] the KL
  * divergences measured while it ran (when empty, the KL figures already stored are kept). */

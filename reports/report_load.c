@@ -9,10 +9,11 @@
  *    the rule table below; any other task's first metric is a headline column of its own.
  *  - samples: one per metric of each row's outcome_json; the answer is `filtered`; confidence is
  *    the softmax probability of the chosen choice when response_json holds loglikelihoods.
- *    `qeval run` stores MMLU's samples under `mmlu` itself (doc_ids over all subjects) and names
- *    in outcome_json's "subtasks" the subject and category the document also counts in; the
- *    sample is added under each of those too (same doc_id), so that subjects and categories are
- *    paired like the headline. Files written before "subtasks" leave them unpaired.
+ *    `qeval run` stores an MMLU sample under its subject (doc_id its index in the subject's file)
+ *    and names in outcome_json's "subtasks" the category and group it also counts in (files
+ *    before schema v4: under `mmlu`, naming subject and category); the sample is added under each
+ *    of those too, its doc_id made unique per source task, so that categories and the group are
+ *    paired like the subjects. Files written before "subtasks" leave them unpaired.
  *    A group score with no samples of its own (lm-evaluation-harness's `mmlu` over its
  *    subjects) takes those of the tasks named `<group>_*`, with doc_ids made unique per
  *    subject, so that its paired test covers every document.
@@ -64,21 +65,29 @@ static size_t placement_rank(const char *task, const char *metric)
 
 /* Fills benchmark, label and role of s (strings point into the rule table or into s itself);
  * `label_buf` holds a composed label. `is_task_placed`: the task already has a headline metric. */
-static void place_score(qr_score *s, bool is_task_placed, char *label_buf, size_t cap)
+/* A headline names its shots as stored with the score ("MMLU (5-shot)"); runs before schema v4
+ * stored none (num_fewshot < 0). */
+static void place_score(qr_score *s, bool is_task_placed, int64_t num_fewshot, char *label_buf, size_t cap)
 {
     size_t i = placement_rank(s->task, s->metric);
+    const char *label = NULL;
     if (i < sizeof placement / sizeof placement[0]) {
         s->benchmark = (char *)placement[i].benchmark;
         s->role = placement[i].role;
-        if (placement[i].label)
-            s->label = (char *)placement[i].label;
-        else
-            snprintf(label_buf, cap, "subject: %s", s->task + strlen(placement[i].task) - 1), s->label = label_buf;
-        return;
+        label = placement[i].label;
+        if (!label)
+            snprintf(label_buf, cap, "subject: %s", s->task + strlen(placement[i].task) - 1);
+    } else {
+        s->benchmark = s->task;
+        s->role = is_task_placed ? QR_DETAIL : QR_HEADLINE;
+        snprintf(label_buf, cap, "%s %s", s->task, s->metric);
     }
-    s->benchmark = s->task;
-    s->role = is_task_placed ? QR_DETAIL : QR_HEADLINE;
-    snprintf(label_buf, cap, "%s %s", s->task, s->metric);
+    if (label)
+        snprintf(label_buf, cap, "%s", label);
+    if (s->role == QR_HEADLINE && num_fewshot >= 0) {
+        size_t len = strlen(label_buf);
+        snprintf(label_buf + len, cap - len, " (%lld-shot)", (long long)num_fewshot);
+    }
     s->label = label_buf;
 }
 
@@ -211,6 +220,15 @@ static bool is_named_before(const cJSON *names, const cJSON *name, const char *o
     return false;
 }
 
+/* doc_ids of different subjects share one range; the subject's name goes in the high bits. */
+static int64_t group_doc_id(const char *task, int64_t doc_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = task; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return (int64_t)(h & 0x7fffffffu) << 32 | (doc_id & 0xffffffff);
+}
+
 /* One sample per metric of the row's outcome, under the row's task and under every task its
  * "subtasks" member names (the same document counts in the subject's and the category's score);
  * names and metrics without a score are skipped. */
@@ -251,6 +269,7 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
                 continue;
             s.task = name->valuestring;
             s.source_task = (char *)row->task, s.source_doc_id = row->doc_id;
+            s.doc_id = group_doc_id(row->task, row->doc_id); /* subjects number their documents each from 0 */
             if ((ctx->status = qr_report_add_sample(ctx->report, &s, ctx->err)) != QE_OK)
                 break;
         }
@@ -259,15 +278,6 @@ static int add_row_samples(const qh_sample_row *row, void *vctx)
     }
     cJSON_Delete(outcome);
     return ctx->status != QE_OK;
-}
-
-/* doc_ids of different subjects share one range; the subject's name goes in the high bits. */
-static int64_t group_doc_id(const char *task, int64_t doc_id)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = task; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return (int64_t)(h & 0x7fffffffu) << 32 | (doc_id & 0xffffffff);
 }
 
 static qe_status gather_group_samples(qr_report *r, qe_error *err)
@@ -298,14 +308,21 @@ static qe_status gather_group_samples(qr_report *r, qe_error *err)
 }
 
 /* Pairing joins two variants' samples of a score on doc_id, so each doc_id may come once per
- * score. Twice means a malformed file: an outcome naming a metric twice, or a "subtasks" member
- * naming a task that also stores samples of its own, numbered its own way. */
+ * score. Twice means a malformed file: an outcome naming a metric twice. A "subtasks" member
+ * naming a task that also stores samples of its own would count documents twice: refused too. */
 static qe_status check_unique_doc_ids(qr_report *r, const char *path, qe_error *err)
 {
     for (size_t k = 0; k < r->n_scores; k++) {
         const qr_score *g = &r->scores[k];
         size_t n;
         const qr_sample *x = qr_report_samples(r, g->variant, g->task, g->metric, &n);
+        const qr_sample *own = NULL, *imported = NULL; /* both: each document would count twice */
+        for (size_t i = 0; i < n; i++)
+            *(x[i].source_task ? &imported : &own) = &x[i];
+        if (own && imported)
+            return qe_fail(err, QE_EFORMAT, "%s: run %lld: %s/%s %s has outcomes of its own and from samples of %s "
+                           "(doc %lld)", path, (long long)r->run.run_id, g->variant, g->task, g->metric,
+                           imported->source_task, (long long)imported->source_doc_id);
         for (size_t i = 1; i < n; i++) {
             if (x[i].doc_id != x[i - 1].doc_id)
                 continue;
@@ -380,7 +397,7 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
             char label[256];
             qr_score s = {(char *)row->variant, (char *)row->task, (char *)row->metric, NULL, NULL, QR_HEADLINE,
                           row->value, row->std_error, row->n, false};
-            place_score(&s, is_task_placed, label, sizeof label);
+            place_score(&s, is_task_placed, row->num_fewshot, label, sizeof label);
             rc = qr_report_add_score(r, &s, err);
         }
     }

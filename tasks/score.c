@@ -78,7 +78,7 @@ static qe_status score_mc(const qt_task *task, const qt_subtask *st, const cJSON
     free(choices);
     if (rc != QE_OK)
         return rc;
-    if (r->n_loglikelihoods != n_choices || !r->loglikelihoods)
+    if (n_choices < 1 || r->n_loglikelihoods != n_choices || !r->loglikelihoods)
         return qe_fail(err, QE_EINVAL, "%s doc %d: %d loglikelihoods for %d choices", st->name, doc_id,
                        r->n_loglikelihoods, n_choices);
     if (m->kind == QT_METRIC_ACC) {
@@ -89,20 +89,25 @@ static qe_status score_mc(const qt_task *task, const qt_subtask *st, const cJSON
         *value = best == gold ? 1.0 : 0.0;
         return QE_OK;
     }
-    /* MC2: probability mass on the answers before the first label 0 (lm-eval splits there),
-     * normalised over all answers. Shifting by the maximum only avoids underflow. */
+    /* MC2 as lm-eval 0.4.13 scores it (truthfulqa_mc2 version 3.0, utils.process_results_mc2):
+     * the probability mass of every answer labelled 1, normalised over all answers. Version 2.0
+     * counted only the answers before the first label 0, which differs where a true answer
+     * follows a false one (docs 25 and 208 of mc_task.json). Shifting by the maximum only
+     * avoids underflow. */
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(doc, task->gold_field);
-    int split = -1, i = 0;
+    bool is_true[n_choices];
+    int n_labels = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, labels)
     {
-        if (split < 0 && cJSON_IsNumber(item) && item->valuedouble == 0)
-            split = i;
-        i++;
+        if (!cJSON_IsNumber(item) || n_labels == n_choices)
+            return qe_fail(err, QE_EFORMAT, "%s doc %d: field \"%s\" needs one numeric label per choice (%d)",
+                           st->name, doc_id, task->gold_field, n_choices);
+        is_true[n_labels++] = item->valuedouble == 1;
     }
-    if (split < 0 || i != n_choices)
-        return qe_fail(err, QE_EFORMAT, "%s doc %d: field \"%s\" needs one label per choice and a false one", st->name,
-                       doc_id, task->gold_field);
+    if (n_labels != n_choices)
+        return qe_fail(err, QE_EFORMAT, "%s doc %d: field \"%s\" has %d labels for %d choices", st->name, doc_id,
+                       task->gold_field, n_labels, n_choices);
     double max = r->loglikelihoods[0];
     for (int k = 1; k < n_choices; k++)
         if (r->loglikelihoods[k] > max)
@@ -111,7 +116,7 @@ static qe_status score_mc(const qt_task *task, const qt_subtask *st, const cJSON
     for (int k = 0; k < n_choices; k++) {
         double p = exp(r->loglikelihoods[k] - max);
         p_all += p;
-        if (k < split)
+        if (is_true[k])
             p_true += p;
     }
     *value = p_true / p_all;
@@ -235,6 +240,7 @@ qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int
         for (int k = 0; k < task->n_keys; k++) {
             qt_metric_row *row = &out[n++];
             snprintf(row->task, sizeof row->task, "%s", st->name);
+            snprintf(row->version, sizeof row->version, "%s", task->version ? task->version : "");
             fill_names(task, k, row);
             int n_vals = 0;
             double sum = 0;
@@ -264,6 +270,7 @@ qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int
                 snprintf(row->task, sizeof row->task, "%s", task->group_name);
             else
                 snprintf(row->task, sizeof row->task, "%s", task->category_names[g]);
+            snprintf(row->version, sizeof row->version, "%s", task->group_version ? task->group_version : "");
             fill_names(task, k, row);
             group_row(out, members, n_members, row);
         }
@@ -287,9 +294,9 @@ qe_status qt_task_doc_subtasks(const qt_task *task, int doc_index, const char *n
         return rc;
     /* the same names, under the same conditions, as qt_scores_aggregate's rows */
     const char *category = task->group_name && st->category >= 0 ? task->category_names[st->category] : NULL;
-    const char *rows[QT_MAX_DOC_SUBTASKS] = {st->name, category, task->group_name};
-    for (int i = 0; i < QT_MAX_DOC_SUBTASKS; i++)
-        if (rows[i] && strcmp(rows[i], task->name))
+    const char *rows[] = {category, task->group_name};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (rows[i] && strcmp(rows[i], st->name))
             names[(*n_names)++] = rows[i];
     return QE_OK;
 }

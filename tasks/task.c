@@ -43,7 +43,7 @@ qe_status qt_task_render(const qt_task *task, const qt_subtask *subtask, const c
 /* ---- loading ------------------------------------------------------------------------------------ */
 
 static const char *const top_keys[] = {"task", "dataset", "test_split", "description", "doc_to_text", "doc_to_target",
-                                       "doc_to_question",
+                                       "doc_to_question", "version",
                                        "fewshot", "output_type", "choices", "gold", "generation", "filters", "metrics",
                                        "groups", "comment", NULL};
 static const char *const dataset_keys[] = {"format", "header", "fields", "checks", "splits", "subsets", NULL};
@@ -340,11 +340,12 @@ static qe_status parse_groups(const qt_json_ctx *c, qt_task *task, const cJSON *
     qe_status rc;
     if (!groups)
         return QE_OK;
-    static const char *const group_keys[] = {"name", "categories", NULL};
+    static const char *const group_keys[] = {"name", "version", "categories", NULL};
     if (!cJSON_IsObject(groups))
         return qt_json_field_error(c, "groups", "must be an object");
     if ((rc = qt_json_check_keys(c, groups, "groups.", group_keys)) ||
-        (rc = qt_json_string(c, groups, "name", "groups.name", true, NULL, &task->group_name)))
+        (rc = qt_json_string(c, groups, "name", "groups.name", true, NULL, &task->group_name)) ||
+        (rc = qt_json_string(c, groups, "version", "groups.version", false, NULL, &task->group_version)))
         return rc;
     const cJSON *cats = cJSON_GetObjectItemCaseSensitive(groups, "categories");
     if (!cats)
@@ -639,10 +640,18 @@ qe_status qt_task_load(const char *name_or_path, const char *tasks_dir, const qt
         (rc = qt_json_string(&c, root, "doc_to_text", "doc_to_text", true, NULL, &task->doc_to_text)) ||
         (rc = qt_json_string(&c, root, "doc_to_target", "doc_to_target", false, NULL, &task->doc_to_target)) ||
         (rc = qt_json_string(&c, root, "doc_to_question", "doc_to_question", false, NULL, &task->doc_to_question)) ||
+        (rc = qt_json_string(&c, root, "version", "version", false, NULL, &task->version)) ||
         (rc = parse_fewshot(&c, task, cJSON_GetObjectItemCaseSensitive(root, "fewshot"), &fewshot_split)) ||
         (rc = parse_output(&c, task, root)) || (rc = parse_filters_metrics(&c, task, root)) ||
         (rc = parse_groups(&c, task, cJSON_GetObjectItemCaseSensitive(root, "groups"), &d)) ||
         (rc = check_templates(&c, task, &d)))
+        goto out;
+    /* a version is stored with every score: short, as lm-eval's "1.0" or "2" */
+    if (task->version && strlen(task->version) >= QT_VERSION_SIZE)
+        rc = qt_json_field_error(&c, "version", "must be shorter than 16 characters");
+    else if (task->group_version && strlen(task->group_version) >= QT_VERSION_SIZE)
+        rc = qt_json_field_error(&c, "groups.version", "must be shorter than 16 characters");
+    if (rc != QE_OK)
         goto out;
     if (options->num_fewshot >= 0)
         task->num_fewshot = options->num_fewshot;
@@ -688,6 +697,8 @@ void qt_task_free(qt_task *task)
     free(task->name);
     free(task->subset_variable);
     free(task->group_name);
+    free(task->group_version);
+    free(task->version);
     qt_json_free_strings(task->category_names, task->n_categories);
     free(task->description);
     free(task->doc_to_text);
@@ -717,6 +728,7 @@ void qt_task_free(qt_task *task)
 const char *qt_task_name(const qt_task *task) { return task->name; }
 int qt_task_n_docs(const qt_task *task) { return task->n_docs; }
 int qt_task_n_bad_rows(const qt_task *task) { return task->n_bad_rows; }
+int qt_task_num_fewshot(const qt_task *task) { return task->num_fewshot; }
 const char *qt_task_first_bad_row(const qt_task *task) { return task->first_bad; }
 int qt_task_n_filters(const qt_task *task) { return task->n_filters; }
 const char *qt_task_filter_name(const qt_task *task, int filter_index) { return task->filters[filter_index].name; }

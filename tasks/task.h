@@ -39,6 +39,8 @@ void qt_task_free(qt_task *task); /* NULL-safe */
 const char *qt_task_name(const qt_task *task);
 int qt_task_n_docs(const qt_task *task);
 int qt_task_n_bad_rows(const qt_task *task);
+/* The few-shot examples each prompt holds: the task file's default, or --num-fewshot. */
+int qt_task_num_fewshot(const qt_task *task);
 const char *qt_task_first_bad_row(const qt_task *task); /* "" when none */
 
 /* Every request of the task has this type. */
@@ -56,6 +58,15 @@ qe_status qt_task_build_request(qt_task *task, int doc_index, qt_request *out, q
  * becomes "A"); stops and max_new_tokens are unchanged. See docs/tasks.md, "Chat templates". */
 qe_status qt_task_build_chat_request(qt_task *task, int doc_index, const qt_chat_renderer *chat, qt_request *out,
                                      qe_error *err);
+
+/* Where document doc_index's sample is stored: under its subtask's name ("mmlu_anatomy"; the
+ * task's own name for a task without subsets), doc_id its index in that subtask's split, as
+ * lm-eval numbers it: the same whatever subsets and limit a run selects, so runs join on it.
+ * *sample_task points into the task. */
+qe_status qt_task_sample_key(const qt_task *task, int doc_index, const char **sample_task, int *doc_id, qe_error *err);
+/* The inverse: the doc_index of the sample stored as (sample_task, doc_id); false when the task
+ * holds no such document (another task's sample, or one its subsets or limit leave out). */
+bool qt_task_find_sample_doc(const qt_task *task, const char *sample_task, int64_t doc_id, int *doc_index);
 
 /* For code tasks: prompt + completion + "\n" + the test (doc_to_target), as the sandbox runs it. */
 qe_status qt_task_exec_program(const qt_task *task, int doc_index, const char *completion, char **program,
@@ -75,10 +86,14 @@ qe_status qt_task_filter_text(const qt_task *task, int filter_index, const char 
 
 typedef struct qt_scores qt_scores;
 
+#define QT_VERSION_SIZE 16
 typedef struct {
     char task[96];             /* subtask, category ("mmlu_stem") or group ("mmlu") */
     char metric[32];           /* "acc", "exact_match", "pass@1" */
     char filter[32];           /* "none", "strict-match", ... */
+    char version[QT_VERSION_SIZE]; /* the scoring rule's version, as lm-eval's metadata.version of
+                                  the task (or of the group, for group rows); "" when the task
+                                  file names none */
     double value;
     double stderr_value;       /* NAN when it cannot be computed (n < 2) */
     int n;                     /* documents scored */
@@ -102,11 +117,11 @@ qe_status qt_scores_add(qt_scores *scores, int doc_index, const qt_response *res
 /* Rows: each subtask's metrics, then groups. *rows is malloc'd. */
 qe_status qt_scores_aggregate(const qt_scores *scores, qt_metric_row **rows, int *n_rows, qe_error *err);
 
-/* The rows of qt_scores_aggregate other than the task's own name that count document doc_index:
- * its subtask ("mmlu_anatomy"), its category ("mmlu_stem"), the group when named otherwise than
- * the task, in that order; *n_names of them, none for a task without subsets. The names point
- * into the task. A per-document result stored under the task's name can be paired under these. */
-#define QT_MAX_DOC_SUBTASKS 3
+/* The rows of qt_scores_aggregate besides the one its sample is stored under (qt_task_sample_key:
+ * its subtask, "mmlu_anatomy") that count document doc_index: its category ("mmlu_stem"), then
+ * the group ("mmlu"); *n_names of them, none for a task without groups. The names point into
+ * the task. A per-document result stored under its subtask can be paired under these too. */
+#define QT_MAX_DOC_SUBTASKS 2
 qe_status qt_task_doc_subtasks(const qt_task *task, int doc_index, const char *names[QT_MAX_DOC_SUBTASKS],
                                int *n_names, qe_error *err);
 

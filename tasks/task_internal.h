@@ -56,7 +56,9 @@ struct qt_task {
     qt_subtask *subtasks;
     int n_subtasks;
     int n_docs;
+    char *version;             /* the rule's version, as lm-eval's metadata.version; NULL: none */
     char *group_name;          /* NULL: no group rows */
+    char *group_version;       /* the group and category rows' version; NULL: none */
     char **category_names;     /* [n_categories] */
     int n_categories;
 

@@ -31,6 +31,29 @@ qe_status qt_task_doc(const qt_task *task, int doc_index, const qt_subtask **sub
     return QE_OK;
 }
 
+qe_status qt_task_sample_key(const qt_task *task, int doc_index, const char **sample_task, int *doc_id, qe_error *err)
+{
+    const qt_subtask *st;
+    const cJSON *doc;
+    qe_status rc = qt_task_doc(task, doc_index, &st, &doc, doc_id, err);
+    *sample_task = rc == QE_OK ? st->name : NULL;
+    return rc;
+}
+
+bool qt_task_find_sample_doc(const qt_task *task, const char *sample_task, int64_t doc_id, int *doc_index)
+{
+    for (int s = 0; s < task->n_subtasks; s++) {
+        const qt_subtask *st = &task->subtasks[s];
+        if (!strcmp(st->name, sample_task)) {
+            if (doc_id < 0 || doc_id >= st->n_docs)
+                return false;
+            *doc_index = st->first_doc_index + (int)doc_id;
+            return true;
+        }
+    }
+    return false;
+}
+
 static long doc_line(const cJSON *doc, const qd_table *table, cJSON *const *records, int n)
 {
     for (int i = 0; i < n; i++)

@@ -62,7 +62,7 @@ static void put_result(qh_store *s, int64_t run, const char *variant, const char
 {
     double m, se;
     mean_se(x, n, &m, &se);
-    qh_task_result_row row = {run, variant, task, metric, m, se, n, 0, 1};
+    qh_task_result_row row = {run, variant, task, metric, m, se, n, 0, 1, NULL, -1};
     MUST(qh_store_put_task_results(s, &row, 1, &e_));
 }
 
@@ -665,7 +665,7 @@ static void test_subtasks(const char *dir)
     } bad[] = {
         {"3", "run 3: sample fp32/mmlu doc 6: outcome_json's \"subtasks\" is not an array of task names"},
         {"4", "run 4: sample fp32/mmlu doc 6: outcome_json's \"subtasks\" is not an array of task names"},
-        {"5", "run 5: fp32/mmlu_anatomy acc has two outcomes for doc 6 (from samples of mmlu"},
+        {"5", "run 5: fp32/mmlu_anatomy acc has outcomes of its own and from samples of mmlu (doc 6)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = NULL;
@@ -692,7 +692,7 @@ static void test_hostile(const char *dir)
         qh_store_create_run(s, &info, &empty_run, &err); /* a run with nothing in it */
         qh_store_create_run(s, &info, &bad_run, &err);
         qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL};
-        qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1};
+        qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1, NULL, -1};
         qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1, NULL};
         CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));
         CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, &t, 1, &err));

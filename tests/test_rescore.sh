@@ -57,7 +57,55 @@ check "$kl_before" "$(sqlite3 "$db" "SELECT printf('%.12g', kl_mean) FROM fideli
 check 0 $? "rescore back exit code"
 check "$before" "$(state)" "rescoring with the original definitions restores everything"
 
-# 4. Refusals that change nothing.
+# 4. A run stored before schema v4: MMLU's samples under "mmlu" numbered over the selected
+#    documents, scores without version or shots, mc2 by the old rule (here a made-up value). The
+#    rescore moves the samples to (subject, index in its file), scores mc2 as lm-eval 0.4.13
+#    (mass of every answer labelled 1) and records each rule's version: exactly a fresh run's rows.
+old="$work/old.db"
+"$qeval" run "$model" --variants fp32,nf4 --tasks mmlu,truthfulqa_mc2 --subjects anatomy,world_religions --limit 2 \
+  --data-dir "$shared/datasets" --threads 2 --quiet --db "$old" > /dev/null 2> "$work/old-run.err"
+check 0 $? "run for the pre-v4 case: $(cat "$work/old-run.err")"
+# (outcomes to 12 digits: a run scores the log-likelihoods it holds, a rescore those read back from JSON)
+fresh() { sqlite3 "$old" "SELECT variant, task, doc_id, prompt_hash, filtered, printf('%.12g', json_extract(outcome_json, '$.acc')),
+                                 json_extract(outcome_json, '$.subtasks') FROM samples ORDER BY 1,2,3;
+                          SELECT variant, task, metric, printf('%.12g', value), task_version, num_fewshot FROM task_results ORDER BY 1,2,3"; }
+fresh > "$work/fresh.rows"
+check "mmlu|2|5
+mmlu_anatomy|1.0|5
+truthfulqa_mc2|3.0|0" "$(sqlite3 "$old" "SELECT DISTINCT task, task_version, num_fewshot FROM task_results
+                                         WHERE task IN ('mmlu', 'mmlu_anatomy', 'truthfulqa_mc2') ORDER BY 1")" \
+      "each score names its rule's version (lm-eval 0.4.13) and its shots"
+sqlite3 "$old" "UPDATE samples SET task = 'mmlu', doc_id = doc_id + (CASE task WHEN 'mmlu_world_religions' THEN 2 ELSE 0 END),
+                                   outcome_json = json_remove(outcome_json, '$.subtasks') WHERE task LIKE 'mmlu_%';
+                UPDATE task_results SET task_version = NULL, num_fewshot = NULL;
+                UPDATE task_results SET value = 0.123 WHERE task = 'truthfulqa_mc2'"
+"$qeval" run "$model" --variants fp32,nf4 --tasks mmlu,truthfulqa_mc2 --subjects anatomy,world_religions --limit 2 \
+  --data-dir "$shared/datasets" --threads 2 --quiet --db "$old" --resume 1 > /dev/null 2> "$work/old-resume.err"
+check 1 $? "resuming a pre-v4 run is refused"
+grep -q "keyed as before schema v4; run \`qeval rescore --run 1\` first" "$work/old-resume.err" && ok ||
+  bad "says to rescore first: $(cat "$work/old-resume.err")"
+"$qeval" rescore --db "$old" --run 1 --data-dir "$shared/datasets" > /dev/null 2> "$work/old.err"
+check 0 $? "rescore of a pre-v4 run: $(cat "$work/old.err")"
+grep -q "fp32/mmlu: 4 samples stored before schema v4" "$work/old.err" && ok || bad "says it re-keyed: $(cat "$work/old.err")"
+check "$(md5sum < "$work/fresh.rows")" "$(fresh | md5sum)" "rescored pre-v4 run equals a fresh run"
+for variant in fp32 nf4; do
+  want=$(sqlite3 "$old" "SELECT doc_id, response_json FROM samples WHERE variant='$variant' AND task='truthfulqa_mc2' ORDER BY doc_id" |
+         python3 -c '
+import json, math, sys
+labels = json.load(open(sys.argv[1]))
+values = []
+for line in sys.stdin:
+    doc, response = line.split("|", 1)
+    ll = json.loads(response)["ll"]
+    true = list(labels[int(doc)]["mc2_targets"].values())
+    p = [math.exp(x) for x in ll]
+    values.append(sum(pi for pi, t in zip(p, true) if t == 1) / sum(p))
+print("%.10f" % (sum(values) / len(values)))' "$shared/datasets/truthfulqa/mc_task.json")
+  check "$want" "$(sqlite3 "$old" "SELECT printf('%.10f', value) FROM task_results WHERE variant='$variant' AND task='truthfulqa_mc2'")" \
+        "$variant mc2 = mass of every answer labelled 1"
+done
+
+# 5. Refusals that change nothing.
 mkdir -p "$work/data/gsm8k"
 cp -r "$shared/datasets/truthfulqa" "$work/data/"
 head -n 50 "$shared/datasets/gsm8k/test.jsonl" > "$work/data/gsm8k/test.jsonl"

@@ -31,30 +31,40 @@ check 3 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM fidelity WHERE task='mm
 # 2 subjects x 3 docs + 3 + 3 + 3, for each of 4 variants
 check 60 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples")" "sample rows"
 check 0 "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples WHERE question IS NULL OR question LIKE '%Q: %Q: %'")" "every sample keeps its own question, without few-shot examples"
-check 1 "$(sqlite3 "$work/full.db" "SELECT question LIKE '%' || char(10) || 'Answer:' FROM samples WHERE task='mmlu' LIMIT 1")" "an MMLU question ends with Answer:"
+check 1 "$(sqlite3 "$work/full.db" "SELECT question LIKE '%' || char(10) || 'Answer:' FROM samples WHERE task='mmlu_anatomy' LIMIT 1")" "an MMLU question ends with Answer:"
+# an MMLU sample is stored under its subject, doc_id its index in the subject's test file
+check "mmlu_abstract_algebra|0 1 2
+mmlu_anatomy|0 1 2" "$(sqlite3 "$work/full.db" "SELECT task, group_concat(doc_id, ' ') FROM (SELECT task, doc_id FROM samples
+                                                 WHERE variant='fp32' AND task LIKE 'mmlu%' ORDER BY task, doc_id) GROUP BY task")" \
+      "MMLU samples keyed by subject and index in its split"
 results "$work/full.db" > "$work/full.results"
 
 # 1b. The report pairs each MMLU subject and category over its own documents, as the headline:
 # n_pairs is the row's n and p the exact McNemar p of the discordant pairs counted here from the
-# stored outcomes (docs 0-2 are abstract_algebra, 3-5 anatomy; both subjects are STEM).
-check '["mmlu_anatomy","mmlu_stem"]' \
+# stored outcomes (both subjects are STEM).
+check '["mmlu_stem","mmlu"]' \
       "$(sqlite3 "$work/full.db" "SELECT json_extract(outcome_json, '$.subtasks') FROM samples
-                                  WHERE run_id=1 AND variant='fp32' AND task='mmlu' AND doc_id=3")" \
-      "an MMLU sample names its subject and category"
+                                  WHERE run_id=1 AND variant='fp32' AND task='mmlu_anatomy' AND doc_id=0")" \
+      "an MMLU sample names its category and group"
 "$qeval" report --db "$work/full.db" --run 1 --format csv -o "$work/report.csv" > /dev/null 2>&1
 check 0 $? "report exit code"
-outcomes() { echo "SELECT doc_id, json_extract(outcome_json, '$.acc') AS acc FROM samples
-                   WHERE run_id=1 AND variant='$1' AND task='mmlu'"; }
+# each headline says its shots, as stored with the score
+"$qeval" report --db "$work/full.db" --run 1 --format md -o "$work/report.md" > /dev/null 2>&1
+for label in "MMLU (5-shot)" "GSM8K strict (5-shot)" "TruthfulQA mc2 (0-shot)"; do
+  grep -qF "$label" "$work/report.md" && ok || bad "the md report names \"$label\""
+done
+outcomes() { echo "SELECT task, doc_id, json_extract(outcome_json, '$.acc') AS acc FROM samples
+                   WHERE run_id=1 AND variant='$1' AND task LIKE 'mmlu_%'"; }
 for variant in bf16 int8 nf4; do
-  for row in "mmlu_abstract_algebra 0 2" "mmlu_anatomy 3 5" "mmlu_stem 0 5"; do
-    read -r task first last <<< "$row"
+  for row in "mmlu_abstract_algebra mmlu_abstract_algebra 3" "mmlu_anatomy mmlu_anatomy 3" "mmlu_stem mmlu_% 6"; do
+    read -r task pattern n_docs <<< "$row"
     bc=$(sqlite3 "$work/full.db" "SELECT sum(r.acc = 1 AND v.acc = 0), sum(r.acc = 0 AND v.acc = 1)
-                                  FROM ($(outcomes fp32)) r JOIN ($(outcomes "$variant")) v USING (doc_id)
-                                  WHERE doc_id BETWEEN $first AND $last")
+                                  FROM ($(outcomes fp32)) r JOIN ($(outcomes "$variant")) v USING (task, doc_id)
+                                  WHERE task LIKE '$pattern'")
     expected=$(python3 -c "
 from math import comb
 b, c = map(int, '$bc'.split('|')); n = b + c
-print('mcnemar-exact %d %d %.10f' % ($last - $first + 1, $last - $first + 1,
+print('mcnemar-exact %d %d %.10f' % ($n_docs, $n_docs,
       min(1.0, sum(comb(n, i) for i in range(min(b, c) + 1)) / 2 ** (n - 1)) if n else 1.0))")
     got=$(python3 - "$work/report.csv" "$variant" "$task" <<'PY'
 import csv, sys
@@ -66,6 +76,16 @@ PY
     check "$expected" "$got" "$variant $task: test, n, n_pairs, p"
   done
 done
+
+# 1c. Another selection numbers the same documents the same way, so runs join on (task, doc_id):
+# anatomy alone, 2 documents, gives anatomy's docs 0 and 1 with the same prompts and answers.
+"$qeval" run "$model" --variants fp32 --tasks mmlu --subjects anatomy --limit 2 --data-dir "$shared/datasets" \
+  --threads 1 --quiet --no-cache --db "$work/anatomy.db" > /dev/null 2>&1
+check 0 $? "anatomy-only run exit code"
+sqlite3 "$work/anatomy.db" "ATTACH '$work/full.db' AS full" \
+  "SELECT count(*) FROM samples a JOIN full.samples f USING (variant, task, doc_id)
+   WHERE f.run_id = 1 AND a.prompt_hash = f.prompt_hash AND a.filtered = f.filtered" > "$work/joined" 2>&1
+check "2" "$(cat "$work/joined")" "runs with other --subjects/--limit join on doc_id: same prompts, same answers"
 
 # 2. The same command again is answered from the request cache and gives the same numbers.
 "$qeval" run "$model" "${args[@]}" --db "$work/full.db" > /dev/null 2>&1

@@ -119,6 +119,7 @@ static void test_gsm8k(void)
     CHECK(s && f);
     if (s && f) {
         CHECK_STR_EQ("exact_match", s->metric);
+        CHECK_STR_EQ("3.0", s->version); /* lm-eval 0.4.13 gsm8k.yaml */
         CHECK_NEAR(3.0 / 7, s->value, 1e-12);
         /* sample std of 3 ones and 4 zeros: sqrt((3*(4/7)^2 + 4*(3/7)^2)/6) = sqrt(2/7), / sqrt(7) */
         CHECK_NEAR(sqrt(2.0 / 7) / sqrt(7.0), s->stderr_value, 1e-12);
@@ -164,6 +165,36 @@ static void test_mmlu(void)
     CHECK_INT_EQ(QE_OK, qt_task_build_request(task, 4, &req, &err));
     CHECK_STR_EQ("mmlu_anatomy", req.task);
     CHECK_INT_EQ(0, req.doc_id);
+    /* A document's stored key is (subject, index in the subject's file), whatever the run selects:
+     * anatomy's second question is ("mmlu_anatomy", 1) here (doc_index 5), alone (doc_index 1),
+     * and absent from a run limited to one document per subject. */
+    qt_task_options one;
+    qt_task_options_default(&one);
+    one.data_dir = dir;
+    one.num_fewshot = 0;
+    one.subsets = "anatomy";
+    qt_task *alone = NULL, *limited = NULL;
+    CHECK_INT_EQ(QE_OK, qt_task_load("mmlu", QEVAL_SOURCE_DIR "/tasks", &one, &alone, &err));
+    one.subsets = "abstract_algebra,anatomy,philosophy";
+    one.limit = 1;
+    CHECK_INT_EQ(QE_OK, qt_task_load("mmlu", QEVAL_SOURCE_DIR "/tasks", &one, &limited, &err));
+    const char *key_task[2] = {NULL, NULL};
+    int key_id[2] = {-1, -1}, found = -1;
+    CHECK_INT_EQ(QE_OK, qt_task_sample_key(task, 5, &key_task[0], &key_id[0], &err));
+    if (alone)
+        CHECK_INT_EQ(QE_OK, qt_task_sample_key(alone, 1, &key_task[1], &key_id[1], &err));
+    CHECK_STR_EQ("mmlu_anatomy", key_task[0]);
+    CHECK_STR_EQ("mmlu_anatomy", key_task[1]);
+    CHECK_INT_EQ(1, key_id[0]);
+    CHECK_INT_EQ(1, key_id[1]);
+    CHECK(qt_task_find_sample_doc(task, "mmlu_anatomy", 1, &found) && found == 5);
+    CHECK(alone && qt_task_find_sample_doc(alone, "mmlu_anatomy", 1, &found) && found == 1);
+    CHECK(limited && !qt_task_find_sample_doc(limited, "mmlu_anatomy", 1, &found));
+    CHECK(limited && qt_task_find_sample_doc(limited, "mmlu_philosophy", 0, &found) && found == 2);
+    CHECK(!qt_task_find_sample_doc(task, "mmlu", 5, &found)); /* pre-v4 key: the task's own name */
+    CHECK(!qt_task_find_sample_doc(task, "mmlu_anatomy", -1, &found));
+    qt_task_free(alone);
+    qt_task_free(limited);
     CHECK_STR_EQ("The following are multiple choice questions (with answers) about anatomy.\n\n"
                  "q\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:",
                  req.context);
@@ -201,6 +232,16 @@ static void test_mmlu(void)
     }
     const qt_metric_row *other = find_row(rows, n_rows, "mmlu_other", "none");
     CHECK(other && other->n == 0 && other->is_group);
+    /* versions as lm-eval 0.4.13's metadata.version: subjects 1.0 (_default_template_yaml),
+       categories and the group 2 (_mmlu*.yaml) */
+    const qt_metric_row *subject = find_row(rows, n_rows, "mmlu_anatomy", "none"),
+                        *group = find_row(rows, n_rows, "mmlu", "none");
+    CHECK(subject && group && other);
+    if (subject && group && other) {
+        CHECK_STR_EQ("1.0", subject->version);
+        CHECK_STR_EQ("2", group->version);
+        CHECK_STR_EQ("2", other->version);
+    }
     free(rows);
     qt_scores_free(scores);
     qt_task_free(task);
@@ -210,14 +251,16 @@ static void test_truthfulqa(void)
 {
     /* doc 0: labels 1,1,0,0, lls -1,-2,-1.5,-3: mc2 = (e^-1 + e^-2) / (e^-1 + e^-2 + e^-1.5 + e^-3)
      *        = 0.6483623338944073; mc1 (choices a,b,c,d, gold 0): argmax a -> 1.
-     * doc 1: labels 1,0,1 (lm-eval splits at the first 0, so only the first counts as true),
-     *        lls -0.5,-0.25,-4: mc2 = e^-0.5 / (e^-0.5 + e^-0.25 + e^-4) = 0.43211051241584947;
+     * doc 1: labels 1,0,1 (lm-eval 0.4.13 counts every answer labelled 1, the late one too),
+     *        lls -0.5,-0.25,-4: mc2 = (e^-0.5 + e^-4) / (e^-0.5 + e^-0.25 + e^-4) = 0.44515911924008544;
      *        mc1 lls all -1: a tie, argmax takes the first = gold -> 1. */
     put("truthfulqa/mc_task.json",
         "[{\"question\": \"Q0?\", \"mc1_targets\": {\"a\": 1, \"b\": 0, \"c\": 0, \"d\": 0},"
         "  \"mc2_targets\": {\"t1\": 1, \"t2\": 1, \"f1\": 0, \"f2\": 0}},"
         " {\"question\": \"Q1?\", \"mc1_targets\": {\"x\": 1, \"y\": 0, \"z\": 0},"
-        "  \"mc2_targets\": {\"t\": 1, \"f\": 0, \"late\": 1}}]");
+        "  \"mc2_targets\": {\"t\": 1, \"f\": 0, \"late\": 1}},"
+        " {\"question\": \"Q2?\", \"mc1_targets\": {\"x\": 1, \"y\": 0},"
+        "  \"mc2_targets\": {\"t\": \"yes\", \"f\": 0}}]");
     qe_error err = {0};
     qt_task *mc2 = load("truthfulqa_mc2", NULL, &err), *mc1 = load("truthfulqa_mc1", NULL, &err);
     CHECK(mc1 && mc2);
@@ -235,7 +278,11 @@ static void test_truthfulqa(void)
     CHECK_INT_EQ(QE_OK, qt_scores_add(s2, 0, &r0, &v, NULL, &err));
     CHECK_NEAR(0.6483623338944073, v, 1e-12);
     CHECK_INT_EQ(QE_OK, qt_scores_add(s2, 1, &r1, &v, NULL, &err));
-    CHECK_NEAR(0.43211051241584947, v, 1e-12);
+    CHECK_NEAR(0.44515911924008544, v, 1e-12);
+    double l2[] = {-1, -2};
+    qt_response r2 = {.loglikelihoods = l2, .n_loglikelihoods = 2};
+    CHECK_INT_EQ(QE_EFORMAT, qt_scores_add(s2, 2, &r2, &v, NULL, &err)); /* a label that is no number */
+    CHECK(strstr(err.msg, "needs one numeric label per choice") != NULL);
     CHECK_INT_EQ(QE_OK, qt_scores_add(s1, 0, &r0, &v, NULL, &err));
     CHECK_NEAR(1, v, 0);
     qt_response rt = {.loglikelihoods = tie, .n_loglikelihoods = 3};
@@ -246,7 +293,8 @@ static void test_truthfulqa(void)
     CHECK_INT_EQ(QE_OK, qt_scores_aggregate(s2, &rows, &n, &err));
     CHECK_INT_EQ(1, n);
     CHECK_STR_EQ("acc", rows[0].metric);
-    CHECK_NEAR((0.6483623338944073 + 0.43211051241584947) / 2, rows[0].value, 1e-12);
+    CHECK_STR_EQ("3.0", rows[0].version); /* lm-eval 0.4.13 truthfulqa_mc2.yaml */
+    CHECK_NEAR((0.6483623338944073 + 0.44515911924008544) / 2, rows[0].value, 1e-12);
     free(rows);
     qt_scores_free(s1);
     qt_scores_free(s2);
@@ -284,6 +332,7 @@ static void test_humaneval(void)
     CHECK_INT_EQ(1, n);
     CHECK_STR_EQ("pass@1", rows[0].metric);
     CHECK_STR_EQ("create_test", rows[0].filter);
+    CHECK_STR_EQ("1.0", rows[0].version); /* lm-eval 0.4.13 humaneval.yaml */
     CHECK_NEAR(0.5, rows[0].value, 0);
     CHECK_NEAR(0.5, rows[0].stderr_value, 1e-12);
     free(rows);

@@ -128,8 +128,8 @@ static void test_round_trip(void)
     };
     CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, variants, 2, &err));
     qh_task_result_row results[] = {
-        {run_id, "fp32", "mmlu", "acc", 0.25, 0.0125, 1200, 0, 1},
-        {run_id, "nf4", "mmlu", "acc", 0.2375, 0.0122, 1200, 3, 1},
+        {run_id, "fp32", "mmlu", "acc", 0.25, 0.0125, 1200, 0, 1, "2", 5},
+        {run_id, "nf4", "mmlu", "acc", 0.2375, 0.0122, 1200, 3, 1, NULL, 0},
     };
     CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, results, 2, &err));
     qh_fidelity_row fid = {run_id, "nf4", "mmlu", "fp32", 1200, 0.0125, 0.0875, 0.9375, 0.03125, 0.0625};
@@ -169,6 +169,10 @@ static void test_round_trip(void)
         CHECK_NEAR(0.2375, r[1].value, 0);
         CHECK_NEAR(0.0122, r[1].std_error, 0);
         CHECK_INT_EQ(3, r[1].n_truncated);
+        CHECK(r[1].task_version == NULL);
+        CHECK_INT_EQ(0, r[1].num_fewshot);
+        CHECK_STR_EQ("2", r[0].task_version);
+        CHECK_INT_EQ(5, r[0].num_fewshot);
     }
     qh_task_result_rows_free(r, n);
     qh_fidelity_row *f = NULL;
@@ -277,13 +281,15 @@ static void test_migration(void)
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
     CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, schema_v1, NULL, NULL, NULL));
+    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, "INSERT INTO task_results VALUES(1, 'fp32', 'gsm8k', 'exact_match',"
+                                             " 0.25, 0.1, 20, 0, 1)", NULL, NULL, NULL));
     sqlite3_close(db);
 
     qe_error err = {0};
     qh_store *s = NULL;
     qh_store_options ro = {.is_read_only = true};
     CHECK_INT_EQ(QE_EUNSUPPORTED, qh_store_open(path, &ro, &s, &err)); /* reading never migrates */
-    CHECK(strstr(err.msg, "schema v1 is older than v3") != NULL);
+    CHECK(strstr(err.msg, "schema v1 is older than v4") != NULL);
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
@@ -303,10 +309,30 @@ static void test_migration(void)
         CHECK(sm[0].question == NULL);
     }
     qh_sample_rows_free(sm, n);
+    /* v4: a score stored before it names no rule and no shot count; one stored now names both */
+    qh_task_result_row *tr = NULL;
+    CHECK_INT_EQ(QE_OK, qh_store_get_task_results(s, 1, &tr, &n, &err));
+    CHECK_INT_EQ(1, n);
+    if (n == 1) {
+        CHECK_NEAR(0.25, tr[0].value, 0);
+        CHECK(tr[0].task_version == NULL);
+        CHECK_INT_EQ(-1, tr[0].num_fewshot);
+    }
+    qh_task_result_rows_free(tr, n);
+    qh_task_result_row mc2 = {1, "fp32", "truthfulqa_mc2", "acc", 0.5, 0.1, 8, 0, 1, "3.0", 0};
+    CHECK_INT_EQ(QE_OK, qh_store_put_task_results(s, &mc2, 1, &err));
+    CHECK_INT_EQ(QE_OK, qh_store_get_task_results(s, 1, &tr, &n, &err));
+    CHECK_INT_EQ(2, n);
+    if (n == 2) {
+        CHECK_STR_EQ("truthfulqa_mc2", tr[1].task);
+        CHECK_STR_EQ("3.0", tr[1].task_version);
+        CHECK_INT_EQ(0, tr[1].num_fewshot);
+    }
+    qh_task_result_rows_free(tr, n);
     qh_cache_entry entry = {"m", "fp32", "r", "{}"};
     CHECK_INT_EQ(QE_OK, qh_store_cache_put(s, &entry, 1, &err));
     qh_store_close(s);
-    CHECK_INT_EQ(3, raw_sql(path, "PRAGMA user_version"));
+    CHECK_INT_EQ(4, raw_sql(path, "PRAGMA user_version"));
     CHECK_INT_EQ(QE_OK, qh_store_open(path, &ro, &s, &err)); /* and now it reads */
     qh_store_close(s);
 }

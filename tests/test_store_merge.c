@@ -40,7 +40,7 @@ static void fill_shard_a(qh_store *s)
 {
     qe_error err = {0};
     qh_variant_row v = {1, "fp32", "cpu", 1.0, NAN, 4000, 4100, -1, 100, -1, "measured"};
-    qh_task_result_row r = {1, "fp32", "t", "acc", 0.6, 0.24494897427831777, 5, 1, 1};
+    qh_task_result_row r = {1, "fp32", "t", "acc", 0.6, 0.24494897427831777, 5, 1, 1, "3.0", 0};
     qh_fidelity_row f = {1, "nf4", "t", "fp32", 5, 0.1, 0.3, 0.8, 0.2, 0.2};
     qh_perf_row p = {1, "fp32", "t", 10, 1000, 100, 500.0, 50.0, 3.0, 6.0, 4.0};
     qh_cache_entry c = {"m1", "fp32", "req-a", "{\"a\":1}"};
@@ -56,7 +56,7 @@ static void fill_shard_b(qh_store *s)
 {
     qe_error err = {0};
     qh_variant_row v = {1, "fp32", "cpu", 2.0, NAN, 4000, 4100, -1, 90, -1, "measured"};
-    qh_task_result_row r = {1, "fp32", "t", "acc", 2.0 / 3.0, 1.0 / 3.0, 3, 2, 1};
+    qh_task_result_row r = {1, "fp32", "t", "acc", 2.0 / 3.0, 1.0 / 3.0, 3, 2, 1, "3.0", 0};
     qh_fidelity_row f = {1, "nf4", "t", "fp32", 3, 0.2, 0.5, 2.0 / 3.0, 0.1, 1.0 / 3.0};
     qh_perf_row p = {1, "fp32", "t", 6, 3000, 300, 1000.0, 100.0, 2.0, 5.0, 6.0};
     qh_cache_entry c = {"m1", "fp32", "req-b", "{\"b\":2}"};
@@ -140,6 +140,8 @@ int main(void)
         CHECK_NEAR(0.18298126367784995, r[0].std_error, 1e-12); /* stdev of all 8 outcomes / sqrt(8) */
         CHECK_INT_EQ(8, r[0].n);
         CHECK_INT_EQ(3, r[0].n_truncated);
+        CHECK_STR_EQ("3.0", r[0].task_version); /* the rule and shots go with the pooled score */
+        CHECK_INT_EQ(0, r[0].num_fewshot);
     }
     qh_task_result_rows_free(r, n);
     qh_fidelity_row *f = NULL;

@@ -44,6 +44,7 @@ static void test_shared(const char *shared)
     CHECK(mmlu != NULL);
     if (mmlu) {
         CHECK_INT_EQ(14042, qt_task_n_docs(mmlu));
+        CHECK_INT_EQ(5, qt_task_num_fewshot(mmlu));
         qt_request req;
         CHECK_INT_EQ(QE_OK, qt_task_build_request(mmlu, 0, &req, &err));
         CHECK_STR_EQ("mmlu_abstract_algebra", req.task);
@@ -57,21 +58,27 @@ static void test_shared(const char *shared)
         CHECK_INT_EQ(170, req.doc_id);
         qt_request_clear(&req);
         CHECK_INT_EQ(QE_EINVAL, qt_task_build_request(mmlu, 14042, &req, &err));
-        /* the score rows a document counts in besides "mmlu": its subject, then its category as
-           lm-eval's mmlu group files place it */
+        /* a document's sample is stored under its subject, numbered within the subject's test file */
+        const char *sample_task = NULL;
+        int doc_id = -1;
+        CHECK_INT_EQ(QE_OK, qt_task_sample_key(mmlu, 14041, &sample_task, &doc_id, &err));
+        CHECK_STR_EQ("mmlu_world_religions", sample_task);
+        CHECK_INT_EQ(170, doc_id);
+        /* the other score rows it counts in: its category as lm-eval's mmlu group files place it,
+           then the group */
         const char *names[QT_MAX_DOC_SUBTASKS];
         int n_names = -1;
         CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 0, names, &n_names, &err));
         CHECK_INT_EQ(2, n_names);
         if (n_names == 2) {
-            CHECK_STR_EQ("mmlu_abstract_algebra", names[0]);
-            CHECK_STR_EQ("mmlu_stem", names[1]);
+            CHECK_STR_EQ("mmlu_stem", names[0]);
+            CHECK_STR_EQ("mmlu", names[1]);
         }
         CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(mmlu, 14041, names, &n_names, &err));
         CHECK_INT_EQ(2, n_names);
         if (n_names == 2) {
-            CHECK_STR_EQ("mmlu_world_religions", names[0]);
-            CHECK_STR_EQ("mmlu_humanities", names[1]);
+            CHECK_STR_EQ("mmlu_humanities", names[0]);
+            CHECK_STR_EQ("mmlu", names[1]);
         }
         CHECK_INT_EQ(QE_EINVAL, qt_task_doc_subtasks(mmlu, 14042, names, &n_names, &err));
         qt_task_free(mmlu);
@@ -99,10 +106,12 @@ static void test_shared(const char *shared)
     CHECK_INT_EQ(57, n_files);
     CHECK_INT_EQ(285, n_dev);
 
+    /* shots as lm-eval 0.4.13's task files give them, except MMLU: qeval's is 5-shot, as
+       `lm_eval --num_fewshot 5` (lm-eval's mmlu default is 0) */
     const struct {
         const char *name;
-        int n_docs;
-    } counts[] = {{"gsm8k", 1319}, {"humaneval", 164}, {"truthfulqa_mc1", 817}, {"truthfulqa_mc2", 817}};
+        int n_docs, num_fewshot;
+    } counts[] = {{"gsm8k", 1319, 5}, {"humaneval", 164, 0}, {"truthfulqa_mc1", 817, 0}, {"truthfulqa_mc2", 817, 0}};
     for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
         qt_task *task = load(counts[i].name, NULL, -1, &err);
         CHECK(task != NULL);
@@ -111,6 +120,7 @@ static void test_shared(const char *shared)
             continue;
         }
         CHECK_INT_EQ(counts[i].n_docs, qt_task_n_docs(task));
+        CHECK_INT_EQ(counts[i].num_fewshot, qt_task_num_fewshot(task));
         const char *names[QT_MAX_DOC_SUBTASKS];
         int n_names = -1;
         CHECK_INT_EQ(QE_OK, qt_task_doc_subtasks(task, 0, names, &n_names, &err));
@@ -205,6 +215,9 @@ static void expect_task_error(const char *name, const char *json, const char *me
 
 #define BASE_DS "\"dataset\": {\"format\": \"csv\", \"fields\": [\"q\", \"a\"], \"splits\": {\"test\": \"x.csv\"}}, \"test_split\": \"test\""
 
+#define MC_ACC "\"output_type\": \"multiple_choice\", \"choices\": {\"list\": [\"x\"]}, \"gold\": {\"index\": 0}, " \
+               "\"metrics\": [{\"metric\": \"acc\"}]"
+
 static void test_validation(void)
 {
     FILE *f = fopen(strcat(strcpy(data_dir, dir), "/x.csv"), "w");
@@ -240,6 +253,13 @@ static void test_validation(void)
                       "{\"test\": \"missing_data.csv\"}}, \"test_split\": \"test\", \"doc_to_text\": \"{{q}}\", \"output_type\": "
                       "\"multiple_choice\", \"choices\": {\"list\": [\"x\"]}, \"gold\": {\"index\": 0}, \"metrics\": [{\"metric\": \"acc\"}]}",
                       "missing_data.csv: cannot open");
+    expect_task_error("number_version", "{\"task\": \"t\", \"version\": 3.0, " BASE_DS ", \"doc_to_text\": \"{{q}}\"}",
+                      "field \"version\" must be a string");
+    expect_task_error("long_version", "{\"task\": \"t\", \"version\": \"1.0.0-with-a-long-tail\", " BASE_DS
+                      ", \"doc_to_text\": \"{{q}}\", " MC_ACC "}",
+                      "field \"version\" must be shorter than 16 characters");
+    expect_task_error("group_version", "{\"task\": \"t\", " BASE_DS ", \"doc_to_text\": \"{{q}}\", " MC_ACC ", \"groups\": "
+                      "{\"name\": \"g\", \"version\": [2]}}", "field \"groups.version\" must be a string");
     qe_error err = {0};
     qt_task *task = NULL;
     CHECK(qt_task_load("no_such_task", QEVAL_SOURCE_DIR "/tasks", NULL, &task, &err) != QE_OK);

@@ -312,7 +312,8 @@ static const column task_result_cols[] = {
     COL(qh_task_result_row, task, COL_TEXT), COL(qh_task_result_row, metric, COL_TEXT),
     COL(qh_task_result_row, value, COL_REAL), COL(qh_task_result_row, std_error, COL_REAL),
     COL(qh_task_result_row, n, COL_INT), COL(qh_task_result_row, n_truncated, COL_INT),
-    COL(qh_task_result_row, is_higher_better, COL_INT),
+    COL(qh_task_result_row, is_higher_better, COL_INT), COL(qh_task_result_row, task_version, COL_TEXT),
+    COL(qh_task_result_row, num_fewshot, COL_INT),
 };
 static const column sample_cols[] = {
     COL(qh_sample_row, run_id, COL_ID), COL(qh_sample_row, variant, COL_TEXT),
@@ -762,6 +763,29 @@ void qh_run_free(qh_run *run)
 void qh_runs_free(qh_run *runs, size_t n_runs) { free_rows(&run_table, runs, n_runs); }
 
 /* ---- resume and counts ----------------------------------------------------------- */
+
+qe_status qh_store_delete_samples(qh_store *s, int64_t run_id, const char *variant, const char *task, qe_error *err)
+{
+    const char *doing = "deleting samples";
+    sqlite3_stmt *stmt = NULL;
+    qe_status st = qh_store_begin(s, err);
+    if (st != QE_OK)
+        return st;
+    st = qh_store_prepare(s, "DELETE FROM samples WHERE run_id=?1 AND variant=?2 AND task=?3", &stmt, doing, err);
+    if (st == QE_OK) {
+        sqlite3_bind_int64(stmt, 1, run_id);
+        sqlite3_bind_text(stmt, 2, variant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, task, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+            st = qh_store_fail(s, err, rc, doing);
+    }
+    sqlite3_finalize(stmt);
+    if (st == QE_OK)
+        return qh_store_commit(s, err);
+    qh_store_rollback(s);
+    return st;
+}
 
 qe_status qh_store_done_doc_ids(qh_store *s, int64_t run_id, const char *variant, const char *task,
                                 int64_t **ids, size_t *n_ids, qe_error *err)

@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 3
+#define QH_STORE_SCHEMA_VERSION 4
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -102,6 +102,9 @@ typedef struct {
     int64_t n;
     int64_t n_truncated;        /* requests whose prompt was cut to fit the context (per task) */
     int64_t is_higher_better;   /* 1 or 0                                                     */
+    const char *task_version;   /* the scoring rule that made value: the task file's "version",
+                                   as lm-eval's metadata.version ("3.0"); NULL: none (schema v4) */
+    int64_t num_fewshot;        /* few-shot examples per prompt (schema v4)                    */
 } qh_task_result_row;
 
 /* One scored document. Enough to redo the statistics without the model. */
@@ -172,6 +175,9 @@ qe_status qh_store_each_sample(qh_store *store, int64_t run_id, const char *vari
 /* Resume: the doc_ids already stored for (run, variant, task), ascending; *ids is malloc'd. */
 qe_status qh_store_done_doc_ids(qh_store *store, int64_t run_id, const char *variant, const char *task,
                                 int64_t **ids, size_t *n_ids, qe_error *err);
+/* Deletes (run, variant, task)'s samples (a rescore re-keying samples stored before schema v4). */
+qe_status qh_store_delete_samples(qh_store *store, int64_t run_id, const char *variant, const char *task,
+                                  qe_error *err);
 qe_status qh_store_count_samples(qh_store *store, int64_t run_id, int64_t *n_samples, qe_error *err);
 
 /* Request cache: identical requests to the same weights give the same response across runs. */

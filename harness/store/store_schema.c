@@ -44,4 +44,8 @@ const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION] = {
     " PRIMARY KEY(model_sha256, variant, request_hash)) WITHOUT ROWID;",
     /* v3: samples keep the document's question, so "what changed" can show it without the data */
     "ALTER TABLE samples ADD COLUMN question TEXT;",
+    /* v4: a score names the rule that made it (the task's version) and its shots; a sample's
+     * doc_id is its index in its own split (an MMLU document's sample is stored under its subject) */
+    "ALTER TABLE task_results ADD COLUMN task_version TEXT;"
+    "ALTER TABLE task_results ADD COLUMN num_fewshot INTEGER;",
 };
