@@ -105,8 +105,9 @@ static qe_status md_section(void *ctx, qr_section section, qe_error *err)
 qe_status qr_render_md(qr_report *r, const qr_render_options *opts, FILE *out, qe_error *err)
 {
     char name[256];
-    fputs("## qeval report: ", out);
-    md_text(out, qr_model_name(name, sizeof name, r->run.model_path));
+    fputs("## qeval report", out);
+    if (*qr_model_name(name, sizeof name, r->run.model_path))
+        fputs(": ", out), md_text(out, name);
     if (r->run.run_id >= 0)
         fprintf(out, " \xe2\x80\x94 run %lld", (long long)r->run.run_id);
     fputs("\n", out);
