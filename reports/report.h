@@ -56,12 +56,15 @@ typedef enum { QR_HEADLINE, QR_DETAIL } qr_role;
 typedef struct {
     char *variant, *task, *metric;
     char *benchmark;            /* the group it belongs to: "mmlu", "gsm8k", "truthfulqa"...    */
-    char *label;                /* how tables name it: "MMLU", "STEM", "strict-match", "mc2"   */
+    char *label;                /* how tables name it: "MMLU accuracy", "category: STEM",
+                                   "GSM8K exact match (flexible)", "TruthfulQA MC1"            */
     qr_role role;
     double value, std_error;    /* fraction; std_error of the mean (NAN: unknown)              */
     int64_t n;
     bool is_binary;             /* every per-document outcome is 0 or 1 (accuracy, exact match,
                                    pass@1): paired test is exact McNemar, else paired t-test  */
+    bool is_unit_range;         /* every outcome lies in [0, 1] (a 0/1 outcome, mc2's probability
+                                   mass): so do the mean and its interval                     */
 } qr_score;
 
 /* One document's outcome under one (variant, task, metric). */
@@ -132,8 +135,8 @@ typedef struct {
 qe_status qr_compare_score(qr_report *baseline, const char *base_variant, qr_report *candidate,
                            const qr_score *cand_score, qr_delta *out, qe_error *err);
 
-/* Score ± 95 % interval: value ± 1.96 x std_error (clipped to [0, 1] for a binary score), or Wilson when std_error is unknown and the
- * score is binary; NAN when neither is known. */
+/* Score ± 95 % interval: value ± 1.96 x std_error (clipped to [0, 1] for a binary or unit-range
+ * score), or Wilson when std_error is unknown and the score is binary; NAN when neither is known. */
 void qr_score_interval(const qr_score *s, double *low, double *high);
 
 /* ---- "what changed" ------------------------------------------------------------------------ */
@@ -145,6 +148,7 @@ const char *qr_who_right_name(qr_who_right who); /* "neither", "reference", "var
  * task and doc_id name the document itself (a subtask's, for a group score). */
 typedef struct {
     const char *variant, *task, *metric;
+    const char *benchmark;      /* the score's: how its answers read (MMLU's as letters)       */
     int64_t doc_id;
     const char *question, *reference_answer, *variant_answer;
     double reference_value, variant_value;

@@ -36,7 +36,7 @@ void qr_score_interval(const qr_score *s, double *low, double *high)
     if (isfinite(s->std_error)) {
         qr_interval ci = qr_normal_ci95(s->value, s->std_error);
         *low = ci.lo, *high = ci.hi;
-        if (s->is_binary) /* a share cannot leave [0, 1] */
+        if (s->is_binary || s->is_unit_range) /* a mean of outcomes in [0, 1] cannot leave it */
             *low = fmax(*low, 0), *high = fmin(*high, 1);
     } else if (s->is_binary && s->n > 0 && isfinite(s->value)) {
         qr_interval ci = qr_wilson_ci95((size_t)llround(s->value * (double)s->n), (size_t)s->n);
@@ -194,6 +194,7 @@ qe_status qr_report_changes(qr_report *r, qr_change **changes, size_t *n_changes
             bool ref_right = a->value >= 0.5, var_right = b->value >= 0.5;
             list[n++] = (qr_change){
                 .variant = s->variant, .task = a->source_task ? a->source_task : s->task, .metric = s->metric,
+                .benchmark = s->benchmark,
                 .doc_id = a->source_task ? a->source_doc_id : a->doc_id,
                 .question = a->question ? a->question : b->question,
                 .reference_answer = a->answer, .variant_answer = b->answer,

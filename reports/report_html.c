@@ -1,58 +1,125 @@
 /* report_html — the report as one self-contained HTML file: inline CSS and SVG only (no script,
  * no external style, font or image), so it can be mailed, archived or opened offline. Charts:
  * accuracy against resident footprint per headline benchmark (95 % intervals as error bars),
- * speed bars and memory bars; then the same tables as the markdown report. */
+ * speed bars and memory bars; then the same tables as the markdown report (report_table.c), each
+ * in a box that scrolls sideways rather than widening the page, long questions and generations
+ * collapsed to their first lines (<details>, which needs no script). */
 #include "report_fmt.h"
+#include "report_labels.h"
 #include "report_svg.h"
+#include "report_table.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Every table sits in its own box that scrolls sideways when wider than the window, so the page
+ * itself keeps to the window's width; long prose wraps anywhere rather than widening a column. */
 static const char style[] =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}"
-    "h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}"
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222}"
+    "h1{font-size:22px;margin-bottom:2px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}"
+    "h3{font-size:15px}p.path{color:#666;font-size:12px;margin-top:0;overflow-wrap:anywhere}"
+    ".tw{max-width:100%;overflow-x:auto}"
     "table{border-collapse:collapse;margin:8px 0;font-size:12px}"
-    "th,td{border:1px solid #ccc;padding:2px 5px;text-align:right;vertical-align:top}"
-    "th{background:#f3f3f3}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
+    "th,td{border:1px solid #ccc;padding:2px 3px;text-align:right;vertical-align:top}"
+    "th{background:#f3f3f3;max-width:110px}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafafa}"
+    "td.l{max-width:480px;overflow-wrap:break-word}"
+    "td.x{text-align:left;min-width:160px;max-width:360px;overflow-wrap:anywhere;white-space:pre-wrap}"
+    "summary{cursor:pointer;color:#333}details[open] summary{color:#888}"
     ".sig{font-weight:bold;color:#b00}.ci{color:#666;font-size:11px}.p{color:#666;font-size:11px}"
     ".charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #ddd}"
-    ".note{color:#555;font-size:12px;max-width:900px}td.q{max-width:420px;text-align:left}";
+    ".note{color:#555;font-size:12px;max-width:900px}";
 
-static void td_text(FILE *out, const char *cls, const char *s)
+/* Prose longer than this many bytes or lines shows PREVIEW_LINES lines (at most PREVIEW_BYTES
+ * bytes) and opens to the whole text. */
+enum { LONG_PROSE_BYTES = 240, LONG_PROSE_LINES = 4, PREVIEW_LINES = 2, PREVIEW_BYTES = 160 };
+
+/* The preview of s into buf (PREVIEW_BYTES + 1 bytes): its first PREVIEW_LINES lines that hold
+ * more than blanks (a generation or a prompt often opens with empty lines), cut at PREVIEW_BYTES
+ * on a UTF-8 character boundary. */
+static void make_preview(const char *s, char *buf)
 {
-    fprintf(out, "<td class=\"%s\">", cls);
-    if (s)
-        qr_xml_text(out, s);
-    else
+    size_t n = 0;
+    int n_lines = 0;
+    bool is_full = false;
+    for (const char *line = s; *line && n_lines < PREVIEW_LINES && n < PREVIEW_BYTES && !is_full;) {
+        size_t len = strcspn(line, "\n");
+        if (strspn(line, " \t\r") < len) {
+            if (n_lines++)
+                buf[n++] = '\n';
+            for (size_t i = 0, char_len = 1; i < len; i += char_len, char_len = 1) {
+                while (i + char_len < len && ((unsigned char)line[i + char_len] & 0xC0) == 0x80)
+                    char_len++;
+                if ((is_full = n + char_len > PREVIEW_BYTES))
+                    break;
+                memcpy(buf + n, line + i, char_len), n += char_len;
+            }
+        }
+        line += len + (line[len] == '\n');
+    }
+    buf[n] = 0;
+}
+
+static bool is_long_prose(const char *s)
+{
+    size_t n_lines = 1, len = 0;
+    for (; s[len]; len++)
+        n_lines += s[len] == '\n';
+    return len > LONG_PROSE_BYTES || n_lines > LONG_PROSE_LINES;
+}
+
+/* Text from the data in a cell that keeps its line breaks; long text collapsed to its first
+ * lines, the whole of it one click away. */
+static void prose_td(FILE *out, const char *s)
+{
+    fputs("<td class=\"x\">", out);
+    if (!s) {
         fputs(QR_DASH, out);
+    } else if (!is_long_prose(s)) {
+        qr_xml_text(out, s);
+    } else {
+        char preview[PREVIEW_BYTES + 1];
+        make_preview(s, preview);
+        fputs("<details><summary>", out);
+        qr_xml_text(out, preview);
+        fputs("\xe2\x80\xa6</summary>", out);
+        qr_xml_text(out, s);
+        fputs("</details>", out);
+    }
     fputs("</td>", out);
 }
 
-static void score_td(FILE *out, const qr_score *s)
-{
-    char v[32], lo[32], hi[32];
-    if (!s) {
-        fputs("<td>" QR_DASH "</td>", out);
-        return;
-    }
-    double l, h;
-    qr_score_interval(s, &l, &h);
-    fprintf(out, "<td>%s <span class=\"ci\">[%s,&#160;%s]</span></td>", qr_fmt_points(v, s->value), qr_fmt_points(lo, l),
-            qr_fmt_points(hi, h));
-}
-
-static void delta_td(FILE *out, const qr_delta *d)
+static void cell_td(FILE *out, const qr_cell *cell, bool is_left)
 {
     char v[32], lo[32], hi[32], p[32];
-    if (!isfinite(d->delta)) {
-        fputs("<td>" QR_DASH "</td>", out);
-        return;
+    const qr_delta *d = &cell->delta;
+    switch (cell->kind) {
+    case QR_CELL_TEXT:
+        fputs(is_left ? "<td class=\"l\">" : "<td>", out);
+        if (cell->text)
+            qr_xml_text(out, cell->text);
+        else
+            fputs(QR_DASH, out);
+        fputs("</td>", out);
+        break;
+    case QR_CELL_PROSE: prose_td(out, cell->text); break;
+    case QR_CELL_SCORE:
+        if (isfinite(cell->value))
+            fprintf(out, "<td>%s<br><span class=\"ci\">[%s,&#160;%s]</span></td>", qr_fmt_points(v, cell->value),
+                    qr_fmt_points(lo, cell->low), qr_fmt_points(hi, cell->high));
+        else
+            fputs("<td>" QR_DASH "</td>", out);
+        break;
+    case QR_CELL_DELTA:
+        if (isfinite(d->delta))
+            fprintf(out, "<td title=\"%s, %lld pairs\"><span class=\"%s\">%s%s</span><br><span class=\"ci\">[%s,&#160;%s]</span>"
+                         "<br><span class=\"p\">p=%s</span></td>", qr_test_name(d->test), (long long)d->n_pairs,
+                    qr_is_significant(d) ? "sig" : "d", qr_fmt_signed_points(v, d->delta), qr_is_significant(d) ? "*" : "",
+                    qr_fmt_signed_points(lo, d->ci_low), qr_fmt_signed_points(hi, d->ci_high), qr_fmt_p(p, d->p_value));
+        else
+            fputs("<td>" QR_DASH "</td>", out);
+        break;
     }
-    fprintf(out, "<td title=\"%s, %lld pairs\"><span class=\"%s\">%s</span> <span class=\"ci\">[%s,&#160;%s]</span> "
-                 "<span class=\"p\">p=%s</span></td>", qr_test_name(d->test), (long long)d->n_pairs,
-            qr_is_significant(d) ? "sig" : "d", qr_fmt_signed_points(v, d->delta), qr_fmt_signed_points(lo, d->ci_low),
-            qr_fmt_signed_points(hi, d->ci_high), qr_fmt_p(p, d->p_value));
 }
 
 static qe_status charts(qr_report *r, const qr_column *cols, size_t n_cols, FILE *out, qe_error *err)
@@ -102,194 +169,74 @@ static qe_status charts(qr_report *r, const qr_column *cols, size_t n_cols, FILE
     return QE_OK;
 }
 
-static qe_status main_table(qr_report *r, const qr_column *cols, size_t n_cols, FILE *out, qe_error *err)
-{
-    fputs("<table><tr><th class=\"l\">variant</th><th>footprint GB</th><th>estimate GB</th><th>transformers GB</th>"
-          "<th>peak RSS GB</th><th>peak device GB</th>", out);
-    for (size_t c = 0; c < n_cols; c++) {
-        fputs("<th>", out), qr_xml_text(out, cols[c].label), fputs("</th><th>\xce\x94 ", out);
-        qr_xml_text(out, cols[c].label), fputs(" vs ", out), qr_xml_text(out, r->reference_variant), fputs("</th>", out);
-    }
-    fputs("<th>KL mean</th><th>top-1 agree %</th><th>prefill tok/s</th><th>decode tok/s</th></tr>\n", out);
-    char a[32], b[32], c3[32], d[32], e[32];
-    for (size_t i = 0; i < r->n_variants; i++) {
-        const qr_variant *v = &r->variants[i];
-        fputs("<tr>", out);
-        td_text(out, "l", v->name);
-        fprintf(out, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>", qr_fmt_gb(a, v->footprint_bytes),
-                qr_fmt_gb(b, v->estimate_bytes), qr_fmt_gb(c3, v->hf_footprint_bytes), qr_fmt_gb(d, v->peak_rss_bytes),
-                qr_fmt_gb(e, v->peak_device_bytes));
-        for (size_t c = 0; c < n_cols; c++) {
-            const qr_score *s = qr_report_find_score(r, v->name, cols[c].task, cols[c].metric);
-            score_td(out, s);
-            qr_delta delta = {.delta = NAN};
-            if (s && strcmp(v->name, r->reference_variant) &&
-                qr_compare_score(r, r->reference_variant, r, s, &delta, err) != QE_OK)
-                return err->code;
-            delta_td(out, &delta);
-        }
-        fprintf(out, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", qr_fmt_real(a, "%.4f", v->kl_mean),
-                qr_fmt_points(b, v->top1_agreement), qr_fmt_real(c3, "%.1f", v->prefill_tok_s),
-                qr_fmt_real(d, "%.1f", v->decode_tok_s));
-    }
-    fputs("</table>\n<p class=\"note\">Scores in points with 95&#160;% intervals. \xce\x94 = variant \xe2\x88\x92 ", out);
-    qr_xml_text(out, r->reference_variant);
-    fputs(" in points over the same documents, with its 95&#160;% interval and two-sided p (exact McNemar for 0/1 "
-          "outcomes, paired t-test for continuous ones); red = p&#160;&lt;&#160;0.05. KL in nats.</p>\n", out);
-    return QE_OK;
-}
+/* The walk's writer: the report, for the charts, and where it goes. */
+typedef struct {
+    qr_report *report;
+    FILE *out;
+} html_ctx;
 
-static qe_status detail_tables(qr_report *r, FILE *out, qe_error *err)
+static qe_status html_table(void *vctx, const qr_table *t, qe_error *err)
 {
-    const char **benchmarks;
-    size_t n_benchmarks;
-    if (qr_benchmarks(r, &benchmarks, &n_benchmarks, err) != QE_OK)
-        return QE_ENOMEM;
-    qe_status rc = QE_OK;
-    for (size_t bi = 0; bi < n_benchmarks && rc == QE_OK; bi++) {
-        qr_column *rows;
-        size_t n_rows;
-        if ((rc = qr_benchmark_rows(r, benchmarks[bi], &rows, &n_rows, err)) != QE_OK)
-            break;
-        fputs("<h3>", out), qr_xml_text(out, benchmarks[bi]), fputs("</h3>\n<table><tr><th class=\"l\">score</th><th>n</th>", out);
-        for (size_t i = 0; i < r->n_variants; i++) {
-            fputs("<th>", out), qr_xml_text(out, r->variants[i].name), fputs("</th>", out);
-            if (strcmp(r->variants[i].name, r->reference_variant))
-                fputs("<th>\xce\x94 ", out), qr_xml_text(out, r->variants[i].name), fputs("</th>", out);
+    (void)err;
+    FILE *out = ((html_ctx *)vctx)->out;
+    if (t->title)
+        fputs("<h3>", out), qr_xml_text(out, t->title), fputs("</h3>\n", out);
+    if (t->intro)
+        fputs("<p>", out), qr_xml_text(out, t->intro), fputs("</p>\n", out);
+    if (t->n_columns) {
+        fputs("<div class=\"tw\"><table><tr>", out);
+        for (size_t c = 0; c < t->n_columns; c++) {
+            fputs(t->columns[c].is_left ? "<th class=\"l\">" : "<th>", out);
+            qr_xml_text(out, t->columns[c].name), fputs("</th>", out);
         }
         fputs("</tr>\n", out);
-        for (size_t k = 0; k < n_rows && rc == QE_OK; k++) {
-            const qr_score *ref = qr_report_find_score(r, r->reference_variant, rows[k].task, rows[k].metric);
+        for (size_t row = 0; row < t->n_rows; row++) {
             fputs("<tr>", out);
-            td_text(out, "l", rows[k].label);
-            if (ref)
-                fprintf(out, "<td>%lld</td>", (long long)ref->n);
-            else
-                fputs("<td>" QR_DASH "</td>", out);
-            for (size_t i = 0; i < r->n_variants && rc == QE_OK; i++) {
-                const char *name = r->variants[i].name;
-                const qr_score *s = qr_report_find_score(r, name, rows[k].task, rows[k].metric);
-                score_td(out, s);
-                if (!strcmp(name, r->reference_variant))
-                    continue;
-                qr_delta delta = {.delta = NAN};
-                if (s)
-                    rc = qr_compare_score(r, r->reference_variant, r, s, &delta, err);
-                delta_td(out, &delta);
-            }
+            for (size_t c = 0; c < t->n_columns; c++)
+                cell_td(out, &t->cells[row * t->n_columns + c], t->columns[c].is_left);
             fputs("</tr>\n", out);
         }
-        fputs("</table>\n", out);
-        free(rows);
+        fputs("</table></div>\n", out);
     }
-    free(benchmarks);
-    return rc;
-}
-
-static qe_status changes_table(qr_report *r, size_t max_rows, FILE *out, qe_error *err)
-{
-    qr_change *changes;
-    size_t n;
-    if (qr_report_changes(r, &changes, &n, err) != QE_OK)
-        return QE_ENOMEM;
-    if (!n) {
-        fputs("<p>No answer differs from the reference's on the documents both scored.</p>\n", out);
-        return QE_OK;
-    }
-    size_t shown = n < max_rows ? n : max_rows;
-    fprintf(out, "<p>%zu answers differ from the reference's; the %zu most confident:</p>\n", n, shown);
-    fputs("<table><tr><th class=\"l\">variant</th><th class=\"l\">task</th><th>doc</th><th class=\"l\">question</th>"
-          "<th class=\"l\">", out);
-    qr_xml_text(out, r->reference_variant);
-    fputs(" answer</th><th class=\"l\">variant answer</th><th class=\"l\">right</th><th>confidence</th></tr>\n", out);
-    char c[32];
-    for (size_t i = 0; i < shown; i++) {
-        const qr_change *ch = &changes[i];
-        fputs("<tr>", out);
-        td_text(out, "l", ch->variant);
-        td_text(out, "l", ch->task);
-        fprintf(out, "<td>%lld</td>", (long long)ch->doc_id);
-        td_text(out, "q", ch->question);
-        td_text(out, "l", ch->reference_answer);
-        td_text(out, "l", ch->variant_answer);
-        td_text(out, "l", ch->who_right == QR_RIGHT_REFERENCE ? r->reference_variant
-                          : ch->who_right == QR_RIGHT_VARIANT ? ch->variant
-                                                              : qr_who_right_name(ch->who_right));
-        fprintf(out, "<td>%s</td></tr>\n", qr_fmt_real(c, "%.3f", ch->confidence));
-    }
-    fputs("</table>\n", out);
-    free(changes);
+    if (t->note)
+        fputs("<p class=\"note\">", out), qr_xml_text(out, t->note), fputs("</p>\n", out);
     return QE_OK;
 }
 
-static void fact_row(FILE *out, const char *key, const char *value)
+static qe_status html_section(void *vctx, qr_section section, qe_error *err)
 {
-    fprintf(out, "<tr><th class=\"l\">%s</th>", key);
-    td_text(out, "q", value);
-    fputs("</tr>\n", out);
-}
-
-static void facts_table(const qr_report *r, FILE *out)
-{
-    const qr_run_facts *f = &r->run;
-    char run[32], cores[32], ram[32], gpu_mem[32];
-    snprintf(run, sizeof run, "%lld", (long long)f->run_id);
-    snprintf(cores, sizeof cores, "%lld", (long long)f->host_cores);
-    fputs("<table>\n", out);
-    fact_row(out, "run", f->run_id >= 0 ? run : NULL);
-    fact_row(out, "status", f->status);
-    fact_row(out, "started", f->started_at);
-    fact_row(out, "finished", f->finished_at);
-    fact_row(out, "model", f->model_path);
-    fact_row(out, "model sha256", f->model_sha256);
-    fact_row(out, "qeval", f->qeval_version);
-    fact_row(out, "git commit", f->git_commit);
-    fact_row(out, "command", f->command_line);
-    fact_row(out, "CPU", f->host_cpu);
-    fact_row(out, "cores", f->host_cores >= 0 ? cores : NULL);
-    fact_row(out, "RAM GB", qr_fmt_gb(ram, f->host_ram_bytes));
-    fact_row(out, "GPU", f->gpu_name);
-    fact_row(out, "GPU driver", f->gpu_driver);
-    fact_row(out, "GPU memory GB", qr_fmt_gb(gpu_mem, f->gpu_memory_bytes));
-    fact_row(out, "options", f->options_json);
-    fact_row(out, "sandbox", f->sandbox_json);
-    fputs("</table>\n", out);
+    html_ctx *ctx = vctx;
+    fprintf(ctx->out, "<h2>%s</h2>\n", qr_section_title(section));
+    if (section != QR_SECTION_CHARTS)
+        return QE_OK;
+    qr_column *cols;
+    size_t n_cols;
+    if (qr_headline_columns(ctx->report, &cols, &n_cols, err) != QE_OK)
+        return err->code;
+    qe_status rc = charts(ctx->report, cols, n_cols, ctx->out, err);
+    free(cols);
+    return rc;
 }
 
 qe_status qr_render_html(qr_report *r, const qr_render_options *opts, FILE *out, qe_error *err)
 {
-    size_t max_changes = opts && opts->max_changes ? opts->max_changes : 20;
-    qr_column *cols;
-    size_t n_cols;
-    if (qr_headline_columns(r, &cols, &n_cols, err) != QE_OK)
-        return QE_ENOMEM;
-    fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>qeval report");
-    if (r->run.model_path)
-        fputs(" \xe2\x80\x94 ", out), qr_xml_text(out, r->run.model_path);
-    fprintf(out, "</title><style>%s</style></head>\n<body>\n<h1>qeval report", style);
+    char name[256];
+    qr_model_name(name, sizeof name, r->run.model_path);
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>", out);
+    qr_xml_text(out, name);
+    fprintf(out, "%sqeval report</title><style>%s</style></head>\n<body>\n<h1>", *name ? " \xe2\x80\x94 " : "", style);
+    qr_xml_text(out, name);
+    fputs(*name ? " \xe2\x80\x94 qeval report" : "qeval report", out);
     if (r->run.run_id >= 0)
-        fprintf(out, " \xe2\x80\x94 run %lld", (long long)r->run.run_id);
+        fprintf(out, ", run %lld", (long long)r->run.run_id);
+    fputs("</h1>\n", out);
     if (r->run.model_path)
-        fputs(": ", out), qr_xml_text(out, r->run.model_path);
-    fputs("</h1>\n<h2>Summary</h2>\n", out);
-    qe_status rc = main_table(r, cols, n_cols, out, err);
+        fputs("<p class=\"path\">", out), qr_xml_text(out, r->run.model_path), fputs("</p>\n", out);
+    html_ctx ctx = {r, out};
+    qr_table_writer writer = {&ctx, html_section, html_table};
+    qe_status rc = qr_walk_report(r, opts, &writer, err);
     if (rc == QE_OK) {
-        fputs("<h2>Accuracy, speed and memory</h2>\n", out);
-        rc = charts(r, cols, n_cols, out, err);
-    }
-    free(cols);
-    if (rc == QE_OK) {
-        fputs("<h2>Per-benchmark detail</h2>\n", out);
-        rc = detail_tables(r, out, err);
-    }
-    if (rc == QE_OK) {
-        fputs("<h2>What changed</h2>\n", out);
-        rc = changes_table(r, max_changes, out, err);
-    }
-    if (rc == QE_OK) {
-        fputs("<h2>Run</h2>\n", out);
-        facts_table(r, out);
         fputs("</body></html>\n", out);
         if (fflush(out) || ferror(out))
             rc = qe_fail(err, QE_EIO, "report: writing the html failed");

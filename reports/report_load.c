@@ -6,7 +6,7 @@
  *    kl_p99 the largest of the tasks' (a percentile does not pool; the largest is the cautious
  *    reading).
  *  - scores: task_results; where each goes (headline column or detail row, its label) follows
- *    the rule table below; any other task's first metric is a headline column of its own.
+ *    report_labels.c's rule table; any other task's first metric is a headline column of its own.
  *  - samples: one per metric of each row's outcome_json; the answer is `filtered`; confidence is
  *    the softmax probability of the chosen choice when response_json holds loglikelihoods.
  *    `qeval run` stores an MMLU sample under its subject (doc_id its index in the subject's file)
@@ -18,84 +18,23 @@
  *    subjects) takes those of the tasks named `<group>_*`, with doc_ids made unique per
  *    subject, so that its paired test covers every document.
  *    Within a score each doc_id comes once (pairing joins on it), else the file is refused.
- *  - is_binary: every outcome of the score is 0 or 1; without samples, by metric name. */
+ *  - is_binary: every outcome of the score is 0 or 1; is_unit_range: every outcome lies in [0, 1];
+ *    without samples, both by metric name. */
 #include "report_load.h"
+#include "report_labels.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Where a (task, metric) of a known benchmark goes. A NULL metric matches any; a task ending in
- * '*' matches that prefix. First match wins. */
-static const struct {
-    const char *task, *metric, *benchmark, *label;
-    qr_role role;
-} placement[] = {
-    {"mmlu", NULL, "mmlu", "MMLU", QR_HEADLINE},
-    {"mmlu_stem", NULL, "mmlu", "category: STEM", QR_DETAIL},
-    {"mmlu_humanities", NULL, "mmlu", "category: humanities", QR_DETAIL},
-    {"mmlu_social_sciences", NULL, "mmlu", "category: social sciences", QR_DETAIL},
-    {"mmlu_other", NULL, "mmlu", "category: other", QR_DETAIL},
-    {"mmlu_*", NULL, "mmlu", NULL, QR_DETAIL}, /* label: the subject */
-    {"gsm8k", "exact_match,strict-match", "gsm8k", "GSM8K strict", QR_HEADLINE},
-    {"gsm8k", "exact_match,flexible-extract", "gsm8k", "GSM8K flexible", QR_DETAIL},
-    {"truthfulqa_mc2", NULL, "truthfulqa", "TruthfulQA mc2", QR_HEADLINE},
-    {"truthfulqa_mc1", NULL, "truthfulqa", "TruthfulQA mc1", QR_DETAIL},
-    {"humaneval", "pass@1", "humaneval", "HumanEval pass@1", QR_HEADLINE},
-};
-
-static bool task_matches(const char *pattern, const char *task)
+/* Without samples, what the metric's name promises: accuracy, exact match and pass@k are shares
+ * of 0/1 outcomes; TruthfulQA mc2's "acc" is a probability mass, in [0, 1] but not 0/1. */
+static void outcome_kind_by_name(qr_score *s)
 {
-    size_t len = strlen(pattern);
-    if (len && pattern[len - 1] == '*')
-        return !strncmp(pattern, task, len - 1);
-    return !strcmp(pattern, task);
-}
-
-/* Index of the first rule matching (task, metric); the number of rules when none does. */
-static size_t placement_rank(const char *task, const char *metric)
-{
-    size_t i = 0;
-    for (; i < sizeof placement / sizeof placement[0]; i++)
-        if (task_matches(placement[i].task, task) && (!placement[i].metric || !strcmp(placement[i].metric, metric)))
-            break;
-    return i;
-}
-
-/* Fills benchmark, label and role of s (strings point into the rule table or into s itself);
- * `label_buf` holds a composed label. `is_task_placed`: the task already has a headline metric. */
-/* A headline names its shots as stored with the score ("MMLU (5-shot)"); runs before schema v4
- * stored none (num_fewshot < 0). */
-static void place_score(qr_score *s, bool is_task_placed, int64_t num_fewshot, char *label_buf, size_t cap)
-{
-    size_t i = placement_rank(s->task, s->metric);
-    const char *label = NULL;
-    if (i < sizeof placement / sizeof placement[0]) {
-        s->benchmark = (char *)placement[i].benchmark;
-        s->role = placement[i].role;
-        label = placement[i].label;
-        if (!label)
-            snprintf(label_buf, cap, "subject: %s", s->task + strlen(placement[i].task) - 1);
-    } else {
-        s->benchmark = s->task;
-        s->role = is_task_placed ? QR_DETAIL : QR_HEADLINE;
-        snprintf(label_buf, cap, "%s %s", s->task, s->metric);
-    }
-    if (label)
-        snprintf(label_buf, cap, "%s", label);
-    if (s->role == QR_HEADLINE && num_fewshot >= 0) {
-        size_t len = strlen(label_buf);
-        snprintf(label_buf + len, cap - len, " (%lld-shot)", (long long)num_fewshot);
-    }
-    s->label = label_buf;
-}
-
-static bool is_binary_metric_name(const char *task, const char *metric)
-{
-    if (strstr(task, "mc2"))
-        return false;
-    return !strncmp(metric, "acc", 3) || !strncmp(metric, "exact_match", 11) || !strncmp(metric, "pass@", 5);
+    s->is_unit_range = !strncmp(s->metric, "acc", 3) || !strncmp(s->metric, "exact_match", 11) ||
+                       !strncmp(s->metric, "pass@", 5);
+    s->is_binary = s->is_unit_range && !strstr(s->task, "mc2");
 }
 
 static void pool_perf_fidelity(qr_variant *v, const qh_perf_row *perf, size_t n_perf, const qh_fidelity_row *fid,
@@ -337,15 +276,21 @@ static qe_status check_unique_doc_ids(qr_report *r, const char *path, qe_error *
     return QE_OK;
 }
 
-static void mark_binary(qr_report *r)
+static void mark_outcome_kinds(qr_report *r)
 {
     for (size_t k = 0; k < r->n_scores; k++) {
         qr_score *s = &r->scores[k];
         size_t n;
         const qr_sample *x = qr_report_samples(r, s->variant, s->task, s->metric, &n);
-        s->is_binary = n ? true : is_binary_metric_name(s->task, s->metric);
-        for (size_t i = 0; i < n && s->is_binary; i++)
-            s->is_binary = x[i].value == 0 || x[i].value == 1;
+        if (!n) {
+            outcome_kind_by_name(s);
+            continue;
+        }
+        s->is_binary = s->is_unit_range = true;
+        for (size_t i = 0; i < n; i++) {
+            s->is_binary = s->is_binary && (x[i].value == 0 || x[i].value == 1);
+            s->is_unit_range = s->is_unit_range && x[i].value >= 0 && x[i].value <= 1;
+        }
     }
 }
 
@@ -384,11 +329,11 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
     if (rc == QE_OK && n_v && !qr_report_find_variant(r, "fp32"))
         rc = qr_set_string(&r->reference_variant, r->variants[0].name, err);
     /* Scores in the rule table's order (MMLU, GSM8K, TruthfulQA, HumanEval), then the rest. */
-    size_t n_rules = sizeof placement / sizeof placement[0];
+    size_t n_rules = qr_n_placement_rules();
     for (size_t rank = 0; rank <= n_rules && rc == QE_OK; rank++) {
         for (size_t i = 0; i < n_t && rc == QE_OK; i++) {
             const qh_task_result_row *row = &trows[i];
-            if (placement_rank(row->task, row->metric) != rank)
+            if (qr_placement_rank(row->task, row->metric) != rank)
                 continue;
             /* a task already placed under this variant keeps its first metric as the headline */
             bool is_task_placed = false;
@@ -396,8 +341,8 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
                 is_task_placed = !strcmp(trows[j].variant, row->variant) && !strcmp(trows[j].task, row->task);
             char label[256];
             qr_score s = {(char *)row->variant, (char *)row->task, (char *)row->metric, NULL, NULL, QR_HEADLINE,
-                          row->value, row->std_error, row->n, false};
-            place_score(&s, is_task_placed, row->num_fewshot, label, sizeof label);
+                          row->value, row->std_error, row->n, false, false};
+            qr_place_score(&s, is_task_placed, row->num_fewshot, label, sizeof label);
             rc = qr_report_add_score(r, &s, err);
         }
     }
@@ -415,7 +360,7 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
     if (rc == QE_OK)
         rc = gather_group_samples(r, err);
     if (rc == QE_OK)
-        mark_binary(r);
+        mark_outcome_kinds(r);
 
     qh_run_free(&run);
     qh_variant_rows_free(vrows, n_v);

@@ -4,7 +4,9 @@
  * on a significant drop above / below the threshold and on a drop that is not significant; the
  * unpaired two-proportion z-test (Newcombe's interval) when a run kept no samples; MMLU subjects
  * and categories paired through the samples' "subtasks" as `qeval run` stores them, unpaired in
- * a file without it, and malformed "subtasks" refused; `qeval trend`.
+ * a file without it, and malformed "subtasks" refused; `qeval trend`; what a reader sees of a run
+ * of a cached GGUF (title, clipped mc2 intervals, MMLU letters, labels, collapsed generations)
+ * and the names report_labels.c gives.
  * Expected values: tests/golden/report_expected.py (numpy/scipy) -> report_expected.txt.
  *
  * `test_report --write-fixture FILE` writes the fixture file and exits (for test_report_html.sh). */
@@ -17,6 +19,7 @@
 #include "check.h"
 #include "report_diff.h"
 #include "report_fmt.h"
+#include "report_labels.h"
 #include "report_load.h"
 #include "report_trend.h"
 #include "store.h"
@@ -76,6 +79,14 @@ static void put_binary_sample(qh_store *s, int64_t run, const char *variant, con
     MUST(qh_store_put_samples(s, &row, 1, &e_));
 }
 
+/* One loglikelihood document's sample: its outcome and the chosen choice's index. */
+static void put_outcome(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc, const char *outcome,
+                        const char *answer)
+{
+    qh_sample_row row = {run, variant, task, doc, "h", "A", "{\"ll\":[-1,-2,-3,-4]}", answer, outcome, 1.0, NULL};
+    MUST(qh_store_put_samples(s, &row, 1, &e_));
+}
+
 /* One run: fp32 (and int8, nf4 when is_full) on MMLU, TruthfulQA mc2, GSM8K; fp32's MMLU
  * outcomes replaced by `fp32` when given; samples only when has_samples. */
 static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samples)
@@ -125,9 +136,10 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
         if (!has_samples)
             continue;
         for (int i = 0; i < 20; i++) {
-            /* right answers say "A"; wrong ones "B", except nf4's on doc 19 ("C"); nf4 is 0.8 sure of its
-               wrong answer on doc 8, every other answer 0.4 */
-            const char *answer = mmlu[i] ? "A" : (v == 2 && i == 19) ? "C" : "B";
+            /* the chosen choice's index, as `qeval run` stores it: right answers choose 0 (A); wrong
+               ones 1 (B), except nf4's on doc 19 (2, C); nf4 is 0.8 sure of its wrong answer on doc 8,
+               every other answer 0.4 */
+            const char *answer = mmlu[i] ? "0" : (v == 2 && i == 19) ? "2" : "1";
             /* nf4's responses in the form `qeval run` writes, the others' in schema.md's */
             const char *response = v == 2 && i == 8 ? "{\"ll\":[-2.302585093,-0.223143551,-2.995732274,-2.995732274]}"
                                    : v == 2         ? "{\"ll\":[-0.916290732,-1.203972804,-1.609437912,-2.302585093]}"
@@ -157,8 +169,56 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
     return run;
 }
 
+/* The model file of run 5, where qeval's cache keeps a known model. */
+#define CACHED_GGUF "/home/u/.cache/qeval/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+/* HumanEval's prompt and the two variants' long generations in run 5 (the prose a report must
+ * show collapsed): the prompt opens with blank lines, each generation runs 41 lines. */
+#define HUMANEVAL_PROMPT "\n\ndef add(a, b):\n    # Add two numbers.\n    # add(2, 3) gives 5\n    # add(-1, 1) gives 0\n"
+static const double near_one_mc2[2][4] = {{1.0, 0.91, 1.0, 0.99}, {0.99, 0.93, 1.0, 0.96}};
+
+static void put_generation(qh_store *s, int64_t run, const char *variant, int passes)
+{
+    char generation[2048], outcome[64];
+    int len = snprintf(generation, sizeof generation, "    return a %c b\n", passes ? '+' : '-');
+    for (int line = 1; line <= 40; line++)
+        len += snprintf(generation + len, sizeof generation - (size_t)len, "    # step %d of a long explanation\n", line);
+    snprintf(outcome, sizeof outcome, "{\"pass@1,create_test\": %d}", passes);
+    qh_sample_row row = {run, variant, "humaneval", 0, "h", "", "[]", generation, outcome, 1.0, HUMANEVAL_PROMPT};
+    MUST(qh_store_put_samples(s, &row, 1, &e_));
+}
+
+/* Run 5, as `qeval run` writes a GGUF model from the cache: fp32 and nf4 on TruthfulQA mc2 near
+ * 1 (both 95 % intervals reach past 100 points before clipping: fp32 97.5 +- 4.27, nf4 97.0 +-
+ * 3.10; tests/golden/report_expected.txt), HumanEval (fp32 passes, nf4 fails, with long generations) and one MMLU document
+ * (fp32 chooses 3, right; nf4 chooses 1). */
+static void put_cached_model_run(qh_store *s)
+{
+    qh_run info = {.model_path = CACHED_GGUF, .host_cores = -1, .host_ram_bytes = -1, .gpu_memory_bytes = -1};
+    int64_t run;
+    MUST(qh_store_create_run(s, &info, &run, &e_));
+    for (int v = 0; v < 2; v++) {
+        const char *variant = v ? "nf4" : "fp32";
+        qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test"};
+        MUST(qh_store_put_variants(s, &vr, 1, &e_));
+        put_result(s, run, variant, "truthfulqa_mc2", "acc", near_one_mc2[v], 4);
+        for (int i = 0; i < 4; i++) {
+            char outcome[64];
+            snprintf(outcome, sizeof outcome, "{\"acc\": %.2f}", near_one_mc2[v][i]);
+            qh_sample_row row = {run, variant, "truthfulqa_mc2", i, "h", "0", "[]", NULL, outcome, 1.0, NULL};
+            MUST(qh_store_put_samples(s, &row, 1, &e_));
+        }
+        double passes = v ? 0 : 1, right = v ? 0 : 1;
+        put_result(s, run, variant, "humaneval", "pass@1,create_test", &passes, 1);
+        put_generation(s, run, variant, !v);
+        put_result(s, run, variant, "mmlu", "acc", &right, 1);
+        put_outcome(s, run, variant, "mmlu", 0, v ? "{\"acc\": 0}" : "{\"acc\": 1}", v ? "1" : "3");
+    }
+    MUST(qh_store_finish_run(s, run, QH_RUN_COMPLETE, NULL, &e_));
+}
+
 /* Run 1: the full report. Run 2: fp32 with 6 right answers turned wrong (a significant 30-point
- * drop); run 3: with 2 turned wrong (not significant); run 4: fp32 at nf4's 0.45, no samples. */
+ * drop); run 3: with 2 turned wrong (not significant); run 4: fp32 at nf4's 0.45, no samples;
+ * run 5: put_cached_model_run's. */
 static int write_fixture(const char *path)
 {
     static const int drop6[20] = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
@@ -172,6 +232,7 @@ static int write_fixture(const char *path)
     put_run(s, drop6, false, true);
     put_run(s, drop2, false, true);
     put_run(s, nf4_mmlu, false, false);
+    put_cached_model_run(s);
     qh_store_close(s);
     return fails;
 }
@@ -190,11 +251,6 @@ static const struct {
 static const int sub_fp32[20] = {1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0};
 static const int sub_nf4[20] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0};
 
-static void put_outcome(qh_store *s, int64_t run, const char *variant, const char *task, int64_t doc, const char *outcome)
-{
-    qh_sample_row row = {run, variant, task, doc, "h", "A", "{\"ll\":[-1,-2,-3,-4]}", "0", outcome, 1.0, NULL};
-    MUST(qh_store_put_samples(s, &row, 1, &e_));
-}
 
 /* The scores of every subject, category and the group for one variant; the samples, with their
  * "subtasks" member when has_subtasks (a file written before it had none). nf4's doc 0 also names
@@ -228,7 +284,7 @@ static void put_subtasks_variant(qh_store *s, int64_t run, const char *variant, 
             else
                 snprintf(outcome, sizeof outcome, "{\"acc\": %d, \"subtasks\": [\"%s\", \"%s\"]}", outcomes[d],
                          subjects[k].subject, subjects[k].category);
-            put_outcome(s, run, variant, "mmlu", d, outcome);
+            put_outcome(s, run, variant, "mmlu", d, outcome, "0");
         }
     }
 }
@@ -262,9 +318,9 @@ static void write_subtasks_fixture(const char *path)
         double one = 1;
         put_result(s, run, "fp32", "mmlu", "acc", &one, 1);
         put_result(s, run, "fp32", "mmlu_anatomy", "acc", &one, 1);
-        put_outcome(s, run, "fp32", bad[r][0], 6, bad[r][1]);
+        put_outcome(s, run, "fp32", bad[r][0], 6, bad[r][1], "0");
         if (r == 2)
-            put_outcome(s, run, "fp32", "mmlu", 6, "{\"acc\": 1, \"subtasks\": [\"mmlu_anatomy\"]}");
+            put_outcome(s, run, "fp32", "mmlu", 6, "{\"acc\": 1, \"subtasks\": [\"mmlu_anatomy\"]}", "0");
         MUST(qh_store_finish_run(s, run, QH_RUN_COMPLETE, NULL, &e_));
     }
     qh_store_close(s);
@@ -363,10 +419,17 @@ static void test_markdown(qr_report *r)
     CHECK_CONTAINS(md, "| " QR_DASH " | " QR_DASH " | 333.3 | 20.0 |");       /* fp32 */
     /* detail: MMLU subjects and GSM8K's two filters */
     CHECK_CONTAINS(md, "| subject: anatomy | 10 | 40.0 [8.0, 72.0] |");
-    CHECK_CONTAINS(md, "| GSM8K flexible | 10 | 80.0 [53.9, 100.0] |");
+    CHECK_CONTAINS(md, "| GSM8K exact match (flexible) | 10 | 80.0 [53.9, 100.0] |");
+    CHECK_CONTAINS(md, "| GSM8K exact match (strict) | 10 |");
+    CHECK_CONTAINS(md, "| MMLU accuracy | 20 |");
+    CHECK_CONTAINS(md, "| TruthfulQA MC2 | 8 |");
+    CHECK_CONTAINS(md, " MMLU accuracy | \xce\x94 MMLU accuracy vs fp32 | GSM8K exact match (strict) |"); /* summary header */
     CHECK_CONTAINS(md, "### What changed");
     CHECK_CONTAINS(md, "12 answers differ from fp32's");
-    CHECK_CONTAINS(md, "| nf4 | mmlu\\_abstract\\_algebra | 8 | Item 8? | A | B | fp32 | 0.800 |"); /* question from the store */
+    /* the question from the store; the stored choice indices 0 and 1 as MMLU's letters */
+    CHECK_CONTAINS(md, "| nf4 | mmlu\\_abstract\\_algebra | 8 | Item 8? | A | B | fp32 | 0.800 |");
+    CHECK_CONTAINS(md, "| nf4 | mmlu\\_anatomy | 9 | Item 9? | B | C | neither | 0.400 |");
+    CHECK_CONTAINS(md, "## qeval report: tiny \xe2\x80\x94 run 1\n\nmodels/tiny\n"); /* the model's name, then its path */
     CHECK_CONTAINS(md, "| model sha256 | 0123abcd |");
     free(md);
 }
@@ -394,7 +457,7 @@ static void test_csv(qr_report *r)
     /* the quoted metric holds a comma: one column further */
     CHECK_NEAR(0.5, csv_field(csv, "nf4", "gsm8k", "\"exact_match,strict-match\"", 18), 1e-12);
     CHECK(isnan(csv_field(csv, "fp32", "mmlu", "acc", 14))); /* the reference has no delta */
-    CHECK_CONTAINS(csv, ",nf4,mmlu,acc,mmlu,MMLU,headline,");
+    CHECK_CONTAINS(csv, ",nf4,mmlu,acc,mmlu,MMLU accuracy,headline,");
     CHECK_CONTAINS(csv, ",mcnemar-exact,20,150000000,140000000,125000000,1200000000,,533.3333333,25,0.065,0.4,0.65\n");
     free(csv);
 }
@@ -530,7 +593,7 @@ static void test_model(void)
     CHECK_INT_EQ(QE_OK, qr_report_create(&b, &err));
     if (!a || !b)
         return;
-    qr_score acc = {"fp32", "t", "acc", NULL, "T", QR_HEADLINE, 0.5, NAN, 10, true};
+    qr_score acc = {"fp32", "t", "acc", NULL, "T", QR_HEADLINE, 0.5, NAN, 10, true, true};
     CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &acc, &err));
     double lo, hi;
     qr_score_interval(&a->scores[0], &lo, &hi);
@@ -538,8 +601,8 @@ static void test_model(void)
     CHECK_NEAR(0.7634069095, hi, 1e-9);
     CHECK_STR_EQ("t", a->scores[0].benchmark); /* defaults to the task */
 
-    qr_score cont_a = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.6, 0.05, 100, false};
-    qr_score cont_b = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.5, 0.05, 100, false};
+    qr_score cont_a = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.6, 0.05, 100, false, false};
+    qr_score cont_b = {"fp32", "c", "mc2", NULL, NULL, QR_HEADLINE, 0.5, 0.05, 100, false, false};
     CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &cont_a, &err));
     CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &cont_b, &err));
     qr_delta d;
@@ -549,8 +612,8 @@ static void test_model(void)
     CHECK_NEAR(0.1572992071, d.p_value, 1e-9);
 
     /* unpaired shares at the edges, 1 of 1 against 0 of 1: an interval, not the point -1 */
-    qr_score right = {"fp32", "one", "acc", NULL, NULL, QR_DETAIL, 1, NAN, 1, true};
-    qr_score wrong = {"nf4", "one", "acc", NULL, NULL, QR_DETAIL, 0, NAN, 1, true};
+    qr_score right = {"fp32", "one", "acc", NULL, NULL, QR_DETAIL, 1, NAN, 1, true, true};
+    qr_score wrong = {"nf4", "one", "acc", NULL, NULL, QR_DETAIL, 0, NAN, 1, true, true};
     CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &right, &err));
     CHECK_INT_EQ(QE_OK, qr_report_add_score(b, &wrong, &err));
     CHECK_INT_EQ(QE_OK, qr_compare_score(b, "fp32", b, &b->scores[2], &d, &err));
@@ -562,7 +625,7 @@ static void test_model(void)
 
     /* b's variant "q" changes two answers of a: one with a known confidence, one without */
     CHECK_INT_EQ(QE_OK, qr_set_string(&a->reference_variant, "fp32", &err));
-    qr_score q = {"q", "t", "acc", NULL, NULL, QR_HEADLINE, 0.5, NAN, 2, true};
+    qr_score q = {"q", "t", "acc", NULL, NULL, QR_HEADLINE, 0.5, NAN, 2, true, true};
     CHECK_INT_EQ(QE_OK, qr_report_add_score(a, &q, &err));
     qr_sample samples[] = {
         {"fp32", "t", "acc", 0, 1, "Q0", "A", 0.9, NULL, -1}, {"fp32", "t", "acc", 1, 0, "Q1 | with a pipe", "B", 0.9, NULL, -1},
@@ -587,6 +650,136 @@ static void test_model(void)
     free(md);
     qr_report_free(a);
     qr_report_free(b);
+}
+
+/* Run 5 as a reader sees it: the title names the model (the GGUF's base name, its cache path on
+ * a line of its own), mc2's intervals stop at 100 points, MMLU's answers read as letters, labels
+ * as people say them, and the long HumanEval prompt and generations collapsed to their first
+ * non-blank lines. Expected intervals: tests/golden/report_expected.txt ("run 5"): fp32
+ * [0.9322835753, 1.017716425], nf4 [0.9390102484, 1.000989752] before clipping. */
+static void test_cached_model_run(const char *db)
+{
+    qe_error err = {0};
+    qr_report *r = NULL;
+    CHECK_INT_EQ(QE_OK, qr_report_open(db, "5", &r, &err));
+    if (!r)
+        return;
+    char *md = render(r, QR_FORMAT_MD), *html = render(r, QR_FORMAT_HTML), *csv = render(r, QR_FORMAT_CSV);
+    CHECK_CONTAINS(md, "## qeval report: SmolLM2-135M-Instruct.Q4\\_1 \xe2\x80\x94 run 5\n\n/home/u/.cache/qeval/models/");
+    CHECK_CONTAINS(html, "<title>SmolLM2-135M-Instruct.Q4_1 \xe2\x80\x94 qeval report</title>");
+    CHECK_CONTAINS(html, "<h1>SmolLM2-135M-Instruct.Q4_1 \xe2\x80\x94 qeval report, run 5</h1>\n<p class=\"path\">" CACHED_GGUF "</p>");
+    CHECK(html && !strstr(html, "<h1>/home")); /* the path is no longer the title */
+
+    /* clipped at 100 points (unclipped: 101.8 and 100.1) */
+    CHECK_CONTAINS(md, "| TruthfulQA MC2 | 4 | 97.5 [93.2, 100.0] | 97.0 [93.9, 100.0] |");
+    CHECK_CONTAINS(html, "<td>97.5<br><span class=\"ci\">[93.2,&#160;100.0]</span></td>");
+    CHECK_NEAR(0.9322835753, csv_field(csv, "fp32", "truthfulqa_mc2", "acc", 10), 1e-9);
+    CHECK_NEAR(1.0, csv_field(csv, "fp32", "truthfulqa_mc2", "acc", 11), 0);
+    CHECK_NEAR(1.0, csv_field(csv, "nf4", "truthfulqa_mc2", "acc", 11), 0);
+    const qr_score *mc2 = qr_report_find_score(r, "nf4", "truthfulqa_mc2", "acc");
+    CHECK(mc2 && mc2->is_unit_range && !mc2->is_binary);
+
+    /* labels: "pass@1,create_test" read as HumanEval's pass@1 */
+    CHECK_CONTAINS(md, "| HumanEval pass@1 | \xce\x94 HumanEval pass@1 vs fp32 |");
+    CHECK_CONTAINS(md, "| HumanEval pass@1 | 1 | 100.0 [");
+    CHECK_CONTAINS(md, "\n#### HumanEval\n");
+    CHECK_CONTAINS(html, "<h3>TruthfulQA</h3>");
+    CHECK(md && !strstr(md, "create_test") && !strstr(md, "create\\_test"));
+
+    /* MMLU: choices 3 and 1 as D and B */
+    CHECK_CONTAINS(md, "| nf4 | mmlu | 0 | " QR_DASH " | D | B | fp32 | 0.644 |");
+    CHECK_CONTAINS(html, "<td class=\"x\">D</td><td class=\"x\">B</td>");
+
+    /* long prose collapsed: the first two non-blank lines, the whole text inside */
+    CHECK_CONTAINS(html, "<td class=\"x\"><details><summary>def add(a, b):\n    # Add two numbers.\xe2\x80\xa6</summary>\n\ndef add(a, b):\n");
+    CHECK_CONTAINS(html, "<td class=\"x\"><details><summary>    return a + b\n    # step 1 of a long explanation\xe2\x80\xa6</summary>");
+    CHECK_CONTAINS(html, "<td class=\"x\"><details><summary>    return a - b\n    # step 1 of a long explanation\xe2\x80\xa6</summary>");
+    CHECK_CONTAINS(html, "    # step 40 of a long explanation\n</details></td>");
+    /* markdown cuts it to one line */
+    CHECK_CONTAINS(md, "|   def add(a, b):     # Add two numbers. ");
+    CHECK(md && !strstr(md, "step 40"));
+    free(md), free(html), free(csv);
+    qr_report_free(r);
+}
+
+/* The names report_labels.c gives, on ordinary and odd inputs. */
+static void test_labels(void)
+{
+    static const struct {
+        const char *path, *name;
+    } models[] = {
+        {CACHED_GGUF, "SmolLM2-135M-Instruct.Q4_1"},
+        {"/work/shared/models/stories260K", "stories260K"},
+        {"/work/shared/models/stories260K///", "stories260K"},
+        {"/root/.cache/huggingface/hub/models--Qwen--Qwen2-0.5B/snapshots/91d2aff/", "Qwen/Qwen2-0.5B"},
+        {"models--a--b--c", "a/b/c"},
+        {"my-models--x/y.safetensors", "y"},
+        {"plain.gguf", "plain"},
+        {".gguf", ".gguf"},
+        {"/", ""},
+        {"", ""},
+        {NULL, ""},
+    };
+    char buf[64];
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        CHECK_STR_EQ(models[i].name, qr_model_name(buf, sizeof buf, models[i].path));
+    CHECK_STR_EQ("Smol", qr_model_name(buf, 5, CACHED_GGUF)); /* cut to the buffer */
+
+    static const struct {
+        const char *benchmark, *answer, *shown;
+    } answers[] = {
+        {"mmlu", "0", "A"}, {"mmlu", "3", "D"}, {"mmlu", "25", "Z"}, {"mmlu", "26", "26"}, {"mmlu", "123", "123"},
+        {"mmlu", "B", "B"}, {"mmlu", "1x", "1x"}, {"mmlu", "", ""},   {"mmlu", "-1", "-1"}, {"truthfulqa", "2", "2"},
+        {"gsm8k", "42", "42"}, {NULL, "1", "1"},
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+        CHECK_STR_EQ(answers[i].shown, qr_answer_text(answers[i].benchmark, answers[i].answer, buf));
+    CHECK(qr_answer_text("mmlu", NULL, buf) == NULL);
+
+    static const struct {
+        const char *task, *metric, *benchmark, *label;
+        qr_role role;
+    } places[] = {
+        {"mmlu", "acc", "mmlu", "MMLU accuracy", QR_HEADLINE},
+        {"mmlu_high_school_us_history", "acc", "mmlu", "subject: high school us history", QR_DETAIL},
+        {"gsm8k", "exact_match,strict-match", "gsm8k", "GSM8K exact match (strict)", QR_HEADLINE},
+        {"gsm8k", "exact_match,flexible-extract", "gsm8k", "GSM8K exact match (flexible)", QR_DETAIL},
+        {"truthfulqa_mc1", "acc", "truthfulqa", "TruthfulQA MC1", QR_DETAIL},
+        {"humaneval", "pass@1,create_test", "humaneval", "HumanEval pass@1", QR_HEADLINE},
+        {"humaneval", "pass@1", "humaneval", "HumanEval pass@1", QR_HEADLINE},
+        {"humaneval", "pass@10", "humaneval", "humaneval pass@10", QR_HEADLINE}, /* not pass@1 */
+        {"gsm8k", "exact_match", "gsm8k", "gsm8k exact match", QR_HEADLINE},      /* no filter: no rule */
+        {"arc_easy", "acc_norm,none", "arc_easy", "arc_easy normalized accuracy", QR_HEADLINE},
+        {"arc_easy", "f1,my-filter", "arc_easy", "arc_easy f1 (my-filter)", QR_HEADLINE},
+        {"x", ",", "x", "x ", QR_HEADLINE},
+    };
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+        char label[128];
+        qr_score s = {.variant = "fp32", .task = (char *)places[i].task, .metric = (char *)places[i].metric};
+        qr_place_score(&s, false, -1, label, sizeof label);
+        CHECK_STR_EQ(places[i].benchmark, s.benchmark);
+        CHECK_STR_EQ(places[i].label, s.label);
+        CHECK_INT_EQ(places[i].role, s.role);
+    }
+    /* a headline says its shots (schema v4 stores them); a detail row does not */
+    static const struct {
+        const char *task, *metric, *label;
+        int64_t num_fewshot;
+    } shots[] = {
+        {"mmlu", "acc,none", "MMLU accuracy (5-shot)", 5},
+        {"gsm8k", "exact_match,strict-match", "GSM8K exact match (strict, 5-shot)", 5},
+        {"gsm8k", "exact_match,flexible-extract", "GSM8K exact match (flexible)", 5},
+        {"truthfulqa_mc2", "acc,none", "TruthfulQA MC2 (0-shot)", 0},
+        {"arc_easy", "acc_norm,none", "arc_easy normalized accuracy (25-shot)", 25},
+    };
+    for (size_t i = 0; i < sizeof shots / sizeof shots[0]; i++) {
+        char label[128];
+        qr_score s = {.variant = "fp32", .task = (char *)shots[i].task, .metric = (char *)shots[i].metric};
+        qr_place_score(&s, false, shots[i].num_fewshot, label, sizeof label);
+        CHECK_STR_EQ(shots[i].label, s.label);
+    }
+    CHECK_STR_EQ("MMLU", qr_benchmark_title("mmlu"));
+    CHECK_STR_EQ("arc_easy", qr_benchmark_title("arc_easy"));
 }
 
 /* Subjects and categories are paired over the documents of the group's samples: n_pairs is their
@@ -635,7 +828,7 @@ static void test_subtasks(const char *dir)
     CHECK_NEAR(0.0703125, csv_field(text, "nf4", "mmlu_stem", "acc", 17), 1e-12);
     free(text);
     text = r ? render(r, QR_FORMAT_MD) : NULL;
-    CHECK_CONTAINS(text, "| subject: abstract\\_algebra | 6 | 83.3 [");
+    CHECK_CONTAINS(text, "| subject: abstract algebra | 6 | 83.3 [");
     CHECK_CONTAINS(text, "| -66.7 [-108.0, -25.3] p=0.125 |");
     free(text);
     qr_report_free(r);
@@ -749,6 +942,8 @@ int main(int argc, char **argv)
     }
     qr_report_free(r);
     test_model();
+    test_labels();
+    test_cached_model_run(db);
     test_compare(db);
     test_cli(db, dir);
     test_hostile(dir);

@@ -50,7 +50,7 @@ check '["mmlu_stem","mmlu"]' \
 check 0 $? "report exit code"
 # each headline says its shots, as stored with the score
 "$qeval" report --db "$work/full.db" --run 1 --format md -o "$work/report.md" > /dev/null 2>&1
-for label in "MMLU (5-shot)" "GSM8K strict (5-shot)" "TruthfulQA mc2 (0-shot)"; do
+for label in "MMLU accuracy (5-shot)" "GSM8K exact match (strict, 5-shot)" "TruthfulQA MC2 (0-shot)"; do
   grep -qF "$label" "$work/report.md" && ok || bad "the md report names \"$label\""
 done
 outcomes() { echo "SELECT task, doc_id, json_extract(outcome_json, '$.acc') AS acc FROM samples
