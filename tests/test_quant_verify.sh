@@ -2,9 +2,9 @@
 # qeval verify --variant V for each quantized variant on stories260K: runs, reports the
 # comparison with fp32 (mean/max KL, top-1 agreement, RMS dp), and bf16/int8 keep >= 98% top-1.
 set -u
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K
 dir="$shared/models/stories260K"
-[ -d "$dir" ] || { echo "skipped: no $dir"; exit 77; }
 status=0
 for variant in bf16 int8 nf4 nf4-nodq; do
     out=$("$QEVAL_BIN" verify "$dir" --golden "$dir/golden.safetensors" --variant "$variant" --threads 2 2>&1)

@@ -1,12 +1,13 @@
 #!/bin/bash
 # The HTML report is one self-contained file (no script, no external style, font, image or link)
-# and renders in headless chromium without console messages. Skipped (77) without chromium.
+# and renders in headless chromium without console messages. Skipped (77) without chromium,
+# failed without it under QEVAL_REQUIRE_SHARED=1 (CI, where tests/install_deps.sh installs it).
 # Fixture: the results file test_report writes (tests/test_report.c, --write-fixture).
 set -u
 qeval=${QEVAL_BIN:?QEVAL_BIN not set}
 fixture_writer="$(dirname "$qeval")/test_report"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+tmp="$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$fixture_writer" --write-fixture "$tmp/fixture.db" || fail "could not write the fixture with $fixture_writer"
@@ -53,7 +54,7 @@ browser=""
 for b in chromium chromium-browser google-chrome; do
     command -v "$b" >/dev/null && { browser=$b; break; }
 done
-[ -n "$browser" ] || { echo "no chromium: skipping the render"; exit 77; }
+[ -n "$browser" ] || skip_test "no chromium to render the report (tests/install_deps.sh installs Debian's chromium)"
 HOME="$tmp" timeout 120 "$browser" --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 \
     --screenshot="$tmp/report.png" --window-size=1200,2000 "file://$html" >"$tmp/log" 2>&1 \
     || { cat "$tmp/log" >&2; fail "$browser exited with an error"; }
