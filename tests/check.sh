@@ -4,7 +4,7 @@
 # is missing: skipped (77) with one line saying which and how to get it, or failed under
 # QEVAL_REQUIRE_SHARED=1 (CI); needs_sqlite3 likewise for the sqlite3 CLI. check/ok/bad count
 # outcomes; `finish` prints the tally and fails on any failure.
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+shared="${QEVAL_SHARED:-${QEVAL_DEFAULT_SHARED:-}}"
 fixtures="$QEVAL_SOURCE_DIR/tests/fixtures"
 # skip_test WHY: exit 77 after one line, or 1 where CI requires everything to run.
 skip_test() {

@@ -1,9 +1,9 @@
 /* A GGUF llama or qwen2 model loads into the same forward pass as its Hugging Face original.
- * The test converts the project's fixtures tiny-llama (F32) and tiny-qwen2 (q/k/v biases, BF16;
- * tests/golden/make_fixture_models.py) the way llama.cpp's convert_hf_to_gguf.py does (HF -> GGUF tensor names;
- * llama's q/k rows permuted per head with reshape(n_head, 2, half, n_in).swapaxes(1, 2)),
- * writes a GGUF file, loads it with qe_model_load and compares the logits
- * with PyTorch's golden ones. When `qeval model fetch smollm2-135m` has cached the default
+ * The test converts the project's fixtures tiny-llama (F32) and tiny-qwen2 (q/k/v biases, BF16)
+ * the way llama.cpp's convert_hf_to_gguf.py does (HF -> GGUF tensor names; llama's q/k rows
+ * permuted per head with reshape(n_head, 2, half, n_in).swapaxes(1, 2)), writes a GGUF file,
+ * loads it with qe_model_load and compares the logits with their float64 golden ones
+ * (transformers' computation, tests/golden/make_fixture_models.py). When `qeval model fetch smollm2-135m` has cached the default
  * model, its logits are compared with an independent numpy forward pass over the GGUF as
  * llama.cpp runs it (tests/golden/make_smollm2_logits_golden.py). Then hostile metadata. */
 #include <cjson/cJSON.h>
@@ -188,9 +188,9 @@ static void test_fixture_model(const fixture_model *sm)
         char *prompt = NULL;
         CHECK_INT_EQ(QE_EUNSUPPORTED, qe_model_chat_prompt(m, NULL, "hi", &prompt, &err));
         CHECK(strstr(err.msg, "has no chat template") != NULL);
-        /* A GGUF computes rope frequencies in float32, as llama.cpp does; the PyTorch golden of a
-         * bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
-         * PyTorch here so the comparison isolates the weight and config mapping. */
+        /* A GGUF computes rope frequencies in float32, as llama.cpp does; transformers' golden of
+         * a bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
+         * transformers here so the comparison isolates the weight and config mapping. */
         CHECK_INT_EQ(QE_DTYPE_F32, m->cfg.torch_dtype);
         m->cfg.torch_dtype = sm->torch_dtype;
         snprintf(path, sizeof path, "%s/golden.safetensors", dir);
@@ -216,7 +216,7 @@ static void test_fixture_model(const fixture_model *sm)
             free(want);
             free(got);
         }
-        printf("%s as GGUF: max |logit - PyTorch| %.2e\n", sm->dir, max_diff);
+        printf("%s as GGUF: max |logit - golden| %.2e\n", sm->dir, max_diff);
         CHECK(max_diff < 1e-4);
         qe_safetensors_close(golden);
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# qeval verify on the project's fixture models (tests/fixtures/models, made with PyTorch by
+# qeval verify on the project's fixture models (tests/fixtures/models, golden logits from
 # tests/golden/make_fixture_models.py): fp32 must reproduce the float64 reference logits within
 # 1e-3, agree on every argmax and every greedy continuation. Bad arguments fail cleanly.
 set -u

@@ -19,15 +19,22 @@ golden.json sequences[i] = {name, input_ids, argmax, text?} and greedy[j] = {pro
 output_ids, prompt_text, output_text} (greedy continuation through the KV cache).
 
 The weights are drawn with numpy (seeded; O(1) scale so that logits are far from uniform and a
-small mistake shows). The goldens come from outside qeval: PyTorch transformers in float64 over
-the stored weights (the model loaded in its checkpoint dtype, then widened), Hugging Face
-tokenizers for the texts.
+small mistake shows). The goldens come from outside qeval: forward() below, a numpy float64
+transcription of transformers 5.17's eager Llama / Qwen2 / Gemma-3 text models as ../shared's
+goldens ran them (loaded in the checkpoint's dtype, then widened to float64; transformers keeps
+RMSNorm, the rope angles and the attention softmax in float32, and so does forward()), with
+greedy continuations by full re-evaluation, and Hugging Face tokenizers for the texts. No
+PyTorch ran here (it does not install on this machine, and the GPU machine that has it could not
+be started); instead --check-shared runs forward() over ../shared's tiny-llama3, tiny-qwen2 and
+tiny-gemma3, whose goldens PyTorch made: it agrees within 5e-6, 2.5e-5 and 3.4e-5 (qeval's
+fp32 engine: 6.9e-6, 4.7e-5, 4.6e-5).
 
-Usage, from the repository root:
-    python3 tests/golden/make_fixture_models.py            # weights, tokenizer and goldens
-    python3 tests/golden/make_fixture_models.py --weights  # weights and tokenizer only (numpy)
-    python3 tests/golden/make_fixture_models.py --golden [MODEL...]  # goldens only, from the stored files
-The goldens were made with torch 2.11, transformers 5.17, tokenizers (bundled with it)."""
+Usage, from the repository root (pip install numpy tokenizers; made with numpy 2.4.6,
+tokenizers 0.23.3):
+    python3 tests/golden/make_fixture_models.py                   # weights, tokenizer, goldens
+    python3 tests/golden/make_fixture_models.py --weights         # weights and tokenizer only
+    python3 tests/golden/make_fixture_models.py --golden [MODEL...]  # goldens from the stored files
+    python3 tests/golden/make_fixture_models.py --check-shared ../shared  # forward() vs PyTorch"""
 import json
 import os
 import re
@@ -159,7 +166,7 @@ MODELS = {
 
 def draw_weights(name, cfg, rng):
     """name -> float32 array; linear weights ~ N(0, 1/fan_in) so activations stay O(1); norm
-    weights near their identity (1, or 0 for Gemma's 1 + w)."""
+    weights near their identity (1, or 0 for Gemma's 1 + w) but the final one."""
     h, nl = cfg["hidden_size"], cfg["num_hidden_layers"]
     hd = cfg.get("head_dim", h // cfg["num_attention_heads"])
     nq, nkv, ff = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
@@ -192,7 +199,9 @@ def draw_weights(name, cfg, rng):
         w[p + "mlp.gate_proj.weight"] = lin(ff, h)
         w[p + "mlp.up_proj.weight"] = lin(ff, h)
         w[p + "mlp.down_proj.weight"] = lin(h, ff)
-    w["model.norm.weight"] = norm(h)
+    # the final norm's scales of either sign: with tied embeddings a token's own row would
+    # otherwise win the logits at its position, and greedy decoding would repeat it forever
+    w["model.norm.weight"] = norm0 - 1.0 + rng.standard_normal(h)
     if not cfg["tie_word_embeddings"]:
         w["lm_head.weight"] = 2.0 * lin(VOCAB, h)
     return {k: v.astype(np.float32) for k, v in w.items()}
@@ -238,44 +247,182 @@ def make_weights():
         write_json(os.path.join(d, "tokenizer_config.json"), tok_config)
 
 
+def read_safetensors(path):
+    """name -> float64 array (F32/BF16 widened exactly) or int array (I32)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        data = raw[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]]
+        if t["dtype"] == "BF16":
+            a = (np.frombuffer(data, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        else:
+            a = np.frombuffer(data, {"F32": np.float32, "I32": np.int32}[t["dtype"]])
+        out[name] = a.reshape(t["shape"]).astype(np.float64 if t["dtype"] != "I32" else np.int64)
+    return out
+
+
+def f32(x):
+    return np.asarray(x, np.float32)
+
+
+def bf16_round(x):
+    return (to_bf16_bits(x).astype(np.uint32) << 16).view(np.float32)
+
+
+def rope_inv_freq(rope, head_dim, stored_bf16):
+    """transformers' inv_freq: computed in float32 (default, linear, llama3 rules), then cast with
+    the weights to the checkpoint's dtype when loaded."""
+    inv = f32(1.0) / (f32(rope["rope_theta"]) ** (np.arange(0, head_dim, 2).astype(np.float32) / f32(head_dim)))
+    kind = rope.get("rope_type", "default")
+    if kind == "linear":
+        inv = inv / f32(rope["factor"])
+    elif kind == "llama3":
+        factor, low, high = f32(rope["factor"]), f32(rope["low_freq_factor"]), f32(rope["high_freq_factor"])
+        old = f32(rope["original_max_position_embeddings"])
+        wavelen = f32(2 * np.pi) / inv
+        scaled = np.where(wavelen > old / low, inv / factor, inv)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (f32(1) - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+        inv = np.where(medium, smoothed, scaled).astype(np.float32)
+    return bf16_round(inv) if stored_bf16 else inv
+
+
+def rms_norm(x, w, eps, gemma):
+    """transformers' RMSNorm: normalised in float32 (Gemma also scales by 1 + w there)."""
+    h = f32(x)
+    h = h / np.sqrt(np.mean(h * h, axis=-1, keepdims=True) + f32(eps))
+    if gemma:
+        return (h * (f32(1) + f32(w))).astype(np.float64)
+    return w * h.astype(np.float64)
+
+
+def rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    return x * cos + np.concatenate([-x[..., half:], x[..., :half]], axis=-1) * sin
+
+
+def forward(cfg, w, ids):
+    """Logits [T, vocab] of one pass over ids, as transformers' eager float64 model computes them
+    (RMSNorm, rope angles and the attention softmax in float32, the rest in float64)."""
+    gemma = cfg["model_type"] == "gemma3_text"
+    stored_bf16 = cfg.get("torch_dtype", cfg.get("dtype")) == "bfloat16"
+    h_dim, n_heads, n_kv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim", h_dim // n_heads)
+    eps = cfg["rms_norm_eps"]
+    T = len(ids)
+    pos = np.arange(T, dtype=np.float32)
+    if gemma:
+        ropes = {t: cfg["rope_parameters"][t] for t in ("sliding_attention", "full_attention")}
+        layer_types = cfg["layer_types"]
+        scaling = cfg["query_pre_attn_scalar"] ** -0.5
+    else:
+        ropes = {"full_attention": cfg.get("rope_parameters", {"rope_type": "default", "rope_theta": cfg.get("rope_theta")})}
+        layer_types = ["full_attention"] * cfg["num_hidden_layers"]
+        scaling = hd ** -0.5
+    cos_sin = {}
+    for t, rope in ropes.items():
+        angles = f32(pos[:, None] * rope_inv_freq(rope, hd, stored_bf16)[None, :])
+        emb = np.concatenate([angles, angles], axis=-1)
+        cos_sin[t] = np.cos(emb).astype(np.float64), np.sin(emb).astype(np.float64)
+    x = w["model.embed_tokens.weight"][ids]
+    if gemma:
+        scale = np.float32(np.sqrt(h_dim))
+        x = x * (bf16_round(scale) if stored_bf16 else scale).astype(np.float64)
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    for l, kind in enumerate(layer_types):
+        p = f"model.layers.{l}."
+        allowed = j <= i
+        if kind == "sliding_attention":
+            allowed &= j > i - cfg["sliding_window"]
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps, gemma)
+        qkv = []
+        for proj, n in (("q", n_heads), ("k", n_kv), ("v", n_kv)):
+            y = h @ w[p + f"self_attn.{proj}_proj.weight"].T
+            if p + f"self_attn.{proj}_proj.bias" in w:
+                y = y + w[p + f"self_attn.{proj}_proj.bias"]
+            y = y.reshape(T, n, hd).transpose(1, 0, 2)
+            if gemma and proj != "v":
+                y = rms_norm(y, w[p + f"self_attn.{proj}_norm.weight"], eps, True)
+            if proj != "v":
+                y = rotate(y, *cos_sin[kind])
+            qkv.append(y)
+        q, k, v = qkv
+        k, v = np.repeat(k, n_heads // n_kv, axis=0), np.repeat(v, n_heads // n_kv, axis=0)
+        scores = f32(np.where(allowed, q @ k.transpose(0, 2, 1) * scaling, -np.inf))
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs = (probs / probs.sum(-1, keepdims=True)).astype(np.float64)
+        attn = (probs @ v).transpose(1, 0, 2).reshape(T, n_heads * hd) @ w[p + "self_attn.o_proj.weight"].T
+        if gemma:
+            attn = rms_norm(attn, w[p + "post_attention_layernorm.weight"], eps, True)
+            x = x + attn
+            h = rms_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps, True)
+        else:
+            x = x + attn
+            h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, False)
+        gate = h @ w[p + "mlp.gate_proj.weight"].T
+        if gemma:
+            act = 0.5 * gate * (1 + np.tanh(np.sqrt(2 / np.pi) * (gate + 0.044715 * gate ** 3)))
+        else:
+            act = gate / (1 + np.exp(-gate))
+        mlp = (act * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+        if gemma:
+            mlp = rms_norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps, True)
+        x = x + mlp
+    x = rms_norm(x, w["model.norm.weight"], eps, gemma)
+    return x @ w.get("lm_head.weight", w["model.embed_tokens.weight"]).T
+
+
+def load(d):
+    with open(os.path.join(d, "config.json")) as f:
+        return json.load(f), read_safetensors(os.path.join(d, "model.safetensors"))
+
+
+def check_shared(shared):
+    """The reference against PyTorch's goldens of ../shared's random-weight models (the same
+    architectures): prints the largest logit difference per model."""
+    for name in ("tiny-llama3", "tiny-qwen2", "tiny-gemma3"):
+        d = os.path.join(shared, "models", name)
+        cfg, w = load(d)
+        golden = read_safetensors(os.path.join(d, "golden.safetensors"))
+        worst, i = 0.0, 0
+        while f"seq{i}.input_ids" in golden:
+            got = forward(cfg, w, golden[f"seq{i}.input_ids"])
+            worst = max(worst, float(np.abs(got - golden[f"seq{i}.logits"]).max()))
+            i += 1
+        print(f"{name}: max |numpy - PyTorch| over {i} sequences {worst:.2e}")
+
+
 def make_golden(name):
-    import torch
     from tokenizers import Tokenizer
-    from transformers import AutoModelForCausalLM
 
     d = os.path.join(OUT, name)
     tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
-    # loaded in the checkpoint's dtype, then widened: buffers made at load (rope inv_freq,
-    # Gemma's embedding scale) carry that dtype's rounding, as in ../shared's goldens
-    model = AutoModelForCausalLM.from_pretrained(d, dtype="auto", attn_implementation="eager")
-    model = model.to(torch.float64).eval()
+    cfg, w = load(d)
     rng = np.random.default_rng(7)
     seqs = [{"name": "seq0", "input_ids": [BOS]}]
     for text in SEQ_TEXTS:
         seqs.append({"name": f"seq{len(seqs)}", "text": text, "input_ids": tok.encode(text).ids})
     seqs.append({"name": f"seq{len(seqs)}", "input_ids": rng.integers(0, VOCAB, N_RANDOM_IDS).tolist()})
     tensors = {}
-    with torch.no_grad():
-        for s in seqs:
-            logits = model(torch.tensor([s["input_ids"]])).logits[0]
-            s["argmax"] = logits.argmax(-1).tolist()
-            tensors[s["name"] + ".input_ids"] = ("I32", np.array(s["input_ids"], dtype=np.int32))
-            tensors[s["name"] + ".logits"] = ("F32", logits.numpy().astype(np.float32))
-        greedy = []
-        for text in GREEDY_PROMPTS:
-            prompt = tok.encode(text).ids
-            out = model(torch.tensor([prompt]), use_cache=True)
-            ids = list(prompt)
-            for _ in range(N_GREEDY_NEW):
-                ids.append(int(out.logits[0, -1].argmax()))
-                pos = len(ids) - 1
-                out = model(torch.tensor([[ids[-1]]]), past_key_values=out.past_key_values, use_cache=True,
-                            position_ids=torch.tensor([[pos]]), cache_position=torch.tensor([pos]))
-            # the cached decoding must agree with one uncached pass over the whole output
-            full = model(torch.tensor([ids[:-1]])).logits[0].argmax(-1).tolist()
-            assert full[len(prompt) - 1:] == ids[len(prompt):], (name, full, ids)
-            greedy.append({"prompt_text": text, "prompt_ids": prompt, "output_ids": ids,
-                           "output_text": tok.decode(ids[len(prompt):], skip_special_tokens=False)})
+    for s in seqs:
+        logits = forward(cfg, w, np.array(s["input_ids"]))
+        s["argmax"] = logits.argmax(-1).tolist()
+        tensors[s["name"] + ".input_ids"] = ("I32", np.array(s["input_ids"], dtype=np.int32))
+        tensors[s["name"] + ".logits"] = ("F32", logits.astype(np.float32))
+    greedy = []
+    for text in GREEDY_PROMPTS:
+        prompt = tok.encode(text).ids
+        ids = list(prompt)
+        for _ in range(N_GREEDY_NEW):
+            ids.append(int(forward(cfg, w, np.array(ids))[-1].argmax()))
+        greedy.append({"prompt_text": text, "prompt_ids": prompt, "output_ids": ids,
+                       "output_text": tok.decode(ids[len(prompt):], skip_special_tokens=False)})
     write_safetensors(os.path.join(d, "golden.safetensors"), tensors)
     write_json(os.path.join(d, "golden.json"), {"sequences": seqs, "greedy": greedy}, indent=None)
     print(name, [len(s["input_ids"]) for s in seqs], "greedy", [len(g["output_ids"]) for g in greedy])
@@ -284,6 +431,9 @@ def make_golden(name):
 if __name__ == "__main__":
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
     names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(MODELS)
+    if "--check-shared" in flags:
+        check_shared(names[0])
+        sys.exit(0)
     if "--golden" not in flags:
         make_weights()
     if "--weights" not in flags:
