@@ -16,14 +16,15 @@ tokenizer_config.json: 256 byte tokens, merges learnt here from TEXT, <|pad|> <|
 and golden.safetensors + golden.json in the layout of ../shared/models (see its README):
 seq{i}.input_ids (I32 [T]) and seq{i}.logits (F32 [T, vocab]) of one forward pass;
 golden.json sequences[i] = {name, input_ids, argmax, text?} and greedy[j] = {prompt_ids,
-output_ids, prompt_text, output_text} (greedy continuation through the KV cache).
+output_ids, prompt_text, output_text} (the greedy continuation; qeval decodes it through its
+KV cache, the reference by re-running the whole sequence).
 
 The weights are drawn with numpy (seeded; O(1) scale so that logits are far from uniform and a
 small mistake shows). The goldens come from outside qeval: forward() below, a numpy float64
 transcription of transformers 5.17's eager Llama / Qwen2 / Gemma-3 text models as ../shared's
 goldens ran them (loaded in the checkpoint's dtype, then widened to float64; transformers keeps
-RMSNorm, the rope angles and the attention softmax in float32, and so does forward()), with
-greedy continuations by full re-evaluation, and Hugging Face tokenizers for the texts. No
+RMSNorm, the rope angles and the attention softmax in float32, and so does forward()), and
+Hugging Face tokenizers for the texts. No
 PyTorch ran here (it does not install on this machine, and the GPU machine that has it could not
 be started); instead --check-shared runs forward() over ../shared's tiny-llama3, tiny-qwen2 and
 tiny-gemma3, whose goldens PyTorch made: it agrees within 5e-6, 2.5e-5 and 3.4e-5 (qeval's
