@@ -1,16 +1,25 @@
 /* check.h — the tests' assertions. Each failure prints file:line and both values; a test
  * program ends with check_summary(), which prints "N passed, N failed" and returns the exit
  * status. Expected values come from outside the code under test (golden files, hand
- * computation), never from the code itself. */
+ * computation), never from the code itself.
+ *
+ * Third-party test data (real tokenizers, llama.cpp vectors, benchmarks, stories260K) lives
+ * outside the project, in $QEVAL_SHARED or ../shared. A test asks for each file with
+ * check_shared_path(); a missing one prints one line naming it, and the test ends as skipped
+ * (77) once the rest has passed. Under QEVAL_REQUIRE_SHARED=1 (CI) a missing file fails the
+ * test instead. The project's own fixtures (tests/fixtures) need no such data. */
 #ifndef QE_CHECK_H
 #define QE_CHECK_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_n_passed, check_n_failed;
+static int check_n_missing; /* third-party files asked for and absent */
 
 #define CHECK(cond)                                                                  \
     do {                                                                             \
@@ -49,10 +58,24 @@ static int check_n_passed, check_n_failed;
         else { check_n_failed++; fprintf(stderr, "%s:%d: %s[%ld]: expected %.9g, got %.9g (tol %g)\n", __FILE__, __LINE__, #got, bad_, (double)(expected)[bad_], (double)(got)[bad_], (double)(tol)); } \
     } while (0)
 
+/* Whether a missing third-party file fails the test (CI sets QEVAL_REQUIRE_SHARED=1). */
+static inline int check_shared_required(void)
+{
+    const char *required = getenv("QEVAL_REQUIRE_SHARED");
+    return required && *required && strcmp(required, "0") != 0;
+}
+
+/* 1 on any failure, or on missing data under QEVAL_REQUIRE_SHARED; 77 (skipped) when data was
+ * missing and everything that ran passed; else 0. */
 static inline int check_summary(void)
 {
-    printf("%d passed, %d failed\n", check_n_passed, check_n_failed);
-    return check_n_failed ? 1 : 0;
+    printf("%d passed, %d failed%s\n", check_n_passed, check_n_failed,
+           check_n_missing ? ", some checks skipped for missing test data" : "");
+    if (check_n_failed)
+        return 1;
+    if (check_n_missing)
+        return check_shared_required() ? 1 : 77;
+    return 0;
 }
 
 /* Where the shared test data lives: $QEVAL_SHARED, else ../shared beside the checkout. */
@@ -60,6 +83,26 @@ static inline const char *check_shared_dir(void)
 {
     const char *dir = getenv("QEVAL_SHARED");
     return dir && *dir ? dir : QEVAL_DEFAULT_SHARED;
+}
+
+/* Writes the shared data's relative path into path; false, with one line saying what is
+ * missing and how to get it, when it is not there (the test then ends as check_summary says). */
+static inline bool check_shared_path(char *path, size_t cap, const char *relative)
+{
+    snprintf(path, cap, "%s/%s", check_shared_dir(), relative);
+    if (access(path, R_OK) == 0)
+        return true;
+    check_n_missing++;
+    printf("%s: needs %s, third-party test data: point QEVAL_SHARED at it or put it at ../shared "
+           "(README, \"Tests and their data\")\n", check_shared_required() ? "FAILED" : "skipped", path);
+    return false;
+}
+
+/* The project's own fixture path, under the source tree. */
+static inline void check_fixture_path(char *path, size_t cap, const char *relative)
+{
+    const char *src = getenv("QEVAL_SOURCE_DIR");
+    snprintf(path, cap, "%s/tests/fixtures/%s", src && *src ? src : QEVAL_SOURCE_DIR, relative);
 }
 
 #endif

@@ -1,10 +1,25 @@
-# Sourced by the shell tests that run qeval on the shared models. Sets shared (the data), qeval
-# (the binary) and work (a scratch directory removed on exit); skips the test (exit 77) when
-# the shared data is missing, and needs_sqlite3 when the sqlite3 CLI is. check/ok/bad count
+# Sourced by the shell tests. Sets shared (the third-party test data: $QEVAL_SHARED, else
+# ../shared), fixtures (the project's own tiny models), qeval (the binary) and work (a scratch
+# directory removed on exit). needs_shared REL... ends the test when a file of the shared data
+# is missing: skipped (77) with one line saying which and how to get it, or failed under
+# QEVAL_REQUIRE_SHARED=1 (CI); needs_sqlite3 likewise for the sqlite3 CLI. check/ok/bad count
 # outcomes; `finish` prints the tally and fails on any failure.
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
-[ -d "$shared/models/stories260K" ] || { echo "no shared data at $shared"; exit 77; }
-needs_sqlite3() { command -v sqlite3 >/dev/null || { echo "sqlite3 CLI missing"; exit 77; }; }
+shared="${QEVAL_SHARED:-${QEVAL_DEFAULT_SHARED:-}}"
+fixtures="$QEVAL_SOURCE_DIR/tests/fixtures"
+# skip_test WHY: exit 77 after one line, or 1 where CI requires everything to run.
+skip_test() {
+  if [ -n "${QEVAL_REQUIRE_SHARED:-}" ] && [ "$QEVAL_REQUIRE_SHARED" != 0 ]; then
+    echo "FAILED: $* (QEVAL_REQUIRE_SHARED is set, so this test may not skip)"; exit 1
+  fi
+  echo "skipped: $*"; exit 77
+}
+needs_shared() {
+  local rel
+  for rel; do
+    [ -e "$shared/$rel" ] || skip_test "needs $shared/$rel, third-party test data: point QEVAL_SHARED at it or put it at ../shared (README, \"Tests and their data\")"
+  done
+}
+needs_sqlite3() { command -v sqlite3 >/dev/null || skip_test "needs the sqlite3 CLI (tests/install_deps.sh installs it)"; }
 qeval="$QEVAL_BIN"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

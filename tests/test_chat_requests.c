@@ -183,15 +183,11 @@ static void test_option(const char *shared)
 int main(void)
 {
     const char *shared = check_shared_dir();
-    snprintf(data_dir, sizeof data_dir, "%s/datasets", shared);
     char path[600];
-    snprintf(path, sizeof path, "%s/gsm8k/test.jsonl", data_dir);
-    FILE *probe = fopen(path, "r");
-    if (!probe) {
-        printf("skipped: no shared datasets at %s\n", data_dir);
-        return 77;
-    }
-    fclose(probe);
+    if (!check_shared_path(path, sizeof path, "datasets/gsm8k/test.jsonl") ||
+        !check_shared_path(path, sizeof path, "models/stories260K/tokenizer_config.json"))
+        return check_summary();
+    snprintf(data_dir, sizeof data_dir, "%s/datasets", shared);
     test_requests();
     test_option(shared);
     return check_summary();

@@ -9,6 +9,7 @@
 # with clear messages (exit 1 and 2), before any run is stored.
 set -uo pipefail
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K datasets
 needs_sqlite3
 model="$shared/models/stories260K"
 if "$QEVAL_BIN" tokenize "$model" --text x 2>&1 | grep -q "cannot be tokenized"; then

@@ -26,11 +26,13 @@ static char *read_all(const char *path)
     return s;
 }
 
-/* The Qwen template lives in the shared data; it is read from there, never copied. */
+/* The Qwen template lives in the shared data; it is read from there, never copied. NULL when
+ * the shared data is absent (the test then ends as skipped). */
 static char *shared_template(const char *relative)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", check_shared_dir(), relative);
+    if (!check_shared_path(path, sizeof path, relative))
+        return NULL;
     char *text = read_all(path);
     cJSON *config = text ? cJSON_Parse(text) : NULL;
     free(text);
@@ -55,12 +57,14 @@ static void test_read_hf(void)
     char dir[1024], path[1100];
     qe_error err = {0};
     char *text = NULL, *expected;
-    snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", check_shared_dir());
-    CHECK_INT_EQ(QE_OK, qe_chat_template_read_hf(dir, &text, &err));
     expected = shared_template("tokenizers/qwen2/tokenizer_config.json");
-    CHECK(text && expected && !strcmp(text, expected));
-    free(text);
-    free(expected);
+    if (expected) {
+        snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", check_shared_dir());
+        CHECK_INT_EQ(QE_OK, qe_chat_template_read_hf(dir, &text, &err));
+        CHECK(text && !strcmp(text, expected));
+        free(text);
+        free(expected);
+    }
 
     char tmp[] = "/tmp/qeval-chat-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
@@ -100,6 +104,9 @@ int main(void)
         const char *expected = cJSON_GetObjectItem(c, "rendered")->valuestring;
         char *template_text = cJSON_IsString(tpl) ? strdup(tpl->valuestring)
                                                   : shared_template(cJSON_GetObjectItem(c, "shared_template")->valuestring);
+        n_cases++;
+        if (!template_text && !cJSON_IsString(tpl))
+            continue; /* its template is in the shared data, which is absent */
         qe_chat_template t = {0};
         qe_error err = {0};
         char *prompt = NULL;
@@ -109,7 +116,7 @@ int main(void)
             CHECK_INT_EQ(QE_OK, qe_chat_template_apply(&t, cJSON_IsString(sys) ? sys->valuestring : NULL, user,
                                                        &prompt, &err));
             if (prompt && strcmp(prompt, expected) != 0)
-                fprintf(stderr, "case %d (%s)\n", n_cases, name);
+                fprintf(stderr, "case %d (%s)\n", n_cases - 1, name);
             CHECK_STR_EQ(expected, prompt);
         } else {
             check_n_failed++;
@@ -118,7 +125,6 @@ int main(void)
         free(prompt);
         free(template_text);
         qe_chat_template_clear(&t);
-        n_cases++;
     }
     CHECK_INT_EQ(24, n_cases);
     cJSON_Delete(cases);

@@ -2,10 +2,10 @@
 # qeval code-exec end to end: canonical solutions score pass@1 = 1, empty ones 0; several
 # samples per task give the hand-computed pass@1/pass@10; bad completion files are one clear error.
 set -uo pipefail
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared datasets/humaneval/HumanEval.jsonl.gz
 data="$shared/datasets"
-[ -f "$data/humaneval/HumanEval.jsonl.gz" ] || { echo "no HumanEval data under $data"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp="$work"
 fail=0
 expect() { if [ "$2" != "$3" ]; then echo "FAIL $1: expected '$2', got '$3'"; fail=1; else echo "ok $1"; fi; }
 

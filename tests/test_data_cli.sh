@@ -2,9 +2,10 @@
 # qeval data verify / fetch, and corrupt copies of real benchmark files through qeval requests:
 # each must stop with file, line and reason (or be counted with --skip-bad-rows).
 set -u
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}/datasets"
-[ -d "$shared/mmlu" ] || { echo "no shared datasets at $shared"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared datasets/mmlu
+shared="$shared/datasets"
+tmp="$work"
 n_failed=0; n_passed=0
 # expect NAME WANT_RC PATTERN CMD...: runs CMD, checks its exit code and that stdout+stderr match PATTERN.
 expect() {

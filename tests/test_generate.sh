@@ -3,8 +3,8 @@
 # golden.json, and token ids equal the golden ones.
 set -u
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K/golden.json
 dir="$shared/models/stories260K"
-[ -f "$dir/golden.json" ] || { echo "skipped: no $dir/golden.json"; exit 77; }
 # a build without the tokenizer has nothing to check here
 if "$QEVAL_BIN" tokenize "$dir" --text x 2>&1 | grep -q "cannot be tokenized"; then
     echo "skipped: this build has no tokenizer"; exit 77

@@ -1,9 +1,9 @@
 /* A GGUF llama or qwen2 model loads into the same forward pass as its Hugging Face original.
- * The test converts the shared stories260K (llama, F32) and tiny-qwen2 (q/k/v biases, BF16)
- * safetensors the way llama.cpp's convert_hf_to_gguf.py does (HF -> GGUF tensor names;
- * llama's q/k rows permuted per head with reshape(n_head, 2, half, n_in).swapaxes(1, 2)),
- * writes a GGUF file, loads it with qe_model_load and compares the logits
- * with PyTorch's golden ones. When `qeval model fetch smollm2-135m` has cached the default
+ * The test converts the project's fixtures tiny-llama (F32) and tiny-qwen2 (q/k/v biases, BF16)
+ * the way llama.cpp's convert_hf_to_gguf.py does (HF -> GGUF tensor names; llama's q/k rows
+ * permuted per head with reshape(n_head, 2, half, n_in).swapaxes(1, 2)), writes a GGUF file,
+ * loads it with qe_model_load and compares the logits with their float64 golden ones
+ * (transformers' computation, tests/golden/make_fixture_models.py). When `qeval model fetch smollm2-135m` has cached the default
  * model, its logits are compared with an independent numpy forward pass over the GGUF as
  * llama.cpp runs it (tests/golden/make_smollm2_logits_golden.py). Then hostile metadata. */
 #include <cjson/cJSON.h>
@@ -17,18 +17,18 @@
 #include "qeval_engine.h"
 #include "safetensors.h"
 
-/* What convert_hf_to_gguf.py would write for one of the shared models. */
+/* What convert_hf_to_gguf.py would write for one of the fixture models. */
 typedef struct {
     const char *dir, *arch;
     int hidden, n_layers, n_heads, n_kv_heads, ffn, vocab, context;
     float rope_theta, rms_eps;
     bool has_bias, permutes_qk;  /* qwen2 has q/k/v biases; only llama's q/k are permuted */
     qe_dtype torch_dtype;        /* transformers rounds rope frequencies to it (llama.cpp does not) */
-} shared_model;
+} fixture_model;
 
-static const shared_model shared_models[] = {
-    {"stories260K", "llama", 64, 5, 8, 4, 172, 512, 512, 10000.0f, 1e-5f, false, true, QE_DTYPE_F32},
-    {"tiny-qwen2", "qwen2", 128, 2, 4, 2, 320, 2048, 2048, 1000000.0f, 1e-6f, true, false, QE_DTYPE_BF16},
+static const fixture_model fixture_models[] = {
+    {"tiny-llama", "llama", 64, 2, 4, 2, 96, 320, 2048, 10000.0f, 1e-5f, false, true, QE_DTYPE_F32},
+    {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 96, 320, 2048, 1000000.0f, 1e-6f, true, false, QE_DTYPE_BF16},
 };
 
 typedef struct {
@@ -68,7 +68,7 @@ typedef struct {
     int permute_heads;
 } planned;
 
-static int plan(const shared_model *sm, const qe_safetensors *st, planned *p)
+static int plan(const fixture_model *sm, const qe_safetensors *st, planned *p)
 {
     static const struct { const char *hf, *gguf; int heads; bool is_bias; } names[] = {
         {"input_layernorm.weight", "attn_norm.weight", 0, false},
@@ -98,7 +98,7 @@ static int plan(const shared_model *sm, const qe_safetensors *st, planned *p)
     return n;
 }
 
-static void write_gguf(const shared_model *sm, const qe_safetensors *st, const char *path)
+static void write_gguf(const fixture_model *sm, const qe_safetensors *st, const char *path)
 {
     planned p[128];
     int n = plan(sm, st, p);
@@ -154,11 +154,12 @@ static void write_gguf(const shared_model *sm, const qe_safetensors *st, const c
     free(b.bytes);
 }
 
-/* Converts the shared model, loads the GGUF and compares every golden sequence's logits. */
-static void test_shared_model(const shared_model *sm)
+/* Converts the fixture model, loads the GGUF and compares every golden sequence's logits. */
+static void test_fixture_model(const fixture_model *sm)
 {
-    char dir[1024], path[1100], gguf_path[] = "/tmp/qeval-gguf-model-XXXXXX.gguf";
-    snprintf(dir, sizeof dir, "%s/models/%s", check_shared_dir(), sm->dir);
+    char dir[1024], path[1100], relative[128], gguf_path[] = "/tmp/qeval-gguf-model-XXXXXX.gguf";
+    snprintf(relative, sizeof relative, "models/%s", sm->dir);
+    check_fixture_path(dir, sizeof dir, relative);
     qe_safetensors *st = NULL, *golden = NULL;
     qe_error err = {0};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -187,9 +188,9 @@ static void test_shared_model(const shared_model *sm)
         char *prompt = NULL;
         CHECK_INT_EQ(QE_EUNSUPPORTED, qe_model_chat_prompt(m, NULL, "hi", &prompt, &err));
         CHECK(strstr(err.msg, "has no chat template") != NULL);
-        /* A GGUF computes rope frequencies in float32, as llama.cpp does; the PyTorch golden of a
-         * bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
-         * PyTorch here so the comparison isolates the weight and config mapping. */
+        /* A GGUF computes rope frequencies in float32, as llama.cpp does; transformers' golden of
+         * a bfloat16 checkpoint rounds them to bfloat16 (0.5 logits apart on tiny-qwen2). Match
+         * transformers here so the comparison isolates the weight and config mapping. */
         CHECK_INT_EQ(QE_DTYPE_F32, m->cfg.torch_dtype);
         m->cfg.torch_dtype = sm->torch_dtype;
         snprintf(path, sizeof path, "%s/golden.safetensors", dir);
@@ -215,7 +216,7 @@ static void test_shared_model(const shared_model *sm)
             free(want);
             free(got);
         }
-        printf("%s as GGUF: max |logit - PyTorch| %.2e\n", sm->dir, max_diff);
+        printf("%s as GGUF: max |logit - golden| %.2e\n", sm->dir, max_diff);
         CHECK(max_diff < 1e-4);
         qe_safetensors_close(golden);
     }
@@ -269,7 +270,7 @@ static void test_smollm2(void)
     qe_error err = {0};
     if (qh_model_cached_path(qh_model_lookup("smollm2-135m"), &model_path, &err) != QE_OK ||
         access(model_path, R_OK) != 0) {
-        printf("smollm2: not in the model cache, skipped\n");
+        printf("smollm2: not in the model cache, skipped (qeval model fetch smollm2-135m puts it there)\n");
         free(model_path);
         return;
     }
@@ -408,8 +409,8 @@ static void test_hostile_config(void)
 
 int main(void)
 {
-    for (size_t i = 0; i < sizeof shared_models / sizeof shared_models[0]; i++)
-        test_shared_model(&shared_models[i]);
+    for (size_t i = 0; i < sizeof fixture_models / sizeof fixture_models[0]; i++)
+        test_fixture_model(&fixture_models[i]);
 
     /* the unpermute is the inverse of llama.cpp's permute on a hand-made 2-head matrix */
     qe_error err = {0};

@@ -1,11 +1,11 @@
-/* The forward pass against the golden logits of the shared models, through paths verify does
- * not take: a sharded copy of stories260K (model-0000N-of-0000M.safetensors + index), and
- * several thread counts (results must be identical, not just close). */
+/* The forward pass against the golden logits of the fixture tiny-llama3 (GQA, llama3 rope
+ * scaling, untied; tests/golden/make_fixture_models.py), through paths verify does not take: a
+ * sharded copy (model-0000N-of-0000M.safetensors + index), several thread counts (results must
+ * be identical, not just close), and one sequence fed through the KV cache in two pieces. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "check.h"
 #include "model.h"
@@ -13,6 +13,8 @@
 #include "safetensors.h"
 
 static char tmp_dir[] = "/tmp/qeval_test_model_XXXXXX";
+
+enum { N_VOCAB = 320, N_SEQ3 = 48, N_FIRST = 10 }; /* seq3: random ids, fed as N_FIRST then the rest */
 
 /* Writes tensors [first, last) of st into path as a new safetensors file. */
 static int write_shard(const char *path, const qe_safetensors *st, int first, int last, FILE *index, bool *first_entry,
@@ -113,15 +115,9 @@ static double golden_diff(qe_model *m, const qe_safetensors *golden, int i, floa
 
 int main(void)
 {
-    const char *shared = check_shared_dir();
-    char model_dir[1024], golden_path[1024];
-    snprintf(model_dir, sizeof model_dir, "%s/models/stories260K", shared);
+    char model_dir[1024], golden_path[1100];
+    check_fixture_path(model_dir, sizeof model_dir, "models/tiny-llama3");
     snprintf(golden_path, sizeof golden_path, "%s/golden.safetensors", model_dir);
-    struct stat sb;
-    if (stat(golden_path, &sb) != 0) {
-        fprintf(stderr, "skipped: %s not found\n", golden_path);
-        return 77;
-    }
     if (!mkdtemp(tmp_dir) || make_sharded_copy(model_dir, tmp_dir) != 0) {
         fprintf(stderr, "cannot make the sharded copy in %s\n", tmp_dir);
         return 1;
@@ -137,8 +133,8 @@ int main(void)
         qe_model_info info;
         qe_model_get_info(sharded, &info);
         CHECK_STR_EQ("llama", info.architecture);
-        CHECK_INT_EQ(512, info.n_vocab);
-        CHECK_INT_EQ(4, info.n_kv_heads);
+        CHECK_INT_EQ(N_VOCAB, info.n_vocab);
+        CHECK_INT_EQ(2, info.n_kv_heads);
         for (int i = 0; i < 4; i++) {
             double d = golden_diff(sharded, golden, i, NULL);
             CHECK(d <= 1e-4);
@@ -156,27 +152,29 @@ int main(void)
     if (m1 && m3 && golden) {
         CHECK(golden_diff(m1, golden, 3, &one) <= 1e-4);
         CHECK(golden_diff(m3, golden, 3, &three) <= 1e-4);
-        CHECK(one && three && !memcmp(one, three, 25 * 512 * sizeof(float)));
+        CHECK(one && three && !memcmp(one, three, N_SEQ3 * N_VOCAB * sizeof(float)));
     }
-    /* the same sequence in two pieces through the KV cache: rows 10.. equal the golden logits */
-    if (m1 && golden) {
+    /* the same sequence in two pieces through the KV cache: rows N_FIRST.. equal the golden logits */
+    if (m1 && golden && one) {
         const qe_tensor_view *ids = qe_safetensors_find(golden, "seq3.input_ids");
         const qe_tensor_view *ref = qe_safetensors_find(golden, "seq3.logits");
-        int32_t tokens[25];
-        float *want = malloc(ref->n_bytes), *got = malloc(15 * 512 * sizeof(float));
+        int32_t tokens[N_SEQ3];
+        const int n_rest = N_SEQ3 - N_FIRST;
+        CHECK_INT_EQ(sizeof tokens, ids->n_bytes);
+        float *want = malloc(ref->n_bytes), *got = malloc((size_t)n_rest * N_VOCAB * sizeof(float));
         memcpy(tokens, ids->data, sizeof tokens);
         memcpy(want, ref->data, ref->n_bytes);
-        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens, 10, 0, 10, NULL, NULL, NULL, &err));
-        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens + 10, 15, 10, 0, got, NULL, NULL, &err));
-        CHECK_CLOSE(want + 10 * 512, got, 15 * 512, 1e-4);
+        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens, N_FIRST, 0, N_FIRST, NULL, NULL, NULL, &err));
+        CHECK_INT_EQ(QE_OK, qe_model_forward(m1, tokens + N_FIRST, n_rest, N_FIRST, 0, got, NULL, NULL, &err));
+        CHECK_CLOSE(want + N_FIRST * N_VOCAB, got, n_rest * N_VOCAB, 1e-4);
         /* and bit for bit what the one-pass forward gave */
-        CHECK(!memcmp(one + 10 * 512, got, 15 * 512 * sizeof(float)));
-        CHECK_INT_EQ(25, qe_model_cached_prefix(m1, tokens, 25));
+        CHECK(!memcmp(one + N_FIRST * N_VOCAB, got, (size_t)n_rest * N_VOCAB * sizeof(float)));
+        CHECK_INT_EQ(N_SEQ3, qe_model_cached_prefix(m1, tokens, N_SEQ3));
         /* out-of-range ids and positions fail cleanly */
-        int32_t bad = 512;
+        int32_t bad = N_VOCAB;
         CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, &bad, 1, 0, 0, got, NULL, NULL, &err));
-        CHECK(strstr(err.msg, "token id 512 at position 0 is outside the vocabulary of 512") != NULL);
-        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, tokens, 1, 30, 0, got, NULL, NULL, &err));
+        CHECK(strstr(err.msg, "token id 320 at position 0 is outside the vocabulary of 320") != NULL);
+        CHECK_INT_EQ(QE_EINVAL, qe_model_forward(m1, tokens, 1, N_SEQ3 + 5, 0, got, NULL, NULL, &err));
         free(want);
         free(got);
     }

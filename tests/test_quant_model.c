@@ -169,11 +169,10 @@ static void test_agreement(void)
 int main(void)
 {
     char probe[1200];
-    snprintf(probe, sizeof probe, "%s/models/stories260K/config.json", check_shared_dir());
-    if (!qe_file_exists(probe)) {
-        printf("skipped: no shared models at %s\n", check_shared_dir());
-        return 77;
-    }
+    if (!check_shared_path(probe, sizeof probe, "models/stories260K/golden.safetensors") ||
+        !check_shared_path(probe, sizeof probe, "models/tiny-llama3/config.json") ||
+        !check_shared_path(probe, sizeof probe, "models/tiny-qwen2/config.json"))
+        return check_summary();
     test_footprints();
     test_agreement();
     return check_summary();

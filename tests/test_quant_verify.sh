@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# qeval verify --variant V for each quantized variant on stories260K: runs, reports the
-# comparison with fp32 (mean/max KL, top-1 agreement, RMS dp), and bf16/int8 keep >= 98% top-1.
+# qeval verify on stories260K, a real trained model: fp32 reproduces its float64 golden logits
+# and greedy stories; --variant V for each quantized variant runs, reports the comparison with
+# fp32 (mean/max KL, top-1 agreement, RMS dp), and bf16/int8 keep >= 98% top-1.
 set -u
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K
 dir="$shared/models/stories260K"
-[ -d "$dir" ] || { echo "skipped: no $dir"; exit 77; }
 status=0
+out=$("$QEVAL_BIN" verify "$dir" --golden "$dir/golden.safetensors" --threads 2 2>&1)
+rc=$?
+echo "fp32: $out (exit $rc)"
+[ $rc -eq 0 ] && grep -Eq '^max_abs_diff=[0-9.e+-]+ argmax_agree=([0-9]+)/\1 greedy_match=([1-9][0-9]*)/\2$' <<<"$out" || status=1
 for variant in bf16 int8 nf4 nf4-nodq; do
     out=$("$QEVAL_BIN" verify "$dir" --golden "$dir/golden.safetensors" --variant "$variant" --threads 2 2>&1)
     rc=$?

@@ -1,14 +1,15 @@
 #!/bin/bash
 # The HTML report is one self-contained file (no script, no external style, font, image or link)
 # and renders in headless chromium without console messages, no wider than a 1280-px window; a
-# run's long generations come collapsed (<details>). Skipped (77) without chromium.
+# run's long generations come collapsed (<details>). Skipped (77) without chromium, failed without
+# it under QEVAL_REQUIRE_SHARED=1 (CI, where tests/install_deps.sh installs it).
 # Fixture: the results file test_report writes (tests/test_report.c, --write-fixture): run 1 the
 # full report, run 5 a cached GGUF's run with long HumanEval generations.
 set -u
 qeval=${QEVAL_BIN:?QEVAL_BIN not set}
 fixture_writer="$(dirname "$qeval")/test_report"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+tmp="$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$fixture_writer" --write-fixture "$tmp/fixture.db" || fail "could not write the fixture with $fixture_writer"
@@ -63,7 +64,7 @@ browser=""
 for b in chromium chromium-browser google-chrome; do
     command -v "$b" >/dev/null && { browser=$b; break; }
 done
-[ -n "$browser" ] || { echo "no chromium: skipping the render"; exit 77; }
+[ -n "$browser" ] || skip_test "no chromium to render the report (tests/install_deps.sh installs Debian's chromium)"
 for page in "$html" "$tmp/generations.html"; do
     HOME="$tmp" timeout 120 "$browser" --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 \
         --screenshot="$tmp/report.png" --window-size=1280,2000 "file://$page" >"$tmp/log" 2>&1 \

@@ -2,10 +2,10 @@
 # `qeval requests` must equal, character for character, the lines tests/golden/make_requests_golden.py
 # built from lm-evaluation-harness's templates with Python's csv/json/random.
 set -u
-shared="${QEVAL_SHARED:-$QEVAL_DEFAULT_SHARED}"
-[ -d "$shared/datasets" ] || { echo "no shared datasets at $shared"; exit 77; }
+. "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared datasets
 golden="$QEVAL_SOURCE_DIR/tests/golden/requests"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp="$work"
 n_failed=0; n_passed=0
 for args_file in "$golden"/*.args; do
     name=$(basename "$args_file" .args)

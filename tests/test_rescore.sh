@@ -5,6 +5,7 @@
 # corrupt response are refused without changing anything.
 set -uo pipefail
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K datasets
 needs_sqlite3
 model="$shared/models/stories260K"
 tasks="$QEVAL_SOURCE_DIR/tasks"

@@ -6,6 +6,7 @@
 # foreign results file is refused without damage.
 set -uo pipefail
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
+needs_shared models/stories260K datasets
 needs_sqlite3
 model="$shared/models/stories260K"
 

@@ -192,13 +192,10 @@ int main(void)
 {
     const char *shared = check_shared_dir();
     char probe[4096];
-    snprintf(probe, sizeof probe, "%s/tokenizers/qwen2/tokenizer.json", shared);
-    FILE *f = fopen(probe, "rb");
-    if (!f) {
-        printf("skipped: no shared data at %s\n", shared);
-        return 77;
-    }
-    fclose(f);
+    if (!check_shared_path(probe, sizeof probe, "tokenizers/qwen2/tokenizer.json") ||
+        !check_shared_path(probe, sizeof probe, "tokenizers/llamacpp/ggml-vocab-qwen2.gguf.inp") ||
+        !check_shared_path(probe, sizeof probe, "models/stories260K/tokenizer.json"))
+        return check_summary();
     test_qwen2_golden(shared);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", shared);

@@ -49,16 +49,11 @@ int main(void)
         snprintf(golden, sizeof golden, "%s/golden.jsonl", dir);
         run_golden(dir, golden, shapes[i]);
     }
-    snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", check_shared_dir());
-    snprintf(golden, sizeof golden, "%s/qwen2_stress.jsonl", data);
     char probe[4200];
-    snprintf(probe, sizeof probe, "%s/tokenizer.json", dir);
-    FILE *f = fopen(probe, "rb");
-    if (f) {
-        fclose(f);
+    if (check_shared_path(probe, sizeof probe, "tokenizers/qwen2/tokenizer.json")) {
+        snprintf(dir, sizeof dir, "%s/tokenizers/qwen2", check_shared_dir());
+        snprintf(golden, sizeof golden, "%s/qwen2_stress.jsonl", data);
         run_golden(dir, golden, "qwen2_stress");
-    } else {
-        printf("qwen2_stress skipped: no %s\n", probe);
     }
     return check_summary();
 }
