@@ -3,7 +3,7 @@
 # (cuda:7; any cuda on a machine or build without one) is one clear error, exit 1, in every
 # command that loads a model.
 source "$(dirname "$0")/check.sh"
-model="$shared/models/stories260K"
+model="$fixtures/models/tiny-llama3"  # the project's own: runs on a clone with nothing beside it
 golden="$model/golden.safetensors"
 for value in tpu cuda: cuda:x cuda:-1 cuda:1x "cuda:99999" CPU ""; do
     out=$("$qeval" verify "$model" --golden "$golden" --device "$value" 2>&1)

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "check.h"
 #include "qeval_engine.h"
@@ -107,14 +106,10 @@ static void check_against_plain(qe_model *m, const qe_score_request *request, co
 
 int main(void)
 {
-    char model_dir[1024], tokenizer_path[1100];
-    snprintf(model_dir, sizeof model_dir, "%s/models/stories260K", check_shared_dir());
-    snprintf(tokenizer_path, sizeof tokenizer_path, "%s/tokenizer.json", model_dir);
-    struct stat sb;
-    if (stat(tokenizer_path, &sb) != 0) {
-        fprintf(stderr, "skipped: %s not found\n", tokenizer_path);
-        return 77;
-    }
+    char model_dir[1024];
+    if (!check_shared_path(model_dir, sizeof model_dir, "models/stories260K/tokenizer.json"))
+        return check_summary();
+    *strrchr(model_dir, '/') = 0;
     char long_context[600] = "";
     for (int i = 0; i < 20; i++)
         strcat(long_context, i % 2 ? "the dog ran to the park. " : "Once upon a time, ");
