@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "cuda/backend_cuda.h"
 #include "file_util.h"
 #include "gguf_model.h"
 #include "variant.h"
@@ -264,7 +265,26 @@ static void fill_info(qe_model *m)
     info->source_note = m->source_note ? m->source_note : "";
 }
 
-qe_device_kind qe_default_device(void) { return QE_DEVICE_CPU; /* no CUDA backend yet */ }
+qe_device_kind qe_default_device(void) { return qe_gpu_count() > 0 ? QE_DEVICE_CUDA : QE_DEVICE_CPU; }
+
+bool qe_model_device_memory(const qe_model *model, qe_device_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    qe_backend_memory mem;
+    if (!model->backend || !qe_backend_cuda_memory(model->backend, &mem))
+        return false;
+    out->weights_bytes = mem.current_bytes[QE_MEM_LINEAR] + mem.current_bytes[QE_MEM_EMBEDDING] +
+                         mem.current_bytes[QE_MEM_NORM];
+    out->kv_cache_peak_bytes = mem.peak_bytes[QE_MEM_KV_CACHE];
+    out->workspace_peak_bytes = mem.peak_bytes[QE_MEM_WORKSPACE];
+    out->activations_peak_bytes = mem.peak_bytes[QE_MEM_ACTIVATIONS];
+    out->peak_bytes = mem.total_peak_bytes;
+    out->free_before_bytes = mem.device_free_at_create_bytes;
+    out->free_now_bytes = mem.device_free_now_bytes;
+    out->total_bytes = mem.device_total_bytes;
+    snprintf(out->name, sizeof out->name, "%s", mem.device_name);
+    return true;
+}
 
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
 {

@@ -67,7 +67,9 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
     }
     if (!ok) {
         scratch_free(be, s);
-        be->sync(be, NULL); /* the sticky out-of-memory, said better here */
+        /* a GPU backend's sticky error has the numbers (needed, free, device); the host's has none */
+        if (be->sync(be, err) != QE_OK)
+            return qe_fail_context(err, "%s: activations of %d tokens", m->path, c);
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for activations of %d tokens", m->path, c);
     }
     return QE_OK;
@@ -87,12 +89,14 @@ static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
     qe_backend *be = m->backend;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         float *k = be->grow(be, m->k_cache[i], (size_t)m->n_cached * row, (size_t)cap * row);
-        if (!k)
+        if (k)
+            m->k_cache[i] = k;
+        float *v = k ? be->grow(be, m->v_cache[i], (size_t)m->n_cached * row, (size_t)cap * row) : NULL;
+        if (!v) {
+            if (be->sync(be, err) != QE_OK) /* a GPU backend's message has the numbers */
+                return qe_fail_context(err, "%s: a %d-position KV cache", m->path, cap);
             return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
-        m->k_cache[i] = k;
-        float *v = be->grow(be, m->v_cache[i], (size_t)m->n_cached * row, (size_t)cap * row);
-        if (!v)
-            return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
+        }
         m->v_cache[i] = v;
     }
     int32_t *ids = realloc(m->cached_ids, (size_t)cap * sizeof *ids);

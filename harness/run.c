@@ -596,6 +596,19 @@ static void meter_clear(qh_task_meter *m)
     memset(m, 0, sizeof *m);
 }
 
+/* A model on a GPU: what it holds there (left -1 on the CPU). */
+static void put_device_memory(const qe_model *model, qh_variant_row *row)
+{
+    qe_device_memory mem;
+    if (!qe_model_device_memory(model, &mem))
+        return;
+    row->peak_device_bytes = (int64_t)mem.peak_bytes;
+    row->device_weights_bytes = (int64_t)mem.weights_bytes;
+    row->device_kv_peak_bytes = (int64_t)mem.kv_cache_peak_bytes;
+    row->device_free_before_bytes = (int64_t)mem.free_before_bytes;
+    row->device_free_after_bytes = (int64_t)mem.free_now_bytes;
+}
+
 static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,
                              const char *model_sha256, qt_task **tasks, qh_reference_rows *references,
                              bool keep_references, qe_error *err)
@@ -618,7 +631,10 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
         .footprint_bytes = (int64_t)info.footprint_bytes, .hf_footprint_bytes = (int64_t)info.hf_footprint_bytes,
         .estimate_bytes = (int64_t)info.estimate_bytes, .peak_rss_bytes = qh_peak_rss_bytes(),
         .peak_device_bytes = -1, .source_note = info.source_note && info.source_note[0] ? info.source_note : NULL,
+        .device_weights_bytes = -1, .device_kv_peak_bytes = -1, .device_free_before_bytes = -1,
+        .device_free_after_bytes = -1,
     };
+    put_device_memory(model, &vrow);
     rc = qh_store_put_variants(store, &vrow, 1, err);
     qh_chat chat = {0};
     qt_chat_renderer renderer;
@@ -648,8 +664,9 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
             *err = tail_err;
         }
     }
-    /* The peak covers loading and every task of this variant. */
+    /* The peaks cover loading and every task of this variant. */
     vrow.peak_rss_bytes = qh_peak_rss_bytes();
+    put_device_memory(model, &vrow);
     qe_error peak_err;
     qh_store_put_variants(store, &vrow, 1, rc == QE_OK ? err : &peak_err);
     meter_clear(&c.meter);

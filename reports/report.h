@@ -44,6 +44,7 @@ typedef struct {
     int64_t hf_footprint_bytes; /* transformers' get_memory_footprint() figure                  */
     int64_t estimate_bytes;     /* rule of thumb: parameters x bits / 8                         */
     int64_t peak_rss_bytes, peak_device_bytes;
+    int64_t device_weights_bytes; /* on a GPU: the weights as they sit there; -1 on the CPU    */
     double prefill_tok_s, decode_tok_s;
     double kl_mean, kl_p99, top1_agreement; /* NAN for the reference itself                    */
 } qr_variant;

@@ -322,7 +322,8 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
         const qh_variant_row *row = &vrows[i];
         qr_variant v = {.name = (char *)row->variant, .footprint_bytes = row->footprint_bytes,
                         .hf_footprint_bytes = row->hf_footprint_bytes, .estimate_bytes = row->estimate_bytes,
-                        .peak_rss_bytes = row->peak_rss_bytes, .peak_device_bytes = row->peak_device_bytes};
+                        .peak_rss_bytes = row->peak_rss_bytes, .peak_device_bytes = row->peak_device_bytes,
+                        .device_weights_bytes = row->device_weights_bytes};
         pool_perf_fidelity(&v, prows, n_p, frows, n_f);
         rc = qr_report_add_variant(r, &v, NULL, err);
     }

@@ -123,8 +123,9 @@ static void test_round_trip(void)
     qh_run_free(&got);
 
     qh_variant_row variants[] = {
-        {run_id, "fp32", "cpu", 0.5, NAN, 1040000, 1040000, 1048576, 50000000, -1, "measured"},
-        {run_id, "nf4", "cuda", 0.25, 0.125, 200000, 210000, 199000, 60000000, 3000000, "measured"},
+        {run_id, "fp32", "cpu", 0.5, NAN, 1040000, 1040000, 1048576, 50000000, -1, "measured", -1, -1, -1, -1},
+        {run_id, "nf4", "cuda", 0.25, 0.125, 200000, 210000, 199000, 60000000, 3000000, "measured",
+         190000, 8192, 80000000000, 79000000000},
     };
     CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, variants, 2, &err));
     qh_task_result_row results[] = {
@@ -159,6 +160,12 @@ static void test_round_trip(void)
         CHECK_INT_EQ(210000, v[1].hf_footprint_bytes);
         CHECK_INT_EQ(199000, v[1].estimate_bytes);
         CHECK_INT_EQ(3000000, v[1].peak_device_bytes);
+        CHECK_INT_EQ(-1, v[0].device_weights_bytes);
+        CHECK_INT_EQ(-1, v[0].device_free_after_bytes);
+        CHECK_INT_EQ(190000, v[1].device_weights_bytes);
+        CHECK_INT_EQ(8192, v[1].device_kv_peak_bytes);
+        CHECK_INT_EQ(80000000000, v[1].device_free_before_bytes);
+        CHECK_INT_EQ(79000000000, v[1].device_free_after_bytes);
     }
     qh_variant_rows_free(v, n);
     qh_task_result_row *r = NULL;
@@ -289,7 +296,7 @@ static void test_migration(void)
     qh_store *s = NULL;
     qh_store_options ro = {.is_read_only = true};
     CHECK_INT_EQ(QE_EUNSUPPORTED, qh_store_open(path, &ro, &s, &err)); /* reading never migrates */
-    CHECK(strstr(err.msg, "schema v1 is older than v4") != NULL);
+    CHECK(strstr(err.msg, "schema v1 is older than v5") != NULL);
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
@@ -332,7 +339,7 @@ static void test_migration(void)
     qh_cache_entry entry = {"m", "fp32", "r", "{}"};
     CHECK_INT_EQ(QE_OK, qh_store_cache_put(s, &entry, 1, &err));
     qh_store_close(s);
-    CHECK_INT_EQ(4, raw_sql(path, "PRAGMA user_version"));
+    CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
     CHECK_INT_EQ(QE_OK, qh_store_open(path, &ro, &s, &err)); /* and now it reads */
     qh_store_close(s);
 }

@@ -38,8 +38,8 @@ const char *qe_variant_name(const qe_variant *variant); /* inverse of parse */
 /* QE_DEVICE_REF: the plain single-threaded reference backend (tests; slow). */
 typedef enum { QE_DEVICE_CPU, QE_DEVICE_CUDA, QE_DEVICE_REF } qe_device_kind;
 
-/* The device qe_model_load should use when the user names none: CUDA once its backend exists
- * and this build and machine have a GPU; until then always the CPU. */
+/* The device qe_model_load should use when the user names none: CUDA when this build has the
+ * CUDA backend and the machine a GPU, else the CPU. */
 qe_device_kind qe_default_device(void);
 
 /* The GPUs this build and machine have, for the run's host record. */
@@ -84,6 +84,23 @@ typedef struct {
 } qe_model_info;
 
 void qe_model_get_info(const qe_model *model, qe_model_info *info);
+
+/* What a model on a GPU holds there, as the backend's one allocator counts it (every device byte
+ * but the CUDA context's), and what cudaMemGetInfo says. Peaks are since the load: ask after the
+ * work whose peak is wanted. False (and *out zeroed) for a model on the CPU. */
+typedef struct {
+    uint64_t weights_bytes;          /* linears (packed int8 / nf4 with their constants), embedding, norms */
+    uint64_t kv_cache_peak_bytes;
+    uint64_t workspace_peak_bytes;
+    uint64_t activations_peak_bytes;
+    uint64_t peak_bytes;             /* the most held at once, all of the above together */
+    uint64_t free_before_bytes;      /* cudaMemGetInfo free before the model's first allocation */
+    uint64_t free_now_bytes;         /* cudaMemGetInfo free now */
+    uint64_t total_bytes;            /* cudaMemGetInfo total */
+    char name[256];                  /* e.g. "NVIDIA H100 80GB HBM3" */
+} qe_device_memory;
+
+bool qe_model_device_memory(const qe_model *model, qe_device_memory *out);
 
 /* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
  * plus any tied copy the file holds). Strings live as long as the model. */

@@ -305,7 +305,9 @@ static const column variant_cols[] = {
     COL(qh_variant_row, quantize_seconds, COL_REAL), COL(qh_variant_row, footprint_bytes, COL_INT),
     COL(qh_variant_row, hf_footprint_bytes, COL_INT), COL(qh_variant_row, estimate_bytes, COL_INT),
     COL(qh_variant_row, peak_rss_bytes, COL_INT), COL(qh_variant_row, peak_device_bytes, COL_INT),
-    COL(qh_variant_row, source_note, COL_TEXT),
+    COL(qh_variant_row, source_note, COL_TEXT), COL(qh_variant_row, device_weights_bytes, COL_INT),
+    COL(qh_variant_row, device_kv_peak_bytes, COL_INT), COL(qh_variant_row, device_free_before_bytes, COL_INT),
+    COL(qh_variant_row, device_free_after_bytes, COL_INT),
 };
 static const column task_result_cols[] = {
     COL(qh_task_result_row, run_id, COL_ID), COL(qh_task_result_row, variant, COL_TEXT),

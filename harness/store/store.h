@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 4
+#define QH_STORE_SCHEMA_VERSION 5
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -92,6 +92,9 @@ typedef struct {
     int64_t estimate_bytes;     /* the estimate made before loading                            */
     int64_t peak_rss_bytes, peak_device_bytes;
     const char *source_note;    /* where the numbers come from (measured, computed, ...)       */
+    /* v5, a model on a GPU (-1 on the CPU): what the backend's allocator holds for the weights,
+     * the KV cache's peak, and cudaMemGetInfo's free bytes before loading and after the tasks. */
+    int64_t device_weights_bytes, device_kv_peak_bytes, device_free_before_bytes, device_free_after_bytes;
 } qh_variant_row;
 
 /* One metric of one task for one variant, with its standard error over n items. */

@@ -31,6 +31,7 @@ static bool same_key(const char *v1, const char *t1, const char *m1, const char 
 static double max_known(double a, double b) { return isnan(a) ? b : isnan(b) ? a : fmax(a, b); }
 static int64_t max_known_int(int64_t a, int64_t b) { return a < 0 ? b : b < 0 ? a : (a > b ? a : b); }
 static int64_t first_known_int(int64_t a, int64_t b) { return a >= 0 ? a : b; }
+static int64_t min_known_int(int64_t a, int64_t b) { return a < 0 ? b : b < 0 ? a : (a < b ? a : b); }
 static int64_t sum_known_int(int64_t a, int64_t b) { return a < 0 || b < 0 ? -1 : a + b; }
 
 /* Appends s as a JSON string literal; returns the new length or cap on overflow. */
@@ -183,6 +184,11 @@ static qe_status merge_variants(qh_store *out, int64_t run_id, const shard *shar
             m->estimate_bytes = first_known_int(m->estimate_bytes, v->estimate_bytes);
             m->peak_rss_bytes = max_known_int(m->peak_rss_bytes, v->peak_rss_bytes);
             m->peak_device_bytes = max_known_int(m->peak_device_bytes, v->peak_device_bytes);
+            m->device_weights_bytes = first_known_int(m->device_weights_bytes, v->device_weights_bytes);
+            m->device_kv_peak_bytes = max_known_int(m->device_kv_peak_bytes, v->device_kv_peak_bytes);
+            /* free bytes belong to one shard's GPU: the tightest is the cautious reading */
+            m->device_free_before_bytes = min_known_int(m->device_free_before_bytes, v->device_free_before_bytes);
+            m->device_free_after_bytes = min_known_int(m->device_free_after_bytes, v->device_free_after_bytes);
         }
     qe_status st = qh_store_put_variants(out, rows, n, err);
     free(rows);

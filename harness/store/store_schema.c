@@ -48,4 +48,9 @@ const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION] = {
      * doc_id is its index in its own split (an MMLU document's sample is stored under its subject) */
     "ALTER TABLE task_results ADD COLUMN task_version TEXT;"
     "ALTER TABLE task_results ADD COLUMN num_fewshot INTEGER;",
+    /* v5: a variant run on a GPU says what it held there (the allocator's count and cudaMemGetInfo) */
+    "ALTER TABLE run_variants ADD COLUMN device_weights_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN device_kv_peak_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN device_free_before_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN device_free_after_bytes INTEGER;",
 };
