@@ -137,7 +137,7 @@ qe_status qh_done_doc_indices(qh_store *store, int64_t run_id, const char *varia
                      "--run %lld` first, then resume", (long long)run_id, variant, qt_task_name(task), (long long)run_id);
     else if (rc == QE_EINTERRUPTED)
         rc = qe_fail(err, QE_ENOMEM, "out of memory listing the stored documents of %s", qt_task_name(task));
-    if (rc == QE_OK)
+    if (rc == QE_OK && walk.n > 0) /* qsort's base may not be NULL, even for zero items */
         qsort(walk.doc_indices, walk.n, sizeof *walk.doc_indices, compare_int64);
     else
         free(walk.doc_indices), walk.doc_indices = NULL, walk.n = 0;
