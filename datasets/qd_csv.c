@@ -49,6 +49,8 @@ void qd_csv_close(qd_csv *csv)
 
 long qd_csv_line(const qd_csv *csv) { return csv->record_line; }
 
+bool qd_csv_broken(const qd_csv *csv) { return qd_source_failed(csv->src); }
+
 static int next_byte(qd_csv *csv, qe_error *err)
 {
     int c;

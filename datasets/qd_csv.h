@@ -9,6 +9,8 @@
 #ifndef QD_CSV_H
 #define QD_CSV_H
 
+#include <stdbool.h>
+
 #include "qe_error.h"
 
 typedef struct qd_csv qd_csv;
@@ -22,5 +24,9 @@ qe_status qd_csv_next(qd_csv *csv, char ***fields, int *n_fields, qe_error *err)
 
 /* 1-based line on which the record last returned (or failed) starts. */
 long qd_csv_line(const qd_csv *csv);
+
+/* True once the byte stream itself failed (truncated or corrupt gzip, read error): there is no
+ * next line to skip to, so the error is fatal even to a caller that counts bad rows. */
+bool qd_csv_broken(const qd_csv *csv);
 
 #endif

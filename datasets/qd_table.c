@@ -98,8 +98,8 @@ static qe_status load_csv(const char *path, const qd_load_spec *spec, qd_table *
         int n;
         rc = qd_csv_next(csv, &fields, &n, err);
         if (rc != QE_OK) {
-            if (header == NULL && spec->has_header)
-                break; /* a broken header is always fatal */
+            if ((header == NULL && spec->has_header) || qd_csv_broken(csv))
+                break; /* a broken header or byte stream is always fatal */
             if ((rc = bad_row(t, spec, rc, err)) != QE_OK)
                 break;
             continue;

@@ -138,6 +138,14 @@ int main(void)
     p = write_file("cut.jsonl.gz", bytes, n - 12);
     CHECK_INT_EQ(QE_EFORMAT, qd_table_load(p, &jl, &t, &err));
     CHECK(strstr(err.msg, "cut.jsonl.gz: ") != NULL);
+    /* A gzip header with nothing after it, read as CSV while skipping bad rows: the stream
+     * failure is fatal, not an endless run of skipped rows (found by fuzz_csv). */
+    static const char gzip_stub[] = {0x1f, (char)0x8b, 0x00, 0x00};
+    p = write_file("stub.csv.gz", gzip_stub, sizeof gzip_stub);
+    qd_load_spec stub_spec = {.format = QD_FORMAT_CSV, .has_header = true, .skip_bad_rows = true};
+    CHECK_INT_EQ(QE_EFORMAT, qd_table_load(p, &stub_spec, &t, &err));
+    CHECK(strstr(err.msg, "stub.csv.gz: ") != NULL);
+    CHECK_INT_EQ(QE_EFORMAT, load_mcq(p, true, &t, &err));
 
     /* JSON array: truncated, and not an array. */
     static const char *const mc_fields[] = {"question"};
