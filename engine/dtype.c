@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "parallel.h"
+
 static const struct {
     const char *name;
     size_t size;
@@ -94,6 +96,7 @@ int qe_convert_to_f32(float *dst, const void *src, qe_dtype dtype, size_t n)
         return 0;
     case QE_DTYPE_BF16:
     case QE_DTYPE_F16:
+        QE_PARALLEL_FOR(n)
         for (size_t i = 0; i < n; i++) {
             uint16_t bits;
             memcpy(&bits, bytes + 2 * i, 2);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
+
 /* The reference is CUDA arithmetic, one rounding per operation: never fuse a*b+c here. */
 #pragma GCC optimize("fp-contract=off")
 
@@ -90,24 +92,21 @@ void qe_dynamic_map_signed(float code[256])
     memcpy(code, dynamic_map_signed, sizeof dynamic_map_signed);
 }
 
-/* dQuantizeNF4: bitsandbytes' decision tree; its thresholds are the midpoints between
- * neighbouring code values, and a value equal to a threshold goes to the lower code. */
+/* dQuantizeNF4: bitsandbytes' decision tree over the midpoints between neighbouring code
+ * values, where a value equal to a midpoint goes to the lower code. The tree is a search over
+ * the sorted midpoints, so its answer is the number of midpoints below x (NaN: none, code 0),
+ * counted here without branches so that the loop vectorizes. */
+static const float nf4_midpoints[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+    0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+
 static uint8_t nf4_index(float x)
 {
-    if (x > 0.03979014977812767f) {
-        if (x > 0.3893125355243683f) {
-            if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 15 : 14;
-            return x > 0.5016634166240692f ? 13 : 12;
-        }
-        if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 11 : 10;
-        return x > 0.1202552504837513f ? 9 : 8;
-    }
-    if (x > -0.33967943489551544f) {
-        if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 7 : 6;
-        return x > -0.23460740596055984f ? 5 : 4;
-    }
-    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 3 : 2;
-    return x > -0.8480964004993439f ? 1 : 0;
+    int code = 0;
+    for (int k = 0; k < 15; k++) code += x > nf4_midpoints[k];
+    return (uint8_t)code;
 }
 
 /* dQuantize<0>: binary search over the 256 ascending code values, then nearest of the two
@@ -151,7 +150,8 @@ static bool is_bnb_block_size(int block_size)
 static float block_absmax(const float *x, int64_t begin, int64_t end)
 {
     float m = 0.0f;
-    for (int64_t i = begin; i < end; i++) m = fmaxf(m, fabsf(x[i]));
+    for (int64_t i = begin; i < end; i++) /* fmaxf's answer, NaN skipped, without its call */
+        m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
     return m;
 }
 
@@ -202,6 +202,8 @@ qe_status qe_nf4_quantize(const float *w, int rows, int cols, int block_size, bo
         qe_nf4_free(out);
         return qe_fail(err, QE_ENOMEM, "nf4: out of memory for a [%d, %d] weight", rows, cols);
     }
+    /* a block's codes fill whole bytes (block sizes are even), so blocks run in parallel */
+    QE_PARALLEL_FOR(n)
     for (int64_t b = 0; b < n_blocks; b++) {
         int64_t begin = b * block_size;
         int64_t end = begin + block_size < n ? begin + block_size : n;
@@ -329,6 +331,7 @@ qe_status qe_int8_quantize(const float *w, int rows, int cols, qe_int8_weight *o
         qe_int8_free(out);
         return qe_fail(err, QE_ENOMEM, "int8: out of memory for a [%d, %d] weight", rows, cols);
     }
+    QE_PARALLEL_FOR((int64_t)rows * cols)
     for (int r = 0; r < rows; r++)
         out->scale[r] = qe_int8_quantize_row(w + (size_t)r * cols, cols, 0.0f, out->q + (size_t)r * cols);
     return QE_OK;

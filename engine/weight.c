@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "variant.h"
 
 static void init_shape(qe_weight *w, qe_weight_format format, int n_out, int n_in)
@@ -41,6 +42,7 @@ qe_status qe_weight_init_half(qe_weight *w, qe_weight_format format, const float
     uint16_t *h = malloc(n ? n * sizeof *h : 1);
     if (!h) return qe_fail(err, QE_ENOMEM, "weight: out of memory for a [%d, %d] 16-bit weight", n_out, n_in);
     bool is_bf16 = format == QE_WEIGHT_BF16;
+    QE_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) h[i] = is_bf16 ? qe_f32_to_bf16(data[i]) : qe_f32_to_f16(data[i]);
     w->half = h;
     w->owned[0] = h;
@@ -59,6 +61,7 @@ qe_status qe_weight_quantize(qe_weight *w, const qe_variant *variant, const floa
     qe_dtype compute = qe_variant_compute_dtype(variant);
     float *rounded = malloc(n ? n * sizeof *rounded : 1);
     if (!rounded) return qe_fail(err, QE_ENOMEM, "weight: out of memory for a [%d, %d] weight", n_out, n_in);
+    QE_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) rounded[i] = qe_round_to(data[i], compute);
     qe_status rc;
     if (variant->kind == QE_VARIANT_NF4) {

@@ -24,6 +24,9 @@ import zlib
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from hf_variants import variant_kwargs  # noqa: E402
+
 LOG = []
 
 
@@ -198,28 +201,6 @@ def make_int8(models_dir, out):
     res["cast.bf16"] = c.to(torch.bfloat16)
     res["cast.f16"] = c.to(torch.float16)
     save_file(res, os.path.join(out, "int8.safetensors"), metadata=meta)
-
-
-def variant_kwargs(v):
-    from transformers import BitsAndBytesConfig
-    if v == "fp32":
-        return {"dtype": torch.float32}
-    if v == "bf16":
-        return {"dtype": torch.bfloat16}
-    if v == "int8":
-        return {"dtype": torch.float16, "quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
-    if v == "int8-auto":
-        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
-    cfg = lambda dq: BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                        bnb_4bit_use_double_quant=dq,
-                                        bnb_4bit_compute_dtype=torch.bfloat16)
-    if v == "nf4":
-        return {"dtype": torch.bfloat16, "quantization_config": cfg(True)}
-    if v == "nf4-nodq":
-        return {"dtype": torch.bfloat16, "quantization_config": cfg(False)}
-    if v == "nf4-auto":
-        return {"quantization_config": cfg(True)}
-    raise ValueError(v)
 
 
 def make_hf(models_dir, out):
