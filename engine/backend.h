@@ -32,16 +32,47 @@
  * backend casts it to its own struct. */
 typedef struct qe_backend_linear qe_backend_linear;
 
+/* The cache rows [., n_kv_heads, head_dim] hold position s in row s % kv_ring (kv_ring 0: row s),
+ * filled for every position a query reads: those of (pos0 + t - window, pos0 + t] for each query
+ * t (from 0 without a window). A sliding-window layer's ring (model_config.h, qe_kv_ring) keeps
+ * kv_ring >= window + n_tok - 1, so the keys of one call never share a row; the ops refuse a
+ * smaller ring. Keys are visited in position order whatever the ring, so the bits are those
+ * of a flat cache. */
 typedef struct {
     const float *q;             /* [n_tok, n_heads, head_dim]                                */
-    const float *k_cache;       /* [>= pos0 + n_tok, n_kv_heads, head_dim], filled to pos0+n_tok */
+    const float *k_cache;       /* [rows, n_kv_heads, head_dim], see above                   */
     const float *v_cache;       /* same layout                                               */
     float *out;                 /* [n_tok, n_heads, head_dim]                                */
     int n_tok, pos0;            /* query t sits at position pos0 + t                         */
     int n_heads, n_kv_heads, head_dim;
     int window;                 /* keys at positions > p - window only; 0 = all              */
+    int kv_ring;                /* rows the positions cycle through; 0 = none (row = position) */
     float scale;                /* scores = scale * q.k                                      */
 } qe_attention_args;
+
+/* The cache row of position pos. */
+static inline int qe_kv_row(const qe_attention_args *args, int pos)
+{
+    return args->kv_ring > 0 ? pos % args->kv_ring : pos;
+}
+
+/* First position query t reads. */
+static inline int qe_attention_first(const qe_attention_args *args, int t)
+{
+    int pos = args->pos0 + t;
+    return args->window > 0 && pos - args->window + 1 > 0 ? pos - args->window + 1 : 0;
+}
+
+/* NULL when the cache's ring holds every key the call reads; else what is wrong, for the
+ * sticky error (the rows would alias and the result would silently change). */
+static inline const char *qe_attention_ring_problem(const qe_attention_args *args)
+{
+    if (args->kv_ring < 0)
+        return "a negative ring";
+    if (args->kv_ring > 0 && args->pos0 + args->n_tok - qe_attention_first(args, 0) > args->kv_ring)
+        return "a ring smaller than the positions one call reads";
+    return NULL;
+}
 
 typedef struct qe_backend qe_backend;
 

@@ -63,10 +63,8 @@ static bool is_eos(const qe_model *m, int id)
 static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, int first_row, float *logits,
                                        qe_error *err)
 {
-    int pos0 = qe_model_cached_prefix(m, ids, n);
-    if (pos0 > first_row)
-        pos0 = first_row;
     /* logits are wanted from first_row; rows before it are recomputed only when not cached */
+    int pos0 = qe_model_cached_prefix(m, ids, first_row < n ? first_row : n);
     return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, NULL, NULL, err);
 }
 

@@ -286,6 +286,11 @@ bool qe_model_device_memory(const qe_model *model, qe_device_memory *out)
     return true;
 }
 
+uint64_t qe_model_kv_cache_bytes(const qe_model *model)
+{
+    return qe_kv_cache_bytes(&model->cfg, model->kv_capacity, model->max_context, model->chunk_tokens);
+}
+
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
 {
     *out = NULL;
@@ -314,6 +319,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     m->is_runnable = !options->metadata_only;
     m->max_context = options->max_context > 0 && options->max_context < m->cfg.max_context ? options->max_context
                                                                                           : m->cfg.max_context;
+    m->chunk_tokens = QE_FORWARD_CHUNK_TOKENS;
     m->k_cache = calloc(m->cfg.n_layers, sizeof *m->k_cache);
     m->v_cache = calloc(m->cfg.n_layers, sizeof *m->v_cache);
     if (!m->k_cache || !m->v_cache) {

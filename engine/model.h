@@ -40,10 +40,16 @@ struct qe_model {
     uint64_t n_params;            /* as transformers' named_parameters() counts them */
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
 
-    /* KV cache: per layer [kv_capacity, n_kv_heads, head_dim]; positions [0, n_cached) hold
-     * the keys/values of cached_ids. */
+    /* KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of [n_kv_heads,
+     * head_dim], kv_capacity of them for a full-attention layer, a ring of at most qe_kv_ring rows
+     * for a sliding-window one; position p lives in row p % qe_kv_ring. Positions [0, n_cached)
+     * hold the keys/values of cached_ids, all of them in full-attention layers; a ring of R rows
+     * still holds positions [kv_written_end - R, n_cached) (rows past them were overwritten). */
     float **k_cache, **v_cache;   /* [n_layers] backend buffers */
     int kv_capacity, n_cached;
+    int kv_written_end;           /* 1 + the furthest position written since the last pass from position 0 */
+    int chunk_tokens;             /* max tokens per chunk of a pass: QE_FORWARD_CHUNK_TOKENS; the rings are sized
+                                     by it, so tests change it only before the first pass */
     int32_t *cached_ids;          /* [kv_capacity] */
 
     qe_tokenizer *tokenizer;      /* NULL when the directory has no tokenizer.json */
@@ -62,7 +68,10 @@ struct qe_model {
 qe_status qe_model_forward(qe_model *model, const int32_t *ids, int n_tok, int pos0, int first_logit_row,
                            float *logits, const int32_t *targets, qe_row_stats *stats, qe_error *err);
 
-/* Positions at the start of ids[n] the cache already holds. */
+/* Positions at the start of ids[n] the cache already holds and a pass can resume after: the
+ * longest common prefix, or 0 where the sliding-window rings no longer hold the keys that
+ * resuming there needs (more than chunk_tokens positions before the furthest one written). At
+ * most n, so pass n = the first row whose logits are wanted. */
 int qe_model_cached_prefix(const qe_model *model, const int32_t *ids, int n);
 
 #endif

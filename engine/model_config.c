@@ -115,8 +115,12 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
     qe_status rc;
     int sliding_window = 0;
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
-    if (sw && !cJSON_IsNull(sw) && (rc = get_int(path, root, "sliding_window", false, 0, &sliding_window, err)))
+    bool has_window = sw && !cJSON_IsNull(sw);
+    if (has_window && (rc = get_int(path, root, "sliding_window", false, 0, &sliding_window, err)))
         return rc;
+    if (has_window && sliding_window < 0)
+        return qe_fail(err, QE_EFORMAT, "%s: \"sliding_window\" is %d; a window is a positive number of positions "
+                       "(null: none)", path, sliding_window);
     double legacy_theta = 0; /* set by get_double on success; the compiler cannot see that */
     if ((rc = get_double(path, root, "rope_theta", cfg->arch == QE_ARCH_GEMMA3 ? 1e6 : 1e4, &legacy_theta, err)))
         return rc;
@@ -157,10 +161,12 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
     if (!cfg->layers)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d layers", path, cfg->n_layers);
     const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
-    if (types && !cJSON_IsNull(types) &&
-        (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != cfg->n_layers))
+    if (types && !cJSON_IsNull(types) && !cJSON_IsArray(types))
         return qe_fail(err, QE_EFORMAT, "%s: \"layer_types\" is not an array of num_hidden_layers=%d names", path,
                        cfg->n_layers);
+    if (cJSON_IsArray(types) && cJSON_GetArraySize(types) != cfg->n_layers)
+        return qe_fail(err, QE_EFORMAT, "%s: \"layer_types\" names %d layers but num_hidden_layers is %d", path,
+                       cJSON_GetArraySize(types), cfg->n_layers);
     int qwen_window_from = cfg->n_layers;
     bool qwen_sliding = false;
     if (cfg->arch == QE_ARCH_QWEN2) {
@@ -176,13 +182,14 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
         bool is_sliding;
         if (types && cJSON_IsArray(types)) {
             const cJSON *t = cJSON_GetArrayItem(types, i);
-            if (!cJSON_IsString(t) || (strcmp(t->valuestring, "full_attention") &&
-                                       strcmp(t->valuestring, "sliding_attention")))
-                return qe_fail(err, QE_EUNSUPPORTED, "%s: layer_types[%d] is not \"full_attention\" or "
-                               "\"sliding_attention\"", path, i);
+            if (!cJSON_IsString(t))
+                return qe_fail(err, QE_EFORMAT, "%s: layer_types[%d] is not a string", path, i);
+            if (strcmp(t->valuestring, "full_attention") && strcmp(t->valuestring, "sliding_attention"))
+                return qe_fail(err, QE_EUNSUPPORTED, "%s: layer_types[%d] \"%.64s\" is not supported "
+                               "(full_attention, sliding_attention)", path, i, t->valuestring);
             is_sliding = !strcmp(t->valuestring, "sliding_attention");
         } else if (cfg->arch == QE_ARCH_MISTRAL) {
-            is_sliding = sliding_window > 0;
+            is_sliding = has_window; /* a number there is the window of every layer */
         } else if (cfg->arch == QE_ARCH_QWEN2) {
             is_sliding = qwen_sliding && i >= qwen_window_from;
         } else if (cfg->arch == QE_ARCH_GEMMA3) {
@@ -190,9 +197,12 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
         } else {
             is_sliding = false;
         }
-        if (is_sliding && sliding_window <= 0)
-            return qe_fail(err, QE_EFORMAT, "%s: layer %d uses sliding attention but \"sliding_window\" is not a "
-                           "positive integer", path, i);
+        if (is_sliding && !has_window)
+            return qe_fail(err, QE_EFORMAT, "%s: layer %d uses sliding attention but \"sliding_window\" is missing",
+                           path, i);
+        if (is_sliding && sliding_window == 0)
+            return qe_fail(err, QE_EFORMAT, "%s: layer %d uses sliding attention but \"sliding_window\" is 0; a "
+                           "window is a positive number of positions", path, i);
         cfg->layers[i].sliding_window = is_sliding ? sliding_window : 0;
         cfg->layers[i].rope_index = is_sliding && cfg->n_ropes > 1 ? 1 : 0;
     }
@@ -278,7 +288,14 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
                      path, cfg->n_heads, cfg->n_kv_heads);
         goto out;
     }
+    /* transformers: gemma3 defaults head_dim to 256, the others to hidden_size / num_attention_heads */
     int default_head_dim = is_gemma ? 256 : cfg->hidden / cfg->n_heads;
+    const cJSON *head_dim = cJSON_GetObjectItemCaseSensitive(fields, "head_dim");
+    if (!is_gemma && (!head_dim || cJSON_IsNull(head_dim)) && cfg->hidden % cfg->n_heads) {
+        rc = qe_fail(err, QE_EFORMAT, "%s: \"head_dim\" is missing and hidden_size %d is not a multiple of "
+                     "num_attention_heads %d to give it", path, cfg->hidden, cfg->n_heads);
+        goto out;
+    }
     if ((rc = get_int(path, fields, "head_dim", false, default_head_dim, &cfg->head_dim, err)))
         goto out;
     if (cfg->head_dim <= 0 || cfg->head_dim % 2) {
@@ -393,4 +410,40 @@ void qe_rope_inv_freq(const qe_rope_config *rope, int head_dim, qe_dtype stored_
             f = qe_f16_to_f32(qe_f32_to_f16(f));
         inv_freq[i] = f;
     }
+}
+
+/* The first capacity of the cache, doubled as positions come. */
+#define KV_FIRST_CAPACITY 256
+
+int qe_kv_ring(const qe_layer_config *layer, int max_context, int max_chunk)
+{
+    if (layer->sliding_window <= 0)
+        return max_context;
+    int64_t ring = (int64_t)layer->sliding_window + max_chunk - 1;
+    return ring < max_context ? (int)ring : max_context;
+}
+
+int qe_kv_capacity(int n_positions, int max_context)
+{
+    if (n_positions <= 0)
+        return 0;
+    int64_t capacity = KV_FIRST_CAPACITY;
+    while (capacity < n_positions)
+        capacity *= 2;
+    return capacity < max_context ? (int)capacity : max_context;
+}
+
+int qe_kv_positions(const qe_layer_config *layer, int n_positions, int max_context, int max_chunk)
+{
+    int capacity = qe_kv_capacity(n_positions, max_context);
+    int ring = qe_kv_ring(layer, max_context, max_chunk);
+    return capacity < ring ? (int)capacity : ring;
+}
+
+uint64_t qe_kv_cache_bytes(const qe_model_config *cfg, int n_positions, int max_context, int max_chunk)
+{
+    uint64_t rows = 0;
+    for (int i = 0; i < cfg->n_layers; i++)
+        rows += (uint64_t)qe_kv_positions(&cfg->layers[i], n_positions, max_context, max_chunk);
+    return 2 * rows * (uint64_t)cfg->n_kv_heads * cfg->head_dim * sizeof(float);
 }

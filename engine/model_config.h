@@ -9,6 +9,7 @@
 #define QE_MODEL_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dtype.h"
 #include "qe_error.h"
@@ -55,6 +56,33 @@ typedef struct {
     int eos_ids[QE_MAX_EOS];          /* generation stops on any of these */
     qe_dtype torch_dtype;             /* the dtype the weights were published for */
 } qe_model_config;
+
+/* Tokens that run through the decoder stack together: a forward pass over more is cut into
+ * chunks of at most this many (model_forward.c). The KV rule below depends on it. */
+#define QE_FORWARD_CHUNK_TOKENS 256
+
+/* The KV cache rule, written here once: the forward pass sizes its cache with it and the memory
+ * planner predicts with it. A layer keeps qe_kv_positions(...) rows of keys and as many of values,
+ * a row being n_kv_heads * head_dim float32 (4 bytes each), in every backend, once positions
+ * [0, n_positions) have run (n_positions <= max_context):
+ *   - the cache grows geometrically: capacity = 256, doubled until >= n_positions, at most
+ *     max_context (a full-attention layer holds exactly that);
+ *   - a sliding-window layer (window W) holds min(capacity, W + max_chunk - 1) rows, a ring:
+ *     position p lives in row p % min(max_context, W + max_chunk - 1). A chunk of c <= max_chunk
+ *     tokens at positions p0.. writes its c rows before its attention reads positions
+ *     p0 - W + 1 .. p0 + c - 1, W + c - 1 distinct rows, so no row still needed is overwritten.
+ *     The same slack lets a pass resume up to max_chunk positions before the furthest position
+ *     written (the shared-prefix reuse of scoring), see qe_model_cached_prefix.
+ * max_chunk is QE_FORWARD_CHUNK_TOKENS in every model qeval runs. So, per layer,
+ * KV bytes = 2 * qe_kv_positions(...) * n_kv_heads * head_dim * 4 (qe_kv_cache_bytes sums them). */
+int qe_kv_positions(const qe_layer_config *layer, int n_positions, int max_context, int max_chunk);
+/* The geometric capacity above: what a full-attention layer holds after n_positions (0 for none). */
+int qe_kv_capacity(int n_positions, int max_context);
+/* The rows a layer's ring cycles through: p lives in row p % qe_kv_ring(...) (max_context for a
+ * full-attention layer, whose positions never wrap). */
+int qe_kv_ring(const qe_layer_config *layer, int max_context, int max_chunk);
+/* KV bytes of all layers of cfg (K and V), by qe_kv_positions. */
+uint64_t qe_kv_cache_bytes(const qe_model_config *cfg, int n_positions, int max_context, int max_chunk);
 
 /* Reads dir/config.json. */
 qe_status qe_model_config_load(const char *dir, qe_model_config *cfg, qe_error *err);

@@ -1,9 +1,14 @@
 /* The decoder forward pass, written once against the backend's op table.
  *
- * Tokens run in chunks of at most CHUNK_TOKENS through the whole stack; each chunk's keys and
+ * Tokens run in chunks of at most m->chunk_tokens through the whole stack; each chunk's keys and
  * values go into the KV cache before its attention, so a chunk attends to everything before
  * it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
  * decoding and reuse of a cached prefix all agree exactly.
+ *
+ * The cache follows qe_kv_positions (model_config.h): a sliding-window layer keeps a ring of
+ * window + chunk_tokens - 1 rows, enough for a chunk's own rows and the window before its first
+ * token, so its numbers are those of a flat cache; only resuming further back than chunk_tokens
+ * positions is lost (qe_model_cached_prefix then says 0).
  *
  * Ops report failure through the backend's sticky error; the pass checks it once, at the
  * backend's sync at the end (or after an allocation). */
@@ -13,7 +18,6 @@
 
 #include "model.h"
 
-#define CHUNK_TOKENS 256
 #define LOGIT_ROWS 16             /* lm_head rows computed per block (bounds scratch for big vocabularies) */
 
 typedef struct {
@@ -75,23 +79,27 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
     return QE_OK;
 }
 
-/* Makes room in the KV cache for n_positions, growing it geometrically. */
+/* Makes room in the KV cache for n_positions, growing it geometrically; a sliding-window
+ * layer's rows stop at its ring (qe_kv_positions). A ring grows only before it has wrapped, so
+ * the rows kept are positions [0, n_cached) in order. */
 static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
 {
     if (n_positions <= m->kv_capacity)
         return QE_OK;
-    int cap = m->kv_capacity ? m->kv_capacity : 256;
-    while (cap < n_positions)
-        cap *= 2;
-    if (cap > m->max_context)
-        cap = m->max_context;
+    int cap = qe_kv_capacity(n_positions, m->max_context);
     size_t row = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
     qe_backend *be = m->backend;
     for (int i = 0; i < m->cfg.n_layers; i++) {
-        float *k = be->grow(be, m->k_cache[i], (size_t)m->n_cached * row, (size_t)cap * row);
+        const qe_layer_config *layer = &m->cfg.layers[i];
+        int old_rows = qe_kv_positions(layer, m->kv_capacity, m->max_context, m->chunk_tokens);
+        int rows = qe_kv_positions(layer, cap, m->max_context, m->chunk_tokens);
+        if (rows == old_rows)
+            continue;
+        size_t keep = (size_t)(m->n_cached < old_rows ? m->n_cached : old_rows) * row;
+        float *k = be->grow(be, m->k_cache[i], keep, (size_t)rows * row);
         if (k)
             m->k_cache[i] = k;
-        float *v = k ? be->grow(be, m->v_cache[i], (size_t)m->n_cached * row, (size_t)cap * row) : NULL;
+        float *v = k ? be->grow(be, m->v_cache[i], keep, (size_t)rows * row) : NULL;
         if (!v) {
             if (be->sync(be, err) != QE_OK) /* a GPU backend's message has the numbers */
                 return qe_fail_context(err, "%s: a %d-position KV cache", m->path, cap);
@@ -105,6 +113,29 @@ static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
     m->cached_ids = ids;
     m->kv_capacity = cap;
     return QE_OK;
+}
+
+/* The first position after 0 a pass may resume from: a ring of R rows that has wrapped holds
+ * positions [kv_written_end - R, n_cached), and resuming at p needs p - window + 1 .. p - 1. */
+static int resume_floor(const qe_model *m)
+{
+    int floor = 0;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        int window = m->cfg.layers[i].sliding_window;
+        int ring = qe_kv_ring(&m->cfg.layers[i], m->max_context, m->chunk_tokens);
+        if (window > 0 && m->kv_written_end > ring && m->kv_written_end - ring + window - 1 > floor)
+            floor = m->kv_written_end - ring + window - 1;
+    }
+    return floor;
+}
+
+/* dst rows of positions pos0 .. pos0 + c - 1 = src[c] rows; in a ring that is at most two runs */
+static void write_cache(qe_backend *be, float *cache, int ring, int pos0, int c, size_t row, const float *src)
+{
+    int first_row = pos0 % ring, n_first = c < ring - first_row ? c : ring - first_row;
+    be->copy(be, cache + (size_t)first_row * row, src, (size_t)n_first * row);
+    if (n_first < c)
+        be->copy(be, cache, src + (size_t)n_first * row, (size_t)(c - n_first) * row);
 }
 
 /* cos/sin [c, head_dim/2] of positions pos0.. for every rope. As in transformers, the angle
@@ -151,13 +182,14 @@ static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
     }
     be->rope(be, s->q, c, cfg->n_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
     be->rope(be, s->k, c, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
-    be->copy(be, m->k_cache[li] + (size_t)pos0 * kvd, s->k, c * kvd);
-    be->copy(be, m->v_cache[li] + (size_t)pos0 * kvd, s->v, c * kvd);
+    int ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens);
+    write_cache(be, m->k_cache[li], ring, pos0, c, kvd, s->k);
+    write_cache(be, m->v_cache[li], ring, pos0, c, kvd, s->v);
 
     qe_attention_args args = {
         .q = s->q, .k_cache = m->k_cache[li], .v_cache = m->v_cache[li], .out = s->att,
         .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = hd,
-        .window = cfg->layers[li].sliding_window, .scale = cfg->attn_scale,
+        .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
     };
     be->attention(be, &args, dt);
     be->linear(be, l->o, s->att, c, s->tmp);
@@ -223,6 +255,9 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     if (pos0 + n_tok > m->max_context)
         return qe_fail(err, QE_EINVAL, "%s: %d positions exceed the %d-token window", m->path, pos0 + n_tok,
                        m->max_context);
+    if (pos0 > 0 && pos0 < resume_floor(m))
+        return qe_fail(err, QE_EINVAL, "%s: forward from position %d, but the sliding-window layers' caches hold the "
+                       "keys to resume from position %d on only (or 0)", m->path, pos0, resume_floor(m));
     for (int t = 0; t < n_tok; t++)
         if (ids[t] < 0 || ids[t] >= cfg->n_vocab)
             return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
@@ -235,7 +270,7 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, cfg->n_vocab);
-    int chunk = n_tok < CHUNK_TOKENS ? n_tok : CHUNK_TOKENS;
+    int chunk = n_tok < m->chunk_tokens ? n_tok : m->chunk_tokens;
     int max_n_in = cfg->hidden > cfg->intermediate ? cfg->hidden : cfg->intermediate;
     if (cfg->n_heads * cfg->head_dim > max_n_in)
         max_n_in = cfg->n_heads * cfg->head_dim;
@@ -246,6 +281,8 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     if ((rc = scratch_alloc(m, chunk, &s, err)) != QE_OK)
         return rc;
     m->n_cached = pos0; /* positions past pos0 are overwritten below */
+    if (pos0 == 0)
+        m->kv_written_end = 0;
     for (int start = 0; start < n_tok; start += chunk) {
         int c = n_tok - start < chunk ? n_tok - start : chunk;
         int p = pos0 + start;
@@ -255,6 +292,8 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             run_layer(m, li, p, c, &s);
         memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
         m->n_cached = p + c;
+        if (m->n_cached > m->kv_written_end)
+            m->kv_written_end = m->n_cached;
         if ((logits || stats) && start + c > first_logit_row) {
             int r0 = first_logit_row > start ? first_logit_row - start : 0;
             size_t row = (size_t)(start + r0 - first_logit_row);
@@ -265,7 +304,7 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     }
     scratch_free(be, &s);
     if ((rc = be->sync(be, err)) != QE_OK) {
-        m->n_cached = 0; /* what the failed pass wrote is not to be trusted */
+        m->n_cached = m->kv_written_end = 0; /* what the failed pass wrote is not to be trusted */
         return qe_fail_context(err, "%s", m->path);
     }
     return QE_OK;
@@ -276,5 +315,5 @@ int qe_model_cached_prefix(const qe_model *m, const int32_t *ids, int n)
     int p = 0;
     while (p < n && p < m->n_cached && m->cached_ids[p] == ids[p])
         p++;
-    return p;
+    return p < resume_floor(m) ? 0 : p;
 }

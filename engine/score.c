@@ -230,9 +230,7 @@ static qe_status run_rows(qe_model *m, const int32_t *ids, int n, int first_row,
     qe_status rc = reserve_rows(m, s, n - first_row, want_logits, err);
     if (rc != QE_OK)
         return rc;
-    int pos0 = qe_model_cached_prefix(m, ids, n);
-    if (pos0 > first_row)
-        pos0 = first_row;
+    int pos0 = qe_model_cached_prefix(m, ids, first_row < n ? first_row : n);
     return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, want_logits ? s->logits : NULL, targets,
                             s->stats, err);
 }

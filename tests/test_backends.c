@@ -9,7 +9,8 @@
  * 1e-6 x sum_k |x w| of the double-accumulating twin (int8 exactly: integer sums), attention
  * 1e-5, fp32 logits 1e-3 (what qeval verify allows against float64 goldens). Bit-for-bit
  * where it is promised: a forward pass in one batch and token by token through the KV cache,
- * and the row stats against the reduction engine_api.c always did (checked on hand values). */
+ * and the row stats against the reduction engine_api.c always did (checked on hand values), and
+ * through the bounded rings of sliding-window layers against the flat cache. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,19 +223,27 @@ static void op_round(qe_backend *be, float *const *in, float *out, qe_dtype dt)
     be->copy(be, out, in[0], (size_t)ROWS * DIM);
     be->round(be, out, (size_t)ROWS * DIM, dt);
 }
-static void attention(qe_backend *be, float *const *in, float *out, qe_dtype dt, int window)
+static void attention(qe_backend *be, float *const *in, float *out, qe_dtype dt, int window, int kv_ring)
 {
     qe_error err = {0};
     CHECK_INT_EQ(QE_OK, be->reserve_workspace(be, ROWS, POS0 + ROWS, HEADS, DIM, &err));
     qe_attention_args a = {.q = in[0], .k_cache = in[1], .v_cache = in[2], .out = out, .n_tok = ROWS,
                            .pos0 = POS0, .n_heads = HEADS, .n_kv_heads = KV_HEADS, .head_dim = HEAD_DIM,
-                           .window = window, .scale = 0.25f};
+                           .window = window, .kv_ring = kv_ring, .scale = 0.25f};
     be->attention(be, &a, dt);
 }
-static void op_attention(qe_backend *be, float *const *in, float *out, qe_dtype dt) { attention(be, in, out, dt, 0); }
+static void op_attention(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    attention(be, in, out, dt, 0, 0);
+}
 static void op_attention_window(qe_backend *be, float *const *in, float *out, qe_dtype dt)
 {
-    attention(be, in, out, dt, 4);
+    attention(be, in, out, dt, 4, 0);
+}
+/* window 4 over positions 5..11 reads 2..11: a ring of 10 rows, position p in row p % 10 */
+static void op_attention_ring(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    attention(be, in, out, dt, 4, 10);
 }
 
 static void test_ops(qe_backend *be, qe_backend *ref)
@@ -274,6 +283,8 @@ static void test_ops(qe_backend *be, qe_backend *ref)
         compare_op(be, ref, "attention", op_attention, (const float *[]){q, k, v}, (size_t[]){n_q, n_kv, n_kv}, 3,
                    n_q, dt, att);
         compare_op(be, ref, "attention (window 4)", op_attention_window, (const float *[]){q, k, v},
+                   (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
+        compare_op(be, ref, "attention (window 4, ring of 10 rows)", op_attention_ring, (const float *[]){q, k, v},
                    (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
     }
     free(x), free(y), free(weight), free(q), free(k), free(v), free(cos_t), free(sin_t);
@@ -444,6 +455,19 @@ static void test_model(const char *dir, const char *variant, int b, const float 
     CHECK_INT_EQ(QE_OK, qe_model_forward(m, ids, 5, 0, 0, step, NULL, NULL, &err));
     CHECK_INT_EQ(QE_OK, qe_model_forward(m, ids + 5, N_SEQ - 5, 5, 0, step + 5 * (size_t)n_vocab, NULL, NULL, &err));
     CHECK_INT_EQ(0, memcmp(got, step, n * sizeof *got));
+    /* chunks of 4: sliding-window layers (tiny-gemma3's window is 8) in rings of window + 3 rows
+     * that wrap twice over the sequence, token by token and in one pass: the very same bits */
+    qe_model *ringed = load(dir, variant, backends[b].device);
+    if (ringed) {
+        ringed->chunk_tokens = 4;
+        for (int t = 0; t < N_SEQ; t++)
+            CHECK_INT_EQ(QE_OK, qe_model_forward(ringed, ids + t, 1, t, 0, step + (size_t)t * n_vocab, NULL, NULL,
+                                                 &err));
+        CHECK_INT_EQ(0, memcmp(got, step, n * sizeof *got));
+        CHECK_INT_EQ(QE_OK, qe_model_forward(ringed, ids, N_SEQ, 0, 0, step, NULL, NULL, &err));
+        CHECK_INT_EQ(0, memcmp(got, step, n * sizeof *got));
+        qe_model_free(ringed);
+    }
 
     /* stats mode: rows [10, N_SEQ) reduced on the backend equal the reduction of the host rows */
     int first = 10, n_rows = N_SEQ - first;

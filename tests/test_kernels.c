@@ -144,6 +144,36 @@ static void test_attention(qe_backend *be)
         be->attention(be, &a, QE_DTYPE_F32);
         CHECK_CLOSE(ref, got, n_tok * n_heads * hd, 1e-5);
     }
+    /* a sliding layer's ring (backend.h): window 3 over positions 4..8 reads positions 2..8, 7
+     * rows; position p in row p % 7. The same bits as the flat cache, on both twins. */
+    {
+        enum { RING = 7 };
+        size_t row = (size_t)n_kv * hd;
+        float *k_ring = malloc(sizeof(float) * RING * row), *v_ring = malloc(sizeof(float) * RING * row);
+        float *flat = malloc(sizeof(float) * n_tok * n_heads * hd);
+        for (int p = 2; p < n_pos; p++) {
+            memcpy(k_ring + (size_t)(p % RING) * row, k + (size_t)p * row, row * sizeof(float));
+            memcpy(v_ring + (size_t)(p % RING) * row, v + (size_t)p * row, row * sizeof(float));
+        }
+        qe_attention_args a = {.q = q, .k_cache = k, .v_cache = v, .out = flat, .n_tok = n_tok, .pos0 = pos0,
+                               .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd, .window = 3, .scale = 0.3f};
+        qe_attention_args r = a;
+        r.k_cache = k_ring, r.v_cache = v_ring, r.kv_ring = RING, r.out = got;
+        qe_attention_ref(&a, QE_DTYPE_F32, scores);
+        qe_attention_ref(&r, QE_DTYPE_F32, scores);
+        CHECK_INT_EQ(0, memcmp(flat, got, sizeof(float) * n_tok * n_heads * hd));
+        be->attention(be, &a, QE_DTYPE_F32);
+        be->attention(be, &r, QE_DTYPE_F32);
+        CHECK_INT_EQ(0, memcmp(flat, got, sizeof(float) * n_tok * n_heads * hd));
+        CHECK_INT_EQ(QE_OK, be->sync(be, &err));
+        /* a ring one row short would alias position 2 with 8: refused, not computed */
+        r.kv_ring = RING - 1;
+        be->attention(be, &r, QE_DTYPE_F32);
+        CHECK_INT_EQ(QE_EINVAL, be->sync(be, &err));
+        CHECK(strstr(err.msg, "attention over a cache of 6 rows at positions 4..8: a ring smaller than the positions "
+                              "one call reads") != NULL);
+        free(k_ring), free(v_ring), free(flat);
+    }
     /* hand check: one query, one key -> the output is that key's value */
     qe_attention_args single = {.q = q, .k_cache = k, .v_cache = v, .out = got, .n_tok = 1, .pos0 = 0,
                                 .n_heads = 1, .n_kv_heads = 1, .head_dim = hd, .window = 0, .scale = 1};

@@ -163,12 +163,11 @@ static void attention_items(void *p, int begin, int end, int thread)
     float acc[hd];
     for (int item = begin; item < end; item++) {
         int t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
-        int pos = a->pos0 + t;
-        int first = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
+        int pos = a->pos0 + t, first = qe_attention_first(a, t);
         const float *q = a->q + (size_t)item * hd;
         float max_score = -INFINITY;
         for (int s = first; s <= pos; s++) {
-            float sc = dot(q, a->k_cache + (size_t)s * kv_stride + (size_t)kvh * hd, hd) * a->scale;
+            float sc = dot(q, a->k_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd, hd) * a->scale;
             scores[s] = sc;
             if (sc > max_score)
                 max_score = sc;
@@ -181,7 +180,7 @@ static void attention_items(void *p, int begin, int end, int thread)
         float inv_sum = (float)(1.0 / sum);
         memset(acc, 0, (size_t)hd * sizeof(float));
         for (int s = first; s <= pos; s++) {
-            const float *v = a->v_cache + (size_t)s * kv_stride + (size_t)kvh * hd;
+            const float *v = a->v_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
             float w = scores[s];
             for (int d = 0; d < hd; d++)
                 acc[d] += w * v[d];
@@ -200,6 +199,12 @@ static void cpu_attention(qe_backend *be, const qe_attention_args *args, qe_dtyp
     if (args->pos0 + args->n_tok > s->max_context) {
         qe_backend_fail(be, QE_EINVAL, "attention over %d positions, the workspace holds %d",
                         args->pos0 + args->n_tok, s->max_context);
+        return;
+    }
+    const char *ring_problem = qe_attention_ring_problem(args);
+    if (ring_problem) {
+        qe_backend_fail(be, QE_EINVAL, "attention over a cache of %d rows at positions %d..%d: %s",
+                        args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
         return;
     }
     attention_job job = {args, dtype, s};

@@ -363,7 +363,8 @@ __global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *co
 
 // ---- attention: one block of ATT_THREADS per (token, head) ----------------------------------
 // As the CPU: scores = q.k * scale, their max, w = expf(score - max), sum of w in double,
-// out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key order. The scores
+// out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key (position) order,
+// position s read from cache row kv_row(s) (a sliding-window layer's ring). The scores
 // are computed twice (once for the max, once per chunk of ATT_CHUNK keys) instead of kept, so
 // the kernel needs no scratch however long the context.
 
@@ -378,6 +379,9 @@ __device__ __forceinline__ float attention_score(const float *q, const float *k,
         s = fmaf(q[d], k[d], s);
     return warp_sum(s) * scale;
 }
+
+// The cache row of position s (qe_kv_row of backend.h): a sliding-window layer's ring.
+__device__ __forceinline__ size_t kv_row(int s, int ring) { return (size_t)(ring > 0 ? s % ring : s); }
 
 __global__ void attention_kernel(qe_attention_args a, int dtype)
 {
@@ -395,7 +399,7 @@ __global__ void attention_kernel(qe_attention_args a, int dtype)
 
     float max_score = -INFINITY;
     for (int s = first + warp; s <= pos; s += n_warps)
-        max_score = fmaxf(max_score, attention_score(q, k0 + s * kv_stride, hd, a.scale));
+        max_score = fmaxf(max_score, attention_score(q, k0 + kv_row(s, a.kv_ring) * kv_stride, hd, a.scale));
     if (lane == 0)
         warp_max[warp] = max_score;
     __syncthreads();
@@ -408,7 +412,7 @@ __global__ void attention_kernel(qe_attention_args a, int dtype)
         int c1 = c0 + ATT_CHUNK - 1 < pos ? c0 + ATT_CHUNK - 1 : pos;
         __syncthreads(); // the previous chunk's weights are consumed
         for (int s = c0 + warp; s <= c1; s += n_warps) {
-            float w = expf(attention_score(q, k0 + s * kv_stride, hd, a.scale) - max_score);
+            float w = expf(attention_score(q, k0 + kv_row(s, a.kv_ring) * kv_stride, hd, a.scale) - max_score);
             if (lane == 0) {
                 weights[s - c0] = w;
                 sum += w;
@@ -419,7 +423,7 @@ __global__ void attention_kernel(qe_attention_args a, int dtype)
             int d = threadIdx.x + j * ATT_THREADS;
             if (d < hd)
                 for (int s = c0; s <= c1; s++)
-                    acc[j] += weights[s - c0] * v0[s * kv_stride + d];
+                    acc[j] += weights[s - c0] * v0[kv_row(s, a.kv_ring) * kv_stride + d];
         }
     }
     sum = block_sum(sum, partial);
@@ -870,6 +874,12 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     if (args->pos0 + args->n_tok > state_of(be)->ws_context) {
         qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over %d positions, %d reserved (reserve_workspace)",
                         args->pos0 + args->n_tok, state_of(be)->ws_context);
+        return;
+    }
+    const char *ring_problem = qe_attention_ring_problem(args);
+    if (ring_problem) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over a cache of %d rows at positions %d..%d: %s",
+                        args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
         return;
     }
     if (args->head_dim > ATT_THREADS * ATT_MAX_PER_THREAD) {

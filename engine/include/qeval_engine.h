@@ -102,6 +102,10 @@ typedef struct {
 
 bool qe_model_device_memory(const qe_model *model, qe_device_memory *out);
 
+/* Bytes the model's KV cache holds now, on any device: keys and values of every layer, float32,
+ * a sliding-window layer's bounded by its window (the rule: engine/model_config.h, qe_kv_positions). */
+uint64_t qe_model_kv_cache_bytes(const qe_model *model);
+
 /* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
  * plus any tied copy the file holds). Strings live as long as the model. */
 typedef struct {

@@ -99,6 +99,12 @@ static void ref_attention(qe_backend *be, const qe_attention_args *args, qe_dtyp
                         args->pos0 + args->n_tok, state_of(be)->max_context);
         return;
     }
+    const char *ring_problem = qe_attention_ring_problem(args);
+    if (ring_problem) {
+        qe_backend_fail(be, QE_EINVAL, "attention over a cache of %d rows at positions %d..%d: %s",
+                        args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
+        return;
+    }
     qe_attention_ref(args, dtype, state_of(be)->scores);
 }
 

@@ -105,24 +105,26 @@ void qe_attention_ref(const qe_attention_args *a, qe_dtype dtype, double *weight
     double acc[hd];
     for (int t = 0; t < a->n_tok; t++)
         for (int h = 0; h < a->n_heads; h++) {
-            int pos = a->pos0 + t, kvh = h / group;
+            int pos = a->pos0 + t, kvh = h / group, first = qe_attention_first(a, t);
             const float *q = a->q + ((size_t)t * a->n_heads + h) * hd;
             double max_score = -INFINITY, sum = 0;
-            for (int s = 0; s <= pos; s++) {
+            for (int s = first; s <= pos; s++) {
+                const float *k = a->k_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
                 double sc = 0;
                 for (int d = 0; d < hd; d++)
-                    sc += (double)q[d] * a->k_cache[s * kv_stride + (size_t)kvh * hd + d];
-                weights[s] = a->window > 0 && pos - s >= a->window ? -INFINITY : sc * a->scale;
+                    sc += (double)q[d] * k[d];
+                weights[s] = sc * a->scale;
                 if (weights[s] > max_score)
                     max_score = weights[s];
             }
             for (int d = 0; d < hd; d++)
                 acc[d] = 0;
-            for (int s = 0; s <= pos; s++) {
+            for (int s = first; s <= pos; s++) {
+                const float *v = a->v_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
                 double w = exp(weights[s] - max_score);
                 sum += w;
                 for (int d = 0; d < hd; d++)
-                    acc[d] += w * a->v_cache[s * kv_stride + (size_t)kvh * hd + d];
+                    acc[d] += w * v[d];
             }
             float *out = a->out + ((size_t)t * a->n_heads + h) * hd;
             for (int d = 0; d < hd; d++)

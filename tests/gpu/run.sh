@@ -27,10 +27,10 @@ qeval=$build/qeval
 
 step "GPU tests and backend tests"
 ctest --test-dir "$build" -R 'test_cuda|test_backends' --output-on-failure 2>&1 | tee "$logs/gpu_tests.log" \
-    | grep -E "^(linear|rmsnorm|rope|glu|attention|embed|GPU|peak|bad|out of|[a-zA-Z0-9-]+ +(fp32|bf16|int8|nf4)|all )|passed|failed|Test +#" \
+    | grep -E "^(linear|rmsnorm|rope|glu|attention|embed|GPU|peak|bad|out of|short ring|sliding window|[a-zA-Z0-9-]+ +(fp32|bf16|int8|nf4)|all )|passed|failed|Test +#" \
     || true
 grep -q "tests passed, 0 tests failed out of\|100% tests passed" "$logs/gpu_tests.log" || fail "GPU tests"
-"$build/test_cuda_models" | tail -30  # its figures: GPU against CPU per model and variant
+"$build/test_cuda_models" | tail -30  # its figures: GPU against CPU per model and variant, the sliding window
 
 step "qeval verify --device cuda (fp32)"
 for model in stories260K tiny-llama3 tiny-qwen2 tiny-gemma3; do

@@ -253,9 +253,11 @@ static void check_norm_rope_glu(pair *p, qe_dtype dtype)
     free(x), free(wt), free(cs), free(sn);
 }
 
-/* GQA attention over a cache of pos0 + n_tok positions, with and without a window. */
+/* GQA attention over a cache of pos0 + n_tok positions, with and without a window. With kv_ring
+ * > 0 the GPU reads a sliding-window layer's ring (position p in row p % kv_ring, backend.h)
+ * built from the same keys, the reference the flat cache: the ring must change nothing. */
 static void check_attention(pair *p, int n_tok, int pos0, int n_heads, int n_kv_heads, int hd, int window,
-                            qe_dtype dtype)
+                            int kv_ring, qe_dtype dtype)
 {
     qe_error err = {0};
     int n_pos = pos0 + n_tok;
@@ -267,8 +269,20 @@ static void check_attention(pair *p, int n_tok, int pos0, int n_heads, int n_kv_
     qe_attention_args ar = a, ag = a;
     ar.q = to_backend(p->ref, q, nq), ar.k_cache = to_backend(p->ref, k, nkv), ar.v_cache = to_backend(p->ref, v, nkv);
     ar.out = p->ref->alloc(p->ref, nq);
-    ag.q = to_backend(p->gpu, q, nq), ag.k_cache = to_backend(p->gpu, k, nkv), ag.v_cache = to_backend(p->gpu, v, nkv);
-    ag.out = p->gpu->alloc(p->gpu, nq);
+    ag.q = to_backend(p->gpu, q, nq), ag.out = p->gpu->alloc(p->gpu, nq);
+    if (kv_ring > 0) {
+        size_t row = (size_t)n_kv_heads * hd, n_ring = (size_t)kv_ring * row;
+        float *k_ring = calloc(n_ring, sizeof *k_ring), *v_ring = calloc(n_ring, sizeof *v_ring);
+        for (int pos = qe_attention_first(&a, 0); pos < n_pos; pos++) {
+            memcpy(k_ring + (size_t)(pos % kv_ring) * row, k + (size_t)pos * row, row * sizeof *k);
+            memcpy(v_ring + (size_t)(pos % kv_ring) * row, v + (size_t)pos * row, row * sizeof *v);
+        }
+        ag.k_cache = to_backend(p->gpu, k_ring, n_ring), ag.v_cache = to_backend(p->gpu, v_ring, n_ring);
+        ag.kv_ring = kv_ring;
+        free(k_ring), free(v_ring);
+    } else {
+        ag.k_cache = to_backend(p->gpu, k, nkv), ag.v_cache = to_backend(p->gpu, v, nkv);
+    }
     CHECK_INT_EQ(QE_OK, p->ref->reserve_workspace(p->ref, n_tok, n_pos, n_heads, 64, &err));
     CHECK_INT_EQ(QE_OK, p->gpu->reserve_workspace(p->gpu, n_tok, n_pos, n_heads, 64, &err));
     p->ref->attention(p->ref, &ar, dtype);
@@ -276,8 +290,8 @@ static void check_attention(pair *p, int n_tok, int pos0, int n_heads, int n_kv_
     float *want = from_backend(p->ref, ar.out, nq), *got = from_backend(p->gpu, ag.out, nq);
     CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
     char what[128];
-    snprintf(what, sizeof what, "attention %d tok @%d, %d/%d heads, hd %d, win %d %s", n_tok, pos0, n_heads,
-             n_kv_heads, hd, window, qe_dtype_name(dtype));
+    snprintf(what, sizeof what, "attention %d tok @%d, %d/%d heads, hd %d, win %d, ring %d %s", n_tok, pos0,
+             n_heads, n_kv_heads, hd, window, kv_ring, qe_dtype_name(dtype));
     expect(what, want, got, nq, 1e-2, dtype == QE_DTYPE_F32 ? 1e-5 : ulp_of(dtype), dtype == QE_DTYPE_F32 ? 0.0 : 0.98);
     free(want), free(got);
     const float *bufs_r[] = {ar.q, ar.k_cache, ar.v_cache, ar.out}, *bufs_g[] = {ag.q, ag.k_cache, ag.v_cache, ag.out};
@@ -333,10 +347,21 @@ static void check_embed_and_row_stats(pair *p)
     free(table), free(logits);
 }
 
-/* Errors: a GPU that is not there, and an allocation larger than the free memory. */
+/* Errors: a GPU that is not there, a ring too small for the keys a call reads, and an
+ * allocation larger than the free memory. */
 static void check_errors(pair *p)
 {
     qe_error err = {0};
+    float *buf = p->gpu->alloc(p->gpu, 64 * 64);
+    CHECK_INT_EQ(QE_OK, p->gpu->reserve_workspace(p->gpu, 4, 64, 1, 64, &err));
+    qe_attention_args short_ring = {.q = buf, .k_cache = buf, .v_cache = buf, .out = buf, .n_tok = 4, .pos0 = 40,
+                                    .n_heads = 1, .n_kv_heads = 1, .head_dim = 64, .window = 8, .kv_ring = 10,
+                                    .scale = 1};
+    p->gpu->attention(p->gpu, &short_ring, QE_DTYPE_F32); /* reads positions 33..43: 11 rows */
+    CHECK_INT_EQ(QE_EINVAL, p->gpu->sync(p->gpu, &err));
+    CHECK(strstr(err.msg, "attention over a cache of 10 rows at positions 40..43: a ring smaller") != NULL);
+    printf("short ring: %s\n", err.msg);
+    p->gpu->release(p->gpu, buf);
     qe_backend *none = NULL;
     CHECK(qe_backend_cuda_create(qe_gpu_count() + 6, &none, &err) != QE_OK);
     CHECK(none == NULL);
@@ -395,10 +420,15 @@ int main(void)
     qe_dtype dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
     for (int d = 0; d < 3; d++) {
         check_norm_rope_glu(&p, dtypes[d]);
-        check_attention(&p, 1, 0, 9, 3, 64, 0, dtypes[d]);
-        check_attention(&p, 7, 30, 14, 2, 64, 0, dtypes[d]);
-        check_attention(&p, 33, 1500, 8, 4, 256, 512, dtypes[d]);
-        check_attention(&p, 1, 2100, 32, 8, 128, 0, dtypes[d]);
+        check_attention(&p, 1, 0, 9, 3, 64, 0, 0, dtypes[d]);
+        check_attention(&p, 7, 30, 14, 2, 64, 0, 0, dtypes[d]);
+        check_attention(&p, 33, 1500, 8, 4, 256, 512, 0, dtypes[d]);
+        check_attention(&p, 1, 2100, 32, 8, 128, 0, 0, dtypes[d]);
+        /* sliding-window rings (window + chunk - 1 rows, the engine's rule): a chunk at the
+         * smallest ring, Gemma-3 4B's decode step and a full 256-token chunk at window 1024 */
+        check_attention(&p, 33, 1500, 8, 4, 256, 512, 512 + 33 - 1, dtypes[d]);
+        check_attention(&p, 1, 5000, 8, 4, 256, 1024, 1024 + 256 - 1, dtypes[d]);
+        check_attention(&p, 256, 3000, 4, 2, 128, 1024, 1024 + 256 - 1, dtypes[d]);
     }
     check_embed_and_row_stats(&p);
     check_errors(&p);

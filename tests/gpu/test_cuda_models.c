@@ -3,7 +3,11 @@
  * continuation. fp32: max |logit difference| <= 1e-3, every argmax and the greedy tokens equal
  * (the CPU tolerances of qeval verify). bf16, int8, nf4: over all models, >= 99% of positions
  * agree on the top token and the mean KL(CPU || GPU) < 1e-3. Skips (77) without a GPU or the
- * shared models. Prints one line per (model, variant) with the figures. */
+ * shared models. Prints one line per (model, variant) with the figures.
+ * Then tiny-gemma3 (window 16) over 600 positions, 37 windows: the sliding layers' rings of
+ * 16 + 256 - 1 = 271 rows give the unbounded cache's bits on the GPU (one pass and token by
+ * token), the CPU's logits within fp32's tolerance, and the allocator's KV bytes are the rule's
+ * (hand-computed), flat for the sliding layers past the ring. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,7 +15,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda/backend_cuda.h"
 #include "device.h"
+#include "model.h"
 #include "qeval_engine.h"
 
 #define N_TOKENS 96
@@ -71,6 +77,91 @@ static qe_status run_on(const char *dir, const char *variant, qe_device_kind dev
         rc = qe_generate_ids(m, prompt, 16, N_NEW, &o->gen, &o->n_gen, &stats, err);
     qe_model_free(m);
     return rc;
+}
+
+/* A tiny-gemma3 on the GPU, fp32, 1024 positions, chunks of chunk_tokens (0: the default). */
+static qe_model *load_gemma(const char *dir, qe_device_kind device, int chunk_tokens)
+{
+    qe_load_options opt = {.variant = {.kind = QE_VARIANT_FP32}, .device = device, .max_context = 1024};
+    qe_model *m = NULL;
+    qe_error err = {0};
+    if (qe_model_load(dir, &opt, &m, &err) != QE_OK) {
+        fprintf(stderr, "%s: %s\n", dir, err.msg);
+        check_n_failed++;
+        return NULL;
+    }
+    if (chunk_tokens)
+        m->chunk_tokens = chunk_tokens;
+    return m;
+}
+
+/* KV bytes the GPU allocator holds now */
+static uint64_t kv_bytes_held(const qe_model *m)
+{
+    qe_backend_memory mem;
+    return qe_backend_cuda_memory(m->backend, &mem) ? mem.current_bytes[QE_MEM_KV_CACHE] : 0;
+}
+
+static void check_sliding_window(const char *shared)
+{
+    enum { N = 600, VOCAB = 2048, ROW_BYTES = 1 * 32 * 4 }; /* one kv head of 32 floats */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models/tiny-gemma3", shared);
+    qe_model *ring = load_gemma(dir, QE_DEVICE_CUDA, 0), *flat = load_gemma(dir, QE_DEVICE_CUDA, 1024);
+    qe_model *cpu = load_gemma(dir, QE_DEVICE_CPU, 0);
+    int32_t *ids = malloc(N * sizeof *ids);
+    size_t n = (size_t)N * VOCAB;
+    float *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got), *on_cpu = malloc(n * sizeof *on_cpu);
+    qe_error err = {0};
+    if (!ring || !flat || !cpu)
+        goto out;
+    CHECK_INT_EQ(271, qe_kv_ring(&ring->cfg.layers[0], ring->max_context, ring->chunk_tokens));
+    for (int t = 0; t < N; t++)
+        ids[t] = (int32_t)((t * 104729u + 7u) % VOCAB);
+    /* token by token from an empty cache: the allocator's KV bytes at every step, by hand:
+     * 6 layers x 256 rows up to 256 positions, then rings of 271 and a full layer of 512, 1024 */
+    for (int t = 0; t < N; t++) {
+        CHECK_INT_EQ(QE_OK, qe_model_forward(ring, ids + t, 1, t, 0, got + (size_t)t * VOCAB, NULL, NULL, &err));
+        uint64_t held = kv_bytes_held(ring);
+        CHECK_INT_EQ(qe_model_kv_cache_bytes(ring), held);
+        if (t + 1 == 256)
+            CHECK_INT_EQ(2 * 6 * 256 * ROW_BYTES, held);
+        if (t + 1 == 300)
+            CHECK_INT_EQ(2 * (5 * 271 + 512) * ROW_BYTES, held);
+        if (t + 1 == N)
+            CHECK_INT_EQ(2 * (5 * 271 + 1024) * ROW_BYTES, held); /* 609,024 bytes */
+        if (t + 1 > 256) /* the five rings' share, flat past them */
+            CHECK_INT_EQ(2 * 5 * 271 * ROW_BYTES, held - 2 * (uint64_t)qe_kv_capacity(t + 1, 1024) * ROW_BYTES);
+    }
+    CHECK_INT_EQ(QE_OK, qe_model_forward(flat, ids, N, 0, 0, want, NULL, NULL, &err));
+    CHECK_INT_EQ(2 * 6 * 1024 * ROW_BYTES, kv_bytes_held(flat)); /* 1,572,864: the unbounded cache */
+    CHECK(!memcmp(want, got, n * sizeof *got));
+    CHECK_INT_EQ(QE_OK, qe_model_forward(ring, ids, N, 0, 0, got, NULL, NULL, &err)); /* chunks 256, 256, 88 */
+    CHECK(!memcmp(want, got, n * sizeof *got));
+    qe_device_memory mem;
+    CHECK(qe_model_device_memory(ring, &mem));
+    CHECK_INT_EQ(QE_OK, qe_model_forward(cpu, ids, N, 0, 0, on_cpu, NULL, NULL, &err));
+    double max_diff = 0;
+    int agree = 0;
+    for (int r = 0; r < N; r++) {
+        const float *a = on_cpu + (size_t)r * VOCAB, *b = got + (size_t)r * VOCAB;
+        for (int j = 0; j < VOCAB; j++)
+            if (!(fabs(a[j] - b[j]) <= max_diff))
+                max_diff = isnan(b[j]) ? INFINITY : fabs(a[j] - b[j]);
+        agree += argmax(a, VOCAB) == argmax(b, VOCAB);
+    }
+    printf("sliding window: tiny-gemma3 over %d positions, rings of 271 rows: the unbounded bits %s, "
+           "max|dlogit| vs CPU %.3g, top1 %d/%d, KV now %llu bytes (peak %llu; unbounded %llu)\n", N,
+           memcmp(want, got, n * sizeof *got) ? "DIFFER" : "kept", max_diff, agree, N,
+           (unsigned long long)kv_bytes_held(ring), (unsigned long long)mem.kv_cache_peak_bytes,
+           (unsigned long long)kv_bytes_held(flat));
+    CHECK(max_diff <= 1e-3);
+    CHECK_INT_EQ(N, agree);
+out:
+    free(ids), free(want), free(got), free(on_cpu);
+    qe_model_free(ring);
+    qe_model_free(flat);
+    qe_model_free(cpu);
 }
 
 int main(void)
@@ -137,5 +228,6 @@ int main(void)
             CHECK(kl_sum / n_rows < 1e-3);
         }
     }
+    check_sliding_window(shared);
     return check_summary();
 }
