@@ -279,6 +279,13 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
         goto out;
     }
     int default_head_dim = is_gemma ? 256 : cfg->hidden / cfg->n_heads;
+    const cJSON *head_dim = cJSON_GetObjectItemCaseSensitive(fields, "head_dim");
+    if ((!head_dim || cJSON_IsNull(head_dim)) && !is_gemma && cfg->hidden % cfg->n_heads) {
+        rc = qe_fail(err, QE_EFORMAT, "%s: \"head_dim\" is missing and hidden_size %d is not a multiple of "
+                     "num_attention_heads %d, so it cannot be hidden_size / num_attention_heads", path, cfg->hidden,
+                     cfg->n_heads);
+        goto out;
+    }
     if ((rc = get_int(path, fields, "head_dim", false, default_head_dim, &cfg->head_dim, err)))
         goto out;
     if (cfg->head_dim <= 0 || cfg->head_dim % 2) {

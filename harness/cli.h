@@ -51,5 +51,6 @@ int qh_cmd_tokenize(int argc, char **argv);
 int qh_cmd_bench(int argc, char **argv);
 int qh_cmd_code_exec(int argc, char **argv);
 int qh_cmd_synth(int argc, char **argv);
+int qh_cmd_estimate(int argc, char **argv);
 
 #endif
