@@ -5,7 +5,8 @@
 # line naming the file with exit 1.
 set -u
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
-needs_shared models/stories260K/config.json models/tiny-gemma3/config.json models/tiny-qwen2/config.json
+needs_shared models/stories260K/config.json models/tiny-gemma3/config.json models/tiny-qwen2/config.json datasets
+needs_sqlite3
 
 # json_get FILE EXPR: a Python expression over j (the parsed JSON), printed
 json_get() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); v = eval(sys.argv[2]); print(json.dumps(v) if isinstance(v, (bool, type(None))) else v)' "$1" "$2"; }
@@ -82,4 +83,17 @@ check 1 "$(grep -c "^qeval: $work/nowhere: no such file" "$work/err")" "no such 
 "$qeval" estimate "$shared/models/stories260K" --context 513 2>"$work/err"; check 2 $? "context past the model's: usage"
 check 1 "$(grep -c 'max_position_embeddings 512' "$work/err")" "context past the model's: message"
 "$qeval" estimate 2>/dev/null; check 2 $? "no MODEL: usage"
+
+# ---- qeval run stores the prediction beside the measurement (schema v6) -----------------------
+"$qeval" run "$shared/models/stories260K" --variants fp32,nf4 --tasks truthfulqa_mc1 --limit 2 \
+  --data-dir "$shared/datasets" --threads 2 --quiet --db "$work/r.db" >/dev/null 2>&1; check 0 $? "run: exit status"
+check "fp32|1040128|1040128|512|655360
+nf4|186540|186540|512|655360" \
+      "$(sqlite3 "$work/r.db" 'SELECT variant, footprint_bytes, predicted_weights_bytes, predicted_context, predicted_kv_cache_bytes FROM run_variants ORDER BY variant')" \
+      "run: predicted weights = footprint, the KV cache of the context reached"
+check 2 "$(sqlite3 "$work/r.db" 'SELECT count(*) FROM run_variants WHERE predicted_peak_bytes = predicted_weights_bytes + predicted_kv_cache_bytes + predicted_activation_bytes')" "run: predicted peak is the sum"
+"$qeval" report --db "$work/r.db" --format md >"$work/report.md"
+check 1 "$(grep -c '| peak device GB | predicted peak GB |' "$work/report.md")" "report: predicted beside measured"
+"$qeval" report --db "$work/r.db" --format json >"$work/report.json"
+check "1040128" "$(json_get "$work/report.json" '[v for v in j["variants"] if v["name"] == "fp32"][0]["predicted_weights_bytes"]')" "report json: the prediction"
 finish
