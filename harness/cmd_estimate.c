@@ -191,15 +191,7 @@ static int print_json(const estimate_set *set)
         }
         cJSON_AddItemToArray(variants, v);
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        fprintf(stderr, "qeval: out of memory\n");
-        return QH_EXIT_ERROR;
-    }
-    printf("%s\n", text);
-    free(text);
-    return QH_EXIT_OK;
+    return qh_print_json(root);
 }
 
 static void print_table(const estimate_set *set)
