@@ -138,6 +138,10 @@ struct qe_backend {
     void (*destroy)(qe_backend *be);     /* NULL-safe; frees the table itself */
 };
 
+/* What the CPU backend's reserve_workspace allocates for these arguments with n_threads threads
+ * (<= 0: the machine's cores), for the memory estimate. */
+uint64_t qe_cpu_workspace_bytes(int n_threads, int max_tokens, int max_context, int max_n_in);
+
 /* Constructors. n_threads <= 0: the machine's cores. */
 qe_status qe_backend_ref_create(qe_backend **out, qe_error *err);
 qe_status qe_backend_cpu_create(int n_threads, qe_backend **out, qe_error *err);

@@ -42,6 +42,12 @@ bool qe_file_exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+bool qe_is_directory(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 qe_status qe_path_join(char *buf, size_t buf_bytes, const char *dir, const char *name, qe_error *err)
 {
     int n = snprintf(buf, buf_bytes, "%s/%s", dir, name);

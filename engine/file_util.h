@@ -11,6 +11,7 @@
 qe_status qe_read_file(const char *path, char **out, size_t *n_bytes, qe_error *err);
 
 bool qe_file_exists(const char *path);
+bool qe_is_directory(const char *path);
 
 /* "dir/name" into buf; fails when it does not fit. */
 qe_status qe_path_join(char *buf, size_t buf_bytes, const char *dir, const char *name, qe_error *err);

@@ -70,9 +70,14 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
     if (embd->ne[0] != cfg->hidden)
         return qe_fail(err, QE_EFORMAT, "%s: token_embd.weight rows hold %lld values, %s.embedding_length says %d",
                        g->path, (long long)embd->ne[0], arch, cfg->hidden);
+    char key_length[96];
     if (cfg->n_heads % cfg->n_kv_heads)
         return qe_fail(err, QE_EFORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", g->path,
                        cfg->n_heads, cfg->n_kv_heads);
+    snprintf(key_length, sizeof key_length, "%s.attention.key_length", arch);
+    if (!qe_gguf_find_kv(g, key_length) && cfg->hidden % cfg->n_heads)
+        return qe_fail(err, QE_EFORMAT, "%s: %s is missing and embedding_length %d is not a multiple of head_count %d",
+                       g->path, key_length, cfg->hidden, cfg->n_heads);
     if ((rc = arch_int(g, arch, "attention.key_length", cfg->hidden / cfg->n_heads, &cfg->head_dim, err)))
         return rc;
     if (cfg->head_dim % 2)

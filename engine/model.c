@@ -8,6 +8,7 @@
  * touched. */
 #include "model.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,7 @@ static qe_status load_vector(qe_model *m, const char *name, int n, float **out, 
     qe_backend *be = m->backend;
     if (!(*out = be->upload_new(be, rounded, (size_t)n)))
         return be->sync(be, err);
-    m->resident_bytes += (uint64_t)n * sizeof(float);
+    m->resident_bytes += qe_norm_bytes(n);
     return QE_OK;
 }
 
@@ -143,39 +144,52 @@ static qe_status load_table(qe_model *m, const char *name, qe_backend_linear **o
     return prepare(m, &w, out, err);
 }
 
+int qe_layer_parts(const qe_model_config *c, qe_layer_part parts[QE_MAX_LAYER_PARTS])
+{
+    int q_rows = c->n_heads * c->head_dim, kv_rows = c->n_kv_heads * c->head_dim, n = 0;
+#define LINEAR(nm, r, k, bias, field) \
+    parts[n++] = (qe_layer_part){nm, QE_PART_LINEAR, r, k, bias, offsetof(qe_layer, field)}
+#define NORM(nm, r, field) parts[n++] = (qe_layer_part){nm, QE_PART_NORM, r, 0, false, offsetof(qe_layer, field)}
+    NORM("input_layernorm.weight", c->hidden, attn_norm);
+    LINEAR("self_attn.q_proj", q_rows, c->hidden, c->has_qkv_bias, q);
+    LINEAR("self_attn.k_proj", kv_rows, c->hidden, c->has_qkv_bias, k);
+    LINEAR("self_attn.v_proj", kv_rows, c->hidden, c->has_qkv_bias, v);
+    LINEAR("self_attn.o_proj", c->hidden, q_rows, false, o);
+    LINEAR("mlp.gate_proj", c->intermediate, c->hidden, false, gate);
+    LINEAR("mlp.up_proj", c->intermediate, c->hidden, false, up);
+    LINEAR("mlp.down_proj", c->hidden, c->intermediate, false, down);
+    if (c->has_sandwich_norms) {
+        NORM("post_attention_layernorm.weight", c->hidden, post_attn_norm);
+        NORM("pre_feedforward_layernorm.weight", c->hidden, ffn_norm);
+        NORM("post_feedforward_layernorm.weight", c->hidden, post_ffn_norm);
+    } else {
+        NORM("post_attention_layernorm.weight", c->hidden, ffn_norm);
+    }
+    if (c->has_qk_norm) {
+        NORM("self_attn.q_norm.weight", c->head_dim, q_norm);
+        NORM("self_attn.k_norm.weight", c->head_dim, k_norm);
+    }
+#undef LINEAR
+#undef NORM
+    return n;
+}
+
 static qe_status load_layer(qe_model *m, int i, qe_layer *layer, qe_error *err)
 {
-    const qe_model_config *c = &m->cfg;
-    char p[128], key[256];
-    snprintf(p, sizeof p, "model.layers.%d", i);
-    int q_rows = c->n_heads * c->head_dim, kv_rows = c->n_kv_heads * c->head_dim;
-    qe_status rc;
-#define LINEAR(suffix, rows, cols, bias, dst) \
-    (snprintf(key, sizeof key, "%s.%s", p, suffix), load_linear(m, key, rows, cols, bias, dst, err))
-#define VECTOR(suffix, n, dst) (snprintf(key, sizeof key, "%s.%s", p, suffix), load_vector(m, key, n, dst, err))
-    if ((rc = VECTOR("input_layernorm.weight", c->hidden, &layer->attn_norm)) ||
-        (rc = LINEAR("self_attn.q_proj", q_rows, c->hidden, c->has_qkv_bias, &layer->q)) ||
-        (rc = LINEAR("self_attn.k_proj", kv_rows, c->hidden, c->has_qkv_bias, &layer->k)) ||
-        (rc = LINEAR("self_attn.v_proj", kv_rows, c->hidden, c->has_qkv_bias, &layer->v)) ||
-        (rc = LINEAR("self_attn.o_proj", c->hidden, q_rows, false, &layer->o)) ||
-        (rc = LINEAR("mlp.gate_proj", c->intermediate, c->hidden, false, &layer->gate)) ||
-        (rc = LINEAR("mlp.up_proj", c->intermediate, c->hidden, false, &layer->up)) ||
-        (rc = LINEAR("mlp.down_proj", c->hidden, c->intermediate, false, &layer->down)))
-        return rc;
-    if (c->has_sandwich_norms) {
-        if ((rc = VECTOR("post_attention_layernorm.weight", c->hidden, &layer->post_attn_norm)) ||
-            (rc = VECTOR("pre_feedforward_layernorm.weight", c->hidden, &layer->ffn_norm)) ||
-            (rc = VECTOR("post_feedforward_layernorm.weight", c->hidden, &layer->post_ffn_norm)))
-            return rc;
-    } else if ((rc = VECTOR("post_attention_layernorm.weight", c->hidden, &layer->ffn_norm))) {
-        return rc;
+    qe_layer_part parts[QE_MAX_LAYER_PARTS];
+    int n_parts = qe_layer_parts(&m->cfg, parts);
+    char key[256];
+    qe_status rc = QE_OK;
+    for (int p = 0; p < n_parts && rc == QE_OK; p++) {
+        const qe_layer_part *part = &parts[p];
+        void *slot = (char *)layer + part->offset;
+        snprintf(key, sizeof key, "model.layers.%d.%s", i, part->name);
+        if (part->kind == QE_PART_LINEAR)
+            rc = load_linear(m, key, part->rows, part->cols, part->has_bias, (qe_backend_linear **)slot, err);
+        else
+            rc = load_vector(m, key, part->rows, (float **)slot, err);
     }
-    if (c->has_qk_norm && ((rc = VECTOR("self_attn.q_norm.weight", c->head_dim, &layer->q_norm)) ||
-                           (rc = VECTOR("self_attn.k_norm.weight", c->head_dim, &layer->k_norm))))
-        return rc;
-#undef LINEAR
-#undef VECTOR
-    return QE_OK;
+    return rc;
 }
 
 static void count_params(qe_model *m)

@@ -24,6 +24,27 @@ typedef struct {
     qe_backend_linear *gate, *up, *down; /* [intermediate, hidden] x2, [hidden, intermediate]  */
 } qe_layer;
 
+/* One tensor of a decoder layer, as load_layer loads it and the memory estimate (estimate.c)
+ * counts it: the one list of what a layer holds. */
+typedef enum { QE_PART_LINEAR, QE_PART_NORM } qe_layer_part_kind;
+typedef struct {
+    const char *name;             /* after "model.layers.N.": "self_attn.q_proj" (a linear, ".weight" and
+                                     ".bias" added), "input_layernorm.weight" (a norm)             */
+    qe_layer_part_kind kind;
+    int rows, cols;               /* linear [rows, cols]; norm [rows], cols 0                        */
+    bool has_bias;                /* linear: a bias [rows] too                                       */
+    size_t offset;                /* where its handle goes in qe_layer                               */
+} qe_layer_part;
+
+#define QE_MAX_LAYER_PARTS 16
+
+/* The parts of every decoder layer of c, in loading order; returns how many. */
+int qe_layer_parts(const qe_model_config *c, qe_layer_part parts[QE_MAX_LAYER_PARTS]);
+
+/* Bytes of a norm vector of n values as the model keeps it: float32 values rounded to the
+ * compute dtype. */
+static inline uint64_t qe_norm_bytes(int n) { return (uint64_t)n * sizeof(float); }
+
 struct qe_model {
     char *path;
     qe_model_config cfg;
@@ -67,6 +88,19 @@ struct qe_model {
  * Only what is asked for leaves the device. */
 qe_status qe_model_forward(qe_model *model, const int32_t *ids, int n_tok, int pos0, int first_logit_row,
                            float *logits, const int32_t *targets, qe_row_stats *stats, qe_error *err);
+
+/* What a forward pass allocates, for the memory estimate (estimate.c); model_forward.c
+ * allocates by the same functions. A pass over n tokens runs in chunks of
+ * qe_forward_chunk_tokens(n); each chunk's backend buffers (residual, q/k/v, MLP, a block of
+ * logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table of
+ * qe_forward_host_table_bytes; the backend's workspace is reserved for the chunk, the positions
+ * and qe_forward_max_n_in inputs. A KV cache position of one layer holds qe_kv_row_floats
+ * float32 values for K and as many for V. */
+int qe_forward_chunk_tokens(int n_tokens);
+int qe_forward_max_n_in(const qe_model_config *cfg);
+uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_tokens);
+uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens);
+size_t qe_kv_row_floats(const qe_model_config *cfg);
 
 /* Positions at the start of ids[n] the cache already holds and a pass can resume after: the
  * longest common prefix, or 0 where the sliding-window rings no longer hold the keys that

@@ -33,11 +33,64 @@ typedef struct {
     float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
 } scratch;
 
+#define N_SCRATCH_BUFFERS (10 + 2 * QE_MAX_ROPES)
+
+/* The scratch's backend buffers, in the order scratch_sizes gives their sizes. */
+static void scratch_slots(scratch *s, float **slots[N_SCRATCH_BUFFERS])
+{
+    float **all[N_SCRATCH_BUFFERS] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up,
+                                      &s->logits, &s->cos_table[0], &s->sin_table[0], &s->cos_table[1],
+                                      &s->sin_table[1]};
+    memcpy(slots, all, sizeof all);
+}
+
+/* Floats of each backend buffer of a pass in chunks of c tokens (the rope tables of ropes the
+ * model lacks: 0), in scratch_slots' order. The one definition of the activations: scratch_alloc
+ * allocates these, the memory estimate counts them. */
+static void scratch_sizes(const qe_model_config *cfg, int c, size_t n_floats[N_SCRATCH_BUFFERS])
+{
+    size_t qd = (size_t)cfg->n_heads * cfg->head_dim, kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    size_t rows = (size_t)c, table = rows * (size_t)(cfg->head_dim / 2);
+    size_t sizes[N_SCRATCH_BUFFERS] = {
+        rows * cfg->hidden, rows * cfg->hidden, rows * qd, rows * kvd, rows * kvd, rows * qd, rows * cfg->hidden,
+        rows * cfg->intermediate, rows * cfg->intermediate, (size_t)LOGIT_ROWS * cfg->n_vocab,
+    };
+    for (int r = 0; r < cfg->n_ropes && r < QE_MAX_ROPES; r++)
+        sizes[10 + 2 * r] = sizes[10 + 2 * r + 1] = table;
+    memcpy(n_floats, sizes, sizeof sizes);
+}
+
+uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_tokens)
+{
+    size_t n_floats[N_SCRATCH_BUFFERS];
+    scratch_sizes(cfg, chunk_tokens, n_floats);
+    uint64_t bytes = 0;
+    for (int i = 0; i < N_SCRATCH_BUFFERS; i++)
+        bytes += (uint64_t)n_floats[i] * sizeof(float);
+    return bytes;
+}
+
+uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens)
+{
+    return (uint64_t)chunk_tokens * (cfg->head_dim / 2) * sizeof(float);
+}
+
+int qe_forward_chunk_tokens(int n_tokens)
+{
+    return n_tokens < QE_FORWARD_CHUNK_TOKENS ? n_tokens : QE_FORWARD_CHUNK_TOKENS;
+}
+
+int qe_forward_max_n_in(const qe_model_config *cfg)
+{
+    int max_n_in = cfg->hidden > cfg->intermediate ? cfg->hidden : cfg->intermediate;
+    return cfg->n_heads * cfg->head_dim > max_n_in ? cfg->n_heads * cfg->head_dim : max_n_in;
+}
+
 static void scratch_free(qe_backend *be, scratch *s)
 {
-    float **all[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up, &s->logits,
-                     &s->cos_table[0], &s->sin_table[0], &s->cos_table[1], &s->sin_table[1]};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    float **all[N_SCRATCH_BUFFERS];
+    scratch_slots(s, all);
+    for (int i = 0; i < N_SCRATCH_BUFFERS; i++) {
         be->release(be, *all[i]);
         *all[i] = NULL;
     }
@@ -47,28 +100,17 @@ static void scratch_free(qe_backend *be, scratch *s)
 
 static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
 {
-    const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
-    size_t qd = (size_t)cfg->n_heads * cfg->head_dim, kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    float **slots[N_SCRATCH_BUFFERS];
+    size_t n_floats[N_SCRATCH_BUFFERS];
     memset(s, 0, sizeof *s);
-    s->x = be->alloc(be, (size_t)c * cfg->hidden);
-    s->h = be->alloc(be, (size_t)c * cfg->hidden);
-    s->q = be->alloc(be, c * qd);
-    s->k = be->alloc(be, c * kvd);
-    s->v = be->alloc(be, c * kvd);
-    s->att = be->alloc(be, c * qd);
-    s->tmp = be->alloc(be, (size_t)c * cfg->hidden);
-    s->gate = be->alloc(be, (size_t)c * cfg->intermediate);
-    s->up = be->alloc(be, (size_t)c * cfg->intermediate);
-    s->logits = be->alloc(be, (size_t)LOGIT_ROWS * cfg->n_vocab);
-    s->host_table = malloc((size_t)c * cfg->head_dim / 2 * sizeof(float));
-    bool ok = s->x && s->h && s->q && s->k && s->v && s->att && s->tmp && s->gate && s->up && s->logits &&
-              s->host_table;
-    for (int r = 0; r < cfg->n_ropes; r++) {
-        s->cos_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
-        s->sin_table[r] = be->alloc(be, (size_t)c * cfg->head_dim / 2);
-        ok = ok && s->cos_table[r] && s->sin_table[r];
-    }
+    scratch_slots(s, slots);
+    scratch_sizes(&m->cfg, c, n_floats);
+    s->host_table = malloc(qe_forward_host_table_bytes(&m->cfg, c));
+    bool ok = s->host_table != NULL;
+    for (int i = 0; i < N_SCRATCH_BUFFERS; i++)
+        if (n_floats[i] && !(*slots[i] = be->alloc(be, n_floats[i])))
+            ok = false;
     if (!ok) {
         scratch_free(be, s);
         /* a GPU backend's sticky error has the numbers (needed, free, device); the host's has none */
@@ -79,6 +121,10 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
     return QE_OK;
 }
 
+size_t qe_kv_row_floats(const qe_model_config *cfg) { return (size_t)cfg->n_kv_heads * cfg->head_dim; }
+
+int qe_model_cache_capacity(const qe_model *model) { return model->kv_capacity; }
+
 /* Makes room in the KV cache for n_positions, growing it geometrically; a sliding-window
  * layer's rows stop at its ring (qe_kv_positions). A ring grows only before it has wrapped, so
  * the rows kept are positions [0, n_cached) in order. */
@@ -87,7 +133,7 @@ static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
     if (n_positions <= m->kv_capacity)
         return QE_OK;
     int cap = qe_kv_capacity(n_positions, m->max_context);
-    size_t row = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+    size_t row = qe_kv_row_floats(&m->cfg);
     qe_backend *be = m->backend;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const qe_layer_config *layer = &m->cfg.layers[i];
@@ -270,10 +316,7 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, cfg->n_vocab);
-    int chunk = n_tok < m->chunk_tokens ? n_tok : m->chunk_tokens;
-    int max_n_in = cfg->hidden > cfg->intermediate ? cfg->hidden : cfg->intermediate;
-    if (cfg->n_heads * cfg->head_dim > max_n_in)
-        max_n_in = cfg->n_heads * cfg->head_dim;
+    int chunk = n_tok < m->chunk_tokens ? n_tok : m->chunk_tokens, max_n_in = qe_forward_max_n_in(cfg);
     qe_backend *be = m->backend;
     if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)
         return rc;

@@ -268,11 +268,18 @@ void qe_nf4_dequantize(const qe_nf4_weight *weight, float *out)
     }
 }
 
+uint64_t qe_nf4_bytes_for(uint64_t n_elements, int block_size, bool double_quant)
+{
+    uint64_t block = block_size > 0 ? (uint64_t)block_size : 64;
+    uint64_t n_blocks = (n_elements + block - 1) / block, bytes = (n_elements + 1) / 2;
+    if (!double_quant) return bytes + n_blocks * 4;
+    uint64_t n_blocks2 = (n_blocks + QE_NF4_DQ_BLOCK - 1) / QE_NF4_DQ_BLOCK;
+    return bytes + n_blocks + n_blocks2 * 4 + 4;
+}
+
 uint64_t qe_nf4_bytes(const qe_nf4_weight *weight)
 {
-    uint64_t bytes = (uint64_t)(weight->n_elements + 1) / 2;
-    if (!weight->is_double_quant) return bytes + (uint64_t)weight->n_blocks * 4;
-    return bytes + (uint64_t)weight->n_blocks + (uint64_t)weight->n_blocks2 * 4 + 4;
+    return qe_nf4_bytes_for((uint64_t)weight->n_elements, weight->block_size, weight->is_double_quant);
 }
 
 uint64_t qe_nf4_shared_table_bytes(bool double_quant)
@@ -345,7 +352,9 @@ void qe_int8_free(qe_int8_weight *weight)
     memset(weight, 0, sizeof *weight);
 }
 
+uint64_t qe_int8_bytes_for(uint64_t rows, uint64_t cols) { return rows * cols + rows * 4; }
+
 uint64_t qe_int8_bytes(const qe_int8_weight *weight)
 {
-    return (uint64_t)weight->rows * weight->cols + (uint64_t)weight->rows * 4;
+    return qe_int8_bytes_for((uint64_t)weight->rows, (uint64_t)weight->cols);
 }

@@ -62,6 +62,11 @@ void qe_nf4_dequantize(const qe_nf4_weight *weight, float *out);
 /* Bytes the weight keeps resident: packed codes, absmax (fp32) or qabsmax + absmax2 + offset.
  * The shared code tables are not included (qe_nf4_shared_table_bytes). */
 uint64_t qe_nf4_bytes(const qe_nf4_weight *weight);
+/* The same for a weight of n_elements not yet quantized: (n + 1) / 2 packed bytes, then 4 per
+ * block of block_size (fp32 absmax), or with double quant 1 per block (qabsmax), 4 per 256
+ * blocks (absmax2) and 4 (offset). The one definition: qe_nf4_bytes and the memory estimate
+ * (estimate.c) both call it. */
+uint64_t qe_nf4_bytes_for(uint64_t n_elements, int block_size, bool double_quant);
 uint64_t qe_nf4_shared_table_bytes(bool double_quant);
 
 /* bitsandbytes quantize_blockwise (General8bit, not stochastic): absmax[ceil(n/block)] and
@@ -80,6 +85,8 @@ typedef struct {
 qe_status qe_int8_quantize(const float *w, int rows, int cols, qe_int8_weight *out, qe_error *err);
 void qe_int8_free(qe_int8_weight *weight); /* NULL-safe */
 uint64_t qe_int8_bytes(const qe_int8_weight *weight);
+/* rows * cols int8 values + rows fp32 scales (SCB): what qe_int8_bytes says of such a weight. */
+uint64_t qe_int8_bytes_for(uint64_t rows, uint64_t cols);
 
 /* int8_vectorwise_quant of one row x[cols] (fp16-representable values): q[cols], returns the
  * row absmax. With threshold > 0, values with |x| >= threshold are left out of the absmax and

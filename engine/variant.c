@@ -95,16 +95,12 @@ void qe_variant_stored_form(const qe_variant *variant, const char *name, int n_d
     uint64_t n = n_elements;
     bool is_quantized = qe_variant_is_quantized_tensor(name) && n_dims == 2;
     qe_dtype compute = qe_variant_compute_dtype(variant);
-    if (is_quantized && variant->kind == QE_VARIANT_INT8) {
+    if (is_quantized && variant->kind == QE_VARIANT_INT8 && rows > 0) {
         *dtype = "INT8";
-        *bytes = n + (uint64_t)rows * 4;
+        *bytes = qe_int8_bytes_for((uint64_t)rows, n / (uint64_t)rows);
     } else if (is_quantized && variant->kind == QE_VARIANT_NF4) {
-        uint64_t block = variant->nf4_block_size > 0 ? (uint64_t)variant->nf4_block_size : 64;
-        uint64_t n_blocks = (n + block - 1) / block;
         *dtype = "NF4";
-        *bytes = (n + 1) / 2 + (variant->nf4_double_quant
-                                    ? n_blocks + (n_blocks + QE_NF4_DQ_BLOCK - 1) / QE_NF4_DQ_BLOCK * 4 + 4
-                                    : n_blocks * 4);
+        *bytes = qe_nf4_bytes_for(n, variant->nf4_block_size, variant->nf4_double_quant);
     } else {
         *dtype = qe_dtype_name(compute);
         *bytes = n * qe_dtype_size(compute);

@@ -88,18 +88,35 @@ qe_status qe_weight_set_bias(qe_weight *w, const float *bias, qe_dtype dtype, qe
     return QE_OK;
 }
 
-uint64_t qe_weight_bytes(const qe_weight *w)
+uint64_t qe_weight_format_bytes(qe_weight_format format, int n_out, int n_in, int nf4_block_size,
+                                bool nf4_double_quant, bool has_bias)
 {
-    uint64_t n = (uint64_t)w->n_out * w->n_in, bytes = 0;
-    switch (w->format) {
+    uint64_t n = (uint64_t)n_out * n_in, bytes = 0;
+    switch (format) {
     case QE_WEIGHT_F32: bytes = n * 4; break;
     case QE_WEIGHT_BF16:
     case QE_WEIGHT_F16: bytes = n * 2; break;
-    case QE_WEIGHT_INT8: bytes = qe_int8_bytes(&w->int8); break;
-    case QE_WEIGHT_NF4: bytes = qe_nf4_bytes(&w->nf4); break;
+    case QE_WEIGHT_INT8: bytes = qe_int8_bytes_for((uint64_t)n_out, (uint64_t)n_in); break;
+    case QE_WEIGHT_NF4: bytes = qe_nf4_bytes_for(n, nf4_block_size, nf4_double_quant); break;
     }
     /* a bias counts in the 16-bit dtype it holds values of, except next to an F32 weight */
-    return bytes + (w->bias ? (uint64_t)w->n_out * (w->format == QE_WEIGHT_F32 ? 4 : 2) : 0);
+    return bytes + (has_bias ? (uint64_t)n_out * (format == QE_WEIGHT_F32 ? 4 : 2) : 0);
+}
+
+uint64_t qe_weight_bytes(const qe_weight *w)
+{
+    return qe_weight_format_bytes(w->format, w->n_out, w->n_in, w->nf4.block_size, w->nf4.is_double_quant,
+                                  w->bias != NULL);
+}
+
+qe_weight_format qe_weight_linear_format(const qe_variant *variant)
+{
+    switch (variant->kind) {
+    case QE_VARIANT_BF16: return QE_WEIGHT_BF16;
+    case QE_VARIANT_INT8: return QE_WEIGHT_INT8;
+    case QE_VARIANT_NF4: return QE_WEIGHT_NF4;
+    default: return QE_WEIGHT_F32;
+    }
 }
 
 void qe_weight_free(qe_weight *w)

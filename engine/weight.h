@@ -19,6 +19,7 @@
 #ifndef QE_WEIGHT_H
 #define QE_WEIGHT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dtype.h"
@@ -64,6 +65,13 @@ qe_weight_format qe_weight_format_of_dtype(qe_dtype dtype);
 const char *qe_weight_format_name(qe_weight_format format);
 
 uint64_t qe_weight_bytes(const qe_weight *w); /* bytes the format keeps: data + constants + bias */
+/* The same for a weight of that format and shape that is not built yet (the memory estimate):
+ * qe_weight_bytes is this function of the weight's fields, so the two cannot disagree. */
+uint64_t qe_weight_format_bytes(qe_weight_format format, int n_out, int n_in, int nf4_block_size,
+                                bool nf4_double_quant, bool has_bias);
+/* The format the variant gives a decoder block's linears (qe_weight_quantize's, or F32 wrapped
+ * for fp32); embedding tables and heads take qe_weight_format_of_dtype(compute dtype). */
+qe_weight_format qe_weight_linear_format(const qe_variant *variant);
 void qe_weight_free(qe_weight *w);            /* NULL-safe; leaves *w zeroed */
 
 /* Row r of a F32 / BF16 / F16 weight as float32 into out[n_in] (embedding lookups). */

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,19 @@ bool qh_parse_device(const char *value, qe_device_kind *kind, int *index)
         return false;
     *index = (int)n;
     return true;
+}
+
+int qh_print_json(struct cJSON *root)
+{
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        fprintf(stderr, "qeval: out of memory\n");
+        return QH_EXIT_ERROR;
+    }
+    printf("%s\n", text);
+    free(text);
+    return QH_EXIT_OK;
 }
 
 int qh_cmd_version(int argc, char **argv)

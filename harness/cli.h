@@ -20,6 +20,11 @@ typedef struct {
 /* Prints "qeval: <err->msg>" on stderr and returns the exit code for err->code. */
 int qh_report_error(const qe_error *err);
 
+/* Prints root (indented) on stdout and frees it; QH_EXIT_OK, or QH_EXIT_ERROR (with the message)
+ * when out of memory. For a command's --json. */
+struct cJSON;
+int qh_print_json(struct cJSON *root);
+
 /* Prints "qeval <command>: <message>" on stderr and returns QH_EXIT_USAGE. */
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -51,5 +56,6 @@ int qh_cmd_tokenize(int argc, char **argv);
 int qh_cmd_bench(int argc, char **argv);
 int qh_cmd_code_exec(int argc, char **argv);
 int qh_cmd_synth(int argc, char **argv);
+int qh_cmd_estimate(int argc, char **argv);
 
 #endif

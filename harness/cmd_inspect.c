@@ -69,15 +69,7 @@ static int print_json(const qe_model *model, const qe_model_info *info, const ch
         cJSON_AddNumberToObject(item, "stored_bytes", (double)t.stored_bytes);
         cJSON_AddItemToArray(tensors, item);
     }
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        fprintf(stderr, "qeval: out of memory\n");
-        return QH_EXIT_ERROR;
-    }
-    printf("%s\n", text);
-    free(text);
-    return QH_EXIT_OK;
+    return qh_print_json(root);
 }
 
 static void print_text(const qe_model *model, const qe_model_info *info, const char *variant_name, bool with_footprint,

@@ -18,6 +18,7 @@ static const qh_command commands[] = {
     {"trend", "a score's history across runs, as a table and an SVG chart", qh_cmd_trend},
     {"requests", "write the requests a task makes, one JSON line each", qh_cmd_requests},
     {"data", "verify or fetch the benchmark data files", qh_cmd_data},
+    {"estimate", "predict a model's memory per variant from its config; does it fit a GPU", qh_cmd_estimate},
     {"inspect", "show a model's architecture, parameter count and tensors", qh_cmd_inspect},
     {"generate", "continue a prompt greedily", qh_cmd_generate},
     {"tokenize", "print the token ids of text", qh_cmd_tokenize},

@@ -609,6 +609,25 @@ static void put_device_memory(const qe_model *model, qh_variant_row *row)
     row->device_free_after_bytes = (int64_t)mem.free_now_bytes;
 }
 
+/* The memory estimate for the model as loaded, stored beside the measurements: at load time for
+ * the whole context the model may run (context 0), after the tasks for the context its KV cache
+ * reached, so that predicted and measured figures are of the same work. A failed estimate
+ * leaves the row's figures unknown: it never stops a run. */
+static void put_prediction(const qe_model *model, const qe_load_options *load, int context, qh_variant_row *row)
+{
+    qe_estimate_options o = {.variant = load->variant, .context = context, .batch = 1, .device = load->device,
+                             .n_threads = load->n_threads};
+    qe_memory_estimate e;
+    qe_error ignored;
+    if (qe_model_estimate_memory(model, &o, &e, &ignored) != QE_OK)
+        return;
+    row->predicted_context = e.context;
+    row->predicted_weights_bytes = (int64_t)e.weights_bytes;
+    row->predicted_kv_cache_bytes = (int64_t)e.kv_cache_bytes;
+    row->predicted_activation_bytes = (int64_t)e.activation_bytes;
+    row->predicted_peak_bytes = (int64_t)(e.weights_bytes + e.kv_cache_bytes + e.activation_bytes);
+}
+
 static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,
                              const char *model_sha256, qt_task **tasks, qh_reference_rows *references,
                              bool keep_references, qe_error *err)
@@ -632,9 +651,11 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
         .estimate_bytes = (int64_t)info.estimate_bytes, .peak_rss_bytes = qh_peak_rss_bytes(),
         .peak_device_bytes = -1, .source_note = info.source_note && info.source_note[0] ? info.source_note : NULL,
         .device_weights_bytes = -1, .device_kv_peak_bytes = -1, .device_free_before_bytes = -1,
-        .device_free_after_bytes = -1,
+        .device_free_after_bytes = -1, .predicted_context = -1, .predicted_weights_bytes = -1,
+        .predicted_kv_cache_bytes = -1, .predicted_activation_bytes = -1, .predicted_peak_bytes = -1,
     };
     put_device_memory(model, &vrow);
+    put_prediction(model, &load, 0, &vrow);
     rc = qh_store_put_variants(store, &vrow, 1, err);
     qh_chat chat = {0};
     qt_chat_renderer renderer;
@@ -667,6 +688,8 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
     /* The peaks cover loading and every task of this variant. */
     vrow.peak_rss_bytes = qh_peak_rss_bytes();
     put_device_memory(model, &vrow);
+    if (qe_model_cache_capacity(model) > 0)
+        put_prediction(model, &load, qe_model_cache_capacity(model), &vrow);
     qe_error peak_err;
     qh_store_put_variants(store, &vrow, 1, rc == QE_OK ? err : &peak_err);
     meter_clear(&c.meter);

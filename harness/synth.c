@@ -287,6 +287,14 @@ static cJSON *make_config(const qh_synth_shape *s, uint64_t seed)
     return c;
 }
 
+char *qh_synth_config_json(const qh_synth_shape *shape)
+{
+    cJSON *config = make_config(shape, 0);
+    char *text = config ? cJSON_PrintUnformatted(config) : NULL;
+    cJSON_Delete(config);
+    return text;
+}
+
 /* ---- tokenizer ------------------------------------------------------------------------------- */
 
 /* code point cp as UTF-8 into out (at least 3 bytes free for the code points used here) */

@@ -34,6 +34,10 @@ typedef struct {
 /* What qh_synth_write would write for shape, without writing anything. */
 qe_status qh_synth_plan(const qh_synth_shape *shape, qh_synth_summary *summary, qe_error *err);
 
+/* The config.json qh_synth_write writes for shape (seed 0), as text: malloc'd, NULL when out of
+ * memory. `qeval estimate SHAPE` estimates from it without writing anything. */
+char *qh_synth_config_json(const qh_synth_shape *shape);
+
 /* Writes the directory (created, with its parents, when missing; files already there are replaced). */
 qe_status qh_synth_write(const qh_synth_shape *shape, const char *out_dir, uint64_t seed, qh_synth_summary *summary,
                          qe_error *err);

@@ -45,6 +45,11 @@ typedef struct {
     int64_t estimate_bytes;     /* rule of thumb: parameters x bits / 8                         */
     int64_t peak_rss_bytes, peak_device_bytes;
     int64_t device_weights_bytes; /* on a GPU: the weights as they sit there; -1 on the CPU    */
+    /* the memory estimate stored with the run (schema v6; -1 before): weights + KV cache +
+     * activations for predicted_context positions, to set beside peak_device_bytes (GPU) or
+     * peak_rss_bytes (CPU) */
+    int64_t predicted_context, predicted_peak_bytes;
+    int64_t predicted_weights_bytes, predicted_kv_cache_bytes, predicted_activation_bytes;
     double prefill_tok_s, decode_tok_s;
     double kl_mean, kl_p99, top1_agreement; /* NAN for the reference itself                    */
 } qr_variant;

@@ -81,6 +81,11 @@ static qe_status put_variant(cJSON *variants, qr_report *r, const qr_variant *v,
     put_int(o, "peak_rss_bytes", v->peak_rss_bytes);
     put_int(o, "peak_device_bytes", v->peak_device_bytes);
     put_int(o, "device_weights_bytes", v->device_weights_bytes);
+    put_int(o, "predicted_context", v->predicted_context);
+    put_int(o, "predicted_weights_bytes", v->predicted_weights_bytes);
+    put_int(o, "predicted_kv_cache_bytes", v->predicted_kv_cache_bytes);
+    put_int(o, "predicted_activation_bytes", v->predicted_activation_bytes);
+    put_int(o, "predicted_peak_bytes", v->predicted_peak_bytes);
     put_real(o, "prefill_tok_s", v->prefill_tok_s);
     put_real(o, "decode_tok_s", v->decode_tok_s);
     put_real(o, "kl_mean", v->kl_mean);

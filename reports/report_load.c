@@ -323,7 +323,11 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
         qr_variant v = {.name = (char *)row->variant, .footprint_bytes = row->footprint_bytes,
                         .hf_footprint_bytes = row->hf_footprint_bytes, .estimate_bytes = row->estimate_bytes,
                         .peak_rss_bytes = row->peak_rss_bytes, .peak_device_bytes = row->peak_device_bytes,
-                        .device_weights_bytes = row->device_weights_bytes};
+                        .device_weights_bytes = row->device_weights_bytes,
+                        .predicted_context = row->predicted_context, .predicted_peak_bytes = row->predicted_peak_bytes,
+                        .predicted_weights_bytes = row->predicted_weights_bytes,
+                        .predicted_kv_cache_bytes = row->predicted_kv_cache_bytes,
+                        .predicted_activation_bytes = row->predicted_activation_bytes};
         pool_perf_fidelity(&v, prows, n_p, frows, n_f);
         rc = qr_report_add_variant(r, &v, NULL, err);
     }

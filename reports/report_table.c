@@ -187,7 +187,8 @@ static qe_status summary_table(qr_report *r, const qr_table_writer *w, qe_error 
     }
     const char *ref = r->reference_variant;
     add_column(&b, true, "variant");
-    static const char *const memory[] = {"footprint GB", "estimate GB", "transformers GB", "peak RSS GB", "peak device GB"};
+    static const char *const memory[] = {"footprint GB", "estimate GB", "transformers GB", "peak RSS GB", "peak device GB",
+                                         "predicted peak GB"};
     for (size_t i = 0; i < sizeof memory / sizeof memory[0]; i++)
         add_column(&b, false, "%s", memory[i]);
     for (size_t c = 0; c < n_cols; c++) {
@@ -200,7 +201,10 @@ static qe_status summary_table(qr_report *r, const qr_table_writer *w, qe_error 
     set_text(&b, &b.table->note,
              "Scores in points with 95 %% intervals; \xce\x94 = variant \xe2\x88\x92 %s in points over the same "
              "documents, 95 %% interval and two-sided p (exact McNemar for 0/1 outcomes, paired t-test for "
-             "continuous ones); * marks p < 0.05. Top-1 agree in %%; KL(%s \xe2\x80\x96 variant) in nats.",
+             "continuous ones); * marks p < 0.05. Top-1 agree in %%; KL(%s \xe2\x80\x96 variant) in nats. "
+             "Predicted peak: weights + KV cache + activations as `qeval estimate` computes them for the context "
+             "the run reached, beside the measured peak device (GPU, CUDA context excluded) or peak RSS (CPU, "
+             "which also holds the program and its data).",
              ref, ref);
 
     char buf[32];
@@ -208,7 +212,7 @@ static qe_status summary_table(qr_report *r, const qr_table_writer *w, qe_error 
         const qr_variant *v = &r->variants[i];
         add_text(&b, v->name);
         int64_t bytes[] = {v->footprint_bytes, v->estimate_bytes, v->hf_footprint_bytes, v->peak_rss_bytes,
-                           v->peak_device_bytes};
+                           v->peak_device_bytes, v->predicted_peak_bytes};
         for (size_t k = 0; k < sizeof bytes / sizeof bytes[0]; k++)
             add_text(&b, qr_fmt_gb(buf, bytes[k]));
         for (size_t c = 0; c < n_cols; c++) {

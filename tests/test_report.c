@@ -101,7 +101,8 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
     for (int v = 0; v < n_variants; v++) {
         static const int64_t footprint[3] = {1000000000, 270000000, 150000000}, hf[3] = {1000000000, 260000000, 140000000},
                              estimate[3] = {1000000000, 250000000, 125000000};
-        qh_variant_row vr = {run, variants[v], "cpu", 1.0, 0.5, footprint[v], hf[v], estimate[v], 1200000000, -1, "test", -1, -1, -1, -1};
+        qh_variant_row vr = {run, variants[v], "cpu", 1.0, 0.5, footprint[v], hf[v], estimate[v], 1200000000, -1, "test", -1, -1, -1, -1,
+                             512, footprint[v], 4096, 8192, footprint[v] + 4096 + 8192};
         MUST(qh_store_put_variants(s, &vr, 1, &e_));
         static const double prefill[3][2] = {{500, 250}, {1000, 500}, {800, 400}}, decode[3] = {20, 30, 25};
         qh_perf_row perf[2] = {
@@ -198,7 +199,7 @@ static void put_cached_model_run(qh_store *s)
     MUST(qh_store_create_run(s, &info, &run, &e_));
     for (int v = 0; v < 2; v++) {
         const char *variant = v ? "nf4" : "fp32";
-        qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1};
+        qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1};
         MUST(qh_store_put_variants(s, &vr, 1, &e_));
         put_result(s, run, variant, "truthfulqa_mc2", "acc", near_one_mc2[v], 4);
         for (int i = 0; i < 4; i++) {
@@ -258,7 +259,7 @@ static const int sub_nf4[20] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 
  * or not at all. */
 static void put_subtasks_variant(qh_store *s, int64_t run, const char *variant, const int *outcomes, bool has_subtasks)
 {
-    qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1};
+    qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1};
     MUST(qh_store_put_variants(s, &vr, 1, &e_));
     double all[20], stem[12], social[8];
     for (int i = 0; i < 20; i++) {
@@ -411,8 +412,8 @@ static void test_markdown(qr_report *r)
 {
     char *md = render(r, QR_FORMAT_MD);
     /* main table: nf4's MMLU 9/20 with 0.45 +- 1.96 x 0.1141 and its paired change, McNemar b=6 c=1 */
-    CHECK_CONTAINS(md, "| nf4 | 0.15 | 0.12 | 0.14 | 1.20 | " QR_DASH " | 45.0 [22.6, 67.4] | -25.0 [-49.1, -0.9] p=0.125 |");
-    CHECK_CONTAINS(md, "| fp32 | 1.00 | 1.00 | 1.00 | 1.20 | " QR_DASH " | 70.0 [49.4, 90.6] | " QR_DASH " |");
+    CHECK_CONTAINS(md, "| nf4 | 0.15 | 0.12 | 0.14 | 1.20 | " QR_DASH " | 0.15 | 45.0 [22.6, 67.4] | -25.0 [-49.1, -0.9] p=0.125 |");
+    CHECK_CONTAINS(md, "| fp32 | 1.00 | 1.00 | 1.00 | 1.20 | " QR_DASH " | 1.00 | 70.0 [49.4, 90.6] | " QR_DASH " |");
     CHECK_CONTAINS(md, "56.9 [49.1, 64.7] | -3.9\\* [-5.7, -2.0] p=0.005 |"); /* nf4 mc2, paired t */
     CHECK_CONTAINS(md, "| 0.0650 | 65.0 | 533.3 | 25.0 |");                  /* nf4 KL, top-1, speed */
     CHECK_CONTAINS(md, "| 0.0250 | 75.0 | 666.7 | 30.0 |");                  /* int8 */
@@ -486,6 +487,9 @@ static void test_json(qr_report *r)
     CHECK_NEAR(0.4, json_num(nf4, "kl_p99"), 1e-12);
     CHECK_NEAR(0.65, json_num(nf4, "top1_agreement"), 1e-12);
     CHECK_NEAR(1600.0 / 3, json_num(nf4, "prefill_tok_s"), 1e-9);
+    CHECK_NEAR(512, json_num(nf4, "predicted_context"), 0);               /* the stored prediction */
+    CHECK_NEAR(150012288, json_num(nf4, "predicted_peak_bytes"), 0);
+    CHECK_NEAR(4096, json_num(nf4, "predicted_kv_cache_bytes"), 0);
     CHECK_NEAR(12, json_num(root, "n_changes"), 0);
     const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "changes"), 0);
     CHECK_STR_EQ("mmlu_abstract_algebra", cJSON_GetStringValue(cJSON_GetObjectItem(first, "task")));
@@ -884,7 +888,7 @@ static void test_hostile(const char *dir)
     if (s) {
         qh_store_create_run(s, &info, &empty_run, &err); /* a run with nothing in it */
         qh_store_create_run(s, &info, &bad_run, &err);
-        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1};
+        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1};
         qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1, NULL, -1};
         qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1, NULL};
         CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));

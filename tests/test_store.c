@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "store.h"
+#include "store_private.h"
 
 static char dir[256];
 
@@ -123,9 +124,10 @@ static void test_round_trip(void)
     qh_run_free(&got);
 
     qh_variant_row variants[] = {
-        {run_id, "fp32", "cpu", 0.5, NAN, 1040000, 1040000, 1048576, 50000000, -1, "measured", -1, -1, -1, -1},
+        {run_id, "fp32", "cpu", 0.5, NAN, 1040000, 1040000, 1048576, 50000000, -1, "measured", -1, -1, -1, -1,
+         -1, -1, -1, -1, -1},
         {run_id, "nf4", "cuda", 0.25, 0.125, 200000, 210000, 199000, 60000000, 3000000, "measured",
-         190000, 8192, 80000000000, 79000000000},
+         190000, 8192, 80000000000, 79000000000, 1024, 200000, 8192, 90000, 298192},
     };
     CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, variants, 2, &err));
     qh_task_result_row results[] = {
@@ -166,6 +168,12 @@ static void test_round_trip(void)
         CHECK_INT_EQ(8192, v[1].device_kv_peak_bytes);
         CHECK_INT_EQ(80000000000, v[1].device_free_before_bytes);
         CHECK_INT_EQ(79000000000, v[1].device_free_after_bytes);
+        CHECK_INT_EQ(-1, v[0].predicted_peak_bytes);
+        CHECK_INT_EQ(1024, v[1].predicted_context);
+        CHECK_INT_EQ(200000, v[1].predicted_weights_bytes);
+        CHECK_INT_EQ(8192, v[1].predicted_kv_cache_bytes);
+        CHECK_INT_EQ(90000, v[1].predicted_activation_bytes);
+        CHECK_INT_EQ(298192, v[1].predicted_peak_bytes);
     }
     qh_variant_rows_free(v, n);
     qh_task_result_row *r = NULL;
@@ -296,7 +304,7 @@ static void test_migration(void)
     qh_store *s = NULL;
     qh_store_options ro = {.is_read_only = true};
     CHECK_INT_EQ(QE_EUNSUPPORTED, qh_store_open(path, &ro, &s, &err)); /* reading never migrates */
-    CHECK(strstr(err.msg, "schema v1 is older than v5") != NULL);
+    CHECK(strstr(err.msg, "schema v1 is older than v6") != NULL);
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
@@ -341,6 +349,47 @@ static void test_migration(void)
     qh_store_close(s);
     CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
     CHECK_INT_EQ(QE_OK, qh_store_open(path, &ro, &s, &err)); /* and now it reads */
+    qh_store_close(s);
+}
+
+/* v5 -> v6: a file at v5 (built by the released steps) keeps its variant rows, which gain the
+ * predicted figures as unknown; a row written after the migration stores them. */
+static void test_migration_v5(void)
+{
+    const char *path = tmp_path("v5.db");
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    for (int v = 0; v < 5; v++)
+        CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, qh_store_migrations[v], NULL, NULL, NULL));
+    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db,
+        "PRAGMA user_version = 5;"
+        "INSERT INTO runs(id, started_at, status, qeval_version) VALUES(1, '2026-01-01T00:00:00.000Z', 'complete', '0.1.0');"
+        "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, device_weights_bytes,"
+        " device_kv_peak_bytes) VALUES(1, 'nf4', 'cuda', 1000, 5000, 990, 2048)", NULL, NULL, NULL));
+    sqlite3_close(db);
+    qe_error err = {0};
+    qh_store *s = NULL;
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    if (!s)
+        return;
+    CHECK_INT_EQ(6, raw_sql(path, "PRAGMA user_version"));
+    qh_variant_row *v = NULL;
+    size_t n = 0;
+    CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
+    CHECK_INT_EQ(1, n);
+    if (n == 1) {
+        CHECK_INT_EQ(990, v[0].device_weights_bytes);
+        CHECK_INT_EQ(2048, v[0].device_kv_peak_bytes);
+        CHECK_INT_EQ(-1, v[0].predicted_context);
+        CHECK_INT_EQ(-1, v[0].predicted_weights_bytes);
+        CHECK_INT_EQ(-1, v[0].predicted_peak_bytes);
+        v[0].predicted_context = 512;
+        v[0].predicted_peak_bytes = 4000;
+        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, v, 1, &err));
+    }
+    qh_variant_rows_free(v, n);
+    CHECK_INT_EQ(4000, raw_sql(path, "SELECT predicted_peak_bytes FROM run_variants WHERE variant = 'nf4'"));
+    CHECK_INT_EQ(512, raw_sql(path, "SELECT predicted_context FROM run_variants WHERE variant = 'nf4'"));
     qh_store_close(s);
 }
 
@@ -679,6 +728,7 @@ int main(void)
     }
     test_round_trip();
     test_migration();
+    test_migration_v5();
     test_concurrent_writers();
     test_concurrent_creation();
     test_killed_writer();

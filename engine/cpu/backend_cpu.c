@@ -33,6 +33,18 @@ static inline float dot(const float *a, const float *b, int n)
     return s;
 }
 
+/* Bytes of one thread's scratch: a thread runs one linear's share or one attention range at a time. */
+static size_t cpu_scratch_stride(int max_tokens, int max_context, int max_n_in)
+{
+    size_t linear = qe_linear_scratch_bytes(max_tokens, max_n_in), scores = (size_t)max_context * sizeof(float);
+    return ((linear > scores ? linear : scores) + 63) & ~(size_t)63;
+}
+
+uint64_t qe_cpu_workspace_bytes(int n_threads, int max_tokens, int max_context, int max_n_in)
+{
+    return (uint64_t)cpu_scratch_stride(max_tokens, max_context, max_n_in) * qe_pool_resolve_threads(n_threads);
+}
+
 static qe_status cpu_reserve_workspace(qe_backend *be, int max_tokens, int max_context, int n_heads, int max_n_in,
                                        qe_error *err)
 {
@@ -42,9 +54,7 @@ static qe_status cpu_reserve_workspace(qe_backend *be, int max_tokens, int max_c
     if (max_tokens < s->max_tokens) max_tokens = s->max_tokens;
     if (max_context < s->max_context) max_context = s->max_context;
     if (max_n_in < s->max_n_in) max_n_in = s->max_n_in;
-    /* a thread runs one linear's share or one attention range at a time */
-    size_t linear = qe_linear_scratch_bytes(max_tokens, max_n_in), scores = (size_t)max_context * sizeof(float);
-    size_t stride = ((linear > scores ? linear : scores) + 63) & ~(size_t)63;
+    size_t stride = cpu_scratch_stride(max_tokens, max_context, max_n_in);
     char *scratch = aligned_alloc(64, stride * qe_pool_threads(s->pool));
     if (!scratch)
         return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory for a workspace of %d threads x %zu bytes",

@@ -73,13 +73,18 @@ static void *worker_main(void *p)
     return NULL;
 }
 
+int qe_pool_resolve_threads(int n_threads)
+{
+    if (n_threads > 0)
+        return n_threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
 qe_status qe_pool_create(int n_threads, qe_pool **out, qe_error *err)
 {
     *out = NULL;
-    if (n_threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = cores > 0 ? (int)cores : 1;
-    }
+    n_threads = qe_pool_resolve_threads(n_threads);
     if (n_threads > 256)
         return qe_fail(err, QE_EINVAL, "--threads %d: at most 256", n_threads);
     qe_pool *pool = calloc(1, sizeof *pool);

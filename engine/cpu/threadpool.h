@@ -17,6 +17,8 @@ typedef struct qe_pool qe_pool;
 typedef void (*qe_pool_fn)(void *ctx, int begin, int end, int thread);
 
 /* n_threads <= 0: the machine's online cores. */
+/* The threads a pool asked for n_threads has: n_threads, or the machine's cores for <= 0. */
+int qe_pool_resolve_threads(int n_threads);
 qe_status qe_pool_create(int n_threads, qe_pool **out, qe_error *err);
 void qe_pool_free(qe_pool *pool); /* NULL-safe */
 int qe_pool_threads(const qe_pool *pool);

@@ -26,7 +26,7 @@ extern "C" {
 #include "cuda/backend_cuda.h"
 
 #define LINEAR_TOKENS 8            // tokens per warp pass over a weight row
-#define STAGING_ROWS 4096          // token ids staged per embed call
+#define STAGING_ROWS QE_CUDA_STAGING_ROWS // token ids staged per embed call
 #define STAGING_FLOATS (4u << 20)  // logits rows copied back per row_stats pass (16 MB, pinned)
 #define GB(bytes) ((double)(bytes) / 1e9)
 
@@ -638,15 +638,8 @@ static float *cuda_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floa
     return bigger;
 }
 
-// Bytes of workspace an int8 linear needs per (token, input column): q, outlier column,
-// outlier value; and per token: row absmax, outlier count.
-#define WS_BYTES_PER_ELEMENT (sizeof(int8_t) + sizeof(int) + sizeof(float))
-#define WS_BYTES_PER_TOKEN (sizeof(float) + sizeof(int))
-
-static size_t workspace_bytes(int tokens, int n_in)
-{
-    return (size_t)tokens * n_in * WS_BYTES_PER_ELEMENT + (size_t)tokens * WS_BYTES_PER_TOKEN + 256;
-}
+// Bytes of workspace an int8 linear needs: qe_cuda_workspace_bytes (backend_cuda.h).
+static size_t workspace_bytes(int tokens, int n_in) { return (size_t)qe_cuda_workspace_bytes(tokens, n_in); }
 
 static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_context, int n_heads, int max_n_in,
                                         qe_error *err)

@@ -41,6 +41,19 @@ typedef struct {
 
 const char *qe_mem_class_name(qe_mem_class cls);   /* "linear", "kv_cache", ... */
 
+/* Sizes the backend allocates, here so that the memory estimate (estimate.c, built with or
+ * without CUDA) counts what the backend holds. */
+#define QE_CUDA_STAGING_ROWS 4096   /* token ids staged per embed call: a workspace buffer of int32 */
+
+/* Bytes reserve_workspace holds for max_tokens tokens of max_n_in inputs: per (token, input) the
+ * int8 value, an outlier column index (int) and an outlier value (float); per token the row
+ * absmax (float) and the outlier count (int); 256 bytes of alignment slack. */
+static inline uint64_t qe_cuda_workspace_bytes(int max_tokens, int max_n_in)
+{
+    return (uint64_t)max_tokens * (uint64_t)max_n_in * (sizeof(int8_t) + sizeof(int) + sizeof(float)) +
+           (uint64_t)max_tokens * (sizeof(float) + sizeof(int)) + 256;
+}
+
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
 bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out);
 

@@ -106,6 +106,71 @@ bool qe_model_device_memory(const qe_model *model, qe_device_memory *out);
  * a sliding-window layer's bounded by its window (the rule: engine/model_config.h, qe_kv_positions). */
 uint64_t qe_model_kv_cache_bytes(const qe_model *model);
 
+/* ---- memory estimate (engine/estimate.c): what a variant needs for a context, from the model's
+ * configuration alone (no weights read), by the same functions the loader and the forward pass
+ * size their buffers with, so that the predicted weight bytes equal qe_model_info.footprint_bytes.
+ * Every buffer the engine holds is counted where it lives: on the CPU all of it is host memory;
+ * on a GPU the weights, KV cache, activations and workspace are device memory and the CUDA
+ * context is QE_CUDA_CONTEXT_BYTES more (docs/estimate.md says where that figure comes from). */
+
+/* The CUDA context and module images of a process that has created a context (cudaFree(0)): not
+ * counted by the backend's allocator, the difference between the card's total and
+ * qe_device_memory.free_before_bytes. 512 MiB: the size commonly reported for CUDA 12 contexts
+ * on sm_75..sm_90 with lazy module loading (300-600 MiB); a run stores the real one. */
+#define QE_CUDA_CONTEXT_BYTES (512ull << 20)
+
+typedef struct {
+    qe_variant variant;
+    int context;               /* positions per sequence; 0 = the model's max_position_embeddings */
+    int batch;                 /* sequences held at once, each with its own KV cache; 0 = 1 */
+    qe_device_kind device;     /* QE_DEVICE_CPU or QE_DEVICE_CUDA (adds QE_CUDA_CONTEXT_BYTES)   */
+    int n_threads;             /* CPU: threads the backend's workspace is sliced for; 0 = cores  */
+    uint64_t memory_bytes;     /* memory to fit in, for the verdict and max_context; 0 = none     */
+} qe_estimate_options;
+
+typedef struct {
+    const char *architecture;          /* "llama", "qwen2", "gemma3", ... (static)                 */
+    int n_layers, n_sliding_layers;    /* layers; those with a sliding attention window            */
+    int sliding_window;                /* their window in positions; 0 when none                   */
+    int max_position;                  /* max_position_embeddings: the longest context it runs     */
+    uint64_t n_params;                 /* parameters, a tied head once (qe_model_info.n_params)    */
+    int context, batch;                /* what the figures below are for                           */
+    /* weights, as the loader holds them: sum = weights_bytes = qe_model_info.footprint_bytes */
+    uint64_t weights_bytes;
+    uint64_t linear_bytes;             /* the seven block linears per layer, constants and biases  */
+    uint64_t table_bytes;              /* embedding and (untied) head in the compute dtype         */
+    uint64_t norm_bytes;               /* norm vectors, float32                                    */
+    uint64_t code_table_bytes;         /* nf4: the shared NF4 / dynamic-map code tables            */
+    uint64_t rule_of_thumb_bytes;      /* parameters x 4, 2, 1, 0.5 bytes (qe_model_info.estimate_bytes) */
+    /* KV cache for context x batch, float32 K and V per layer */
+    uint64_t kv_cache_bytes;           /* sliding layers bounded: a ring of min(context, window + 255) */
+    uint64_t kv_cache_unbounded_bytes; /* every layer the whole context (a cache without a ring buffer) */
+    /* one forward pass's buffers: activations (freed after the pass) and the backend's workspace
+     * (kept); scoring runs chunks of up to 256 tokens, a decoding step one token per sequence */
+    uint64_t scoring_activation_bytes, scoring_workspace_bytes;
+    uint64_t decode_activation_bytes, decode_workspace_bytes;
+    uint64_t activation_bytes;         /* the larger of scoring and decoding, workspace included   */
+    uint64_t context_overhead_bytes;   /* QE_CUDA_CONTEXT_BYTES on a GPU, else 0                   */
+    uint64_t total_bytes;              /* weights + kv_cache + activation + context overhead       */
+    /* with memory_bytes */
+    bool has_verdict;
+    bool fits;                         /* total_bytes <= memory_bytes                              */
+    int64_t headroom_bytes;            /* memory_bytes - total_bytes (negative: short by that much) */
+    int max_context;                   /* the longest context whose total fits, at most max_position; 0: none */
+} qe_memory_estimate;
+
+/* The estimate for the model at path: a Hugging Face directory (its config.json), a config.json
+ * file, or a .gguf file (its metadata). With config_json set, that text is the config.json and
+ * path only names it in messages. A bad config fails with one message naming the file. */
+qe_status qe_estimate_memory(const char *path, const char *config_json, const qe_estimate_options *options,
+                             qe_memory_estimate *out, qe_error *err);
+/* The same for a loaded model (also one loaded with metadata_only); context 0 = its max_context. */
+qe_status qe_model_estimate_memory(const qe_model *model, const qe_estimate_options *options,
+                                   qe_memory_estimate *out, qe_error *err);
+/* Positions the model's KV cache has room for now (0 before its first forward pass): the
+ * context a run reached, rounded up as the cache grows. */
+int qe_model_cache_capacity(const qe_model *model);
+
 /* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
  * plus any tied copy the file holds). Strings live as long as the model. */
 typedef struct {

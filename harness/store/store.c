@@ -307,7 +307,9 @@ static const column variant_cols[] = {
     COL(qh_variant_row, peak_rss_bytes, COL_INT), COL(qh_variant_row, peak_device_bytes, COL_INT),
     COL(qh_variant_row, source_note, COL_TEXT), COL(qh_variant_row, device_weights_bytes, COL_INT),
     COL(qh_variant_row, device_kv_peak_bytes, COL_INT), COL(qh_variant_row, device_free_before_bytes, COL_INT),
-    COL(qh_variant_row, device_free_after_bytes, COL_INT),
+    COL(qh_variant_row, device_free_after_bytes, COL_INT), COL(qh_variant_row, predicted_context, COL_INT),
+    COL(qh_variant_row, predicted_weights_bytes, COL_INT), COL(qh_variant_row, predicted_kv_cache_bytes, COL_INT),
+    COL(qh_variant_row, predicted_activation_bytes, COL_INT), COL(qh_variant_row, predicted_peak_bytes, COL_INT),
 };
 static const column task_result_cols[] = {
     COL(qh_task_result_row, run_id, COL_ID), COL(qh_task_result_row, variant, COL_TEXT),

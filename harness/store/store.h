@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 5
+#define QH_STORE_SCHEMA_VERSION 6
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -95,6 +95,13 @@ typedef struct {
     /* v5, a model on a GPU (-1 on the CPU): what the backend's allocator holds for the weights,
      * the KV cache's peak, and cudaMemGetInfo's free bytes before loading and after the tasks. */
     int64_t device_weights_bytes, device_kv_peak_bytes, device_free_before_bytes, device_free_after_bytes;
+    /* v6: the memory estimate (qe_model_estimate_memory, `qeval estimate`) for predicted_context
+     * positions on the variant's device, beside what was measured: the weights (= footprint_bytes),
+     * the KV cache (sliding layers bounded by their window), activations with workspace, and their
+     * sum predicted_peak_bytes (the CUDA context not included, as peak_device_bytes does not include
+     * it). -1 when unknown (rows before v6). */
+    int64_t predicted_context, predicted_weights_bytes, predicted_kv_cache_bytes, predicted_activation_bytes,
+        predicted_peak_bytes;
 } qh_variant_row;
 
 /* One metric of one task for one variant, with its standard error over n items. */

@@ -189,6 +189,14 @@ static qe_status merge_variants(qh_store *out, int64_t run_id, const shard *shar
             /* free bytes belong to one shard's GPU: the tightest is the cautious reading */
             m->device_free_before_bytes = min_known_int(m->device_free_before_bytes, v->device_free_before_bytes);
             m->device_free_after_bytes = min_known_int(m->device_free_after_bytes, v->device_free_after_bytes);
+            /* the prediction for the longest context any shard reached goes with that shard's peaks */
+            if (v->predicted_context > m->predicted_context) {
+                m->predicted_context = v->predicted_context;
+                m->predicted_weights_bytes = v->predicted_weights_bytes;
+                m->predicted_kv_cache_bytes = v->predicted_kv_cache_bytes;
+                m->predicted_activation_bytes = v->predicted_activation_bytes;
+                m->predicted_peak_bytes = v->predicted_peak_bytes;
+            }
         }
     qe_status st = qh_store_put_variants(out, rows, n, err);
     free(rows);

@@ -53,4 +53,10 @@ const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION] = {
     "ALTER TABLE run_variants ADD COLUMN device_kv_peak_bytes INTEGER;"
     "ALTER TABLE run_variants ADD COLUMN device_free_before_bytes INTEGER;"
     "ALTER TABLE run_variants ADD COLUMN device_free_after_bytes INTEGER;",
+    /* v6: a variant stores the memory estimate beside what it measured (qeval estimate's figures) */
+    "ALTER TABLE run_variants ADD COLUMN predicted_context INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN predicted_weights_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN predicted_kv_cache_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN predicted_activation_bytes INTEGER;"
+    "ALTER TABLE run_variants ADD COLUMN predicted_peak_bytes INTEGER;",
 };
