@@ -32,6 +32,82 @@ static qe_status arch_float(const qe_gguf *g, const char *arch, const char *suff
     return qe_gguf_find_kv(g, key) ? qe_gguf_get_float(g, key, out, err) : QE_OK;
 }
 
+/* The id of the vocabulary token spelled text, -1 when there is none (or no vocabulary). */
+static int find_token(const qe_gguf *g, const char *text)
+{
+    const qe_gguf_kv *kv = qe_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!kv || kv->value.type != QE_GGUF_ARRAY || kv->value.elem_type != QE_GGUF_STRING ||
+        kv->value.n_items > INT32_MAX)
+        return -1;
+    for (uint64_t i = 0; i < kv->value.n_items; i++)
+        if (!strcmp(kv->value.str_items[i], text))
+            return (int)i;
+    return -1;
+}
+
+/* Which layers of a gemma3 model attend through the sliding window: <arch>.attention.
+ * sliding_window_pattern as an integer N (every Nth layer global) or one bool per layer (true =
+ * sliding), else llama.cpp's fixed rule for gemma3, N = 6. */
+static qe_status gemma3_layers(const qe_gguf *g, const char *arch, int window, qe_model_config *cfg, qe_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    const qe_gguf_kv *kv = qe_gguf_find_kv(g, key);
+    int64_t pattern = 6;
+    const uint8_t *per_layer = NULL;
+    if (kv && kv->value.type == QE_GGUF_ARRAY) {
+        if (kv->value.elem_type != QE_GGUF_BOOL || kv->value.n_items != (uint64_t)cfg->n_layers)
+            return qe_fail(err, QE_EFORMAT, "%s: %s is an array of %llu %s, not one bool per layer (%d)", g->path,
+                           key, (unsigned long long)kv->value.n_items, qe_gguf_type_name(kv->value.elem_type),
+                           cfg->n_layers);
+        per_layer = kv->value.raw_items;
+    } else if (kv && qe_gguf_get_int(g, key, &pattern, err) != QE_OK) {
+        return err->code;
+    }
+    if (!per_layer && (pattern < 1 || pattern > (1 << 20)))
+        return qe_fail(err, QE_EFORMAT, "%s: %s = %lld is not a layer period", g->path, key, (long long)pattern);
+    for (int i = 0; i < cfg->n_layers; i++) {
+        bool is_sliding = per_layer ? per_layer[i] != 0 : (i + 1) % pattern != 0;
+        cfg->layers[i].sliding_window = is_sliding ? window : 0;
+        cfg->layers[i].rope_index = is_sliding ? 1 : 0;
+    }
+    return QE_OK;
+}
+
+/* What gemma3 adds to the llama fields, as llama.cpp's llama-model.cpp reads a gemma3 GGUF:
+ * sandwich and q/k norms, gelu-tanh, embeddings times sqrt(hidden), a sliding window with a
+ * local rope of base 10000 (rope.freq_base and any linear scaling serve the global layers),
+ * scores scaled by head_dim^-0.5 except on the 62-layer 27B (hidden / n_heads, its
+ * query_pre_attn_scalar), which the file does not store. Soft-capping (Gemma-2) is refused. */
+static qe_status gemma3_config(const qe_gguf *g, const char *arch, qe_model_config *cfg, qe_error *err)
+{
+    static const char *const refused[] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    char key[128];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, refused[i]);
+        if (qe_gguf_find_kv(g, key))
+            return qe_fail(err, QE_EUNSUPPORTED, "%s: %s is set; logit soft-capping is not supported", g->path, key);
+    }
+    int window;
+    double local_theta;
+    qe_status rc;
+    if ((rc = arch_int(g, arch, "attention.sliding_window", -1, &window, err)) ||
+        (rc = arch_float(g, arch, "rope.freq_base_swa", 10000.0, &local_theta, err)))
+        return rc;
+    if (!(local_theta > 0))
+        return qe_fail(err, QE_EFORMAT, "%s: %s.rope.freq_base_swa %g must be positive", g->path, arch, local_theta);
+    cfg->has_qk_norm = cfg->has_sandwich_norms = true;
+    cfg->norm_weight_offset = 1.0f; /* the stored weights hold the 1; make_f32 takes it off */
+    cfg->embed_scale = sqrtf((float)cfg->hidden);
+    cfg->activation = QE_ACT_GELU_TANH;
+    double scalar = cfg->n_layers == 62 ? (double)(cfg->hidden / cfg->n_heads) : (double)cfg->head_dim;
+    cfg->attn_scale = (float)(1.0 / sqrt(scalar));
+    cfg->n_ropes = 2;
+    cfg->ropes[1] = (qe_rope_config){.type = QE_ROPE_DEFAULT, .theta = local_theta, .factor = 1.0,
+                                     .low_freq_factor = 1.0, .high_freq_factor = 4.0};
+    return gemma3_layers(g, arch, window, cfg, err);
+}
+
 qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -43,9 +119,11 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
         cfg->arch = QE_ARCH_LLAMA;
     else if (!strcmp(arch, "qwen2"))
         cfg->arch = QE_ARCH_QWEN2;
+    else if (!strcmp(arch, "gemma3"))
+        cfg->arch = QE_ARCH_GEMMA3;
     else
-        return qe_fail(err, QE_EUNSUPPORTED, "%s: general.architecture '%s' is not supported for GGUF (llama, qwen2)",
-                       g->path, arch);
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: general.architecture '%s' is not supported for GGUF (llama, qwen2, "
+                       "gemma3)", g->path, arch);
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", arch);
     if (qe_gguf_find_tensor(g, "rope_freqs.weight"))
         return qe_fail(err, QE_EUNSUPPORTED, "%s: rope_freqs.weight (Llama-3.1 rope scaling) is not supported for GGUF",
@@ -82,6 +160,12 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
         return rc;
     if (cfg->head_dim % 2)
         return qe_fail(err, QE_EFORMAT, "%s: head dimension %d is odd", g->path, cfg->head_dim);
+    int value_dim;
+    if ((rc = arch_int(g, arch, "attention.value_length", cfg->head_dim, &value_dim, err)))
+        return rc;
+    if (value_dim != cfg->head_dim)
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: value_length %d differs from key_length %d", g->path, value_dim,
+                       cfg->head_dim);
     double eps, theta, scale = 1.0;
     if ((rc = arch_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-6, &eps, err)) ||
         (rc = arch_float(g, arch, "rope.freq_base", 10000.0, &theta, err)))
@@ -114,9 +198,21 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
     cfg->bos_id = qe_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id, err) == QE_OK ? (int)id : -1;
     if (qe_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id, err) == QE_OK)
         cfg->eos_ids[cfg->n_eos++] = (int)id;
+    /* a chat turn ends with end-of-turn, which llama.cpp also stops on (its EOT token) */
+    int64_t eot = qe_gguf_get_int(g, "tokenizer.ggml.eot_token_id", &id, err) == QE_OK ? id
+                : find_token(g, "<end_of_turn>");
+    if (eot >= cfg->n_vocab || eot < -1)
+        return qe_fail(err, QE_EFORMAT, "%s: tokenizer.ggml.eot_token_id %lld is outside the vocabulary of %d",
+                       g->path, (long long)eot, cfg->n_vocab);
+    if (eot >= 0 && (cfg->n_eos == 0 || cfg->eos_ids[0] != eot))
+        cfg->eos_ids[cfg->n_eos++] = (int)eot;
     cfg->layers = calloc((size_t)cfg->n_layers, sizeof *cfg->layers);
     if (!cfg->layers)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for %d layers", g->path, cfg->n_layers);
+    if (cfg->arch == QE_ARCH_GEMMA3 && (rc = gemma3_config(g, arch, cfg, err)) != QE_OK) {
+        qe_model_config_free(cfg);
+        return rc;
+    }
     return QE_OK;
 }
 
@@ -139,9 +235,11 @@ qe_status qe_gguf_unpermute_rows(float *w, int n_heads, int head_dim, int n_cols
     return QE_OK;
 }
 
-/* GGUF tensor name -> Hugging Face name; *permute_heads > 0 for q/k of llama models. */
+/* GGUF tensor name -> Hugging Face name; *permute_heads > 0 for q/k of llama models, *norm_shift
+ * the amount llama.cpp's converter added to the tensor (1 for gemma3's RMSNorm weights, whose
+ * (1 + weight) it stores whole), which make_f32 takes off again. */
 static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *out, size_t out_bytes,
-                    int *permute_heads)
+                    int *permute_heads, float *norm_shift)
 {
     static const struct { const char *gguf, *hf; } layer_names[] = {
         {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
@@ -151,7 +249,16 @@ static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *o
         {"attn_v.bias", "self_attn.v_proj.bias"},       {"ffn_gate.weight", "mlp.gate_proj.weight"},
         {"ffn_up.weight", "mlp.up_proj.weight"},         {"ffn_down.weight", "mlp.down_proj.weight"},
     };
+    /* gemma's sandwich norms: llama.cpp's ffn_norm is the pre-feedforward one there */
+    static const struct { const char *gguf, *hf; } gemma_names[] = {
+        {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+        {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+        {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+        {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+    };
+    bool is_gemma = cfg->arch == QE_ARCH_GEMMA3;
     *permute_heads = 0;
+    *norm_shift = is_gemma && strstr(t->name, "norm.weight") ? 1.0f : 0.0f;
     if (!strcmp(t->name, "token_embd.weight"))
         return snprintf(out, out_bytes, "model.embed_tokens.weight") > 0;
     if (!strcmp(t->name, "output_norm.weight"))
@@ -162,6 +269,9 @@ static bool hf_name(const qe_gguf_tensor *t, const qe_model_config *cfg, char *o
     if (sscanf(t->name, "blk.%d.%n", &layer, &n_prefix) != 1 || n_prefix == 0 || layer < 0 || layer >= cfg->n_layers)
         return false;
     const char *rest = t->name + n_prefix;
+    for (size_t k = 0; is_gemma && k < sizeof gemma_names / sizeof gemma_names[0]; k++)
+        if (!strcmp(rest, gemma_names[k].gguf))
+            return snprintf(out, out_bytes, "model.layers.%d.%s", layer, gemma_names[k].hf) > 0;
     for (size_t k = 0; k < sizeof layer_names / sizeof layer_names[0]; k++)
         if (!strcmp(rest, layer_names[k].gguf)) {
             if (cfg->arch == QE_ARCH_LLAMA && !strcmp(rest, "attn_q.weight"))
@@ -181,6 +291,7 @@ typedef struct {
     int head_dim;
     const qe_gguf_tensor **tensors;  /* [n_tensors of the set] */
     int *permute_heads;              /* [same]; 0 = none */
+    float *norm_shift;               /* [same]; subtracted from every value (gemma norms: 1) */
 } gguf_source;
 
 static void close_source(void *p)
@@ -191,6 +302,7 @@ static void close_source(void *p)
     qe_gguf_close(src->g);
     free(src->tensors);
     free(src->permute_heads);
+    free(src->norm_shift);
     free(src);
 }
 
@@ -203,6 +315,8 @@ static qe_status make_f32(void *p, int index, float *out, qe_error *err)
     qe_status rc = qe_ggml_dequantize(t->type, t->data, out, t->n_elements, what, err);
     if (rc == QE_OK && src->permute_heads[index])
         rc = qe_gguf_unpermute_rows(out, src->permute_heads[index], src->head_dim, (int)t->ne[0], err);
+    for (int64_t i = 0; rc == QE_OK && src->norm_shift[index] != 0.0f && i < t->n_elements; i++)
+        out[i] -= src->norm_shift[index];
     return rc;
 }
 
@@ -218,9 +332,10 @@ qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool wit
     if (src) {
         src->tensors = calloc(n, sizeof *src->tensors);
         src->permute_heads = calloc(n, sizeof *src->permute_heads);
+        src->norm_shift = calloc(n, sizeof *src->norm_shift);
         src->head_dim = cfg->head_dim;
     }
-    if (!set->memory || !set->memory_source || !src || !src->tensors || !src->permute_heads) {
+    if (!set->memory || !set->memory_source || !src || !src->tensors || !src->permute_heads || !src->norm_shift) {
         close_source(src);
         qe_weight_set_close(set);
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", g->path);
@@ -231,7 +346,8 @@ qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool wit
         const qe_gguf_tensor *t = &g->tensors[i];
         char name[160];
         int permute_heads;
-        if (!hf_name(t, cfg, name, sizeof name, &permute_heads)) {
+        float norm_shift;
+        if (!hf_name(t, cfg, name, sizeof name, &permute_heads, &norm_shift)) {
             rc = qe_fail(err, QE_EUNSUPPORTED, "%s: tensor '%s' has no place in a %s model", g->path, t->name,
                          cfg->model_type);
             break;
@@ -247,6 +363,7 @@ qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool wit
         }
         src->tensors[set->n_memory] = t;
         src->permute_heads[set->n_memory] = permute_heads;
+        src->norm_shift[set->n_memory] = norm_shift;
         set->n_memory++;
         v->dtype = QE_DTYPE_F32;
         v->n_dims = t->n_dims;
@@ -289,11 +406,33 @@ qe_status qe_gguf_model_weights(qe_gguf *g, const qe_model_config *cfg, bool wit
     return QE_OK;
 }
 
+/* The Gemma-3 chat template (text turns only, as tests/golden/make_chat_golden.py holds it and
+ * google/gemma-3's tokenizer_config.json ships it), for a gemma3 GGUF converted without one:
+ * gguf-my-repo's gemma-3-270m has none. */
+static const char gemma_turns[] =
+    "{{ bos_token }}\n"
+    "{%- if messages[0]['role'] == 'system' -%}\n"
+    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n"
+    "{%- set loop_messages = messages[1:] -%}\n"
+    "{%- else -%}\n"
+    "{%- set first_user_prefix = \"\" -%}\n"
+    "{%- set loop_messages = messages -%}\n"
+    "{%- endif -%}\n"
+    "{%- for message in loop_messages -%}\n"
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- else -%}"
+    "{%- set role = message['role'] -%}{%- endif -%}\n"
+    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\\n' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}{{'<start_of_turn>model\\n'}}{%- endif -%}\n";
+
 qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *cfg, qe_weight_set *set,
-                             qe_tokenizer **tokenizer, char **chat_template, const char **source_note, qe_error *err)
+                             qe_tokenizer **tokenizer, char **chat_template, const char **source_note,
+                             const char **notice, qe_error *err)
 {
     *tokenizer = NULL;
     *chat_template = NULL;
+    *notice = "";
     memset(cfg, 0, sizeof *cfg);
     memset(set, 0, sizeof *set);
     qe_gguf *g = NULL;
@@ -308,6 +447,13 @@ qe_status qe_gguf_model_open(const char *path, bool with_data, qe_model_config *
     if (rc == QE_OK && qe_gguf_find_kv(g, "tokenizer.chat_template") &&
         (rc = qe_gguf_get_string(g, "tokenizer.chat_template", &text, err)) == QE_OK && !(*chat_template = strdup(text)))
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
+    if (rc == QE_OK && !*chat_template && cfg->arch == QE_ARCH_GEMMA3 && find_token(g, "<start_of_turn>") >= 0 &&
+        find_token(g, "<end_of_turn>") >= 0) {
+        if (!(*chat_template = strdup(gemma_turns)))
+            rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
+        *notice = "the file has no tokenizer.chat_template; its <start_of_turn>/<end_of_turn> tokens give the Gemma "
+                  "turn format";
+    }
     if (!set->source) /* the weight set holds the mapping when it makes tensors from it */
         qe_gguf_close(g);
     if (rc != QE_OK) {

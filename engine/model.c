@@ -277,6 +277,7 @@ static void fill_info(qe_model *m)
     info->hf_footprint_bytes = hf_footprint_bytes(m);
     info->estimate_bytes = qe_variant_estimate_bytes(&m->variant, m->n_params);
     info->source_note = m->source_note ? m->source_note : "";
+    info->notice = m->notice;
 }
 
 qe_device_kind qe_default_device(void) { return qe_gpu_count() > 0 ? QE_DEVICE_CUDA : QE_DEVICE_CPU; }
@@ -322,11 +323,17 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     char tok_path[4096];
     size_t path_len = strlen(path);
     bool is_gguf = path_len > 5 && !strcmp(path + path_len - 5, ".gguf");
+    const char *gguf_notice = "";
     if (is_gguf)
         rc = qe_gguf_model_open(path, !options->metadata_only, &m->cfg, &m->weights, &m->tokenizer,
-                                &m->chat_template, &m->source_note, err);
+                                &m->chat_template, &m->source_note, &gguf_notice, err);
     else if ((rc = qe_model_config_load(path, &m->cfg, err)) == QE_OK)
         rc = qe_weight_set_open(path, &m->weights, err);
+    if (gguf_notice[0])
+        snprintf(m->notice, sizeof m->notice, "%s: %s", path, gguf_notice);
+    else if (m->weights.text_prefix)
+        snprintf(m->notice, sizeof m->notice, "%s: the text model of a multimodal checkpoint (tensors under '%s'); "
+                 "%d vision tower / projector tensors ignored", path, m->weights.text_prefix, m->weights.n_ignored);
     if (rc || (rc = create_backend(path, options, &m->backend, err)) ||
         (!options->metadata_only && (rc = load_weights(m, err))))
         goto fail;

@@ -76,6 +76,7 @@ struct qe_model {
     qe_tokenizer *tokenizer;      /* NULL when the directory has no tokenizer.json */
     const char *source_note;      /* static: "fp32 from Q4_1" for a dequantized GGUF; NULL otherwise */
     char *chat_template;          /* Jinja text (GGUF tokenizer.chat_template, tokenizer_config.json); NULL when none */
+    char notice[384];             /* qe_model_info.notice */
     qe_model_info info;
 };
 

@@ -113,7 +113,7 @@ static qe_status parse_rope(const char *path, const char *where, const cJSON *ob
 static qe_status parse_layers(const char *path, const cJSON *root, qe_model_config *cfg, qe_error *err)
 {
     qe_status rc;
-    int sliding_window = 0;
+    int sliding_window = cfg->arch == QE_ARCH_GEMMA3 ? 4096 : 0; /* Gemma3TextConfig's default */
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     bool has_window = sw && !cJSON_IsNull(sw);
     if (has_window && (rc = get_int(path, root, "sliding_window", false, 0, &sliding_window, err)))
@@ -267,13 +267,17 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
     const cJSON *text_config = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     const cJSON *fields = cfg->arch == QE_ARCH_GEMMA3 && cJSON_IsObject(text_config) ? text_config : root;
     bool is_gemma = cfg->arch == QE_ARCH_GEMMA3;
-    if ((rc = get_int(path, fields, "vocab_size", true, 0, &cfg->n_vocab, err)) ||
-        (rc = get_int(path, fields, "hidden_size", true, 0, &cfg->hidden, err)) ||
-        (rc = get_int(path, fields, "num_hidden_layers", true, 0, &cfg->n_layers, err)) ||
-        (rc = get_int(path, fields, "num_attention_heads", true, 0, &cfg->n_heads, err)) ||
-        (rc = get_int(path, fields, "intermediate_size", true, 0, &cfg->intermediate, err)) ||
-        (rc = get_int(path, fields, "num_key_value_heads", false, cfg->n_heads, &cfg->n_kv_heads, err)) ||
-        (rc = get_int(path, fields, "max_position_embeddings", false, 2048, &cfg->max_context, err)))
+    /* Gemma3TextConfig's defaults: a multimodal checkpoint's text_config lists only what differs
+     * from them (gemma-3-4b's has no vocab_size, head counts or head_dim) */
+    if ((rc = get_int(path, fields, "vocab_size", !is_gemma, 262208, &cfg->n_vocab, err)) ||
+        (rc = get_int(path, fields, "hidden_size", !is_gemma, 2304, &cfg->hidden, err)) ||
+        (rc = get_int(path, fields, "num_hidden_layers", !is_gemma, 26, &cfg->n_layers, err)) ||
+        (rc = get_int(path, fields, "num_attention_heads", !is_gemma, 8, &cfg->n_heads, err)) ||
+        (rc = get_int(path, fields, "intermediate_size", !is_gemma, 9216, &cfg->intermediate, err)) ||
+        (rc = get_int(path, fields, "num_key_value_heads", false, is_gemma ? 4 : cfg->n_heads, &cfg->n_kv_heads,
+                      err)) ||
+        (rc = get_int(path, fields, "max_position_embeddings", false, is_gemma ? 131072 : 2048, &cfg->max_context,
+                      err)))
         goto out;
     if (cfg->n_vocab <= 0 || cfg->hidden <= 0 || cfg->n_layers <= 0 || cfg->n_heads <= 0 ||
         cfg->intermediate <= 0 || cfg->n_kv_heads <= 0 || cfg->max_context <= 0) {
@@ -339,6 +343,10 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(fields, "torch_dtype");
     if (!dtype)
         dtype = cJSON_GetObjectItemCaseSensitive(fields, "dtype");
+    if (!dtype) /* a multimodal checkpoint states it once, beside text_config */
+        dtype = cJSON_GetObjectItemCaseSensitive(root, "torch_dtype");
+    if (!dtype)
+        dtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");
     cfg->torch_dtype = QE_DTYPE_F32;
     if (cJSON_IsString(dtype)) {
         if (!strcmp(dtype->valuestring, "bfloat16"))
@@ -351,7 +359,9 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
         cfg->embed_scale = qe_bf16_to_f32(qe_f32_to_bf16(cfg->embed_scale));
     else if (cfg->torch_dtype == QE_DTYPE_F16)
         cfg->embed_scale = qe_f16_to_f32(qe_f32_to_f16(cfg->embed_scale));
-    if ((rc = parse_token_ids(path, fields, cfg, err)) || (rc = parse_layers(path, fields, cfg, err)))
+    /* token ids: the text model's, else (a multimodal checkpoint's [1, 106]) the outer ones */
+    const cJSON *ids_from = fields != root && !cJSON_GetObjectItemCaseSensitive(fields, "eos_token_id") ? root : fields;
+    if ((rc = parse_token_ids(path, ids_from, cfg, err)) || (rc = parse_layers(path, fields, cfg, err)))
         goto out;
 out:
     cJSON_Delete(root);

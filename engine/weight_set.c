@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,71 @@ static qe_status check_unique(const qe_weight_set *set, qe_error *err)
     return QE_OK;
 }
 
+static bool starts_with(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
+
+/* The vision side of a multimodal checkpoint, in either transformers layout. */
+static bool is_vision_tensor(const char *name)
+{
+    static const char *const prefixes[] = {"vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                                           "model.multi_modal_projector."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (starts_with(name, prefixes[i]))
+            return true;
+    return false;
+}
+
+/* When the files hold a multimodal checkpoint's text model under a prefix, lists its tensors
+ * under their text-model names in set->text and counts the vision ones left out. */
+static qe_status unwrap_language_model(qe_weight_set *set, const char *dir, qe_error *err)
+{
+    static const struct { const char *prefix, *head; } layouts[] = {
+        {"model.language_model.", "lm_head."},              /* transformers >= 4.52 */
+        {"language_model.model.", "language_model.lm_head."}, /* before */
+    };
+    int n_tensors = 0, layout = -1;
+    for (int f = 0; f < set->n_files; f++)
+        for (int i = 0; i < qe_safetensors_count(set->files[f]); i++, n_tensors++)
+            for (int k = 0; k < 2 && layout < 0; k++)
+                if (starts_with(qe_safetensors_at(set->files[f], i)->name, layouts[k].prefix))
+                    layout = k;
+    if (layout < 0)
+        return QE_OK;
+    set->text = calloc((size_t)n_tensors, sizeof *set->text);
+    if (!set->text)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", dir);
+    set->text_prefix = layouts[layout].prefix;
+    for (int f = 0; f < set->n_files; f++)
+        for (int i = 0; i < qe_safetensors_count(set->files[f]); i++) {
+            const qe_tensor_view *t = qe_safetensors_at(set->files[f], i);
+            const char *rest = NULL, *plain_prefix = "";
+            if (starts_with(t->name, layouts[layout].prefix))
+                rest = t->name + strlen(layouts[layout].prefix), plain_prefix = "model.";
+            else if (starts_with(t->name, layouts[layout].head))
+                rest = t->name + strlen(layouts[layout].head), plain_prefix = "lm_head.";
+            if (!rest && is_vision_tensor(t->name)) {
+                set->n_ignored++;
+                continue;
+            }
+            if (!rest)
+                return qe_fail(err, QE_EFORMAT, "%s: tensor '%s' is neither under the text model's '%s' nor a vision "
+                               "tower or projector tensor", t->file_path, t->name, layouts[layout].prefix);
+            qe_tensor_view *v = &set->text[set->n_text];
+            *v = *t;
+            size_t n = strlen(plain_prefix) + strlen(rest) + 1;
+            char *name = malloc(n);
+            if (!name)
+                return qe_fail(err, QE_ENOMEM, "%s: out of memory", dir);
+            snprintf(name, n, "%s%s", plain_prefix, rest);
+            v->name = name;
+            set->n_text++;
+            for (int j = 0; j < set->n_text - 1; j++)
+                if (!strcmp(set->text[j].name, name))
+                    return qe_fail(err, QE_EFORMAT, "%s: tensor '%s' is stored twice, as '%s' too", t->file_path,
+                                   name, t->name);
+        }
+    return QE_OK;
+}
+
 qe_status qe_weight_set_open(const char *dir, qe_weight_set *set, qe_error *err)
 {
     memset(set, 0, sizeof *set);
@@ -94,6 +160,8 @@ qe_status qe_weight_set_open(const char *dir, qe_weight_set *set, qe_error *err)
         rc = qe_fail(err, QE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     if (rc == QE_OK)
         rc = check_unique(set, err);
+    if (rc == QE_OK)
+        rc = unwrap_language_model(set, dir, err);
     if (rc != QE_OK)
         qe_weight_set_close(set);
     return rc;
@@ -109,6 +177,9 @@ void qe_weight_set_close(qe_weight_set *set)
     for (int i = 0; i < set->n_memory; i++)
         free((void *)set->memory[i].name);
     free(set->memory);
+    for (int i = 0; i < set->n_text; i++)
+        free((void *)set->text[i].name);
+    free(set->text);
     if (set->close_source)
         set->close_source(set->source);
     free(set->memory_source);
@@ -117,7 +188,10 @@ void qe_weight_set_close(qe_weight_set *set)
 
 const qe_tensor_view *qe_weight_set_find(const qe_weight_set *set, const char *name)
 {
-    for (int i = 0; i < set->n_files; i++) {
+    for (int i = 0; i < set->n_text; i++)
+        if (!strcmp(set->text[i].name, name))
+            return &set->text[i];
+    for (int i = 0; i < set->n_files && !set->text; i++) {
         const qe_tensor_view *t = qe_safetensors_find(set->files[i], name);
         if (t)
             return t;
@@ -130,14 +204,16 @@ const qe_tensor_view *qe_weight_set_find(const qe_weight_set *set, const char *n
 
 int qe_weight_set_count(const qe_weight_set *set)
 {
-    int n = set->n_memory;
-    for (int f = 0; f < set->n_files; f++)
+    int n = set->n_memory + set->n_text;
+    for (int f = 0; f < set->n_files && !set->text; f++)
         n += qe_safetensors_count(set->files[f]);
     return n;
 }
 
 const qe_tensor_view *qe_weight_set_at(const qe_weight_set *set, int index)
 {
+    if (set->text)
+        return index >= 0 && index < set->n_text ? &set->text[index] : NULL;
     for (int f = 0; f < set->n_files; f++) {
         int n = qe_safetensors_count(set->files[f]);
         if (index < n)

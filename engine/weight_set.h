@@ -5,7 +5,13 @@
  * A set may instead hold tensors under their Hugging Face names that are made in memory on
  * demand (a GGUF model, dequantized to float32 by gguf_model.c one tensor at a time, so a load
  * never holds a float32 copy of the whole model); the loader sees no difference as long as it
- * reads tensors through qe_weight_set_read_f32. */
+ * reads tensors through qe_weight_set_read_f32.
+ *
+ * A multimodal checkpoint (Gemma3ForConditionalGeneration) keeps its text model under a prefix:
+ * "language_model.model." with "language_model.lm_head." (transformers < 4.52) or
+ * "model.language_model." with "lm_head." (>= 4.52). Such a set lists its text tensors under
+ * the plain names ("model.layers.0...", "lm_head.weight") and leaves out the vision tower and
+ * projector ones, which it only counts. */
 #ifndef QE_WEIGHT_SET_H
 #define QE_WEIGHT_SET_H
 
@@ -23,6 +29,12 @@ typedef struct {
     qe_status (*make_f32)(void *source, int index, float *out, qe_error *err);
     void (*close_source)(void *source);
     void *source;
+    /* A multimodal checkpoint's text model (see above); n_text == 0 otherwise. When n_text > 0
+     * these views (the files' data, names owned by the set) stand for the files' tensors. */
+    int n_text;
+    qe_tensor_view *text;       /* [n_text] */
+    const char *text_prefix;    /* static: "model.language_model." or "language_model.model."; NULL */
+    int n_ignored;              /* vision tower / multi-modal projector tensors left out */
 } qe_weight_set;
 
 qe_status qe_weight_set_open(const char *dir, qe_weight_set *set, qe_error *err);

@@ -11,6 +11,7 @@
 
 #include "chat_prompt.h"
 #include "host.h"
+#include "model_cache.h"
 #include "qd_sha256.h"
 #include "run_record.h"
 #include "run_score.h"
@@ -641,6 +642,7 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
     qe_model *model = NULL;
     if ((rc = qe_model_load(o->model, &load, &model, err)) != QE_OK)
         return rc;
+    qh_model_print_notice(model);
     double load_s = (now_ms() - t0) / 1e3;
     qe_model_info info;
     qe_model_get_info(model, &info);

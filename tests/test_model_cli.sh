@@ -13,6 +13,9 @@ check() { # expected-exit description command...
 }
 check 0 "list" "$QEVAL_BIN" model list
 echo "$out" | grep -q '^smollm2-135m ' || { echo "FAIL list lacks smollm2-135m"; status=1; }
+echo "$out" | grep -q '^gemma3-270m ' || { echo "FAIL list lacks gemma3-270m"; status=1; }
+check 2 "path of an unfetched multi-wheel model" "$QEVAL_BIN" model path gemma3-270m
+echo "$out" | grep -q 'run: qeval model fetch gemma3-270m' || { echo "FAIL: $out"; status=1; }
 check 2 "path of an unfetched model" "$QEVAL_BIN" model path smollm2-135m
 echo "$out" | grep -q 'run: qeval model fetch smollm2-135m' || { echo "FAIL: $out"; status=1; }
 check 2 "path of an unknown name" "$QEVAL_BIN" model path no-such-model

@@ -81,6 +81,9 @@ typedef struct {
     uint64_t hf_footprint_bytes;   /* transformers' get_memory_footprint()       */
     uint64_t estimate_bytes;       /* parameters x bytes per parameter           */
     const char *source_note;       /* e.g. "fp32 from Q4_1"; "" for full precision */
+    const char *notice;            /* one line on what loading left out or assumed (a multimodal
+                                      checkpoint's vision tower, a chat format the file does not
+                                      state); "" when nothing */
 } qe_model_info;
 
 void qe_model_get_info(const qe_model *model, qe_model_info *info);
