@@ -37,6 +37,7 @@ int qh_cmd_run(int argc, char **argv);
 int qh_cmd_model(int argc, char **argv);
 int qh_cmd_runs(int argc, char **argv);
 int qh_cmd_merge(int argc, char **argv);
+int qh_cmd_slurm(int argc, char **argv);
 int qh_cmd_rescore(int argc, char **argv);
 int qh_cmd_report(int argc, char **argv);
 int qh_cmd_compare(int argc, char **argv);

@@ -32,9 +32,11 @@ static void usage(FILE *out)
             "  --tasks-dir DIR     task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"
             "  --device cpu|cuda|cuda:N   (default: cuda when built with CUDA and a GPU is present)\n"
             "  --threads N         CPU threads (default: all cores)\n"
-            "  --shard I/N         run the I-th of N deterministic shares of every task's documents\n"
+            "  --shard I/N         run the I-th of N deterministic shares of the documents, of similar work\n"
             "  --resume RUN_ID     continue an interrupted run (the same command line also resumes)\n"
             "  --no-cache          recompute requests the store has already answered\n"
+            "  --skip-complete     exit 0 at once when the results file holds a complete run of this\n"
+            "                      command line (a resubmitted job array redoes nothing)\n"
             "  --exec-timeout S    HumanEval: wall-clock seconds per program (default 10)\n"
             "  --skip-bad-rows     count malformed data rows instead of stopping\n"
             "  --quiet             no progress lines\n"
@@ -64,7 +66,7 @@ static char *command_line_json(int argc, char **argv)
             i++;
             continue;
         }
-        if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "--json"))
+        if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "--json") || !strcmp(argv[i], "--skip-complete"))
             continue;
         cJSON_AddItemToArray(array, cJSON_CreateString(argv[i]));
     }
@@ -103,8 +105,8 @@ static char *options_json(const qh_run_options *o)
     return json;
 }
 
-/* The newest unfinished run with this exact command line, or 0. */
-static int64_t find_unfinished_run(qh_store *store, const char *command_line)
+/* The newest run with this exact command line that is unfinished (or, is_complete, complete), or 0. */
+static int64_t find_run(qh_store *store, const char *command_line, bool is_complete)
 {
     qh_run *runs = NULL;
     size_t n = 0;
@@ -112,7 +114,8 @@ static int64_t find_unfinished_run(qh_store *store, const char *command_line)
     if (qh_store_list_runs(store, &runs, &n, NULL) != QE_OK)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (runs[i].status != QH_RUN_COMPLETE && runs[i].command_line && !strcmp(runs[i].command_line, command_line))
+        if ((runs[i].status == QH_RUN_COMPLETE) == is_complete && runs[i].command_line &&
+            !strcmp(runs[i].command_line, command_line))
             found = runs[i].id;
     qh_runs_free(runs, n);
     return found;
@@ -126,7 +129,7 @@ int qh_cmd_run(int argc, char **argv)
     };
     const char *variants[QH_MAX_LIST], *tasks[QH_MAX_LIST], *db_path = qh_default_db_path();
     int64_t resume_run_id = 0;
-    bool want_json = false;
+    bool want_json = false, skip_complete = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -147,6 +150,9 @@ int qh_cmd_run(int argc, char **argv)
             takes_value = false;
         } else if (!strcmp(a, "--no-cache")) {
             o.use_cache = false;
+            takes_value = false;
+        } else if (!strcmp(a, "--skip-complete")) {
+            skip_complete = true;
             takes_value = false;
         } else if (!strcmp(a, "--skip-bad-rows")) {
             o.skip_bad_rows = true;
@@ -240,8 +246,20 @@ int qh_cmd_run(int argc, char **argv)
     qh_store *store = NULL;
     int64_t run_id = 0;
     qe_status rc = qh_store_open(db_path, NULL, &store, &err);
+    int64_t complete_run_id = 0;
+    if (rc == QE_OK && resume_run_id <= 0 && skip_complete &&
+        (complete_run_id = find_run(store, command_line, true)) > 0) {
+        if (!o.is_quiet)
+            fprintf(stderr, "qeval: run %lld in %s is complete; nothing to do (--skip-complete)\n",
+                    (long long)complete_run_id, db_path);
+        qh_store_close(store);
+        free(command_line);
+        free(stored_options);
+        free(resolved_model);
+        return QH_EXIT_OK;
+    }
     if (rc == QE_OK && resume_run_id <= 0)
-        resume_run_id = find_unfinished_run(store, command_line);
+        resume_run_id = find_run(store, command_line, false);
     if (rc == QE_OK && resume_run_id > 0 && !o.is_quiet)
         fprintf(stderr, "qeval: resuming run %lld in %s\n", (long long)resume_run_id, db_path);
     if (rc == QE_OK)

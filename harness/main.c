@@ -12,6 +12,7 @@ static const qh_command commands[] = {
     {"model", "list, fetch and locate models by short name", qh_cmd_model},
     {"runs", "list the runs in a results file", qh_cmd_runs},
     {"merge", "combine the result files of a sharded run", qh_cmd_merge},
+    {"slurm", "a sharded run as a Slurm job array, merged (and compared) when it is done", qh_cmd_slurm},
     {"rescore", "recompute a run's scores from its stored responses, without the model", qh_cmd_rescore},
     {"report", "write a run's report (md, html, csv, json)", qh_cmd_report},
     {"compare", "compare two runs; exit 1 on a significant drop", qh_cmd_compare},

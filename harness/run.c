@@ -15,6 +15,7 @@
 #include "qd_sha256.h"
 #include "run_record.h"
 #include "run_score.h"
+#include "run_shard.h"
 #include "stats.h"
 #include "task.h"
 
@@ -87,6 +88,7 @@ typedef struct {
     size_t reference_bytes;    /* memory held by all reference rows so far */
     qh_reference_rows *reference; /* this task's reference rows (may be empty) */
     const qt_chat_renderer *chat; /* the chat template requests are put in; NULL: plain prompts */
+    const int *owners;         /* [n_docs] this task's shard of each document (run_shard.h); NULL: one shard */
     qh_task_meter meter;
 } qh_run_context;
 
@@ -507,6 +509,11 @@ static qe_status run_block(qh_run_context *c, qt_task *task, qh_block_doc *docs,
     return rc;
 }
 
+static bool is_mine(const qh_run_context *c, int doc_index)
+{
+    return !c->owners || c->owners[doc_index] == c->options->shard_index;
+}
+
 /* Runs the documents of one task that this shard owns and the store lacks, a block at a time. */
 static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
 {
@@ -520,7 +527,7 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
         return rc;
     int n_mine = 0;
     for (int d = 0; d < n_docs; d++)
-        n_mine += d % o->shard_count == o->shard_index;
+        n_mine += is_mine(c, d);
     qt_scores *scores = NULL;
     if ((rc = qt_scores_create(task, &scores, err)) != QE_OK) {
         free(done_ids);
@@ -533,7 +540,7 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
     for (int d = 0; d < n_docs && rc == QE_OK;) {
         int n_block = 0;
         for (; d < n_docs && n_block < QH_SAMPLES_PER_BATCH; d++) {
-            if (d % o->shard_count != o->shard_index)
+            if (!is_mine(c, d))
                 continue;
             while (next_done < n_done && done_ids[next_done] < d)
                 next_done++;
@@ -630,8 +637,8 @@ static void put_prediction(const qe_model *model, const qe_load_options *load, i
 }
 
 static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,
-                             const char *model_sha256, qt_task **tasks, qh_reference_rows *references,
-                             bool keep_references, qe_error *err)
+                             const char *model_sha256, qt_task **tasks, int *const *owners,
+                             qh_reference_rows *references, bool keep_references, qe_error *err)
 {
     qe_load_options load = {.device = o->device, .device_index = o->device_index, .n_threads = o->n_threads};
     qe_status rc = qe_variant_parse(variant_name, &load.variant, err);
@@ -670,6 +677,7 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
     };
     for (int t = 0; t < o->n_tasks && rc == QE_OK; t++) {
         c.reference = &references[t];
+        c.owners = owners ? owners[t] : NULL;
         if (keep_references && !references[t].logprobs) {
             int n_docs = qt_task_n_docs(tasks[t]);
             references[t].n_docs = n_docs;
@@ -744,9 +752,12 @@ qe_status qh_run_matrix(qh_store *store, const qh_run_options *o, int64_t resume
     qt_task **tasks = calloc((size_t)o->n_tasks + 1, sizeof *tasks);
     qh_reference_rows *references = calloc((size_t)o->n_tasks + 1, sizeof *references);
     char *tasks_json = NULL, *files_json = NULL, model_sha256[65];
+    int **owners = NULL; /* the shard plan; NULL: one shard runs everything */
     qe_status rc = tasks && references ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
     if (rc == QE_OK)
         rc = load_tasks(o, tasks, &tasks_json, err);
+    if (rc == QE_OK && o->shard_count > 1)
+        rc = qh_shard_plan(tasks, o->n_tasks, o->shard_count, &owners, NULL, err);
     if (rc == QE_OK)
         rc = qh_hash_model_weights(o->model, model_sha256, &files_json, err);
     if (rc == QE_OK && resume_run_id <= 0) {
@@ -776,7 +787,7 @@ qe_status qh_run_matrix(qh_store *store, const qh_run_options *o, int64_t resume
                 fp32_index = v;
         for (int pass = 0; pass < o->n_variants && rc == QE_OK; pass++) {
             int v = fp32_index < 0 ? pass : pass == 0 ? fp32_index : pass <= fp32_index ? pass - 1 : pass;
-            rc = run_variant(store, o, *run_id, o->variants[v], model_sha256, tasks, references,
+            rc = run_variant(store, o, *run_id, o->variants[v], model_sha256, tasks, owners, references,
                              v == fp32_index && o->n_variants > 1, err);
         }
     }
@@ -789,6 +800,7 @@ qe_status qh_run_matrix(qh_store *store, const qh_run_options *o, int64_t resume
         qt_task_free(tasks[t]);
         reference_rows_free(&references[t]);
     }
+    qh_shard_plan_free(owners, o->n_tasks);
     free(tasks);
     free(references);
     free(tasks_json);

@@ -33,7 +33,7 @@ typedef struct {
     qe_device_kind device;
     int device_index;             /* QE_DEVICE_CUDA: the GPU's ordinal                           */
     int n_threads;                /* 0 = all cores                                               */
-    int shard_index, shard_count; /* this process runs documents with index % count == index    */
+    int shard_index, shard_count; /* this process runs its share of the documents (run_shard.h)  */
     bool use_cache;               /* answer identical requests from the store's cache            */
     double exec_timeout_s;        /* code tasks: per-program wall-clock limit                   */
     int exec_workers;             /* code tasks: parallel programs; 0 = cores                   */

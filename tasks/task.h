@@ -45,6 +45,11 @@ const char *qt_task_first_bad_row(const qt_task *task); /* "" when none */
 
 /* Every request of the task has this type. */
 qt_request_type qt_task_request_type(const qt_task *task);
+/* The engine requests document doc_index makes, without building its prompt: one per choice
+ * for a loglikelihood task (MMLU 4, TruthfulQA 2 to 13), 1 for a generation; and a generation's
+ * token budget (max_new_tokens of its requests; 0 for a loglikelihood task). */
+qe_status qt_task_doc_n_requests(const qt_task *task, int doc_index, int *n_requests, qe_error *err);
+int qt_task_max_gen_toks(const qt_task *task);
 
 /* The request for document doc_index (0 <= doc_index < n_docs). Any order works; in order is
  * cheapest (a random sampler replays its draws to reach an earlier document). */

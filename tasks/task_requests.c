@@ -102,6 +102,27 @@ qe_status qt_task_choices(const qt_task *task, const qt_subtask *subtask, const 
     return QE_OK;
 }
 
+qe_status qt_task_doc_n_requests(const qt_task *task, int doc_index, int *n_requests, qe_error *err)
+{
+    *n_requests = 0;
+    const qt_subtask *st;
+    const cJSON *doc;
+    int doc_id;
+    qe_status rc = qt_task_doc(task, doc_index, &st, &doc, &doc_id, err);
+    if (rc != QE_OK)
+        return rc;
+    if (task->type == QT_REQUEST_GENERATE_UNTIL) {
+        *n_requests = 1;
+        return QE_OK;
+    }
+    const char **choices = NULL;
+    rc = qt_task_choices(task, st, doc, &choices, n_requests, err);
+    free(choices);
+    return rc;
+}
+
+int qt_task_max_gen_toks(const qt_task *task) { return task->type == QT_REQUEST_GENERATE_UNTIL ? task->max_gen_toks : 0; }
+
 qe_status qt_task_gold(const qt_task *task, const qt_subtask *st, const cJSON *doc, const char *const *choices,
                             int n_choices, int *out, qe_error *err)
 {

@@ -169,7 +169,7 @@ static void test_configs(void)
     char gemma[1024];
     snprintf(gemma, sizeof gemma,
              "{\"model_type\":\"gemma3_text\",\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":3,"
-             "\"num_attention_heads\":3,\"intermediate_size\":8%s}", extra);
+             "\"num_attention_heads\":3,\"num_key_value_heads\":1,\"intermediate_size\":8%s}", extra);
     CHECK_INT_EQ(QE_OK, qe_model_config_parse("g/config.json", gemma, &cfg, &err));
     CHECK_INT_EQ(256, cfg.head_dim);
     qe_model_config_free(&cfg);

@@ -68,6 +68,62 @@ static void fill_shard_b(qh_store *s)
     CHECK_INT_EQ(QE_OK, qh_store_finish_run(s, 1, QH_RUN_INTERRUPTED, NULL, &err));
 }
 
+/* A run of the described build and options, no samples: for the merge's refusals. */
+static void make_described_run(const char *name, const char *commit, const char *options_json, char *path)
+{
+    path_in(name, path);
+    qe_error err = {0};
+    qh_store *s = NULL;
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    qh_run info = {.model_path = "/m", .model_sha256 = "m1", .tasks_json = "{\"t\":1}", .git_commit = commit,
+                   .options_json = options_json};
+    int64_t run_id = 0;
+    CHECK_INT_EQ(QE_OK, qh_store_create_run(s, &info, &run_id, &err));
+    qh_store_close(s);
+}
+
+/* Shards of one run differ only in their shard, threads and cache options; the merge refuses
+ * another build, other options, and an incomplete or repeated set of shards, naming the files. */
+static void test_refusals(void)
+{
+    char s0[512], s1[512], s2[512], s1_threads[512], s1_limit[512], s1_build[512], s0_again[512], s1_of_4[512],
+        out[512];
+    make_described_run("s0.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"0/3\",\"threads\":1}", s0);
+    make_described_run("s1.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"1/3\",\"threads\":1}", s1);
+    make_described_run("s2.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"2/3\",\"threads\":1}", s2);
+    make_described_run("s1t.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"1/3\",\"threads\":8,\"cache\":false}",
+                       s1_threads);
+    make_described_run("s1l.db", "abc", "{\"limit\":5,\"seed\":-1,\"shard\":\"1/3\",\"threads\":1}", s1_limit);
+    make_described_run("s1b.db", "def", "{\"limit\":3,\"seed\":-1,\"shard\":\"1/3\",\"threads\":1}", s1_build);
+    make_described_run("s0b.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"0/3\",\"threads\":1}", s0_again);
+    make_described_run("s1n.db", "abc", "{\"limit\":3,\"seed\":-1,\"shard\":\"1/4\",\"threads\":1}", s1_of_4);
+    path_in("refused.db", out);
+    qe_error err = {0};
+    int64_t run_id = 0;
+
+    const char *other_limit[] = {s0, s1_limit, s2};
+    CHECK_INT_EQ(QE_EINVAL, qh_store_merge(other_limit, 3, out, &run_id, &err));
+    CHECK(strstr(err.msg, s1_limit) && strstr(err.msg, "not shards of one run: option limit (3 vs 5) differs"));
+    const char *other_build[] = {s0, s1_build, s2};
+    CHECK_INT_EQ(QE_EINVAL, qh_store_merge(other_build, 3, out, &run_id, &err));
+    CHECK(strstr(err.msg, "git_commit differs (abc vs def): another qeval build") != NULL);
+    const char *missing[] = {s0, s2};
+    CHECK_INT_EQ(QE_EINVAL, qh_store_merge(missing, 2, out, &run_id, &err));
+    CHECK(strstr(err.msg, "shard 1/3 is missing") != NULL);
+    const char *twice[] = {s0, s1, s0_again, s2};
+    CHECK_INT_EQ(QE_EINVAL, qh_store_merge(twice, 4, out, &run_id, &err));
+    CHECK(strstr(err.msg, s0_again) && strstr(err.msg, "are both shard 0/3"));
+    const char *other_count[] = {s0, s1_of_4, s2};
+    CHECK_INT_EQ(QE_EINVAL, qh_store_merge(other_count, 3, out, &run_id, &err));
+    CHECK(strstr(err.msg, "is shard 1/4 but") != NULL);
+    CHECK(access(out, F_OK) != 0);
+    /* threads and cache may differ */
+    const char *fine[] = {s2, s1_threads, s0};
+    CHECK_INT_EQ(QE_OK, qh_store_merge(fine, 3, out, &run_id, &err));
+    if (check_n_failed)
+        fprintf(stderr, "last merge message: %s\n", err.msg);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -186,6 +242,7 @@ int main(void)
     qh_store_close(out);
     qh_store_close(a);
     qh_store_close(b);
+    test_refusals();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (check_n_failed == 0 && system(cmd) != 0)

@@ -2,6 +2,7 @@
  * Samples are the truth and are copied whole; the aggregate rows are pooled with formulas that
  * are exact for means over documents, and what cannot be pooled exactly (percentiles) is left
  * unknown (NULL) rather than guessed. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,48 @@ static size_t json_string(char *out, size_t len, size_t cap, const char *s)
     return len < cap ? len : cap;
 }
 
+/* Options that may differ between the shards of one run: which share it ran, and how fast. */
+static bool is_per_shard_option(const char *name)
+{
+    return !strcmp(name, "shard") || !strcmp(name, "threads") || !strcmp(name, "cache");
+}
+
+/* The first option (other than the per-shard ones) whose value differs between two runs'
+ * options_json, written as "NAME (A vs B)" into what; false when they agree. */
+static bool options_differ(const char *json_a, const char *json_b, char *what, size_t what_bytes)
+{
+    if (same_text(json_a, json_b))
+        return false;
+    cJSON *a = json_a ? cJSON_Parse(json_a) : NULL, *b = json_b ? cJSON_Parse(json_b) : NULL;
+    bool differ = false;
+    if (!cJSON_IsObject(a) || !cJSON_IsObject(b)) {
+        snprintf(what, what_bytes, "options_json (%.80s vs %.80s)", json_a ? json_a : "NULL", json_b ? json_b : "NULL");
+        differ = true;
+    }
+    for (int pass = 0; pass < 2 && !differ; pass++) { /* keys of a, then the keys only b has */
+        const cJSON *item, *keys = pass ? b : a;
+        cJSON_ArrayForEach(item, keys) {
+            if (is_per_shard_option(item->string))
+                continue;
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(pass ? a : b, item->string);
+            if (other && (pass || cJSON_Compare(item, other, true)))
+                continue;
+            const cJSON *in_a = pass ? other : item, *in_b = pass ? item : other;
+            char *va = in_a ? cJSON_PrintUnformatted(in_a) : NULL, *vb = in_b ? cJSON_PrintUnformatted(in_b) : NULL;
+            snprintf(what, what_bytes, "option %s (%.60s vs %.60s)", item->string, va ? va : "absent",
+                     vb ? vb : "absent");
+            free(va);
+            free(vb);
+            differ = true;
+            break;
+        }
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return differ;
+}
+
+/* The same model (weights), task data and definitions, options and qeval build. */
 static qe_status check_compatible(const shard *a, const char *path_a, const shard *b, const char *path_b,
                                   qe_error *err)
 {
@@ -60,12 +103,61 @@ static qe_status check_compatible(const shard *a, const char *path_a, const shar
         {"qeval_version", a->run.qeval_version, b->run.qeval_version},
         {"git_commit", a->run.git_commit, b->run.git_commit},
     };
+    const char *what[] = {"another model (weights)", "other task data or definitions", "another qeval build",
+                          "another qeval build"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!same_text(fields[i].va, fields[i].vb))
-            return qe_fail(err, QE_EINVAL, "%s and %s are not shards of one run: %s differs (%.80s vs %.80s)",
+            return qe_fail(err, QE_EINVAL, "%s and %s are not shards of one run: %s differs (%.80s vs %.80s): %s",
                            path_a, path_b, fields[i].name, fields[i].va ? fields[i].va : "NULL",
-                           fields[i].vb ? fields[i].vb : "NULL");
+                           fields[i].vb ? fields[i].vb : "NULL", what[i]);
+    char option[200];
+    if (options_differ(a->run.options_json, b->run.options_json, option, sizeof option))
+        return qe_fail(err, QE_EINVAL, "%s and %s are not shards of one run: %s differs: other run options",
+                       path_a, path_b, option);
     return QE_OK;
+}
+
+/* Shard i of n as a run's options name it (qeval run --shard); false when they name none. */
+static bool run_shard(const qh_run *run, int *index, int *count)
+{
+    cJSON *options = run->options_json ? cJSON_Parse(run->options_json) : NULL;
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(options, "shard"));
+    bool is_named = text && sscanf(text, "%d/%d", index, count) == 2 && *count >= 1 && *index >= 0 && *index < *count;
+    cJSON_Delete(options);
+    return is_named;
+}
+
+/* The shards' "I/N": N the same in every file, each I in one file, none missing. Files whose
+ * options name no shard in this form (written before qeval stored it so) are not checked. */
+static qe_status check_shard_set(const shard *shards, const char *const *inputs, size_t n, qe_error *err)
+{
+    int index = 0, count = 0;
+    if (!run_shard(&shards[0].run, &index, &count))
+        return QE_OK;
+    size_t *holder = calloc((size_t)count, sizeof *holder); /* [count] the input holding shard i, + 1 */
+    if (!holder)
+        return qe_fail(err, QE_ENOMEM, "out of memory checking %d shards", count);
+    qe_status st = QE_OK;
+    for (size_t i = 0; i < n && st == QE_OK; i++) {
+        int of = 0;
+        if (!run_shard(&shards[i].run, &index, &of))
+            st = qe_fail(err, QE_EINVAL, "%s names no shard I/N in its options, but %s does: not shards of one run",
+                         inputs[i], inputs[0]);
+        else if (of != count)
+            st = qe_fail(err, QE_EINVAL, "%s is shard %d/%d but %s is one of %d: not shards of one run", inputs[i],
+                         index, of, inputs[0], count);
+        else if (holder[index])
+            st = qe_fail(err, QE_EINVAL, "%s and %s are both shard %d/%d", inputs[holder[index] - 1], inputs[i], index,
+                         count);
+        else
+            holder[index] = i + 1;
+    }
+    for (int s = 0; s < count && st == QE_OK; s++)
+        if (!holder[s])
+            st = qe_fail(err, QE_EINVAL, "shard %d/%d is missing: merge takes all %d shard files of the run", s, count,
+                         count);
+    free(holder);
+    return st;
 }
 
 static qe_status load_shard(const char *path, shard *sh, qe_error *err)
@@ -358,6 +450,8 @@ qe_status qh_store_merge(const char *const *inputs, size_t n_inputs, const char 
         if (st == QE_OK && i > 0)
             st = check_compatible(&shards[0], inputs[0], &shards[i], inputs[i], err);
     }
+    if (st == QE_OK)
+        st = check_shard_set(shards, inputs, n_inputs, err);
     if (st != QE_OK)
         goto out;
     if ((st = qh_store_open(output, NULL, &out, err)) != QE_OK)
