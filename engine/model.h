@@ -39,6 +39,7 @@ struct qe_model {
     qe_layer *layers;             /* [n_layers] */
     uint64_t n_params;            /* as transformers' named_parameters() counts them */
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
+    int max_batch;                /* tokens per chunk of a forward pass; 0: CHUNK_TOKENS (256) */
 
     /* KV cache: per layer [kv_capacity, n_kv_heads, head_dim]; positions [0, n_cached) hold
      * the keys/values of cached_ids. */

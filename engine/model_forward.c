@@ -1,6 +1,6 @@
 /* The decoder forward pass, written once against the backend's op table.
  *
- * Tokens run in chunks of at most CHUNK_TOKENS through the whole stack; each chunk's keys and
+ * Tokens run in chunks of at most CHUNK_TOKENS (or the model's max_batch) through the whole stack; each chunk's keys and
  * values go into the KV cache before its attention, so a chunk attends to everything before
  * it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
  * decoding and reuse of a cached prefix all agree exactly.
@@ -235,7 +235,8 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, cfg->n_vocab);
-    int chunk = n_tok < CHUNK_TOKENS ? n_tok : CHUNK_TOKENS;
+    int max_chunk = m->max_batch > 0 ? m->max_batch : CHUNK_TOKENS;
+    int chunk = n_tok < max_chunk ? n_tok : max_chunk;
     int max_n_in = cfg->hidden > cfg->intermediate ? cfg->hidden : cfg->intermediate;
     if (cfg->n_heads * cfg->head_dim > max_n_in)
         max_n_in = cfg->n_heads * cfg->head_dim;
