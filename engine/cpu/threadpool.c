@@ -33,9 +33,11 @@ struct qe_pool {
     int n_items, grain, blocks_per_chunk, extra_blocks;
 };
 
-/* Polls before sleeping: tens of microseconds on current CPUs, longer than the gap between
- * two loops of a forward pass. */
-#define SPIN_POLLS 20000
+/* How long a worker polls before it sleeps, in time-stamp counter ticks (about 50 us at 2 GHz):
+ * longer than the gap between two loops of a forward pass, short enough that an idle pool
+ * does not burn a core another process (or our own caller) could use. Timed, not counted:
+ * one pause instruction takes from 10 to 140 cycles depending on the CPU. */
+#define SPIN_TICKS 100000
 
 typedef struct {
     qe_pool *pool;
@@ -87,9 +89,9 @@ static void *worker_main(void *p)
     uint32_t seen = 0;
     for (;;) {
         uint32_t g = seen;
-        for (int i = 0; i < SPIN_POLLS; i++) {
+        for (uint64_t start = __rdtsc(), i = 0;; i++) {
             g = generation_of(atomic_load_explicit(&pool->ticket, memory_order_acquire));
-            if (g != seen)
+            if (g != seen || (i % 16 == 15 && __rdtsc() - start > SPIN_TICKS))
                 break;
             _mm_pause();
         }
@@ -202,7 +204,7 @@ void qe_pool_run_chunks(qe_pool *pool, int n_items, int grain, int chunks_per_th
      * gets the CPU back sooner if we yield now and then */
     for (unsigned i = 1; atomic_load_explicit(&pool->n_done, memory_order_acquire) < n_chunks; i++) {
         _mm_pause();
-        if (i % 4096 == 0)
+        if (i % 256 == 0)
             sched_yield();
     }
 }
