@@ -230,7 +230,7 @@ qe_status qe_model_chat_prompt(const qe_model *model, const char *system, const 
 
 qe_status qe_chat_family_lookup(const char *name, const char **family, qe_error *err)
 {
-    qe_chat_family found;
+    qe_chat_family found = QE_CHAT_CHATML;
     qe_status rc = qe_chat_family_parse(name, &found, err);
     *family = rc == QE_OK ? qe_chat_family_name(found) : NULL;
     return rc;

@@ -42,6 +42,17 @@ qe_status qe_forward_logits(qe_model *m, const int32_t *ids, int n_tokens, float
     return qe_model_forward(m, ids, n_tokens, 0, 0, logits, NULL, NULL, err);
 }
 
+qe_status qe_forward_step(qe_model *m, const int32_t *ids, int n_tokens, int pos0, int max_batch, float *logits,
+                          qe_error *err)
+{
+    if (max_batch < 0)
+        return qe_fail(err, QE_EINVAL, "%s: batch of %d tokens", m->path, max_batch);
+    m->max_batch = max_batch;
+    qe_status rc = qe_model_forward(m, ids, n_tokens, pos0, n_tokens - 1, logits, NULL, NULL, err);
+    m->max_batch = 0;
+    return rc;
+}
+
 static int argmax(const float *row, int n)
 {
     int best = 0;

@@ -88,7 +88,7 @@ static qe_status gemma3_config(const qe_gguf *g, const char *arch, qe_model_conf
         if (qe_gguf_find_kv(g, key))
             return qe_fail(err, QE_EUNSUPPORTED, "%s: %s is set; logit soft-capping is not supported", g->path, key);
     }
-    int window;
+    int window = 0;
     double local_theta;
     qe_status rc;
     if ((rc = arch_int(g, arch, "attention.sliding_window", -1, &window, err)) ||

@@ -276,6 +276,8 @@ static void fill_info(qe_model *m)
     info->footprint_bytes = m->resident_bytes;
     info->hf_footprint_bytes = hf_footprint_bytes(m);
     info->estimate_bytes = qe_variant_estimate_bytes(&m->variant, m->n_params);
+    uint64_t untied_embed = m->backend && m->embed && m->embed != m->lm_head ? m->backend->linear_bytes(m->backend, m->embed) : 0;
+    info->decode_read_bytes = m->resident_bytes - untied_embed;
     info->source_note = m->source_note ? m->source_note : "";
     info->notice = m->notice;
 }

@@ -60,6 +60,7 @@ struct qe_model {
     qe_layer *layers;             /* [n_layers] */
     uint64_t n_params;            /* as transformers' named_parameters() counts them */
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
+    int max_batch;                /* tokens per chunk of a forward pass; 0: chunk_tokens (256) */
 
     /* KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of [n_kv_heads,
      * head_dim], kv_capacity of them for a full-attention layer, a ring of at most qe_kv_ring rows

@@ -1,8 +1,8 @@
 /* The decoder forward pass, written once against the backend's op table.
  *
- * Tokens run in chunks of at most m->chunk_tokens through the whole stack; each chunk's keys and
- * values go into the KV cache before its attention, so a chunk attends to everything before
- * it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
+ * Tokens run in chunks of at most m->chunk_tokens (or a benchmark's m->max_batch) through the
+ * whole stack; each chunk's keys and values go into the KV cache before its attention, so a
+ * chunk attends to everything before it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
  * decoding and reuse of a cached prefix all agree exactly.
  *
  * The cache follows qe_kv_positions (model_config.h): a sliding-window layer keeps a ring of
@@ -316,7 +316,12 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, cfg->n_vocab);
-    int chunk = n_tok < m->chunk_tokens ? n_tok : m->chunk_tokens, max_n_in = qe_forward_max_n_in(cfg);
+    /* A benchmark's batch may pass chunk_tokens except where a sliding window's ring is sized by it. */
+    int max_chunk = m->max_batch > 0 ? m->max_batch : m->chunk_tokens;
+    for (int i = 0; i < cfg->n_layers && max_chunk > m->chunk_tokens; i++)
+        if (cfg->layers[i].sliding_window > 0)
+            max_chunk = m->chunk_tokens;
+    int chunk = n_tok < max_chunk ? n_tok : max_chunk, max_n_in = qe_forward_max_n_in(cfg);
     qe_backend *be = m->backend;
     if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)
         return rc;

@@ -1,15 +1,24 @@
-/* qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] [--threads N] [--device D]
+/* qeval bench MODEL [--variants fp32,bf16,...] [-p N] [-n N] [-r N] [--batch N] [--decode-after-prompt]
+ *                   [--threads N] [--device D]
  * qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] [--threads N] [--device D]
- * Prefill and decode speed of each variant on a synthetic prompt (token ids spread over the
- * vocabulary), after one small warm-up run; or, with --scoring, how many MMLU-shaped documents
- * (a 5-shot context, four one-token answers " A" ... " D") a variant scores per second. A
- * measurement, not a test. */
+ * Prefill and decode speed of each variant measured as llama.cpp's llama-bench measures them, so
+ * the two read side by side: ppP prefills P tokens (ids spread over the vocabulary) from an empty
+ * cache in one batch (or batches of --batch), tgN runs N one-token decode steps from an empty
+ * cache (or, with --decode-after-prompt, after the prompt); each test runs once to warm up,
+ * then -r times, and prints the mean and standard deviation of its tokens/s. Beside decode it
+ * prints the weight bytes one decode step reads times tokens/s, and the machine's memory
+ * bandwidth measured with the same threads, so the distance to the limit is visible. Or, with
+ * --scoring, how many MMLU-shaped documents (a 5-shot context, four one-token answers " A" ...
+ * " D") a variant scores per second. A measurement, not a test. */
+#include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "model_cache.h"
@@ -18,10 +27,20 @@
 #define MAX_VARIANTS 8
 
 typedef struct {
+    double mean, sd;            /* tokens/s over the repetitions */
+} rate;
+
+typedef struct {
     char name[16];
-    double prefill_tok_s, decode_tok_s;
+    rate prefill, decode;
+    uint64_t decode_read_bytes; /* weight bytes one decode step reads */
     double docs_per_s, mean_context_tokens; /* --scoring */
 } bench_result;
+
+typedef struct {
+    int n_prompt, n_gen, n_reps, max_batch;
+    bool is_decode_after_prompt;
+} bench_plan;
 
 static double now_ms(void)
 {
@@ -30,7 +49,53 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static qe_status bench_one(const char *path, const qe_load_options *options, int n_prompt, int n_gen,
+/* Mean and sample standard deviation of x[n] */
+static rate rate_of(const double *x, int n)
+{
+    rate r = {0, 0};
+    for (int i = 0; i < n; i++) r.mean += x[i] / n;
+    for (int i = 0; n > 1 && i < n; i++) r.sd += (x[i] - r.mean) * (x[i] - r.mean) / (n - 1);
+    r.sd = sqrt(r.sd);
+    return r;
+}
+
+/* The prompt (and decode) tokens: ids spread over the vocabulary, first = 0 or 1 so that the
+ * warm-up and the measured runs start differently. */
+static void fill_ids(int32_t *ids, int n, int n_vocab, unsigned first)
+{
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)((7919u * (unsigned)i + 3u + first) % (unsigned)n_vocab);
+}
+
+/* One ppP run: milliseconds to prefill ids[n_prompt] from an empty cache. */
+static qe_status time_prefill(qe_model *model, const int32_t *ids, const bench_plan *plan, float *logits, double *ms,
+                              qe_error *err)
+{
+    double t0 = now_ms();
+    qe_status rc = qe_forward_step(model, ids, plan->n_prompt, 0, plan->max_batch, logits, err);
+    *ms = now_ms() - t0;
+    return rc;
+}
+
+/* One tgN run: milliseconds for n_gen one-token steps, from position 0 or after the prompt
+ * (prefilled first, untimed). */
+static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_plan *plan, float *logits, double *ms,
+                             qe_error *err)
+{
+    int pos0 = 0;
+    qe_status rc = QE_OK;
+    if (plan->is_decode_after_prompt) {
+        rc = qe_forward_step(model, ids, plan->n_prompt, 0, plan->max_batch, logits, err);
+        pos0 = plan->n_prompt;
+    }
+    double t0 = now_ms();
+    for (int i = 0; rc == QE_OK && i < plan->n_gen; i++)
+        rc = qe_forward_step(model, &ids[pos0 + i], 1, pos0 + i, 0, logits, err);
+    *ms = now_ms() - t0;
+    return rc;
+}
+
+static qe_status bench_one(const char *path, const qe_load_options *options, const bench_plan *plan,
                            bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
@@ -39,33 +104,126 @@ static qe_status bench_one(const char *path, const qe_load_options *options, int
         return rc;
     qe_model_info info;
     qe_model_get_info(model, &info);
-    if (n_prompt + n_gen > info.max_context) {
+    int n_ids = plan->n_prompt + plan->n_gen;
+    if (n_ids > info.max_context) {
         qe_model_free(model);
         return qe_fail(err, QE_EINVAL, "%s: %d prompt + %d generated tokens exceed the %d-token window", path,
-                       n_prompt, n_gen, info.max_context);
+                       plan->n_prompt, plan->n_gen, info.max_context);
     }
-    int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt), *ids = NULL;
-    int n_out = 0;
-    qe_generate_stats stats;
-    for (int i = 0; i < n_prompt; i++)
-        prompt[i] = (int32_t)((7919u * (unsigned)i + 3u) % (unsigned)info.n_vocab);
-    /* warm-up on a different first token so the measured run finds nothing cached */
-    int32_t warm[2] = {(prompt[0] + 1) % info.n_vocab, prompt[0]};
-    rc = qe_generate_ids(model, warm, 2, 2, &ids, &n_out, NULL, err);
-    free(ids);
-    ids = NULL;
-    if (rc == QE_OK)
-        rc = qe_generate_ids(model, prompt, n_prompt, n_gen, &ids, &n_out, &stats, err);
+    int32_t *ids = malloc((size_t)n_ids * sizeof *ids), *warm = malloc((size_t)n_ids * sizeof *warm);
+    float *logits = malloc((size_t)info.n_vocab * sizeof *logits);
+    double *prefill_tok_s = calloc((size_t)plan->n_reps, sizeof *prefill_tok_s);
+    double *decode_tok_s = calloc((size_t)plan->n_reps, sizeof *decode_tok_s);
+    if (!ids || !warm || !logits || !prefill_tok_s || !decode_tok_s)
+        rc = qe_fail(err, QE_ENOMEM, "out of memory");
+    double ms = 0;
+    if (rc == QE_OK) {
+        fill_ids(ids, n_ids, info.n_vocab, 0);
+        fill_ids(warm, n_ids, info.n_vocab, 1);
+        /* warm-up: one run of each test */
+        if ((rc = time_prefill(model, warm, plan, logits, &ms, err)) == QE_OK)
+            rc = time_decode(model, warm, plan, logits, &ms, err);
+    }
+    for (int r = 0; rc == QE_OK && r < plan->n_reps; r++) {
+        if ((rc = time_prefill(model, ids, plan, logits, &ms, err)) != QE_OK)
+            break;
+        prefill_tok_s[r] = plan->n_prompt / (ms / 1e3);
+        if ((rc = time_decode(model, ids, plan, logits, &ms, err)) != QE_OK)
+            break;
+        decode_tok_s[r] = plan->n_gen / (ms / 1e3);
+    }
     if (rc == QE_OK) {
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
-        out->prefill_tok_s = n_prompt / (stats.prefill_ms / 1e3);
-        /* the first new token comes from the prefill; the rest from decode steps */
-        out->decode_tok_s = n_out > 1 ? (n_out - 1) / (stats.decode_ms / 1e3) : 0;
+        out->prefill = rate_of(prefill_tok_s, plan->n_reps);
+        out->decode = rate_of(decode_tok_s, plan->n_reps);
+        out->decode_read_bytes = info.decode_read_bytes;
     }
     free(ids);
-    free(prompt);
+    free(warm);
+    free(logits);
+    free(prefill_tok_s);
+    free(decode_tok_s);
     qe_model_free(model);
     return rc;
+}
+
+/* ---- the machine's memory bandwidth --------------------------------------------------------- */
+
+#define BANDWIDTH_BYTES ((size_t)512 << 20) /* above the model sizes compared, and most L3s */
+#define BANDWIDTH_PASSES 5
+
+typedef struct {
+    const uint64_t *src;
+    uint64_t *dst;              /* NULL: read only */
+    size_t n_words;
+    uint64_t sum;
+} bandwidth_share;
+
+static void *bandwidth_worker(void *p)
+{
+    bandwidth_share *s = p;
+    if (s->dst) {
+        memcpy(s->dst, s->src, s->n_words * sizeof *s->src);
+        return NULL;
+    }
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 4 <= s->n_words; i += 4) {
+        a += s->src[i];
+        b += s->src[i + 1];
+        c += s->src[i + 2];
+        d += s->src[i + 3];
+    }
+    s->sum = a + b + c + d;
+    return NULL;
+}
+
+/* Bytes/s of the best of BANDWIDTH_PASSES passes of n_threads threads, each over its share of
+ * src[n_words] (reading it, or copying it to dst: bytes read + written, as STREAM counts). */
+static double best_bandwidth(const uint64_t *src, uint64_t *dst, size_t n_words, int n_threads)
+{
+    pthread_t threads[64];
+    bandwidth_share shares[64];
+    double best_s = INFINITY;
+    size_t per = n_words / n_threads;
+    for (int pass = 0; pass < BANDWIDTH_PASSES; pass++) {
+        double t0 = now_ms();
+        int n_started = 0;
+        for (int i = 0; i < n_threads; i++) {
+            shares[i] = (bandwidth_share){src + i * per, dst ? dst + i * per : NULL, per, 0};
+            if (i > 0 && pthread_create(&threads[i], NULL, bandwidth_worker, &shares[i]) == 0)
+                n_started++;
+            else if (i > 0)
+                bandwidth_worker(&shares[i]);
+        }
+        bandwidth_worker(&shares[0]);
+        for (int i = 1; i <= n_started; i++) pthread_join(threads[i], NULL);
+        double s = (now_ms() - t0) / 1e3;
+        if (s < best_s)
+            best_s = s;
+    }
+    return (double)per * n_threads * sizeof *src * (dst ? 2 : 1) / best_s;
+}
+
+/* Read and copy bandwidth (bytes/s) of n_threads threads over BANDWIDTH_BYTES; 0 when out of memory. */
+static void machine_bandwidth(int n_threads, double *read_bytes_s, double *copy_bytes_s)
+{
+    *read_bytes_s = *copy_bytes_s = 0;
+    if (n_threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = cores > 0 ? (int)cores : 1;
+    }
+    if (n_threads > 64)
+        n_threads = 64;
+    size_t n_words = BANDWIDTH_BYTES / sizeof(uint64_t);
+    uint64_t *src = malloc(BANDWIDTH_BYTES), *dst = malloc(BANDWIDTH_BYTES / 2);
+    if (src && dst) {
+        for (size_t i = 0; i < n_words; i++) src[i] = i;
+        memset(dst, 0, BANDWIDTH_BYTES / 2);
+        *read_bytes_s = best_bandwidth(src, NULL, n_words, n_threads);
+        *copy_bytes_s = best_bandwidth(src, dst, n_words / 2, n_threads);
+    }
+    free(src);
+    free(dst);
 }
 
 /* ---- --scoring: MMLU-shaped documents ----------------------------------------------------- */
@@ -218,25 +376,38 @@ int qh_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     char variants[256] = "fp32";
-    int n_prompt = 128, n_gen = 32, n_threads = 0, n_docs = 20, n_context_tokens = 600, device_index = 0;
+    bench_plan plan = {.n_prompt = 128, .n_gen = 32, .n_reps = 5, .max_batch = 0};
+    int n_threads = 0, n_docs = 20, n_context_tokens = 600, device_index = 0;
     qe_device_kind device = qe_default_device();
     bool is_scoring = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [--prompt-tokens N] [--gen-tokens N] "
-                   "[--threads N] [--device cpu|cuda|cuda:N]\n"
+            printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [-p|--prompt-tokens N] [-n|--gen-tokens N]\n"
+                   "                         [-r|--repetitions N] [--batch N] [--decode-after-prompt]\n"
+                   "                         [--threads N] [--device cpu|cuda|cuda:N]\n"
                    "       qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] "
                    "[--threads N] [--device D]\n"
+                   "  -p N                ppN: prefill N tokens (default 128) from an empty cache\n"
+                   "  -n N                tgN: N one-token decode steps (default 32) from an empty cache\n"
+                   "  -r N                runs of each test after one warm-up run (default 5): mean +- sd\n"
+                   "  --batch N           prefill in batches of at most N tokens (default: the whole prompt)\n"
+                   "  --decode-after-prompt  time the decode steps after the prompt instead\n"
                    "  --scoring           documents/s on MMLU-shaped documents: a 5-shot context of about\n"
                    "                      --context-tokens tokens (default 600), four answers \" A\" ... \" D\",\n"
                    "                      --docs distinct documents (default 20)\n");
             return QH_EXIT_OK;
         } else if (!strcmp(argv[i], "--variants") && i + 1 < argc)
             snprintf(variants, sizeof variants, "%s", argv[++i]);
-        else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc)
-            n_prompt = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc)
-            n_gen = atoi(argv[++i]);
+        else if ((!strcmp(argv[i], "--prompt-tokens") || !strcmp(argv[i], "-p")) && i + 1 < argc)
+            plan.n_prompt = atoi(argv[++i]);
+        else if ((!strcmp(argv[i], "--gen-tokens") || !strcmp(argv[i], "-n")) && i + 1 < argc)
+            plan.n_gen = atoi(argv[++i]);
+        else if ((!strcmp(argv[i], "--repetitions") || !strcmp(argv[i], "-r")) && i + 1 < argc)
+            plan.n_reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            plan.max_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode-after-prompt"))
+            plan.is_decode_after_prompt = true;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scoring"))
@@ -255,17 +426,19 @@ int qh_cmd_bench(int argc, char **argv)
     }
     if (!path)
         return qh_usage_error("bench", "a MODEL directory is required");
-    if (n_prompt < 1 || n_gen < 2)
-        return qh_usage_error("bench", "--prompt-tokens must be >= 1 and --gen-tokens >= 2");
+    if (plan.n_prompt < 1 || plan.n_gen < 1 || plan.n_reps < 1 || plan.max_batch < 0)
+        return qh_usage_error("bench", "--prompt-tokens, --gen-tokens and --repetitions must be >= 1, --batch >= 0");
     if (n_docs < 1 || n_context_tokens < 16)
         return qh_usage_error("bench", "--docs must be >= 1 and --context-tokens >= 16");
+    if (plan.max_batch == 0)
+        plan.max_batch = plan.n_prompt;
     bench_result results[MAX_VARIANTS];
     int n_results = 0;
     qe_error err = {0};
     if (is_scoring)
         printf("%-10s %14s %14s\n", "variant", "context tok", "docs/s");
     else
-        printf("%-10s %14s %14s\n", "variant", "prefill tok/s", "decode tok/s");
+        printf("%-10s %-8s %18s %12s %12s\n", "variant", "test", "tok/s", "MB/token", "GB/s");
     for (char *save = NULL, *name = strtok_r(variants, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (n_results == MAX_VARIANTS)
             return qh_usage_error("bench", "at most %d variants", MAX_VARIANTS);
@@ -273,12 +446,18 @@ int qh_cmd_bench(int argc, char **argv)
         bench_result *r = &results[n_results];
         if (qe_variant_parse(name, &options.variant, &err) ||
             (is_scoring ? bench_scoring(path, &options, n_docs, n_context_tokens, r, &err)
-                        : bench_one(path, &options, n_prompt, n_gen, r, &err)))
+                        : bench_one(path, &options, &plan, r, &err)))
             return qh_report_error(&err);
-        if (is_scoring)
+        if (is_scoring) {
             printf("%-10s %14.0f %14.2f\n", r->name, r->mean_context_tokens, r->docs_per_s);
-        else
-            printf("%-10s %14.1f %14.1f\n", r->name, r->prefill_tok_s, r->decode_tok_s);
+        } else {
+            char pp[32], tg[32];
+            snprintf(pp, sizeof pp, "pp%d", plan.n_prompt);
+            snprintf(tg, sizeof tg, "tg%d%s", plan.n_gen, plan.is_decode_after_prompt ? "@pp" : "");
+            printf("%-10s %-8s %11.1f ± %5.1f\n", r->name, pp, r->prefill.mean, r->prefill.sd);
+            printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
+                   r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
+        }
         fflush(stdout);
         n_results++;
     }
@@ -288,8 +467,14 @@ int qh_cmd_bench(int argc, char **argv)
                    results[i].docs_per_s / results[0].docs_per_s);
         else
             printf("%s/%s: prefill x%.2f, decode x%.2f\n", results[i].name, results[0].name,
-                   results[i].prefill_tok_s / results[0].prefill_tok_s,
-                   results[i].decode_tok_s / results[0].decode_tok_s);
+                   results[i].prefill.mean / results[0].prefill.mean, results[i].decode.mean / results[0].decode.mean);
+    }
+    if (!is_scoring && device == QE_DEVICE_CPU) {
+        double read_bytes_s, copy_bytes_s;
+        machine_bandwidth(n_threads, &read_bytes_s, &copy_bytes_s);
+        printf("memory bandwidth, %d threads over %zu MiB: read %.1f GB/s, copy %.1f GB/s (read + written)\n",
+               n_threads > 0 ? n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN), BANDWIDTH_BYTES >> 20,
+               read_bytes_s / 1e9, copy_bytes_s / 1e9);
     }
     return QH_EXIT_OK;
 }

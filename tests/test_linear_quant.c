@@ -254,11 +254,63 @@ static void test_bad_arguments(void)
     CHECK_INT_EQ(QE_EINVAL, init_quant(&lin, &odd, w, NULL, 2, 2, &err));
 }
 
+/* Decode: one token through qe_linear_forward (the gemv kernels, rows split over 3 threads in
+ * chunks) gives the bits that token gets inside a batch (the batched kernels), for every format,
+ * on shapes with whole NF4 blocks (the AVX-512 NF4 gemv) and odd row counts. */
+static void test_decode_matches_batch(void)
+{
+    static const int shapes[][2] = {{13, 128}, {64, 576}, {7, 64}, {50, 200}, {2, 64}};
+    qe_pool *pool = NULL;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_pool_create(3, &pool, &err));
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int n_out = shapes[s][0], n_in = shapes[s][1], n_tok = 5;
+        float *w = malloc((size_t)n_out * n_in * sizeof *w), *b = malloc((size_t)n_out * sizeof *b);
+        float *x = malloc((size_t)n_tok * n_in * sizeof *x);
+        float *batch = malloc((size_t)n_tok * n_out * sizeof *batch), *one = malloc((size_t)n_out * sizeof *one);
+        for (int i = 0; i < n_out * n_in; i++) w[i] = uniform() * 0.1f;
+        for (int i = 0; i < n_out; i++) b[i] = uniform();
+        for (int i = 0; i < n_tok * n_in; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(uniform() * 2.0f));
+        x[2 * n_in + 3] = 8.0f; /* an int8 outlier in token 2 */
+        size_t stride = (qe_linear_scratch_bytes(n_tok, n_in) + 63) & ~(size_t)63;
+        char *scratch = aligned_alloc(64, stride * qe_pool_threads(pool));
+        static const qe_variant variants[] = {{.kind = QE_VARIANT_FP32}, {.kind = QE_VARIANT_BF16},
+                                              {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},
+                                              {.kind = QE_VARIANT_NF4, .nf4_block_size = 64},
+                                              {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f}};
+        for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+            qe_linear lin;
+            if (variants[v].kind == QE_VARIANT_FP32) {
+                qe_weight wt;
+                qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
+                CHECK(qe_weight_set_bias(&wt, b, QE_DTYPE_F32, &err) == QE_OK);
+                qe_linear_init(&lin, &wt);
+            } else {
+                CHECK(init_quant(&lin, &variants[v], w, b, n_out, n_in, &err) == QE_OK);
+            }
+            qe_linear_forward(&lin, x, n_tok, batch, pool, scratch, stride);
+            for (int t = 0; t < n_tok; t++) {
+                qe_linear_forward(&lin, x + (size_t)t * n_in, 1, one, pool, scratch, stride);
+                int n_bad = 0;
+                for (int r = 0; r < n_out; r++)
+                    if (memcmp(&one[r], &batch[(size_t)t * n_out + r], sizeof *one) && n_bad++ == 0)
+                        fprintf(stderr, "decode %s [%d x %d] token %d row %d: alone %.9g, in the batch %.9g\n",
+                                qe_variant_name(&variants[v]), n_out, n_in, t, r, one[r], batch[(size_t)t * n_out + r]);
+                CHECK_INT_EQ(0, n_bad);
+            }
+            qe_linear_free(&lin);
+        }
+        free(scratch), free(w), free(b), free(x), free(batch), free(one);
+    }
+    qe_pool_free(pool);
+}
+
 int main(void)
 {
     test_bad_arguments();
     test_formats();
     test_threads();
+    test_decode_matches_batch();
     test_int8_against_bitsandbytes();
     return check_summary();
 }

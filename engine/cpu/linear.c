@@ -21,6 +21,10 @@ void qe_linear_init(qe_linear *lin, qe_weight *w)
         lin->token_grain = 4;
         break;
     }
+    if (lin->w.format == QE_WEIGHT_INT8)
+        qe_linear_int8_gemv_init(lin);
+    else
+        qe_linear_gemv_init(lin);
 }
 
 void qe_linear_free(qe_linear *lin)
@@ -28,23 +32,25 @@ void qe_linear_free(qe_linear *lin)
     if (!lin)
         return;
     qe_weight_free(&lin->w);
+    free(lin->row_sums);
     memset(lin, 0, sizeof *lin);
 }
 
 size_t qe_linear_scratch_bytes(int n_tok, int n_in)
 {
-    /* the larger of the dot tile's (8 decoded rows + token pairs) and int8's (quantized tokens
-     * padded to 64 bytes, scales, outlier columns and values, prefix counts, one fp16 row),
-     * each piece rounded up to 64 bytes */
+    /* the larger of the dot tile's (8 decoded rows + token pairs) and int8's (a prepared token's
+     * struct for gemv; quantized tokens padded to 64 bytes, scales, outlier columns and values,
+     * prefix counts, one fp16 row), each piece rounded up to 64 bytes */
     size_t t = (size_t)n_tok, k = (size_t)n_in;
     size_t dot = 4 * (8 * k) + 4 * ((t + 1) * k) + 2 * 64;
-    size_t int8 = t * (k + 64) + 4 * t + 2 * 4 * t * k + 4 * (t + 1) + 4 * k + 6 * 64;
+    size_t int8 = 64 + t * (k + 64) + 4 * t + 2 * 4 * t * k + 4 * (t + 1) + 4 * k + 6 * 64;
     return dot > int8 ? dot : int8;
 }
 
 typedef struct {
     const qe_linear *lin;
     const float *x;
+    const void *token;          /* one token: what gemv reads */
     int n_tok;
     float *y;
     char *scratch;
@@ -79,11 +85,28 @@ static void forward_tokens(void *p, int begin, int end, int thread)
     add_bias(job, begin, end, 0, w->n_out);
 }
 
+static void forward_gemv(void *p, int begin, int end, int thread)
+{
+    const forward_job *job = p;
+    job->lin->gemv(job->lin, job->token, job->y, begin, end);
+    add_bias(job, 0, 1, begin, end);
+}
+
+/* Rows per decode chunk: a few KB of weight, so each thread claims many chunks. */
+#define GEMV_GRAIN 16
+#define GEMV_CHUNKS_PER_THREAD 8
+
 void qe_linear_forward(const qe_linear *lin, const float *x, int n_tok, float *y, qe_pool *pool, char *scratch,
                        size_t scratch_stride)
 {
-    forward_job job = {lin, x, n_tok, y, scratch, scratch_stride};
+    forward_job job = {lin, x, NULL, n_tok, y, scratch, scratch_stride};
     pool = qe_pool_for(pool, (double)lin->w.n_out * lin->w.n_in * n_tok);
+    if (n_tok == 1 && lin->gemv) {
+        /* the token is prepared once, in thread 0's scratch, which gemv does not otherwise use */
+        job.token = lin->prepare ? lin->prepare(lin, x, scratch) : x;
+        qe_pool_run_chunks(pool, lin->w.n_out, GEMV_GRAIN, GEMV_CHUNKS_PER_THREAD, forward_gemv, &job);
+        return;
+    }
     /* every token's outputs depend on that token alone, so either split gives the same bits */
     if (lin->token_grain > 0 && pool && n_tok >= 2 * lin->token_grain * qe_pool_threads(pool))
         qe_pool_run(pool, n_tok, lin->token_grain, forward_tokens, &job);

@@ -3,7 +3,12 @@
  *
  * A format's kernel computes the output rows [row_begin, row_end) for all n_tok tokens;
  * qe_linear_forward splits the rows (or, for int8, the tokens) over the thread pool and adds
- * the bias. Kernels accumulate in float32 and give each output the same value whatever the row
+ * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c and
+ * linear_int8_avx2.c) that streams the weight once: the token is prepared once per call (int8
+ * quantizes it), then the rows go to the threads in small chunks, so both cores stream and
+ * one the OS has descheduled does not hold the other up. It gives each output the bits of the
+ * batched kernel (same summation order), and the format's rows kernel runs it too when
+ * called with one token. Kernels accumulate in float32 and give each output the same value whatever the row
  * range or n_tok (so a KV cache filled in any batching holds the same numbers); they allocate
  * nothing: each call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast
  * kernel has a plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them
@@ -13,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cpu/threadpool.h"
 #include "weight.h"
@@ -23,9 +29,17 @@ typedef struct qe_linear qe_linear;
 typedef void (*qe_linear_rows_fn)(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin,
                                   int row_end, void *scratch);
 
+/* One token: y[r] for r in [row_begin, row_end), from the token as prepare left it. */
+typedef void (*qe_linear_gemv_fn)(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end);
+/* What gemv reads of the token x[n_in], made in scratch (qe_linear_scratch_bytes(1, n_in)). */
+typedef const void *(*qe_linear_prepare_fn)(const qe_linear *lin, const float *x, void *scratch);
+
 struct qe_linear {
     qe_weight w;                /* owned */
     qe_linear_rows_fn rows;     /* the kernel */
+    qe_linear_gemv_fn gemv;     /* one token's kernel, or NULL (rows runs it) */
+    qe_linear_prepare_fn prepare; /* NULL: gemv reads x itself */
+    int32_t *row_sums;          /* INT8 with VNNI: each row's sum of q [n_out] (owned), or NULL */
     int row_grain;              /* rows per thread range are a multiple of this */
     int token_grain;            /* > 0: the kernel prepares every token it is given (int8 quantizes
                                  * them), so threads rather take whole tokens, in multiples of this,
@@ -53,6 +67,18 @@ void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *
                         void *scratch);
 void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
                          void *scratch);
+
+/* The gemv kernels and their prepare steps, chosen by qe_linear_init (NULL where the CPU
+ * lacks what they need). */
+void qe_linear_gemv_init(qe_linear *lin);
+void qe_linear_int8_gemv_init(qe_linear *lin);
+
+/* Rows [row_begin, row_end) of one token through lin->gemv (prepared in scratch). */
+static inline void qe_linear_gemv_rows(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end,
+                                       void *scratch)
+{
+    lin->gemv(lin, lin->prepare ? lin->prepare(lin, x, scratch) : x, y, row_begin, row_end);
+}
 
 /* Whether the fast paths run vectorized on this CPU. */
 bool qe_cpu_has_avx2(void);

@@ -5,8 +5,11 @@
  * int32 dot products with every token, and the fp16 epilogue of the 4 rows at once, rounding
  * step by step as the reference twin does. Integer sums are exact, so the instructions that
  * form them cannot change a result: a batch uses AVX-512 VNNI where the CPU has it (a row
- * against 4 tokens, 64 products per instruction); one token (decode) and CPUs without it use
- * AVX2. Every token's outputs depend on that token alone. */
+ * against 4 tokens, 64 products per instruction); CPUs without it use AVX2. One token (decode)
+ * has its own path (the gemv of cpu/linear.h): the token is prepared once per call, then each
+ * thread's rows take VNNI's 64 products per instruction too, the +128 offset of the token undone
+ * with each row's sum of q, computed once at load (row_sums). Every token's outputs depend on
+ * that token alone. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -289,6 +292,113 @@ VNNI static void block_vnni(const int8_tokens *s, const int8_t *const w[ROWS], _
     }
 }
 
+/* The block of rows from r (n_rows <= ROWS real ones; a short block repeats its last row, whose
+ * outputs are dropped): row pointers, scales and biases. */
+typedef struct {
+    const int8_t *w[ROWS];
+    int rows[ROWS];
+    __m128 scb, bias;
+} int8_block;
+
+AVX2 static INLINE void block_init(const qe_weight *q, int r, int n_rows, int8_block *b)
+{
+    for (int i = 0; i < ROWS; i++) {
+        b->rows[i] = r + (i < n_rows ? i : n_rows - 1);
+        b->w[i] = q->int8.q + (size_t)b->rows[i] * q->n_in;
+    }
+    b->scb = _mm_setr_ps(q->int8.scale[b->rows[0]], q->int8.scale[b->rows[1]], q->int8.scale[b->rows[2]],
+                         q->int8.scale[b->rows[3]]);
+    b->bias = q->bias ? _mm_setr_ps(q->bias[b->rows[0]], q->bias[b->rows[1]], q->bias[b->rows[2]], q->bias[b->rows[3]])
+                      : _mm_setzero_ps();
+}
+
+/* ---- one token (decode) ----------------------------------------------------------------------- */
+
+/* The prepared token lives in scratch, its struct first. */
+AVX2 static const void *prepare_avx2(const qe_linear *lin, const float *x, void *scratch)
+{
+    int8_tokens *s = scratch;
+    tokens_prepare(&lin->w, x, 1, lin->w.n_in, false, s, (char *)scratch + 64);
+    return s;
+}
+
+AVX2 static const void *prepare_vnni(const qe_linear *lin, const float *x, void *scratch)
+{
+    int8_tokens *s = scratch;
+    tokens_prepare(&lin->w, x, 1, lin->w.n_in, true, s, (char *)scratch + 64);
+    return s;
+}
+
+AVX2 static void gemv_avx2(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    const int8_tokens *s = token;
+    int8_block b;
+    for (int r = row_begin; r < row_end; r += ROWS) {
+        int n_rows = row_end - r < ROWS ? row_end - r : ROWS;
+        block_init(&lin->w, r, n_rows, &b);
+        finish(s, 0, b.w, b.scb, b.bias, dots_avx2(b.w, s->qx, s->n_in), n_rows, y + r);
+    }
+}
+
+/* The int32 dots of rows w[0..3] with the offset token ux, less 128 times each row's sum. */
+VNNI static INLINE __m128i dots_one_vnni(const int8_t *const w[ROWS], const int32_t *row_sums, const int8_t *ux,
+                                         int n_in)
+{
+    __m512i acc[ROWS] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                         _mm512_setzero_si512()};
+    int k = 0;
+    for (; k + VNNI_BYTES <= n_in; k += VNNI_BYTES) {
+        __m512i xv = _mm512_loadu_si512(ux + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < ROWS; i++) acc[i] = dpbusd(acc[i], xv, _mm512_loadu_si512(w[i] + k));
+    }
+    if (k < n_in) {
+        __mmask64 in_row = ((__mmask64)1 << (n_in - k)) - 1;
+        __m512i xv = _mm512_loadu_si512(ux + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < ROWS; i++) acc[i] = dpbusd(acc[i], xv, _mm512_maskz_loadu_epi8(in_row, w[i] + k));
+    }
+    __m128i sums = _mm_loadu_si128((const __m128i *)row_sums);
+    return _mm_sub_epi32(sum4_epi32x16(acc[0], acc[1], acc[2], acc[3]), _mm_slli_epi32(sums, 7));
+}
+
+VNNI static void gemv_vnni(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    const int8_tokens *s = token;
+    int8_block b;
+    int32_t sums[ROWS];
+    for (int r = row_begin; r < row_end; r += ROWS) {
+        int n_rows = row_end - r < ROWS ? row_end - r : ROWS;
+        block_init(&lin->w, r, n_rows, &b);
+        for (int i = 0; i < ROWS; i++) sums[i] = lin->row_sums[b.rows[i]];
+        finish(s, 0, b.w, b.scb, b.bias, dots_one_vnni(b.w, sums, s->qx, s->n_in), n_rows, y + r);
+    }
+}
+
+void qe_linear_int8_gemv_init(qe_linear *lin)
+{
+    lin->gemv = NULL;
+    lin->prepare = NULL;
+    if (!qe_cpu_has_avx2())
+        return;
+    const qe_weight *q = &lin->w;
+    if (cpu_has_vnni() && (lin->row_sums = malloc((size_t)q->n_out * sizeof *lin->row_sums))) {
+        for (int r = 0; r < q->n_out; r++) {
+            const int8_t *row = q->int8.q + (size_t)r * q->n_in;
+            int32_t sum = 0;
+            for (int k = 0; k < q->n_in; k++) sum += row[k];
+            lin->row_sums[r] = sum;
+        }
+        lin->prepare = prepare_vnni;
+        lin->gemv = gemv_vnni;
+    } else {
+        lin->prepare = prepare_avx2;
+        lin->gemv = gemv_avx2;
+    }
+}
+
+/* ---- the rows kernel ------------------------------------------------------------------------ */
+
 void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
                          void *scratch)
 {
@@ -297,6 +407,10 @@ void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float 
     bool is_vnni = n_tok > 1 && cpu_has_vnni();
     if (!qe_cpu_has_avx2()) {
         qe_linear_int8_rows_ref(q, x, n_tok, y, row_begin, row_end);
+        return;
+    }
+    if (n_tok == 1 && lin->gemv) {
+        qe_linear_gemv_rows(lin, x, y, row_begin, row_end, scratch);
         return;
     }
     int8_tokens s;

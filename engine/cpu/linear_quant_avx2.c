@@ -70,6 +70,8 @@ void qe_linear_half_rows(const qe_linear *lin, const float *x, int n_tok, float 
 {
     if (!qe_cpu_has_avx2())
         qe_linear_half_rows_ref(&lin->w, x, n_tok, y, row_begin, row_end);
+    else if (n_tok == 1 && lin->gemv)
+        qe_linear_gemv_rows(lin, x, y, row_begin, row_end, scratch);
     else if (n_tok == 1)
         half_rows_one(lin, x, y, row_begin, row_end);
     else
@@ -163,6 +165,8 @@ void qe_linear_nf4_rows(const qe_linear *lin, const float *x, int n_tok, float *
     const qe_nf4_weight *q = &lin->w.nf4;
     if (!qe_cpu_has_avx2())
         qe_linear_nf4_rows_ref(&lin->w, x, n_tok, y, row_begin, row_end);
+    else if (n_tok == 1 && lin->gemv)
+        qe_linear_gemv_rows(lin, x, y, row_begin, row_end, scratch);
     else if (n_tok == 1 && q->block_size % 8 == 0 && lin->w.n_in % q->block_size == 0)
         nf4_rows_one(lin, x, y, row_begin, row_end);
     else

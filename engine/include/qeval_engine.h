@@ -80,6 +80,8 @@ typedef struct {
     uint64_t footprint_bytes;      /* every byte the variant keeps resident      */
     uint64_t hf_footprint_bytes;   /* transformers' get_memory_footprint()       */
     uint64_t estimate_bytes;       /* parameters x bytes per parameter           */
+    uint64_t decode_read_bytes;    /* weight bytes one decode step reads: every linear, the head
+                                    * and the norms (one row of an untied embedding, not counted) */
     const char *source_note;       /* e.g. "fp32 from Q4_1"; "" for full precision */
     const char *notice;            /* one line on what loading left out or assumed (a multimodal
                                       checkpoint's vision tower, a chat format the file does not
@@ -240,6 +242,13 @@ qe_status qe_chat_family_prompt(const char *family, const char *system, const ch
 
 /* Logits [n_tokens, n_vocab] of one forward pass over ids from position 0 (no cache reuse). */
 qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, float *logits, qe_error *err);
+
+/* One forward pass for benchmarks (qeval bench times prefill and decode as llama-bench does):
+ * ids[n_tokens] at positions pos0.. after the cached positions [0, pos0) (pos0 <= those cached;
+ * 0 starts an empty cache), in batches of at most max_batch tokens (0: the engine's default of
+ * 256, which also caps a model with sliding-window layers), the logits of the last token only into logits[n_vocab]. */
+qe_status qe_forward_step(qe_model *model, const int32_t *ids, int n_tokens, int pos0, int max_batch, float *logits,
+                          qe_error *err);
 
 /* Greedy continuation of token ids (KV-cached decoding): *out_ids (malloc'd) receives the
  * generated ids only, at most max_new_tokens, ending early after an EOS id (kept). The prompt
