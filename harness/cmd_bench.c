@@ -9,7 +9,12 @@
  * prints the weight bytes one decode step reads times tokens/s, and the machine's memory
  * bandwidth measured with the same threads, so the distance to the limit is visible. Or, with
  * --scoring, how many MMLU-shaped documents (a 5-shot context, four one-token answers " A" ...
- * " D") a variant scores per second. A measurement, not a test. */
+ * " D") a variant scores per second. On a GPU each variant also gets a line of device memory,
+ * measured against qeval estimate's prediction for the context its KV cache reached: weights and
+ * KV cache (the allocator's count), the allocator's peak, and the peak cudaMemGetInfo saw (used
+ * at the end plus the activations freed since) against the predicted total with the CUDA
+ * context. A measurement, not a test. */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -35,6 +40,7 @@ typedef struct {
     rate prefill, decode;
     uint64_t decode_read_bytes; /* weight bytes one decode step reads */
     double docs_per_s, mean_context_tokens; /* --scoring */
+    char device_memory[640];    /* on a GPU: measured against predicted, one line; "" on the CPU */
 } bench_result;
 
 typedef struct {
@@ -95,6 +101,42 @@ static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_pl
     return rc;
 }
 
+#define MIB(bytes) ((double)(bytes) / (1 << 20))
+
+/* The device-memory line of a model on a GPU after its work (nothing on the CPU): what the
+ * allocator and cudaMemGetInfo measured, and qe_model_estimate_memory's prediction for the
+ * context the KV cache reached. Buffers still held at the end are the weights, the KV cache and
+ * the kept workspace; the activations were freed, so the peak cudaMemGetInfo saw is the use at
+ * the end plus the allocator's peak minus what it still holds. */
+static void describe_device_memory(const qe_model *model, const qe_load_options *options, bench_result *out)
+{
+    out->device_memory[0] = '\0';
+    qe_device_memory mem;
+    if (!qe_model_device_memory(model, &mem))
+        return;
+    qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model), .batch = 1,
+                             .device = QE_DEVICE_CUDA, .n_threads = options->n_threads};
+    qe_memory_estimate e;
+    qe_error err;
+    if (o.context < 1 || qe_model_estimate_memory(model, &o, &e, &err) != QE_OK) {
+        snprintf(out->device_memory, sizeof out->device_memory, "no estimate: %s",
+                 o.context < 1 ? "nothing ran" : err.msg);
+        return;
+    }
+    uint64_t held = mem.weights_bytes + mem.kv_cache_peak_bytes + mem.workspace_peak_bytes;
+    uint64_t seen_peak = (mem.total_bytes - mem.free_now_bytes) + (mem.peak_bytes > held ? mem.peak_bytes - held : 0);
+    uint64_t predicted_peak = e.weights_bytes + e.kv_cache_bytes + e.activation_bytes;
+    snprintf(out->device_memory, sizeof out->device_memory,
+             "context %d: weights %" PRIu64 " (predicted %" PRIu64 "%s), KV %.1f MiB (predicted %.1f), "
+             "allocator peak %.1f MiB (predicted %.1f, x%.3f); cudaMemGetInfo peak %.1f MiB (predicted %.1f "
+             "with a %.0f MiB context, x%.3f; the context measured %.1f MiB)",
+             e.context, mem.weights_bytes, e.weights_bytes, mem.weights_bytes == e.weights_bytes ? ", exact" : "",
+             MIB(mem.kv_cache_peak_bytes), MIB(e.kv_cache_bytes), MIB(mem.peak_bytes), MIB(predicted_peak),
+             (double)mem.peak_bytes / (double)predicted_peak, MIB(seen_peak), MIB(e.total_bytes),
+             MIB(e.context_overhead_bytes), (double)seen_peak / (double)e.total_bytes,
+             MIB(mem.total_bytes - mem.free_before_bytes));
+}
+
 static qe_status bench_one(const char *path, const qe_load_options *options, const bench_plan *plan,
                            bench_result *out, qe_error *err)
 {
@@ -137,6 +179,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         out->prefill = rate_of(prefill_tok_s, plan->n_reps);
         out->decode = rate_of(decode_tok_s, plan->n_reps);
         out->decode_read_bytes = info.decode_read_bytes;
+        describe_device_memory(model, options, out);
     }
     free(ids);
     free(warm);
@@ -364,6 +407,7 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
         out->docs_per_s = n_docs / (elapsed_ms / 1e3);
         out->mean_context_tokens = (double)total_tokens / n_docs;
+        describe_device_memory(model, options, out);
     }
     for (int d = 0; contexts && d <= n_docs; d++)
         free(contexts[d]);
@@ -458,6 +502,8 @@ int qh_cmd_bench(int argc, char **argv)
             printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
                    r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
         }
+        if (r->device_memory[0])
+            printf("%-10s memory   %s\n", r->name, r->device_memory);
         fflush(stdout);
         n_results++;
     }

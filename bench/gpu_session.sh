@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bench/gpu_session.sh — the GPU figures of the CUDA backend, the memory planner and the
+# sliding-window cache, in one pass on a machine with an NVIDIA GPU (the device tool's, whose
+# every call costs a machine start: so everything is here):
+#   1. tests/gpu/run.sh: build with CUDA, the backend and GPU tests, verify, cpu/cuda picks;
+#   2. `qeval synth --like NAME` for each NAME in $SHAPES (default qwen2.5-0.5b gemma-3-4b
+#      llama-3.1-8b) into MODELS_DIR (kept for a later peers pass: bench/footprint_peers.py);
+#   3. per shape, `qeval estimate --device cuda --json` and `qeval bench --device cuda` of every
+#      variant at two contexts (pp512 and pp1536, then 32 decode steps after the prompt, chunks of
+#      256 as scoring runs them): speed plus the memory line, measured against predicted.
+# Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR
+# Each step is bounded by `timeout` so a slow one leaves the others' figures.
+set -u
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$1 models=$2 logs=$3
+shapes=${SHAPES:-qwen2.5-0.5b gemma-3-4b llama-3.1-8b}
+variants=${VARIANTS:-fp32,bf16,int8,nf4}
+mkdir -p "$models" "$logs"
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "GPU tests"
+mkdir -p "$logs/gpu"
+OUT="$logs/gpu" timeout "${GPU_TESTS_SECONDS:-300}" bash "$src/tests/gpu/run.sh" "$build" || echo "GPU tests: exit $?"
+qeval=$build/qeval
+[ -x "$qeval" ] || exit 1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+echo "commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+for shape in $shapes; do
+    dir=$models/$shape
+    step "synth $shape"
+    [ -f "$dir/config.json" ] || timeout 300 "$qeval" synth --like "$shape" "$dir" || { echo "synth $shape failed"; continue; }
+    step "estimate $shape"
+    for context in 544 1568; do
+        "$qeval" estimate "$dir" --variants "$variants" --device cuda --context "$context" --json \
+            >"$logs/estimate_${shape}_$context.json" && echo "estimate $shape context $context: saved"
+        "$qeval" estimate "$dir" --variants "$variants" --device cuda --context "$context" | tail -n +1
+    done
+    for prompt in 512 1536; do
+        step "bench $shape pp$prompt"
+        timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
+            -n 32 -r 1 --batch 256 --decode-after-prompt || echo "bench $shape pp$prompt: exit $?"
+    done
+done
+step done
