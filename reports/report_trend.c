@@ -46,28 +46,54 @@ static size_t series_index(qr_trend *t, const char *name)
     return t->n_series++;
 }
 
-qe_status qr_trend_load(qh_store *store, const qr_trend_filter *f, qr_trend **out, qe_error *err)
+/* One run of one of the files, for ordering the runs of several files by start time. */
+typedef struct {
+    qh_store *store;
+    const qh_run *run;
+    size_t order;               /* file, then position in it: ties keep it */
+} trend_run;
+
+static int by_start_time(const void *a, const void *b)
+{
+    const trend_run *x = a, *y = b;
+    const char *sx = x->run->started_at ? x->run->started_at : "", *sy = y->run->started_at ? y->run->started_at : "";
+    int c = strcmp(sx, sy);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+qe_status qr_trend_load(qh_store *const *stores, size_t n_stores, const qr_trend_filter *f, qr_trend **out,
+                        qe_error *err)
 {
     *out = NULL;
-    qh_run *runs = NULL;
-    size_t n_runs = 0;
-    qe_status rc = qh_store_list_runs(store, &runs, &n_runs, err);
-    if (rc != QE_OK)
-        return rc;
-    qr_trend *t = calloc(1, sizeof *t);
+    qh_run **runs = calloc(n_stores ? n_stores : 1, sizeof *runs);
+    size_t *n_runs_of = calloc(n_stores ? n_stores : 1, sizeof *n_runs_of), n_runs = 0;
+    qe_status rc = runs && n_runs_of ? QE_OK : qe_fail(err, QE_ENOMEM, "trend: out of memory");
+    for (size_t k = 0; k < n_stores && rc == QE_OK; k++)
+        if ((rc = qh_store_list_runs(stores[k], &runs[k], &n_runs_of[k], err)) == QE_OK)
+            n_runs += n_runs_of[k];
+    trend_run *order = rc == QE_OK ? calloc(n_runs ? n_runs : 1, sizeof *order) : NULL;
+    qr_trend *t = order ? calloc(1, sizeof *t) : NULL;
     /* Rows gathered first (run index, series index, value), laid out once the series are known. */
     typedef struct { size_t run, series; double value, std_error; } cell;
     cell *cells = NULL;
     size_t n_cells = 0;
-    if (!t || (n_runs && (!(t->run_ids = calloc(n_runs, sizeof *t->run_ids)) ||
-                          !(t->run_labels = calloc(n_runs, sizeof *t->run_labels)))))
+    if (rc == QE_OK && (!t || (n_runs && (!(t->run_ids = calloc(n_runs, sizeof *t->run_ids)) ||
+                                          !(t->run_labels = calloc(n_runs, sizeof *t->run_labels))))))
         rc = qe_fail(err, QE_ENOMEM, "trend: out of memory");
+    if (rc == QE_OK) {
+        size_t n = 0;
+        for (size_t k = 0; k < n_stores; k++)
+            for (size_t r = 0; r < n_runs_of[k]; r++, n++)
+                order[n] = (trend_run){stores[k], &runs[k][r], n};
+        qsort(order, n_runs, sizeof *order, by_start_time);
+    }
     for (size_t r = 0; r < n_runs && rc == QE_OK; r++) {
-        if (!is_model_match(f->model, &runs[r]))
+        const qh_run *run = order[r].run;
+        if (!is_model_match(f->model, run))
             continue;
         qh_task_result_row *rows = NULL;
         size_t n = 0;
-        if ((rc = qh_store_get_task_results(store, runs[r].id, &rows, &n, err)) != QE_OK)
+        if ((rc = qh_store_get_task_results(order[r].store, run->id, &rows, &n, err)) != QE_OK)
             break;
         bool has_any = false;
         for (size_t i = 0; i < n && rc == QE_OK; i++) {
@@ -88,9 +114,14 @@ qe_status qr_trend_load(qh_store *store, const qr_trend_filter *f, qr_trend **ou
         }
         qh_task_result_rows_free(rows, n);
         if (rc == QE_OK && has_any) {
+            /* one file: its run ids; several: ids repeat (a merged nightly file holds run #1), so the time leads */
             char label[64];
-            snprintf(label, sizeof label, "#%lld %.10s", (long long)runs[r].id, runs[r].started_at ? runs[r].started_at : "");
-            t->run_ids[t->n_runs] = runs[r].id;
+            const char *started = run->started_at ? run->started_at : "";
+            if (n_stores == 1)
+                snprintf(label, sizeof label, "#%lld %.10s", (long long)run->id, started);
+            else
+                snprintf(label, sizeof label, "%.16s #%lld", started, (long long)run->id);
+            t->run_ids[t->n_runs] = run->id;
             if (!(t->run_labels[t->n_runs++] = strdup(label)))
                 rc = qe_fail(err, QE_ENOMEM, "trend: out of memory");
         }
@@ -108,7 +139,11 @@ qe_status qr_trend_load(qh_store *store, const qr_trend_filter *f, qr_trend **ou
         }
     }
     free(cells);
-    qh_runs_free(runs, n_runs);
+    free(order);
+    for (size_t k = 0; runs && k < n_stores; k++)
+        qh_runs_free(runs[k], n_runs_of[k]);
+    free(runs);
+    free(n_runs_of);
     if (rc != QE_OK) {
         qr_trend_free(t);
         return rc;

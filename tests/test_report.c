@@ -576,7 +576,7 @@ static void test_cli(const char *db, const char *dir)
     CHECK_INT_EQ(QE_OK, qh_store_open(db, &ro, &s, &err));
     qr_trend_filter f = {"tiny", "fp32", "mmlu", "acc"};
     qr_trend *t = NULL;
-    if (s && qr_trend_load(s, &f, &t, &err) == QE_OK) {
+    if (s && qr_trend_load(&s, 1, &f, &t, &err) == QE_OK) {
         CHECK_INT_EQ(4, t->n_runs);
         CHECK_INT_EQ(1, t->n_series);
         double expected[4] = {0.70, 0.40, 0.60, 0.45};
@@ -584,7 +584,30 @@ static void test_cli(const char *db, const char *dir)
     }
     CHECK(t != NULL);
     qr_trend_free(t);
+
+    /* two files (as a Slurm nightly's per-night files): all their runs, in start-time order (the
+     * labels lead with it; the fixture's runs share seconds, so ties are not pinned here) */
+    qh_store *two[2] = {s, NULL};
+    CHECK_INT_EQ(QE_OK, qh_store_open(db, &ro, &two[1], &err));
+    t = NULL;
+    if (two[1] && qr_trend_load(two, 2, &f, &t, &err) == QE_OK) {
+        CHECK_INT_EQ(8, t->n_runs);
+        double sum = 0;
+        for (int i = 0; i < 8; i++) {
+            sum += t->values[i];
+            CHECK(i == 0 || strncmp(t->run_labels[i - 1], t->run_labels[i], 16) <= 0);
+        }
+        CHECK_CLOSE(&(double){2 * (0.70 + 0.40 + 0.60 + 0.45)}, &sum, 1, 1e-12);
+        CHECK(t->run_labels[0][4] == '-' && strstr(t->run_labels[0], " #") != NULL);
+    }
+    CHECK(t != NULL);
+    qr_trend_free(t);
+    qh_store_close(two[1]);
     qh_store_close(s);
+    snprintf(args, sizeof args, "trend --db %s --db %s --variant fp32 --task mmlu", db, db);
+    CHECK_INT_EQ(0, run_qeval(args));
+    snprintf(args, sizeof args, "trend --db %s --db %s/missing.db", db, dir);
+    CHECK_INT_EQ(1, run_qeval(args));
 }
 
 /* The in-memory model on its own: Wilson when no standard error is known, the unpaired z-test
