@@ -22,9 +22,12 @@
 #include "model.h"
 #include "variant.h"
 
-/* Weights and parameters of cfg in the variant, as load_weights loads them. */
-static void count_weights(const qe_model_config *cfg, const qe_variant *variant, qe_memory_estimate *out)
+/* Weights and parameters of cfg in the variant, as load_weights loads them, and as the backend
+ * of device holds them (the CUDA backend keeps NF4's code tables and offsets off its allocator). */
+static void count_weights(const qe_model_config *cfg, const qe_variant *variant, qe_device_kind device,
+                          qe_memory_estimate *out)
 {
+    bool is_nf4 = variant->kind == QE_VARIANT_NF4, on_gpu = device == QE_DEVICE_CUDA;
     qe_weight_format linear_format = qe_weight_linear_format(variant);
     qe_weight_format table_format = qe_weight_format_of_dtype(qe_variant_compute_dtype(variant));
     qe_layer_part parts[QE_MAX_LAYER_PARTS];
@@ -34,7 +37,8 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
         const qe_layer_part *part = &parts[p];
         if (part->kind == QE_PART_LINEAR) {
             layer_linear += qe_weight_format_bytes(linear_format, part->rows, part->cols, variant->nf4_block_size,
-                                                   variant->nf4_double_quant, part->has_bias);
+                                                   variant->nf4_double_quant, part->has_bias) -
+                            (on_gpu ? qe_cuda_off_device_bytes_per_linear(is_nf4, variant->nf4_double_quant) : 0);
             layer_params += (uint64_t)part->rows * part->cols + (part->has_bias ? (uint64_t)part->rows : 0);
         } else {
             layer_norm += qe_norm_bytes(part->rows);
@@ -46,8 +50,7 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
     out->norm_bytes = layer_norm * (uint64_t)cfg->n_layers + qe_norm_bytes(cfg->hidden); /* + final norm */
     out->table_bytes = (uint64_t)n_tables * qe_weight_format_bytes(table_format, cfg->n_vocab, cfg->hidden, 0,
                                                                    false, false);
-    out->code_table_bytes = variant->kind == QE_VARIANT_NF4 ? qe_nf4_shared_table_bytes(variant->nf4_double_quant)
-                                                            : 0;
+    out->code_table_bytes = is_nf4 && !on_gpu ? qe_nf4_shared_table_bytes(variant->nf4_double_quant) : 0;
     out->weights_bytes = out->linear_bytes + out->norm_bytes + out->table_bytes + out->code_table_bytes;
     out->n_params = layer_params * (uint64_t)cfg->n_layers + (uint64_t)n_tables * cfg->n_vocab * cfg->hidden +
                     (uint64_t)cfg->hidden;
@@ -116,7 +119,7 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
             if (cfg->layers[i].sliding_window > out->sliding_window)
                 out->sliding_window = cfg->layers[i].sliding_window;
         }
-    count_weights(cfg, &o->variant, out);
+    count_weights(cfg, &o->variant, o->device, out);
     if (o->memory_bytes > 0) {
         /* the total grows with the context: the longest that fits by bisection */
         qe_memory_estimate probe = *out;

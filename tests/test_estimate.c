@@ -105,15 +105,20 @@ static void test_hand_computed(const model_case *mc, const char *path)
         CHECK_INT_EQ(wc->weights + mc->kv_bounded + scoring, e.total_bytes);
         CHECK(!e.has_verdict);
 
-        /* the same on a GPU: no host rope table, the CUDA workspace, the context overhead */
+        /* the same on a GPU: no host rope table, the CUDA workspace, the context overhead; nf4
+         * holds neither its code tables (constant memory) nor, with double quant, the float
+         * offset of each of the 7 linears a layer (a kernel argument) in device memory */
         o.device = QE_DEVICE_CUDA;
         CHECK(qe_estimate_memory(path, NULL, &o, &e, &err) == QE_OK);
-        CHECK_INT_EQ(wc->weights, e.weights_bytes);
+        uint64_t off_device = wc->code + (wc->code > 64 ? 4ull * 7 * (uint64_t)e.n_layers : 0);
+        CHECK_INT_EQ(wc->weights - off_device, e.weights_bytes);
+        CHECK_INT_EQ(0, e.code_table_bytes);
         CHECK_INT_EQ(mc->scoring_act_cuda, e.scoring_activation_bytes);
         CHECK_INT_EQ(mc->scoring_ws_cuda, e.scoring_workspace_bytes);
         CHECK_INT_EQ(mc->decode_ws_cuda, e.decode_workspace_bytes);
         CHECK_INT_EQ(512ull << 20, e.context_overhead_bytes);
-        CHECK_INT_EQ(wc->weights + mc->kv_bounded + mc->scoring_act_cuda + mc->scoring_ws_cuda + (512ull << 20),
+        CHECK_INT_EQ(wc->weights - off_device + mc->kv_bounded + mc->scoring_act_cuda + mc->scoring_ws_cuda +
+                         (512ull << 20),
                      e.total_bytes);
 
         /* batch 3: three caches */

@@ -54,6 +54,16 @@ static inline uint64_t qe_cuda_workspace_bytes(int max_tokens, int max_n_in)
            (uint64_t)max_tokens * (sizeof(float) + sizeof(int)) + 256;
 }
 
+/* What of a weight stays off the device allocator: the NF4 code tables (16 codes, and the
+ * 256-value dynamic map of double quantization) live in __constant__ memory, part of the module
+ * image the CUDA context holds, and a double-quantized NF4 weight's one float offset travels as
+ * a kernel argument. So an NF4 variant on the GPU holds, of qe_weight_format_bytes, that much
+ * less per linear, and none of qe_nf4_shared_table_bytes. */
+static inline uint64_t qe_cuda_off_device_bytes_per_linear(bool is_nf4, bool nf4_double_quant)
+{
+    return is_nf4 && nf4_double_quant ? sizeof(float) : 0;
+}
+
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
 bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out);
 

@@ -113,8 +113,9 @@ uint64_t qe_model_kv_cache_bytes(const qe_model *model);
 
 /* ---- memory estimate (engine/estimate.c): what a variant needs for a context, from the model's
  * configuration alone (no weights read), by the same functions the loader and the forward pass
- * size their buffers with, so that the predicted weight bytes equal qe_model_info.footprint_bytes.
- * Every buffer the engine holds is counted where it lives: on the CPU all of it is host memory;
+ * size their buffers with, so that the predicted weight bytes equal qe_model_info.footprint_bytes
+ * on the CPU and the CUDA allocator's weight bytes on a GPU (there NF4's code tables sit in
+ * constant memory and its per-weight offset in the kernel arguments: backend_cuda.h). Every buffer the engine holds is counted where it lives: on the CPU all of it is host memory;
  * on a GPU the weights, KV cache, activations and workspace are device memory and the CUDA
  * context is QE_CUDA_CONTEXT_BYTES more (docs/estimate.md says where that figure comes from). */
 
@@ -140,7 +141,8 @@ typedef struct {
     int max_position;                  /* max_position_embeddings: the longest context it runs     */
     uint64_t n_params;                 /* parameters, a tied head once (qe_model_info.n_params)    */
     int context, batch;                /* what the figures below are for                           */
-    /* weights, as the loader holds them: sum = weights_bytes = qe_model_info.footprint_bytes */
+    /* weights, as the device's backend holds them: sum = weights_bytes = qe_model_info.footprint_bytes
+     * on the CPU, qe_device_memory.weights_bytes on a GPU */
     uint64_t weights_bytes;
     uint64_t linear_bytes;             /* the seven block linears per layer, constants and biases  */
     uint64_t table_bytes;              /* embedding and (untied) head in the compute dtype         */

@@ -3,7 +3,8 @@
  * continuation. fp32: max |logit difference| <= 1e-3, every argmax and the greedy tokens equal
  * (the CPU tolerances of qeval verify). bf16, int8, nf4: over all models, >= 99% of positions
  * agree on the top token and the mean KL(CPU || GPU) < 1e-3. Skips (77) without a GPU or the
- * shared models. Prints one line per (model, variant) with the figures.
+ * shared models. Prints one line per (model, variant) with the figures. On the GPU the memory
+ * estimate's weight and KV bytes equal the allocator's (qe_model_estimate_memory).
  * Then tiny-gemma3 (window 16) over 600 positions, 37 windows: the sliding layers' rings of
  * 16 + 256 - 1 = 271 rows give the unbounded cache's bits on the GPU (one pass and token by
  * token), the CPU's logits within fp32's tolerance, and the allocator's KV bytes are the rule's
@@ -75,6 +76,19 @@ static qe_status run_on(const char *dir, const char *variant, qe_device_kind dev
     qe_generate_stats stats;
     if (rc == QE_OK)
         rc = qe_generate_ids(m, prompt, 16, N_NEW, &o->gen, &o->n_gen, &stats, err);
+    /* the planner's figures for what ran: weight bytes exactly the allocator's, and its peak
+     * (passes of at most 256 tokens) not below the measured one (these passes are shorter) */
+    qe_device_memory mem;
+    if (rc == QE_OK && device == QE_DEVICE_CUDA && qe_model_device_memory(m, &mem)) {
+        qe_estimate_options eo = {.variant = opt.variant, .context = qe_model_cache_capacity(m), .batch = 1,
+                                  .device = QE_DEVICE_CUDA};
+        qe_memory_estimate e;
+        if ((rc = qe_model_estimate_memory(m, &eo, &e, err)) == QE_OK) {
+            CHECK_INT_EQ(e.weights_bytes, mem.weights_bytes);
+            CHECK_INT_EQ(e.kv_cache_bytes, qe_model_kv_cache_bytes(m));
+            CHECK(mem.peak_bytes <= e.weights_bytes + e.kv_cache_bytes + e.activation_bytes);
+        }
+    }
     qe_model_free(m);
     return rc;
 }
