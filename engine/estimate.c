@@ -23,7 +23,8 @@
 #include "variant.h"
 
 /* Weights and parameters of cfg in the variant, as load_weights loads them, and as the backend
- * of device holds them (the CUDA backend keeps NF4's code tables and offsets off its allocator). */
+ * of device holds them (the CUDA backend's linears: qe_cuda_linear_bytes; NF4's code tables are
+ * in its constant memory). */
 static void count_weights(const qe_model_config *cfg, const qe_variant *variant, qe_device_kind device,
                           qe_memory_estimate *out)
 {
@@ -36,9 +37,8 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
     for (int p = 0; p < n_parts; p++) {
         const qe_layer_part *part = &parts[p];
         if (part->kind == QE_PART_LINEAR) {
-            layer_linear += qe_weight_format_bytes(linear_format, part->rows, part->cols, variant->nf4_block_size,
-                                                   variant->nf4_double_quant, part->has_bias) -
-                            (on_gpu ? qe_cuda_off_device_bytes_per_linear(is_nf4, variant->nf4_double_quant) : 0);
+            layer_linear += (on_gpu ? qe_cuda_linear_bytes : qe_weight_format_bytes)(
+                linear_format, part->rows, part->cols, variant->nf4_block_size, variant->nf4_double_quant, part->has_bias);
             layer_params += (uint64_t)part->rows * part->cols + (part->has_bias ? (uint64_t)part->rows : 0);
         } else {
             layer_norm += qe_norm_bytes(part->rows);

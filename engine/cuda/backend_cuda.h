@@ -54,14 +54,20 @@ static inline uint64_t qe_cuda_workspace_bytes(int max_tokens, int max_n_in)
            (uint64_t)max_tokens * (sizeof(float) + sizeof(int)) + 256;
 }
 
-/* What of a weight stays off the device allocator: the NF4 code tables (16 codes, and the
- * 256-value dynamic map of double quantization) live in __constant__ memory, part of the module
- * image the CUDA context holds, and a double-quantized NF4 weight's one float offset travels as
- * a kernel argument. So an NF4 variant on the GPU holds, of qe_weight_format_bytes, that much
- * less per linear, and none of qe_nf4_shared_table_bytes. */
-static inline uint64_t qe_cuda_off_device_bytes_per_linear(bool is_nf4, bool nf4_double_quant)
+/* Device bytes of a linear as the backend uploads it (cuda_prepare_linear): the loader's bytes
+ * (qe_weight_format_bytes) but with the bias in float32 (the kernels add it in fp32, so a 16-bit
+ * variant's bias takes 2 bytes more per row), and without a double-quantized NF4 weight's one
+ * float offset, which travels as a kernel argument. NF4's code tables are in __constant__
+ * memory, part of the module image the CUDA context holds, not in the allocator's weights. */
+static inline uint64_t qe_cuda_linear_bytes(qe_weight_format format, int n_out, int n_in, int nf4_block_size,
+                                            bool nf4_double_quant, bool has_bias)
 {
-    return is_nf4 && nf4_double_quant ? sizeof(float) : 0;
+    uint64_t bytes = qe_weight_format_bytes(format, n_out, n_in, nf4_block_size, nf4_double_quant, has_bias);
+    if (has_bias && format != QE_WEIGHT_F32)
+        bytes += (uint64_t)n_out * (sizeof(float) - 2);
+    if (format == QE_WEIGHT_NF4 && nf4_double_quant)
+        bytes -= sizeof(float);
+    return bytes;
 }
 
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
