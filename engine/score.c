@@ -388,19 +388,3 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     free(scratch.stats);
     return rc;
 }
-
-qe_status qe_loglikelihood(qe_model *m, const char *context, const char *continuation, bool keep_logprobs,
-                           qe_loglik_result *result, qe_error *err)
-{
-    qe_score_request request = {context, continuation, keep_logprobs};
-    qe_score_result scored;
-    qe_status rc = qe_score_batch(m, &request, 1, &scored, err);
-    *result = (qe_loglik_result){
-        .logprob_sum = scored.logprob_sum, .is_greedy = scored.is_greedy,
-        .n_context_tokens = scored.n_context_tokens, .n_continuation_tokens = scored.n_continuation_tokens,
-        .was_truncated = scored.was_truncated, .elapsed_ms = scored.elapsed_ms, .logprobs = scored.logprobs,
-    };
-    scored.logprobs = NULL;
-    qe_score_result_clear(&scored);
-    return rc;
-}

@@ -1,5 +1,5 @@
-/* score — lm-evaluation-harness loglikelihood over the forward pass (qe_score_batch and
- * qe_loglikelihood in qeval_engine.h). Engine-internal: the one tokenization rule scoring and
+/* score — lm-evaluation-harness loglikelihood over the forward pass (qe_score_batch in
+ * qeval_engine.h). Engine-internal: the one tokenization rule scoring and
  * generation share. */
 #ifndef QE_SCORE_H
 #define QE_SCORE_H

@@ -64,8 +64,8 @@ int main(void)
     }
     free(logits);
 
-    qe_loglik_result r;
-    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "", "Once upon a time", true, &r, &err));
+    qe_score_result r;
+    CHECK_INT_EQ(QE_OK, qe_score_batch(m, &(qe_score_request){"", "Once upon a time", true}, 1, &r, &err));
     CHECK_NEAR(want_sum, r.logprob_sum, 1e-4);
     CHECK(r.is_greedy); /* golden argmax of seq0 is 403 407 261 378 */
     CHECK_INT_EQ(1, r.n_context_tokens);
@@ -74,17 +74,19 @@ int main(void)
     CHECK(r.logprobs != NULL);
     if (r.logprobs)
         CHECK_CLOSE(&want_rows[0][0], r.logprobs, 4 * 512, 1e-4);
-    free(r.logprobs);
+    qe_score_result_clear(&r);
 
     /* the trailing space of the context moves to the continuation: both splits score the
      * same tokens given the same prefix */
-    qe_loglik_result a, b;
+    qe_score_result a, b;
     /* (the second call reuses the cached prefix, so its rows come from a different batch shape) */
-    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the", " park", false, &a, &err));
-    CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, "Lily and Tom went to the ", "park", false, &b, &err));
+    CHECK_INT_EQ(QE_OK, qe_score_batch(m, &(qe_score_request){"Lily and Tom went to the", " park", false}, 1, &a, &err));
+    CHECK_INT_EQ(QE_OK, qe_score_batch(m, &(qe_score_request){"Lily and Tom went to the ", "park", false}, 1, &b, &err));
     CHECK_NEAR(a.logprob_sum, b.logprob_sum, 1e-5);
     CHECK_INT_EQ(a.n_continuation_tokens, b.n_continuation_tokens);
     CHECK(a.logprob_sum < 0);
+    qe_score_result_clear(&a);
+    qe_score_result_clear(&b);
 
     /* generation stops at the first stop string, which is cut off */
     const char *stops[] = {"."};

@@ -3,7 +3,7 @@
  * whitespace-only context, a trailing space, contexts cut from the left to the 48-token window)
  * gives, bit for bit, the numbers of the lm-evaluation-harness definition computed here
  * request by request from one uncached forward pass over the request's tokens (qe_forward_logits)
- * with a plain double log-softmax; and the same numbers as qe_loglikelihood one at a time. */
+ * with a plain double log-softmax; and the same numbers as each request scored alone (a batch of one). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -153,16 +153,15 @@ int main(void)
             check_against_plain(m, &requests[i], &results[i]);
             total_ms += results[i].elapsed_ms;
             /* one at a time, the cache holding whatever the previous request left */
-            qe_loglik_result one;
-            CHECK_INT_EQ(QE_OK, qe_loglikelihood(m, requests[i].context, requests[i].continuation,
-                                                 requests[i].want_logprobs, &one, &err));
+            qe_score_result one;
+            CHECK_INT_EQ(QE_OK, qe_score_batch(m, &requests[i], 1, &one, &err));
             CHECK(one.logprob_sum == results[i].logprob_sum);
             CHECK_INT_EQ(results[i].is_greedy, one.is_greedy);
             CHECK_INT_EQ(results[i].n_context_tokens, one.n_context_tokens);
             if (one.logprobs && results[i].logprobs)
                 CHECK(!memcmp(one.logprobs, results[i].logprobs,
                               (size_t)one.n_continuation_tokens * 512 * sizeof(float)));
-            free(one.logprobs);
+            qe_score_result_clear(&one);
         }
         CHECK(total_ms > 0);
         /* a duplicate request gets the same numbers */

@@ -260,23 +260,6 @@ typedef struct qe_generate_stats qe_generate_stats;
 qe_status qe_generate_ids(qe_model *model, const int32_t *prompt_ids, int n_prompt, int max_new_tokens,
                           int32_t **out_ids, int *n_out, qe_generate_stats *stats, qe_error *err);
 
-typedef struct {
-    double logprob_sum;        /* sum over continuation tokens of log p(token | prefix) */
-    bool is_greedy;            /* every continuation token was the argmax            */
-    int n_context_tokens;      /* after truncation                                   */
-    int n_continuation_tokens;
-    bool was_truncated;        /* the context was cut from the left to fit           */
-    double elapsed_ms;
-    /* When keep_logprobs was set: log-softmax rows [n_continuation_tokens, n_vocab] at the
-     * positions that predict each continuation token (malloc'd; caller frees). Used for
-     * KL divergence between variants. */
-    float *logprobs;
-} qe_loglik_result;
-
-/* One request of qe_loglikelihood: the same as a batch of one (below). */
-qe_status qe_loglikelihood(qe_model *model, const char *context, const char *continuation,
-                           bool keep_logprobs, qe_loglik_result *result, qe_error *err);
-
 /* Batched loglikelihood: one call scores many (context, continuation) requests, such as all
  * choices of many documents. Each distinct context is tokenized once and run once; a one-token
  * continuation is read off its context's last row, a longer one runs after the cached context.
