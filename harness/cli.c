@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_info.h"
+
 int qh_report_error(const qe_error *err)
 {
     fprintf(stderr, "qeval: %s\n", err->msg);
@@ -63,6 +65,6 @@ int qh_print_json(struct cJSON *root)
 
 int qh_cmd_version(int argc, char **argv)
 {
-    printf("qeval %s (%s)\n", QEVAL_VERSION, QEVAL_GIT_COMMIT[0] ? QEVAL_GIT_COMMIT : "unknown commit");
+    printf("qeval %s (%s)\n", QEVAL_VERSION, qh_git_commit[0] ? qh_git_commit : "unknown commit");
     return QH_EXIT_OK;
 }

@@ -25,7 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "build_info.h"
 #include "cli.h"
+#include "host.h"
 #include "model_cache.h"
 #include "qeval_engine.h"
 
@@ -35,12 +39,25 @@ typedef struct {
     double mean, sd;            /* tokens/s over the repetitions */
 } rate;
 
+/* On a GPU, after a variant's work: measured against qeval estimate's prediction for the
+ * context the KV cache reached (measure_device_memory says how each is taken). */
+typedef struct {
+    bool has;                   /* false on the CPU */
+    char no_estimate[256];      /* why there is no prediction, or "" */
+    int context;
+    uint64_t weights_bytes, predicted_weights_bytes;
+    uint64_t kv_cache_bytes, predicted_kv_cache_bytes;
+    uint64_t peak_bytes, predicted_peak_bytes;       /* the allocator's; weights + KV + activations */
+    uint64_t seen_peak_bytes, predicted_total_bytes; /* cudaMemGetInfo's view; with the CUDA context */
+    uint64_t predicted_context_bytes, context_bytes; /* the constant; total - free before the model */
+} bench_device_memory;
+
 typedef struct {
     char name[16];
     rate prefill, decode;
     uint64_t decode_read_bytes; /* weight bytes one decode step reads */
     double docs_per_s, mean_context_tokens; /* --scoring */
-    char device_memory[640];    /* on a GPU: measured against predicted, one line; "" on the CPU */
+    bench_device_memory device_memory;
 } bench_result;
 
 typedef struct {
@@ -103,38 +120,58 @@ static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_pl
 
 #define MIB(bytes) ((double)(bytes) / (1 << 20))
 
-/* The device-memory line of a model on a GPU after its work (nothing on the CPU): what the
- * allocator and cudaMemGetInfo measured, and qe_model_estimate_memory's prediction for the
- * context the KV cache reached. Buffers still held at the end are the weights, the KV cache and
- * the kept workspace; the activations were freed, so the peak cudaMemGetInfo saw is the use at
- * the end plus the allocator's peak minus what it still holds. */
-static void describe_device_memory(const qe_model *model, const qe_load_options *options, bench_result *out)
+/* What a model on a GPU holds after its work (nothing on the CPU): the allocator's and
+ * cudaMemGetInfo's figures, and qe_model_estimate_memory's prediction for the context the KV
+ * cache reached. Buffers still held at the end are the weights, the KV cache and the kept
+ * workspace; the activations were freed, so the peak cudaMemGetInfo saw is the use at the end
+ * plus the allocator's peak minus what it still holds. */
+static void measure_device_memory(const qe_model *model, const qe_load_options *options, bench_device_memory *out)
 {
-    out->device_memory[0] = '\0';
+    *out = (bench_device_memory){0};
     qe_device_memory mem;
     if (!qe_model_device_memory(model, &mem))
         return;
+    out->has = true;
+    uint64_t held = mem.weights_bytes + mem.kv_cache_peak_bytes + mem.workspace_peak_bytes;
+    out->weights_bytes = mem.weights_bytes;
+    out->kv_cache_bytes = mem.kv_cache_peak_bytes;
+    out->peak_bytes = mem.peak_bytes;
+    out->seen_peak_bytes = (mem.total_bytes - mem.free_now_bytes) + (mem.peak_bytes > held ? mem.peak_bytes - held : 0);
+    out->context_bytes = mem.total_bytes - mem.free_before_bytes;
     qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model), .batch = 1,
                              .device = QE_DEVICE_CUDA, .n_threads = options->n_threads};
     qe_memory_estimate e;
     qe_error err;
     if (o.context < 1 || qe_model_estimate_memory(model, &o, &e, &err) != QE_OK) {
-        snprintf(out->device_memory, sizeof out->device_memory, "no estimate: %s",
-                 o.context < 1 ? "nothing ran" : err.msg);
+        snprintf(out->no_estimate, sizeof out->no_estimate, "%s", o.context < 1 ? "nothing ran" : err.msg);
         return;
     }
-    uint64_t held = mem.weights_bytes + mem.kv_cache_peak_bytes + mem.workspace_peak_bytes;
-    uint64_t seen_peak = (mem.total_bytes - mem.free_now_bytes) + (mem.peak_bytes > held ? mem.peak_bytes - held : 0);
-    uint64_t predicted_peak = e.weights_bytes + e.kv_cache_bytes + e.activation_bytes;
-    snprintf(out->device_memory, sizeof out->device_memory,
-             "context %d: weights %" PRIu64 " (predicted %" PRIu64 "%s), KV %.1f MiB (predicted %.1f), "
-             "allocator peak %.1f MiB (predicted %.1f, x%.3f); cudaMemGetInfo peak %.1f MiB (predicted %.1f "
-             "with a %.0f MiB context, x%.3f; the context measured %.1f MiB)",
-             e.context, mem.weights_bytes, e.weights_bytes, mem.weights_bytes == e.weights_bytes ? ", exact" : "",
-             MIB(mem.kv_cache_peak_bytes), MIB(e.kv_cache_bytes), MIB(mem.peak_bytes), MIB(predicted_peak),
-             (double)mem.peak_bytes / (double)predicted_peak, MIB(seen_peak), MIB(e.total_bytes),
-             MIB(e.context_overhead_bytes), (double)seen_peak / (double)e.total_bytes,
-             MIB(mem.total_bytes - mem.free_before_bytes));
+    out->context = e.context;
+    out->predicted_weights_bytes = e.weights_bytes;
+    out->predicted_kv_cache_bytes = e.kv_cache_bytes;
+    out->predicted_peak_bytes = e.weights_bytes + e.kv_cache_bytes + e.activation_bytes;
+    out->predicted_total_bytes = e.total_bytes;
+    out->predicted_context_bytes = e.context_overhead_bytes;
+}
+
+static void print_device_memory(const char *variant, const bench_device_memory *m)
+{
+    if (!m->has)
+        return;
+    if (m->no_estimate[0]) {
+        printf("%-10s memory   weights %" PRIu64 ", allocator peak %.1f MiB; no estimate: %s\n", variant,
+               m->weights_bytes, MIB(m->peak_bytes), m->no_estimate);
+        return;
+    }
+    printf("%-10s memory   context %d: weights %" PRIu64 " (predicted %" PRIu64 "%s), KV %.1f MiB (predicted %.1f), "
+           "allocator peak %.1f MiB (predicted %.1f, x%.3f); cudaMemGetInfo peak %.1f MiB (predicted %.1f with a "
+           "%.0f MiB context, x%.3f; the context measured %.1f MiB)\n",
+           variant, m->context, m->weights_bytes, m->predicted_weights_bytes,
+           m->weights_bytes == m->predicted_weights_bytes ? ", exact" : "", MIB(m->kv_cache_bytes),
+           MIB(m->predicted_kv_cache_bytes), MIB(m->peak_bytes), MIB(m->predicted_peak_bytes),
+           (double)m->peak_bytes / (double)m->predicted_peak_bytes, MIB(m->seen_peak_bytes),
+           MIB(m->predicted_total_bytes), MIB(m->predicted_context_bytes),
+           (double)m->seen_peak_bytes / (double)m->predicted_total_bytes, MIB(m->context_bytes));
 }
 
 static qe_status bench_one(const char *path, const qe_load_options *options, const bench_plan *plan,
@@ -179,7 +216,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         out->prefill = rate_of(prefill_tok_s, plan->n_reps);
         out->decode = rate_of(decode_tok_s, plan->n_reps);
         out->decode_read_bytes = info.decode_read_bytes;
-        describe_device_memory(model, options, out);
+        measure_device_memory(model, options, &out->device_memory);
     }
     free(ids);
     free(warm);
@@ -407,13 +444,143 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
         out->docs_per_s = n_docs / (elapsed_ms / 1e3);
         out->mean_context_tokens = (double)total_tokens / n_docs;
-        describe_device_memory(model, options, out);
+        measure_device_memory(model, options, &out->device_memory);
     }
     for (int d = 0; contexts && d <= n_docs; d++)
         free(contexts[d]);
     free(contexts);
     qe_model_free(model);
     return rc;
+}
+
+static int resolved_threads(int n_threads) { return n_threads > 0 ? n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN); }
+
+static void print_header(bool is_scoring)
+{
+    if (is_scoring)
+        printf("%-10s %14s %14s\n", "variant", "context tok", "docs/s");
+    else
+        printf("%-10s %-8s %18s %12s %12s\n", "variant", "test", "tok/s", "MB/token", "GB/s");
+}
+
+static void print_result(const bench_result *r, const bench_plan *plan, bool is_scoring)
+{
+    if (is_scoring) {
+        printf("%-10s %14.0f %14.2f\n", r->name, r->mean_context_tokens, r->docs_per_s);
+    } else {
+        char pp[32], tg[32];
+        snprintf(pp, sizeof pp, "pp%d", plan->n_prompt);
+        snprintf(tg, sizeof tg, "tg%d%s", plan->n_gen, plan->is_decode_after_prompt ? "@pp" : "");
+        printf("%-10s %-8s %11.1f ± %5.1f\n", r->name, pp, r->prefill.mean, r->prefill.sd);
+        printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
+               r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
+    }
+    print_device_memory(r->name, &r->device_memory);
+    fflush(stdout);
+}
+
+/* What a --json document says of how the figures were taken. */
+typedef struct {
+    int argc;
+    char **argv;
+    qe_device_kind device;
+    int device_index, n_threads;
+    bool is_scoring;
+    const bench_plan *plan;
+    int n_docs, n_context_tokens;
+} bench_setup;
+
+static void add_rate(cJSON *parent, const char *name, rate r)
+{
+    cJSON *o = cJSON_AddObjectToObject(parent, name);
+    cJSON_AddNumberToObject(o, "mean", r.mean);
+    cJSON_AddNumberToObject(o, "sd", r.sd);
+}
+
+static void add_device_memory(cJSON *parent, const bench_device_memory *m)
+{
+    if (!m->has) {
+        cJSON_AddNullToObject(parent, "device_memory");
+        return;
+    }
+    cJSON *o = cJSON_AddObjectToObject(parent, "device_memory");
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)m->weights_bytes);
+    cJSON_AddNumberToObject(o, "kv_cache_peak_bytes", (double)m->kv_cache_bytes);
+    cJSON_AddNumberToObject(o, "peak_bytes", (double)m->peak_bytes);
+    cJSON_AddNumberToObject(o, "cuda_peak_bytes", (double)m->seen_peak_bytes);
+    cJSON_AddNumberToObject(o, "cuda_context_bytes", (double)m->context_bytes);
+    if (m->no_estimate[0]) {
+        cJSON_AddStringToObject(o, "no_estimate", m->no_estimate);
+        return;
+    }
+    cJSON_AddNumberToObject(o, "predicted_context", m->context);
+    cJSON_AddNumberToObject(o, "predicted_weights_bytes", (double)m->predicted_weights_bytes);
+    cJSON_AddNumberToObject(o, "predicted_kv_cache_bytes", (double)m->predicted_kv_cache_bytes);
+    cJSON_AddNumberToObject(o, "predicted_peak_bytes", (double)m->predicted_peak_bytes);
+    cJSON_AddNumberToObject(o, "predicted_total_bytes", (double)m->predicted_total_bytes);
+}
+
+static int print_json(const bench_setup *b, const bench_result *results, int n_results, double read_bytes_s,
+                      double copy_bytes_s)
+{
+    cJSON *root = cJSON_CreateObject();
+    char command[4096] = "qeval";
+    for (int i = 0; i < b->argc; i++) {
+        size_t n = strlen(command);
+        snprintf(command + n, sizeof command - n, " %s", b->argv[i]);
+    }
+    cJSON_AddStringToObject(root, "command", command);
+    cJSON_AddStringToObject(root, "qeval_version", QEVAL_VERSION);
+    if (qh_git_commit[0])
+        cJSON_AddStringToObject(root, "git_commit", qh_git_commit);
+    else
+        cJSON_AddNullToObject(root, "git_commit");
+    qh_host_facts host;
+    qh_host_facts_read(&host);
+    cJSON *h = cJSON_AddObjectToObject(root, "host");
+    cJSON_AddStringToObject(h, "cpu", host.cpu_model);
+    cJSON_AddNumberToObject(h, "cores", (double)host.n_cores);
+    cJSON_AddStringToObject(h, "gpu", host.gpu_name);
+    cJSON_AddStringToObject(h, "gpu_driver", host.gpu_driver);
+    char device[32];
+    snprintf(device, sizeof device, b->device == QE_DEVICE_CUDA ? "cuda:%d" : "cpu", b->device_index);
+    cJSON_AddStringToObject(root, "device", device);
+    cJSON_AddNumberToObject(root, "threads", resolved_threads(b->n_threads));
+    cJSON_AddStringToObject(root, "mode", b->is_scoring ? "scoring" : "speed");
+    cJSON *plan = cJSON_AddObjectToObject(root, "plan");
+    if (b->is_scoring) {
+        cJSON_AddNumberToObject(plan, "docs", b->n_docs);
+        cJSON_AddNumberToObject(plan, "context_tokens", b->n_context_tokens);
+    } else {
+        cJSON_AddNumberToObject(plan, "prompt_tokens", b->plan->n_prompt);
+        cJSON_AddNumberToObject(plan, "gen_tokens", b->plan->n_gen);
+        cJSON_AddNumberToObject(plan, "repetitions", b->plan->n_reps);
+        cJSON_AddNumberToObject(plan, "batch", b->plan->max_batch);
+        cJSON_AddBoolToObject(plan, "decode_after_prompt", b->plan->is_decode_after_prompt);
+    }
+    cJSON *variants = cJSON_AddArrayToObject(root, "variants");
+    for (int i = 0; i < n_results; i++) {
+        const bench_result *r = &results[i];
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddItemToArray(variants, v);
+        cJSON_AddStringToObject(v, "variant", r->name);
+        if (b->is_scoring) {
+            cJSON_AddNumberToObject(v, "docs_per_s", r->docs_per_s);
+            cJSON_AddNumberToObject(v, "mean_context_tokens", r->mean_context_tokens);
+        } else {
+            add_rate(v, "prefill_tok_s", r->prefill);
+            add_rate(v, "decode_tok_s", r->decode);
+            cJSON_AddNumberToObject(v, "decode_read_bytes", (double)r->decode_read_bytes);
+        }
+        add_device_memory(v, &r->device_memory);
+    }
+    if (!isnan(read_bytes_s)) {
+        cJSON *bw = cJSON_AddObjectToObject(root, "memory_bandwidth");
+        cJSON_AddNumberToObject(bw, "buffer_bytes", (double)BANDWIDTH_BYTES);
+        cJSON_AddNumberToObject(bw, "read_bytes_s", read_bytes_s);
+        cJSON_AddNumberToObject(bw, "copy_bytes_s", copy_bytes_s);
+    }
+    return qh_print_json(root);
 }
 
 int qh_cmd_bench(int argc, char **argv)
@@ -423,7 +590,7 @@ int qh_cmd_bench(int argc, char **argv)
     bench_plan plan = {.n_prompt = 128, .n_gen = 32, .n_reps = 5, .max_batch = 0};
     int n_threads = 0, n_docs = 20, n_context_tokens = 600, device_index = 0;
     qe_device_kind device = qe_default_device();
-    bool is_scoring = false;
+    bool is_scoring = false, is_json = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [-p|--prompt-tokens N] [-n|--gen-tokens N]\n"
@@ -438,7 +605,9 @@ int qh_cmd_bench(int argc, char **argv)
                    "  --decode-after-prompt  time the decode steps after the prompt instead\n"
                    "  --scoring           documents/s on MMLU-shaped documents: a 5-shot context of about\n"
                    "                      --context-tokens tokens (default 600), four answers \" A\" ... \" D\",\n"
-                   "                      --docs distinct documents (default 20)\n");
+                   "                      --docs distinct documents (default 20)\n"
+                   "  --json              one JSON object instead of the table: the command, qeval's version and\n"
+                   "                      commit, the host, the device, and every figure per variant\n");
             return QH_EXIT_OK;
         } else if (!strcmp(argv[i], "--variants") && i + 1 < argc)
             snprintf(variants, sizeof variants, "%s", argv[++i]);
@@ -456,6 +625,8 @@ int qh_cmd_bench(int argc, char **argv)
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scoring"))
             is_scoring = true;
+        else if (!strcmp(argv[i], "--json"))
+            is_json = true;
         else if (!strcmp(argv[i], "--docs") && i + 1 < argc)
             n_docs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--context-tokens") && i + 1 < argc)
@@ -479,10 +650,8 @@ int qh_cmd_bench(int argc, char **argv)
     bench_result results[MAX_VARIANTS];
     int n_results = 0;
     qe_error err = {0};
-    if (is_scoring)
-        printf("%-10s %14s %14s\n", "variant", "context tok", "docs/s");
-    else
-        printf("%-10s %-8s %18s %12s %12s\n", "variant", "test", "tok/s", "MB/token", "GB/s");
+    if (!is_json)
+        print_header(is_scoring);
     for (char *save = NULL, *name = strtok_r(variants, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (n_results == MAX_VARIANTS)
             return qh_usage_error("bench", "at most %d variants", MAX_VARIANTS);
@@ -492,20 +661,16 @@ int qh_cmd_bench(int argc, char **argv)
             (is_scoring ? bench_scoring(path, &options, n_docs, n_context_tokens, r, &err)
                         : bench_one(path, &options, &plan, r, &err)))
             return qh_report_error(&err);
-        if (is_scoring) {
-            printf("%-10s %14.0f %14.2f\n", r->name, r->mean_context_tokens, r->docs_per_s);
-        } else {
-            char pp[32], tg[32];
-            snprintf(pp, sizeof pp, "pp%d", plan.n_prompt);
-            snprintf(tg, sizeof tg, "tg%d%s", plan.n_gen, plan.is_decode_after_prompt ? "@pp" : "");
-            printf("%-10s %-8s %11.1f ± %5.1f\n", r->name, pp, r->prefill.mean, r->prefill.sd);
-            printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
-                   r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
-        }
-        if (r->device_memory[0])
-            printf("%-10s memory   %s\n", r->name, r->device_memory);
-        fflush(stdout);
+        if (!is_json)
+            print_result(r, &plan, is_scoring);
         n_results++;
+    }
+    double read_bytes_s = NAN, copy_bytes_s = NAN;
+    if (!is_scoring && device == QE_DEVICE_CPU)
+        machine_bandwidth(n_threads, &read_bytes_s, &copy_bytes_s);
+    if (is_json) {
+        bench_setup setup = {argc, argv, device, device_index, n_threads, is_scoring, &plan, n_docs, n_context_tokens};
+        return print_json(&setup, results, n_results, read_bytes_s, copy_bytes_s);
     }
     for (int i = 1; i < n_results; i++) {
         if (is_scoring)
@@ -515,12 +680,8 @@ int qh_cmd_bench(int argc, char **argv)
             printf("%s/%s: prefill x%.2f, decode x%.2f\n", results[i].name, results[0].name,
                    results[i].prefill.mean / results[0].prefill.mean, results[i].decode.mean / results[0].decode.mean);
     }
-    if (!is_scoring && device == QE_DEVICE_CPU) {
-        double read_bytes_s, copy_bytes_s;
-        machine_bandwidth(n_threads, &read_bytes_s, &copy_bytes_s);
+    if (!isnan(read_bytes_s))
         printf("memory bandwidth, %d threads over %zu MiB: read %.1f GB/s, copy %.1f GB/s (read + written)\n",
-               n_threads > 0 ? n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN), BANDWIDTH_BYTES >> 20,
-               read_bytes_s / 1e9, copy_bytes_s / 1e9);
-    }
+               resolved_threads(n_threads), BANDWIDTH_BYTES >> 20, read_bytes_s / 1e9, copy_bytes_s / 1e9);
     return QH_EXIT_OK;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build_info.h"
 #include "chat_prompt.h"
 #include "host.h"
 #include "model_cache.h"
@@ -766,7 +767,7 @@ qe_status qh_run_matrix(qh_store *store, const qh_run_options *o, int64_t resume
         char sandbox_json[512];
         qh_sandbox_settings_json(o, sandbox_json, sizeof sandbox_json);
         qh_run info = {
-            .qeval_version = QEVAL_VERSION, .git_commit = QEVAL_GIT_COMMIT[0] ? QEVAL_GIT_COMMIT : NULL,
+            .qeval_version = QEVAL_VERSION, .git_commit = qh_git_commit[0] ? qh_git_commit : NULL,
             .command_line = o->command_line, .host_cpu = host.cpu_model, .host_cores = host.n_cores,
             .host_ram_bytes = host.ram_bytes, .gpu_name = host.gpu_name[0] ? host.gpu_name : NULL,
             .gpu_driver = host.gpu_driver[0] ? host.gpu_driver : NULL, .gpu_memory_bytes = host.gpu_memory_bytes,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_info.h"
 #include "store_private.h"
 
 struct qh_store {
@@ -671,8 +672,8 @@ qe_status qh_store_create_run(qh_store *s, const qh_run *info, int64_t *run_id, 
     memcpy(&row, info, sizeof row); /* every byte, so the table-driven binder reads nothing unset */
     if (!row.qeval_version)
         row.qeval_version = QEVAL_VERSION;
-    if (!row.git_commit && QEVAL_GIT_COMMIT[0])
-        row.git_commit = QEVAL_GIT_COMMIT;
+    if (!row.git_commit && qh_git_commit[0])
+        row.git_commit = qh_git_commit;
     char sql[2048];
     size_t len = (size_t)snprintf(sql, sizeof sql, "INSERT INTO runs(started_at,status");
     for (size_t i = RUN_N_HISTORY_COLS; i < run_table.n_cols; i++)
