@@ -5,9 +5,10 @@
 #   1. tests/gpu/run.sh: build with CUDA, the backend and GPU tests, verify, cpu/cuda picks;
 #   2. `qeval synth --like NAME` for each NAME in $SHAPES (default qwen2.5-0.5b gemma-3-4b
 #      llama-3.1-8b) into MODELS_DIR (kept for a later peers pass: bench/footprint_peers.py);
-#   3. per shape, `qeval estimate --device cuda --json` and `qeval bench --device cuda` of every
-#      variant at two contexts (pp512 and pp1536, then 32 decode steps after the prompt, chunks of
-#      256 as scoring runs them): speed plus the memory line, measured against predicted.
+#   3. per shape, `qeval estimate --device cuda --json` and `qeval bench --device cuda --json` of
+#      every variant at two contexts (pp512 and pp1536, then 32 decode steps after the prompt,
+#      chunks of 256 as scoring runs them): speed and device memory measured against predicted,
+#      rendered by bench/benchmarks_md.py as docs/benchmarks.md is.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
 set -u
@@ -39,7 +40,11 @@ for shape in $shapes; do
     for prompt in 512 1536; do
         step "bench $shape pp$prompt"
         timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
-            -n 32 -r 1 --batch 256 --decode-after-prompt || echo "bench $shape pp$prompt: exit $?"
+            -n 32 -r 1 --batch 256 --decode-after-prompt --json >"$logs/bench_${shape}_$prompt.json" ||
+            echo "bench $shape pp$prompt: exit $?"
     done
 done
+step "docs/benchmarks.md from the bench documents"
+python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
+    --format=csv,noheader | head -1)" -o "$logs/benchmarks.md" && cat "$logs/benchmarks.md"
 step done

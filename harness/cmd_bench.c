@@ -483,6 +483,7 @@ static void print_result(const bench_result *r, const bench_plan *plan, bool is_
 typedef struct {
     int argc;
     char **argv;
+    const char *model;
     qe_device_kind device;
     int device_index, n_threads;
     bool is_scoring;
@@ -530,6 +531,7 @@ static int print_json(const bench_setup *b, const bench_result *results, int n_r
         snprintf(command + n, sizeof command - n, " %s", b->argv[i]);
     }
     cJSON_AddStringToObject(root, "command", command);
+    cJSON_AddStringToObject(root, "model", b->model);
     cJSON_AddStringToObject(root, "qeval_version", QEVAL_VERSION);
     if (qh_git_commit[0])
         cJSON_AddStringToObject(root, "git_commit", qh_git_commit);
@@ -669,7 +671,8 @@ int qh_cmd_bench(int argc, char **argv)
     if (!is_scoring && device == QE_DEVICE_CPU)
         machine_bandwidth(n_threads, &read_bytes_s, &copy_bytes_s);
     if (is_json) {
-        bench_setup setup = {argc, argv, device, device_index, n_threads, is_scoring, &plan, n_docs, n_context_tokens};
+        bench_setup setup = {argc,      argv,    path,  device,          device_index,
+                             n_threads, is_scoring, &plan, n_docs, n_context_tokens};
         return print_json(&setup, results, n_results, read_bytes_s, copy_bytes_s);
     }
     for (int i = 1; i < n_results; i++) {

@@ -14,7 +14,7 @@ json_get() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); v =
 check 0 $? "speed --json: exit"
 check "speed cpu 1" "$(json_get "$work/speed.json" '"%s %s %d" % (j["mode"], j["device"], j["threads"])')" "speed: mode, device, threads"
 check "8 3 2 8 False" "$(json_get "$work/speed.json" '"%d %d %d %d %s" % tuple(j["plan"][k] for k in ("prompt_tokens", "gen_tokens", "repetitions", "batch", "decode_after_prompt"))')" "speed: the plan"
-check "true" "$(json_get "$work/speed.json" 'j["command"].startswith("qeval bench ") and "--json" in j["command"]')" "speed: the command"
+check "true" "$(json_get "$work/speed.json" 'j["command"].startswith("qeval bench ") and "--json" in j["command"] and j["model"] == "'"$model"'"')" "speed: the command and model"
 check "true" "$(json_get "$work/speed.json" 'j["qeval_version"] != "" and (j["git_commit"] is None or len(j["git_commit"]) == 12)')" "speed: version and commit"
 check "true" "$(json_get "$work/speed.json" 'j["host"]["cores"] >= 1 and "gpu" in j["host"]')" "speed: the host"
 check "fp32 nf4" "$(json_get "$work/speed.json" '" ".join(v["variant"] for v in j["variants"])')" "speed: variants in order"
@@ -26,6 +26,16 @@ check "true" "$(json_get "$work/speed.json" 'j["memory_bandwidth"]["read_bytes_s
 check 0 $? "scoring --json: exit"
 check "scoring 2 32" "$(json_get "$work/scoring.json" '"%s %d %d" % (j["mode"], j["plan"]["docs"], j["plan"]["context_tokens"])')" "scoring: mode and plan"
 check "true" "$(json_get "$work/scoring.json" 'len(j["variants"]) == 1 and j["variants"][0]["docs_per_s"] > 0 and j["variants"][0]["mean_context_tokens"] > 0 and "memory_bandwidth" not in j')" "scoring: figures"
+
+# docs/benchmarks.md's generator reads both documents, and refuses one that is not such a document
+python3 "$QEVAL_SOURCE_DIR/bench/benchmarks_md.py" "$work/speed.json" "$work/scoring.json" -o "$work/benchmarks.md"
+check 0 $? "benchmarks_md: exit"
+check 2 "$(grep -c '^## .*tiny-llama3: \(speed\|scoring\) on cpu' "$work/benchmarks.md")" "benchmarks_md: a section per document"
+check 1 "$(grep -c '^| nf4 | ' "$work/benchmarks.md")" "benchmarks_md: the nf4 row"
+echo '{"mode": "speed"}' >"$work/not-bench.json"
+python3 "$QEVAL_SOURCE_DIR/bench/benchmarks_md.py" "$work/not-bench.json" >/dev/null 2>"$work/err"
+check 1 $? "benchmarks_md: a foreign document: exit"
+check 1 "$(grep -c 'not-bench.json: not a qeval bench --json document' "$work/err")" "benchmarks_md: the error names the file"
 
 for args in "--batch -1" "-p 0" "--docs 0 --scoring" "--variants fp64"; do
   "$qeval" bench "$model" $args --json >"$work/out" 2>"$work/err"
