@@ -39,12 +39,18 @@ for shape in $shapes; do
     done
     for prompt in 512 1536; do
         step "bench $shape pp$prompt"
-        timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
-            -n 32 -r 1 --batch 256 --decode-after-prompt --json >"$logs/bench_${shape}_$prompt.json" ||
-            echo "bench $shape pp$prompt: exit $?"
+        # the document is written at the end: kept only when complete, so one bench cut short
+        # leaves the others' rendering intact
+        json=$logs/bench_${shape}_$prompt.json
+        if timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
+            -n 32 -r 1 --batch 256 --decode-after-prompt --json >"$json.part"; then
+            mv "$json.part" "$json"
+        else
+            echo "bench $shape pp$prompt: exit $?"; rm -f "$json.part"
+        fi
     done
 done
 step "docs/benchmarks.md from the bench documents"
-python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
+ls "$logs"/bench_*.json >/dev/null 2>&1 && python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
     --format=csv,noheader | head -1)" -o "$logs/benchmarks.md" && cat "$logs/benchmarks.md"
 step done

@@ -183,7 +183,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         return rc;
     qe_model_info info;
     qe_model_get_info(model, &info);
-    int n_ids = plan->n_prompt + plan->n_gen;
+    int64_t n_ids = (int64_t)plan->n_prompt + plan->n_gen;
     if (n_ids > info.max_context) {
         qe_model_free(model);
         return qe_fail(err, QE_EINVAL, "%s: %d prompt + %d generated tokens exceed the %d-token window", path,
@@ -259,24 +259,35 @@ static void *bandwidth_worker(void *p)
 
 /* Bytes/s of the best of BANDWIDTH_PASSES passes of n_threads threads, each over its share of
  * src[n_words] (reading it, or copying it to dst: bytes read + written, as STREAM counts). */
+#define BANDWIDTH_MAX_THREADS 64
+
+static int resolved_threads(int n_threads) { return n_threads > 0 ? n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN); }
+
+/* The threads the bandwidth measurement runs with: --threads (or the cores), at most 64. */
+static int bandwidth_threads(int n_threads)
+{
+    int n = resolved_threads(n_threads);
+    return n < 1 ? 1 : n > BANDWIDTH_MAX_THREADS ? BANDWIDTH_MAX_THREADS : n;
+}
+
 static double best_bandwidth(const uint64_t *src, uint64_t *dst, size_t n_words, int n_threads)
 {
-    pthread_t threads[64];
-    bandwidth_share shares[64];
+    pthread_t threads[BANDWIDTH_MAX_THREADS];
+    bandwidth_share shares[BANDWIDTH_MAX_THREADS];
     double best_s = INFINITY;
     size_t per = n_words / n_threads;
     for (int pass = 0; pass < BANDWIDTH_PASSES; pass++) {
         double t0 = now_ms();
-        int n_started = 0;
+        int n_started = 0; /* threads[0 .. n_started) run; a share whose thread failed runs here */
         for (int i = 0; i < n_threads; i++) {
             shares[i] = (bandwidth_share){src + i * per, dst ? dst + i * per : NULL, per, 0};
-            if (i > 0 && pthread_create(&threads[i], NULL, bandwidth_worker, &shares[i]) == 0)
+            if (i > 0 && pthread_create(&threads[n_started], NULL, bandwidth_worker, &shares[i]) == 0)
                 n_started++;
             else if (i > 0)
                 bandwidth_worker(&shares[i]);
         }
         bandwidth_worker(&shares[0]);
-        for (int i = 1; i <= n_started; i++) pthread_join(threads[i], NULL);
+        for (int i = 0; i < n_started; i++) pthread_join(threads[i], NULL);
         double s = (now_ms() - t0) / 1e3;
         if (s < best_s)
             best_s = s;
@@ -288,12 +299,7 @@ static double best_bandwidth(const uint64_t *src, uint64_t *dst, size_t n_words,
 static void machine_bandwidth(int n_threads, double *read_bytes_s, double *copy_bytes_s)
 {
     *read_bytes_s = *copy_bytes_s = 0;
-    if (n_threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = cores > 0 ? (int)cores : 1;
-    }
-    if (n_threads > 64)
-        n_threads = 64;
+    n_threads = bandwidth_threads(n_threads);
     size_t n_words = BANDWIDTH_BYTES / sizeof(uint64_t);
     uint64_t *src = malloc(BANDWIDTH_BYTES), *dst = malloc(BANDWIDTH_BYTES / 2);
     if (src && dst) {
@@ -453,8 +459,6 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
     return rc;
 }
 
-static int resolved_threads(int n_threads) { return n_threads > 0 ? n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN); }
-
 static void print_header(bool is_scoring)
 {
     if (is_scoring)
@@ -579,6 +583,7 @@ static int print_json(const bench_setup *b, const bench_result *results, int n_r
     if (!isnan(read_bytes_s)) {
         cJSON *bw = cJSON_AddObjectToObject(root, "memory_bandwidth");
         cJSON_AddNumberToObject(bw, "buffer_bytes", (double)BANDWIDTH_BYTES);
+        cJSON_AddNumberToObject(bw, "threads", bandwidth_threads(b->n_threads));
         cJSON_AddNumberToObject(bw, "read_bytes_s", read_bytes_s);
         cJSON_AddNumberToObject(bw, "copy_bytes_s", copy_bytes_s);
     }
@@ -685,6 +690,6 @@ int qh_cmd_bench(int argc, char **argv)
     }
     if (!isnan(read_bytes_s))
         printf("memory bandwidth, %d threads over %zu MiB: read %.1f GB/s, copy %.1f GB/s (read + written)\n",
-               resolved_threads(n_threads), BANDWIDTH_BYTES >> 20, read_bytes_s / 1e9, copy_bytes_s / 1e9);
+               bandwidth_threads(n_threads), BANDWIDTH_BYTES >> 20, read_bytes_s / 1e9, copy_bytes_s / 1e9);
     return QH_EXIT_OK;
 }

@@ -324,8 +324,12 @@ int qh_cmd_slurm(int argc, char **argv)
         } else if (!strcmp(a, "--alpha")) {
             slot = &p.alpha;
         } else if (!strcmp(a, "--sbatch")) {
+            /* one #SBATCH line each: a line break would end the directives with a command */
             if (p.n_sbatch_lines == QH_SLURM_MAX_SBATCH)
                 rc_usage = qh_usage_error("slurm", "--sbatch: at most %d", QH_SLURM_MAX_SBATCH);
+            else if (strpbrk(value, "\n\r"))
+                rc_usage = qh_usage_error("slurm", "--sbatch: '%s' holds a line break; give one option per --sbatch",
+                                          value);
             else
                 p.sbatch_lines[p.n_sbatch_lines++] = value;
         } else { /* a run option and its value, passed through */
@@ -335,10 +339,14 @@ int qh_cmd_slurm(int argc, char **argv)
         }
         if (slot)
             *slot = value;
-        /* #SBATCH lines are not shell: no quoting there, so no blanks or quotes in what goes in them */
+        /* #SBATCH lines are not shell: no quoting there, so no blanks or quotes in what goes in
+         * them, and no % (Slurm expands %j, %a... in file names); the CPU count also goes
+         * unquoted into the run line, so digits only */
         bool is_file = slot == &output || slot == &p.baseline;
-        if (slot && (strchr(value, '\n') || (!is_file && strpbrk(value, " \t'\"\\$`"))))
+        if (slot && (strpbrk(value, "\n\r") || (!is_file && strpbrk(value, " \t'\"\\$`%"))))
             rc_usage = qh_usage_error("slurm", "%s: '%s' cannot go into an #SBATCH line", a, value);
+        else if (slot == &p.cpus_per_task && (!*value || strspn(value, "0123456789") != strlen(value)))
+            rc_usage = qh_usage_error("slurm", "--cpus-per-task: '%s' is not a number of CPUs", value);
         i++;
     }
     if (!rc_usage && !model)
@@ -364,9 +372,9 @@ int qh_cmd_slurm(int argc, char **argv)
         st = qe_fail(&err, QE_EIO, "slurm: cannot read the current directory: %s", strerror(errno));
     else if (n_self <= 0)
         st = qe_fail(&err, QE_EIO, "slurm: cannot find the qeval binary (/proc/self/exe): %s", strerror(errno));
-    else if (strpbrk(cwd, " \t\n'\"\\$`"))
-        st = qe_fail(&err, QE_EINVAL, "slurm: the current directory '%s' cannot go into an #SBATCH line (blanks or quotes)",
-                     cwd);
+    else if (strpbrk(cwd, " \t\n\r'\"\\$`%"))
+        st = qe_fail(&err, QE_EINVAL,
+                     "slurm: the current directory '%s' cannot go into an #SBATCH line (blanks, quotes or %%)", cwd);
     if (st == QE_OK) {
         self[n_self] = '\0';
         abs_dir = absolute_path(cwd, db_dir);

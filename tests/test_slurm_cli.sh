@@ -57,7 +57,10 @@ grep -q "invalid partition" failed.txt && grep -q "qeval: .*failing-sbatch --par
 # usage errors
 for args in "my-model --db-dir x" "--shards 2" "my-model --shards 0" "my-model --shards 2 --shard 0/2" \
             "my-model --shards 2 --db x.db" "my-model --shards 2 --dry-run --submit" "my-model --shards 2 --max-drop 1" \
-            "my-model other --shards 2" "my-model --shards 2 --partition 'a b'"; do
+            "my-model other --shards 2" "my-model --shards 2 --partition 'a b'" \
+            "my-model --shards 2 --dry-run --sbatch \$'--account=lab\\ntouch x'" \
+            "my-model --shards 2 --dry-run --cpus-per-task '4;id'" "my-model --shards 2 --dry-run --cpus-per-task ''" \
+            "my-model --shards 2 --dry-run --db-dir 'res%j'"; do
   eval "\"\$qeval\" slurm $args" > usage.txt 2>&1
   check 2 $? "usage error: $args"
 done

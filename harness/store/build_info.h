@@ -5,6 +5,6 @@
 #ifndef QH_BUILD_INFO_H
 #define QH_BUILD_INFO_H
 
-extern const char qh_git_commit[]; /* 12 hex digits, or "" outside a git checkout */
+extern const char qh_git_commit[]; /* 12 hex digits (+ "-dirty": tracked files changed), or "" */
 
 #endif
