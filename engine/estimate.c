@@ -66,12 +66,24 @@ static void count_kv(const qe_model_config *cfg, int context, int batch, uint64_
                  (uint64_t)batch; /* K and V */
 }
 
+/* Tokens a pass over n_tokens runs at once: chunks of QE_FORWARD_CHUNK_TOKENS, or of
+ * o->chunk_tokens where a benchmark asks for more (not on a model with sliding-window rings,
+ * which are sized for QE_FORWARD_CHUNK_TOKENS: model_forward.c). */
+static int pass_chunk_tokens(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens)
+{
+    int chunk = o->chunk_tokens > 0 ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS;
+    for (int i = 0; i < cfg->n_layers && chunk > QE_FORWARD_CHUNK_TOKENS; i++)
+        if (cfg->layers[i].sliding_window > 0)
+            chunk = QE_FORWARD_CHUNK_TOKENS;
+    return n_tokens < chunk ? n_tokens : chunk;
+}
+
 /* One forward pass over n_tokens per sequence with the cache reaching context positions:
  * its activations and the workspace the backend keeps for it. */
 static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens, int context,
                        int batch, uint64_t *activation, uint64_t *workspace)
 {
-    int rows = qe_forward_chunk_tokens(n_tokens) * batch, max_n_in = qe_forward_max_n_in(cfg);
+    int rows = pass_chunk_tokens(cfg, o, n_tokens) * batch, max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
         *workspace = qe_cuda_workspace_bytes(rows, max_n_in) + QE_CUDA_STAGING_ROWS * sizeof(int32_t);
@@ -103,9 +115,15 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
     memset(out, 0, sizeof *out);
     if (o->device != QE_DEVICE_CPU && o->device != QE_DEVICE_CUDA)
         return qe_fail(err, QE_EINVAL, "%s: a memory estimate is for the cpu or cuda device", path);
-    if (o->context < 0 || o->batch < 0 || o->n_threads < 0)
-        return qe_fail(err, QE_EINVAL, "%s: context %d, batch %d and threads %d must not be negative", path,
-                       o->context, o->batch, o->n_threads);
+    if (o->context < 0 || o->batch < 0 || o->n_threads < 0 || o->chunk_tokens < 0)
+        return qe_fail(err, QE_EINVAL, "%s: context %d, batch %d, threads %d and chunk %d must not be negative", path,
+                       o->context, o->batch, o->n_threads, o->chunk_tokens);
+    /* a pass holds chunk x batch rows, an int in the forward pass */
+    int64_t rows = (int64_t)(o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS) * (o->batch ? o->batch : 1);
+    if (rows > (1 << 30))
+        return qe_fail(err, QE_EINVAL, "%s: batch %d x chunk %d is %lld rows a pass; at most %d", path,
+                       o->batch ? o->batch : 1, o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS,
+                       (long long)rows, 1 << 30);
     int context = o->context ? o->context : default_context, batch = o->batch ? o->batch : 1;
     if (context > cfg->max_context)
         return qe_fail(err, QE_EINVAL, "%s: context %d is longer than the model's max_position_embeddings %d", path,
@@ -123,7 +141,7 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
     if (o->memory_bytes > 0) {
         /* the total grows with the context: the longest that fits by bisection */
         qe_memory_estimate probe = *out;
-        int lo = 0, hi = cfg->max_context;
+        int lo = 0, hi = default_context; /* a loaded model runs at most its own max_context */
         while (lo < hi) {
             int mid = lo + (hi - lo + 1) / 2;
             count_context(cfg, o, mid, batch, &probe);

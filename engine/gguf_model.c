@@ -160,6 +160,8 @@ qe_status qe_gguf_model_config(const qe_gguf *g, qe_model_config *cfg, qe_error 
         return rc;
     if (cfg->head_dim % 2)
         return qe_fail(err, QE_EFORMAT, "%s: head dimension %d is odd", g->path, cfg->head_dim);
+    if ((rc = qe_model_config_check_sizes(g->path, cfg, err)))
+        return rc;
     int value_dim;
     if ((rc = arch_int(g, arch, "attention.value_length", cfg->head_dim, &value_dim, err)))
         return rc;

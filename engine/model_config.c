@@ -197,7 +197,7 @@ static qe_status parse_layers(const char *path, const cJSON *root, qe_model_conf
         } else {
             is_sliding = false;
         }
-        if (is_sliding && !has_window)
+        if (is_sliding && !has_window && cfg->arch != QE_ARCH_GEMMA3) /* gemma3 has a default */
             return qe_fail(err, QE_EFORMAT, "%s: layer %d uses sliding attention but \"sliding_window\" is missing",
                            path, i);
         if (is_sliding && sliding_window == 0)
@@ -231,6 +231,25 @@ static qe_status parse_token_ids(const char *path, const cJSON *root, qe_model_c
         if (id >= 0)
             cfg->eos_ids[cfg->n_eos++] = id;
     }
+    return QE_OK;
+}
+
+qe_status qe_model_config_check_sizes(const char *path, const qe_model_config *cfg, qe_error *err)
+{
+    /* every product the engine forms in int (rows of q, k, v; the widest linear input; a
+     * vocabulary row block) stays far from overflow, and the layer list stays allocatable;
+     * the largest released models are well inside (Llama-3.1-405B: 16,384 x 128 heads) */
+    const int64_t max_dim = 1 << 20, max_layers = 4096, max_vocab = 1 << 24;
+    int64_t q_dim = (int64_t)cfg->n_heads * cfg->head_dim, kv_dim = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    if (cfg->n_layers > max_layers)
+        return qe_fail(err, QE_EFORMAT, "%s: %d layers; at most %lld are supported", path, cfg->n_layers,
+                       (long long)max_layers);
+    if (cfg->hidden > max_dim || cfg->intermediate > max_dim || q_dim > max_dim || kv_dim > max_dim ||
+        cfg->n_vocab > max_vocab)
+        return qe_fail(err, QE_EFORMAT, "%s: sizes past what qeval supports: hidden %d, intermediate %d, heads x "
+                       "head_dim %lld, kv heads x head_dim %lld (each at most %lld), vocabulary %d (at most %lld)",
+                       path, cfg->hidden, cfg->intermediate, (long long)q_dim, (long long)kv_dim, (long long)max_dim,
+                       cfg->n_vocab, (long long)max_vocab);
     return QE_OK;
 }
 
@@ -306,6 +325,8 @@ qe_status qe_model_config_parse(const char *path, const char *json, qe_model_con
         rc = qe_fail(err, QE_EFORMAT, "%s: head_dim %d must be positive and even", path, cfg->head_dim);
         goto out;
     }
+    if ((rc = qe_model_config_check_sizes(path, cfg, err)))
+        goto out;
     double eps;
     if ((rc = get_double(path, fields, "rms_norm_eps", 1e-6, &eps, err)) ||
         (rc = get_bool(path, fields, "tie_word_embeddings", is_gemma, &cfg->tie_embeddings, err)))

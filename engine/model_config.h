@@ -84,6 +84,10 @@ int qe_kv_ring(const qe_layer_config *layer, int max_context, int max_chunk);
 /* KV bytes of all layers of cfg (K and V), by qe_kv_positions. */
 uint64_t qe_kv_cache_bytes(const qe_model_config *cfg, int n_positions, int max_context, int max_chunk);
 
+/* Sizes whose products the engine forms in int and whose layer list it allocates, checked in
+ * 64 bits (both config.json and GGUF metadata go through it); path names the file. */
+qe_status qe_model_config_check_sizes(const char *path, const qe_model_config *cfg, qe_error *err);
+
 /* Reads dir/config.json. */
 qe_status qe_model_config_load(const char *dir, qe_model_config *cfg, qe_error *err);
 /* Parses config.json text; path names it in errors. */

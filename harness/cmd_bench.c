@@ -125,7 +125,8 @@ static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_pl
  * cache reached. Buffers still held at the end are the weights, the KV cache and the kept
  * workspace; the activations were freed, so the peak cudaMemGetInfo saw is the use at the end
  * plus the allocator's peak minus what it still holds. */
-static void measure_device_memory(const qe_model *model, const qe_load_options *options, bench_device_memory *out)
+static void measure_device_memory(const qe_model *model, const qe_load_options *options, int chunk_tokens,
+                                  bench_device_memory *out)
 {
     *out = (bench_device_memory){0};
     qe_device_memory mem;
@@ -139,7 +140,7 @@ static void measure_device_memory(const qe_model *model, const qe_load_options *
     out->seen_peak_bytes = (mem.total_bytes - mem.free_now_bytes) + (mem.peak_bytes > held ? mem.peak_bytes - held : 0);
     out->context_bytes = mem.total_bytes - mem.free_before_bytes;
     qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model), .batch = 1,
-                             .device = QE_DEVICE_CUDA, .n_threads = options->n_threads};
+                             .device = QE_DEVICE_CUDA, .n_threads = options->n_threads, .chunk_tokens = chunk_tokens};
     qe_memory_estimate e;
     qe_error err;
     if (o.context < 1 || qe_model_estimate_memory(model, &o, &e, &err) != QE_OK) {
@@ -216,7 +217,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         out->prefill = rate_of(prefill_tok_s, plan->n_reps);
         out->decode = rate_of(decode_tok_s, plan->n_reps);
         out->decode_read_bytes = info.decode_read_bytes;
-        measure_device_memory(model, options, &out->device_memory);
+        measure_device_memory(model, options, plan->max_batch, &out->device_memory);
     }
     free(ids);
     free(warm);
@@ -450,7 +451,7 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
         out->docs_per_s = n_docs / (elapsed_ms / 1e3);
         out->mean_context_tokens = (double)total_tokens / n_docs;
-        measure_device_memory(model, options, &out->device_memory);
+        measure_device_memory(model, options, 0, &out->device_memory);
     }
     for (int d = 0; contexts && d <= n_docs; d++)
         free(contexts[d]);

@@ -245,6 +245,26 @@ static void test_bad_configs(void)
     expect_error("{\"model_type\": \"llama\", \"vocab_size\": 64, \"intermediate_size\": 64, "
                  "\"num_attention_heads\": 4, \"num_hidden_layers\": 1}",
                  QE_EFORMAT, "hidden_size");
+    /* products the engine forms in int: 65536 heads x 65536 dims would wrap to 0 */
+    expect_error("{\"model_type\": \"llama\", \"vocab_size\": 64, \"hidden_size\": 64, \"intermediate_size\": 64, "
+                 "\"num_attention_heads\": 65536, \"num_key_value_heads\": 65536, \"head_dim\": 65536, "
+                 "\"num_hidden_layers\": 1}",
+                 QE_EFORMAT, "heads x head_dim 4294967296");
+    expect_error("{\"model_type\": \"llama\", \"vocab_size\": 64, \"hidden_size\": 64, \"intermediate_size\": 64, "
+                 "\"num_attention_heads\": 4, \"num_hidden_layers\": 100000}",
+                 QE_EFORMAT, "100000 layers");
+
+    /* gemma3 without "sliding_window": Gemma3TextConfig's 4096, every 6th layer global */
+    qe_estimate_options o = {.variant = {.kind = QE_VARIANT_FP32}, .device = QE_DEVICE_CPU, .n_threads = 1};
+    qe_memory_estimate e;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_estimate_memory("g/config.json", "{" BASE "\"num_hidden_layers\": 6}", &o, &e, &err));
+    CHECK_INT_EQ(5, e.n_sliding_layers);
+    CHECK_INT_EQ(4096, e.sliding_window);
+    /* a pass of batch x chunk rows past 2^30 is refused, not wrapped */
+    o.batch = 10000000;
+    CHECK_INT_EQ(QE_EINVAL, qe_estimate_memory("g/config.json", "{" BASE "\"num_hidden_layers\": 6}", &o, &e, &err));
+    CHECK(strstr(err.msg, "2560000000 rows") != NULL);
 }
 
 int main(void)

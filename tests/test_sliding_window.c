@@ -109,8 +109,10 @@ static void test_configs(void)
     snprintf(extra, sizeof extra, "%s,\"sliding_window\":-1", types);
     expect_error(QE_EFORMAT, parse_gemma(extra, &cfg, &err), &err,
                  "g/config.json: \"sliding_window\" is -1; a window is a positive number of positions (null: none)");
-    expect_error(QE_EFORMAT, parse_gemma(types, &cfg, &err), &err,
-                 "g/config.json: layer 0 uses sliding attention but \"sliding_window\" is missing");
+    /* no "sliding_window": Gemma3TextConfig's default of 4096, as transformers reads it */
+    CHECK_INT_EQ(QE_OK, parse_gemma(types, &cfg, &err));
+    CHECK_INT_EQ(4096, cfg.layers[0].sliding_window);
+    qe_model_config_free(&cfg);
     expect_error(QE_EFORMAT,
                  parse_gemma(",\"sliding_window\":8,\"layer_types\":[\"sliding_attention\",\"full_attention\"]", &cfg,
                              &err),
@@ -126,9 +128,10 @@ static void test_configs(void)
                  parse_gemma(",\"sliding_window\":8,\"layer_types\":[\"sliding_attention\",7,\"full_attention\"]",
                              &cfg, &err),
                  &err, "g/config.json: layer_types[1] is not a string");
-    /* no layer_types: gemma's every-sixth-layer rule still needs the window */
-    expect_error(QE_EFORMAT, parse_gemma("", &cfg, &err), &err,
-                 "g/config.json: layer 0 uses sliding attention but \"sliding_window\" is missing");
+    /* no layer_types and no window: gemma's every-sixth-layer rule with the default window */
+    CHECK_INT_EQ(QE_OK, parse_gemma("", &cfg, &err));
+    CHECK_INT_EQ(4096, cfg.layers[0].sliding_window);
+    qe_model_config_free(&cfg);
 
     /* mistral: a number there windows every layer, so 0 is an error and null means none */
     const char *mistral = "{\"model_type\":\"mistral\",\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"

@@ -133,6 +133,8 @@ typedef struct {
     qe_device_kind device;     /* QE_DEVICE_CPU or QE_DEVICE_CUDA (adds QE_CUDA_CONTEXT_BYTES)   */
     int n_threads;             /* CPU: threads the backend's workspace is sliced for; 0 = cores  */
     uint64_t memory_bytes;     /* memory to fit in, for the verdict and max_context; 0 = none     */
+    int chunk_tokens;          /* tokens a forward pass runs at once; 0 = 256, as scoring runs
+                                * (a benchmark's larger batch; models with sliding windows keep 256) */
 } qe_estimate_options;
 
 typedef struct {
