@@ -60,7 +60,7 @@ for args in "my-model --db-dir x" "--shards 2" "my-model --shards 0" "my-model -
             "my-model other --shards 2" "my-model --shards 2 --partition 'a b'" \
             "my-model --shards 2 --dry-run --sbatch \$'--account=lab\\ntouch x'" \
             "my-model --shards 2 --dry-run --cpus-per-task '4;id'" "my-model --shards 2 --dry-run --cpus-per-task ''" \
-            "my-model --shards 2 --dry-run --db-dir 'res%j'"; do
+            "my-model --shards 2 --dry-run --db-dir 'res%j'" "my-model --shards 10001 --dry-run"; do
   eval "\"\$qeval\" slurm $args" > usage.txt 2>&1
   check 2 $? "usage error: $args"
 done
