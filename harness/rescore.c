@@ -1,6 +1,7 @@
 #include "rescore.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ static qe_status run_task_options(const qh_run *run, const char *data_dir, qt_ta
     const cJSON *skip = cJSON_GetObjectItemCaseSensitive(*options, "skip_bad_rows");
     if (!cJSON_IsNumber(limit) || !cJSON_IsNumber(shots) || !cJSON_IsNumber(seed))
         return qe_fail(err, QE_EFORMAT, "run %lld: options_json lacks limit, num_fewshot or seed", (long long)run->id);
+    if (!(fabs(seed->valuedouble) < 9e18)) /* converting past int64's range is undefined */
+        return qe_fail(err, QE_EFORMAT, "run %lld: options_json's seed %g is not a 64-bit integer", (long long)run->id,
+                       seed->valuedouble);
     topts->limit = limit->valueint;
     topts->num_fewshot = shots->valueint;
     topts->seed = (int64_t)seed->valuedouble;

@@ -1,6 +1,8 @@
 /* Field access for task files: every error names the file and the field. */
 #include "qt_json.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +41,14 @@ qe_status qt_json_int(const qt_json_ctx *c, const cJSON *obj, const char *key, c
         *out = fallback;
         return QE_OK;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || (int)v->valuedouble < min) {
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    /* range first: converting a double outside int's range is undefined (fuzz_task found 1.6e122) */
+    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d) || (int)d < min) {
         char what[64];
         snprintf(what, sizeof what, "must be an integer >= %d", min);
         return qt_json_field_error(c, field, what);
     }
-    *out = (int)v->valuedouble;
+    *out = (int)d;
     return QE_OK;
 }
 

@@ -237,6 +237,10 @@ static void test_validation(void)
     expect_task_error("bad_sampler", "{\"task\": \"t\", " BASE_DS ", \"doc_to_text\": \"{{q}}\", \"fewshot\": {\"split\": \"test\", "
                       "\"num_fewshot\": 1, \"sampler\": \"best\"}}",
                       "field \"fewshot.sampler\" must be \"first_n\" or \"random\"");
+    /* a number past int's range is an error, not an undefined conversion (fuzz_task found 1.6e122) */
+    expect_task_error("huge_shots", "{\"task\": \"t\", " BASE_DS ", \"doc_to_text\": \"{{q}}\", \"fewshot\": {\"split\": \"test\", "
+                      "\"num_fewshot\": 1.5e122}}",
+                      "field \"fewshot.num_fewshot\" must be an integer >= 0");
     expect_task_error("bad_type", "{\"task\": \"t\", " BASE_DS ", \"doc_to_text\": \"{{q}}\", \"output_type\": \"classify\"}",
                       "field \"output_type\" must be");
     expect_task_error("bad_metric", "{\"task\": \"t\", " BASE_DS ", \"doc_to_text\": \"{{q}}\", \"doc_to_target\": \"{{a}}\", "
