@@ -12,30 +12,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "file_util.h"
 #include "model.h"
 #include "model_config.h"
 #include "qeval_engine.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    if (s)
-        s[n] = '\0';
-    return s;
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -121,7 +103,8 @@ static void test_layouts(const char *work)
     snprintf(path, sizeof path, "%s/golden.safetensors", fixture);
     CHECK_INT_EQ(QE_OK, qe_safetensors_open(path, &golden, &err));
     snprintf(path, sizeof path, "%s/config.json", fixture);
-    char *config = read_all(path);
+    char *config = NULL;
+    qe_read_file(path, &config, NULL, &err);
     CHECK(st && golden && config);
     if (!st || !golden || !config)
         return;

@@ -9,12 +9,13 @@ sliding layers and gemma3.rope.freq_base on every 6th (global) layer, scores tim
 sandwich norms, gelu-tanh MLP, tied output. The sequence is the Gemma chat prompt for "What is
 the capital of France?" (ids as google/gemma-3's tokenizer gives them, BOS first).
 Usage: python3 tests/golden/make_gemma3_logits_golden.py PATH/TO/gemma-3-270m-q4_k_m.gguf (pip install gguf numpy)"""
-import json
 import os
 import sys
 
-import gguf
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_golden import read_gguf, write_logits_golden  # noqa: E402
 
 # <bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n
 IDS = [2, 105, 2364, 107, 3689, 563, 506, 5279, 529, 7001, 236881, 106, 107, 105, 4368, 107]
@@ -22,18 +23,11 @@ PROBE_IDS = [0, 1, 2, 106, 107, 236743, 818, 5279, 7001, 9079, 100000, 262143]
 
 
 def forward(path, ids):
-    r = gguf.GGUFReader(path)
-
-    def scalar(key):
-        field = r.fields[key]
-        return field.parts[field.data[0]][0]
-
+    scalar, w = read_gguf(path)
     hidden, n_layers = int(scalar("gemma3.embedding_length")), int(scalar("gemma3.block_count"))
     n_heads, n_kv = int(scalar("gemma3.attention.head_count")), int(scalar("gemma3.attention.head_count_kv"))
     hd, window = int(scalar("gemma3.attention.key_length")), int(scalar("gemma3.attention.sliding_window"))
     base, eps = float(scalar("gemma3.rope.freq_base")), float(scalar("gemma3.attention.layer_norm_rms_epsilon"))
-    w = {t.name: gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
-         .reshape([int(x) for x in reversed(t.shape)]) for t in r.tensors}
 
     def rms(x, weight):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
@@ -74,13 +68,7 @@ def forward(path, ids):
 
 
 def main():
-    logits = forward(sys.argv[1], IDS)
-    out = {"ids": IDS, "probe_ids": PROBE_IDS, "argmax": logits.argmax(-1).tolist(),
-           "probe_logits": [[round(float(row[i]), 6) for i in PROBE_IDS] for row in logits]}
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf", "gemma3_logits.json")
-    with open(path, "w") as f:
-        json.dump(out, f)
-        f.write("\n")
+    write_logits_golden(forward(sys.argv[1], IDS), IDS, PROBE_IDS, "gemma3_logits.json")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ rotates adjacent pairs (2i, 2i+1) (llama.cpp's "norm" rope), so qeval's un-permu
 transformers' rotate_half layout is checked from outside. Per position it keeps the argmax
 and the logits of a fixed set of token ids.
 Usage: python3 tests/golden/make_smollm2_logits_golden.py PATH/TO/SmolLM2.gguf (pip install gguf numpy)"""
-import json
 import os
 import sys
 
-import gguf
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_golden import read_gguf, write_logits_golden  # noqa: E402
 
 # "<|im_start|>system ... <|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 # with SmolLM2's default system prompt, as its chat template renders it.
@@ -23,18 +24,11 @@ PROBE_IDS = [0, 1, 2, 29, 198, 260, 314, 504, 7042, 12345, 30000, 49151]
 
 
 def forward(path, ids):
-    r = gguf.GGUFReader(path)
-
-    def scalar(key):
-        field = r.fields[key]
-        return field.parts[field.data[0]][0]
-
+    scalar, w = read_gguf(path)
     hidden, n_layers = int(scalar("llama.embedding_length")), int(scalar("llama.block_count"))
     n_heads, n_kv = int(scalar("llama.attention.head_count")), int(scalar("llama.attention.head_count_kv"))
     base, eps = float(scalar("llama.rope.freq_base")), float(scalar("llama.attention.layer_norm_rms_epsilon"))
     hd = hidden // n_heads
-    w = {t.name: gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
-         .reshape([int(x) for x in reversed(t.shape)]) for t in r.tensors}
 
     def rms(x, weight):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
@@ -70,13 +64,7 @@ def forward(path, ids):
 
 
 def main():
-    logits = forward(sys.argv[1], IDS)
-    out = {"ids": IDS, "probe_ids": PROBE_IDS, "argmax": logits.argmax(-1).tolist(),
-           "probe_logits": [[round(float(row[i]), 6) for i in PROBE_IDS] for row in logits]}
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf", "smollm2_logits.json")
-    with open(path, "w") as f:
-        json.dump(out, f)
-        f.write("\n")
+    write_logits_golden(forward(sys.argv[1], IDS), IDS, PROBE_IDS, "smollm2_logits.json")
 
 
 if __name__ == "__main__":
