@@ -66,24 +66,13 @@ static void count_kv(const qe_model_config *cfg, int context, int batch, uint64_
                  (uint64_t)batch; /* K and V */
 }
 
-/* Tokens a pass over n_tokens runs at once: chunks of QE_FORWARD_CHUNK_TOKENS, or of
- * o->chunk_tokens where a benchmark asks for more (not on a model with sliding-window rings,
- * which are sized for QE_FORWARD_CHUNK_TOKENS: model_forward.c). */
-static int pass_chunk_tokens(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens)
-{
-    int chunk = o->chunk_tokens > 0 ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS;
-    for (int i = 0; i < cfg->n_layers && chunk > QE_FORWARD_CHUNK_TOKENS; i++)
-        if (cfg->layers[i].sliding_window > 0)
-            chunk = QE_FORWARD_CHUNK_TOKENS;
-    return n_tokens < chunk ? n_tokens : chunk;
-}
-
 /* One forward pass over n_tokens per sequence with the cache reaching context positions:
  * its activations and the workspace the backend keeps for it. */
 static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens, int context,
                        int batch, uint64_t *activation, uint64_t *workspace)
 {
-    int rows = pass_chunk_tokens(cfg, o, n_tokens) * batch, max_n_in = qe_forward_max_n_in(cfg);
+    int rows = qe_forward_chunk_tokens(cfg, QE_FORWARD_CHUNK_TOKENS, o->chunk_tokens, n_tokens) * batch;
+    int max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
         *workspace = qe_cuda_workspace_bytes(rows, max_n_in) + QE_CUDA_STAGING_ROWS * sizeof(int32_t);

@@ -93,12 +93,13 @@ qe_status qe_model_forward(qe_model *model, const int32_t *ids, int n_tok, int p
 
 /* What a forward pass allocates, for the memory estimate (estimate.c); model_forward.c
  * allocates by the same functions. A pass over n tokens runs in chunks of
- * qe_forward_chunk_tokens(n); each chunk's backend buffers (residual, q/k/v, MLP, a block of
- * logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table of
+ * qe_forward_chunk_tokens(...) tokens: chunk_tokens, or a benchmark's requested batch (> 0)
+ * except on a model with sliding-window layers, whose rings are sized for chunk_tokens. Each
+ * chunk's backend buffers (residual, q/k/v, MLP, a block of logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table of
  * qe_forward_host_table_bytes; the backend's workspace is reserved for the chunk, the positions
  * and qe_forward_max_n_in inputs. A KV cache position of one layer holds qe_kv_row_floats
  * float32 values for K and as many for V. */
-int qe_forward_chunk_tokens(int n_tokens);
+int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens);
 int qe_forward_max_n_in(const qe_model_config *cfg);
 uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_tokens);
 uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens);

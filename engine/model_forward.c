@@ -75,9 +75,13 @@ uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_token
     return (uint64_t)chunk_tokens * (cfg->head_dim / 2) * sizeof(float);
 }
 
-int qe_forward_chunk_tokens(int n_tokens)
+int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens)
 {
-    return n_tokens < QE_FORWARD_CHUNK_TOKENS ? n_tokens : QE_FORWARD_CHUNK_TOKENS;
+    int chunk = requested > 0 ? requested : chunk_tokens;
+    for (int i = 0; i < cfg->n_layers && chunk > chunk_tokens; i++)
+        if (cfg->layers[i].sliding_window > 0) /* its ring holds window + chunk_tokens - 1 rows */
+            chunk = chunk_tokens;
+    return n_tokens < chunk ? n_tokens : chunk;
 }
 
 int qe_forward_max_n_in(const qe_model_config *cfg)
@@ -316,12 +320,8 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, cfg->n_vocab);
-    /* A benchmark's batch may pass chunk_tokens except where a sliding window's ring is sized by it. */
-    int max_chunk = m->max_batch > 0 ? m->max_batch : m->chunk_tokens;
-    for (int i = 0; i < cfg->n_layers && max_chunk > m->chunk_tokens; i++)
-        if (cfg->layers[i].sliding_window > 0)
-            max_chunk = m->chunk_tokens;
-    int chunk = n_tok < max_chunk ? n_tok : max_chunk, max_n_in = qe_forward_max_n_in(cfg);
+    int chunk = qe_forward_chunk_tokens(cfg, m->chunk_tokens, m->max_batch, n_tok);
+    int max_n_in = qe_forward_max_n_in(cfg);
     qe_backend *be = m->backend;
     if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)
         return rc;
