@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "build_info.h"
 
@@ -67,4 +68,13 @@ int qh_cmd_version(int argc, char **argv)
 {
     printf("qeval %s (%s)\n", QEVAL_VERSION, qh_git_commit[0] ? qh_git_commit : "unknown commit");
     return QH_EXIT_OK;
+}
+
+void qh_raise_open_file_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
 }

@@ -25,6 +25,11 @@ int qh_report_error(const qe_error *err);
 struct cJSON;
 int qh_print_json(struct cJSON *root);
 
+/* Raises the open-file soft limit to the hard one: merge and trend hold every results file open
+ * at once (three descriptors each with SQLite's WAL), and a year of nightly files or a few
+ * hundred shards pass the common soft limit of 1024. */
+void qh_raise_open_file_limit(void);
+
 /* Prints "qeval <command>: <message>" on stderr and returns QH_EXIT_USAGE. */
 int qh_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -38,6 +38,7 @@ int qh_cmd_merge(int argc, char **argv)
     }
     qe_error err = {0};
     int64_t run_id = 0;
+    qh_raise_open_file_limit(); /* every shard stays open until the merge is done */
     qe_status st = qh_store_merge(inputs, n_inputs, output, &run_id, &err);
     free(inputs);
     if (st != QE_OK)

@@ -56,6 +56,7 @@ int qh_cmd_trend(int argc, char **argv)
     qh_store *stores[MAX_FILES] = {0};
     qr_trend *trend = NULL;
     qe_status rc = QE_OK;
+    qh_raise_open_file_limit(); /* every file stays open until the trend is read */
     for (size_t i = 0; i < n_dbs && rc == QE_OK; i++)
         rc = qh_store_open(dbs[i], &opts, &stores[i], &err);
     if (rc == QE_OK)

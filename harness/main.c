@@ -3,7 +3,6 @@
  * Each subcommand lives in its own harness/cmd_*.c and is listed in the table below. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -38,21 +37,8 @@ static void usage(FILE *out)
     fprintf(out, "\nqeval COMMAND --help shows a command's options.\n");
 }
 
-/* merge and trend hold every results file open at once (three descriptors each with SQLite's
- * WAL): a year of nightly files or a few hundred shards pass the common soft limit of 1024,
- * so take the hard limit the system allows. */
-static void raise_open_file_limit(void)
-{
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &limit);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    raise_open_file_limit();
     if (argc < 2) {
         usage(stderr);
         return QH_EXIT_USAGE;
