@@ -677,8 +677,9 @@ int qh_cmd_bench(int argc, char **argv)
     if (!is_scoring && device == QE_DEVICE_CPU)
         machine_bandwidth(n_threads, &read_bytes_s, &copy_bytes_s);
     if (is_json) {
-        bench_setup setup = {argc,      argv,    path,  device,          device_index,
-                             n_threads, is_scoring, &plan, n_docs, n_context_tokens};
+        bench_setup setup = {.argc = argc, .argv = argv, .model = path, .device = device,
+                             .device_index = device_index, .n_threads = n_threads, .is_scoring = is_scoring,
+                             .plan = &plan, .n_docs = n_docs, .n_context_tokens = n_context_tokens};
         return print_json(&setup, results, n_results, read_bytes_s, copy_bytes_s);
     }
     for (int i = 1; i < n_results; i++) {
