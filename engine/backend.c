@@ -43,7 +43,8 @@ float *qe_host_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats)
     return realloc(buf, (n_floats ? n_floats : 1) * sizeof(float));
 }
 
-float *qe_host_upload_new(qe_backend *be, const float *host, size_t n)
+/* Host backends keep the values in float32 whatever dtype they are: their kernels read floats. */
+float *qe_host_upload_new(qe_backend *be, const float *host, size_t n, qe_dtype dtype)
 {
     float *buf = qe_host_alloc(be, n);
     if (buf)

@@ -100,9 +100,11 @@ struct qe_backend {
                                 qe_backend_linear **out, qe_error *err);
     void (*free_linear)(qe_backend *be, qe_backend_linear *lin);              /* NULL-safe */
     uint64_t (*linear_bytes)(const qe_backend *be, const qe_backend_linear *lin); /* resident */
-    /* A float vector (norm weights) copied into a new backend buffer; NULL (and sticky error)
-     * on failure. Free it with release. */
-    float *(*upload_new)(qe_backend *be, const float *host, size_t n);
+    /* A norm weight vector copied into a new backend buffer; its values are dtype values (the
+     * model's compute dtype) and the backend may hold them in dtype (the CUDA backend does: 2
+     * bytes each in a 16-bit model, as transformers holds them). Pass it only to rmsnorm with the
+     * same dtype. NULL (and sticky error) on failure. Free it with release. */
+    float *(*upload_new)(qe_backend *be, const float *host, size_t n, qe_dtype dtype);
 
     /* --- ops ---------------------------------------------------------------------------- */
     /* out[t, :] = table row ids[t] (as float) * scale, rounded to dtype; the table is a
@@ -111,7 +113,8 @@ struct qe_backend {
                   qe_dtype dtype, float *out);
     /* y[n_tok, n_out] = x W^T + b (INT8: the fused fp16 epilogue of weight.h) */
     void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y);
-    /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed */
+    /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed;
+     * weight from upload_new with this dtype */
     void (*rmsnorm)(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
                     int dim, qe_dtype dtype, float *y);
     /* Rotates x[n_tok, n_heads, head_dim] in place, rotate_half layout (pairs i, i + head_dim/2),
@@ -160,7 +163,7 @@ qe_status qe_backend_take_error(qe_backend *be, qe_error *err);
 float *qe_host_alloc(qe_backend *be, size_t n_floats);
 void qe_host_release(qe_backend *be, float *buf);
 float *qe_host_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floats);
-float *qe_host_upload_new(qe_backend *be, const float *host, size_t n);
+float *qe_host_upload_new(qe_backend *be, const float *host, size_t n, qe_dtype dtype);
 void qe_host_copy(qe_backend *be, float *dst, const float *src, size_t n);
 
 #endif

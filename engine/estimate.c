@@ -23,14 +23,15 @@
 #include "variant.h"
 
 /* Weights and parameters of cfg in the variant, as load_weights loads them, and as the backend
- * of device holds them (the CUDA backend's linears: qe_cuda_linear_bytes; NF4's code tables are
- * in its constant memory). */
+ * of device holds them (the CUDA backend's linears and norms: qe_cuda_linear_bytes,
+ * qe_cuda_norm_bytes; NF4's code tables are in its constant memory). */
 static void count_weights(const qe_model_config *cfg, const qe_variant *variant, qe_device_kind device,
                           qe_memory_estimate *out)
 {
     bool is_nf4 = variant->kind == QE_VARIANT_NF4, on_gpu = device == QE_DEVICE_CUDA;
     qe_weight_format linear_format = qe_weight_linear_format(variant);
-    qe_weight_format table_format = qe_weight_format_of_dtype(qe_variant_compute_dtype(variant));
+    qe_dtype compute_dtype = qe_variant_compute_dtype(variant);
+    qe_weight_format table_format = qe_weight_format_of_dtype(compute_dtype);
     qe_layer_part parts[QE_MAX_LAYER_PARTS];
     int n_parts = qe_layer_parts(cfg, parts);
     uint64_t layer_linear = 0, layer_norm = 0, layer_params = 0;
@@ -41,13 +42,14 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
                 linear_format, part->rows, part->cols, variant->nf4_block_size, variant->nf4_double_quant, part->has_bias);
             layer_params += (uint64_t)part->rows * part->cols + (part->has_bias ? (uint64_t)part->rows : 0);
         } else {
-            layer_norm += qe_norm_bytes(part->rows);
+            layer_norm += on_gpu ? qe_cuda_norm_bytes(part->rows, compute_dtype) : qe_norm_bytes(part->rows);
             layer_params += (uint64_t)part->rows;
         }
     }
     int n_tables = cfg->tie_embeddings ? 1 : 2; /* embedding, and the head unless it is the embedding */
     out->linear_bytes = layer_linear * (uint64_t)cfg->n_layers;
-    out->norm_bytes = layer_norm * (uint64_t)cfg->n_layers + qe_norm_bytes(cfg->hidden); /* + final norm */
+    uint64_t final_norm = on_gpu ? qe_cuda_norm_bytes(cfg->hidden, compute_dtype) : qe_norm_bytes(cfg->hidden);
+    out->norm_bytes = layer_norm * (uint64_t)cfg->n_layers + final_norm;
     out->table_bytes = (uint64_t)n_tables * qe_weight_format_bytes(table_format, cfg->n_vocab, cfg->hidden, 0,
                                                                    false, false);
     out->code_table_bytes = is_nf4 && !on_gpu ? qe_nf4_shared_table_bytes(variant->nf4_double_quant) : 0;

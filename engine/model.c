@@ -66,7 +66,7 @@ static qe_status load_vector(qe_model *m, const char *name, int n, float **out, 
         rounded[i] = qe_round_to(data[i], m->compute_dtype);
     free(owned);
     qe_backend *be = m->backend;
-    if (!(*out = be->upload_new(be, rounded, (size_t)n)))
+    if (!(*out = be->upload_new(be, rounded, (size_t)n, m->compute_dtype)))
         return be->sync(be, err);
     m->resident_bytes += qe_norm_bytes(n);
     return QE_OK;

@@ -192,13 +192,20 @@ static void compare_op(qe_backend *be, qe_backend *ref, const char *what, op_fn 
 
 enum { ROWS = 7, DIM = 48, HEADS = 4, KV_HEADS = 2, HEAD_DIM = 16, POS0 = 5 };
 
-static void op_rmsnorm(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+/* The weight in[1] as the model hands it over: dt values, through upload_new. */
+static void rmsnorm_with(qe_backend *be, float *const *in, float *out, qe_dtype dt, float offset)
 {
-    be->rmsnorm(be, in[0], in[1], 0.0f, 1e-6f, ROWS, DIM, dt, out);
+    float *host = to_host(be, in[1], DIM);
+    qe_round_to_dtype(host, DIM, dt);
+    float *weight = be->upload_new(be, host, DIM, dt);
+    be->rmsnorm(be, in[0], weight, offset, 1e-6f, ROWS, DIM, dt, out);
+    be->release(be, weight);
+    free(host);
 }
+static void op_rmsnorm(qe_backend *be, float *const *in, float *out, qe_dtype dt) { rmsnorm_with(be, in, out, dt, 0.0f); }
 static void op_rmsnorm_gemma(qe_backend *be, float *const *in, float *out, qe_dtype dt)
 {
-    be->rmsnorm(be, in[0], in[1], 1.0f, 1e-6f, ROWS, DIM, dt, out);
+    rmsnorm_with(be, in, out, dt, 1.0f);
 }
 static void op_rope(qe_backend *be, float *const *in, float *out, qe_dtype dt)
 {

@@ -34,7 +34,6 @@ typedef struct {
     uint64_t scoring_act_cpu, scoring_act_cuda, scoring_ws_cpu, scoring_ws_cuda;
     uint64_t decode_act_cpu, decode_ws_cpu, decode_ws_cuda;
     weights_case weights[6];
-    uint64_t bias_rows;                /* q/k/v bias rows of all layers: float32 on the GPU */
 } model_case;
 
 static const model_case cases[] = {
@@ -46,8 +45,7 @@ static const model_case cases[] = {
       {"int8", 238560, 65536, 2816, 0, 306912},
       {"nf4", 117100, 65536, 2816, 1088, 186540},
       {"nf4-nodq", 127440, 65536, 2816, 64, 195856},
-      {"nf4-bs128", 115330, 65536, 2816, 1088, 184770}},
-     0},
+      {"nf4-bs128", 115330, 65536, 2816, 1088, 184770}}},
     /* tiny-llama3: explicit head_dim 16 (8 heads: q_dim 128 = hidden), GQA 8:2, untied head */
     {"tiny-llama3", 1090432, 300, 230400, 230400, 1662976, 1654784, 1810432, 903424, 137056, 30976, 20104,
      {{"fp32", 2260992, 2097152, 3584, 0, 4361728},
@@ -55,8 +53,7 @@ static const model_case cases[] = {
       {"int8", 579840, 1048576, 3584, 0, 1632000},
       {"nf4", 291696, 1048576, 3584, 1088, 1344944},
       {"nf4-nodq", 317952, 1048576, 3584, 64, 1370176},
-      {"nf4-bs128", 287244, 1048576, 3584, 1088, 1340492}},
-     0},
+      {"nf4-bs128", 287244, 1048576, 3584, 1088, 1340492}}},
     /* tiny-qwen2: q/k/v biases (128 + 64 + 64 rows per layer: fp32 4 bytes each, else 2), tied */
     {"tiny-qwen2", 607360, 100, 102400, 102400, 713472, 707072, 593920, 305440, 136896, 25856, 19528,
      {{"fp32", 1378304, 1048576, 2560, 0, 2429440},
@@ -64,8 +61,7 @@ static const model_case cases[] = {
       {"int8", 354304, 524288, 2560, 0, 881152},
       {"nf4", 178592, 524288, 2560, 1088, 706528},
       {"nf4-nodq", 194560, 524288, 2560, 64, 721472},
-      {"nf4-bs128", 175880, 524288, 2560, 1088, 703816}},
-     2 * 256},
+      {"nf4-bs128", 175880, 524288, 2560, 1088, 703816}}},
     /* tiny-gemma3: 5 sliding layers (window 16) + 1 full, 1 kv head of 32: 2 x 32 x 4 = 256 bytes
      * a position and layer; at context 100 the rings (16 + 255 rows) are not reached: 256 x 6 x 100
      * = 153,600 bounded and unbounded (context 600: below); sandwich
@@ -76,8 +72,7 @@ static const model_case cases[] = {
       {"int8", 858624, 524288, 14336, 0, 1397248},
       {"nf4", 431256, 524288, 14336, 1088, 970968},
       {"nf4-nodq", 470016, 524288, 14336, 64, 1008704},
-      {"nf4-bs128", 424656, 524288, 14336, 1088, 964368}},
-     0},
+      {"nf4-bs128", 424656, 524288, 14336, 1088, 964368}}},
 };
 
 static void test_hand_computed(const model_case *mc, const char *path)
@@ -111,20 +106,23 @@ static void test_hand_computed(const model_case *mc, const char *path)
         CHECK(!e.has_verdict);
 
         /* the same on a GPU: no host rope table, the CUDA workspace, the context overhead; the
-         * weights as the backend uploads them: biases in float32 (2 bytes more a row but in
-         * fp32), and nf4 holds neither its code tables (constant memory) nor, with double quant,
-         * the float offset of each of the 7 linears a layer (a kernel argument) */
+         * weights as the backend uploads them: norms in the variant's 16-bit compute dtype (half
+         * the host's float32 bytes but in fp32), and nf4 holds neither its code tables (constant
+         * memory) nor, with double quant, the float offset of each of the 7 linears a layer (a
+         * kernel argument) */
         o.device = QE_DEVICE_CUDA;
         CHECK(qe_estimate_memory(path, NULL, &o, &e, &err) == QE_OK);
         uint64_t off_device = wc->code + (wc->code > 64 ? 4ull * 7 * (uint64_t)e.n_layers : 0);
-        uint64_t bias_extra = strcmp(wc->variant, "fp32") ? 2 * mc->bias_rows : 0;
-        CHECK_INT_EQ(wc->weights - off_device + bias_extra, e.weights_bytes);
+        uint64_t norm_gpu = strcmp(wc->variant, "fp32") ? wc->norm / 2 : wc->norm;
+        off_device += wc->norm - norm_gpu;
+        CHECK_INT_EQ(norm_gpu, e.norm_bytes);
+        CHECK_INT_EQ(wc->weights - off_device, e.weights_bytes);
         CHECK_INT_EQ(0, e.code_table_bytes);
         CHECK_INT_EQ(mc->scoring_act_cuda, e.scoring_activation_bytes);
         CHECK_INT_EQ(mc->scoring_ws_cuda, e.scoring_workspace_bytes);
         CHECK_INT_EQ(mc->decode_ws_cuda, e.decode_workspace_bytes);
         CHECK_INT_EQ(512ull << 20, e.context_overhead_bytes);
-        CHECK_INT_EQ(wc->weights - off_device + bias_extra + mc->kv_bounded + mc->scoring_act_cuda + mc->scoring_ws_cuda +
+        CHECK_INT_EQ(wc->weights - off_device + mc->kv_bounded + mc->scoring_act_cuda + mc->scoring_ws_cuda +
                          (512ull << 20),
                      e.total_bytes);
 

@@ -69,7 +69,8 @@ struct qe_backend_linear {
     float *absmax2;               // NF4 double quant: [n_blocks2]
     float offset;
     int block_size;
-    float *bias;                  // [n_out] or NULL
+    void *bias;                   // [n_out] in bias_dtype (the compute dtype), or NULL
+    int bias_dtype;
     uint64_t bytes;               // what the format keeps (qe_weight_bytes)
     bool is_embedding;
 };
@@ -261,6 +262,20 @@ __device__ __forceinline__ float half_bits_to_f32(uint16_t bits, bool is_bf16)
     return is_bf16 ? __uint_as_float((uint32_t)bits << 16) : __half2float(__ushort_as_half(bits));
 }
 
+// Element i of a vector held in dtype: float32, or the 16-bit bits of a BF16 / F16 value (norm
+// weights and biases are held in the model's compute dtype, as transformers holds them).
+__device__ __forceinline__ float dtype_value(const void *v, int64_t i, int dtype)
+{
+    if (dtype == QE_DTYPE_F32)
+        return ((const float *)v)[i];
+    return half_bits_to_f32(((const uint16_t *)v)[i], dtype == QE_DTYPE_BF16);
+}
+
+__device__ __forceinline__ float bias_value(const qe_backend_linear &w, int r)
+{
+    return w.bias ? dtype_value(w.bias, r, w.bias_dtype) : 0.0f;
+}
+
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1)
@@ -328,7 +343,7 @@ __global__ void embed_kernel(const void *table, int format, int dim, const int32
 
 // ---- rmsnorm, rope: one block per row --------------------------------------------------------
 
-__global__ void rmsnorm_kernel(const float *x, const float *weight, float offset, float eps, int dim, int dtype,
+__global__ void rmsnorm_kernel(const float *x, const void *weight, float offset, float eps, int dim, int dtype,
                                float *y)
 {
     __shared__ double partial[32];
@@ -341,9 +356,8 @@ __global__ void rmsnorm_kernel(const float *x, const float *weight, float offset
     float inv = (float)(1.0 / sqrt(sum_sq / dim + eps));
     // y may alias x: every thread has read its elements above, and block_sum synchronized
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        float n = xr[i] * inv;
-        yr[i] = offset != 0 ? round_to(n * (offset + weight[i]), dtype)
-                            : round_to(weight[i] * round_to(n, dtype), dtype);
+        float n = xr[i] * inv, wi = dtype_value(weight, i, dtype);
+        yr[i] = offset != 0 ? round_to(n * (offset + wi), dtype) : round_to(wi * round_to(n, dtype), dtype);
     }
 }
 
@@ -487,7 +501,7 @@ __global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, fl
     for (int t = 0; t < LINEAR_TOKENS; t++) {
         float v = warp_sum(acc[t]);
         if (lane == 0 && t < nt)
-            y[(size_t)(t0 + t) * w.n_out + r] = w.bias ? v + w.bias[r] : v;
+            y[(size_t)(t0 + t) * w.n_out + r] = w.bias ? v + bias_value(w, r) : v;
     }
 }
 
@@ -612,7 +626,7 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
             acc16 += outlier_x16[(size_t)tok * n_in + j] * wd;
         }
         float v = ((float)total * row_absmax[tok]) * scb;
-        float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, w.bias ? w.bias[r] : 0.0f)));
+        float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, bias_value(w, r))));
         y[(size_t)tok * w.n_out + r] = __half2float(__float2half_rn(out + acc16));
     }
 }
@@ -673,6 +687,24 @@ static void *upload_copy(qe_backend *be, const void *host, size_t bytes, qe_mem_
     return dev;
 }
 
+// A device copy of the float vector host[n], whose values are dtype values, held in dtype (2 bytes
+// each for BF16 / F16); NULL (sticky error) when it does not fit.
+static void *upload_in_dtype(qe_backend *be, const float *host, size_t n, qe_dtype dtype, qe_mem_class cls)
+{
+    if (dtype == QE_DTYPE_F32)
+        return upload_copy(be, host, n * sizeof(float), cls);
+    uint16_t *bits = (uint16_t *)malloc((n ? n : 1) * sizeof *bits);
+    if (!bits) {
+        qe_backend_fail(be, QE_ENOMEM, "CUDA backend: out of host memory for a vector of %zu values", n);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        bits[i] = dtype == QE_DTYPE_BF16 ? qe_f32_to_bf16(host[i]) : qe_f32_to_f16(host[i]);
+    void *dev = upload_copy(be, bits, n * sizeof *bits, cls);
+    free(bits);
+    return dev;
+}
+
 static void cuda_free_linear(qe_backend *be, qe_backend_linear *lin)
 {
     if (!lin)
@@ -726,8 +758,10 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
         break;
     }
     }
+    // the bias as the loader rounded it: in the compute dtype (a float32 weight's in float32)
+    lin->bias_dtype = w->format == QE_WEIGHT_F32 ? QE_DTYPE_F32 : compute_dtype;
     if (w->bias && !qe_backend_failed(be))
-        lin->bias = (float *)upload_copy(be, w->bias, (size_t)w->n_out * sizeof(float), QE_MEM_LINEAR);
+        lin->bias = upload_in_dtype(be, w->bias, (size_t)w->n_out, (qe_dtype)lin->bias_dtype, QE_MEM_LINEAR);
     qe_weight_free(w);
     if (qe_backend_failed(be)) {
         cuda_free_linear(be, lin);
@@ -739,9 +773,10 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
 
 static uint64_t cuda_linear_bytes(const qe_backend *be, const qe_backend_linear *lin) { return lin ? lin->bytes : 0; }
 
-static float *cuda_upload_new(qe_backend *be, const float *host, size_t n)
+// Held in dtype; rmsnorm_kernel reads it with the same dtype (backend.h).
+static float *cuda_upload_new(qe_backend *be, const float *host, size_t n, qe_dtype dtype)
 {
-    return (float *)upload_copy(be, host, n * sizeof(float), QE_MEM_NORM);
+    return (float *)upload_in_dtype(be, host, n, dtype, QE_MEM_NORM);
 }
 
 // ---- ops -------------------------------------------------------------------------------------

@@ -55,19 +55,23 @@ static inline uint64_t qe_cuda_workspace_bytes(int max_tokens, int max_n_in)
 }
 
 /* Device bytes of a linear as the backend uploads it (cuda_prepare_linear): the loader's bytes
- * (qe_weight_format_bytes) but with the bias in float32 (the kernels add it in fp32, so a 16-bit
- * variant's bias takes 2 bytes more per row), and without a double-quantized NF4 weight's one
- * float offset, which travels as a kernel argument. NF4's code tables are in __constant__
- * memory, part of the module image the CUDA context holds, not in the allocator's weights. */
+ * (qe_weight_format_bytes: a bias in the 16-bit compute dtype beside a 16-bit or quantized
+ * weight) without a double-quantized NF4 weight's one float offset, which travels as a kernel
+ * argument. NF4's code tables are in __constant__ memory, part of the module image the CUDA
+ * context holds, not in the allocator's weights. */
 static inline uint64_t qe_cuda_linear_bytes(qe_weight_format format, int n_out, int n_in, int nf4_block_size,
                                             bool nf4_double_quant, bool has_bias)
 {
     uint64_t bytes = qe_weight_format_bytes(format, n_out, n_in, nf4_block_size, nf4_double_quant, has_bias);
-    if (has_bias && format != QE_WEIGHT_F32)
-        bytes += (uint64_t)n_out * (sizeof(float) - 2);
     if (format == QE_WEIGHT_NF4 && nf4_double_quant)
         bytes -= sizeof(float);
     return bytes;
+}
+
+/* Device bytes of a norm vector of n values (upload_new): held in the compute dtype. */
+static inline uint64_t qe_cuda_norm_bytes(int n, qe_dtype compute_dtype)
+{
+    return (uint64_t)n * qe_dtype_size(compute_dtype);
 }
 
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */

@@ -208,8 +208,8 @@ static void check_norm_rope_glu(pair *p, qe_dtype dtype)
     }
     char what[96];
     for (int offset = 0; offset <= 1; offset++) {
-        float *xr = to_backend(p->ref, x, ROWS * DIM), *wr = to_backend(p->ref, wt, DIM);
-        float *xg = to_backend(p->gpu, x, ROWS * DIM), *wg = to_backend(p->gpu, wt, DIM);
+        float *xr = to_backend(p->ref, x, ROWS * DIM), *wr = p->ref->upload_new(p->ref, wt, DIM, dtype);
+        float *xg = to_backend(p->gpu, x, ROWS * DIM), *wg = p->gpu->upload_new(p->gpu, wt, DIM, dtype);
         p->ref->rmsnorm(p->ref, xr, wr, (float)offset, 1e-6f, ROWS, DIM, dtype, xr);
         p->gpu->rmsnorm(p->gpu, xg, wg, (float)offset, 1e-6f, ROWS, DIM, dtype, xg);
         float *want = from_backend(p->ref, xr, ROWS * DIM), *got = from_backend(p->gpu, xg, ROWS * DIM);
