@@ -298,6 +298,7 @@ bool qe_model_device_memory(const qe_model *model, qe_device_memory *out)
     out->peak_bytes = mem.total_peak_bytes;
     out->free_before_bytes = mem.device_free_at_create_bytes;
     out->free_now_bytes = mem.device_free_now_bytes;
+    out->used_peak_bytes = mem.device_used_peak_bytes;
     out->total_bytes = mem.device_total_bytes;
     snprintf(out->name, sizeof out->name, "%s", mem.device_name);
     return true;

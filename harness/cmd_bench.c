@@ -122,9 +122,7 @@ static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_pl
 
 /* What a model on a GPU holds after its work (nothing on the CPU): the allocator's and
  * cudaMemGetInfo's figures, and qe_model_estimate_memory's prediction for the context the KV
- * cache reached. Buffers still held at the end are the weights, the KV cache and the kept
- * workspace; the activations were freed, so the peak cudaMemGetInfo saw is the use at the end
- * plus the allocator's peak minus what it still holds. */
+ * cache reached. */
 static void measure_device_memory(const qe_model *model, const qe_load_options *options, int chunk_tokens,
                                   bench_device_memory *out)
 {
@@ -133,11 +131,10 @@ static void measure_device_memory(const qe_model *model, const qe_load_options *
     if (!qe_model_device_memory(model, &mem))
         return;
     out->has = true;
-    uint64_t held = mem.weights_bytes + mem.kv_cache_peak_bytes + mem.workspace_peak_bytes;
     out->weights_bytes = mem.weights_bytes;
     out->kv_cache_bytes = mem.kv_cache_peak_bytes;
     out->peak_bytes = mem.peak_bytes;
-    out->seen_peak_bytes = (mem.total_bytes - mem.free_now_bytes) + (mem.peak_bytes > held ? mem.peak_bytes - held : 0);
+    out->seen_peak_bytes = mem.used_peak_bytes;
     out->context_bytes = mem.total_bytes - mem.free_before_bytes;
     qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model), .batch = 1,
                              .device = QE_DEVICE_CUDA, .n_threads = options->n_threads, .chunk_tokens = chunk_tokens};

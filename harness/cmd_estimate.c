@@ -226,7 +226,8 @@ static void print_table(const estimate_set *set)
     }
     const qe_memory_estimate *e = first;
     printf("\nweights: as the loader holds them (int8 scales, nf4 block constants, embedding and head in 16 bit "
-           "(fp32: 32), float32 norms, a tied head once)\n");
+           "(fp32: 32), norms in %s, a tied head once)\n",
+           is_cuda ? "the compute dtype" : "float32");
     printf("rule_of_thumb: parameters x 4 / 2 / 1 / 0.5 bytes\n");
     printf("kv_cache: float32 K and V, %s", human(a, sizeof a, e->kv_cache_bytes));
     if (e->n_sliding_layers)

@@ -8,6 +8,8 @@
 // share the call, as the contract asks (a token alone, in a batch or through the KV cache gives
 // the same bits). cuBLAS picks its kernel, tiling and split by the matrix sizes, so its results
 // for one column change with the number of columns: the linears here are our own kernels.
+#include <cuda.h>          // driver types for the weight arena; entry points through the runtime
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -41,6 +43,36 @@ typedef struct {
     qe_mem_class cls;
 } allocation;
 
+// The CUDA driver's virtual memory functions, fetched through the runtime
+// (cudaGetDriverEntryPointByVersion) so that the binary does not link libcuda and still starts on
+// a machine without a driver.
+typedef struct {
+    PFN_cuMemGetAllocationGranularity_v10020 granularity;
+    PFN_cuMemAddressReserve_v10020 reserve;
+    PFN_cuMemAddressFree_v10020 address_free;
+    PFN_cuMemCreate_v10020 create;
+    PFN_cuMemRelease_v10020 release;
+    PFN_cuMemMap_v10020 map;
+    PFN_cuMemUnmap_v10020 unmap;
+    PFN_cuMemSetAccess_v10020 set_access;
+} vmm_api;
+
+// The weights (classes linear, embedding, norm: they live as long as the model) packed end to
+// end, 256-byte aligned, in one reserved virtual range whose physical memory is mapped in the
+// device's granularity (2 MiB) as it fills. cudaMalloc rounds each tensor up to its 2 MiB pages
+// (a 3.06 MiB fp32 projection of Qwen2.5-0.5B takes 4 MiB: 150 MiB over the model), which the
+// estimate cannot see; the arena holds the sum rounded up once. Memory goes back when every
+// weight in it is released.
+typedef struct {
+    bool is_on;                   // the driver gave the functions
+    vmm_api api;
+    CUdeviceptr base;
+    size_t reserved_bytes, used_bytes, mapped_bytes, live_bytes, granularity;
+    CUmemGenericAllocationHandle *chunks; // [n_chunks] mapped in order from base
+    size_t *chunk_bytes;
+    int n_chunks, chunks_capacity;
+} weight_arena;
+
 typedef struct {
     int device;
     char device_name[256];
@@ -49,6 +81,8 @@ typedef struct {
     int n_items, items_capacity;
     uint64_t current[QE_MEM_CLASSES], peak[QE_MEM_CLASSES], total_current, total_peak;
     size_t free_at_create, device_total;
+    size_t device_used_peak;      // cudaMemGetInfo total - free, the most seen after an allocation
+    weight_arena arena;
     // scratch, reserved by reserve_workspace: the int8 linears' per-token activation rows
     // [ws_tokens, ws_n_in]; attention may reach ws_context positions
     unsigned char *workspace;
@@ -123,11 +157,153 @@ static void count(cuda_state *s, qe_mem_class cls, size_t bytes, bool is_add)
         s->total_peak = s->total_current;
 }
 
+static bool is_weight_class(qe_mem_class cls)
+{
+    return cls == QE_MEM_LINEAR || cls == QE_MEM_EMBEDDING || cls == QE_MEM_NORM;
+}
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// Fetches the driver's virtual memory functions; the arena stays off (weights go through
+// cudaMalloc) when the driver lacks them.
+static void arena_init(weight_arena *a, int device)
+{
+    memset(a, 0, sizeof *a);
+    struct {
+        const char *name;
+        void **fn;
+    } wanted[] = {{"cuMemGetAllocationGranularity", (void **)&a->api.granularity},
+                  {"cuMemAddressReserve", (void **)&a->api.reserve},
+                  {"cuMemAddressFree", (void **)&a->api.address_free},
+                  {"cuMemCreate", (void **)&a->api.create},
+                  {"cuMemRelease", (void **)&a->api.release},
+                  {"cuMemMap", (void **)&a->api.map},
+                  {"cuMemUnmap", (void **)&a->api.unmap},
+                  {"cuMemSetAccess", (void **)&a->api.set_access}};
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        cudaDriverEntryPointQueryResult found;
+        if (cudaGetDriverEntryPointByVersion(wanted[i].name, wanted[i].fn, 10020, cudaEnableDefault, &found) !=
+                cudaSuccess ||
+            found != cudaDriverEntryPointSuccess) {
+            cudaGetLastError();
+            return;
+        }
+    }
+    CUmemAllocationProp prop = {};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = device;
+    a->is_on = a->api.granularity(&a->granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) == CUDA_SUCCESS &&
+               a->granularity > 0;
+}
+
+// Unmaps and frees every chunk; the reserved range stays for the next weights.
+static void arena_unmap_all(weight_arena *a)
+{
+    size_t at = 0;
+    for (int i = 0; i < a->n_chunks; i++) {
+        a->api.unmap(a->base + at, a->chunk_bytes[i]);
+        a->api.release(a->chunks[i]);
+        at += a->chunk_bytes[i];
+    }
+    a->n_chunks = 0;
+    a->used_bytes = a->mapped_bytes = a->live_bytes = 0;
+}
+
+static void arena_destroy(weight_arena *a)
+{
+    if (!a->is_on)
+        return;
+    arena_unmap_all(a);
+    if (a->base)
+        a->api.address_free(a->base, a->reserved_bytes);
+    free(a->chunks);
+    free(a->chunk_bytes);
+    memset(a, 0, sizeof *a);
+}
+
+// bytes from the arena at *ptr; cudaErrorMemoryAllocation when the device cannot map more, or
+// another error (the driver's, as the runtime's generic one).
+static cudaError_t arena_alloc(weight_arena *a, int device, size_t device_total, size_t bytes, void **ptr)
+{
+    if (!a->base) { // the whole card's memory as address space: what fits is the physical limit
+        a->reserved_bytes = round_up(device_total, a->granularity);
+        if (a->api.reserve(&a->base, a->reserved_bytes, 0, 0, 0) != CUDA_SUCCESS) {
+            a->base = 0;
+            return cudaErrorMemoryAllocation;
+        }
+    }
+    size_t at = round_up(a->used_bytes, 256);
+    if (at + bytes > a->reserved_bytes)
+        return cudaErrorMemoryAllocation;
+    if (at + bytes > a->mapped_bytes) {
+        if (a->n_chunks == a->chunks_capacity) {
+            int cap = a->chunks_capacity ? 2 * a->chunks_capacity : 64;
+            CUmemGenericAllocationHandle *chunks =
+                (CUmemGenericAllocationHandle *)realloc(a->chunks, (size_t)cap * sizeof *chunks);
+            if (chunks)
+                a->chunks = chunks;
+            size_t *sizes = (size_t *)realloc(a->chunk_bytes, (size_t)cap * sizeof *sizes);
+            if (sizes)
+                a->chunk_bytes = sizes;
+            if (!chunks || !sizes)
+                return cudaErrorMemoryAllocation;
+            a->chunks_capacity = cap;
+        }
+        size_t grow = round_up(at + bytes - a->mapped_bytes, a->granularity);
+        CUmemAllocationProp prop = {};
+        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        prop.location.id = device;
+        CUmemGenericAllocationHandle chunk;
+        CUresult rc = a->api.create(&chunk, grow, &prop, 0);
+        if (rc != CUDA_SUCCESS)
+            return rc == CUDA_ERROR_OUT_OF_MEMORY ? cudaErrorMemoryAllocation : cudaErrorUnknown;
+        CUmemAccessDesc access = {};
+        access.location = prop.location;
+        access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+        CUdeviceptr where = a->base + a->mapped_bytes;
+        if ((rc = a->api.map(where, grow, 0, chunk, 0)) != CUDA_SUCCESS) {
+            a->api.release(chunk);
+            return cudaErrorUnknown;
+        }
+        if ((rc = a->api.set_access(where, grow, &access, 1)) != CUDA_SUCCESS) {
+            a->api.unmap(where, grow);
+            a->api.release(chunk);
+            return cudaErrorUnknown;
+        }
+        a->chunks[a->n_chunks] = chunk;
+        a->chunk_bytes[a->n_chunks++] = grow;
+        a->mapped_bytes += grow;
+    }
+    *ptr = (void *)(a->base + at);
+    a->used_bytes = at + bytes;
+    a->live_bytes += bytes;
+    return cudaSuccess;
+}
+
+static bool in_arena(const weight_arena *a, const void *ptr)
+{
+    return a->base && (CUdeviceptr)ptr >= a->base && (CUdeviceptr)ptr < a->base + a->reserved_bytes;
+}
+
 static const char *hint_for(qe_mem_class cls)
 {
     if (cls == QE_MEM_KV_CACHE || cls == QE_MEM_ACTIVATIONS || cls == QE_MEM_WORKSPACE)
         return "try a shorter --max-length or a smaller variant (--variants nf4)";
     return "try --variants nf4 or a shorter --max-length";
+}
+
+// Returns an allocation of bytes to where it came from (the arena, whose memory goes back with
+// its last weight, or cudaMalloc); the stream has finished with it.
+static cudaError_t device_give_back(cuda_state *s, void *ptr, size_t bytes)
+{
+    if (!in_arena(&s->arena, ptr))
+        return cudaFree(ptr);
+    s->arena.live_bytes -= bytes;
+    if (s->arena.live_bytes == 0)
+        arena_unmap_all(&s->arena);
+    return cudaSuccess;
 }
 
 // bytes of device memory in class cls, or NULL with the sticky error saying what did not fit.
@@ -141,10 +317,12 @@ static void *device_alloc(qe_backend *be, size_t bytes, qe_mem_class cls)
     size_t free_bytes = 0, total_bytes = 0;
     void *ptr = NULL;
     cudaError_t rc = cudaMemGetInfo(&free_bytes, &total_bytes);
-    if (rc == cudaSuccess && bytes <= free_bytes)
-        rc = cudaMalloc(&ptr, bytes);
-    else if (rc == cudaSuccess)
+    if (rc == cudaSuccess && bytes > free_bytes)
         rc = cudaErrorMemoryAllocation;
+    else if (rc == cudaSuccess && is_weight_class(cls) && s->arena.is_on)
+        rc = arena_alloc(&s->arena, s->device, s->device_total, bytes, &ptr);
+    else if (rc == cudaSuccess)
+        rc = cudaMalloc(&ptr, bytes);
     if (rc == cudaErrorMemoryAllocation) {
         cudaGetLastError();
         qe_backend_fail(be, QE_ENOMEM,
@@ -159,11 +337,13 @@ static void *device_alloc(qe_backend *be, size_t bytes, qe_mem_class cls)
     }
     if (!CHECK_CUDA(be, rc))
         return NULL;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess && total_bytes - free_bytes > s->device_used_peak)
+        s->device_used_peak = total_bytes - free_bytes;
     if (s->n_items == s->items_capacity) {
         int cap = s->items_capacity ? 2 * s->items_capacity : 256;
         allocation *items = (allocation *)realloc(s->items, (size_t)cap * sizeof *items);
         if (!items) {
-            cudaFree(ptr);
+            device_give_back(s, ptr, bytes);
             qe_backend_fail(be, QE_ENOMEM, "CUDA backend: out of host memory for the allocation list");
             return NULL;
         }
@@ -196,11 +376,12 @@ static void device_free(qe_backend *be, void *ptr)
         qe_backend_fail(be, QE_EINVAL, "CUDA backend: release of %p, which it did not allocate", ptr);
         return;
     }
-    count(s, s->items[i].cls, s->items[i].bytes, false);
+    size_t bytes = s->items[i].bytes;
+    count(s, s->items[i].cls, bytes, false);
     s->items[i] = s->items[--s->n_items];
     // queued kernels may still read it (cudaFree's own wait is not promised for a non-blocking stream)
     CHECK_CUDA(be, cudaStreamSynchronize(s->stream));
-    CHECK_CUDA(be, cudaFree(ptr));
+    CHECK_CUDA(be, device_give_back(s, ptr, bytes));
 }
 
 static void reclassify(cuda_state *s, const void *ptr, qe_mem_class cls)
@@ -227,6 +408,7 @@ extern "C" bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *
     out->total_peak_bytes = s->total_peak;
     out->device_total_bytes = s->device_total;
     out->device_free_at_create_bytes = s->free_at_create;
+    out->device_used_peak_bytes = s->device_used_peak;
     size_t free_bytes = 0, total_bytes = 0;
     if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
         out->device_free_now_bytes = free_bytes;
@@ -1018,7 +1200,8 @@ static void cuda_destroy(qe_backend *be)
         if (s->stream)
             cudaStreamSynchronize(s->stream);
         for (int i = 0; i < s->n_items; i++) // whatever the model did not release
-            cudaFree(s->items[i].ptr);
+            device_give_back(s, s->items[i].ptr, s->items[i].bytes);
+        arena_destroy(&s->arena);
         if (s->host_logits)
             cudaFreeHost(s->host_logits);
         if (s->stream)
@@ -1073,6 +1256,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
         !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
         return create_fail(be, err);
+    arena_init(&s->arena, device_index);
+    s->device_used_peak = s->device_total - s->free_at_create;
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||

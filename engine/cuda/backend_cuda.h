@@ -9,8 +9,10 @@
  *   kv_cache    grow (the model grows its KV cache, and only that, with grow)
  *   workspace   reserve_workspace (int8 activations), the token-id staging buffer
  *   activations alloc
- * The CUDA context is not counted: the cudaMemGetInfo figures (free at create, free now) show
- * it. In a build without CUDA the functions answer "none". */
+ * The weight classes (linear, embedding, norm) are packed into one arena of mapped virtual memory,
+ * the others are cudaMalloc'd. The CUDA context is not counted: the cudaMemGetInfo figures (free
+ * at create, free now, the most used) show it. In a build without CUDA the functions answer
+ * "none". */
 #ifndef QE_BACKEND_CUDA_H
 #define QE_BACKEND_CUDA_H
 
@@ -36,6 +38,8 @@ typedef struct {
     uint64_t device_total_bytes;                /* cudaMemGetInfo total                           */
     uint64_t device_free_at_create_bytes;       /* cudaMemGetInfo free before the first allocation */
     uint64_t device_free_now_bytes;             /* cudaMemGetInfo free now                        */
+    uint64_t device_used_peak_bytes;            /* cudaMemGetInfo total - free, the most seen
+                                                   right after an allocation (the context included) */
     char device_name[256];                      /* e.g. "NVIDIA H100 80GB HBM3"                  */
 } qe_backend_memory;
 

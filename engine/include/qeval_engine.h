@@ -101,6 +101,8 @@ typedef struct {
     uint64_t peak_bytes;             /* the most held at once, all of the above together */
     uint64_t free_before_bytes;      /* cudaMemGetInfo free before the model's first allocation */
     uint64_t free_now_bytes;         /* cudaMemGetInfo free now */
+    uint64_t used_peak_bytes;        /* cudaMemGetInfo total - free, the most seen right after an
+                                        allocation: the device's own view, CUDA context included */
     uint64_t total_bytes;            /* cudaMemGetInfo total */
     char name[256];                  /* e.g. "NVIDIA H100 80GB HBM3" */
 } qe_device_memory;
