@@ -391,6 +391,48 @@ static void check_errors(pair *p)
     CHECK(after.peak_bytes[QE_MEM_ACTIVATIONS] >= 64);
 }
 
+/* The weight arena: 20 float32 [896, 896] linears (3.06 MiB each, Qwen2.5-0.5B's q and o) take
+ * their sum rounded up to the 2 MiB granularity once, as the estimate counts (cudaMalloc would
+ * round each to 4 MiB: 80 MiB), and all of it goes back when the last one is released. A fresh
+ * backend, so that nothing else lives in its arena. */
+static void check_weight_arena(void)
+{
+    enum { N_LINEARS = 20, ROWS = 896 };
+    const size_t granularity = 2u << 20, each = (size_t)ROWS * ROWS * sizeof(float);
+    qe_error err = {0};
+    qe_backend *gpu = NULL;
+    CHECK_INT_EQ(QE_OK, qe_backend_cuda_create(0, &gpu, &err));
+    if (!gpu)
+        return;
+    qe_backend_memory before, loaded, released;
+    qe_backend_cuda_memory(gpu, &before);
+    float *w = random_floats((size_t)ROWS * ROWS, 0.05f);
+    qe_backend_linear *lins[N_LINEARS] = {0};
+    for (int i = 0; i < N_LINEARS; i++) {
+        qe_weight weight;
+        float *copy = malloc(each);
+        memcpy(copy, w, each);
+        qe_weight_wrap_f32(&weight, copy, copy, ROWS, ROWS);
+        CHECK_INT_EQ(QE_OK, gpu->prepare_linear(gpu, &weight, QE_DTYPE_F32, &lins[i], &err));
+    }
+    qe_backend_cuda_memory(gpu, &loaded);
+    uint64_t sum = (uint64_t)N_LINEARS * each, used = before.device_free_now_bytes - loaded.device_free_now_bytes;
+    uint64_t arena = (sum + 255 * N_LINEARS + granularity - 1) / granularity * granularity;
+    printf("weight arena: %d linears of %.2f MiB: the device's free memory fell %.2f MiB (sum %.2f MiB, arena %.2f MiB)\n",
+           N_LINEARS, each / 1048576.0, used / 1048576.0, sum / 1048576.0, arena / 1048576.0);
+    CHECK_INT_EQ(sum, loaded.current_bytes[QE_MEM_LINEAR]);
+    CHECK(used <= arena);
+    CHECK(loaded.device_used_peak_bytes >= before.device_used_peak_bytes + used);
+    for (int i = 0; i < N_LINEARS; i++)
+        gpu->free_linear(gpu, lins[i]);
+    CHECK_INT_EQ(QE_OK, gpu->sync(gpu, &err));
+    qe_backend_cuda_memory(gpu, &released);
+    CHECK_INT_EQ(0, released.current_bytes[QE_MEM_LINEAR]);
+    CHECK(released.device_free_now_bytes >= before.device_free_now_bytes);
+    free(w);
+    gpu->destroy(gpu);
+}
+
 int main(void)
 {
     qe_error err = {0};
@@ -437,6 +479,7 @@ int main(void)
     }
     check_embed_and_row_stats(&p);
     check_errors(&p);
+    check_weight_arena();
 
     qe_backend_cuda_memory(p.gpu, &mem);
     printf("peak device bytes: linear %.1f MB, workspace %.1f MB, activations %.1f MB, total %.1f MB\n",
