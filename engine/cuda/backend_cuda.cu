@@ -712,16 +712,18 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // bf16(code4 * absmax) of the two elements of an NF4 byte (element 2m in the high nibble), as
-// nf4_value.
-__device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax)
+// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently).
+__device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
 {
-    uint32_t lo = __float_as_uint(round_bf16(c_nf4_code[(byte >> 4) & 15] * absmax));
-    uint32_t hi = __float_as_uint(round_bf16(c_nf4_code[byte & 15] * absmax));
+    uint32_t lo = __float_as_uint(round_bf16(code[(byte >> 4) & 15] * absmax));
+    uint32_t hi = __float_as_uint(round_bf16(code[byte & 15] * absmax));
     return lo >> 16 | (hi & 0xffff0000u);
 }
 
 // W[row, k] and W[row, k + 1] (k even) as one fragment register; 0 outside the matrix.
-template <typename T, bool IS_NF4> __device__ __forceinline__ uint32_t weight_pair(const qe_backend_linear &w, int row, int k)
+// nf4_code: as nf4_byte_pair's (NF4 only).
+template <typename T, bool IS_NF4>
+__device__ __forceinline__ uint32_t weight_pair(const qe_backend_linear &w, int row, int k, const float *nf4_code)
 {
     if (row >= w.n_out || k >= w.n_in)
         return 0;
@@ -730,7 +732,8 @@ template <typename T, bool IS_NF4> __device__ __forceinline__ uint32_t weight_pa
     if (IS_NF4) {
         // an even i shares its byte and (block_size being even) its block with i + 1
         if ((i & 1) == 0 && has_second)
-            return nf4_byte_pair(__ldg((const uint8_t *)w.data + i / 2), nf4_block_absmax(w, i / w.block_size));
+            return nf4_byte_pair(__ldg((const uint8_t *)w.data + i / 2), nf4_block_absmax(w, i / w.block_size),
+                                 nf4_code);
         return pack_pair<T>(nf4_value(w, i), has_second ? nf4_value(w, i + 1) : 0.0f);
     }
     const uint16_t *bits = (const uint16_t *)w.data;
@@ -760,6 +763,10 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
     constexpr int STEPS = MMA_SLICE / 16;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
     int r0 = blockIdx.x * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
@@ -775,10 +782,10 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
             for (int j = 0; j < STEPS; j++)
                 if (j < n_steps) { // fragments as ldmatrix would give them (mma's operand layout)
                     int k = k_begin + 16 * j + 2 * quad;
-                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k);
-                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k);
-                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8);
-                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8);
+                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
+                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
+                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
+                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
                     b[j][0] = x_pair<T>(x, n_in, n_tok, t0 + group, k);
                     b[j][1] = x_pair<T>(x, n_in, n_tok, t0 + group, k + 8);
                 }
@@ -819,6 +826,10 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     constexpr int TILES_PER_SLICE = MMA_SLICE / MMA_BK;
     __shared__ __align__(16) uint16_t w_tile[2][BM * MMA_LD];
     __shared__ __align__(16) uint16_t x_tile[2][MMA_BN * MMA_LD];
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
     int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
     int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out;
@@ -827,7 +838,7 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     bool is_w_async = !IS_NF4 && n_in % 8 == 0;
     // NF4 rows of a multiple of 8 values: a chunk is 4 aligned bytes in one absmax block
     bool is_nf4_chunked = IS_NF4 && n_in % 8 == 0;
-    bool is_x_vector = n_in % 4 == 0;
+    bool is_x_vector = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // float4 loads
 
     // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile
     float x_regs[X_CHUNKS][8];
@@ -886,8 +897,8 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
                 uint32_t v[4];
 #pragma unroll
                 for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
-                    v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i])
-                                          : weight_pair<T, IS_NF4>(w, row, k + 2 * j);
+                    v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
+                                          : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
                 *(uint4 *)&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
             }
 #pragma unroll
