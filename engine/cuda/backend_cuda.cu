@@ -89,6 +89,8 @@ typedef struct {
     int ws_tokens, ws_n_in, ws_context;
     int32_t *staged_ids;          // [STAGING_ROWS]
     float *host_logits;           // [STAGING_FLOATS] pinned
+    int compute_capability;       // 10 * major + minor: tensor-core linears from 80 on
+    int n_sms;                    // multiprocessors, for the linears' tile choice
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -105,6 +107,7 @@ struct qe_backend_linear {
     int block_size;
     void *bias;                   // [n_out] in bias_dtype (the compute dtype), or NULL
     int bias_dtype;
+    int compute_dtype;            // the model's: which linears may run on tensor cores
     uint64_t bytes;               // what the format keeps (qe_weight_bytes)
     bool is_embedding;
 };
@@ -813,6 +816,405 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
     }
 }
 
+// ---- tensor-core linears (mma.sync) ---------------------------------------------------------
+// BF16 and NF4 weights in a bf16 model, F16 weights in an f16 model: x holds exact values of the
+// 16-bit type, so y = x W^T runs on mma.sync.m16n8k16 (fp32 accumulation) with W as the A
+// operand (16 output rows) and x as B (8 tokens). NF4 is dequantized on the way into the
+// fragments as nf4_value does: bf16(code4 * absmax).
+//
+// Why the bits of y[t, r] do not depend on the batch: every output is summed the same way by
+// both kernels below, whatever n_tok and tile: k is cut into slices of MMA_SLICE (a function of
+// n_in only); a slice's partial sum is a chain of mma k16 steps from zero in increasing k (a
+// step that would start at or past n_in is not run; the last one is zero-padded); the output is
+// ((0 + p0) + p1) + ... in slice order, then + bias. An mma's result for element (i, j) depends
+// only on row i of A, column j of B and its own accumulator, so the row and token tiles (16 rows
+// x 8 tokens per warp for decode, up to 128 x 64 per block for prefill) change nothing.
+// Decode gets its parallelism from the slices: the warps of a block take different slices of
+// the same 16 rows and add the partials in slice order through shared memory.
+
+#define MMA_SLICE 128           // k per partial sum (a multiple of MMA_BK)
+#define MMA_BK 32               // k per shared-memory stage of the tiled kernel
+#define MMA_BN 64               // tokens per block of the tiled kernel
+#define MMA_LD (MMA_BK + 8)     // 16-bit elements per shared row: 80 bytes, conflict-free ldmatrix
+#define MMA_DECODE_WARPS 8      // slices worked on at once by a decode block
+#define MMA_DECODE_MAX_TOKENS 16 // up to here one decode block per 16 rows and 8 tokens
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+
+template <typename T> __device__ __forceinline__ uint32_t bits16_of(float v);
+template <> __device__ __forceinline__ uint32_t bits16_of<__nv_bfloat16>(float v)
+{
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+template <> __device__ __forceinline__ uint32_t bits16_of<__half>(float v)
+{
+    return __half_as_ushort(__float2half_rn(v));
+}
+
+// Two 16-bit values in one register as mma fragments hold them: the lower k in the low half.
+template <typename T> __device__ __forceinline__ uint32_t pack_pair(float lo, float hi)
+{
+    return bits16_of<T>(lo) | bits16_of<T>(hi) << 16;
+}
+
+// c += a b for one 16 x 8 x 16 step.
+template <typename T> __device__ __forceinline__ void mma_step(float c[4], const uint32_t a[4], const uint32_t b[2]);
+template <>
+__device__ __forceinline__ void mma_step<__nv_bfloat16>(float c[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void mma_step<__half>(float c[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const uint16_t *shared_row)
+{
+    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(at));
+}
+
+// 16 bytes global -> shared without registers; only src_bytes (0 or 16) are read, the rest zeroed.
+__device__ __forceinline__ void cp_async_16(uint16_t *shared_dst, const void *global_src, int src_bytes)
+{
+    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(at), "l"(global_src), "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// bf16(code4 * absmax) of the two elements of an NF4 byte (element 2m in the high nibble), as
+// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently).
+__device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
+{
+    uint32_t lo = __float_as_uint(round_bf16(code[(byte >> 4) & 15] * absmax));
+    uint32_t hi = __float_as_uint(round_bf16(code[byte & 15] * absmax));
+    return lo >> 16 | (hi & 0xffff0000u);
+}
+
+// W[row, k] and W[row, k + 1] (k even) as one fragment register; 0 outside the matrix.
+// nf4_code: as nf4_byte_pair's (NF4 only).
+template <typename T, bool IS_NF4>
+__device__ __forceinline__ uint32_t weight_pair(const qe_backend_linear &w, int row, int k, const float *nf4_code)
+{
+    if (row >= w.n_out || k >= w.n_in)
+        return 0;
+    int64_t i = (int64_t)row * w.n_in + k;
+    bool has_second = k + 1 < w.n_in;
+    if (IS_NF4) {
+        // an even i shares its byte and (block_size being even) its block with i + 1
+        if ((i & 1) == 0 && has_second)
+            return nf4_byte_pair(__ldg((const uint8_t *)w.data + i / 2), nf4_block_absmax(w, i / w.block_size),
+                                 nf4_code);
+        return pack_pair<T>(nf4_value(w, i), has_second ? nf4_value(w, i + 1) : 0.0f);
+    }
+    const uint16_t *bits = (const uint16_t *)w.data;
+    if ((i & 1) == 0 && has_second)
+        return __ldg((const uint32_t *)(bits + i));
+    return (uint32_t)__ldg(bits + i) | (has_second ? (uint32_t)__ldg(bits + i + 1) << 16 : 0u);
+}
+
+// x[t, k] and x[t, k + 1] (k even) in T as one fragment register; 0 outside.
+template <typename T> __device__ __forceinline__ uint32_t x_pair(const float *x, int n_in, int n_tok, int t, int k)
+{
+    if (t >= n_tok || k >= n_in)
+        return 0;
+    const float *at = x + (size_t)t * n_in + k;
+    return pack_pair<T>(__ldg(at), k + 1 < n_in ? __ldg(at + 1) : 0.0f);
+}
+
+#endif // __CUDA_ARCH__ >= 800
+
+// Decode (few tokens): one block per 16 output rows and 8 tokens, no shared tiles. Each warp
+// computes one slice's 16 x 8 partial from fragments it loads straight from global memory; a
+// round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127 (one output each)
+// add them in slice order.
+template <typename T, bool IS_NF4>
+__global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
+    mma_decode_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
+    constexpr int STEPS = MMA_SLICE / 16;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
+    int r0 = blockIdx.x * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
+    int n_slices = (n_in + MMA_SLICE - 1) / MMA_SLICE;
+    float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
+    for (int s0 = 0; s0 < n_slices; s0 += MMA_DECODE_WARPS) {
+        int slice = s0 + warp;
+        if (slice < n_slices) {
+            int k_begin = slice * MMA_SLICE;
+            int n_steps = ((n_in - k_begin < MMA_SLICE ? n_in - k_begin : MMA_SLICE) + 15) / 16;
+            uint32_t a[STEPS][4], b[STEPS][2];
+#pragma unroll
+            for (int j = 0; j < STEPS; j++)
+                if (j < n_steps) { // fragments as ldmatrix would give them (mma's operand layout)
+                    int k = k_begin + 16 * j + 2 * quad;
+                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
+                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
+                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
+                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
+                    b[j][0] = x_pair<T>(x, n_in, n_tok, t0 + group, k);
+                    b[j][1] = x_pair<T>(x, n_in, n_tok, t0 + group, k + 8);
+                }
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int j = 0; j < STEPS; j++)
+                if (j < n_steps)
+                    mma_step<T>(acc, a[j], b[j]);
+            float *mine = partials[warp];
+            mine[group * 8 + 2 * quad] = acc[0];
+            mine[group * 8 + 2 * quad + 1] = acc[1];
+            mine[(group + 8) * 8 + 2 * quad] = acc[2];
+            mine[(group + 8) * 8 + 2 * quad + 1] = acc[3];
+        }
+        __syncthreads();
+        if (threadIdx.x < 128)
+            for (int i = 0; i < MMA_DECODE_WARPS && s0 + i < n_slices; i++)
+                total += partials[i][threadIdx.x];
+        __syncthreads();
+    }
+    int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
+    if (threadIdx.x < 128 && r < w.n_out && t < n_tok)
+        y[(size_t)t * w.n_out + r] = w.bias ? total + bias_value(w, r) : total;
+#endif
+}
+
+// Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
+// of 32 x 32 tiles. Shared tiles of MMA_BK k, double-buffered: 16-bit weights arrive by cp.async
+// (rows of a multiple of 8 values), NF4 codes and the float32 x through registers, fetched
+// before the current stage's mma and converted into the other stage after them.
+template <typename T, bool IS_NF4, int WARPS_M>
+__global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    constexpr int BM = WARPS_M * 32, THREADS = WARPS_M * 64;
+    constexpr int W_CHUNKS = BM * MMA_BK / 8 / THREADS;               // 8-value chunks per thread: 2
+    constexpr int X_CHUNKS = (MMA_BN * MMA_BK / 8 + THREADS - 1) / THREADS; // 1 or 2
+    constexpr int TILES_PER_SLICE = MMA_SLICE / MMA_BK;
+    __shared__ __align__(16) uint16_t w_tile[2][BM * MMA_LD];
+    __shared__ __align__(16) uint16_t x_tile[2][MMA_BN * MMA_LD];
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
+    int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
+    int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out;
+    int n_tiles = (n_in + MMA_BK - 1) / MMA_BK;
+    // 16-bit rows of a multiple of 8 values: whole 16-byte chunks, aligned, by cp.async
+    bool is_w_async = !IS_NF4 && n_in % 8 == 0;
+    // NF4 rows of a multiple of 8 values: a chunk is 4 aligned bytes in one absmax block
+    bool is_nf4_chunked = IS_NF4 && n_in % 8 == 0;
+    bool is_x_vector = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // float4 loads
+
+    // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile
+    float x_regs[X_CHUNKS][8];
+    uint32_t nf4_codes[W_CHUNKS];
+    float nf4_absmax[W_CHUNKS];
+
+    // Starts tile `tile`'s 16-bit weights into stage `stage` (cp.async), and fetches its x (and
+    // NF4 codes) into registers.
+    auto fetch = [&](int stage, int tile) {
+        int k_tile = tile * MMA_BK;
+        if (is_w_async)
+#pragma unroll
+            for (int i = 0; i < W_CHUNKS; i++) {
+                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
+                bool is_inside = row < n_out && k < n_in;
+                const uint16_t *src = (const uint16_t *)w.data + (is_inside ? (size_t)row * n_in + k : 0);
+                cp_async_16(&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8], src, is_inside ? 16 : 0);
+            }
+        if (is_nf4_chunked)
+#pragma unroll
+            for (int i = 0; i < W_CHUNKS; i++) {
+                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
+                nf4_codes[i] = 0;
+                nf4_absmax[i] = 0.0f;
+                if (row < n_out && k < n_in) {
+                    int64_t at = (int64_t)row * n_in + k;
+                    nf4_codes[i] = __ldg((const uint32_t *)((const uint8_t *)w.data + at / 2));
+                    nf4_absmax[i] = nf4_block_absmax(w, at / w.block_size);
+                }
+            }
+#pragma unroll
+        for (int i = 0; i < X_CHUNKS; i++) {
+            int c = threadIdx.x + i * THREADS, t = t0 + c / 4, k = k_tile + c % 4 * 8;
+            if (c >= MMA_BN * MMA_BK / 8)
+                break;
+            const float *at = x + (size_t)t * n_in + k;
+            if (is_x_vector && t < n_tok && k + 8 <= n_in) {
+                float4 lo = __ldg((const float4 *)at), hi = __ldg((const float4 *)at + 1);
+                float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    x_regs[i][j] = v[j];
+            } else
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    x_regs[i][j] = t < n_tok && k + j < n_in ? __ldg(at + j) : 0.0f;
+        }
+    };
+    // Writes what fetch left in registers (and the weights cp.async does not carry) to `stage`.
+    auto store = [&](int stage, int tile) {
+        int k_tile = tile * MMA_BK;
+        if (!is_w_async)
+#pragma unroll
+            for (int i = 0; i < W_CHUNKS; i++) {
+                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
+                uint32_t v[4];
+#pragma unroll
+                for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
+                    v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
+                                          : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
+                *(uint4 *)&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
+            }
+#pragma unroll
+        for (int i = 0; i < X_CHUNKS; i++) {
+            int c = threadIdx.x + i * THREADS;
+            if (c >= MMA_BN * MMA_BK / 8)
+                break;
+            uint4 v = make_uint4(pack_pair<T>(x_regs[i][0], x_regs[i][1]), pack_pair<T>(x_regs[i][2], x_regs[i][3]),
+                                 pack_pair<T>(x_regs[i][4], x_regs[i][5]), pack_pair<T>(x_regs[i][6], x_regs[i][7]));
+            *(uint4 *)&x_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = v;
+        }
+    };
+
+    float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                total[m][n][e] = 0.0f;
+    fetch(0, 0);
+    cp_async_commit();
+    store(0, 0);
+    for (int tile = 0; tile < n_tiles; tile++) {
+        int stage = tile & 1;
+        cp_async_wait_all();
+        __syncthreads(); // this stage's tiles are in; every warp is done with the other stage
+        bool has_next = tile + 1 < n_tiles;
+        if (has_next) {
+            fetch(stage ^ 1, tile + 1);
+            cp_async_commit();
+        }
+        if (tile % TILES_PER_SLICE == 0)
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int n = 0; n < 4; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        part[m][n][e] = 0.0f;
+        const uint16_t *ws = w_tile[stage], *xs = x_tile[stage];
+#pragma unroll
+        for (int step = 0; step < MMA_BK / 16; step++) {
+            if (tile * MMA_BK + step * 16 >= n_in)
+                break;
+            uint32_t a[2][4], b[4][2], pair[4];
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+                ldmatrix_x4(a[m], ws + (warp_row + m * 16 + lane % 16) * MMA_LD + step * 16 + lane / 16 * 8);
+#pragma unroll
+            for (int n2 = 0; n2 < 2; n2++) {
+                ldmatrix_x4(pair, xs + (warp_tok + n2 * 16 + lane % 8 + lane / 16 * 8) * MMA_LD + step * 16 +
+                                      lane / 8 % 2 * 8);
+                b[2 * n2][0] = pair[0];
+                b[2 * n2][1] = pair[1];
+                b[2 * n2 + 1][0] = pair[2];
+                b[2 * n2 + 1][1] = pair[3];
+            }
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int n = 0; n < 4; n++)
+                    mma_step<T>(part[m][n], a[m], b[n]);
+        }
+        if ((tile + 1) % TILES_PER_SLICE == 0 || !has_next)
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int n = 0; n < 4; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        total[m][n][e] += part[m][n][e];
+        if (has_next)
+            store(stage ^ 1, tile + 1);
+    }
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = r0 + warp_row + m * 16 + group + (e >= 2 ? 8 : 0);
+            if (r >= n_out)
+                continue;
+            float bias = bias_value(w, r);
+#pragma unroll
+            for (int n = 0; n < 4; n++) {
+                int t = t0 + warp_tok + n * 8 + 2 * quad + (e & 1);
+                if (t < n_tok)
+                    y[(size_t)t * n_out + r] = w.bias ? total[m][n][e] + bias : total[m][n][e];
+            }
+        }
+#endif
+}
+
+// Whether lin runs on tensor cores: x must hold exact values of the mma's input type.
+static bool linear_uses_mma(const cuda_state *s, const qe_backend_linear *lin)
+{
+    if (s->compute_capability < 80)
+        return false;
+    if (lin->format == QE_WEIGHT_BF16 || lin->format == QE_WEIGHT_NF4)
+        return lin->compute_dtype == QE_DTYPE_BF16;
+    return lin->format == QE_WEIGHT_F16 && lin->compute_dtype == QE_DTYPE_F16;
+}
+
+template <typename T, bool IS_NF4>
+static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+{
+    if (n_tok <= MMA_DECODE_MAX_TOKENS) {
+        dim3 grid(blocks_for(lin->n_out, 16), blocks_for(n_tok, 8));
+        mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+        return;
+    }
+    // token tiles in x: the blocks running together share their weight tile (read once from memory)
+    unsigned token_tiles = blocks_for(n_tok, MMA_BN);
+    if ((size_t)blocks_for(lin->n_out, 128) * token_tiles >= 2 * (size_t)s->n_sms)
+        mma_linear_kernel<T, IS_NF4, 4><<<dim3(token_tiles, blocks_for(lin->n_out, 128)), 256, 0, s->stream>>>(
+            *lin, x, n_tok, y);
+    else // smaller blocks where the large ones would leave multiprocessors idle
+        mma_linear_kernel<T, IS_NF4, 2><<<dim3(token_tiles, blocks_for(lin->n_out, 64)), 128, 0, s->stream>>>(
+            *lin, x, n_tok, y);
+}
+
+static void linear_mma(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+{
+    const cuda_state *s = state_of(be);
+    if (lin->format == QE_WEIGHT_F16)
+        launch_mma<__half, false>(s, lin, x, n_tok, y);
+    else if (lin->format == QE_WEIGHT_NF4)
+        launch_mma<__nv_bfloat16, true>(s, lin, x, n_tok, y);
+    else
+        launch_mma<__nv_bfloat16, false>(s, lin, x, n_tok, y);
+    CHECK_LAUNCH(be);
+}
+
 // ---- memory ops ------------------------------------------------------------------------------
 
 static float *cuda_alloc(qe_backend *be, size_t n_floats)
@@ -941,6 +1343,7 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
     }
     }
     // the bias as the loader rounded it: in the compute dtype (a float32 weight's in float32)
+    lin->compute_dtype = compute_dtype;
     lin->bias_dtype = w->format == QE_WEIGHT_F32 ? QE_DTYPE_F32 : compute_dtype;
     if (w->bias && !qe_backend_failed(be))
         lin->bias = upload_in_dtype(be, w->bias, (size_t)w->n_out, (qe_dtype)lin->bias_dtype, QE_MEM_LINEAR);
@@ -1045,6 +1448,10 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const floa
     cuda_state *s = state_of(be);
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
+    if (linear_uses_mma(s, lin)) {
+        linear_mma(be, lin, x, n_tok, y);
+        return;
+    }
     if (lin->format != QE_WEIGHT_INT8) {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, LINEAR_TOKENS));
         linear_kernel<<<grid, 256, 0, s->stream>>>(*lin, x, n_tok, y);
@@ -1252,10 +1659,15 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         return err->code;
     }
     snprintf(s->device_name, sizeof s->device_name, "%s", info.name);
+    int cc_major = 0, cc_minor = 0;
     if (!CHECK_CUDA(be, cudaSetDevice(device_index)) || !CHECK_CUDA(be, cudaFree(0)) || // creates the context
+        !CHECK_CUDA(be, cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device_index)) ||
+        !CHECK_CUDA(be, cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, device_index)) ||
+        !CHECK_CUDA(be, cudaDeviceGetAttribute(&s->n_sms, cudaDevAttrMultiProcessorCount, device_index)) ||
         !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
         !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
         return create_fail(be, err);
+    s->compute_capability = 10 * cc_major + cc_minor;
     arena_init(&s->arena, device_index);
     s->device_used_peak = s->device_total - s->free_at_create;
     float code8[256];

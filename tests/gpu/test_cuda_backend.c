@@ -193,6 +193,58 @@ out:
     free(x);
 }
 
+/* Batch invariance of the GPU linear across its tile choices (decode and prefill kernels, both
+ * block sizes): each token's outputs in calls of 1, 9, 17, 100 and 300 tokens must be the very
+ * bits of its row in the call of 300. */
+static void check_linear_batch_invariance(pair *p, const char *variant_name, int n_out, int n_in)
+{
+    enum { N_TOK = 300 };
+    qe_error err = {0};
+    float *w = random_floats((size_t)n_out * n_in, 0.05f), *bias = random_floats(n_out, 0.1f);
+    float *x = random_floats((size_t)N_TOK * n_in, 1.0f);
+    qe_weight wg;
+    qe_dtype compute = QE_DTYPE_F32;
+    qe_backend_linear *lg = NULL;
+    if (make_weight(&wg, variant_name, w, bias, n_out, n_in, &compute, &err) ||
+        p->gpu->prepare_linear(p->gpu, &wg, compute, &lg, &err)) {
+        fprintf(stderr, "%s [%d, %d]: %s\n", variant_name, n_out, n_in, err.msg);
+        check_n_failed++;
+        goto out;
+    }
+    round_all(x, (size_t)N_TOK * n_in, compute);
+    CHECK_INT_EQ(QE_OK, p->gpu->reserve_workspace(p->gpu, N_TOK, 1024, 32, n_in, &err));
+    float *xg = to_backend(p->gpu, x, (size_t)N_TOK * n_in), *yg = p->gpu->alloc(p->gpu, (size_t)N_TOK * n_out);
+    float *ys = p->gpu->alloc(p->gpu, (size_t)N_TOK * n_out);
+    p->gpu->linear(p->gpu, lg, xg, N_TOK, yg);
+    float *batch = from_backend(p->gpu, yg, (size_t)N_TOK * n_out);
+    int calls[][2] = {{0, 1}, {7, 1}, {8, 1}, {63, 1}, {64, 1}, {299, 1}, {5, 9}, {60, 17}, {37, 100}, {200, 100}};
+    int n_same = 0, n_calls = (int)(sizeof calls / sizeof calls[0]);
+    for (int c = 0; c < n_calls; c++) {
+        int t0 = calls[c][0], nt = calls[c][1];
+        p->gpu->linear(p->gpu, lg, xg + (size_t)t0 * n_in, nt, ys);
+        float *part = from_backend(p->gpu, ys, (size_t)nt * n_out);
+        if (memcmp(part, batch + (size_t)t0 * n_out, (size_t)nt * n_out * sizeof *part) == 0)
+            n_same++;
+        else
+            fprintf(stderr, "linear %s [%d, %d]: tokens %d..%d alone differ from the batch of %d\n", variant_name,
+                    n_out, n_in, t0, t0 + nt - 1, N_TOK);
+        free(part);
+    }
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    printf("linear %-10s [%d, %d] batch invariance: %d of %d calls bit-identical\n", variant_name, n_out, n_in,
+           n_same, n_calls);
+    CHECK_INT_EQ(n_calls, n_same);
+    free(batch);
+    p->gpu->release(p->gpu, xg);
+    p->gpu->release(p->gpu, yg);
+    p->gpu->release(p->gpu, ys);
+out:
+    p->gpu->free_linear(p->gpu, lg);
+    free(w);
+    free(bias);
+    free(x);
+}
+
 static void check_norm_rope_glu(pair *p, qe_dtype dtype)
 {
     qe_error err = {0};
@@ -463,6 +515,22 @@ int main(void)
     check_linear(&p, "nf4", 4096, 14336, 2, false);
     check_linear(&p, "int8", 4096, 14336, 2, false);
     check_linear(&p, "bf16", 4096, 14336, 9, false);
+    /* the tensor-core path (bf16, f16, nf4 on sm_80+): token counts around its tiles (8-token
+     * decode groups up to 16, 64-token prefill tiles), n_in that is no multiple of 16, 8 or 2 */
+    const char *mma_variants[] = {"bf16", "f16", "nf4", "nf4-bs128"};
+    int mma_tokens[] = {1, 8, 9, 16, 17, 64, 65, 129, 300};
+    int mma_shapes[][2] = {{896, 896}, {200, 1000}, {70, 172}, {33, 37}};
+    for (size_t v = 0; v < sizeof mma_variants / sizeof mma_variants[0]; v++) {
+        for (size_t t = 0; t < sizeof mma_tokens / sizeof mma_tokens[0]; t++)
+            check_linear(&p, mma_variants[v], 896, 896, mma_tokens[t], false);
+        for (size_t s = 1; s < sizeof mma_shapes / sizeof mma_shapes[0]; s++) {
+            check_linear(&p, mma_variants[v], mma_shapes[s][0], mma_shapes[s][1], 3, true);
+            check_linear(&p, mma_variants[v], mma_shapes[s][0], mma_shapes[s][1], 130, true);
+        }
+        for (size_t s = 0; s < sizeof mma_shapes / sizeof mma_shapes[0]; s++)
+            check_linear_batch_invariance(&p, mma_variants[v], mma_shapes[s][0], mma_shapes[s][1]);
+        check_linear_batch_invariance(&p, mma_variants[v], 8192, 576); /* the 128-row blocks */
+    }
 
     qe_dtype dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
     for (int d = 0; d < 3; d++) {
