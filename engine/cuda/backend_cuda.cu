@@ -43,6 +43,7 @@ typedef struct {
 
 typedef struct {
     int device;
+    int compute_capability;       // major * 10 + minor (80: IMMA int8 matmuls)
     char device_name[256];
     cudaStream_t stream;
     allocation *items;            // [n_items] live allocations
@@ -581,14 +582,40 @@ __global__ void int8_quantize_kernel(const float *x, int n_in, float threshold, 
     }
 }
 
-#define INT8_TOKENS 4   // tokens per warp pass over a weight row
+// A call's quantized activations (int8_quantize_kernel's outputs, in the workspace).
+typedef struct {
+    const int8_t *q;          // [n_tok, n_in], 0 in a token's outlier columns
+    const float *row_absmax;  // [n_tok] SCA
+    const int *n_outliers;    // [n_tok]
+    const int *cols;          // [n_tok, n_in]: a token's outlier columns, ascending, then unused
+    const float *x16;         // [n_tok, n_in]: their fp16 values, likewise
+} int8_activations;
 
-// One warp per output row r and group of INT8_TOKENS tokens: int32 dot of the int8 row and the
-// quantized tokens, then the host's epilogue: outliers in fp16 (summed in column order),
-// y = fp16(fp16(fma((acc * SCA) * SCB, 1/127^2, bias)) + outliers).
-__global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const float *row_absmax,
-                                   const int *n_outliers, const int *outlier_cols, const float *outlier_x16,
-                                   int n_tok, float *y)
+// Output (row r, token tok) from the exact int32 dot `total` of W's int8 row and the token's
+// quantized row, as the host: outliers in fp16 (summed in column order),
+// y = fp16(fp16(fma((acc * SCA) * SCB, 1/127^2, bias)) + outliers). Both int8 matmuls end here.
+__device__ __forceinline__ float int8_output(const qe_backend_linear &w, const int8_activations &a, int r, int tok,
+                                             int total)
+{
+    const int8_t *wr = (const int8_t *)w.data + (size_t)r * w.n_in;
+    float scb = w.scale[r];
+    float acc16 = 0.0f;
+    for (int j = 0; j < a.n_outliers[tok]; j++) {
+        int c = a.cols[(size_t)tok * w.n_in + j];
+        float wd = __half2float(__float2half_rn((float)wr[c] * scb * QE_INT8_WEIGHT_SCALE));
+        acc16 += a.x16[(size_t)tok * w.n_in + j] * wd;
+    }
+    float v = ((float)total * a.row_absmax[tok]) * scb;
+    float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, bias_value(w, r))));
+    return __half2float(__float2half_rn(out + acc16));
+}
+
+#define INT8_TOKENS 4   // tokens per warp pass over a weight row (dp4a kernel)
+
+// dp4a, for sm_75 and for calls of fewer than INT8_MMA_MIN_TOKENS tokens (decode): one warp per
+// output row r and group of INT8_TOKENS tokens, the row read once per group. Batch-invariant:
+// the int32 sum is exact in any order, and int8_output is per element.
+__global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int n_tok, float *y)
 {
     int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     int t0 = blockIdx.y * INT8_TOKENS;
@@ -601,7 +628,7 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
         for (int k = lane * 16; k < n_in; k += 32 * 16) {
             int4 wv = *(const int4 *)(wr + k);
             for (int t = 0; t < nt; t++) {
-                int4 xv = *(const int4 *)(qx + (size_t)(t0 + t) * n_in + k);
+                int4 xv = *(const int4 *)(a.q + (size_t)(t0 + t) * n_in + k);
                 acc[t] = __dp4a(wv.x, xv.x, acc[t]);
                 acc[t] = __dp4a(wv.y, xv.y, acc[t]);
                 acc[t] = __dp4a(wv.z, xv.z, acc[t]);
@@ -611,24 +638,149 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
     } else {
         for (int k = lane; k < n_in; k += 32)
             for (int t = 0; t < nt; t++)
-                acc[t] += (int)wr[k] * qx[(size_t)(t0 + t) * n_in + k];
+                acc[t] += (int)wr[k] * a.q[(size_t)(t0 + t) * n_in + k];
     }
-    float scb = w.scale[r];
     for (int t = 0; t < nt; t++) {
         int total = warp_sum(acc[t]);
-        if (lane != 0)
-            continue;
-        int tok = t0 + t;
-        float acc16 = 0.0f;
-        for (int j = 0; j < n_outliers[tok]; j++) {
-            int c = outlier_cols[(size_t)tok * n_in + j];
-            float wd = __half2float(__float2half_rn((float)wr[c] * scb * QE_INT8_WEIGHT_SCALE));
-            acc16 += outlier_x16[(size_t)tok * n_in + j] * wd;
-        }
-        float v = ((float)total * row_absmax[tok]) * scb;
-        float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, bias_value(w, r))));
-        y[(size_t)tok * w.n_out + r] = __half2float(__float2half_rn(out + acc16));
+        if (lane == 0)
+            y[(size_t)(t0 + t) * w.n_out + r] = int8_output(w, a, r, t0 + t, total);
     }
+}
+
+// ---- int8 tensor-core matmul (sm_80+) ----------------------------------------------------------
+
+// Block tile: IMMA_BM weight rows x IMMA_BN tokens, each warp 32 x 32 (2 x 4 m16n8k32 tiles);
+// k in stages of IMMA_BK bytes through an IMMA_STAGES-deep cp.async ring.
+#define IMMA_WARPS_M 4
+#define IMMA_WARPS_N 2
+#define IMMA_THREADS (IMMA_WARPS_M * IMMA_WARPS_N * 32)
+#define IMMA_BM (IMMA_WARPS_M * 32)
+#define IMMA_BN (IMMA_WARPS_N * 32)
+#define IMMA_BK 64
+#define IMMA_ROW_BYTES (IMMA_BK + 16) // shared row pitch: 8 rows of an ldmatrix hit 32 distinct banks
+#define IMMA_STAGES 3
+#define IMMA_STAGE_BYTES ((IMMA_BM + IMMA_BN) * IMMA_ROW_BYTES)
+#define IMMA_CHUNKS ((IMMA_BM + IMMA_BN) * (IMMA_BK / 16)) // 16-byte pieces per stage
+#define INT8_MMA_MIN_TOKENS 16 // fewer tokens per call: the dp4a kernel (same bits, decode speed)
+
+// 16 bytes of a row from byte k to shared dst, zeros past n_in or for a row outside the matrix
+// (row then points at a valid row; nothing of it is used). Rows are 16-byte aligned when
+// n_in % 16 == 0: cp.async (zero-filling); otherwise byte loads.
+__device__ __forceinline__ void imma_load_16(int8_t *dst, const int8_t *row, int k, int n_in, bool is_row)
+{
+#if __CUDA_ARCH__ >= 800
+    if (n_in % 16 == 0) {
+        int src_bytes = is_row && k < n_in ? 16 : 0;
+        unsigned to = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(row + (src_bytes ? k : 0)),
+                     "r"(src_bytes));
+        return;
+    }
+    unsigned word[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        if (is_row && k + i < n_in)
+            word[i / 4] |= (unsigned)(uint8_t)row[k + i] << (8 * (i % 4));
+    *(uint4 *)dst = make_uint4(word[0], word[1], word[2], word[3]);
+#endif
+}
+
+// Stage k0 .. k0 + IMMA_BK of the block's weight rows (first IMMA_BM rows of the stage) and
+// tokens (the next IMMA_BN), each row IMMA_ROW_BYTES apart.
+__device__ __forceinline__ void imma_load_stage(int8_t *stage, const int8_t *wq, const int8_t *xq, int n_out,
+                                                int n_tok, int n_in, int r0, int t0, int k0)
+{
+#pragma unroll
+    for (int i = 0; i < IMMA_CHUNKS / IMMA_THREADS; i++) {
+        int chunk = threadIdx.x + i * IMMA_THREADS;
+        int row = chunk / (IMMA_BK / 16), k = k0 + chunk % (IMMA_BK / 16) * 16;
+        int8_t *dst = stage + row * IMMA_ROW_BYTES + (k - k0);
+        if (row < IMMA_BM) {
+            int r = r0 + row;
+            imma_load_16(dst, wq + (size_t)(r < n_out ? r : 0) * n_in, k, n_in, r < n_out);
+        } else {
+            int t = t0 + row - IMMA_BM;
+            imma_load_16(dst, xq + (size_t)(t < n_tok ? t : 0) * n_in, k, n_in, t < n_tok);
+        }
+    }
+}
+
+// One block per IMMA_BM rows x IMMA_BN tokens: the int32 dot of every (row, token) through
+// mma.m16n8k32 (A = W rows, B = token rows, both k-contiguous: row.col), k zero-padded to
+// IMMA_BK; then int8_output per element. Batch-invariant (and bit-identical to the dp4a kernel):
+// integer sums are exact whatever the tile, order or padding, outlier columns are 0 in q, and
+// the float epilogue is the per-element int8_output.
+__global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linear w, int8_activations a, int n_tok,
+                                                                float *y)
+{
+#if __CUDA_ARCH__ >= 800
+    __shared__ __align__(16) int8_t ring[IMMA_STAGES * IMMA_STAGE_BYTES];
+    const int8_t *wq = (const int8_t *)w.data;
+    int n_in = w.n_in, r0 = blockIdx.x * IMMA_BM, t0 = blockIdx.y * IMMA_BN;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int warp_row = warp % IMMA_WARPS_M * 32, warp_tok = warp / IMMA_WARPS_M * 32;
+    int acc[2][4][4] = {};
+    int n_stages = (n_in + IMMA_BK - 1) / IMMA_BK;
+    for (int s = 0; s < IMMA_STAGES - 1; s++) {
+        if (s < n_stages)
+            imma_load_stage(ring + s * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0, s * IMMA_BK);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    for (int s = 0; s < n_stages; s++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(IMMA_STAGES - 2));
+        __syncthreads(); // stage s landed for all; stage s - 1 is read by no one any more
+        int next = s + IMMA_STAGES - 1;
+        if (next < n_stages)
+            imma_load_stage(ring + next % IMMA_STAGES * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0,
+                            next * IMMA_BK);
+        asm volatile("cp.async.commit_group;\n" ::);
+        const int8_t *rows = ring + s % IMMA_STAGES * IMMA_STAGE_BYTES, *toks = rows + IMMA_BM * IMMA_ROW_BYTES;
+#pragma unroll
+        for (int kk = 0; kk < IMMA_BK; kk += 32) {
+            // ldmatrix.x4: lane l gives the address of row l % 8 of 8x16-byte matrix l / 8.
+            // A (16 rows x 32 bytes): matrices rows 0-7 | 8-15 at bytes 0 | 16 = a0..a3 of the mma.
+            unsigned af[2][4], bf[4][2];
+#pragma unroll
+            for (int m = 0; m < 2; m++) {
+                unsigned from = (unsigned)__cvta_generic_to_shared(
+                    rows + (warp_row + m * 16 + lane % 16) * IMMA_ROW_BYTES + kk + lane / 16 * 16);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(af[m][0]), "=r"(af[m][1]), "=r"(af[m][2]), "=r"(af[m][3])
+                             : "r"(from));
+            }
+            // B (8 tokens x 32 bytes) twice: tokens 0-7 at bytes 0 | 16, then tokens 8-15.
+#pragma unroll
+            for (int n = 0; n < 4; n += 2) {
+                unsigned from = (unsigned)__cvta_generic_to_shared(
+                    toks + (warp_tok + n * 8 + lane / 16 * 8 + lane % 8) * IMMA_ROW_BYTES + kk + lane / 8 % 2 * 16);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(bf[n][0]), "=r"(bf[n][1]), "=r"(bf[n + 1][0]), "=r"(bf[n + 1][1])
+                             : "r"(from));
+            }
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int n = 0; n < 4; n++)
+                    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                                 : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                 : "r"(af[m][0]), "r"(af[m][1]), "r"(af[m][2]), "r"(af[m][3]), "r"(bf[n][0]),
+                                   "r"(bf[n][1]));
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::);
+    // accumulator i of tile (m, n): row (lane / 4) + 8 * (i / 2), token 2 * (lane % 4) + i % 2
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int r = r0 + warp_row + m * 16 + lane / 4 + i / 2 * 8;
+                int tok = t0 + warp_tok + n * 8 + lane % 4 * 2 + i % 2;
+                if (r < w.n_out && tok < n_tok)
+                    y[(size_t)tok * w.n_out + r] = int8_output(w, a, r, tok, acc[m][n][i]);
+            }
+#endif
 }
 
 // ---- memory ops ------------------------------------------------------------------------------
@@ -853,8 +1005,14 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
                                                                   n_outliers, cols, vals);
     if (!CHECK_LAUNCH(be))
         return;
-    dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
-    int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, q, row_absmax, n_outliers, cols, vals, n_tok, y);
+    int8_activations a = {q, row_absmax, n_outliers, cols, vals};
+    if (s->compute_capability >= 80 && n_tok >= INT8_MMA_MIN_TOKENS) {
+        dim3 grid(blocks_for(lin->n_out, IMMA_BM), blocks_for(n_tok, IMMA_BN));
+        int8_mma_kernel<<<grid, IMMA_THREADS, 0, s->stream>>>(*lin, a, n_tok, y);
+    } else {
+        dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
+        int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, a, n_tok, y);
+    }
     CHECK_LAUNCH(be);
 }
 
@@ -1073,6 +1231,11 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
         !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
         return create_fail(be, err);
+    int major = 0, minor = 0;
+    if (!CHECK_CUDA(be, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_index)) ||
+        !CHECK_CUDA(be, cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_index)))
+        return create_fail(be, err);
+    s->compute_capability = major * 10 + minor;
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||
