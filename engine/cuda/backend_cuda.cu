@@ -469,7 +469,6 @@ __device__ __forceinline__ float nf4_value(const qe_backend_linear &w, int64_t i
 __device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_t i)
 {
     switch (w.format) {
-    case QE_WEIGHT_F32: return ((const float *)w.data)[i];
     case QE_WEIGHT_BF16: return half_bits_to_f32(((const uint16_t *)w.data)[i], true);
     case QE_WEIGHT_F16: return half_bits_to_f32(((const uint16_t *)w.data)[i], false);
     default: return nf4_value(w, i);
@@ -783,6 +782,221 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
 #endif
 }
 
+// ---- fp32 linear (true float32) ----------------------------------------------------------------
+
+// Every fp32 output y[t, r] is summed in one order, fixed by n_in alone: k in slices of
+// F32_SLICE, each slice an fmaf chain over its k in ascending order starting from +0, the
+// slices' partials added in slice order onto -0 (the identity: the first partial passes
+// unchanged), then the bias added. Both kernels below follow it step for step, so a token's
+// outputs are the same bits whichever kernel, tile or batch computes them; the slices let
+// decode spread a row over many threads.
+#define F32_SLICE 64
+
+// SGEMM for calls of F32_GEMM_MIN_TOKENS tokens or more: F32_BM rows x F32_BN tokens per block,
+// F32_TM x F32_TN outputs per thread, k through shared memory in steps of F32_BK (double-buffered
+// via registers).
+#define F32_BM 64
+#define F32_BN 64 // = F32_BM: one loader for both tiles
+#define F32_BK 16 // divides F32_SLICE
+#define F32_TM 8
+#define F32_TN 4
+#define F32_THREADS (F32_BM / F32_TM * (F32_BN / F32_TN))
+#define F32_PITCH (F32_BM + 4) // floats per k in the [k][row] tiles
+#define F32_LOADS (F32_BM * F32_BK / 4 / F32_THREADS) // float4 pieces per thread per tile
+#define F32_GEMM_MIN_TOKENS 16
+
+// Values k .. k + 3 of row `row` of m[n_rows, n_in], zeros past n_in or n_rows (k % 4 == 0).
+__device__ __forceinline__ float4 f32_load_4(const float *m, int n_rows, int n_in, int row, int k)
+{
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (row >= n_rows || k >= n_in)
+        return v;
+    const float *at = m + (size_t)row * n_in + k;
+    if (n_in % 4 == 0)
+        return *(const float4 *)at;
+    v.x = at[0];
+    v.y = k + 1 < n_in ? at[1] : 0.0f;
+    v.z = k + 2 < n_in ? at[2] : 0.0f;
+    v.w = k + 3 < n_in ? at[3] : 0.0f;
+    return v;
+}
+
+// The F32_BK-wide k step at k0 of the block's weight rows and tokens, into registers; piece p
+// of a tile is row p / (F32_BK / 4), values 4 * (p % (F32_BK / 4)) .. + 3.
+__device__ __forceinline__ void f32_load_step(const qe_backend_linear &w, const float *x, int n_tok, int r0, int t0,
+                                              int k0, float4 *w_piece, float4 *x_piece)
+{
+#pragma unroll
+    for (int i = 0; i < F32_LOADS; i++) {
+        int p = threadIdx.x + i * F32_THREADS, row = p / (F32_BK / 4), k = k0 + p % (F32_BK / 4) * 4;
+        w_piece[i] = f32_load_4((const float *)w.data, w.n_out, w.n_in, r0 + row, k);
+        x_piece[i] = f32_load_4(x, n_tok, w.n_in, t0 + row, k);
+    }
+}
+
+__device__ __forceinline__ void f32_store_step(float (*w_tile)[F32_PITCH], float (*x_tile)[F32_PITCH],
+                                               const float4 *w_piece, const float4 *x_piece)
+{
+#pragma unroll
+    for (int i = 0; i < F32_LOADS; i++) {
+        int p = threadIdx.x + i * F32_THREADS, row = p / (F32_BK / 4), kk = p % (F32_BK / 4) * 4;
+        w_tile[kk][row] = w_piece[i].x;
+        w_tile[kk + 1][row] = w_piece[i].y;
+        w_tile[kk + 2][row] = w_piece[i].z;
+        w_tile[kk + 3][row] = w_piece[i].w;
+        x_tile[kk][row] = x_piece[i].x;
+        x_tile[kk + 1][row] = x_piece[i].y;
+        x_tile[kk + 2][row] = x_piece[i].z;
+        x_tile[kk + 3][row] = x_piece[i].w;
+    }
+}
+
+// One block per F32_BM rows x F32_BN tokens; thread (threadIdx.x / 16, threadIdx.x % 16) holds
+// rows 8 * (threadIdx.x / 16) + 0..7 and tokens 4 * (threadIdx.x % 16) + 0..3. Batch-invariant:
+// each output runs the F32_SLICE order above (the zero padding of a last partial step is
+// skipped, not multiplied), whatever block or position its token has.
+__global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear w, const float *x, int n_tok,
+                                                               float *y)
+{
+    __shared__ __align__(16) float w_tile[2][F32_BK][F32_PITCH], x_tile[2][F32_BK][F32_PITCH];
+    int n_in = w.n_in, r0 = blockIdx.x * F32_BM, t0 = blockIdx.y * F32_BN;
+    int my_row = threadIdx.x / (F32_BN / F32_TN) * F32_TM, my_tok = threadIdx.x % (F32_BN / F32_TN) * F32_TN;
+    float partial[F32_TM][F32_TN], total[F32_TM][F32_TN];
+#pragma unroll
+    for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+        for (int j = 0; j < F32_TN; j++) {
+            partial[i][j] = 0.0f;
+            total[i][j] = -0.0f;
+        }
+    float4 w_piece[F32_LOADS], x_piece[F32_LOADS];
+    int n_steps = (n_in + F32_BK - 1) / F32_BK;
+    f32_load_step(w, x, n_tok, r0, t0, 0, w_piece, x_piece);
+    f32_store_step(w_tile[0], x_tile[0], w_piece, x_piece);
+    __syncthreads();
+    for (int s = 0; s < n_steps; s++) {
+        int buf = s & 1, k_valid = n_in - s * F32_BK;
+        if (s + 1 < n_steps)
+            f32_load_step(w, x, n_tok, r0, t0, (s + 1) * F32_BK, w_piece, x_piece);
+#pragma unroll
+        for (int kk = 0; kk < F32_BK; kk++) {
+            if (kk >= k_valid)
+                break;
+            float4 w_lo = *(const float4 *)&w_tile[buf][kk][my_row];
+            float4 w_hi = *(const float4 *)&w_tile[buf][kk][my_row + 4];
+            float4 x4 = *(const float4 *)&x_tile[buf][kk][my_tok];
+            float wv[F32_TM] = {w_lo.x, w_lo.y, w_lo.z, w_lo.w, w_hi.x, w_hi.y, w_hi.z, w_hi.w};
+            float xv[F32_TN] = {x4.x, x4.y, x4.z, x4.w};
+#pragma unroll
+            for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+                for (int j = 0; j < F32_TN; j++)
+                    partial[i][j] = fmaf(xv[j], wv[i], partial[i][j]);
+        }
+        if ((s + 1) % (F32_SLICE / F32_BK) == 0 || s + 1 == n_steps) { // a slice ends
+#pragma unroll
+            for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+                for (int j = 0; j < F32_TN; j++) {
+                    total[i][j] = total[i][j] + partial[i][j];
+                    partial[i][j] = 0.0f;
+                }
+        }
+        if (s + 1 < n_steps) {
+            f32_store_step(w_tile[buf ^ 1], x_tile[buf ^ 1], w_piece, x_piece); // read last in step s - 1
+            __syncthreads();
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < F32_TM; i++) {
+        int r = r0 + my_row + i;
+        if (r >= w.n_out)
+            continue;
+#pragma unroll
+        for (int j = 0; j < F32_TN; j++) {
+            int t = t0 + my_tok + j;
+            if (t < n_tok)
+                y[(size_t)t * w.n_out + r] = w.bias ? total[i][j] + bias_value(w, r) : total[i][j];
+        }
+    }
+}
+
+// Decode (fewer than F32_GEMM_MIN_TOKENS tokens): a lane per (row, slice), the row's weights read
+// once per LINEAR_TOKENS tokens. Each warp holds two rows (lanes 0-15 and 16-31) and walks k in
+// passes of F32_DECODE_SLICES slices, one per lane; the block stages the pass's token values in
+// shared memory; lanes 0-15 then add the pass's partials in slice order (row lane / 8, token
+// lane % 8). Batch-invariant: the same F32_SLICE order as f32_gemm_kernel, per token.
+#define F32_DECODE_WARPS 2
+#define F32_DECODE_ROWS (2 * F32_DECODE_WARPS)
+#define F32_DECODE_SLICES 16
+#define F32_DECODE_PASS (F32_DECODE_SLICES * F32_SLICE)
+#define F32_DECODE_PITCH (F32_SLICE + 4) // float4 reads of 8 consecutive slices: distinct banks
+
+__global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_backend_linear w, const float *x,
+                                                                           int n_tok, float *y)
+{
+    __shared__ __align__(16) float x_pass[LINEAR_TOKENS][F32_DECODE_SLICES][F32_DECODE_PITCH];
+    __shared__ float partials[F32_DECODE_WARPS][2][F32_DECODE_SLICES][LINEAR_TOKENS];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = lane / F32_DECODE_SLICES;
+    int slice_in_pass = lane % F32_DECODE_SLICES;
+    int n_in = w.n_in, t0 = blockIdx.y * LINEAR_TOKENS;
+    int nt = n_tok - t0 < LINEAR_TOKENS ? n_tok - t0 : LINEAR_TOKENS;
+    int row0 = blockIdx.x * F32_DECODE_ROWS + 2 * warp, r = row0 + half;
+    const float *wr = (const float *)w.data + (size_t)r * n_in;
+    float total = -0.0f; // lanes 0-15: row row0 + lane / 8, token t0 + lane % 8
+    for (int p0 = 0; p0 < n_in; p0 += F32_DECODE_PASS) {
+        __syncthreads(); // the last pass's values are read by no one any more
+        for (int i = threadIdx.x; i < nt * F32_DECODE_PASS; i += blockDim.x) {
+            int t = i / F32_DECODE_PASS, kk = i % F32_DECODE_PASS;
+            x_pass[t][kk / F32_SLICE][kk % F32_SLICE] = p0 + kk < n_in ? x[(size_t)(t0 + t) * n_in + p0 + kk] : 0.0f;
+        }
+        __syncthreads();
+        int k0 = p0 + slice_in_pass * F32_SLICE, len = n_in - k0 < F32_SLICE ? n_in - k0 : F32_SLICE;
+        float acc[LINEAR_TOKENS];
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            acc[t] = 0.0f;
+        if (r < w.n_out && len == F32_SLICE && n_in % 4 == 0) {
+            float4 wv[F32_SLICE / 4]; // the whole slice in flight
+#pragma unroll
+            for (int u = 0; u < F32_SLICE / 4; u++)
+                wv[u] = *(const float4 *)(wr + k0 + 4 * u);
+#pragma unroll
+            for (int u = 0; u < F32_SLICE / 4; u++)
+#pragma unroll
+                for (int t = 0; t < LINEAR_TOKENS; t++)
+                    if (t < nt) {
+                        float4 xv = *(const float4 *)&x_pass[t][slice_in_pass][4 * u];
+                        acc[t] = fmaf(xv.x, wv[u].x, acc[t]);
+                        acc[t] = fmaf(xv.y, wv[u].y, acc[t]);
+                        acc[t] = fmaf(xv.z, wv[u].z, acc[t]);
+                        acc[t] = fmaf(xv.w, wv[u].w, acc[t]);
+                    }
+        } else if (r < w.n_out) { // the last, short slice, or rows not 16-byte aligned
+            for (int c = 0; c < len; c++) {
+                float wv = wr[k0 + c];
+#pragma unroll
+                for (int t = 0; t < LINEAR_TOKENS; t++)
+                    if (t < nt)
+                        acc[t] = fmaf(x_pass[t][slice_in_pass][c], wv, acc[t]);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            partials[warp][half][slice_in_pass][t] = acc[t];
+        __syncwarp();
+        if (lane < 2 * LINEAR_TOKENS) {
+            int n_slices = (n_in - p0 + F32_SLICE - 1) / F32_SLICE;
+            for (int s = 0; s < n_slices && s < F32_DECODE_SLICES; s++)
+                total = total + partials[warp][lane / LINEAR_TOKENS][s][lane % LINEAR_TOKENS];
+        }
+        __syncwarp(); // partials are rewritten by the next pass
+    }
+    int out_row = row0 + lane / LINEAR_TOKENS, t = lane % LINEAR_TOKENS;
+    if (lane < 2 * LINEAR_TOKENS && out_row < w.n_out && t < nt)
+        y[(size_t)(t0 + t) * w.n_out + out_row] = w.bias ? total + bias_value(w, out_row) : total;
+}
+
 // ---- memory ops ------------------------------------------------------------------------------
 
 static float *cuda_alloc(qe_backend *be, size_t n_floats)
@@ -1021,6 +1235,17 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const floa
     cuda_state *s = state_of(be);
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
+    if (lin->format == QE_WEIGHT_F32) {
+        if (n_tok >= F32_GEMM_MIN_TOKENS) {
+            dim3 grid(blocks_for(lin->n_out, F32_BM), blocks_for(n_tok, F32_BN));
+            f32_gemm_kernel<<<grid, F32_THREADS, 0, s->stream>>>(*lin, x, n_tok, y);
+        } else {
+            dim3 grid(blocks_for(lin->n_out, F32_DECODE_ROWS), blocks_for(n_tok, LINEAR_TOKENS));
+            f32_decode_kernel<<<grid, F32_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+        }
+        CHECK_LAUNCH(be);
+        return;
+    }
     if (lin->format != QE_WEIGHT_INT8) {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, LINEAR_TOKENS));
         linear_kernel<<<grid, 256, 0, s->stream>>>(*lin, x, n_tok, y);
