@@ -672,7 +672,8 @@ __device__ __forceinline__ void imma_load_16(int8_t *dst, const int8_t *row, int
         int src_bytes = is_row && k < n_in ? 16 : 0;
         unsigned to = (unsigned)__cvta_generic_to_shared(dst);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(row + (src_bytes ? k : 0)),
-                     "r"(src_bytes));
+                     "r"(src_bytes)
+                     : "memory");
         return;
     }
     unsigned word[4] = {0, 0, 0, 0};
@@ -722,16 +723,16 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
     for (int s = 0; s < IMMA_STAGES - 1; s++) {
         if (s < n_stages)
             imma_load_stage(ring + s * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0, s * IMMA_BK);
-        asm volatile("cp.async.commit_group;\n" ::);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
     }
     for (int s = 0; s < n_stages; s++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(IMMA_STAGES - 2));
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(IMMA_STAGES - 2) : "memory");
         __syncthreads(); // stage s landed for all; stage s - 1 is read by no one any more
         int next = s + IMMA_STAGES - 1;
         if (next < n_stages)
             imma_load_stage(ring + next % IMMA_STAGES * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0,
                             next * IMMA_BK);
-        asm volatile("cp.async.commit_group;\n" ::);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
         const int8_t *rows = ring + s % IMMA_STAGES * IMMA_STAGE_BYTES, *toks = rows + IMMA_BM * IMMA_ROW_BYTES;
 #pragma unroll
         for (int kk = 0; kk < IMMA_BK; kk += 32) {
@@ -766,7 +767,7 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
                                    "r"(bf[n][1]));
         }
     }
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
     // accumulator i of tile (m, n): row (lane / 4) + 8 * (i / 2), token 2 * (lane % 4) + i % 2
 #pragma unroll
     for (int m = 0; m < 2; m++)
@@ -805,14 +806,15 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
 #define F32_LOADS (F32_BM * F32_BK / 4 / F32_THREADS) // float4 pieces per thread per tile
 #define F32_GEMM_MIN_TOKENS 16
 
-// Values k .. k + 3 of row `row` of m[n_rows, n_in], zeros past n_in or n_rows (k % 4 == 0).
+// Values k .. k + 3 of row `row` of m[n_rows, n_in], zeros past n_in or n_rows (k % 4 == 0); one
+// float4 load where the rows are 16-byte aligned.
 __device__ __forceinline__ float4 f32_load_4(const float *m, int n_rows, int n_in, int row, int k)
 {
     float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (row >= n_rows || k >= n_in)
         return v;
     const float *at = m + (size_t)row * n_in + k;
-    if (n_in % 4 == 0)
+    if (n_in % 4 == 0 && (uintptr_t)m % 16 == 0)
         return *(const float4 *)at;
     v.x = at[0];
     v.y = k + 1 < n_in ? at[1] : 0.0f;
