@@ -939,30 +939,32 @@ __global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_ba
 {
     __shared__ __align__(16) float x_pass[LINEAR_TOKENS][F32_DECODE_SLICES][F32_DECODE_PITCH];
     __shared__ float partials[F32_DECODE_WARPS][2][F32_DECODE_SLICES][LINEAR_TOKENS];
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = lane / F32_DECODE_SLICES;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, row_of_pair = lane / F32_DECODE_SLICES;
     int slice_in_pass = lane % F32_DECODE_SLICES;
     int n_in = w.n_in, t0 = blockIdx.y * LINEAR_TOKENS;
     int nt = n_tok - t0 < LINEAR_TOKENS ? n_tok - t0 : LINEAR_TOKENS;
-    int row0 = blockIdx.x * F32_DECODE_ROWS + 2 * warp, r = row0 + half;
+    int row0 = blockIdx.x * F32_DECODE_ROWS + 2 * warp, r = row0 + row_of_pair;
     const float *wr = (const float *)w.data + (size_t)r * n_in;
     float total = -0.0f; // lanes 0-15: row row0 + lane / 8, token t0 + lane % 8
     for (int p0 = 0; p0 < n_in; p0 += F32_DECODE_PASS) {
+        int k0 = p0 + slice_in_pass * F32_SLICE, len = n_in - k0 < F32_SLICE ? n_in - k0 : F32_SLICE;
+        bool is_vector = r < w.n_out && len == F32_SLICE && n_in % 4 == 0;
+        float4 wv[F32_SLICE / 4]; // a whole slice of the row in flight while the tokens are staged
+        if (is_vector)
+#pragma unroll
+            for (int u = 0; u < F32_SLICE / 4; u++)
+                wv[u] = *(const float4 *)(wr + k0 + 4 * u);
         __syncthreads(); // the last pass's values are read by no one any more
         for (int i = threadIdx.x; i < nt * F32_DECODE_PASS; i += blockDim.x) {
             int t = i / F32_DECODE_PASS, kk = i % F32_DECODE_PASS;
             x_pass[t][kk / F32_SLICE][kk % F32_SLICE] = p0 + kk < n_in ? x[(size_t)(t0 + t) * n_in + p0 + kk] : 0.0f;
         }
         __syncthreads();
-        int k0 = p0 + slice_in_pass * F32_SLICE, len = n_in - k0 < F32_SLICE ? n_in - k0 : F32_SLICE;
         float acc[LINEAR_TOKENS];
 #pragma unroll
         for (int t = 0; t < LINEAR_TOKENS; t++)
             acc[t] = 0.0f;
-        if (r < w.n_out && len == F32_SLICE && n_in % 4 == 0) {
-            float4 wv[F32_SLICE / 4]; // the whole slice in flight
-#pragma unroll
-            for (int u = 0; u < F32_SLICE / 4; u++)
-                wv[u] = *(const float4 *)(wr + k0 + 4 * u);
+        if (is_vector) {
 #pragma unroll
             for (int u = 0; u < F32_SLICE / 4; u++)
 #pragma unroll
@@ -976,16 +978,16 @@ __global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_ba
                     }
         } else if (r < w.n_out) { // the last, short slice, or rows not 16-byte aligned
             for (int c = 0; c < len; c++) {
-                float wv = wr[k0 + c];
+                float wc = wr[k0 + c];
 #pragma unroll
                 for (int t = 0; t < LINEAR_TOKENS; t++)
                     if (t < nt)
-                        acc[t] = fmaf(x_pass[t][slice_in_pass][c], wv, acc[t]);
+                        acc[t] = fmaf(x_pass[t][slice_in_pass][c], wc, acc[t]);
             }
         }
 #pragma unroll
         for (int t = 0; t < LINEAR_TOKENS; t++)
-            partials[warp][half][slice_in_pass][t] = acc[t];
+            partials[warp][row_of_pair][slice_in_pass][t] = acc[t];
         __syncwarp();
         if (lane < 2 * LINEAR_TOKENS) {
             int n_slices = (n_in - p0 + F32_SLICE - 1) / F32_SLICE;
