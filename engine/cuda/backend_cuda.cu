@@ -44,6 +44,7 @@ typedef struct {
 typedef struct {
     int device;
     int compute_capability;       // major * 10 + minor (80: IMMA int8 matmuls)
+    int sm_count;                 // multiprocessors (picks the int8 IMMA tile width)
     char device_name[256];
     cudaStream_t stream;
     allocation *items;            // [n_items] live allocations
@@ -648,19 +649,29 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int 
 
 // ---- int8 tensor-core matmul (sm_80+) ----------------------------------------------------------
 
-// Block tile: IMMA_BM weight rows x IMMA_BN tokens, each warp 32 x 32 (2 x 4 m16n8k32 tiles);
-// k in stages of IMMA_BK bytes through an IMMA_STAGES-deep cp.async ring.
+// Block tile: IMMA_BM weight rows x imma_tokens(WARP_NTILES) tokens, 8 warps of 32 rows x
+// 8 * WARP_NTILES tokens (2 x WARP_NTILES m16n8k32 tiles); k in stages of IMMA_BK bytes through an
+// IMMA_STAGES-deep cp.async ring in dynamic shared memory (imma_smem_bytes).
 #define IMMA_WARPS_M 4
 #define IMMA_WARPS_N 2
 #define IMMA_THREADS (IMMA_WARPS_M * IMMA_WARPS_N * 32)
 #define IMMA_BM (IMMA_WARPS_M * 32)
-#define IMMA_BN (IMMA_WARPS_N * 32)
 #define IMMA_BK 64
 #define IMMA_ROW_BYTES (IMMA_BK + 16) // shared row pitch: 8 rows of an ldmatrix hit 32 distinct banks
 #define IMMA_STAGES 3
-#define IMMA_STAGE_BYTES ((IMMA_BM + IMMA_BN) * IMMA_ROW_BYTES)
-#define IMMA_CHUNKS ((IMMA_BM + IMMA_BN) * (IMMA_BK / 16)) // 16-byte pieces per stage
+#define IMMA_NARROW 4 // WARP_NTILES of the 64-token tile
+#define IMMA_WIDE 8   // ... of the 128-token tile, for calls with blocks enough to fill the GPU
 #define INT8_MMA_MIN_TOKENS 16 // fewer tokens per call: the dp4a kernel (same bits, decode speed)
+
+__host__ __device__ constexpr int imma_tokens(int warp_ntiles) { return IMMA_WARPS_N * 8 * warp_ntiles; }
+__host__ __device__ constexpr int imma_stage_bytes(int warp_ntiles)
+{
+    return (IMMA_BM + imma_tokens(warp_ntiles)) * IMMA_ROW_BYTES;
+}
+__host__ __device__ constexpr int imma_smem_bytes(int warp_ntiles)
+{
+    return IMMA_STAGES * imma_stage_bytes(warp_ntiles);
+}
 
 // 16 bytes of a row from byte k to shared dst, zeros past n_in or for a row outside the matrix
 // (row then points at a valid row; nothing of it is used). Rows are 16-byte aligned when
@@ -684,13 +695,16 @@ __device__ __forceinline__ void imma_load_16(int8_t *dst, const int8_t *row, int
 #endif
 }
 
-// Stage k0 .. k0 + IMMA_BK of the block's weight rows (first IMMA_BM rows of the stage) and
-// tokens (the next IMMA_BN), each row IMMA_ROW_BYTES apart.
+// Stage k0 .. k0 + IMMA_BK of the block's weight rows (the stage's first IMMA_BM rows) and
+// tokens (the next BN), each row IMMA_ROW_BYTES apart.
+template <int BN>
 __device__ __forceinline__ void imma_load_stage(int8_t *stage, const int8_t *wq, const int8_t *xq, int n_out,
                                                 int n_tok, int n_in, int r0, int t0, int k0)
 {
+    constexpr int chunks = (IMMA_BM + BN) * (IMMA_BK / 16); // 16-byte pieces
+    static_assert(chunks % IMMA_THREADS == 0, "whole pieces per thread");
 #pragma unroll
-    for (int i = 0; i < IMMA_CHUNKS / IMMA_THREADS; i++) {
+    for (int i = 0; i < chunks / IMMA_THREADS; i++) {
         int chunk = threadIdx.x + i * IMMA_THREADS;
         int row = chunk / (IMMA_BK / 16), k = k0 + chunk % (IMMA_BK / 16) * 16;
         int8_t *dst = stage + row * IMMA_ROW_BYTES + (k - k0);
@@ -704,25 +718,27 @@ __device__ __forceinline__ void imma_load_stage(int8_t *stage, const int8_t *wq,
     }
 }
 
-// One block per IMMA_BM rows x IMMA_BN tokens: the int32 dot of every (row, token) through
-// mma.m16n8k32 (A = W rows, B = token rows, both k-contiguous: row.col), k zero-padded to
-// IMMA_BK; then int8_output per element. Batch-invariant (and bit-identical to the dp4a kernel):
-// integer sums are exact whatever the tile, order or padding, outlier columns are 0 in q, and
-// the float epilogue is the per-element int8_output.
+// One block per IMMA_BM rows x imma_tokens(WARP_NTILES) tokens: the int32 dot of every
+// (row, token) through mma.m16n8k32 (A = W rows, B = token rows, both k-contiguous: row.col), k
+// zero-padded to IMMA_BK; then int8_output per element. Batch-invariant (and bit-identical to
+// the dp4a kernel and to either tile width): integer sums are exact whatever the tile, order or
+// padding, outlier columns are 0 in q, and the float epilogue is the per-element int8_output.
+template <int WARP_NTILES>
 __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linear w, int8_activations a, int n_tok,
                                                                 float *y)
 {
 #if __CUDA_ARCH__ >= 800
-    __shared__ __align__(16) int8_t ring[IMMA_STAGES * IMMA_STAGE_BYTES];
+    constexpr int bn = imma_tokens(WARP_NTILES), stage_bytes = imma_stage_bytes(WARP_NTILES);
+    extern __shared__ __align__(16) int8_t imma_ring[];
     const int8_t *wq = (const int8_t *)w.data;
-    int n_in = w.n_in, r0 = blockIdx.x * IMMA_BM, t0 = blockIdx.y * IMMA_BN;
+    int n_in = w.n_in, r0 = blockIdx.x * IMMA_BM, t0 = blockIdx.y * bn;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int warp_row = warp % IMMA_WARPS_M * 32, warp_tok = warp / IMMA_WARPS_M * 32;
-    int acc[2][4][4] = {};
+    int warp_row = warp % IMMA_WARPS_M * 32, warp_tok = warp / IMMA_WARPS_M * (8 * WARP_NTILES);
+    int acc[2][WARP_NTILES][4] = {};
     int n_stages = (n_in + IMMA_BK - 1) / IMMA_BK;
     for (int s = 0; s < IMMA_STAGES - 1; s++) {
         if (s < n_stages)
-            imma_load_stage(ring + s * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0, s * IMMA_BK);
+            imma_load_stage<bn>(imma_ring + s * stage_bytes, wq, a.q, w.n_out, n_tok, n_in, r0, t0, s * IMMA_BK);
         asm volatile("cp.async.commit_group;\n" ::: "memory");
     }
     for (int s = 0; s < n_stages; s++) {
@@ -730,15 +746,15 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
         __syncthreads(); // stage s landed for all; stage s - 1 is read by no one any more
         int next = s + IMMA_STAGES - 1;
         if (next < n_stages)
-            imma_load_stage(ring + next % IMMA_STAGES * IMMA_STAGE_BYTES, wq, a.q, w.n_out, n_tok, n_in, r0, t0,
-                            next * IMMA_BK);
+            imma_load_stage<bn>(imma_ring + next % IMMA_STAGES * stage_bytes, wq, a.q, w.n_out, n_tok, n_in, r0, t0,
+                                next * IMMA_BK);
         asm volatile("cp.async.commit_group;\n" ::: "memory");
-        const int8_t *rows = ring + s % IMMA_STAGES * IMMA_STAGE_BYTES, *toks = rows + IMMA_BM * IMMA_ROW_BYTES;
+        const int8_t *rows = imma_ring + s % IMMA_STAGES * stage_bytes, *toks = rows + IMMA_BM * IMMA_ROW_BYTES;
 #pragma unroll
         for (int kk = 0; kk < IMMA_BK; kk += 32) {
             // ldmatrix.x4: lane l gives the address of row l % 8 of 8x16-byte matrix l / 8.
             // A (16 rows x 32 bytes): matrices rows 0-7 | 8-15 at bytes 0 | 16 = a0..a3 of the mma.
-            unsigned af[2][4], bf[4][2];
+            unsigned af[2][4], bf[WARP_NTILES][2];
 #pragma unroll
             for (int m = 0; m < 2; m++) {
                 unsigned from = (unsigned)__cvta_generic_to_shared(
@@ -749,7 +765,7 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
             }
             // B (8 tokens x 32 bytes) twice: tokens 0-7 at bytes 0 | 16, then tokens 8-15.
 #pragma unroll
-            for (int n = 0; n < 4; n += 2) {
+            for (int n = 0; n < WARP_NTILES; n += 2) {
                 unsigned from = (unsigned)__cvta_generic_to_shared(
                     toks + (warp_tok + n * 8 + lane / 16 * 8 + lane % 8) * IMMA_ROW_BYTES + kk + lane / 8 % 2 * 16);
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -759,7 +775,7 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
 #pragma unroll
             for (int m = 0; m < 2; m++)
 #pragma unroll
-                for (int n = 0; n < 4; n++)
+                for (int n = 0; n < WARP_NTILES; n++)
                     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
                                  "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
                                  : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
@@ -772,7 +788,7 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
 #pragma unroll
     for (int m = 0; m < 2; m++)
 #pragma unroll
-        for (int n = 0; n < 4; n++)
+        for (int n = 0; n < WARP_NTILES; n++)
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 int r = r0 + warp_row + m * 16 + lane / 4 + i / 2 * 8;
@@ -1225,8 +1241,15 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
         return;
     int8_activations a = {q, row_absmax, n_outliers, cols, vals};
     if (s->compute_capability >= 80 && n_tok >= INT8_MMA_MIN_TOKENS) {
-        dim3 grid(blocks_for(lin->n_out, IMMA_BM), blocks_for(n_tok, IMMA_BN));
-        int8_mma_kernel<<<grid, IMMA_THREADS, 0, s->stream>>>(*lin, a, n_tok, y);
+        // 128-token tiles read the weights half as often, where they still give every SM a block
+        unsigned row_blocks = blocks_for(lin->n_out, IMMA_BM), wide_blocks = blocks_for(n_tok, imma_tokens(IMMA_WIDE));
+        if (row_blocks * wide_blocks >= (unsigned)s->sm_count && n_tok > imma_tokens(IMMA_NARROW))
+            int8_mma_kernel<IMMA_WIDE><<<dim3(row_blocks, wide_blocks), IMMA_THREADS, imma_smem_bytes(IMMA_WIDE),
+                                         s->stream>>>(*lin, a, n_tok, y);
+        else
+            int8_mma_kernel<IMMA_NARROW><<<dim3(row_blocks, blocks_for(n_tok, imma_tokens(IMMA_NARROW))),
+                                           IMMA_THREADS, imma_smem_bytes(IMMA_NARROW), s->stream>>>(*lin, a, n_tok,
+                                                                                                    y);
     } else {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
         int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, a, n_tok, y);
@@ -1465,6 +1488,14 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         !CHECK_CUDA(be, cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_index)))
         return create_fail(be, err);
     s->compute_capability = major * 10 + minor;
+    if (!CHECK_CUDA(be, cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, device_index)))
+        return create_fail(be, err);
+    if (s->compute_capability >= 80 && // the IMMA kernels' rings exceed the default 48 KB of shared memory
+        (!CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_NARROW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              imma_smem_bytes(IMMA_NARROW))) ||
+         !CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_WIDE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              imma_smem_bytes(IMMA_WIDE)))))
+        return create_fail(be, err);
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||

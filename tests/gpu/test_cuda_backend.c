@@ -499,6 +499,10 @@ int main(void)
         check_linear_batch_invariance(&p, tiled[v], 896, 896);
         check_linear_batch_invariance(&p, tiled[v], 130, 1000);
     }
+    /* int8 rows enough for the 128-token IMMA tile (66 row blocks x 3 >= the SMs of any GPU) */
+    check_linear(&p, "int8", 8448, 200, 300, false);
+    check_linear(&p, "int8", 8448, 576, 300, true);
+    check_linear_batch_invariance(&p, "int8", 8448, 576);
 
     qe_dtype dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
     for (int d = 0; d < 3; d++) {
