@@ -1226,6 +1226,14 @@ static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
     return s->ws_tokens;
 }
 
+template <int WARP_NTILES>
+static void launch_int8_mma(cudaStream_t stream, const qe_backend_linear *lin, const int8_activations &a, int n_tok,
+                            float *y)
+{
+    dim3 grid(blocks_for(lin->n_out, IMMA_BM), blocks_for(n_tok, imma_tokens(WARP_NTILES)));
+    int8_mma_kernel<WARP_NTILES><<<grid, IMMA_THREADS, imma_smem_bytes(WARP_NTILES), stream>>>(*lin, a, n_tok, y);
+}
+
 static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
 {
     cuda_state *s = state_of(be);
@@ -1242,14 +1250,13 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
     int8_activations a = {q, row_absmax, n_outliers, cols, vals};
     if (s->compute_capability >= 80 && n_tok >= INT8_MMA_MIN_TOKENS) {
         // 128-token tiles read the weights half as often, where they still give every SM a block
-        unsigned row_blocks = blocks_for(lin->n_out, IMMA_BM), wide_blocks = blocks_for(n_tok, imma_tokens(IMMA_WIDE));
-        if (row_blocks * wide_blocks >= (unsigned)s->sm_count && n_tok > imma_tokens(IMMA_NARROW))
-            int8_mma_kernel<IMMA_WIDE><<<dim3(row_blocks, wide_blocks), IMMA_THREADS, imma_smem_bytes(IMMA_WIDE),
-                                         s->stream>>>(*lin, a, n_tok, y);
+        bool is_wide = n_tok > imma_tokens(IMMA_NARROW) &&
+                       blocks_for(lin->n_out, IMMA_BM) * blocks_for(n_tok, imma_tokens(IMMA_WIDE)) >=
+                           (unsigned)s->sm_count;
+        if (is_wide)
+            launch_int8_mma<IMMA_WIDE>(s->stream, lin, a, n_tok, y);
         else
-            int8_mma_kernel<IMMA_NARROW><<<dim3(row_blocks, blocks_for(n_tok, imma_tokens(IMMA_NARROW))),
-                                           IMMA_THREADS, imma_smem_bytes(IMMA_NARROW), s->stream>>>(*lin, a, n_tok,
-                                                                                                    y);
+            launch_int8_mma<IMMA_NARROW>(s->stream, lin, a, n_tok, y);
     } else {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
         int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, a, n_tok, y);
