@@ -89,8 +89,8 @@ typedef struct {
     int ws_tokens, ws_n_in, ws_context;
     int32_t *staged_ids;          // [STAGING_ROWS]
     float *host_logits;           // [STAGING_FLOATS] pinned
-    int compute_capability;       // 10 * major + minor: tensor-core linears from 80 on
-    int n_sms;                    // multiprocessors, for the linears' tile choice
+    int compute_capability;       // 10 * major + minor: tensor-core linears (mma, IMMA) from 80 on
+    int n_sms;                    // multiprocessors, for the linears' tile choices
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -653,7 +653,6 @@ __device__ __forceinline__ float nf4_value(const qe_backend_linear &w, int64_t i
 __device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_t i)
 {
     switch (w.format) {
-    case QE_WEIGHT_F32: return ((const float *)w.data)[i];
     case QE_WEIGHT_BF16: return half_bits_to_f32(((const uint16_t *)w.data)[i], true);
     case QE_WEIGHT_F16: return half_bits_to_f32(((const uint16_t *)w.data)[i], false);
     default: return nf4_value(w, i);
@@ -766,14 +765,40 @@ __global__ void int8_quantize_kernel(const float *x, int n_in, float threshold, 
     }
 }
 
-#define INT8_TOKENS 4   // tokens per warp pass over a weight row
+// A call's quantized activations (int8_quantize_kernel's outputs, in the workspace).
+typedef struct {
+    const int8_t *q;          // [n_tok, n_in], 0 in a token's outlier columns
+    const float *row_absmax;  // [n_tok] SCA
+    const int *n_outliers;    // [n_tok]
+    const int *cols;          // [n_tok, n_in]: a token's outlier columns, ascending, then unused
+    const float *x16;         // [n_tok, n_in]: their fp16 values, likewise
+} int8_activations;
 
-// One warp per output row r and group of INT8_TOKENS tokens: int32 dot of the int8 row and the
-// quantized tokens, then the host's epilogue: outliers in fp16 (summed in column order),
-// y = fp16(fp16(fma((acc * SCA) * SCB, 1/127^2, bias)) + outliers).
-__global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const float *row_absmax,
-                                   const int *n_outliers, const int *outlier_cols, const float *outlier_x16,
-                                   int n_tok, float *y)
+// Output (row r, token tok) from the exact int32 dot `total` of W's int8 row and the token's
+// quantized row, as the host: outliers in fp16 (summed in column order),
+// y = fp16(fp16(fma((acc * SCA) * SCB, 1/127^2, bias)) + outliers). Both int8 matmuls end here.
+__device__ __forceinline__ float int8_output(const qe_backend_linear &w, const int8_activations &a, int r, int tok,
+                                             int total)
+{
+    const int8_t *wr = (const int8_t *)w.data + (size_t)r * w.n_in;
+    float scb = w.scale[r];
+    float acc16 = 0.0f;
+    for (int j = 0; j < a.n_outliers[tok]; j++) {
+        int c = a.cols[(size_t)tok * w.n_in + j];
+        float wd = __half2float(__float2half_rn((float)wr[c] * scb * QE_INT8_WEIGHT_SCALE));
+        acc16 += a.x16[(size_t)tok * w.n_in + j] * wd;
+    }
+    float v = ((float)total * a.row_absmax[tok]) * scb;
+    float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, bias_value(w, r))));
+    return __half2float(__float2half_rn(out + acc16));
+}
+
+#define INT8_TOKENS 4   // tokens per warp pass over a weight row (dp4a kernel)
+
+// dp4a, for sm_75 and for calls of fewer than INT8_MMA_MIN_TOKENS tokens (decode): one warp per
+// output row r and group of INT8_TOKENS tokens, the row read once per group. Batch-invariant:
+// the int32 sum is exact in any order, and int8_output is per element.
+__global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int n_tok, float *y)
 {
     int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     int t0 = blockIdx.y * INT8_TOKENS;
@@ -786,7 +811,7 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
         for (int k = lane * 16; k < n_in; k += 32 * 16) {
             int4 wv = *(const int4 *)(wr + k);
             for (int t = 0; t < nt; t++) {
-                int4 xv = *(const int4 *)(qx + (size_t)(t0 + t) * n_in + k);
+                int4 xv = *(const int4 *)(a.q + (size_t)(t0 + t) * n_in + k);
                 acc[t] = __dp4a(wv.x, xv.x, acc[t]);
                 acc[t] = __dp4a(wv.y, xv.y, acc[t]);
                 acc[t] = __dp4a(wv.z, xv.z, acc[t]);
@@ -796,23 +821,12 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, const int8_t *qx, const 
     } else {
         for (int k = lane; k < n_in; k += 32)
             for (int t = 0; t < nt; t++)
-                acc[t] += (int)wr[k] * qx[(size_t)(t0 + t) * n_in + k];
+                acc[t] += (int)wr[k] * a.q[(size_t)(t0 + t) * n_in + k];
     }
-    float scb = w.scale[r];
     for (int t = 0; t < nt; t++) {
         int total = warp_sum(acc[t]);
-        if (lane != 0)
-            continue;
-        int tok = t0 + t;
-        float acc16 = 0.0f;
-        for (int j = 0; j < n_outliers[tok]; j++) {
-            int c = outlier_cols[(size_t)tok * n_in + j];
-            float wd = __half2float(__float2half_rn((float)wr[c] * scb * QE_INT8_WEIGHT_SCALE));
-            acc16 += outlier_x16[(size_t)tok * n_in + j] * wd;
-        }
-        float v = ((float)total * row_absmax[tok]) * scb;
-        float out = __half2float(__float2half_rn(fmaf(v, QE_INT8_DEQUANT_SCALE, bias_value(w, r))));
-        y[(size_t)tok * w.n_out + r] = __half2float(__float2half_rn(out + acc16));
+        if (lane == 0)
+            y[(size_t)(t0 + t) * w.n_out + r] = int8_output(w, a, r, t0 + t, total);
     }
 }
 
@@ -1215,6 +1229,376 @@ static void linear_mma(qe_backend *be, const qe_backend_linear *lin, const float
     CHECK_LAUNCH(be);
 }
 
+// ---- int8 tensor-core matmul (sm_80+) ----------------------------------------------------------
+
+// Block tile: IMMA_BM weight rows x imma_tokens(WARP_NTILES) tokens, 8 warps of 32 rows x
+// 8 * WARP_NTILES tokens (2 x WARP_NTILES m16n8k32 tiles); k in stages of IMMA_BK bytes through an
+// IMMA_STAGES-deep cp.async ring in dynamic shared memory (imma_smem_bytes).
+#define IMMA_WARPS_M 4
+#define IMMA_WARPS_N 2
+#define IMMA_THREADS (IMMA_WARPS_M * IMMA_WARPS_N * 32)
+#define IMMA_BM (IMMA_WARPS_M * 32)
+#define IMMA_BK 64
+#define IMMA_ROW_BYTES (IMMA_BK + 16) // shared row pitch: 8 rows of an ldmatrix hit 32 distinct banks
+#define IMMA_STAGES 3
+#define IMMA_NARROW 4 // WARP_NTILES of the 64-token tile
+#define IMMA_WIDE 8   // ... of the 128-token tile, for calls with blocks enough to fill the GPU
+#define INT8_MMA_MIN_TOKENS 16 // fewer tokens per call: the dp4a kernel (same bits, decode speed)
+
+__host__ __device__ constexpr int imma_tokens(int warp_ntiles) { return IMMA_WARPS_N * 8 * warp_ntiles; }
+__host__ __device__ constexpr int imma_stage_bytes(int warp_ntiles)
+{
+    return (IMMA_BM + imma_tokens(warp_ntiles)) * IMMA_ROW_BYTES;
+}
+__host__ __device__ constexpr int imma_smem_bytes(int warp_ntiles)
+{
+    return IMMA_STAGES * imma_stage_bytes(warp_ntiles);
+}
+
+// 16 bytes of a row from byte k to shared dst, zeros past n_in or for a row outside the matrix
+// (row then points at a valid row; nothing of it is used). Rows are 16-byte aligned when
+// n_in % 16 == 0: cp.async (zero-filling); otherwise byte loads.
+__device__ __forceinline__ void imma_load_16(int8_t *dst, const int8_t *row, int k, int n_in, bool is_row)
+{
+#if __CUDA_ARCH__ >= 800
+    if (n_in % 16 == 0) {
+        int src_bytes = is_row && k < n_in ? 16 : 0;
+        unsigned to = (unsigned)__cvta_generic_to_shared(dst);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(row + (src_bytes ? k : 0)),
+                     "r"(src_bytes)
+                     : "memory");
+        return;
+    }
+    unsigned word[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        if (is_row && k + i < n_in)
+            word[i / 4] |= (unsigned)(uint8_t)row[k + i] << (8 * (i % 4));
+    *(uint4 *)dst = make_uint4(word[0], word[1], word[2], word[3]);
+#endif
+}
+
+// Stage k0 .. k0 + IMMA_BK of the block's weight rows (the stage's first IMMA_BM rows) and
+// tokens (the next BN), each row IMMA_ROW_BYTES apart.
+template <int BN>
+__device__ __forceinline__ void imma_load_stage(int8_t *stage, const int8_t *wq, const int8_t *xq, int n_out,
+                                                int n_tok, int n_in, int r0, int t0, int k0)
+{
+    constexpr int chunks = (IMMA_BM + BN) * (IMMA_BK / 16); // 16-byte pieces
+    static_assert(chunks % IMMA_THREADS == 0, "whole pieces per thread");
+#pragma unroll
+    for (int i = 0; i < chunks / IMMA_THREADS; i++) {
+        int chunk = threadIdx.x + i * IMMA_THREADS;
+        int row = chunk / (IMMA_BK / 16), k = k0 + chunk % (IMMA_BK / 16) * 16;
+        int8_t *dst = stage + row * IMMA_ROW_BYTES + (k - k0);
+        if (row < IMMA_BM) {
+            int r = r0 + row;
+            imma_load_16(dst, wq + (size_t)(r < n_out ? r : 0) * n_in, k, n_in, r < n_out);
+        } else {
+            int t = t0 + row - IMMA_BM;
+            imma_load_16(dst, xq + (size_t)(t < n_tok ? t : 0) * n_in, k, n_in, t < n_tok);
+        }
+    }
+}
+
+// One block per IMMA_BM rows x imma_tokens(WARP_NTILES) tokens: the int32 dot of every
+// (row, token) through mma.m16n8k32 (A = W rows, B = token rows, both k-contiguous: row.col), k
+// zero-padded to IMMA_BK; then int8_output per element. Batch-invariant (and bit-identical to
+// the dp4a kernel and to either tile width): integer sums are exact whatever the tile, order or
+// padding, outlier columns are 0 in q, and the float epilogue is the per-element int8_output.
+template <int WARP_NTILES>
+__global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linear w, int8_activations a, int n_tok,
+                                                                float *y)
+{
+#if __CUDA_ARCH__ >= 800
+    constexpr int bn = imma_tokens(WARP_NTILES), stage_bytes = imma_stage_bytes(WARP_NTILES);
+    extern __shared__ __align__(16) int8_t imma_ring[];
+    const int8_t *wq = (const int8_t *)w.data;
+    int n_in = w.n_in, r0 = blockIdx.x * IMMA_BM, t0 = blockIdx.y * bn;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int warp_row = warp % IMMA_WARPS_M * 32, warp_tok = warp / IMMA_WARPS_M * (8 * WARP_NTILES);
+    int acc[2][WARP_NTILES][4] = {};
+    int n_stages = (n_in + IMMA_BK - 1) / IMMA_BK;
+    for (int s = 0; s < IMMA_STAGES - 1; s++) {
+        if (s < n_stages)
+            imma_load_stage<bn>(imma_ring + s * stage_bytes, wq, a.q, w.n_out, n_tok, n_in, r0, t0, s * IMMA_BK);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
+    for (int s = 0; s < n_stages; s++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(IMMA_STAGES - 2) : "memory");
+        __syncthreads(); // stage s landed for all; stage s - 1 is read by no one any more
+        int next = s + IMMA_STAGES - 1;
+        if (next < n_stages)
+            imma_load_stage<bn>(imma_ring + next % IMMA_STAGES * stage_bytes, wq, a.q, w.n_out, n_tok, n_in, r0, t0,
+                                next * IMMA_BK);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        const int8_t *rows = imma_ring + s % IMMA_STAGES * stage_bytes, *toks = rows + IMMA_BM * IMMA_ROW_BYTES;
+#pragma unroll
+        for (int kk = 0; kk < IMMA_BK; kk += 32) {
+            // ldmatrix.x4: lane l gives the address of row l % 8 of 8x16-byte matrix l / 8.
+            // A (16 rows x 32 bytes): matrices rows 0-7 | 8-15 at bytes 0 | 16 = a0..a3 of the mma.
+            unsigned af[2][4], bf[WARP_NTILES][2];
+#pragma unroll
+            for (int m = 0; m < 2; m++) {
+                unsigned from = (unsigned)__cvta_generic_to_shared(
+                    rows + (warp_row + m * 16 + lane % 16) * IMMA_ROW_BYTES + kk + lane / 16 * 16);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(af[m][0]), "=r"(af[m][1]), "=r"(af[m][2]), "=r"(af[m][3])
+                             : "r"(from));
+            }
+            // B (8 tokens x 32 bytes) twice: tokens 0-7 at bytes 0 | 16, then tokens 8-15.
+#pragma unroll
+            for (int n = 0; n < WARP_NTILES; n += 2) {
+                unsigned from = (unsigned)__cvta_generic_to_shared(
+                    toks + (warp_tok + n * 8 + lane / 16 * 8 + lane % 8) * IMMA_ROW_BYTES + kk + lane / 8 % 2 * 16);
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(bf[n][0]), "=r"(bf[n][1]), "=r"(bf[n + 1][0]), "=r"(bf[n + 1][1])
+                             : "r"(from));
+            }
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int n = 0; n < WARP_NTILES; n++)
+                    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+                                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                                 : "+r"(acc[m][n][0]), "+r"(acc[m][n][1]), "+r"(acc[m][n][2]), "+r"(acc[m][n][3])
+                                 : "r"(af[m][0]), "r"(af[m][1]), "r"(af[m][2]), "r"(af[m][3]), "r"(bf[n][0]),
+                                   "r"(bf[n][1]));
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    // accumulator i of tile (m, n): row (lane / 4) + 8 * (i / 2), token 2 * (lane % 4) + i % 2
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int n = 0; n < WARP_NTILES; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int r = r0 + warp_row + m * 16 + lane / 4 + i / 2 * 8;
+                int tok = t0 + warp_tok + n * 8 + lane % 4 * 2 + i % 2;
+                if (r < w.n_out && tok < n_tok)
+                    y[(size_t)tok * w.n_out + r] = int8_output(w, a, r, tok, acc[m][n][i]);
+            }
+#endif
+}
+
+// ---- fp32 linear (true float32) ----------------------------------------------------------------
+
+// Every fp32 output y[t, r] is summed in one order, fixed by n_in alone: k in slices of
+// F32_SLICE, each slice an fmaf chain over its k in ascending order starting from +0, the
+// slices' partials added in slice order onto -0 (the identity: the first partial passes
+// unchanged), then the bias added. Both kernels below follow it step for step, so a token's
+// outputs are the same bits whichever kernel, tile or batch computes them; the slices let
+// decode spread a row over many threads.
+#define F32_SLICE 64
+
+// SGEMM for calls of F32_GEMM_MIN_TOKENS tokens or more: F32_BM rows x F32_BN tokens per block,
+// F32_TM x F32_TN outputs per thread, k through shared memory in steps of F32_BK (double-buffered
+// via registers).
+#define F32_BM 64
+#define F32_BN 64 // = F32_BM: one loader for both tiles
+#define F32_BK 16 // divides F32_SLICE
+#define F32_TM 8
+#define F32_TN 4
+#define F32_THREADS (F32_BM / F32_TM * (F32_BN / F32_TN))
+#define F32_PITCH (F32_BM + 4) // floats per k in the [k][row] tiles
+#define F32_LOADS (F32_BM * F32_BK / 4 / F32_THREADS) // float4 pieces per thread per tile
+#define F32_GEMM_MIN_TOKENS 16
+
+// Values k .. k + 3 of row `row` of m[n_rows, n_in], zeros past n_in or n_rows (k % 4 == 0); one
+// float4 load where the rows are 16-byte aligned.
+__device__ __forceinline__ float4 f32_load_4(const float *m, int n_rows, int n_in, int row, int k)
+{
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (row >= n_rows || k >= n_in)
+        return v;
+    const float *at = m + (size_t)row * n_in + k;
+    if (n_in % 4 == 0 && (uintptr_t)m % 16 == 0)
+        return *(const float4 *)at;
+    v.x = at[0];
+    v.y = k + 1 < n_in ? at[1] : 0.0f;
+    v.z = k + 2 < n_in ? at[2] : 0.0f;
+    v.w = k + 3 < n_in ? at[3] : 0.0f;
+    return v;
+}
+
+// The F32_BK-wide k step at k0 of the block's weight rows and tokens, into registers; piece p
+// of a tile is row p / (F32_BK / 4), values 4 * (p % (F32_BK / 4)) .. + 3.
+__device__ __forceinline__ void f32_load_step(const qe_backend_linear &w, const float *x, int n_tok, int r0, int t0,
+                                              int k0, float4 *w_piece, float4 *x_piece)
+{
+#pragma unroll
+    for (int i = 0; i < F32_LOADS; i++) {
+        int p = threadIdx.x + i * F32_THREADS, row = p / (F32_BK / 4), k = k0 + p % (F32_BK / 4) * 4;
+        w_piece[i] = f32_load_4((const float *)w.data, w.n_out, w.n_in, r0 + row, k);
+        x_piece[i] = f32_load_4(x, n_tok, w.n_in, t0 + row, k);
+    }
+}
+
+__device__ __forceinline__ void f32_store_step(float (*w_tile)[F32_PITCH], float (*x_tile)[F32_PITCH],
+                                               const float4 *w_piece, const float4 *x_piece)
+{
+#pragma unroll
+    for (int i = 0; i < F32_LOADS; i++) {
+        int p = threadIdx.x + i * F32_THREADS, row = p / (F32_BK / 4), kk = p % (F32_BK / 4) * 4;
+        w_tile[kk][row] = w_piece[i].x;
+        w_tile[kk + 1][row] = w_piece[i].y;
+        w_tile[kk + 2][row] = w_piece[i].z;
+        w_tile[kk + 3][row] = w_piece[i].w;
+        x_tile[kk][row] = x_piece[i].x;
+        x_tile[kk + 1][row] = x_piece[i].y;
+        x_tile[kk + 2][row] = x_piece[i].z;
+        x_tile[kk + 3][row] = x_piece[i].w;
+    }
+}
+
+// One block per F32_BM rows x F32_BN tokens; thread (threadIdx.x / 16, threadIdx.x % 16) holds
+// rows 8 * (threadIdx.x / 16) + 0..7 and tokens 4 * (threadIdx.x % 16) + 0..3. Batch-invariant:
+// each output runs the F32_SLICE order above (the zero padding of a last partial step is
+// skipped, not multiplied), whatever block or position its token has.
+__global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear w, const float *x, int n_tok,
+                                                               float *y)
+{
+    __shared__ __align__(16) float w_tile[2][F32_BK][F32_PITCH], x_tile[2][F32_BK][F32_PITCH];
+    int n_in = w.n_in, r0 = blockIdx.x * F32_BM, t0 = blockIdx.y * F32_BN;
+    int my_row = threadIdx.x / (F32_BN / F32_TN) * F32_TM, my_tok = threadIdx.x % (F32_BN / F32_TN) * F32_TN;
+    float partial[F32_TM][F32_TN], total[F32_TM][F32_TN];
+#pragma unroll
+    for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+        for (int j = 0; j < F32_TN; j++) {
+            partial[i][j] = 0.0f;
+            total[i][j] = -0.0f;
+        }
+    float4 w_piece[F32_LOADS], x_piece[F32_LOADS];
+    int n_steps = (n_in + F32_BK - 1) / F32_BK;
+    f32_load_step(w, x, n_tok, r0, t0, 0, w_piece, x_piece);
+    f32_store_step(w_tile[0], x_tile[0], w_piece, x_piece);
+    __syncthreads();
+    for (int s = 0; s < n_steps; s++) {
+        int buf = s & 1, k_valid = n_in - s * F32_BK;
+        if (s + 1 < n_steps)
+            f32_load_step(w, x, n_tok, r0, t0, (s + 1) * F32_BK, w_piece, x_piece);
+#pragma unroll
+        for (int kk = 0; kk < F32_BK; kk++) {
+            if (kk >= k_valid)
+                break;
+            float4 w_lo = *(const float4 *)&w_tile[buf][kk][my_row];
+            float4 w_hi = *(const float4 *)&w_tile[buf][kk][my_row + 4];
+            float4 x4 = *(const float4 *)&x_tile[buf][kk][my_tok];
+            float wv[F32_TM] = {w_lo.x, w_lo.y, w_lo.z, w_lo.w, w_hi.x, w_hi.y, w_hi.z, w_hi.w};
+            float xv[F32_TN] = {x4.x, x4.y, x4.z, x4.w};
+#pragma unroll
+            for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+                for (int j = 0; j < F32_TN; j++)
+                    partial[i][j] = fmaf(xv[j], wv[i], partial[i][j]);
+        }
+        if ((s + 1) % (F32_SLICE / F32_BK) == 0 || s + 1 == n_steps) { // a slice ends
+#pragma unroll
+            for (int i = 0; i < F32_TM; i++)
+#pragma unroll
+                for (int j = 0; j < F32_TN; j++) {
+                    total[i][j] = total[i][j] + partial[i][j];
+                    partial[i][j] = 0.0f;
+                }
+        }
+        if (s + 1 < n_steps) {
+            f32_store_step(w_tile[buf ^ 1], x_tile[buf ^ 1], w_piece, x_piece); // read last in step s - 1
+            __syncthreads();
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < F32_TM; i++) {
+        int r = r0 + my_row + i;
+        if (r >= w.n_out)
+            continue;
+#pragma unroll
+        for (int j = 0; j < F32_TN; j++) {
+            int t = t0 + my_tok + j;
+            if (t < n_tok)
+                y[(size_t)t * w.n_out + r] = w.bias ? total[i][j] + bias_value(w, r) : total[i][j];
+        }
+    }
+}
+
+// Decode (fewer than F32_GEMM_MIN_TOKENS tokens): a lane per (row, slice), the row's weights read
+// once per LINEAR_TOKENS tokens. Each warp holds two rows (lanes 0-15 and 16-31) and walks k in
+// passes of F32_DECODE_SLICES slices, one per lane; the block stages the pass's token values in
+// shared memory; lanes 0-15 then add the pass's partials in slice order (row lane / 8, token
+// lane % 8). Batch-invariant: the same F32_SLICE order as f32_gemm_kernel, per token.
+#define F32_DECODE_WARPS 2
+#define F32_DECODE_ROWS (2 * F32_DECODE_WARPS)
+#define F32_DECODE_SLICES 16
+#define F32_DECODE_PASS (F32_DECODE_SLICES * F32_SLICE)
+#define F32_DECODE_PITCH (F32_SLICE + 4) // float4 reads of 8 consecutive slices: distinct banks
+
+__global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_backend_linear w, const float *x,
+                                                                           int n_tok, float *y)
+{
+    __shared__ __align__(16) float x_pass[LINEAR_TOKENS][F32_DECODE_SLICES][F32_DECODE_PITCH];
+    __shared__ float partials[F32_DECODE_WARPS][2][F32_DECODE_SLICES][LINEAR_TOKENS];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, row_of_pair = lane / F32_DECODE_SLICES;
+    int slice_in_pass = lane % F32_DECODE_SLICES;
+    int n_in = w.n_in, t0 = blockIdx.y * LINEAR_TOKENS;
+    int nt = n_tok - t0 < LINEAR_TOKENS ? n_tok - t0 : LINEAR_TOKENS;
+    int row0 = blockIdx.x * F32_DECODE_ROWS + 2 * warp, r = row0 + row_of_pair;
+    const float *wr = (const float *)w.data + (size_t)r * n_in;
+    float total = -0.0f; // lanes 0-15: row row0 + lane / 8, token t0 + lane % 8
+    for (int p0 = 0; p0 < n_in; p0 += F32_DECODE_PASS) {
+        int k0 = p0 + slice_in_pass * F32_SLICE, len = n_in - k0 < F32_SLICE ? n_in - k0 : F32_SLICE;
+        bool is_vector = r < w.n_out && len == F32_SLICE && n_in % 4 == 0;
+        float4 wv[F32_SLICE / 4]; // a whole slice of the row in flight while the tokens are staged
+        if (is_vector)
+#pragma unroll
+            for (int u = 0; u < F32_SLICE / 4; u++)
+                wv[u] = *(const float4 *)(wr + k0 + 4 * u);
+        __syncthreads(); // the last pass's values are read by no one any more
+        for (int i = threadIdx.x; i < nt * F32_DECODE_PASS; i += blockDim.x) {
+            int t = i / F32_DECODE_PASS, kk = i % F32_DECODE_PASS;
+            x_pass[t][kk / F32_SLICE][kk % F32_SLICE] = p0 + kk < n_in ? x[(size_t)(t0 + t) * n_in + p0 + kk] : 0.0f;
+        }
+        __syncthreads();
+        float acc[LINEAR_TOKENS];
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            acc[t] = 0.0f;
+        if (is_vector) {
+#pragma unroll
+            for (int u = 0; u < F32_SLICE / 4; u++)
+#pragma unroll
+                for (int t = 0; t < LINEAR_TOKENS; t++)
+                    if (t < nt) {
+                        float4 xv = *(const float4 *)&x_pass[t][slice_in_pass][4 * u];
+                        acc[t] = fmaf(xv.x, wv[u].x, acc[t]);
+                        acc[t] = fmaf(xv.y, wv[u].y, acc[t]);
+                        acc[t] = fmaf(xv.z, wv[u].z, acc[t]);
+                        acc[t] = fmaf(xv.w, wv[u].w, acc[t]);
+                    }
+        } else if (r < w.n_out) { // the last, short slice, or rows not 16-byte aligned
+            for (int c = 0; c < len; c++) {
+                float wc = wr[k0 + c];
+#pragma unroll
+                for (int t = 0; t < LINEAR_TOKENS; t++)
+                    if (t < nt)
+                        acc[t] = fmaf(x_pass[t][slice_in_pass][c], wc, acc[t]);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < LINEAR_TOKENS; t++)
+            partials[warp][row_of_pair][slice_in_pass][t] = acc[t];
+        __syncwarp();
+        if (lane < 2 * LINEAR_TOKENS) {
+            int n_slices = (n_in - p0 + F32_SLICE - 1) / F32_SLICE;
+            for (int s = 0; s < n_slices && s < F32_DECODE_SLICES; s++)
+                total = total + partials[warp][lane / LINEAR_TOKENS][s][lane % LINEAR_TOKENS];
+        }
+        __syncwarp(); // partials are rewritten by the next pass
+    }
+    int out_row = row0 + lane / LINEAR_TOKENS, t = lane % LINEAR_TOKENS;
+    if (lane < 2 * LINEAR_TOKENS && out_row < w.n_out && t < nt)
+        y[(size_t)(t0 + t) * w.n_out + out_row] = w.bias ? total + bias_value(w, out_row) : total;
+}
+
 // ---- memory ops ------------------------------------------------------------------------------
 
 static float *cuda_alloc(qe_backend *be, size_t n_floats)
@@ -1425,6 +1809,14 @@ static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
     return s->ws_tokens;
 }
 
+template <int WARP_NTILES>
+static void launch_int8_mma(cudaStream_t stream, const qe_backend_linear *lin, const int8_activations &a, int n_tok,
+                            float *y)
+{
+    dim3 grid(blocks_for(lin->n_out, IMMA_BM), blocks_for(n_tok, imma_tokens(WARP_NTILES)));
+    int8_mma_kernel<WARP_NTILES><<<grid, IMMA_THREADS, imma_smem_bytes(WARP_NTILES), stream>>>(*lin, a, n_tok, y);
+}
+
 static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
 {
     cuda_state *s = state_of(be);
@@ -1438,8 +1830,20 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
                                                                   n_outliers, cols, vals);
     if (!CHECK_LAUNCH(be))
         return;
-    dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
-    int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, q, row_absmax, n_outliers, cols, vals, n_tok, y);
+    int8_activations a = {q, row_absmax, n_outliers, cols, vals};
+    if (s->compute_capability >= 80 && n_tok >= INT8_MMA_MIN_TOKENS) {
+        // 128-token tiles read the weights half as often, where they still give every SM a block
+        bool is_wide = n_tok > imma_tokens(IMMA_NARROW) &&
+                       blocks_for(lin->n_out, IMMA_BM) * blocks_for(n_tok, imma_tokens(IMMA_WIDE)) >=
+                           (unsigned)s->n_sms;
+        if (is_wide)
+            launch_int8_mma<IMMA_WIDE>(s->stream, lin, a, n_tok, y);
+        else
+            launch_int8_mma<IMMA_NARROW>(s->stream, lin, a, n_tok, y);
+    } else {
+        dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
+        int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, a, n_tok, y);
+    }
     CHECK_LAUNCH(be);
 }
 
@@ -1450,6 +1854,17 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const floa
         return;
     if (linear_uses_mma(s, lin)) {
         linear_mma(be, lin, x, n_tok, y);
+        return;
+    }
+    if (lin->format == QE_WEIGHT_F32) {
+        if (n_tok >= F32_GEMM_MIN_TOKENS) {
+            dim3 grid(blocks_for(lin->n_out, F32_BM), blocks_for(n_tok, F32_BN));
+            f32_gemm_kernel<<<grid, F32_THREADS, 0, s->stream>>>(*lin, x, n_tok, y);
+        } else {
+            dim3 grid(blocks_for(lin->n_out, F32_DECODE_ROWS), blocks_for(n_tok, LINEAR_TOKENS));
+            f32_decode_kernel<<<grid, F32_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+        }
+        CHECK_LAUNCH(be);
         return;
     }
     if (lin->format != QE_WEIGHT_INT8) {
@@ -1670,6 +2085,12 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     s->compute_capability = 10 * cc_major + cc_minor;
     arena_init(&s->arena, device_index);
     s->device_used_peak = s->device_total - s->free_at_create;
+    if (s->compute_capability >= 80 && // the IMMA kernels' rings exceed the default 48 KB of shared memory
+        (!CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_NARROW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              imma_smem_bytes(IMMA_NARROW))) ||
+         !CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_WIDE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              imma_smem_bytes(IMMA_WIDE)))))
+        return create_fail(be, err);
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||

@@ -1,6 +1,7 @@
 /* test_cuda_backend — the CUDA backend's ops against the reference backend on random inputs,
  * linears at real models' shapes in every weight format (NF4 and INT8 packed on the device),
- * and its error paths: a GPU that does not exist, an allocation that cannot fit.
+ * fp32 and int8 across their kernels' tile edges and batch invariance (a token's outputs are the
+ * same bits alone, in a batch and in a sub-batch), and its error paths: a GPU that does not exist, an allocation that cannot fit.
  *
  * The reference backend (engine/ref/) is the definition; its numbers come from outside the
  * code under test. Tolerances: fp32 ops to float rounding; 16-bit ops may differ by one unit
@@ -159,9 +160,10 @@ static void check_linear(pair *p, const char *variant_name, int n_out, int n_in,
     }
     CHECK_INT_EQ(p->ref->linear_bytes(p->ref, lr), p->gpu->linear_bytes(p->gpu, lg));
     round_all(x, (size_t)n_tok * n_in, compute); /* activations arrive rounded, as in the model */
-    qe_status rc = p->gpu->reserve_workspace(p->gpu, 64, 1024, 32, n_in, &err);
+    int ws_tokens = n_tok > 64 ? n_tok : 64; /* one int8 pass: token tiles straddle as the call asks */
+    qe_status rc = p->gpu->reserve_workspace(p->gpu, ws_tokens, 1024, 32, n_in, &err);
     if (rc == QE_OK)
-        rc = p->ref->reserve_workspace(p->ref, 64, 1024, 32, n_in, &err);
+        rc = p->ref->reserve_workspace(p->ref, ws_tokens, 1024, 32, n_in, &err);
     CHECK_INT_EQ(QE_OK, rc);
     float *xr = to_backend(p->ref, x, (size_t)n_tok * n_in), *yr = p->ref->alloc(p->ref, (size_t)n_tok * n_out);
     float *xg = to_backend(p->gpu, x, (size_t)n_tok * n_in), *yg = p->gpu->alloc(p->gpu, (size_t)n_tok * n_out);
@@ -202,6 +204,10 @@ static void check_linear_batch_invariance(pair *p, const char *variant_name, int
     qe_error err = {0};
     float *w = random_floats((size_t)n_out * n_in, 0.05f), *bias = random_floats(n_out, 0.1f);
     float *x = random_floats((size_t)N_TOK * n_in, 1.0f);
+    if (!strcmp(variant_name, "int8")) /* outlier columns, as check_linear has them */
+        for (int t = 0; t < N_TOK; t++)
+            for (int c = 3; c < n_in; c += 97)
+                x[(size_t)t * n_in + c] *= 9.0f;
     qe_weight wg;
     qe_dtype compute = QE_DTYPE_F32;
     qe_backend_linear *lg = NULL;
@@ -531,6 +537,23 @@ int main(void)
             check_linear_batch_invariance(&p, mma_variants[v], mma_shapes[s][0], mma_shapes[s][1]);
         check_linear_batch_invariance(&p, mma_variants[v], 8192, 576); /* the 128-row blocks */
     }
+    /* fp32 and int8 across their kernels' edges: decode below 16 tokens, 64-token tiles, 64 /
+     * 128-row tiles; n_in off 4 (37), 16 (172), 64 (1000) */
+    const char *tiled[] = {"fp32", "int8"};
+    int edge_shapes[][2] = {{200, 172}, {136, 37}, {130, 1000}};
+    int edge_tokens[] = {1, 8, 9, 64, 65, 129, 300};
+    for (size_t v = 0; v < 2; v++) {
+        for (size_t s = 0; s < sizeof edge_shapes / sizeof edge_shapes[0]; s++)
+            for (size_t t = 0; t < sizeof edge_tokens / sizeof edge_tokens[0]; t++)
+                check_linear(&p, tiled[v], edge_shapes[s][0], edge_shapes[s][1], edge_tokens[t], s == 0);
+        check_linear_batch_invariance(&p, tiled[v], 200, 172);
+        check_linear_batch_invariance(&p, tiled[v], 896, 896);
+        check_linear_batch_invariance(&p, tiled[v], 130, 1000);
+    }
+    /* int8 rows enough for the 128-token IMMA tile (66 row blocks x 3 >= the SMs of any GPU) */
+    check_linear(&p, "int8", 8448, 200, 300, false);
+    check_linear(&p, "int8", 8448, 576, 300, true);
+    check_linear_batch_invariance(&p, "int8", 8448, 576);
 
     qe_dtype dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
     for (int d = 0; d < 3; d++) {
