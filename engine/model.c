@@ -384,6 +384,7 @@ void qe_model_free(qe_model *m)
             be->free_linear(be, m->lm_head);
         be->free_linear(be, m->embed);
         be->release(be, m->final_norm);
+        qe_forward_scratch_free(be, &m->scratch);
         for (int i = 0; i < m->cfg.n_layers && m->k_cache && m->v_cache; i++) {
             be->release(be, m->k_cache[i]);
             be->release(be, m->v_cache[i]);

@@ -45,6 +45,24 @@ int qe_layer_parts(const qe_model_config *c, qe_layer_part parts[QE_MAX_LAYER_PA
  * compute dtype. */
 static inline uint64_t qe_norm_bytes(int n) { return (uint64_t)n * sizeof(float); }
 
+/* A forward pass's activations on the model's backend, sized for chunks of `tokens` tokens
+ * (scratch_sizes in model_forward.c); kept between passes and grown when a pass needs more, so
+ * that a decode step does not allocate (on a GPU each allocation and release waits for the
+ * device: milliseconds a token). */
+typedef struct {
+    int tokens;                   /* chunk the buffers hold; 0: none allocated */
+    float *x;                     /* [c, hidden]  residual stream      */
+    float *h;                     /* [c, hidden]  normed input         */
+    float *q;                     /* [c, n_heads*head_dim]             */
+    float *k, *v;                 /* [c, n_kv_heads*head_dim]          */
+    float *att;                   /* [c, n_heads*head_dim]             */
+    float *tmp;                   /* [c, hidden]  block output         */
+    float *gate, *up;             /* [c, intermediate]                 */
+    float *logits;                /* [LOGIT_ROWS, n_vocab]             */
+    float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
+    float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
+} qe_forward_scratch;
+
 struct qe_model {
     char *path;
     qe_model_config cfg;
@@ -73,6 +91,7 @@ struct qe_model {
     int chunk_tokens;             /* max tokens per chunk of a pass: QE_FORWARD_CHUNK_TOKENS; the rings are sized
                                      by it, so tests change it only before the first pass */
     int32_t *cached_ids;          /* [kv_capacity] */
+    qe_forward_scratch scratch;
 
     qe_tokenizer *tokenizer;      /* NULL when the directory has no tokenizer.json */
     const char *source_note;      /* static: "fp32 from Q4_1" for a dequantized GGUF; NULL otherwise */
@@ -80,6 +99,9 @@ struct qe_model {
     char notice[384];             /* qe_model_info.notice */
     qe_model_info info;
 };
+
+/* Releases a model's forward scratch (qe_model_free). */
+void qe_forward_scratch_free(qe_backend *be, qe_forward_scratch *s);
 
 /* Runs ids[n_tok] at positions pos0.. (needs pos0 <= n_cached and pos0 + n_tok <= max_context),
  * leaving the cache valid for [0, pos0 + n_tok). For rows [first_logit_row, n_tok), i.e.

@@ -20,23 +20,11 @@
 
 #define LOGIT_ROWS 16             /* lm_head rows computed per block (bounds scratch for big vocabularies) */
 
-typedef struct {
-    float *x;                     /* [c, hidden]  residual stream      */
-    float *h;                     /* [c, hidden]  normed input         */
-    float *q;                     /* [c, n_heads*head_dim]             */
-    float *k, *v;                 /* [c, n_kv_heads*head_dim]          */
-    float *att;                   /* [c, n_heads*head_dim]             */
-    float *tmp;                   /* [c, hidden]  block output         */
-    float *gate, *up;             /* [c, intermediate]                 */
-    float *logits;                /* [LOGIT_ROWS, n_vocab]             */
-    float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
-    float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
-} scratch;
 
 #define N_SCRATCH_BUFFERS (10 + 2 * QE_MAX_ROPES)
 
 /* The scratch's backend buffers, in the order scratch_sizes gives their sizes. */
-static void scratch_slots(scratch *s, float **slots[N_SCRATCH_BUFFERS])
+static void scratch_slots(qe_forward_scratch *s, float **slots[N_SCRATCH_BUFFERS])
 {
     float **all[N_SCRATCH_BUFFERS] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up,
                                       &s->logits, &s->cos_table[0], &s->sin_table[0], &s->cos_table[1],
@@ -90,7 +78,7 @@ int qe_forward_max_n_in(const qe_model_config *cfg)
     return cfg->n_heads * cfg->head_dim > max_n_in ? cfg->n_heads * cfg->head_dim : max_n_in;
 }
 
-static void scratch_free(qe_backend *be, scratch *s)
+void qe_forward_scratch_free(qe_backend *be, qe_forward_scratch *s)
 {
     float **all[N_SCRATCH_BUFFERS];
     scratch_slots(s, all);
@@ -100,14 +88,19 @@ static void scratch_free(qe_backend *be, scratch *s)
     }
     free(s->host_table);
     s->host_table = NULL;
+    s->tokens = 0;
 }
 
-static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
+/* The model's scratch for chunks of c tokens: kept when it holds them, else allocated anew. */
+static qe_status scratch_reserve(qe_model *m, int c, qe_error *err)
 {
     qe_backend *be = m->backend;
+    qe_forward_scratch *s = &m->scratch;
+    if (s->tokens >= c)
+        return QE_OK;
+    qe_forward_scratch_free(be, s);
     float **slots[N_SCRATCH_BUFFERS];
     size_t n_floats[N_SCRATCH_BUFFERS];
-    memset(s, 0, sizeof *s);
     scratch_slots(s, slots);
     scratch_sizes(&m->cfg, c, n_floats);
     s->host_table = malloc(qe_forward_host_table_bytes(&m->cfg, c));
@@ -116,12 +109,13 @@ static qe_status scratch_alloc(qe_model *m, int c, scratch *s, qe_error *err)
         if (n_floats[i] && !(*slots[i] = be->alloc(be, n_floats[i])))
             ok = false;
     if (!ok) {
-        scratch_free(be, s);
+        qe_forward_scratch_free(be, s);
         /* a GPU backend's sticky error has the numbers (needed, free, device); the host's has none */
         if (be->sync(be, err) != QE_OK)
             return qe_fail_context(err, "%s: activations of %d tokens", m->path, c);
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for activations of %d tokens", m->path, c);
     }
+    s->tokens = c;
     return QE_OK;
 }
 
@@ -190,7 +184,7 @@ static void write_cache(qe_backend *be, float *cache, int ring, int pos0, int c,
 
 /* cos/sin [c, head_dim/2] of positions pos0.. for every rope. As in transformers, the angle
  * is a float32 product (position x inv_freq); its cosine and sine are then exact. */
-static void fill_rope_tables(const qe_model *m, int pos0, int c, scratch *s)
+static void fill_rope_tables(const qe_model *m, int pos0, int c, qe_forward_scratch *s)
 {
     int half = m->cfg.head_dim / 2;
     float inv_freq[half];
@@ -208,7 +202,7 @@ static void fill_rope_tables(const qe_model *m, int pos0, int c, scratch *s)
     }
 }
 
-static void run_layer(qe_model *m, int li, int pos0, int c, scratch *s)
+static void run_layer(qe_model *m, int li, int pos0, int c, qe_forward_scratch *s)
 {
     const qe_model_config *cfg = &m->cfg;
     const qe_layer *l = &m->layers[li];
@@ -272,7 +266,7 @@ typedef struct {
 } head_out;
 
 /* Final norm and head for chunk rows [r0, c); out points at the first of those rows. */
-static void run_head(qe_model *m, int r0, int c, scratch *s, head_out out)
+static void run_head(qe_model *m, int r0, int c, qe_forward_scratch *s, head_out out)
 {
     const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
@@ -325,19 +319,19 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     qe_backend *be = m->backend;
     if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)
         return rc;
-    scratch s;
-    if ((rc = scratch_alloc(m, chunk, &s, err)) != QE_OK)
+    if ((rc = scratch_reserve(m, chunk, err)) != QE_OK)
         return rc;
+    qe_forward_scratch *s = &m->scratch;
     m->n_cached = pos0; /* positions past pos0 are overwritten below */
     if (pos0 == 0)
         m->kv_written_end = 0;
     for (int start = 0; start < n_tok; start += chunk) {
         int c = n_tok - start < chunk ? n_tok - start : chunk;
         int p = pos0 + start;
-        fill_rope_tables(m, p, c, &s);
-        be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s.x);
+        fill_rope_tables(m, p, c, s);
+        be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s->x);
         for (int li = 0; li < cfg->n_layers; li++)
-            run_layer(m, li, p, c, &s);
+            run_layer(m, li, p, c, s);
         memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
         m->n_cached = p + c;
         if (m->n_cached > m->kv_written_end)
@@ -347,10 +341,9 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             size_t row = (size_t)(start + r0 - first_logit_row);
             head_out out = {logits ? logits + row * cfg->n_vocab : NULL, targets ? targets + row : NULL,
                             stats ? stats + row : NULL};
-            run_head(m, r0, c, &s, out);
+            run_head(m, r0, c, s, out);
         }
     }
-    scratch_free(be, &s);
     if ((rc = be->sync(be, err)) != QE_OK) {
         m->n_cached = m->kv_written_end = 0; /* what the failed pass wrote is not to be trusted */
         return qe_fail_context(err, "%s", m->path);
