@@ -306,6 +306,10 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
         if (ids[t] < 0 || ids[t] >= cfg->n_vocab)
             return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
                            ids[t], pos0 + t, cfg->n_vocab);
+    /* a growing cache holds its old and new rows at once: without the scratch, so that the peak
+     * stays what the estimate counts (weights + cache + one pass's activations) */
+    if (pos0 + n_tok > m->kv_capacity)
+        qe_forward_scratch_free(m->backend, &m->scratch);
     qe_status rc = reserve_cache(m, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;
