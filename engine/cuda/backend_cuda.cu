@@ -846,6 +846,19 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int 
 // Decode gets its parallelism from the slices: the warps of a block take different slices of
 // the same 16 rows and add the partials in slice order through shared memory.
 
+// Every accumulator of a warp's [row tiles][token tiles][fragment] block set to +0.
+template <int ROW_TILES, int TOKEN_TILES>
+__device__ __forceinline__ void zero_fragments(float (&f)[ROW_TILES][TOKEN_TILES][4])
+{
+#pragma unroll
+    for (int m = 0; m < ROW_TILES; m++)
+#pragma unroll
+        for (int n = 0; n < TOKEN_TILES; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                f[m][n][e] = 0.0f;
+}
+
 #define MMA_SLICE 128           // k per partial sum (a multiple of MMA_BK)
 #define MMA_BK 32               // k per shared-memory stage of the tiled kernel
 #define MMA_BN 64               // tokens per block of the tiled kernel
@@ -1109,13 +1122,7 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     };
 
     float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
-#pragma unroll
-    for (int m = 0; m < 2; m++)
-#pragma unroll
-        for (int n = 0; n < 4; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                total[m][n][e] = 0.0f;
+    zero_fragments(total);
     fetch(0, 0);
     cp_async_commit();
     store(0, 0);
@@ -1129,13 +1136,7 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
             cp_async_commit();
         }
         if (tile % TILES_PER_SLICE == 0)
-#pragma unroll
-            for (int m = 0; m < 2; m++)
-#pragma unroll
-                for (int n = 0; n < 4; n++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        part[m][n][e] = 0.0f;
+            zero_fragments(part);
         const uint16_t *ws = w_tile[stage], *xs = x_tile[stage];
 #pragma unroll
         for (int step = 0; step < MMA_BK / 16; step++) {
