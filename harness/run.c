@@ -616,6 +616,7 @@ static void put_device_memory(const qe_model *model, qh_variant_row *row)
     row->device_kv_peak_bytes = (int64_t)mem.kv_cache_peak_bytes;
     row->device_free_before_bytes = (int64_t)mem.free_before_bytes;
     row->device_free_after_bytes = (int64_t)mem.free_now_bytes;
+    row->device_used_peak_bytes = (int64_t)mem.used_peak_bytes;
 }
 
 /* The memory estimate for the model as loaded, stored beside the measurements: at load time for
@@ -663,6 +664,7 @@ static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t r
         .device_weights_bytes = -1, .device_kv_peak_bytes = -1, .device_free_before_bytes = -1,
         .device_free_after_bytes = -1, .predicted_context = -1, .predicted_weights_bytes = -1,
         .predicted_kv_cache_bytes = -1, .predicted_activation_bytes = -1, .predicted_peak_bytes = -1,
+        .device_used_peak_bytes = -1,
     };
     put_device_memory(model, &vrow);
     put_prediction(model, &load, 0, &vrow);

@@ -45,6 +45,8 @@ typedef struct {
     int64_t estimate_bytes;     /* rule of thumb: parameters x bits / 8                         */
     int64_t peak_rss_bytes, peak_device_bytes;
     int64_t device_weights_bytes; /* on a GPU: the weights as they sit there; -1 on the CPU    */
+    int64_t device_used_peak_bytes; /* on a GPU (schema v7): cudaMemGetInfo's most in use, the
+                                       CUDA context included; -1 on the CPU and before v7       */
     /* the memory estimate stored with the run (schema v6; -1 before): weights + KV cache +
      * activations for predicted_context positions, to set beside peak_device_bytes (GPU) or
      * peak_rss_bytes (CPU) */

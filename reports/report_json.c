@@ -81,6 +81,7 @@ static qe_status put_variant(cJSON *variants, qr_report *r, const qr_variant *v,
     put_int(o, "peak_rss_bytes", v->peak_rss_bytes);
     put_int(o, "peak_device_bytes", v->peak_device_bytes);
     put_int(o, "device_weights_bytes", v->device_weights_bytes);
+    put_int(o, "device_used_peak_bytes", v->device_used_peak_bytes);
     put_int(o, "predicted_context", v->predicted_context);
     put_int(o, "predicted_weights_bytes", v->predicted_weights_bytes);
     put_int(o, "predicted_kv_cache_bytes", v->predicted_kv_cache_bytes);

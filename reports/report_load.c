@@ -324,6 +324,7 @@ qe_status qr_report_load(qh_store *store, int64_t run_id, qr_report **out, qe_er
                         .hf_footprint_bytes = row->hf_footprint_bytes, .estimate_bytes = row->estimate_bytes,
                         .peak_rss_bytes = row->peak_rss_bytes, .peak_device_bytes = row->peak_device_bytes,
                         .device_weights_bytes = row->device_weights_bytes,
+                        .device_used_peak_bytes = row->device_used_peak_bytes,
                         .predicted_context = row->predicted_context, .predicted_peak_bytes = row->predicted_peak_bytes,
                         .predicted_weights_bytes = row->predicted_weights_bytes,
                         .predicted_kv_cache_bytes = row->predicted_kv_cache_bytes,

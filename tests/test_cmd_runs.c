@@ -42,8 +42,8 @@ static void make_db(const char *path, const char *model_sha256, int first_doc)
     qh_run info = {.model_path = "/models/stories260K", .model_sha256 = model_sha256};
     int64_t id = 0;
     qh_store_create_run(s, &info, &id, &err);
-    qh_variant_row v[] = {{id, "fp32", "cpu", 1, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1},
-                          {id, "nf4", "cpu", 1, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1}};
+    qh_variant_row v[] = {{id, "fp32", "cpu", 1, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+                          {id, "nf4", "cpu", 1, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}};
     qh_store_put_variants(s, v, 2, &err);
     for (int i = 0; i < 3; i++) {
         qh_sample_row row = {id, "fp32", "gsm8k", first_doc + i, NULL, NULL, NULL, NULL, NULL, NAN, NULL};

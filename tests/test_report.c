@@ -102,7 +102,7 @@ static int64_t put_run(qh_store *s, const int *fp32, bool is_full, bool has_samp
         static const int64_t footprint[3] = {1000000000, 270000000, 150000000}, hf[3] = {1000000000, 260000000, 140000000},
                              estimate[3] = {1000000000, 250000000, 125000000};
         qh_variant_row vr = {run, variants[v], "cpu", 1.0, 0.5, footprint[v], hf[v], estimate[v], 1200000000, -1, "test", -1, -1, -1, -1,
-                             512, footprint[v], 4096, 8192, footprint[v] + 4096 + 8192};
+                             512, footprint[v], 4096, 8192, footprint[v] + 4096 + 8192, -1};
         MUST(qh_store_put_variants(s, &vr, 1, &e_));
         static const double prefill[3][2] = {{500, 250}, {1000, 500}, {800, 400}}, decode[3] = {20, 30, 25};
         qh_perf_row perf[2] = {
@@ -199,7 +199,7 @@ static void put_cached_model_run(qh_store *s)
     MUST(qh_store_create_run(s, &info, &run, &e_));
     for (int v = 0; v < 2; v++) {
         const char *variant = v ? "nf4" : "fp32";
-        qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1};
+        qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
         MUST(qh_store_put_variants(s, &vr, 1, &e_));
         put_result(s, run, variant, "truthfulqa_mc2", "acc", near_one_mc2[v], 4);
         for (int i = 0; i < 4; i++) {
@@ -259,7 +259,7 @@ static const int sub_nf4[20] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 
  * or not at all. */
 static void put_subtasks_variant(qh_store *s, int64_t run, const char *variant, const int *outcomes, bool has_subtasks)
 {
-    qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    qh_variant_row vr = {run, variant, "cpu", 1.0, 0.5, 1000, 1000, 1000, 1000, -1, "test", -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     MUST(qh_store_put_variants(s, &vr, 1, &e_));
     double all[20], stem[12], social[8];
     for (int i = 0; i < 20; i++) {
@@ -911,7 +911,7 @@ static void test_hostile(const char *dir)
     if (s) {
         qh_store_create_run(s, &info, &empty_run, &err); /* a run with nothing in it */
         qh_store_create_run(s, &info, &bad_run, &err);
-        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+        qh_variant_row v = {bad_run, "fp32", "cpu", NAN, NAN, -1, -1, -1, -1, -1, NULL, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
         qh_task_result_row t = {bad_run, "fp32", "mmlu_anatomy", "acc", 0.5, NAN, 2, 0, 1, NULL, -1};
         qh_sample_row x = {bad_run, "fp32", "mmlu_anatomy", 0, "h", "A", "[[1, false]", "A", "{\"acc\": 1", 1, NULL};
         CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, &v, 1, &err));

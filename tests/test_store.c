@@ -125,9 +125,9 @@ static void test_round_trip(void)
 
     qh_variant_row variants[] = {
         {run_id, "fp32", "cpu", 0.5, NAN, 1040000, 1040000, 1048576, 50000000, -1, "measured", -1, -1, -1, -1,
-         -1, -1, -1, -1, -1},
+         -1, -1, -1, -1, -1, -1},
         {run_id, "nf4", "cuda", 0.25, 0.125, 200000, 210000, 199000, 60000000, 3000000, "measured",
-         190000, 8192, 80000000000, 79000000000, 1024, 200000, 8192, 90000, 298192},
+         190000, 8192, 80000000000, 79000000000, 1024, 200000, 8192, 90000, 298192, 560000000},
     };
     CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, variants, 2, &err));
     qh_task_result_row results[] = {
@@ -174,6 +174,8 @@ static void test_round_trip(void)
         CHECK_INT_EQ(8192, v[1].predicted_kv_cache_bytes);
         CHECK_INT_EQ(90000, v[1].predicted_activation_bytes);
         CHECK_INT_EQ(298192, v[1].predicted_peak_bytes);
+        CHECK_INT_EQ(-1, v[0].device_used_peak_bytes);
+        CHECK_INT_EQ(560000000, v[1].device_used_peak_bytes);
     }
     qh_variant_rows_free(v, n);
     qh_task_result_row *r = NULL;
@@ -304,7 +306,9 @@ static void test_migration(void)
     qh_store *s = NULL;
     qh_store_options ro = {.is_read_only = true};
     CHECK_INT_EQ(QE_EUNSUPPORTED, qh_store_open(path, &ro, &s, &err)); /* reading never migrates */
-    CHECK(strstr(err.msg, "schema v1 is older than v6") != NULL);
+    char older[64];
+    snprintf(older, sizeof older, "schema v1 is older than v%d", QH_STORE_SCHEMA_VERSION);
+    CHECK(strstr(err.msg, older) != NULL);
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
@@ -372,7 +376,7 @@ static void test_migration_v5(void)
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
     if (!s)
         return;
-    CHECK_INT_EQ(6, raw_sql(path, "PRAGMA user_version"));
+    CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
     qh_variant_row *v = NULL;
     size_t n = 0;
     CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
@@ -390,6 +394,42 @@ static void test_migration_v5(void)
     qh_variant_rows_free(v, n);
     CHECK_INT_EQ(4000, raw_sql(path, "SELECT predicted_peak_bytes FROM run_variants WHERE variant = 'nf4'"));
     CHECK_INT_EQ(512, raw_sql(path, "SELECT predicted_context FROM run_variants WHERE variant = 'nf4'"));
+    qh_store_close(s);
+}
+
+/* v6 -> v7: a file at v6 keeps its variant rows, whose device peak is unknown; a row written
+ * after the migration stores it. */
+static void test_migration_v6(void)
+{
+    const char *path = tmp_path("v6.db");
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    for (int v = 0; v < 6; v++)
+        CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, qh_store_migrations[v], NULL, NULL, NULL));
+    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db,
+        "PRAGMA user_version = 6;"
+        "INSERT INTO runs(id, started_at, status, qeval_version) VALUES(1, '2026-01-01T00:00:00.000Z', 'complete', '0.1.0');"
+        "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, predicted_peak_bytes)"
+        " VALUES(1, 'bf16', 'cuda', 1000, 5000, 5100)", NULL, NULL, NULL));
+    sqlite3_close(db);
+    qe_error err = {0};
+    qh_store *s = NULL;
+    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
+    if (!s)
+        return;
+    CHECK_INT_EQ(7, raw_sql(path, "PRAGMA user_version"));
+    qh_variant_row *v = NULL;
+    size_t n = 0;
+    CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
+    CHECK_INT_EQ(1, n);
+    if (n == 1) {
+        CHECK_INT_EQ(5100, v[0].predicted_peak_bytes);
+        CHECK_INT_EQ(-1, v[0].device_used_peak_bytes);
+        v[0].device_used_peak_bytes = 600000000;
+        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, v, 1, &err));
+    }
+    qh_variant_rows_free(v, n);
+    CHECK_INT_EQ(600000000, raw_sql(path, "SELECT device_used_peak_bytes FROM run_variants WHERE variant = 'bf16'"));
     qh_store_close(s);
 }
 
@@ -729,6 +769,7 @@ int main(void)
     test_round_trip();
     test_migration();
     test_migration_v5();
+    test_migration_v6();
     test_concurrent_writers();
     test_concurrent_creation();
     test_killed_writer();

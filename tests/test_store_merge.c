@@ -39,7 +39,7 @@ static qh_store *make_shard(const char *path, const char *model_sha256, const in
 static void fill_shard_a(qh_store *s)
 {
     qe_error err = {0};
-    qh_variant_row v = {1, "fp32", "cpu", 1.0, NAN, 4000, 4100, -1, 100, -1, "measured", -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    qh_variant_row v = {1, "fp32", "cpu", 1.0, NAN, 4000, 4100, -1, 100, -1, "measured", -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     qh_task_result_row r = {1, "fp32", "t", "acc", 0.6, 0.24494897427831777, 5, 1, 1, "3.0", 0};
     qh_fidelity_row f = {1, "nf4", "t", "fp32", 5, 0.1, 0.3, 0.8, 0.2, 0.2};
     qh_perf_row p = {1, "fp32", "t", 10, 1000, 100, 500.0, 50.0, 3.0, 6.0, 4.0};
@@ -55,7 +55,7 @@ static void fill_shard_a(qh_store *s)
 static void fill_shard_b(qh_store *s)
 {
     qe_error err = {0};
-    qh_variant_row v = {1, "fp32", "cpu", 2.0, NAN, 4000, 4100, -1, 90, -1, "measured", -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    qh_variant_row v = {1, "fp32", "cpu", 2.0, NAN, 4000, 4100, -1, 90, -1, "measured", -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     qh_task_result_row r = {1, "fp32", "t", "acc", 2.0 / 3.0, 1.0 / 3.0, 3, 2, 1, "3.0", 0};
     qh_fidelity_row f = {1, "nf4", "t", "fp32", 3, 0.2, 0.5, 2.0 / 3.0, 0.1, 1.0 / 3.0};
     qh_perf_row p = {1, "fp32", "t", 6, 3000, 300, 1000.0, 100.0, 2.0, 5.0, 6.0};

@@ -311,6 +311,7 @@ static const column variant_cols[] = {
     COL(qh_variant_row, device_free_after_bytes, COL_INT), COL(qh_variant_row, predicted_context, COL_INT),
     COL(qh_variant_row, predicted_weights_bytes, COL_INT), COL(qh_variant_row, predicted_kv_cache_bytes, COL_INT),
     COL(qh_variant_row, predicted_activation_bytes, COL_INT), COL(qh_variant_row, predicted_peak_bytes, COL_INT),
+    COL(qh_variant_row, device_used_peak_bytes, COL_INT),
 };
 static const column task_result_cols[] = {
     COL(qh_task_result_row, run_id, COL_ID), COL(qh_task_result_row, variant, COL_TEXT),

@@ -19,7 +19,7 @@
 
 #include "qe_error.h"
 
-#define QH_STORE_SCHEMA_VERSION 6
+#define QH_STORE_SCHEMA_VERSION 7
 #define QH_STORE_DEFAULT_PATH "results.db"
 
 typedef struct qh_store qh_store;
@@ -102,6 +102,11 @@ typedef struct {
      * it). -1 when unknown (rows before v6). */
     int64_t predicted_context, predicted_weights_bytes, predicted_kv_cache_bytes, predicted_activation_bytes,
         predicted_peak_bytes;
+    /* v7, a model on a GPU (-1 on the CPU and before v7): the most memory cudaMemGetInfo showed in
+     * use on the card right after any of the variant's allocations (total - free: the CUDA context
+     * and whatever else the card held included), to set beside predicted_peak_bytes plus the
+     * context. */
+    int64_t device_used_peak_bytes;
 } qh_variant_row;
 
 /* One metric of one task for one variant, with its standard error over n items. */

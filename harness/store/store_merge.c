@@ -281,6 +281,7 @@ static qe_status merge_variants(qh_store *out, int64_t run_id, const shard *shar
             /* free bytes belong to one shard's GPU: the tightest is the cautious reading */
             m->device_free_before_bytes = min_known_int(m->device_free_before_bytes, v->device_free_before_bytes);
             m->device_free_after_bytes = min_known_int(m->device_free_after_bytes, v->device_free_after_bytes);
+            m->device_used_peak_bytes = max_known_int(m->device_used_peak_bytes, v->device_used_peak_bytes);
             /* the prediction for the longest context any shard reached goes with that shard's peaks */
             if (v->predicted_context > m->predicted_context) {
                 m->predicted_context = v->predicted_context;

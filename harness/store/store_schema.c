@@ -59,4 +59,6 @@ const char *const qh_store_migrations[QH_STORE_SCHEMA_VERSION] = {
     "ALTER TABLE run_variants ADD COLUMN predicted_kv_cache_bytes INTEGER;"
     "ALTER TABLE run_variants ADD COLUMN predicted_activation_bytes INTEGER;"
     "ALTER TABLE run_variants ADD COLUMN predicted_peak_bytes INTEGER;",
+    /* v7: a variant on a GPU stores the device's own peak (cudaMemGetInfo), the CUDA context included */
+    "ALTER TABLE run_variants ADD COLUMN device_used_peak_bytes INTEGER;",
 };
