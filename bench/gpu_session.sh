@@ -8,7 +8,10 @@
 #   3. per shape, `qeval estimate --device cuda --json` and `qeval bench --device cuda --json` of
 #      every variant at two contexts (pp512 and pp1536, then 32 decode steps after the prompt,
 #      chunks of 256 as scoring runs them): speed and device memory measured against predicted,
-#      rendered by bench/benchmarks_md.py as docs/benchmarks.md is.
+#      rendered by bench/benchmarks_md.py as docs/benchmarks.md is;
+#   4. the peers on the same shapes in the same job, where Python has torch + transformers
+#      (+ bitsandbytes for int8 / nf4; PYTHONPATH may point at carried wheels):
+#      bench/peer_transformers.py, one JSON line per variant into peers_SHAPE.jsonl.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build)
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
@@ -52,6 +55,17 @@ for shape in $shapes; do
             echo "bench $shape pp$prompt: exit $?"; rm -f "$json.part"
         fi
     done
+done
+for shape in $shapes; do
+    dir=$models/$shape
+    [ -f "$dir/config.json" ] || continue
+    python3 -c "import torch, transformers" 2>/dev/null || { echo "peers: no torch + transformers"; break; }
+    peers=fp32,bf16
+    python3 -c "import bitsandbytes" 2>/dev/null && peers=$peers,int8,nf4
+    step "peers $shape ($peers)"
+    timeout "${PEER_SECONDS:-240}" python3 "$src/bench/peer_transformers.py" time "$dir" --device cuda \
+        --variants "$peers" --prompt-tokens 512 --batch 8 --gen-tokens 32 2>/dev/null | grep '^{' \
+        | tee "$logs/peers_$shape.jsonl"
 done
 step "docs/benchmarks.md from the bench documents"
 ls "$logs"/bench_*.json >/dev/null 2>&1 && python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
