@@ -11,7 +11,10 @@
 #      rendered by bench/benchmarks_md.py as docs/benchmarks.md is;
 #   4. the peers on the same shapes in the same job, where Python has torch + transformers
 #      (+ bitsandbytes for int8 / nf4; PYTHONPATH may point at carried wheels):
-#      bench/peer_transformers.py, one JSON line per variant into peers_SHAPE.jsonl.
+#      bench/peer_transformers.py, one JSON line per variant into peers_SHAPE.jsonl;
+#   5. MMLU 5-shot scoring time on the first shape, every variant: `qeval run --tasks mmlu` over
+#      MMLU_LIMIT documents per subject (default 5: 285 documents; 0: all 14,042), wall seconds
+#      and documents per second (needs the datasets: $QEVAL_SHARED/datasets).
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build)
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
@@ -67,6 +70,25 @@ for shape in $shapes; do
         --variants "$peers" --prompt-tokens 512 --batch 8 --gen-tokens 32 2>/dev/null | grep '^{' \
         | tee "$logs/peers_$shape.jsonl"
 done
+first=${shapes%% *}
+if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
+    limit=${MMLU_LIMIT:-5}
+    for variant in ${variants//,/ }; do
+        step "mmlu $first $variant ($([ "$limit" -gt 0 ] && echo "limit $limit" || echo "all documents"))"
+        rm -f "$logs/mmlu.db"
+        start=$(date +%s.%N)
+        timeout "${MMLU_SECONDS:-300}" "$qeval" run "$models/$first" --tasks mmlu --variants "$variant" --device cuda \
+            $([ "$limit" -gt 0 ] && echo --limit "$limit") --data-dir "$QEVAL_SHARED/datasets" --db "$logs/mmlu.db" \
+            --quiet >/dev/null 2>"$logs/mmlu_$variant.err"
+        rc=$?
+        python3 - "$logs/mmlu.db" "$start" "$rc" "$variant" <<'PY'
+import sqlite3, sys, time
+n = sqlite3.connect(sys.argv[1]).execute("select count(*) from samples").fetchone()[0]
+wall = time.time() - float(sys.argv[2])
+print(f"mmlu {sys.argv[4]}: {n} documents in {wall:.1f} s ({n / wall:.1f} documents/s), exit {sys.argv[3]}")
+PY
+    done
+fi
 step "docs/benchmarks.md from the bench documents"
 ls "$logs"/bench_*.json >/dev/null 2>&1 && python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
     --format=csv,noheader | head -1)" -o "$logs/benchmarks.md" && cat "$logs/benchmarks.md"
