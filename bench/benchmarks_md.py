@@ -19,6 +19,11 @@ def rate(r):
     return f"{r['mean']:,.1f} ± {r['sd']:,.1f}"
 
 
+def load(v):
+    """Seconds to open the variant (read, convert, quantize, upload); older documents lack it."""
+    return f"{v['load_seconds']:,.1f}" if "load_seconds" in v else "—"
+
+
 def memory_cells(m):
     if not m:
         return ["", "", ""]
@@ -41,14 +46,15 @@ def section(doc, source):
     plan = doc["plan"]
     if doc["mode"] == "scoring":
         lines += [f"MMLU-shaped documents: about {plan['context_tokens']} context tokens, four one-token answers, "
-                  f"{plan['docs']} documents.", "", "| variant | context tokens | documents/s |", "|---|---:|---:|"]
+                  f"{plan['docs']} documents.", "", "| variant | load, s | context tokens | documents/s |",
+                  "|---|---:|---:|---:|"]
         for v in doc["variants"]:
-            lines.append(f"| {v['variant']} | {v['mean_context_tokens']:,.0f} | {v['docs_per_s']:,.2f} |")
+            lines.append(f"| {v['variant']} | {load(v)} | {v['mean_context_tokens']:,.0f} | {v['docs_per_s']:,.2f} |")
     else:
         pp, tg = f"pp{plan['prompt_tokens']}", f"tg{plan['gen_tokens']}" + ("@pp" if plan["decode_after_prompt"] else "")
         on_gpu = any(v.get("device_memory") for v in doc["variants"])
-        head = f"| variant | {pp} tok/s | {tg} tok/s | MB read per token | GB/s |"
-        rule = "|---|---:|---:|---:|---:|"
+        head = f"| variant | load, s | {pp} tok/s | {tg} tok/s | MB read per token | GB/s |"
+        rule = "|---|---:|---:|---:|---:|---:|"
         if on_gpu:
             head += " device weights, bytes | allocator peak / predicted, MiB | cudaMemGetInfo peak / predicted total, MiB |"
             rule += "---:|---:|---:|"
@@ -56,7 +62,7 @@ def section(doc, source):
                   head, rule]
         for v in doc["variants"]:
             read = v["decode_read_bytes"]
-            row = (f"| {v['variant']} | {rate(v['prefill_tok_s'])} | {rate(v['decode_tok_s'])} | {read / 1e6:,.1f} | "
+            row = (f"| {v['variant']} | {load(v)} | {rate(v['prefill_tok_s'])} | {rate(v['decode_tok_s'])} | {read / 1e6:,.1f} | "
                    f"{read * v['decode_tok_s']['mean'] / 1e9:,.2f} |")
             if on_gpu:
                 row += " " + " | ".join(memory_cells(v.get("device_memory"))) + " |"

@@ -9,11 +9,12 @@
  * prints the weight bytes one decode step reads times tokens/s, and the machine's memory
  * bandwidth measured with the same threads, so the distance to the limit is visible. Or, with
  * --scoring, how many MMLU-shaped documents (a 5-shot context, four one-token answers " A" ...
- * " D") a variant scores per second. On a GPU each variant also gets a line of device memory,
+ * " D") a variant scores per second. Every variant also says how long opening it took (read,
+ * convert, quantize, upload). On a GPU each variant also gets a line of device memory,
  * measured against qeval estimate's prediction for the context its KV cache reached: weights and
- * KV cache (the allocator's count), the allocator's peak, and the peak cudaMemGetInfo saw (used
- * at the end plus the activations freed since) against the predicted total with the CUDA
- * context. A measurement, not a test. */
+ * KV cache (the allocator's count), the allocator's peak, and the most cudaMemGetInfo showed in
+ * use after any allocation against the predicted total with the CUDA context. A measurement,
+ * not a test. */
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -56,6 +57,7 @@ typedef struct {
     char name[16];
     rate prefill, decode;
     uint64_t decode_read_bytes; /* weight bytes one decode step reads */
+    double load_s;              /* opening the variant: read, convert, quantize, upload */
     double docs_per_s, mean_context_tokens; /* --scoring */
     bench_device_memory device_memory;
 } bench_result;
@@ -176,9 +178,11 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
                            bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
+    double load_start_ms = now_ms();
     qe_status rc = qh_model_open(path, options, &model, err);
     if (rc != QE_OK)
         return rc;
+    out->load_s = (now_ms() - load_start_ms) / 1e3;
     qe_model_info info;
     qe_model_get_info(model, &info);
     int64_t n_ids = (int64_t)plan->n_prompt + plan->n_gen;
@@ -418,9 +422,11 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
                                bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
+    double load_start_ms = now_ms();
     qe_status rc = qh_model_open(path, options, &model, err);
     if (rc != QE_OK)
         return rc;
+    out->load_s = (now_ms() - load_start_ms) / 1e3;
     char **contexts = calloc((size_t)n_docs + 1, sizeof *contexts);
     int words = 0;
     if (!contexts)
@@ -477,6 +483,7 @@ static void print_result(const bench_result *r, const bench_plan *plan, bool is_
         printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
                r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
     }
+    printf("%-10s %-8s %11.3f s (read, convert, quantize, upload)\n", r->name, "load", r->load_s);
     print_device_memory(r->name, &r->device_memory);
     fflush(stdout);
 }
@@ -568,6 +575,7 @@ static int print_json(const bench_setup *b, const bench_result *results, int n_r
         cJSON *v = cJSON_CreateObject();
         cJSON_AddItemToArray(variants, v);
         cJSON_AddStringToObject(v, "variant", r->name);
+        cJSON_AddNumberToObject(v, "load_seconds", r->load_s);
         if (b->is_scoring) {
             cJSON_AddNumberToObject(v, "docs_per_s", r->docs_per_s);
             cJSON_AddNumberToObject(v, "mean_context_tokens", r->mean_context_tokens);

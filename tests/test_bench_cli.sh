@@ -20,6 +20,7 @@ check "true" "$(json_get "$work/speed.json" 'j["host"]["cores"] >= 1 and "gpu" i
 check "fp32 nf4" "$(json_get "$work/speed.json" '" ".join(v["variant"] for v in j["variants"])')" "speed: variants in order"
 check "true" "$(json_get "$work/speed.json" 'all(v["prefill_tok_s"]["mean"] > 0 and v["decode_tok_s"]["mean"] > 0 and v["prefill_tok_s"]["sd"] >= 0 and v["decode_read_bytes"] > 0 and v["device_memory"] is None for v in j["variants"])')" "speed: every figure per variant"
 check "true" "$(json_get "$work/speed.json" 'j["variants"][1]["decode_read_bytes"] < j["variants"][0]["decode_read_bytes"]')" "speed: nf4 reads fewer bytes than fp32"
+check "true" "$(json_get "$work/speed.json" 'all(0 < v["load_seconds"] < 60 for v in j["variants"])')" "speed: load seconds per variant"
 check "true" "$(json_get "$work/speed.json" 'j["memory_bandwidth"]["read_bytes_s"] > 0 and j["memory_bandwidth"]["copy_bytes_s"] > 0')" "speed: bandwidth"
 
 "$qeval" bench "$model" --variants bf16 --scoring --docs 2 --context-tokens 32 --threads 1 --device cpu --json >"$work/scoring.json"
