@@ -356,81 +356,90 @@ static void test_migration(void)
     qh_store_close(s);
 }
 
-/* v5 -> v6: a file at v5 (built by the released steps) keeps its variant rows, which gain the
- * predicted figures as unknown; a row written after the migration stores them. */
-static void test_migration_v5(void)
+/* A file at schema `version` built by the released steps, holding run 1 and the variant row of
+ * variant_sql, opened (so migrated to the current version); NULL (and a failed check) when it
+ * does not open. */
+static qh_store *open_old_file(const char *name, int version, const char *variant_sql)
 {
-    const char *path = tmp_path("v5.db");
+    const char *path = tmp_path(name);
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
-    for (int v = 0; v < 5; v++)
+    for (int v = 0; v < version; v++)
         CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, qh_store_migrations[v], NULL, NULL, NULL));
-    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db,
-        "PRAGMA user_version = 5;"
-        "INSERT INTO runs(id, started_at, status, qeval_version) VALUES(1, '2026-01-01T00:00:00.000Z', 'complete', '0.1.0');"
-        "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, device_weights_bytes,"
-        " device_kv_peak_bytes) VALUES(1, 'nf4', 'cuda', 1000, 5000, 990, 2048)", NULL, NULL, NULL));
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "PRAGMA user_version = %d;"
+             "INSERT INTO runs(id, started_at, status, qeval_version) VALUES(1, '2026-01-01T00:00:00.000Z', "
+             "'complete', '0.1.0');%s",
+             version, variant_sql);
+    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, sql, NULL, NULL, NULL));
     sqlite3_close(db);
     qe_error err = {0};
     qh_store *s = NULL;
     CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
-    if (!s)
-        return;
-    CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
-    qh_variant_row *v = NULL;
-    size_t n = 0;
-    CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
-    CHECK_INT_EQ(1, n);
-    if (n == 1) {
-        CHECK_INT_EQ(990, v[0].device_weights_bytes);
-        CHECK_INT_EQ(2048, v[0].device_kv_peak_bytes);
-        CHECK_INT_EQ(-1, v[0].predicted_context);
-        CHECK_INT_EQ(-1, v[0].predicted_weights_bytes);
-        CHECK_INT_EQ(-1, v[0].predicted_peak_bytes);
-        v[0].predicted_context = 512;
-        v[0].predicted_peak_bytes = 4000;
-        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, v, 1, &err));
-    }
-    qh_variant_rows_free(v, n);
-    CHECK_INT_EQ(4000, raw_sql(path, "SELECT predicted_peak_bytes FROM run_variants WHERE variant = 'nf4'"));
-    CHECK_INT_EQ(512, raw_sql(path, "SELECT predicted_context FROM run_variants WHERE variant = 'nf4'"));
-    qh_store_close(s);
+    if (s)
+        CHECK_INT_EQ(QH_STORE_SCHEMA_VERSION, raw_sql(path, "PRAGMA user_version"));
+    return s;
 }
 
-/* v6 -> v7: a file at v6 keeps its variant rows, whose device peak is unknown; a row written
- * after the migration stores it. */
-static void test_migration_v6(void)
+/* v5 -> v6: the row gains the predicted figures as unknown; a row written after stores them. */
+static void v5_row(qh_variant_row *v)
 {
-    const char *path = tmp_path("v6.db");
-    sqlite3 *db = NULL;
-    sqlite3_open(path, &db);
-    for (int v = 0; v < 6; v++)
-        CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db, qh_store_migrations[v], NULL, NULL, NULL));
-    CHECK_INT_EQ(SQLITE_OK, sqlite3_exec(db,
-        "PRAGMA user_version = 6;"
-        "INSERT INTO runs(id, started_at, status, qeval_version) VALUES(1, '2026-01-01T00:00:00.000Z', 'complete', '0.1.0');"
-        "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, predicted_peak_bytes)"
-        " VALUES(1, 'bf16', 'cuda', 1000, 5000, 5100)", NULL, NULL, NULL));
-    sqlite3_close(db);
-    qe_error err = {0};
-    qh_store *s = NULL;
-    CHECK_INT_EQ(QE_OK, qh_store_open(path, NULL, &s, &err));
-    if (!s)
-        return;
-    CHECK_INT_EQ(7, raw_sql(path, "PRAGMA user_version"));
-    qh_variant_row *v = NULL;
-    size_t n = 0;
-    CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
-    CHECK_INT_EQ(1, n);
-    if (n == 1) {
-        CHECK_INT_EQ(5100, v[0].predicted_peak_bytes);
-        CHECK_INT_EQ(-1, v[0].device_used_peak_bytes);
-        v[0].device_used_peak_bytes = 600000000;
-        CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, v, 1, &err));
+    CHECK_INT_EQ(990, v->device_weights_bytes);
+    CHECK_INT_EQ(2048, v->device_kv_peak_bytes);
+    CHECK_INT_EQ(-1, v->predicted_context);
+    CHECK_INT_EQ(-1, v->predicted_weights_bytes);
+    CHECK_INT_EQ(-1, v->predicted_peak_bytes);
+    v->predicted_context = 512;
+    v->predicted_peak_bytes = 4000;
+}
+
+/* v6 -> v7: the row's device peak is unknown; a row written after stores it. */
+static void v6_row(qh_variant_row *v)
+{
+    CHECK_INT_EQ(5100, v->predicted_peak_bytes);
+    CHECK_INT_EQ(-1, v->device_used_peak_bytes);
+    v->device_used_peak_bytes = 600000000;
+}
+
+/* A file at an older version (built by the released steps) keeps its variant row through the
+ * migration; the new columns read as unknown, and a row written after the migration stores them. */
+static void test_migrations(void)
+{
+    static const struct {
+        const char *name;
+        int version;
+        const char *variant_sql;
+        void (*check_and_set)(qh_variant_row *v); /* what the old row reads as; sets new figures */
+        const char *stored_sql;                   /* one of them as written */
+        int64_t stored;
+    } cases[] = {
+        {"v5.db", 5,
+         "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, device_weights_bytes,"
+         " device_kv_peak_bytes) VALUES(1, 'nf4', 'cuda', 1000, 5000, 990, 2048)",
+         v5_row, "SELECT predicted_peak_bytes FROM run_variants WHERE variant = 'nf4'", 4000},
+        {"v6.db", 6,
+         "INSERT INTO run_variants(run_id, variant, device, footprint_bytes, peak_device_bytes, predicted_peak_bytes)"
+         " VALUES(1, 'bf16', 'cuda', 1000, 5000, 5100)",
+         v6_row, "SELECT device_used_peak_bytes FROM run_variants WHERE variant = 'bf16'", 600000000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qh_store *s = open_old_file(cases[i].name, cases[i].version, cases[i].variant_sql);
+        if (!s)
+            continue;
+        qe_error err = {0};
+        qh_variant_row *v = NULL;
+        size_t n = 0;
+        CHECK_INT_EQ(QE_OK, qh_store_get_variants(s, 1, &v, &n, &err));
+        CHECK_INT_EQ(1, n);
+        if (n == 1) {
+            cases[i].check_and_set(&v[0]);
+            CHECK_INT_EQ(QE_OK, qh_store_put_variants(s, v, 1, &err));
+        }
+        qh_variant_rows_free(v, n);
+        CHECK_INT_EQ(cases[i].stored, raw_sql(tmp_path(cases[i].name), cases[i].stored_sql));
+        qh_store_close(s);
     }
-    qh_variant_rows_free(v, n);
-    CHECK_INT_EQ(600000000, raw_sql(path, "SELECT device_used_peak_bytes FROM run_variants WHERE variant = 'bf16'"));
-    qh_store_close(s);
 }
 
 /* A child writes n_batches batches of batch_size samples of task `task` into run 1; after each
@@ -768,8 +777,7 @@ int main(void)
     }
     test_round_trip();
     test_migration();
-    test_migration_v5();
-    test_migration_v6();
+    test_migrations();
     test_concurrent_writers();
     test_concurrent_creation();
     test_killed_writer();
