@@ -20,7 +20,6 @@
 
 #define LOGIT_ROWS 16             /* lm_head rows computed per block (bounds scratch for big vocabularies) */
 
-
 #define N_SCRATCH_BUFFERS (10 + 2 * QE_MAX_ROPES)
 
 /* The scratch's backend buffers, in the order scratch_sizes gives their sizes. */
