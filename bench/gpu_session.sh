@@ -59,12 +59,16 @@ for shape in $shapes; do
         fi
     done
 done
-for shape in $shapes; do
-    dir=$models/$shape
-    [ -f "$dir/config.json" ] || continue
-    python3 -c "import torch, transformers" 2>/dev/null || { echo "peers: no torch + transformers"; break; }
+peers=
+if python3 -c "import torch, transformers" 2>/dev/null; then
     peers=fp32,bf16
     python3 -c "import bitsandbytes" 2>/dev/null && peers=$peers,int8,nf4
+else
+    echo "peers: no torch + transformers"
+fi
+for shape in $shapes; do
+    dir=$models/$shape
+    [ -n "$peers" ] && [ -f "$dir/config.json" ] || continue
     step "peers $shape ($peers)"
     timeout "${PEER_SECONDS:-240}" python3 "$src/bench/peer_transformers.py" time "$dir" --device cuda \
         --variants "$peers" --prompt-tokens 512 --batch 8 --gen-tokens 32 2>/dev/null | grep '^{' \

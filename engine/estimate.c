@@ -22,6 +22,12 @@
 #include "model.h"
 #include "variant.h"
 
+/* A norm vector of n values as the backend of device holds it (the CPU: float32). */
+static uint64_t norm_bytes_on(qe_device_kind device, int n, qe_dtype compute_dtype)
+{
+    return device == QE_DEVICE_CUDA ? qe_cuda_norm_bytes(n, compute_dtype) : qe_norm_bytes(n);
+}
+
 /* Weights and parameters of cfg in the variant, as load_weights loads them, and as the backend
  * of device holds them (the CUDA backend's linears and norms: qe_cuda_linear_bytes,
  * qe_cuda_norm_bytes; NF4's code tables are in its constant memory). */
@@ -29,8 +35,8 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
                           qe_memory_estimate *out)
 {
     bool is_nf4 = variant->kind == QE_VARIANT_NF4, on_gpu = device == QE_DEVICE_CUDA;
-    qe_weight_format linear_format = qe_weight_linear_format(variant);
     qe_dtype compute_dtype = qe_variant_compute_dtype(variant);
+    qe_weight_format linear_format = qe_weight_linear_format(variant);
     qe_weight_format table_format = qe_weight_format_of_dtype(compute_dtype);
     qe_layer_part parts[QE_MAX_LAYER_PARTS];
     int n_parts = qe_layer_parts(cfg, parts);
@@ -42,14 +48,13 @@ static void count_weights(const qe_model_config *cfg, const qe_variant *variant,
                 linear_format, part->rows, part->cols, variant->nf4_block_size, variant->nf4_double_quant, part->has_bias);
             layer_params += (uint64_t)part->rows * part->cols + (part->has_bias ? (uint64_t)part->rows : 0);
         } else {
-            layer_norm += on_gpu ? qe_cuda_norm_bytes(part->rows, compute_dtype) : qe_norm_bytes(part->rows);
+            layer_norm += norm_bytes_on(device, part->rows, compute_dtype);
             layer_params += (uint64_t)part->rows;
         }
     }
     int n_tables = cfg->tie_embeddings ? 1 : 2; /* embedding, and the head unless it is the embedding */
     out->linear_bytes = layer_linear * (uint64_t)cfg->n_layers;
-    uint64_t final_norm = on_gpu ? qe_cuda_norm_bytes(cfg->hidden, compute_dtype) : qe_norm_bytes(cfg->hidden);
-    out->norm_bytes = layer_norm * (uint64_t)cfg->n_layers + final_norm;
+    out->norm_bytes = layer_norm * (uint64_t)cfg->n_layers + norm_bytes_on(device, cfg->hidden, compute_dtype);
     out->table_bytes = (uint64_t)n_tables * qe_weight_format_bytes(table_format, cfg->n_vocab, cfg->hidden, 0,
                                                                    false, false);
     out->code_table_bytes = is_nf4 && !on_gpu ? qe_nf4_shared_table_bytes(variant->nf4_double_quant) : 0;
@@ -109,13 +114,13 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
     if (o->context < 0 || o->batch < 0 || o->n_threads < 0 || o->chunk_tokens < 0)
         return qe_fail(err, QE_EINVAL, "%s: context %d, batch %d, threads %d and chunk %d must not be negative", path,
                        o->context, o->batch, o->n_threads, o->chunk_tokens);
-    /* a pass holds chunk x batch rows, an int in the forward pass */
-    int64_t rows = (int64_t)(o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS) * (o->batch ? o->batch : 1);
-    if (rows > (1 << 30))
-        return qe_fail(err, QE_EINVAL, "%s: batch %d x chunk %d is %lld rows a pass; at most %d", path,
-                       o->batch ? o->batch : 1, o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS,
-                       (long long)rows, 1 << 30);
     int context = o->context ? o->context : default_context, batch = o->batch ? o->batch : 1;
+    int chunk = o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS;
+    /* a pass holds chunk x batch rows, an int in the forward pass */
+    int64_t rows = (int64_t)chunk * batch;
+    if (rows > (1 << 30))
+        return qe_fail(err, QE_EINVAL, "%s: batch %d x chunk %d is %lld rows a pass; at most %d", path, batch, chunk,
+                       (long long)rows, 1 << 30);
     if (context > cfg->max_context)
         return qe_fail(err, QE_EINVAL, "%s: context %d is longer than the model's max_position_embeddings %d", path,
                        context, cfg->max_context);

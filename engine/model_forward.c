@@ -132,6 +132,9 @@ static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
     int cap = qe_kv_capacity(n_positions, m->max_context);
     size_t row = qe_kv_row_floats(&m->cfg);
     qe_backend *be = m->backend;
+    /* growing holds a layer's old and new rows at once: without the scratch, so that the peak
+     * stays what the estimate counts (weights + cache + one pass's activations) */
+    qe_forward_scratch_free(be, &m->scratch);
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const qe_layer_config *layer = &m->cfg.layers[i];
         int old_rows = qe_kv_positions(layer, m->kv_capacity, m->max_context, m->chunk_tokens);
@@ -305,10 +308,6 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
         if (ids[t] < 0 || ids[t] >= cfg->n_vocab)
             return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
                            ids[t], pos0 + t, cfg->n_vocab);
-    /* a growing cache holds its old and new rows at once: without the scratch, so that the peak
-     * stays what the estimate counts (weights + cache + one pass's activations) */
-    if (pos0 + n_tok > m->kv_capacity)
-        qe_forward_scratch_free(m->backend, &m->scratch);
     qe_status rc = reserve_cache(m, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;

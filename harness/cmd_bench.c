@@ -174,15 +174,23 @@ static void print_device_memory(const char *variant, const bench_device_memory *
            (double)m->seen_peak_bytes / (double)m->predicted_total_bytes, MIB(m->context_bytes));
 }
 
+/* The variant opened (read, converted, quantized, uploaded), and the seconds that took. */
+static qe_status open_timed(const char *path, const qe_load_options *options, qe_model **model, double *load_s,
+                            qe_error *err)
+{
+    double start_ms = now_ms();
+    qe_status rc = qh_model_open(path, options, model, err);
+    *load_s = (now_ms() - start_ms) / 1e3;
+    return rc;
+}
+
 static qe_status bench_one(const char *path, const qe_load_options *options, const bench_plan *plan,
                            bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
-    double load_start_ms = now_ms();
-    qe_status rc = qh_model_open(path, options, &model, err);
+    qe_status rc = open_timed(path, options, &model, &out->load_s, err);
     if (rc != QE_OK)
         return rc;
-    out->load_s = (now_ms() - load_start_ms) / 1e3;
     qe_model_info info;
     qe_model_get_info(model, &info);
     int64_t n_ids = (int64_t)plan->n_prompt + plan->n_gen;
@@ -422,11 +430,9 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
                                bench_result *out, qe_error *err)
 {
     qe_model *model = NULL;
-    double load_start_ms = now_ms();
-    qe_status rc = qh_model_open(path, options, &model, err);
+    qe_status rc = open_timed(path, options, &model, &out->load_s, err);
     if (rc != QE_OK)
         return rc;
-    out->load_s = (now_ms() - load_start_ms) / 1e3;
     char **contexts = calloc((size_t)n_docs + 1, sizeof *contexts);
     int words = 0;
     if (!contexts)

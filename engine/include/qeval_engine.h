@@ -116,9 +116,10 @@ uint64_t qe_model_kv_cache_bytes(const qe_model *model);
 /* ---- memory estimate (engine/estimate.c): what a variant needs for a context, from the model's
  * configuration alone (no weights read), by the same functions the loader and the forward pass
  * size their buffers with, so that the predicted weight bytes equal qe_model_info.footprint_bytes
- * on the CPU and the CUDA allocator's weight bytes on a GPU (there biases are float32, NF4's code
- * tables sit in constant memory and its per-weight offset in the kernel arguments:
- * qe_cuda_linear_bytes in backend_cuda.h). Every buffer the engine holds is counted where it lives: on the CPU all of it is host memory;
+ * on the CPU and the CUDA allocator's weight bytes on a GPU (there norms are in the compute dtype,
+ * NF4's code tables sit in constant memory and its per-weight offset in the kernel arguments:
+ * qe_cuda_linear_bytes, qe_cuda_norm_bytes in backend_cuda.h). Every buffer the engine holds is
+ * counted where it lives: on the CPU all of it is host memory;
  * on a GPU the weights, KV cache, activations and workspace are device memory and the CUDA
  * context is QE_CUDA_CONTEXT_BYTES more (docs/estimate.md says where that figure comes from). */
 
