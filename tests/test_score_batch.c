@@ -77,13 +77,8 @@ static void check_against_plain(qe_model *m, const qe_score_request *request, co
     bool want_greedy = true;
     for (int i = 0; i < t.n_cont && i < got->n_continuation_tokens; i++) {
         const float *row = logits + (size_t)(n_inp - t.n_cont + i) * n_vocab;
-        int target = t.tokens[t.n_tokens - t.n_cont + i], best = 0;
-        for (int j = 1; j < n_vocab; j++)
-            best = row[j] > row[best] ? j : best;
-        double sum = 0;
-        for (int j = 0; j < n_vocab; j++)
-            sum += exp((double)row[j] - row[best]);
-        double log_z = row[best] + log(sum);
+        int target = t.tokens[t.n_tokens - t.n_cont + i], best = -1;
+        double log_z = qe_log_sum_exp_f32(row, (size_t)n_vocab, &best); /* the engine's one definition */
         want_sum += row[target] - log_z;
         want_greedy &= best == target;
         CHECK_INT_EQ(best, got->argmax[i]);

@@ -13,6 +13,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,10 +27,10 @@ extern "C" {
 #include "weight.h"
 }
 #include "cuda/backend_cuda.h"
+#include "logprob_exp.h"
 
 #define LINEAR_TOKENS 8            // tokens per warp pass over a weight row
 #define STAGING_ROWS QE_CUDA_STAGING_ROWS // token ids staged per embed call
-#define STAGING_FLOATS (4u << 20)  // logits rows copied back per row_stats pass (16 MB, pinned)
 #define GB(bytes) ((double)(bytes) / 1e9)
 
 __constant__ float c_nf4_code[16];
@@ -87,8 +88,9 @@ typedef struct {
     // [ws_tokens, ws_n_in]; attention may reach ws_context positions
     unsigned char *workspace;
     int ws_tokens, ws_n_in, ws_context;
-    int32_t *staged_ids;          // [STAGING_ROWS]
-    float *host_logits;           // [STAGING_FLOATS] pinned
+    int32_t *staged_ids;          // [STAGING_ROWS]: an embed call's ids, or a row_stats pass's
+                                  // targets [ROW_STATS_ROWS] then its row_partial [ROW_STATS_ROWS]
+    struct row_partial *host_partials; // [ROW_STATS_ROWS] pinned
     int compute_capability;       // 10 * major + minor: tensor-core linears (mma, IMMA) from 80 on
     int n_sms;                    // multiprocessors, for the linears' tile choices
 } cuda_state;
@@ -631,6 +633,77 @@ __global__ void attention_kernel(qe_attention_args a, int dtype)
         int d = threadIdx.x + j * ATT_THREADS;
         if (d < hd)
             a.out[(size_t)item * hd + d] = round_to(acc[j] * inv_sum, dtype);
+    }
+}
+
+// ---- row stats: one block of QE_LSE_LANES threads per logits row -----------------------------
+// qe_row_stats_of's definition (logprob.c) in parallel: thread j sums lane j (elements j,
+// j + QE_LSE_LANES, ... in order) with the same exp, the lanes fold pairwise as
+// qe_lse_fold_lanes does, so the sum has the host's bits; the maximum and its first index are
+// exact whatever the order. The host finishes log_z (qe_log_z_of) from what comes back.
+
+struct row_partial {
+    double lane_sum;
+    float max_logit, target_logit;
+    int32_t argmax, has_nan;
+};
+
+#define ROW_STATS_ROWS 512 // rows per pass: their targets and partials fill the staging buffer
+static_assert(ROW_STATS_ROWS * (sizeof(int32_t) + sizeof(row_partial)) <= STAGING_ROWS * sizeof(int32_t),
+              "row stats staging");
+
+// (value, index) of the larger value, the smaller index on equal values (-0 == +0, as the
+// host's search); index INT_MAX stands for no candidate (NaN is never one).
+__device__ __forceinline__ void keep_larger(float &v, int &i, float v2, int i2)
+{
+    if (v2 > v || (v2 == v && i2 < i))
+        v = v2, i = i2;
+}
+
+__global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *logits, int n_vocab,
+                                                                 const int32_t *targets, row_partial *out)
+{
+    __shared__ double lanes[QE_LSE_LANES];
+    __shared__ float warp_max[QE_LSE_LANES / 32];
+    __shared__ int warp_arg[QE_LSE_LANES / 32], warp_nan[QE_LSE_LANES / 32];
+    const float *row = logits + (size_t)blockIdx.x * n_vocab;
+    int j = threadIdx.x, lane = j & 31, warp = j >> 5;
+    float max = -INFINITY;
+    int arg = INT_MAX, nan = 0;
+    for (int i = j; i < n_vocab; i += QE_LSE_LANES) {
+        float v = row[i];
+        nan |= v != v;
+        if (v == v)
+            keep_larger(max, arg, v, i);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, max, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, arg, o);
+        nan |= __shfl_xor_sync(0xffffffffu, nan, o);
+        keep_larger(max, arg, v2, i2);
+    }
+    if (lane == 0)
+        warp_max[warp] = max, warp_arg[warp] = arg, warp_nan[warp] = nan;
+    __syncthreads();
+    for (int w = 0; w < QE_LSE_LANES / 32; w++) {
+        keep_larger(max, arg, warp_max[w], warp_arg[w]);
+        nan |= warp_nan[w];
+    }
+    if (row[0] != row[0] || arg == INT_MAX) // the host's scan starts at 0 and never leaves a NaN or all -inf
+        arg = 0;
+    double m = row[arg], sum = 0;
+    if (!isinf(m) && !nan)
+        for (int i = j; i < n_vocab; i += QE_LSE_LANES)
+            sum += qe_exp_nonpositive((double)row[i] - m);
+    lanes[j] = sum;
+    for (int w = QE_LSE_LANES / 2; w >= 1; w /= 2) {
+        __syncthreads();
+        if (j < w)
+            lanes[j] += lanes[j + w];
+    }
+    if (j == 0) {
+        int32_t target = targets ? targets[blockIdx.x] : -1;
+        out[blockIdx.x] = {lanes[0], row[arg], target >= 0 && target < n_vocab ? row[target] : 0.0f, arg, nan};
     }
 }
 
@@ -1977,26 +2050,33 @@ static void cuda_upload(qe_backend *be, float *dst, const float *host, size_t n)
     memcpy_op(be, dst, host, n, cudaMemcpyHostToDevice);
 }
 
-// The rows come back to the host and qe_row_stats_of reduces them there: the definition is a
-// sum of exp in index order in double, which the device's exp (1 ulp) and a parallel sum would
-// only approach; scoring then gives the CPU's numbers bit for bit. A vocabulary row is small
-// beside the forward pass that made it.
+// The rows are reduced where they are (row_stats_kernel, the host's bits); a pass sends its
+// targets through the staging buffer and brings back one row_partial per row.
 static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
                            qe_row_stats *out)
 {
     cuda_state *s = state_of(be);
-    int rows_per_pass = n_vocab > 0 && (size_t)n_vocab <= STAGING_FLOATS ? (int)(STAGING_FLOATS / n_vocab) : 0;
-    if (rows_per_pass == 0 && !qe_backend_failed(be))
-        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: row stats of a %d-wide row", n_vocab);
-    for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += rows_per_pass) {
-        int nr = n_rows - r0 < rows_per_pass ? n_rows - r0 : rows_per_pass;
-        if (!CHECK_CUDA(be, cudaMemcpyAsync(s->host_logits, logits + (size_t)r0 * n_vocab,
-                                            (size_t)nr * n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
-                                            s->stream)) ||
+    if (n_vocab <= 0 && !qe_backend_failed(be))
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: row stats of a %d-wide row", n_vocab);
+    int32_t *staged_targets = s->staged_ids;
+    row_partial *partials = (row_partial *)(s->staged_ids + ROW_STATS_ROWS);
+    for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += ROW_STATS_ROWS) {
+        int nr = n_rows - r0 < ROW_STATS_ROWS ? n_rows - r0 : ROW_STATS_ROWS;
+        if (targets && !CHECK_CUDA(be, cudaMemcpyAsync(staged_targets, targets + r0, (size_t)nr * sizeof *targets,
+                                                       cudaMemcpyHostToDevice, s->stream)))
+            break;
+        row_stats_kernel<<<nr, QE_LSE_LANES, 0, s->stream>>>(logits + (size_t)r0 * n_vocab, n_vocab,
+                                                             targets ? staged_targets : NULL, partials);
+        if (!CHECK_LAUNCH(be) ||
+            !CHECK_CUDA(be, cudaMemcpyAsync(s->host_partials, partials, (size_t)nr * sizeof *partials,
+                                            cudaMemcpyDeviceToHost, s->stream)) ||
             !CHECK_CUDA(be, cudaStreamSynchronize(s->stream)))
             break;
-        for (int r = 0; r < nr; r++)
-            out[r0 + r] = qe_row_stats_of(s->host_logits + (size_t)r * n_vocab, n_vocab, targets ? targets[r0 + r] : -1);
+        for (int r = 0; r < nr; r++) {
+            const row_partial *p = &s->host_partials[r];
+            out[r0 + r] = (qe_row_stats){p->argmax, p->max_logit, qe_log_z_of(p->max_logit, p->has_nan, p->lane_sum),
+                                         p->target_logit};
+        }
     }
     if (qe_backend_failed(be))
         for (int r = 0; r < n_rows; r++) {
@@ -2025,8 +2105,8 @@ static void cuda_destroy(qe_backend *be)
         for (int i = 0; i < s->n_items; i++) // whatever the model did not release
             device_give_back(s, s->items[i].ptr, s->items[i].bytes);
         arena_destroy(&s->arena);
-        if (s->host_logits)
-            cudaFreeHost(s->host_logits);
+        if (s->host_partials)
+            cudaFreeHost(s->host_partials);
         if (s->stream)
             cudaStreamDestroy(s->stream);
         free(s->items);
@@ -2096,7 +2176,7 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||
         !CHECK_CUDA(be, cudaMemcpyToSymbol(c_code8, code8, sizeof code8)) ||
-        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_logits, STAGING_FLOATS * sizeof(float))))
+        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_partials, ROW_STATS_ROWS * sizeof(row_partial))))
         return create_fail(be, err);
     if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
         return create_fail(be, err);
