@@ -562,77 +562,154 @@ __global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *co
     }
 }
 
-// ---- attention: one block of ATT_THREADS per (token, head) ----------------------------------
+// ---- attention: one block per (tile of ATT_QUERIES queries, head) ----------------------------
 // As the CPU: scores = q.k * scale, their max, w = expf(score - max), sum of w in double,
 // out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key (position) order,
-// position s read from cache row kv_row(s) (a sliding-window layer's ring). The scores
-// are computed twice (once for the max, once per chunk of ATT_CHUNK keys) instead of kept, so
-// the kernel needs no scratch however long the context.
+// position s read from cache row kv_row(s) (a sliding-window layer's ring). The block's queries
+// share each tile of ATT_KEYS keys, loaded once into shared memory (one block per query read
+// every key from memory per query: 54% of a 512-token prefill). The scores are computed twice
+// (once for the max, once for the weights) instead of kept, so the kernel needs no scratch
+// however long the context.
+//
+// Batch invariance: a query's arithmetic does not depend on the other queries of its block.
+// Its score is one thread's dot in d order; the tiles start at multiples of ATT_KEYS, so the
+// same keys meet in the same tile whatever the call; a tile's weights (0 for keys the query
+// does not read) are summed by one fixed warp tree, the tile sums added in tile order; the
+// values are accumulated over the query's own keys in position order. A tile without any of
+// its keys adds 0 to the sum and nothing to acc, so a token alone gets its bits in any batch.
 
 #define ATT_THREADS 128
-#define ATT_CHUNK 1024
-#define ATT_MAX_PER_THREAD 4      // head_dim <= 512
-
-__device__ __forceinline__ float attention_score(const float *q, const float *k, int hd, float scale)
-{
-    float s = 0;
-    for (int d = threadIdx.x & 31; d < hd; d += 32)
-        s = fmaf(q[d], k[d], s);
-    return warp_sum(s) * scale;
-}
+#define ATT_WARPS (ATT_THREADS / 32)
+#define ATT_QUERIES 16                          // per block; warp w holds w, w + 4, w + 8, w + 12
+#define ATT_QUERIES_PER_WARP (ATT_QUERIES / ATT_WARPS)
+#define ATT_KEYS 32                             // per tile, one per lane
+#define ATT_MAX_HEAD_DIM 512
 
 // The cache row of position s (qe_kv_row of backend.h): a sliding-window layer's ring.
 __device__ __forceinline__ size_t kv_row(int s, int ring) { return (size_t)(ring > 0 ? s % ring : s); }
 
-__global__ void attention_kernel(qe_attention_args a, int dtype)
+static size_t attention_smem_bytes(int head_dim)
 {
-    __shared__ float weights[ATT_CHUNK];
-    __shared__ float warp_max[ATT_THREADS / 32];
-    __shared__ double partial[32];
-    int item = blockIdx.x, t = item / a.n_heads, h = item % a.n_heads;
-    int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = ATT_THREADS / 32;
+    // the queries [ATT_QUERIES, hd], one tile of keys or values [ATT_KEYS, hd + 1] (padded so
+    // that the lanes' rows fall in distinct banks), the tile's weights [ATT_QUERIES, ATT_KEYS]
+    return sizeof(float) * ((size_t)ATT_QUERIES * head_dim + (size_t)ATT_KEYS * (head_dim + 1) + ATT_QUERIES * ATT_KEYS);
+}
+
+// Rows s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 1]; rows
+// outside [lo, hi] (not written for this call) as zeros.
+__device__ __forceinline__ void load_kv_tile(float *tile, const float *base, size_t row_stride, int s0, int lo,
+                                             int hi, int hd, int ring)
+{
+    for (int i = threadIdx.x; i < ATT_KEYS * hd; i += ATT_THREADS) {
+        int j = i / hd, d = i - j * hd, s = s0 + j;
+        tile[j * (hd + 1) + d] = s >= lo && s <= hi ? base[kv_row(s, ring) * row_stride + d] : 0.0f;
+    }
+}
+
+// The scores of the warp's queries against lane's key of the tile in shared memory.
+__device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_tile, int hd, int warp, int lane,
+                                            float scale, float score[ATT_QUERIES_PER_WARP])
+{
+    float dot[ATT_QUERIES_PER_WARP] = {};
+    const float *k = k_tile + lane * (hd + 1);
+    for (int d = 0; d < hd; d++) {
+        float kd = k[d];
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+            dot[i] = fmaf(q_tile[(warp + ATT_WARPS * i) * hd + d], kd, dot[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+        score[i] = dot[i] * scale;
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_args a, int dtype)
+{
+    extern __shared__ float att_smem[];
+    int hd = a.head_dim;
+    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 1);
+    int t0 = blockIdx.x * ATT_QUERIES, h = blockIdx.y;
+    int n_q = a.n_tok - t0 < ATT_QUERIES ? a.n_tok - t0 : ATT_QUERIES;
+    int kvh = h / (a.n_heads / a.n_kv_heads), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     size_t kv_stride = (size_t)a.n_kv_heads * hd;
-    int pos = a.pos0 + t;
-    int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
-    const float *q = a.q + (size_t)item * hd;
     const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
 
-    float max_score = -INFINITY;
-    for (int s = first + warp; s <= pos; s += n_warps)
-        max_score = fmaxf(max_score, attention_score(q, k0 + kv_row(s, a.kv_ring) * kv_stride, hd, a.scale));
-    if (lane == 0)
-        warp_max[warp] = max_score;
-    __syncthreads();
-    for (int w = 0; w < n_warps; w++)
-        max_score = fmaxf(max_score, warp_max[w]);
+    for (int i = threadIdx.x; i < ATT_QUERIES * hd; i += ATT_THREADS) {
+        int qi = i / hd;
+        q_tile[i] = qi < n_q ? a.q[((size_t)(t0 + qi) * a.n_heads + h) * hd + (i - qi * hd)] : 0.0f;
+    }
+    // the warp's queries read positions [first, last]; last -1 for a slot past the call's tokens
+    int first[ATT_QUERIES_PER_WARP], last[ATT_QUERIES_PER_WARP];
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+        int qi = warp + ATT_WARPS * i, pos = a.pos0 + t0 + qi;
+        last[i] = qi < n_q ? pos : -1;
+        first[i] = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    }
+    int lo = a.window > 0 && a.pos0 + t0 - a.window + 1 > 0 ? a.pos0 + t0 - a.window + 1 : 0;
+    int hi = a.pos0 + t0 + n_q - 1, tile_lo = lo - lo % ATT_KEYS;
 
-    double sum = 0;
-    float acc[ATT_MAX_PER_THREAD] = {0, 0, 0, 0};
-    for (int c0 = first; c0 <= pos; c0 += ATT_CHUNK) {
-        int c1 = c0 + ATT_CHUNK - 1 < pos ? c0 + ATT_CHUNK - 1 : pos;
-        __syncthreads(); // the previous chunk's weights are consumed
-        for (int s = c0 + warp; s <= c1; s += n_warps) {
-            float w = expf(attention_score(q, k0 + kv_row(s, a.kv_ring) * kv_stride, hd, a.scale) - max_score);
-            if (lane == 0) {
-                weights[s - c0] = w;
-                sum += w;
-            }
-        }
+    float max_score[ATT_QUERIES_PER_WARP], score[ATT_QUERIES_PER_WARP];
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+        max_score[i] = -INFINITY;
+    for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
+        __syncthreads(); // the previous tile is consumed (the first time: q_tile is written)
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, a.kv_ring);
         __syncthreads();
-        for (int j = 0; j < ATT_MAX_PER_THREAD; j++) {
-            int d = threadIdx.x + j * ATT_THREADS;
-            if (d < hd)
-                for (int s = c0; s <= c1; s++)
-                    acc[j] += weights[s - c0] * v0[kv_row(s, a.kv_ring) * kv_stride + d];
+        tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+            if (s0 + lane >= first[i] && s0 + lane <= last[i])
+                max_score[i] = fmaxf(max_score[i], score[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+        for (int o = 16; o > 0; o >>= 1)
+            max_score[i] = fmaxf(max_score[i], __shfl_xor_sync(0xffffffffu, max_score[i], o));
+
+    double sum[ATT_QUERIES_PER_WARP] = {};
+    float acc[ATT_QUERIES_PER_WARP][D32] = {};
+    for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
+        __syncthreads();
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, a.kv_ring);
+        __syncthreads();
+        tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+            bool reads = s0 + lane >= first[i] && s0 + lane <= last[i];
+            float w = reads ? expf(score[i] - max_score[i]) : 0.0f;
+            sum[i] += warp_sum((double)w);
+            w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + lane] = w;
+        }
+        __syncthreads(); // every score of the tile is taken: its values replace its keys
+        load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, a.kv_ring);
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+            // the query's own keys of this tile, the same whichever tokens share the block
+            int j0 = first[i] > s0 ? first[i] - s0 : 0;
+            int j1 = last[i] - s0 < ATT_KEYS - 1 ? last[i] - s0 : ATT_KEYS - 1;
+            const float *w = w_tile + (warp + ATT_WARPS * i) * ATT_KEYS;
+            for (int j = j0; j <= j1; j++)
+#pragma unroll
+                for (int m = 0; m < D32; m++)
+                    if (lane + 32 * m < hd)
+                        acc[i][m] = fmaf(w[j], kv_tile[j * (hd + 1) + lane + 32 * m], acc[i][m]);
         }
     }
-    sum = block_sum(sum, partial);
-    float inv_sum = (float)(1.0 / sum);
-    for (int j = 0; j < ATT_MAX_PER_THREAD; j++) {
-        int d = threadIdx.x + j * ATT_THREADS;
-        if (d < hd)
-            a.out[(size_t)item * hd + d] = round_to(acc[j] * inv_sum, dtype);
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+        int qi = warp + ATT_WARPS * i;
+        if (qi >= n_q)
+            continue;
+        float inv_sum = (float)(1.0 / sum[i]);
+        float *out = a.out + ((size_t)(t0 + qi) * a.n_heads + h) * hd;
+#pragma unroll
+        for (int m = 0; m < D32; m++)
+            if (lane + 32 * m < hd)
+                out[lane + 32 * m] = round_to(acc[i][m] * inv_sum, dtype);
     }
 }
 
@@ -1988,12 +2065,25 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
                         args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
         return;
     }
-    if (args->head_dim > ATT_THREADS * ATT_MAX_PER_THREAD) {
+    if (args->head_dim > ATT_MAX_HEAD_DIM) {
         qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (at most %d)", args->head_dim,
-                        ATT_THREADS * ATT_MAX_PER_THREAD);
+                        ATT_MAX_HEAD_DIM);
         return;
     }
-    attention_kernel<<<args->n_tok * args->n_heads, ATT_THREADS, 0, state_of(be)->stream>>>(*args, dtype);
+    int d32 = (args->head_dim + 31) / 32;
+    void (*kernel)(qe_attention_args, int) = d32 <= 2   ? attention_kernel<2>
+                                             : d32 <= 4 ? attention_kernel<4>
+                                             : d32 <= 8 ? attention_kernel<8>
+                                                        : attention_kernel<ATT_MAX_HEAD_DIM / 32>;
+    size_t smem_bytes = attention_smem_bytes(args->head_dim);
+    if (smem_bytes > 48 * 1024 &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes) != cudaSuccess) {
+        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d needs %zu bytes of shared memory",
+                        args->head_dim, smem_bytes);
+        return;
+    }
+    dim3 grid((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads);
+    kernel<<<grid, ATT_THREADS, smem_bytes, state_of(be)->stream>>>(*args, dtype);
     CHECK_LAUNCH(be);
 }
 

@@ -311,6 +311,51 @@ static void check_norm_rope_glu(pair *p, qe_dtype dtype)
     free(x), free(wt), free(cs), free(sn);
 }
 
+/* Batch invariance of the GPU attention: queries in calls of 1, 15, 16, 17 and 100 tokens (other
+ * block splits, other tiles of keys around them) must give the very bits of their rows in one
+ * call of N_TOK. window > 0: a sliding window on the flat cache. */
+static void check_attention_batch_invariance(pair *p, int pos0, int n_heads, int n_kv_heads, int hd, int window,
+                                             qe_dtype dtype)
+{
+    enum { N_TOK = 300 };
+    qe_error err = {0};
+    int n_pos = pos0 + N_TOK;
+    size_t row = (size_t)n_heads * hd, nq = N_TOK * row, nkv = (size_t)n_pos * n_kv_heads * hd;
+    float *q = random_floats(nq, 1.0f), *k = random_floats(nkv, 1.0f), *v = random_floats(nkv, 1.0f);
+    round_all(q, nq, dtype), round_all(k, nkv, dtype), round_all(v, nkv, dtype);
+    qe_attention_args a = {.q = to_backend(p->gpu, q, nq), .k_cache = to_backend(p->gpu, k, nkv),
+                           .v_cache = to_backend(p->gpu, v, nkv), .out = p->gpu->alloc(p->gpu, nq), .n_tok = N_TOK,
+                           .pos0 = pos0, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = hd,
+                           .window = window, .scale = 1.0f / sqrtf((float)hd)};
+    float *part_out = p->gpu->alloc(p->gpu, nq);
+    CHECK_INT_EQ(QE_OK, p->gpu->reserve_workspace(p->gpu, N_TOK, n_pos, n_heads, 64, &err));
+    p->gpu->attention(p->gpu, &a, dtype);
+    float *batch = from_backend(p->gpu, a.out, nq);
+    int calls[][2] = {{0, 1}, {5, 1}, {299, 1}, {1, 15}, {16, 16}, {40, 17}, {150, 100}};
+    int n_same = 0, n_calls = (int)(sizeof calls / sizeof calls[0]);
+    for (int c = 0; c < n_calls; c++) {
+        qe_attention_args sub = a;
+        sub.q = a.q + (size_t)calls[c][0] * row, sub.out = part_out;
+        sub.pos0 = pos0 + calls[c][0], sub.n_tok = calls[c][1];
+        p->gpu->attention(p->gpu, &sub, dtype);
+        float *part = from_backend(p->gpu, part_out, (size_t)sub.n_tok * row);
+        if (memcmp(part, batch + (size_t)calls[c][0] * row, (size_t)sub.n_tok * row * sizeof *part) == 0)
+            n_same++;
+        else
+            fprintf(stderr, "attention %s @%d win %d: tokens %d..%d alone differ from the batch of %d\n",
+                    qe_dtype_name(dtype), pos0, window, calls[c][0], calls[c][0] + calls[c][1] - 1, N_TOK);
+        free(part);
+    }
+    CHECK_INT_EQ(QE_OK, p->gpu->sync(p->gpu, &err));
+    printf("attention %s @%d, %d/%d heads, hd %d, win %d batch invariance: %d of %d calls bit-identical\n",
+           qe_dtype_name(dtype), pos0, n_heads, n_kv_heads, hd, window, n_same, n_calls);
+    CHECK_INT_EQ(n_calls, n_same);
+    const float *bufs[] = {a.q, a.k_cache, a.v_cache, a.out, part_out};
+    for (int i = 0; i < 5; i++)
+        p->gpu->release(p->gpu, (float *)bufs[i]);
+    free(batch), free(q), free(k), free(v);
+}
+
 /* GQA attention over a cache of pos0 + n_tok positions, with and without a window. With kv_ring
  * > 0 the GPU reads a sliding-window layer's ring (position p in row p % kv_ring, backend.h)
  * built from the same keys, the reference the flat cache: the ring must change nothing. */
@@ -619,6 +664,10 @@ int main(void)
         check_attention(&p, 33, 1500, 8, 4, 256, 512, 512 + 33 - 1, dtypes[d]);
         check_attention(&p, 1, 5000, 8, 4, 256, 1024, 1024 + 256 - 1, dtypes[d]);
         check_attention(&p, 256, 3000, 4, 2, 128, 1024, 1024 + 256 - 1, dtypes[d]);
+        check_attention(&p, 20, 40, 4, 2, 96, 0, 0, dtypes[d]);  /* head_dim not a multiple of 32 */
+        check_attention(&p, 3, 10, 2, 1, 512, 0, 0, dtypes[d]);  /* the largest: 100 KB of shared memory */
+        check_attention_batch_invariance(&p, 7, 14, 2, 64, 0, dtypes[d]);
+        check_attention_batch_invariance(&p, 1000, 8, 4, 256, 77, dtypes[d]);
     }
     check_embed_and_row_stats(&p);
     check_row_stats_edges(&p);
