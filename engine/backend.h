@@ -37,17 +37,26 @@ typedef struct qe_backend_linear qe_backend_linear;
  * t (from 0 without a window). A sliding-window layer's ring (model_config.h, qe_kv_ring) keeps
  * kv_ring >= window + n_tok - 1, so the keys of one call never share a row; the ops refuse a
  * smaller ring. Keys are visited in position order whatever the ring, so the bits are those
- * of a flat cache. */
+ * of a flat cache.
+ *
+ * Packed segments (seg_row != NULL; qe_model_forward_packed): the call's tokens are several
+ * independent continuations of one shared prefix of shared_len positions. Query t, in cache row
+ * pos0 + t, belongs to the segment whose first token is in row seg_row[t]; it sits at position
+ * shared_len + (pos0 + t - seg_row[t]) and reads the shared positions below shared_len from
+ * rows s, its own segment's from rows seg_row[t] + (s - shared_len). Its numbers are those it
+ * gets alone after the shared prefix. Only where the call's rows do not wrap around a ring. */
 typedef struct {
     const float *q;             /* [n_tok, n_heads, head_dim]                                */
     const float *k_cache;       /* [rows, n_kv_heads, head_dim], see above                   */
     const float *v_cache;       /* same layout                                               */
     float *out;                 /* [n_tok, n_heads, head_dim]                                */
-    int n_tok, pos0;            /* query t sits at position pos0 + t                         */
+    int n_tok, pos0;            /* query t sits in cache row pos0 + t (unpacked: position too) */
     int n_heads, n_kv_heads, head_dim;
     int window;                 /* keys at positions > p - window only; 0 = all              */
     int kv_ring;                /* rows the positions cycle through; 0 = none (row = position) */
     float scale;                /* scores = scale * q.k                                      */
+    const int32_t *seg_row;     /* [n_tok] int32 in a backend buffer, or NULL: see above     */
+    int shared_len;             /* packed: positions of the shared prefix                    */
 } qe_attention_args;
 
 /* The cache row of position pos. */
@@ -56,11 +65,30 @@ static inline int qe_kv_row(const qe_attention_args *args, int pos)
     return args->kv_ring > 0 ? pos % args->kv_ring : pos;
 }
 
-/* First position query t reads. */
+/* First position a query at position pos reads. */
+static inline int qe_attention_first_of(const qe_attention_args *args, int pos)
+{
+    return args->window > 0 && pos - args->window + 1 > 0 ? pos - args->window + 1 : 0;
+}
+
+/* First position query t of an unpacked call reads. */
 static inline int qe_attention_first(const qe_attention_args *args, int t)
 {
-    int pos = args->pos0 + t;
-    return args->window > 0 && pos - args->window + 1 > 0 ? pos - args->window + 1 : 0;
+    return qe_attention_first_of(args, args->pos0 + t);
+}
+
+/* Host backends (seg_row in host memory): query t's position, and the cache row its key at
+ * position s is read from. */
+static inline int qe_attention_position(const qe_attention_args *args, int t)
+{
+    return args->seg_row ? args->shared_len + args->pos0 + t - args->seg_row[t] : args->pos0 + t;
+}
+
+static inline int qe_attention_key_row(const qe_attention_args *args, int t, int s)
+{
+    if (args->seg_row && s >= args->shared_len)
+        return args->seg_row[t] + s - args->shared_len;
+    return qe_kv_row(args, s);
 }
 
 /* NULL when the cache's ring holds every key the call reads; else what is wrong, for the
@@ -69,6 +97,8 @@ static inline const char *qe_attention_ring_problem(const qe_attention_args *arg
 {
     if (args->kv_ring < 0)
         return "a negative ring";
+    if (args->kv_ring > 0 && args->seg_row && args->pos0 + args->n_tok > args->kv_ring)
+        return "packed segments past the ring's rows";
     if (args->kv_ring > 0 && args->pos0 + args->n_tok - qe_attention_first(args, 0) > args->kv_ring)
         return "a ring smaller than the positions one call reads";
     return NULL;

@@ -61,6 +61,8 @@ typedef struct {
     float *logits;                /* [LOGIT_ROWS, n_vocab]             */
     float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
     float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
+    float *seg_rows;              /* [c] int32 values: a packed pass's seg_row (backend.h)   */
+    int32_t *host_seg_rows;       /* [c] host memory, where they are computed                */
 } qe_forward_scratch;
 
 struct qe_model {
@@ -79,6 +81,7 @@ struct qe_model {
     uint64_t n_params;            /* as transformers' named_parameters() counts them */
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
     int max_batch;                /* tokens per chunk of a forward pass; 0: chunk_tokens (256) */
+    bool pack_scoring;            /* score.c packs documents into shared passes (true; tests compare) */
 
     /* KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of [n_kv_heads,
      * head_dim], kv_capacity of them for a full-attention layer, a ring of at most qe_kv_ring rows
@@ -112,6 +115,17 @@ void qe_forward_scratch_free(qe_backend *be, qe_forward_scratch *s);
  * Only what is asked for leaves the device. */
 qe_status qe_model_forward(qe_model *model, const int32_t *ids, int n_tok, int pos0, int first_logit_row,
                            float *logits, const int32_t *targets, qe_row_stats *stats, qe_error *err);
+
+/* Several continuations of one cached prefix in one pass: segment g is ids[seg_start[g] ..
+ * seg_start[g + 1]) (seg_start [n_segs + 1], from 0 to n_tok, each segment at least one token),
+ * at positions shared_len.. and attending to positions [0, shared_len), which the cache must
+ * hold (shared_len <= n_cached), and to its own earlier tokens. Its rows go to the cache after
+ * the prefix (rows shared_len + i), which keeps only the prefix afterwards (n_cached =
+ * shared_len). Leaves each segment's last row's logits [n_segs, n_vocab] (may be NULL) and
+ * qe_row_stats [n_segs] (may be NULL; no targets) in host memory: the bits that segment gets
+ * alone after the prefix (qe_model_forward). Models with sliding-window layers: EUNSUPPORTED. */
+qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int *seg_start, int n_segs,
+                                  int shared_len, float *logits, qe_row_stats *stats, qe_error *err);
 
 /* What a forward pass allocates, for the memory estimate (estimate.c); model_forward.c
  * allocates by the same functions. A pass over n tokens runs in chunks of

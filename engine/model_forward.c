@@ -20,14 +20,14 @@
 
 #define LOGIT_ROWS 16             /* lm_head rows computed per block (bounds scratch for big vocabularies) */
 
-#define N_SCRATCH_BUFFERS (10 + 2 * QE_MAX_ROPES)
+#define N_SCRATCH_BUFFERS (11 + 2 * QE_MAX_ROPES)
 
 /* The scratch's backend buffers, in the order scratch_sizes gives their sizes. */
 static void scratch_slots(qe_forward_scratch *s, float **slots[N_SCRATCH_BUFFERS])
 {
     float **all[N_SCRATCH_BUFFERS] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->gate, &s->up,
-                                      &s->logits, &s->cos_table[0], &s->sin_table[0], &s->cos_table[1],
-                                      &s->sin_table[1]};
+                                      &s->logits, &s->seg_rows, &s->cos_table[0], &s->sin_table[0],
+                                      &s->cos_table[1], &s->sin_table[1]};
     memcpy(slots, all, sizeof all);
 }
 
@@ -40,10 +40,10 @@ static void scratch_sizes(const qe_model_config *cfg, int c, size_t n_floats[N_S
     size_t rows = (size_t)c, table = rows * (size_t)(cfg->head_dim / 2);
     size_t sizes[N_SCRATCH_BUFFERS] = {
         rows * cfg->hidden, rows * cfg->hidden, rows * qd, rows * kvd, rows * kvd, rows * qd, rows * cfg->hidden,
-        rows * cfg->intermediate, rows * cfg->intermediate, (size_t)LOGIT_ROWS * cfg->n_vocab,
+        rows * cfg->intermediate, rows * cfg->intermediate, (size_t)LOGIT_ROWS * cfg->n_vocab, rows,
     };
     for (int r = 0; r < cfg->n_ropes && r < QE_MAX_ROPES; r++)
-        sizes[10 + 2 * r] = sizes[10 + 2 * r + 1] = table;
+        sizes[11 + 2 * r] = sizes[11 + 2 * r + 1] = table;
     memcpy(n_floats, sizes, sizeof sizes);
 }
 
@@ -59,7 +59,7 @@ uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_token
 
 uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens)
 {
-    return (uint64_t)chunk_tokens * (cfg->head_dim / 2) * sizeof(float);
+    return (uint64_t)chunk_tokens * ((cfg->head_dim / 2) * sizeof(float) + sizeof(int32_t));
 }
 
 int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens)
@@ -87,6 +87,7 @@ void qe_forward_scratch_free(qe_backend *be, qe_forward_scratch *s)
     }
     free(s->host_table);
     s->host_table = NULL;
+    s->host_seg_rows = NULL; /* the host table's tail */
     s->tokens = 0;
 }
 
@@ -104,6 +105,8 @@ static qe_status scratch_reserve(qe_model *m, int c, qe_error *err)
     scratch_sizes(&m->cfg, c, n_floats);
     s->host_table = malloc(qe_forward_host_table_bytes(&m->cfg, c));
     bool ok = s->host_table != NULL;
+    if (ok)
+        s->host_seg_rows = (int32_t *)(s->host_table + (size_t)c * (m->cfg.head_dim / 2));
     for (int i = 0; i < N_SCRATCH_BUFFERS; i++)
         if (n_floats[i] && !(*slots[i] = be->alloc(be, n_floats[i])))
             ok = false;
@@ -184,9 +187,35 @@ static void write_cache(qe_backend *be, float *cache, int ring, int pos0, int c,
         be->copy(be, cache, src + (size_t)n_first * row, (size_t)(c - n_first) * row);
 }
 
-/* cos/sin [c, head_dim/2] of positions pos0.. for every rope. As in transformers, the angle
- * is a float32 product (position x inv_freq); its cosine and sine are then exact. */
-static void fill_rope_tables(const qe_model *m, int pos0, int c, qe_forward_scratch *s)
+/* Where a pass's tokens sit: token i in cache row pos0 + i, at position pos0 + i; or, packed
+ * (seg_start != NULL, pos0 == shared_len), at position shared_len + i - seg_start[g] in its
+ * segment g (qe_model_forward_packed). */
+typedef struct {
+    int pos0;
+    const int *seg_start;         /* [n_segs + 1] or NULL */
+    int n_segs, shared_len;
+} pass_layout;
+
+/* Tokens [start, start + c) of a packed pass: each one's seg_row (the cache row of its segment's
+ * first token, backend.h) into s->host_seg_rows and the backend's s->seg_rows. */
+static void fill_seg_rows(const qe_model *m, const pass_layout *L, int start, int c, qe_forward_scratch *s)
+{
+    int g = 0;
+    while (L->seg_start[g + 1] <= start)
+        g++;
+    for (int t = 0; t < c; t++) {
+        while (L->seg_start[g + 1] <= start + t)
+            g++;
+        s->host_seg_rows[t] = L->pos0 + L->seg_start[g];
+    }
+    /* int32 values travel bit for bit: upload is a copy of 4-byte elements */
+    m->backend->upload(m->backend, s->seg_rows, (const float *)s->host_seg_rows, (size_t)c);
+}
+
+/* cos/sin [c, head_dim/2] of the positions of rows p.. (p + t, or packed as s->host_seg_rows
+ * says) for every rope. As in transformers, the angle is a float32 product (position x
+ * inv_freq); its cosine and sine are then exact. */
+static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int c, qe_forward_scratch *s)
 {
     int half = m->cfg.head_dim / 2;
     float inv_freq[half];
@@ -194,17 +223,19 @@ static void fill_rope_tables(const qe_model *m, int pos0, int c, qe_forward_scra
     for (int r = 0; r < m->cfg.n_ropes; r++) {
         qe_rope_inv_freq(&m->cfg.ropes[r], m->cfg.head_dim, m->cfg.torch_dtype, inv_freq);
         for (int is_sin = 0; is_sin < 2; is_sin++) {
-            for (int t = 0; t < c; t++)
+            for (int t = 0; t < c; t++) {
+                int pos = L->seg_start ? L->shared_len + p + t - s->host_seg_rows[t] : p + t;
                 for (int i = 0; i < half; i++) {
-                    float angle = (float)(pos0 + t) * inv_freq[i];
+                    float angle = (float)pos * inv_freq[i];
                     s->host_table[(size_t)t * half + i] = (float)(is_sin ? sin(angle) : cos(angle));
                 }
+            }
             m->backend->upload(m->backend, is_sin ? s->sin_table[r] : s->cos_table[r], s->host_table, n);
         }
     }
 }
 
-static void run_layer(qe_model *m, int li, int pos0, int c, qe_forward_scratch *s)
+static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c, qe_forward_scratch *s)
 {
     const qe_model_config *cfg = &m->cfg;
     const qe_layer *l = &m->layers[li];
@@ -236,6 +267,7 @@ static void run_layer(qe_model *m, int li, int pos0, int c, qe_forward_scratch *
         .q = s->q, .k_cache = m->k_cache[li], .v_cache = m->v_cache[li], .out = s->att,
         .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = hd,
         .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
+        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->shared_len,
     };
     be->attention(be, &args, dt);
     be->linear(be, l->o, s->att, c, s->tmp);
@@ -267,55 +299,64 @@ typedef struct {
     qe_row_stats *stats;          /* [n_rows] or NULL */
 } head_out;
 
-/* Final norm and head for chunk rows [r0, c); out points at the first of those rows. */
-static void run_head(qe_model *m, int r0, int c, qe_forward_scratch *s, head_out out)
+/* Final norm and head for the n residual rows at x (backend memory; not s->h). */
+static void run_head(qe_model *m, const float *x, int n_rows, qe_forward_scratch *s, head_out out)
 {
     const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
-    for (int r = r0; r < c; r += LOGIT_ROWS) {
-        int n = c - r < LOGIT_ROWS ? c - r : LOGIT_ROWS;
+    for (int r = 0; r < n_rows; r += LOGIT_ROWS) {
+        int n = n_rows - r < LOGIT_ROWS ? n_rows - r : LOGIT_ROWS;
         float *hr = s->h + (size_t)r * cfg->hidden;
-        be->rmsnorm(be, s->x + (size_t)r * cfg->hidden, m->final_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, n,
+        be->rmsnorm(be, x + (size_t)r * cfg->hidden, m->final_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, n,
                     cfg->hidden, m->compute_dtype, hr);
         be->linear(be, m->lm_head, hr, n, s->logits);
         be->round(be, s->logits, (size_t)n * cfg->n_vocab, m->compute_dtype);
-        size_t row = (size_t)(r - r0);
         if (out.logits)
-            be->download(be, out.logits + row * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
+            be->download(be, out.logits + (size_t)r * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
         if (out.stats)
-            be->row_stats(be, s->logits, n, cfg->n_vocab, out.targets ? out.targets + row : NULL, out.stats + row);
+            be->row_stats(be, s->logits, n, cfg->n_vocab, out.targets ? out.targets + r : NULL, out.stats + r);
     }
 }
 
-qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0, int first_logit_row, float *logits,
-                           const int32_t *targets, qe_row_stats *stats, qe_error *err)
+/* The logit rows chunk [start, start + c) owes: rows [first_logit_row, n_tok) of an unpacked
+ * pass, each segment's last row of a packed one (gathered into s->tmp first). */
+static void chunk_head(qe_model *m, const pass_layout *L, int start, int c, int first_logit_row, head_out out)
+{
+    qe_forward_scratch *s = &m->scratch;
+    size_t hidden = (size_t)m->cfg.hidden, n_vocab = (size_t)m->cfg.n_vocab;
+    if (!L->seg_start) {
+        if (start + c <= first_logit_row)
+            return;
+        int r0 = first_logit_row > start ? first_logit_row - start : 0;
+        size_t row = (size_t)(start + r0 - first_logit_row);
+        head_out at = {out.logits ? out.logits + row * n_vocab : NULL, out.targets ? out.targets + row : NULL,
+                       out.stats ? out.stats + row : NULL};
+        run_head(m, s->x + r0 * hidden, c - r0, s, at);
+        return;
+    }
+    int g0 = -1, n = 0;
+    for (int g = 0; g < L->n_segs; g++) {
+        int last = L->seg_start[g + 1] - 1;
+        if (last < start || last >= start + c)
+            continue;
+        if (g0 < 0)
+            g0 = g;
+        m->backend->copy(m->backend, s->tmp + n++ * hidden, s->x + (size_t)(last - start) * hidden, hidden);
+    }
+    if (n == 0)
+        return;
+    head_out at = {out.logits ? out.logits + (size_t)g0 * n_vocab : NULL, NULL, out.stats ? out.stats + g0 : NULL};
+    run_head(m, s->tmp, n, s, at);
+}
+
+static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const pass_layout *L, int first_logit_row,
+                              head_out out, qe_error *err)
 {
     const qe_model_config *cfg = &m->cfg;
-    if (!m->is_runnable)
-        return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
-    if (n_tok <= 0)
-        return qe_fail(err, QE_EINVAL, "%s: forward pass over %d tokens", m->path, n_tok);
-    if (pos0 < 0 || pos0 > m->n_cached)
-        return qe_fail(err, QE_EINVAL, "%s: forward from position %d but only %d positions are cached", m->path, pos0,
-                       m->n_cached);
-    if (pos0 + n_tok > m->max_context)
-        return qe_fail(err, QE_EINVAL, "%s: %d positions exceed the %d-token window", m->path, pos0 + n_tok,
-                       m->max_context);
-    if (pos0 > 0 && pos0 < resume_floor(m))
-        return qe_fail(err, QE_EINVAL, "%s: forward from position %d, but the sliding-window layers' caches hold the "
-                       "keys to resume from position %d on only (or 0)", m->path, pos0, resume_floor(m));
-    for (int t = 0; t < n_tok; t++)
-        if (ids[t] < 0 || ids[t] >= cfg->n_vocab)
-            return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
-                           ids[t], pos0 + t, cfg->n_vocab);
+    int pos0 = L->pos0;
     qe_status rc = reserve_cache(m, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;
-    if (targets)
-        for (int r = first_logit_row > 0 ? first_logit_row : 0; r < n_tok; r++)
-            if (targets[r - first_logit_row] >= cfg->n_vocab) /* negative: no target */
-                return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
-                               targets[r - first_logit_row], r, cfg->n_vocab);
     int chunk = qe_forward_chunk_tokens(cfg, m->chunk_tokens, m->max_batch, n_tok);
     int max_n_in = qe_forward_max_n_in(cfg);
     qe_backend *be = m->backend;
@@ -330,27 +371,88 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     for (int start = 0; start < n_tok; start += chunk) {
         int c = n_tok - start < chunk ? n_tok - start : chunk;
         int p = pos0 + start;
-        fill_rope_tables(m, p, c, s);
+        if (L->seg_start)
+            fill_seg_rows(m, L, start, c, s);
+        fill_rope_tables(m, L, p, c, s);
         be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s->x);
         for (int li = 0; li < cfg->n_layers; li++)
-            run_layer(m, li, p, c, s);
-        memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
-        m->n_cached = p + c;
-        if (m->n_cached > m->kv_written_end)
-            m->kv_written_end = m->n_cached;
-        if ((logits || stats) && start + c > first_logit_row) {
-            int r0 = first_logit_row > start ? first_logit_row - start : 0;
-            size_t row = (size_t)(start + r0 - first_logit_row);
-            head_out out = {logits ? logits + row * cfg->n_vocab : NULL, targets ? targets + row : NULL,
-                            stats ? stats + row : NULL};
-            run_head(m, r0, c, s, out);
+            run_layer(m, li, L, p, c, s);
+        if (!L->seg_start) { /* a packed pass's rows past the prefix are no sequence to resume */
+            memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
+            m->n_cached = p + c;
         }
+        if (p + c > m->kv_written_end)
+            m->kv_written_end = p + c;
+        if (out.logits || out.stats)
+            chunk_head(m, L, start, c, first_logit_row, out);
     }
     if ((rc = be->sync(be, err)) != QE_OK) {
         m->n_cached = m->kv_written_end = 0; /* what the failed pass wrote is not to be trusted */
         return qe_fail_context(err, "%s", m->path);
     }
     return QE_OK;
+}
+
+/* What every pass checks: runnable, tokens in the vocabulary, rows within the window. */
+static qe_status check_pass(const qe_model *m, const int32_t *ids, int n_tok, int pos0, qe_error *err)
+{
+    if (!m->is_runnable)
+        return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
+    if (n_tok <= 0)
+        return qe_fail(err, QE_EINVAL, "%s: forward pass over %d tokens", m->path, n_tok);
+    if (pos0 < 0 || pos0 > m->n_cached)
+        return qe_fail(err, QE_EINVAL, "%s: forward from position %d but only %d positions are cached", m->path, pos0,
+                       m->n_cached);
+    if (pos0 + n_tok > m->max_context)
+        return qe_fail(err, QE_EINVAL, "%s: %d positions exceed the %d-token window", m->path, pos0 + n_tok,
+                       m->max_context);
+    for (int t = 0; t < n_tok; t++)
+        if (ids[t] < 0 || ids[t] >= m->cfg.n_vocab)
+            return qe_fail(err, QE_EINVAL, "%s: token id %d at position %d is outside the vocabulary of %d", m->path,
+                           ids[t], pos0 + t, m->cfg.n_vocab);
+    return QE_OK;
+}
+
+qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0, int first_logit_row, float *logits,
+                           const int32_t *targets, qe_row_stats *stats, qe_error *err)
+{
+    qe_status rc = check_pass(m, ids, n_tok, pos0, err);
+    if (rc != QE_OK)
+        return rc;
+    if (pos0 > 0 && pos0 < resume_floor(m))
+        return qe_fail(err, QE_EINVAL, "%s: forward from position %d, but the sliding-window layers' caches hold the "
+                       "keys to resume from position %d on only (or 0)", m->path, pos0, resume_floor(m));
+    if (targets)
+        for (int r = first_logit_row > 0 ? first_logit_row : 0; r < n_tok; r++)
+            if (targets[r - first_logit_row] >= m->cfg.n_vocab) /* negative: no target */
+                return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
+                               targets[r - first_logit_row], r, m->cfg.n_vocab);
+    pass_layout layout = {.pos0 = pos0};
+    return forward_pass(m, ids, n_tok, &layout, first_logit_row, (head_out){logits, targets, stats}, err);
+}
+
+qe_status qe_model_forward_packed(qe_model *m, const int32_t *ids, const int *seg_start, int n_segs, int shared_len,
+                                  float *logits, qe_row_stats *stats, qe_error *err)
+{
+    if (n_segs <= 0 || seg_start[0] != 0)
+        return qe_fail(err, QE_EINVAL, "%s: packed pass of %d segments from token %d", m->path, n_segs,
+                       n_segs > 0 ? seg_start[0] : 0);
+    int n_tok = seg_start[n_segs];
+    qe_status rc = check_pass(m, ids, n_tok, shared_len, err);
+    if (rc != QE_OK)
+        return rc;
+    for (int g = 0; g < n_segs; g++)
+        if (seg_start[g + 1] <= seg_start[g])
+            return qe_fail(err, QE_EINVAL, "%s: packed segment %d is empty (tokens %d..%d)", m->path, g, seg_start[g],
+                           seg_start[g + 1]);
+    for (int i = 0; i < m->cfg.n_layers; i++)
+        if (m->cfg.layers[i].sliding_window > 0)
+            return qe_fail(err, QE_EUNSUPPORTED, "%s: packed segments over sliding-window layers", m->path);
+    pass_layout layout = {.pos0 = shared_len, .seg_start = seg_start, .n_segs = n_segs, .shared_len = shared_len};
+    rc = forward_pass(m, ids, n_tok, &layout, 0, (head_out){logits, NULL, stats}, err);
+    if (rc == QE_OK)
+        m->n_cached = shared_len;
+    return rc;
 }
 
 int qe_model_cached_prefix(const qe_model *m, const int32_t *ids, int n)

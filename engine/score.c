@@ -6,8 +6,12 @@
  * prefix tokens form a group: the prefix runs once (after whatever the KV cache already holds)
  * and its last row gives every continuation's first token; the rest of a longer continuation
  * runs after the cached prefix. Groups run in token order (a depth-first walk of the token
- * trie), so the one KV cache recomputes as little as possible. The forward pass gives the same
- * bits for a token alone or in a batch, so every number equals that of the request alone. */
+ * trie), so the one KV cache recomputes as little as possible. Consecutive groups whose
+ * continuations are all one token (MMLU's " A") need only their prefix's last row: those that
+ * share a long common prefix run as the segments of one packed pass after it
+ * (qe_model_forward_packed), many documents per pass instead of one. The forward pass gives the
+ * same bits for a token alone or in a batch, packed or not, so every number equals that of the
+ * request alone. */
 #include "score.h"
 
 #include <stdlib.h>
@@ -250,19 +254,14 @@ static void take_row(qe_score_result *result, int i, const qe_row_stats *stats, 
             result->logprobs[(size_t)i * n_vocab + j] = (float)(row[j] - stats->log_z);
 }
 
-/* The plans of one group: the prefix once, then each continuation beyond its first token. */
-static qe_status run_group(qe_model *m, const qe_score_request *requests, score_plan *plans, int n_plans,
-                           qe_score_result *results, score_scratch *s, qe_error *err)
+/* The results of one group's plans from its prefix's last row (logits and stats): the first
+ * continuation token from that row, the rest of a longer continuation run after the cached
+ * prefix. share_ms: each plan's share of the prefix's time. */
+static qe_status take_group(qe_model *m, const qe_score_request *requests, score_plan *plans, int n_plans,
+                            qe_score_result *results, const float *context_row, qe_row_stats context_stats,
+                            double share_ms, score_scratch *s, qe_error *err)
 {
     int n_vocab = m->cfg.n_vocab, n_prefix = plans[0].n_prefix;
-    double start_ms = now_ms();
-    /* the prefix's last row serves every continuation: its logits come back for their targets */
-    qe_status rc = run_rows(m, plans[0].tokens, n_prefix, n_prefix - 1, NULL, true, s, err);
-    if (rc != QE_OK)
-        return rc;
-    memcpy(s->context_row, s->logits, (size_t)n_vocab * sizeof *s->context_row);
-    qe_row_stats context_stats = s->stats[0];
-    double share_ms = (now_ms() - start_ms) / n_plans;
     for (int p = 0; p < n_plans; p++) {
         score_plan *plan = &plans[p];
         qe_score_result *result = &results[plan->request];
@@ -280,12 +279,13 @@ static qe_status run_group(qe_model *m, const qe_score_request *requests, score_
         result->was_truncated = plan->n_tokens < plan->context->n_ids + plan->n_cont;
         const int32_t *targets = plan->tokens + n_prefix;
         qe_row_stats first = context_stats;
-        first.target_logit = s->context_row[targets[0]];
-        take_row(result, 0, &first, targets[0], s->context_row, n_vocab);
+        first.target_logit = context_row[targets[0]];
+        take_row(result, 0, &first, targets[0], context_row, n_vocab);
         if (plan->n_cont > 1) {
             /* rows n_prefix .. n_tokens - 2 predict targets 1 .. n_cont - 1 */
-            if ((rc = run_rows(m, plan->tokens, plan->n_tokens - 1, n_prefix, targets + 1, result->logprobs != NULL,
-                               s, err)) != QE_OK)
+            qe_status rc = run_rows(m, plan->tokens, plan->n_tokens - 1, n_prefix, targets + 1,
+                                    result->logprobs != NULL, s, err);
+            if (rc != QE_OK)
                 return rc;
             for (int i = 1; i < plan->n_cont; i++)
                 take_row(result, i, &s->stats[i - 1], targets[i], s->logits + (size_t)(i - 1) * n_vocab, n_vocab);
@@ -293,6 +293,125 @@ static qe_status run_group(qe_model *m, const qe_score_request *requests, score_
         result->elapsed_ms += share_ms + (now_ms() - plan_start_ms);
     }
     return QE_OK;
+}
+
+/* The plans of one group: the prefix once, then each continuation beyond its first token. */
+static qe_status run_group(qe_model *m, const qe_score_request *requests, score_plan *plans, int n_plans,
+                           qe_score_result *results, score_scratch *s, qe_error *err)
+{
+    int n_vocab = m->cfg.n_vocab, n_prefix = plans[0].n_prefix;
+    double start_ms = now_ms();
+    /* the prefix's last row serves every continuation: its logits come back for their targets */
+    qe_status rc = run_rows(m, plans[0].tokens, n_prefix, n_prefix - 1, NULL, true, s, err);
+    if (rc != QE_OK)
+        return rc;
+    memcpy(s->context_row, s->logits, (size_t)n_vocab * sizeof *s->context_row);
+    return take_group(m, requests, plans, n_plans, results, s->context_row, s->stats[0],
+                      (now_ms() - start_ms) / n_plans, s, err);
+}
+
+/* ---- packing --------------------------------------------------------------------------------- */
+
+#define PACK_MAX_SEGMENTS 32   /* groups per packed pass (their logit rows come back together)  */
+#define PACK_SLACK_TOKENS 256  /* tokens a shorter shared prefix may add to the groups packed   */
+
+static int common_prefix(const int32_t *a, int n_a, const int32_t *b, int n_b)
+{
+    int i = 0;
+    while (i < n_a && i < n_b && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The end of the group of plans that starts at plan `start` (plans sorted by compare_plans). */
+static int group_end(const score_plan *plans, int n, int start)
+{
+    int end = start + 1;
+    while (end < n && same_prefix(&plans[start], &plans[end]))
+        end++;
+    return end;
+}
+
+static bool one_token_continuations(const score_plan *plans, int start, int end)
+{
+    for (int p = start; p < end; p++)
+        if (plans[p].n_cont != 1)
+            return false;
+    return true;
+}
+
+/* A packed pass: groups group_start[0 .. n_groups) (each up to the next's start; the last up to
+ * `end`) after their shared prefix of shared_len tokens. */
+typedef struct {
+    int group_start[PACK_MAX_SEGMENTS + 1];
+    int n_groups, end, shared_len;
+} pack_plan;
+
+/* The groups from plan `start` on that pay to run as one packed pass: each of one-token
+ * continuations, a shared prefix no more than PACK_SLACK_TOKENS of extra work shorter than the
+ * first's, and rows within row_cap (the cache grows no further than unpacked scoring grows it). */
+static void plan_pack(const score_plan *plans, int n, int start, int row_cap, pack_plan *pack)
+{
+    const score_plan *first = &plans[start];
+    pack->n_groups = 0;
+    pack->end = start;
+    pack->shared_len = first->n_prefix - 1; /* every segment keeps its last prefix token at least */
+    int n_rows = first->n_prefix;
+    for (int g = start; g < n && pack->n_groups < PACK_MAX_SEGMENTS;) {
+        int end = group_end(plans, n, g);
+        if (!one_token_continuations(plans, g, end))
+            break;
+        int shared = common_prefix(first->tokens, first->n_prefix, plans[g].tokens, plans[g].n_prefix);
+        if (shared > plans[g].n_prefix - 1)
+            shared = plans[g].n_prefix - 1;
+        if (shared > pack->shared_len)
+            shared = pack->shared_len;
+        int lost = (pack->shared_len - shared) * pack->n_groups;
+        int rows = g == start ? n_rows : n_rows + lost + plans[g].n_prefix - shared;
+        if (lost > PACK_SLACK_TOKENS || rows > row_cap)
+            break;
+        pack->group_start[pack->n_groups++] = g;
+        pack->shared_len = shared;
+        n_rows = rows;
+        pack->end = g = end;
+    }
+    pack->group_start[pack->n_groups] = pack->end;
+}
+
+static qe_status run_pack(qe_model *m, const qe_score_request *requests, score_plan *plans, const pack_plan *pack,
+                          qe_score_result *results, score_scratch *s, qe_error *err)
+{
+    double start_ms = now_ms();
+    const score_plan *first = &plans[pack->group_start[0]];
+    int shared = pack->shared_len, n_tok = 0, seg_start[PACK_MAX_SEGMENTS + 1];
+    for (int g = 0; g < pack->n_groups; g++)
+        n_tok += plans[pack->group_start[g]].n_prefix - shared;
+    int32_t *ids = malloc((size_t)n_tok * sizeof *ids);
+    if (!ids)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    n_tok = 0;
+    for (int g = 0; g < pack->n_groups; g++) {
+        const score_plan *plan = &plans[pack->group_start[g]];
+        seg_start[g] = n_tok;
+        memcpy(ids + n_tok, plan->tokens + shared, (size_t)(plan->n_prefix - shared) * sizeof *ids);
+        n_tok += plan->n_prefix - shared;
+    }
+    seg_start[pack->n_groups] = n_tok;
+    int pos0 = qe_model_cached_prefix(m, first->tokens, shared);
+    qe_status rc = reserve_rows(m, s, pack->n_groups, true, err);
+    if (rc == QE_OK && pos0 < shared) /* the shared prefix into the cache, no rows wanted */
+        rc = qe_model_forward(m, first->tokens + pos0, shared - pos0, pos0, shared - pos0, NULL, NULL, NULL, err);
+    if (rc == QE_OK)
+        rc = qe_model_forward_packed(m, ids, seg_start, pack->n_groups, shared, s->logits, s->stats, err);
+    free(ids);
+    int n_plans = pack->end - pack->group_start[0];
+    double share_ms = (now_ms() - start_ms) / n_plans;
+    for (int g = 0; g < pack->n_groups && rc == QE_OK; g++) {
+        int p0 = pack->group_start[g], p1 = pack->group_start[g + 1];
+        rc = take_group(m, requests, plans + p0, p1 - p0, results, s->logits + (size_t)g * m->cfg.n_vocab,
+                        s->stats[g], share_ms, s, err);
+    }
+    return rc;
 }
 
 static int compare_context_text(const void *pa, const void *pb)
@@ -365,10 +484,26 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     }
     if (rc == QE_OK)
         qsort(plans, (size_t)n, sizeof *plans, compare_plans);
-    for (int start = 0, end; start < n && rc == QE_OK; start = end) {
-        for (end = start + 1; end < n && same_prefix(&plans[start], &plans[end]); end++) {
+    int row_cap = m->kv_capacity;
+    for (int i = 0; i < n && rc == QE_OK; i++)
+        if (plans[i].n_tokens > row_cap)
+            row_cap = plans[i].n_tokens;
+    bool can_pack = true;
+    for (int i = 0; i < m->cfg.n_layers; i++)
+        if (m->cfg.layers[i].sliding_window > 0)
+            can_pack = false;
+    for (int start = 0; start < n && rc == QE_OK;) {
+        pack_plan pack;
+        if (can_pack && m->pack_scoring)
+            plan_pack(plans, n, start, row_cap, &pack);
+        if (can_pack && m->pack_scoring && pack.n_groups > 1) {
+            rc = run_pack(m, requests, plans, &pack, results, &scratch, err);
+            start = pack.end;
+        } else {
+            int end = group_end(plans, n, start);
+            rc = run_group(m, requests, plans + start, end - start, results, &scratch, err);
+            start = end;
         }
-        rc = run_group(m, requests, plans + start, end - start, results, &scratch, err);
     }
     if (rc != QE_OK) {
         if (failed >= 0)

@@ -253,8 +253,29 @@ static void op_attention_ring(qe_backend *be, float *const *in, float *out, qe_d
     attention(be, in, out, dt, 4, 10);
 }
 
+/* Packed segments (backend.h): rows POS0.. hold three segments of 3, 1 and 3 tokens after a
+ * shared prefix of 3 positions (rows 3, 4 are nobody's); in[3] holds their seg_row int32s. */
+static void attention_packed(qe_backend *be, float *const *in, float *out, qe_dtype dt, int window)
+{
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, be->reserve_workspace(be, ROWS, POS0 + ROWS, HEADS, DIM, &err));
+    qe_attention_args a = {.q = in[0], .k_cache = in[1], .v_cache = in[2], .out = out, .n_tok = ROWS,
+                           .pos0 = POS0, .n_heads = HEADS, .n_kv_heads = KV_HEADS, .head_dim = HEAD_DIM,
+                           .window = window, .scale = 0.25f, .seg_row = (const int32_t *)in[3], .shared_len = 3};
+    be->attention(be, &a, dt);
+}
+static void op_attention_packed(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    attention_packed(be, in, out, dt, 0);
+}
+static void op_attention_packed_window(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    attention_packed(be, in, out, dt, 2);
+}
+
 static void test_ops(qe_backend *be, qe_backend *ref)
 {
+    static const int32_t seg_rows[ROWS] = {POS0, POS0, POS0, POS0 + 3, POS0 + 4, POS0 + 4, POS0 + 4};
     size_t n_x = (size_t)ROWS * DIM, n_q = (size_t)ROWS * HEADS * HEAD_DIM;
     size_t n_kv = (size_t)(POS0 + ROWS) * KV_HEADS * HEAD_DIM, n_table = (size_t)ROWS * HEAD_DIM / 2;
     float *x = malloc(n_x * sizeof *x), *y = malloc(n_x * sizeof *y), *weight = malloc(DIM * sizeof *weight);
@@ -293,6 +314,12 @@ static void test_ops(qe_backend *be, qe_backend *ref)
                    (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
         compare_op(be, ref, "attention (window 4, ring of 10 rows)", op_attention_ring, (const float *[]){q, k, v},
                    (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
+        compare_op(be, ref, "attention (packed)", op_attention_packed,
+                   (const float *[]){q, k, v, (const float *)seg_rows}, (size_t[]){n_q, n_kv, n_kv, ROWS}, 4, n_q,
+                   dt, att);
+        compare_op(be, ref, "attention (packed, window 2)", op_attention_packed_window,
+                   (const float *[]){q, k, v, (const float *)seg_rows}, (size_t[]){n_q, n_kv, n_kv, ROWS}, 4, n_q,
+                   dt, att);
     }
     free(x), free(y), free(weight), free(q), free(k), free(v), free(cos_t), free(sin_t);
 }
@@ -420,6 +447,54 @@ static float *forward_all(qe_model *m, const int32_t *ids)
     return logits;
 }
 
+/* Four continuations of the prefix ids[0, 10) in one packed pass (qe_model_forward_packed): each
+ * segment's last row has the bits of that segment run alone after the prefix, logits and stats.
+ * Sliding-window models refuse. */
+static void check_packed(qe_model *m, const int32_t *ids)
+{
+    enum { SHARED = 10, N_SEGS = 4 };
+    int n_vocab = m->cfg.n_vocab, seg_start[N_SEGS + 1] = {0, 9, 10, 13, 20};
+    int32_t packed_ids[20];
+    memcpy(packed_ids, ids + SHARED, 9 * sizeof *ids);             /* ids[10, 19)            */
+    packed_ids[9] = ids[3];                                          /* one token              */
+    memcpy(packed_ids + 10, ids + SHARED, 3 * sizeof *ids);         /* a prefix of the first  */
+    for (int i = 13; i < 20; i++)
+        packed_ids[i] = (ids[i] * 31 + 7) % n_vocab;               /* another                */
+    float *packed = malloc((size_t)N_SEGS * n_vocab * sizeof *packed), *alone = malloc(20 * sizeof *alone * n_vocab);
+    qe_row_stats packed_stats[N_SEGS], alone_stats[1];
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_model_forward(m, ids, SHARED, 0, SHARED, NULL, NULL, NULL, &err));
+    qe_status rc = qe_model_forward_packed(m, packed_ids, seg_start, N_SEGS, SHARED, packed, packed_stats, &err);
+    bool has_window = false;
+    for (int i = 0; i < m->cfg.n_layers; i++)
+        has_window |= m->cfg.layers[i].sliding_window > 0;
+    if (has_window) {
+        CHECK_INT_EQ(QE_EUNSUPPORTED, rc);
+        CHECK(strstr(err.msg, "sliding-window") != NULL);
+    } else {
+        CHECK_INT_EQ(QE_OK, rc);
+        CHECK_INT_EQ(SHARED, m->n_cached);
+        int n_same = 0;
+        for (int g = 0; g < N_SEGS; g++) {
+            int len = seg_start[g + 1] - seg_start[g];
+            CHECK_INT_EQ(QE_OK, qe_model_forward(m, packed_ids + seg_start[g], len, SHARED, len - 1, alone, NULL,
+                                                 alone_stats, &err));
+            const qe_row_stats *p = &packed_stats[g];
+            n_same += !memcmp(alone, packed + (size_t)g * n_vocab, (size_t)n_vocab * sizeof *alone) &&
+                      p->argmax == alone_stats[0].argmax && p->log_z == alone_stats[0].log_z &&
+                      p->max_logit == alone_stats[0].max_logit;
+        }
+        CHECK_INT_EQ(N_SEGS, n_same);
+        /* bad layouts: an empty segment, a prefix the cache does not hold */
+        int empty[] = {0, 3, 3};
+        CHECK_INT_EQ(QE_EINVAL, qe_model_forward_packed(m, packed_ids, empty, 2, SHARED, NULL, NULL, &err));
+        CHECK(strstr(err.msg, "segment 1 is empty") != NULL);
+        CHECK_INT_EQ(QE_EINVAL, qe_model_forward_packed(m, packed_ids, seg_start, N_SEGS, N_SEQ, NULL, NULL, &err));
+    }
+    free(packed);
+    free(alone);
+}
+
 static void test_model(const char *dir, const char *variant, int b, const float *want)
 {
     qe_model *m = load(dir, variant, backends[b].device);
@@ -473,9 +548,11 @@ static void test_model(const char *dir, const char *variant, int b, const float 
         CHECK_INT_EQ(0, memcmp(got, step, n * sizeof *got));
         CHECK_INT_EQ(QE_OK, qe_model_forward(ringed, ids, N_SEQ, 0, 0, step, NULL, NULL, &err));
         CHECK_INT_EQ(0, memcmp(got, step, n * sizeof *got));
+        check_packed(ringed, ids); /* segments across chunks of 4 */
         qe_model_free(ringed);
     }
 
+    check_packed(m, ids);
     /* stats mode: rows [10, N_SEQ) reduced on the backend equal the reduction of the host rows */
     int first = 10, n_rows = N_SEQ - first;
     qe_row_stats stats[N_SEQ];

@@ -1,6 +1,7 @@
 /* qe_score_batch on stories260K in all four variants: a batch of mixed requests (contexts shared
  * by several continuations, one- and multi-token continuations, a duplicate, an empty and a
- * whitespace-only context, a trailing space, contexts cut from the left to the 48-token window)
+ * whitespace-only context, a trailing space, contexts cut from the left to the 48-token window,
+ * documents with one-token answers after a common prefix, which run packed)
  * gives, bit for bit, the numbers of the lm-evaluation-harness definition computed here
  * request by request from one uncached forward pass over the request's tokens (qe_forward_logits)
  * with a plain double log-softmax; and the same numbers as each request scored alone (a batch of one). */
@@ -125,6 +126,13 @@ int main(void)
         {ctx_park, " store", true},
         {ctx_girl, " called Lily", false},
         {long_context, " the", false},
+        /* documents sharing a prefix, one-token answers: scored as segments of packed passes */
+        {"Once upon a time, the dog ran to the park. Lily saw a cat. Then", " she", false},
+        {"Once upon a time, the dog ran to the park. Tom had a red ball. Then", " he", false},
+        {"Once upon a time, the dog ran to the park. Lily saw a cat. Then", " they", false},
+        {"Once upon a time, the dog ran to the park. The sun was hot. Then", " it", true},
+        {"Once upon a time, the dog ran to the park. Tom had a red ball. Then", " they", false},
+        {"Once upon a time, the dog ran to the park. Lily and Tom were happy. Then", " she", false},
     };
     const int n = (int)(sizeof requests / sizeof requests[0]);
     const char *variants[] = {"fp32", "bf16", "int8", "nf4"};

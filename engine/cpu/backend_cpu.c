@@ -173,11 +173,11 @@ static void attention_items(void *p, int begin, int end, int thread)
     float acc[hd];
     for (int item = begin; item < end; item++) {
         int t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
-        int pos = a->pos0 + t, first = qe_attention_first(a, t);
+        int pos = qe_attention_position(a, t), first = qe_attention_first_of(a, pos);
         const float *q = a->q + (size_t)item * hd;
         float max_score = -INFINITY;
         for (int s = first; s <= pos; s++) {
-            float sc = dot(q, a->k_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd, hd) * a->scale;
+            float sc = dot(q, a->k_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd, hd) * a->scale;
             scores[s] = sc;
             if (sc > max_score)
                 max_score = sc;
@@ -190,7 +190,7 @@ static void attention_items(void *p, int begin, int end, int thread)
         float inv_sum = (float)(1.0 / sum);
         memset(acc, 0, (size_t)hd * sizeof(float));
         for (int s = first; s <= pos; s++) {
-            const float *v = a->v_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
+            const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
             float w = scores[s];
             for (int d = 0; d < hd; d++)
                 acc[d] += w * v[d];

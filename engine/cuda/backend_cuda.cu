@@ -595,14 +595,21 @@ static size_t attention_smem_bytes(int head_dim)
     return sizeof(float) * ((size_t)ATT_QUERIES * head_dim + (size_t)ATT_KEYS * (head_dim + 1) + ATT_QUERIES * ATT_KEYS);
 }
 
-// Rows s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 1]; rows
-// outside [lo, hi] (not written for this call) as zeros.
+// Where the keys of a run of queries are: position s in cache row s + shift from position split
+// on (a packed segment's own tokens), below it in kv_row(s, ring).
+struct key_rows {
+    int split, shift, ring;
+    __device__ __forceinline__ size_t of(int s) const { return s >= split ? (size_t)(s + shift) : kv_row(s, ring); }
+};
+
+// Positions s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 1];
+// positions outside [lo, hi] (not read by this run of queries) as zeros.
 __device__ __forceinline__ void load_kv_tile(float *tile, const float *base, size_t row_stride, int s0, int lo,
-                                             int hi, int hd, int ring)
+                                             int hi, int hd, key_rows rows)
 {
     for (int i = threadIdx.x; i < ATT_KEYS * hd; i += ATT_THREADS) {
         int j = i / hd, d = i - j * hd, s = s0 + j;
-        tile[j * (hd + 1) + d] = s >= lo && s <= hi ? base[kv_row(s, ring) * row_stride + d] : 0.0f;
+        tile[j * (hd + 1) + d] = s >= lo && s <= hi ? base[rows.of(s) * row_stride + d] : 0.0f;
     }
 }
 
@@ -623,32 +630,25 @@ __device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_
         score[i] = dot[i] * scale;
 }
 
-template <int D32> // head_dim <= 32 * D32
-__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_args a, int dtype)
+// Queries [q_begin, q_end) of the block's tile (already in q_tile), all at positions
+// pos_base + qi and with their keys where `rows` says: one call's tokens, or one packed segment's.
+template <int D32>
+__device__ void attend(const qe_attention_args &a, const float *q_tile, float *kv_tile, float *w_tile, int q_begin,
+                       int q_end, int pos_base, key_rows rows, int h, int dtype)
 {
-    extern __shared__ float att_smem[];
-    int hd = a.head_dim;
-    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 1);
-    int t0 = blockIdx.x * ATT_QUERIES, h = blockIdx.y;
-    int n_q = a.n_tok - t0 < ATT_QUERIES ? a.n_tok - t0 : ATT_QUERIES;
-    int kvh = h / (a.n_heads / a.n_kv_heads), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     size_t kv_stride = (size_t)a.n_kv_heads * hd;
     const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
-
-    for (int i = threadIdx.x; i < ATT_QUERIES * hd; i += ATT_THREADS) {
-        int qi = i / hd;
-        q_tile[i] = qi < n_q ? a.q[((size_t)(t0 + qi) * a.n_heads + h) * hd + (i - qi * hd)] : 0.0f;
-    }
-    // the warp's queries read positions [first, last]; last -1 for a slot past the call's tokens
+    // the warp's queries read positions [first, last]; last -1 for a slot outside the run
     int first[ATT_QUERIES_PER_WARP], last[ATT_QUERIES_PER_WARP];
 #pragma unroll
     for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
-        int qi = warp + ATT_WARPS * i, pos = a.pos0 + t0 + qi;
-        last[i] = qi < n_q ? pos : -1;
+        int qi = warp + ATT_WARPS * i, pos = pos_base + qi;
+        last[i] = qi >= q_begin && qi < q_end ? pos : -1;
         first[i] = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
     }
-    int lo = a.window > 0 && a.pos0 + t0 - a.window + 1 > 0 ? a.pos0 + t0 - a.window + 1 : 0;
-    int hi = a.pos0 + t0 + n_q - 1, tile_lo = lo - lo % ATT_KEYS;
+    int pos_lo = pos_base + q_begin, lo = a.window > 0 && pos_lo - a.window + 1 > 0 ? pos_lo - a.window + 1 : 0;
+    int hi = pos_base + q_end - 1, tile_lo = lo - lo % ATT_KEYS;
 
     float max_score[ATT_QUERIES_PER_WARP], score[ATT_QUERIES_PER_WARP];
 #pragma unroll
@@ -656,7 +656,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
         max_score[i] = -INFINITY;
     for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
         __syncthreads(); // the previous tile is consumed (the first time: q_tile is written)
-        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, a.kv_ring);
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
         tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
 #pragma unroll
@@ -673,7 +673,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
     float acc[ATT_QUERIES_PER_WARP][D32] = {};
     for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
         __syncthreads();
-        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, a.kv_ring);
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
         tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
 #pragma unroll
@@ -684,7 +684,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
             w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + lane] = w;
         }
         __syncthreads(); // every score of the tile is taken: its values replace its keys
-        load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, a.kv_ring);
+        load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
@@ -699,10 +699,11 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
                         acc[i][m] = fmaf(w[j], kv_tile[j * (hd + 1) + lane + 32 * m], acc[i][m]);
         }
     }
+    int t0 = blockIdx.x * ATT_QUERIES;
 #pragma unroll
     for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
         int qi = warp + ATT_WARPS * i;
-        if (qi >= n_q)
+        if (qi < q_begin || qi >= q_end)
             continue;
         float inv_sum = (float)(1.0 / sum[i]);
         float *out = a.out + ((size_t)(t0 + qi) * a.n_heads + h) * hd;
@@ -710,6 +711,32 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
         for (int m = 0; m < D32; m++)
             if (lane + 32 * m < hd)
                 out[lane + 32 * m] = round_to(acc[i][m] * inv_sum, dtype);
+    }
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_args a, int dtype)
+{
+    extern __shared__ float att_smem[];
+    int hd = a.head_dim;
+    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 1);
+    int t0 = blockIdx.x * ATT_QUERIES, h = blockIdx.y;
+    int n_q = a.n_tok - t0 < ATT_QUERIES ? a.n_tok - t0 : ATT_QUERIES;
+    for (int i = threadIdx.x; i < ATT_QUERIES * hd; i += ATT_THREADS) {
+        int qi = i / hd;
+        q_tile[i] = qi < n_q ? a.q[((size_t)(t0 + qi) * a.n_heads + h) * hd + (i - qi * hd)] : 0.0f;
+    }
+    if (!a.seg_row) {
+        attend<D32>(a, q_tile, kv_tile, w_tile, 0, n_q, a.pos0 + t0, key_rows{INT_MAX, 0, a.kv_ring}, h, dtype);
+        return;
+    }
+    // packed: the block's queries one segment at a time, each as it runs alone after the prefix
+    for (int q_begin = 0, q_end; q_begin < n_q; q_begin = q_end) {
+        int seg = a.seg_row[t0 + q_begin];
+        for (q_end = q_begin + 1; q_end < n_q && a.seg_row[t0 + q_end] == seg; q_end++) {
+        }
+        attend<D32>(a, q_tile, kv_tile, w_tile, q_begin, q_end, a.shared_len + a.pos0 + t0 - seg,
+                    key_rows{a.shared_len, seg - a.shared_len, 0}, h, dtype);
     }
 }
 

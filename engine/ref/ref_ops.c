@@ -105,11 +105,11 @@ void qe_attention_ref(const qe_attention_args *a, qe_dtype dtype, double *weight
     double acc[hd];
     for (int t = 0; t < a->n_tok; t++)
         for (int h = 0; h < a->n_heads; h++) {
-            int pos = a->pos0 + t, kvh = h / group, first = qe_attention_first(a, t);
+            int pos = qe_attention_position(a, t), kvh = h / group, first = qe_attention_first_of(a, pos);
             const float *q = a->q + ((size_t)t * a->n_heads + h) * hd;
             double max_score = -INFINITY, sum = 0;
             for (int s = first; s <= pos; s++) {
-                const float *k = a->k_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
+                const float *k = a->k_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
                 double sc = 0;
                 for (int d = 0; d < hd; d++)
                     sc += (double)q[d] * k[d];
@@ -120,7 +120,7 @@ void qe_attention_ref(const qe_attention_args *a, qe_dtype dtype, double *weight
             for (int d = 0; d < hd; d++)
                 acc[d] = 0;
             for (int s = first; s <= pos; s++) {
-                const float *v = a->v_cache + (size_t)qe_kv_row(a, s) * kv_stride + (size_t)kvh * hd;
+                const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
                 double w = exp(weights[s] - max_score);
                 sum += w;
                 for (int d = 0; d < hd; d++)
