@@ -590,9 +590,9 @@ __device__ __forceinline__ size_t kv_row(int s, int ring) { return (size_t)(ring
 
 static size_t attention_smem_bytes(int head_dim)
 {
-    // the queries [ATT_QUERIES, hd], one tile of keys or values [ATT_KEYS, hd + 1] (padded so
-    // that the lanes' rows fall in distinct banks), the tile's weights [ATT_QUERIES, ATT_KEYS]
-    return sizeof(float) * ((size_t)ATT_QUERIES * head_dim + (size_t)ATT_KEYS * (head_dim + 1) + ATT_QUERIES * ATT_KEYS);
+    // the queries [ATT_QUERIES, hd], one tile of keys or values [ATT_KEYS, hd + 4] (rows of 16-byte
+    // chunks whose lanes' float4 reads fall in distinct banks), the tile's weights [ATT_QUERIES, ATT_KEYS]
+    return sizeof(float) * ((size_t)ATT_QUERIES * head_dim + (size_t)ATT_KEYS * (head_dim + 4) + ATT_QUERIES * ATT_KEYS);
 }
 
 // Where the keys of a run of queries are: position s in cache row s + shift from position split
@@ -602,32 +602,49 @@ struct key_rows {
     __device__ __forceinline__ size_t of(int s) const { return s >= split ? (size_t)(s + shift) : kv_row(s, ring); }
 };
 
-// Positions s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 1];
-// positions outside [lo, hi] (not read by this run of queries) as zeros.
+// Positions s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 4];
+// positions outside [lo, hi] (not read by this run of queries) as zeros. hd % 8 == 0.
 __device__ __forceinline__ void load_kv_tile(float *tile, const float *base, size_t row_stride, int s0, int lo,
                                              int hi, int hd, key_rows rows)
 {
-    for (int i = threadIdx.x; i < ATT_KEYS * hd; i += ATT_THREADS) {
-        int j = i / hd, d = i - j * hd, s = s0 + j;
-        tile[j * (hd + 1) + d] = s >= lo && s <= hi ? base[rows.of(s) * row_stride + d] : 0.0f;
+    int hd4 = hd / 4;
+    for (int i = threadIdx.x; i < ATT_KEYS * hd4; i += ATT_THREADS) {
+        int j = i / hd4, d4 = i - j * hd4, s = s0 + j;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (s >= lo && s <= hi)
+            v = __ldg((const float4 *)(base + rows.of(s) * row_stride) + d4);
+        *((float4 *)(tile + j * (hd + 4)) + d4) = v;
     }
 }
 
-// The scores of the warp's queries against lane's key of the tile in shared memory.
+// The scores of the warp's queries against lane's key of the tile in shared memory: eight partial
+// sums (d mod 8, as the CPU's dot) added in a fixed tree, then scaled.
 __device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_tile, int hd, int warp, int lane,
                                             float scale, float score[ATT_QUERIES_PER_WARP])
 {
-    float dot[ATT_QUERIES_PER_WARP] = {};
-    const float *k = k_tile + lane * (hd + 1);
-    for (int d = 0; d < hd; d++) {
-        float kd = k[d];
+    float part[ATT_QUERIES_PER_WARP][8] = {};
+    const float4 *k = (const float4 *)(k_tile + lane * (hd + 4));
+    for (int d8 = 0; d8 < hd / 8; d8++) {
+        float4 k_lo = k[2 * d8], k_hi = k[2 * d8 + 1];
 #pragma unroll
-        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
-            dot[i] = fmaf(q_tile[(warp + ATT_WARPS * i) * hd + d], kd, dot[i]);
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+            const float4 *q = (const float4 *)(q_tile + (warp + ATT_WARPS * i) * hd) + 2 * d8;
+            float4 q_lo = q[0], q_hi = q[1];
+            part[i][0] = fmaf(q_lo.x, k_lo.x, part[i][0]);
+            part[i][1] = fmaf(q_lo.y, k_lo.y, part[i][1]);
+            part[i][2] = fmaf(q_lo.z, k_lo.z, part[i][2]);
+            part[i][3] = fmaf(q_lo.w, k_lo.w, part[i][3]);
+            part[i][4] = fmaf(q_hi.x, k_hi.x, part[i][4]);
+            part[i][5] = fmaf(q_hi.y, k_hi.y, part[i][5]);
+            part[i][6] = fmaf(q_hi.z, k_hi.z, part[i][6]);
+            part[i][7] = fmaf(q_hi.w, k_hi.w, part[i][7]);
+        }
     }
 #pragma unroll
-    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
-        score[i] = dot[i] * scale;
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+        const float *p = part[i];
+        score[i] = (((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))) * scale;
+    }
 }
 
 // Queries [q_begin, q_end) of the block's tile (already in q_tile), all at positions
@@ -676,27 +693,37 @@ __device__ void attend(const qe_attention_args &a, const float *q_tile, float *k
         load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
         tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
+        // the query's own keys of this tile, [j0, j1]: the same whichever tokens share the block
+        int j0[ATT_QUERIES_PER_WARP], j1[ATT_QUERIES_PER_WARP], j_begin = ATT_KEYS, j_end = -1;
 #pragma unroll
         for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
             bool reads = s0 + lane >= first[i] && s0 + lane <= last[i];
             float w = reads ? expf(score[i] - max_score[i]) : 0.0f;
             sum[i] += warp_sum((double)w);
             w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + lane] = w;
+            j0[i] = first[i] > s0 ? first[i] - s0 : 0;
+            j1[i] = last[i] - s0 < ATT_KEYS - 1 ? last[i] - s0 : ATT_KEYS - 1;
+            if (j0[i] <= j1[i]) {
+                j_begin = min(j_begin, j0[i]);
+                j_end = max(j_end, j1[i]);
+            }
         }
         __syncthreads(); // every score of the tile is taken: its values replace its keys
         load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
+        for (int j = j_begin; j <= j_end; j++) {
+            float v[D32];
 #pragma unroll
-        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
-            // the query's own keys of this tile, the same whichever tokens share the block
-            int j0 = first[i] > s0 ? first[i] - s0 : 0;
-            int j1 = last[i] - s0 < ATT_KEYS - 1 ? last[i] - s0 : ATT_KEYS - 1;
-            const float *w = w_tile + (warp + ATT_WARPS * i) * ATT_KEYS;
-            for (int j = j0; j <= j1; j++)
+            for (int m = 0; m < D32; m++)
+                v[m] = lane + 32 * m < hd ? kv_tile[j * (hd + 4) + lane + 32 * m] : 0.0f;
 #pragma unroll
-                for (int m = 0; m < D32; m++)
-                    if (lane + 32 * m < hd)
-                        acc[i][m] = fmaf(w[j], kv_tile[j * (hd + 1) + lane + 32 * m], acc[i][m]);
+            for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+                if (j >= j0[i] && j <= j1[i]) {
+                    float w = w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + j];
+#pragma unroll
+                    for (int m = 0; m < D32; m++)
+                        acc[i][m] = fmaf(w, v[m], acc[i][m]);
+                }
         }
     }
     int t0 = blockIdx.x * ATT_QUERIES;
@@ -719,7 +746,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
 {
     extern __shared__ float att_smem[];
     int hd = a.head_dim;
-    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 1);
+    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 4);
     int t0 = blockIdx.x * ATT_QUERIES, h = blockIdx.y;
     int n_q = a.n_tok - t0 < ATT_QUERIES ? a.n_tok - t0 : ATT_QUERIES;
     for (int i = threadIdx.x; i < ATT_QUERIES * hd; i += ATT_THREADS) {
@@ -2092,9 +2119,9 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
                         args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
         return;
     }
-    if (args->head_dim > ATT_MAX_HEAD_DIM) {
-        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (at most %d)", args->head_dim,
-                        ATT_MAX_HEAD_DIM);
+    if (args->head_dim > ATT_MAX_HEAD_DIM || args->head_dim % 8) {
+        qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (a multiple of 8, at most %d)",
+                        args->head_dim, ATT_MAX_HEAD_DIM);
         return;
     }
     int d32 = (args->head_dim + 31) / 32;
