@@ -348,31 +348,39 @@ typedef struct {
 } pack_plan;
 
 /* The groups from plan `start` on that pay to run as one packed pass: each of one-token
- * continuations, a shared prefix no more than PACK_SLACK_TOKENS of extra work shorter than the
- * first's, and rows within row_cap (the cache grows no further than unpacked scoring grows it). */
-static void plan_pack(const score_plan *plans, int n, int start, int row_cap, pack_plan *pack)
+ * continuations, the shared prefix costing at most PACK_SLACK_TOKENS more tokens than running
+ * the groups one by one would (each after the longest prefix it finds cached: the previous
+ * group's, the first one's what the cache holds now), and rows within row_cap (the cache grows
+ * no further than unpacked scoring grows it). */
+static void plan_pack(const qe_model *m, const score_plan *plans, int n, int start, int row_cap, pack_plan *pack)
 {
     const score_plan *first = &plans[start];
+    int reuse[PACK_MAX_SEGMENTS]; /* what each group would reuse unpacked */
     pack->n_groups = 0;
     pack->end = start;
     pack->shared_len = first->n_prefix - 1; /* every segment keeps its last prefix token at least */
-    int n_rows = first->n_prefix;
     for (int g = start; g < n && pack->n_groups < PACK_MAX_SEGMENTS;) {
         int end = group_end(plans, n, g);
         if (!one_token_continuations(plans, g, end))
             break;
-        int shared = common_prefix(first->tokens, first->n_prefix, plans[g].tokens, plans[g].n_prefix);
-        if (shared > plans[g].n_prefix - 1)
-            shared = plans[g].n_prefix - 1;
+        int last = plans[g].n_prefix - 1;
+        int shared = common_prefix(first->tokens, first->n_prefix, plans[g].tokens, last);
         if (shared > pack->shared_len)
             shared = pack->shared_len;
-        int lost = (pack->shared_len - shared) * pack->n_groups;
-        int rows = g == start ? n_rows : n_rows + lost + plans[g].n_prefix - shared;
+        int reused = g == start ? qe_model_cached_prefix(m, first->tokens, last)
+                                : common_prefix(plans[g - 1].tokens, plans[g - 1].n_prefix, plans[g].tokens, last);
+        int lost = reused > shared ? reused - shared : 0;
+        for (int i = 0; i < pack->n_groups; i++)
+            lost += reuse[i] > shared ? reuse[i] - shared : 0;
+        /* rows: the shared prefix, then every group's own tokens after it */
+        int rows = plans[g].n_prefix;
+        for (int i = 0; i < pack->n_groups; i++)
+            rows += plans[pack->group_start[i]].n_prefix - shared;
         if (lost > PACK_SLACK_TOKENS || rows > row_cap)
             break;
+        reuse[pack->n_groups] = reused;
         pack->group_start[pack->n_groups++] = g;
         pack->shared_len = shared;
-        n_rows = rows;
         pack->end = g = end;
     }
     pack->group_start[pack->n_groups] = pack->end;
@@ -484,10 +492,14 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     }
     if (rc == QE_OK)
         qsort(plans, (size_t)n, sizeof *plans, compare_plans);
-    int row_cap = m->kv_capacity;
+    /* the cache's rows as unpacked scoring grows them: for the longest request */
+    int longest = 0;
     for (int i = 0; i < n && rc == QE_OK; i++)
-        if (plans[i].n_tokens > row_cap)
-            row_cap = plans[i].n_tokens;
+        if (plans[i].n_tokens > longest)
+            longest = plans[i].n_tokens;
+    int row_cap = qe_kv_capacity(longest, m->max_context);
+    if (row_cap < m->kv_capacity)
+        row_cap = m->kv_capacity;
     bool can_pack = true;
     for (int i = 0; i < m->cfg.n_layers; i++)
         if (m->cfg.layers[i].sliding_window > 0)
@@ -495,7 +507,7 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     for (int start = 0; start < n && rc == QE_OK;) {
         pack_plan pack;
         if (can_pack && m->pack_scoring)
-            plan_pack(plans, n, start, row_cap, &pack);
+            plan_pack(m, plans, n, start, row_cap, &pack);
         if (can_pack && m->pack_scoring && pack.n_groups > 1) {
             rc = run_pack(m, requests, plans, &pack, results, &scratch, err);
             start = pack.end;
