@@ -75,6 +75,11 @@ for shape in $shapes; do
         | tee "$logs/peers_$shape.jsonl"
 done
 first=${shapes%% *}
+# the synthetic byte-level BPE spells " A" in two tokens (docs/synth.md); where the shared data
+# has the real Qwen2 tokenizer, the qwen shapes score MMLU with it: real token counts, one-token answers
+case $first in qwen2*)
+    [ -f "${QEVAL_SHARED:-}/tokenizers/qwen2/tokenizer.json" ] && cp "$QEVAL_SHARED"/tokenizers/qwen2/tokenizer*.json "$models/$first/" ;;
+esac
 if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
     limit=${MMLU_LIMIT:-5}
     for variant in ${variants//,/ }; do
