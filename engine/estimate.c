@@ -73,12 +73,20 @@ static void count_kv(const qe_model_config *cfg, int context, int batch, uint64_
                  (uint64_t)batch; /* K and V */
 }
 
+/* The chunk a pass asks for (model.c's pass_tokens): the option, else the device's default. */
+static int requested_chunk(const qe_estimate_options *o)
+{
+    if (o->chunk_tokens)
+        return o->chunk_tokens;
+    return o->device == QE_DEVICE_CUDA ? QE_FORWARD_CHUNK_TOKENS_GPU : 0;
+}
+
 /* One forward pass over n_tokens per sequence with the cache reaching context positions:
  * its activations and the workspace the backend keeps for it. */
 static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens, int context,
                        int batch, uint64_t *activation, uint64_t *workspace)
 {
-    int rows = qe_forward_chunk_tokens(cfg, QE_FORWARD_CHUNK_TOKENS, o->chunk_tokens, n_tokens) * batch;
+    int rows = qe_forward_chunk_tokens(cfg, QE_FORWARD_CHUNK_TOKENS, requested_chunk(o), n_tokens) * batch;
     int max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
@@ -115,7 +123,7 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
         return qe_fail(err, QE_EINVAL, "%s: context %d, batch %d, threads %d and chunk %d must not be negative", path,
                        o->context, o->batch, o->n_threads, o->chunk_tokens);
     int context = o->context ? o->context : default_context, batch = o->batch ? o->batch : 1;
-    int chunk = o->chunk_tokens ? o->chunk_tokens : QE_FORWARD_CHUNK_TOKENS;
+    int chunk = requested_chunk(o) ? requested_chunk(o) : QE_FORWARD_CHUNK_TOKENS;
     /* a pass holds chunk x batch rows, an int in the forward pass */
     int64_t rows = (int64_t)chunk * batch;
     if (rows > (1 << 30))

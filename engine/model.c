@@ -345,6 +345,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
                                                                                           : m->cfg.max_context;
     m->chunk_tokens = QE_FORWARD_CHUNK_TOKENS;
     m->pack_scoring = true;
+    m->pass_tokens = options->device == QE_DEVICE_CUDA ? QE_FORWARD_CHUNK_TOKENS_GPU : 0;
     m->k_cache = calloc(m->cfg.n_layers, sizeof *m->k_cache);
     m->v_cache = calloc(m->cfg.n_layers, sizeof *m->v_cache);
     if (!m->k_cache || !m->v_cache) {

@@ -82,6 +82,8 @@ struct qe_model {
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
     int max_batch;                /* tokens per chunk of a forward pass; 0: chunk_tokens (256) */
     bool pack_scoring;            /* score.c packs documents into shared passes (true; tests compare) */
+    int pass_tokens;              /* chunk asked of a pass when max_batch is 0: 0 (chunk_tokens) on the CPU,
+                                     QE_FORWARD_CHUNK_TOKENS_GPU on a GPU */
 
     /* KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of [n_kv_heads,
      * head_dim], kv_capacity of them for a full-attention layer, a ring of at most qe_kv_ring rows

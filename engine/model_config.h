@@ -61,6 +61,11 @@ typedef struct {
  * chunks of at most this many (model_forward.c). The KV rule below depends on it. */
 #define QE_FORWARD_CHUNK_TOKENS 256
 
+/* A pass's chunk on a GPU, where a model without sliding-window layers takes it (their rings are
+ * sized for QE_FORWARD_CHUNK_TOKENS): 256 tokens left the SMs idle (a [128, 896] linear is 8
+ * blocks of 64 x 64, a 16-query attention block per head 224 blocks on 132 SMs). */
+#define QE_FORWARD_CHUNK_TOKENS_GPU 1024
+
 /* The KV cache rule, written here once: the forward pass sizes its cache with it and the memory
  * planner predicts with it. A layer keeps qe_kv_positions(...) rows of keys and as many of values,
  * a row being n_kv_heads * head_dim float32 (4 bytes each), in every backend, once positions

@@ -1,6 +1,7 @@
 /* The decoder forward pass, written once against the backend's op table.
  *
- * Tokens run in chunks of at most m->chunk_tokens (or a benchmark's m->max_batch) through the
+ * Tokens run in chunks of at most m->chunk_tokens (on a GPU m->pass_tokens; a benchmark's
+ * m->max_batch) through the
  * whole stack; each chunk's keys and values go into the KV cache before its attention, so a
  * chunk attends to everything before it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
  * decoding and reuse of a cached prefix all agree exactly.
@@ -357,7 +358,8 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
     qe_status rc = reserve_cache(m, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;
-    int chunk = qe_forward_chunk_tokens(cfg, m->chunk_tokens, m->max_batch, n_tok);
+    int requested = m->max_batch > 0 ? m->max_batch : m->pass_tokens;
+    int chunk = qe_forward_chunk_tokens(cfg, m->chunk_tokens, requested, n_tok);
     int max_n_in = qe_forward_max_n_in(cfg);
     qe_backend *be = m->backend;
     if ((rc = be->reserve_workspace(be, chunk, pos0 + n_tok, cfg->n_heads, max_n_in, err)) != QE_OK)

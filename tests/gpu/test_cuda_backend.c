@@ -395,11 +395,12 @@ static void check_attention(pair *p, int n_tok, int pos0, int n_heads, int n_kv_
     char what[128];
     snprintf(what, sizeof what, "attention %d tok @%d, %d/%d heads, hd %d, win %d, ring %d %s", n_tok, pos0,
              n_heads, n_kv_heads, hd, window, kv_ring, qe_dtype_name(dtype));
-    /* fp32: the GPU's score dots sum in another order, and an output averages every key it
-     * attends to, so the difference grows as the square root of their number (1.5e-5 seen at
-     * 1024 keys on an H200) */
+    /* fp32: the GPU's score dots sum in float32 (eight lanes and a tree, as the CPU's) where the
+     * reference sums in double, and an output averages every key it attends to, so the
+     * difference grows as the square root of their number (1.23e-5 seen at 37 keys, hd 64, on
+     * an H100; the kernel of 32 lanes a score before it: 1.5e-5 at 1024 keys on an H200) */
     int n_keys = window > 0 && window < n_pos ? window : n_pos;
-    double f32_tol = 1e-5 * sqrt(n_keys > 256 ? n_keys / 256.0 : 1.0);
+    double f32_tol = 1.5e-5 * sqrt(n_keys > 256 ? n_keys / 256.0 : 1.0);
     expect(what, want, got, nq, 1e-2, dtype == QE_DTYPE_F32 ? f32_tol : ulp_of(dtype), dtype == QE_DTYPE_F32 ? 0.0 : 0.98);
     free(want), free(got);
     const float *bufs_r[] = {ar.q, ar.k_cache, ar.v_cache, ar.out}, *bufs_g[] = {ag.q, ag.k_cache, ag.v_cache, ag.out};
