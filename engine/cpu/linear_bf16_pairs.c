@@ -1,0 +1,323 @@
+/* linear_bf16_pairs — the BF16 and NF4 linears of a model that computes in bf16, on CPUs with
+ * AVX512_BF16 and AVX512_VBMI (Zen 4, Sapphire Rapids and later): the weights as bf16 (NF4's
+ * codes looked up in each block's 16-entry table of bf16(code * absmax), as bitsandbytes
+ * dequantizes), the tokens rounded to bf16 once per call (exact: a bf16 model's activations are
+ * bf16 values), and vdpbf16ps taking 32 weights per instruction. Decode was bound by converting
+ * weights (NF4's nibble lookups: five 512-bit operations per 16 weights), not by memory; here a
+ * 32-weight chunk costs one NF4 byte permute, shift, word permute and vdpbf16ps.
+ *
+ * The summation order ("pairs order", its scalar definition is qe_linear_bf16_pairs_rows_ref in
+ * ref/ref_ops.h): k is cut into 32-chunks, the last padded with zero weights and inputs; lane j
+ * (0..15) of one accumulator adds, chunk after chunk, the term at k = 32c + 2j + 1 and then the
+ * one at 32c + 2j, each a fused multiply-add whose inputs are read as zero when denormal and
+ * whose denormal result is flushed to zero (vdpbf16ps's arithmetic); then s_i = l_i + l_(i+8)
+ * and y = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). The one-token kernels (gemv) and the
+ * batched tile both use the instruction in that order, so a token gets the same bits alone and
+ * in a batch; they are not the bits of the 8-lane FMA order of the other CPUs (docs/engine.md).
+ * Compiled with target attributes and chosen at run time by qe_linear_bf16_pairs_init. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu/dot_tile.h"
+#include "cpu/linear.h"
+#include "ref/ref_ops.h"
+
+#define PAIRS __attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx512vbmi")))
+#define INLINE inline __attribute__((always_inline))
+#define CHUNK 32      /* weights per vdpbf16ps */
+#define GEMV_ROWS 4   /* rows in flight per thread in decode: independent accumulator chains */
+#define TILE_ROWS 4   /* a batch's register block: 4 rows x 6 tokens, 24 accumulators of the 32 zmm */
+#define TILE_TOKENS 6
+
+bool qe_cpu_has_avx512_bf16(void)
+{
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+              __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi");
+    }
+    return has;
+}
+
+/* n_in rounded up to whole chunks: the length of a bf16 token or decoded row */
+static int padded_len(int n_in) { return (n_in + CHUNK - 1) / CHUNK * CHUNK; }
+
+/* The lane sum of one accumulator, in the pairs order's fixed tree. */
+PAIRS static INLINE float pairs_reduce(__m512 acc)
+{
+    return qe_dot_reduce8(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+}
+
+PAIRS static INLINE __m512 dot_chunk(__m512 acc, __m512i w, __m512i x)
+{
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
+}
+
+/* x[n_in] as bf16 in xb[padded_len(n_in)], zero padded. vcvtne2ps2bf16 rounds to nearest even
+ * and reads denormals as zero, as the reference twin does. */
+PAIRS static void token_to_bf16(const float *x, int n_in, uint16_t *xb)
+{
+    for (int k = 0; k < n_in; k += CHUNK) {
+        int left = n_in - k;
+        __mmask16 lo = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 hi = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
+        _mm512_storeu_si512(xb + k, (__m512i)v);
+    }
+}
+
+/* ---- NF4 blocks as bf16 ----------------------------------------------------------------------- */
+
+/* The block's table bf16(code * m), its 16 entries twice over: a word permute reads 5 index bits,
+ * and the fifth is left over from the packed byte. bitsandbytes rounds to nearest even; so does
+ * vcvtne2ps2bf16 except that it flushes denormal products, which only a scale under 2^-122 makes
+ * (|code| >= 0.0796): those blocks round in integers. */
+PAIRS static INLINE __m512i nf4_table(__m512 code, float m)
+{
+    __m512 v = _mm512_mul_ps(code, _mm512_set1_ps(m));
+    if (m >= 0x1p-122f)
+        return (__m512i)_mm512_cvtne2ps_pbh(v, v);
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), 16);
+    return _mm512_broadcast_i64x4(_mm512_cvtepi32_epi16(u));
+}
+
+/* Word i of a chunk gets packed byte i / 2 (in both its bytes), then even words shift the high
+ * nibble (the even element) down. */
+static const uint8_t nf4_dup[64] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15};
+static const uint16_t nf4_shifts[32] = {4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0,
+                                        4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0};
+
+/* Constants of the chunk decode, in registers. */
+typedef struct {
+    __m512 code;
+    __m512i dup, shifts;
+} nf4_consts;
+
+PAIRS static INLINE nf4_consts nf4_consts_make(void)
+{
+    return (nf4_consts){_mm512_loadu_ps(qe_nf4_code), _mm512_loadu_si512(nf4_dup), _mm512_loadu_si512(nf4_shifts)};
+}
+
+/* 32 weights as bf16 from their 16 packed bytes (even element in the high nibble) */
+PAIRS static INLINE __m512i nf4_chunk(const nf4_consts *c, const uint8_t *packed, __m512i table)
+{
+    __m512i bytes = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)packed));
+    __m512i idx = _mm512_srlv_epi16(_mm512_permutexvar_epi8(c->dup, bytes), c->shifts);
+    return _mm512_permutexvar_epi16(idx, table);
+}
+
+/* Whether rows are whole blocks of whole chunks: the vector decode's shape. */
+static bool nf4_is_chunked(const qe_linear *lin)
+{
+    int bs = lin->w.nf4.block_size;
+    return bs % CHUNK == 0 && lin->w.n_in % bs == 0;
+}
+
+/* Row r of an NF4 weight as bf16 in w[padded_len(n_in)], zero padded */
+PAIRS static void nf4_decode_row(const qe_linear *lin, int r, uint16_t *w)
+{
+    const qe_nf4_weight *q = &lin->w.nf4;
+    int n_in = lin->w.n_in, bs = q->block_size;
+    int64_t base = (int64_t)r * n_in;
+    if (nf4_is_chunked(lin)) {
+        nf4_consts c = nf4_consts_make();
+        for (int k0 = 0; k0 < n_in; k0 += bs) {
+            __m512i table = nf4_table(c.code, qe_nf4_block_absmax(q, (base + k0) / bs));
+            for (int k = k0; k < k0 + bs; k += CHUNK)
+                _mm512_storeu_si512(w + k, nf4_chunk(&c, q->packed + (base + k) / 2, table));
+        }
+        return;
+    }
+    for (int k = 0; k < n_in; k++) { /* rows that cut blocks or bytes: the tests' odd shapes */
+        int64_t i = base + k;
+        uint8_t byte = q->packed[i / 2];
+        w[k] = qe_f32_to_bf16(qe_nf4_code[(i & 1) ? byte & 15 : byte >> 4] * qe_nf4_block_absmax(q, i / bs));
+    }
+    for (int k = n_in; k < padded_len(n_in); k++) w[k] = 0;
+}
+
+/* ---- one token (decode) ----------------------------------------------------------------------- */
+
+/* The token as bf16 chunks, in scratch. */
+PAIRS static const void *pairs_prepare(const qe_linear *lin, const float *x, void *scratch)
+{
+    token_to_bf16(x, lin->w.n_in, scratch);
+    return scratch;
+}
+
+/* BF16 rows w[0..n_rows) against the bf16 token xb, n_rows (a constant after inlining) <= GEMV_ROWS;
+ * the last chunk's weights past n_in are masked to zero. */
+PAIRS static INLINE void bf16_rows(const uint16_t *const w[GEMV_ROWS], int n_rows, const uint16_t *xb, int n_in,
+                                   float *y)
+{
+    int k_whole = n_in / CHUNK * CHUNK;
+    __m512 acc[GEMV_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < n_rows; i++) acc[i] = _mm512_setzero_ps();
+    for (int k = 0; k < k_whole; k += CHUNK) {
+        __m512i xv = _mm512_loadu_si512(xb + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < n_rows; i++) acc[i] = dot_chunk(acc[i], _mm512_loadu_si512(w[i] + k), xv);
+    }
+    if (k_whole < n_in) {
+        __mmask32 tail = (__mmask32)((1u << (n_in - k_whole)) - 1);
+        __m512i xv = _mm512_loadu_si512(xb + k_whole);
+#pragma GCC unroll 4
+        for (int i = 0; i < n_rows; i++) acc[i] = dot_chunk(acc[i], _mm512_maskz_loadu_epi16(tail, w[i] + k_whole), xv);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < n_rows; i++) y[i] = pairs_reduce(acc[i]);
+}
+
+PAIRS static void bf16_gemv(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    int n_in = lin->w.n_in, r = row_begin;
+    const uint16_t *w[GEMV_ROWS];
+    for (; r + GEMV_ROWS <= row_end; r += GEMV_ROWS) {
+#pragma GCC unroll 4
+        for (int i = 0; i < GEMV_ROWS; i++) w[i] = lin->w.half + (size_t)(r + i) * n_in;
+        bf16_rows(w, GEMV_ROWS, token, n_in, y + r);
+    }
+    for (; r < row_end; r++) {
+        w[0] = lin->w.half + (size_t)r * n_in;
+        bf16_rows(w, 1, token, n_in, y + r);
+    }
+}
+
+/* NF4 rows r0 .. r0 + n_rows - 1 (whole blocks of whole chunks) against the bf16 token xb. */
+PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, const uint16_t *xb, float *y)
+{
+    const qe_nf4_weight *q = &lin->w.nf4;
+    int n_in = lin->w.n_in, bs = q->block_size, blocks_per_row = n_in / bs;
+    nf4_consts c = nf4_consts_make();
+    const uint8_t *rows[GEMV_ROWS];
+    const int64_t block0 = (int64_t)r0 * blocks_per_row;
+    __m512 acc[GEMV_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < n_rows; i++) {
+        rows[i] = q->packed + (size_t)(r0 + i) * (n_in / 2);
+        acc[i] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < blocks_per_row; j++) {
+        __m512i table[GEMV_ROWS];
+#pragma GCC unroll 4
+        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(c.code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j));
+        for (int k = j * bs; k < (j + 1) * bs; k += CHUNK) {
+            __m512i xv = _mm512_loadu_si512(xb + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < n_rows; i++) acc[i] = dot_chunk(acc[i], nf4_chunk(&c, rows[i] + k / 2, table[i]), xv);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < n_rows; i++) y[i] = pairs_reduce(acc[i]);
+}
+
+PAIRS static void nf4_gemv(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    int r = row_begin;
+    for (; r + GEMV_ROWS <= row_end; r += GEMV_ROWS) nf4_rows(lin, r, GEMV_ROWS, token, y + r);
+    for (; r < row_end; r++) nf4_rows(lin, r, 1, token, y + r);
+}
+
+/* ---- a batch ---------------------------------------------------------------------------------- */
+
+/* Rows w[0..TILE_ROWS) (bf16, n_rows of them real) against n_tok (a constant 1..TILE_TOKENS after
+ * inlining) bf16 tokens from xb, each padded_len(n_in) long; y[t * y_stride + i]. */
+PAIRS static INLINE void tile(const uint16_t *const w[TILE_ROWS], int n_rows, const uint16_t *xb, int n_tok,
+                              int n_in, float *y, size_t y_stride)
+{
+    int k_whole = n_in / CHUNK * CHUNK, len = padded_len(n_in);
+    __m512 acc[TILE_ROWS][TILE_TOKENS];
+#pragma GCC unroll 4
+    for (int i = 0; i < TILE_ROWS; i++)
+#pragma GCC unroll 6
+        for (int t = 0; t < n_tok; t++) acc[i][t] = _mm512_setzero_ps();
+    for (int k = 0; k < len; k += CHUNK) {
+        __mmask32 live = k < k_whole ? ~(__mmask32)0 : (__mmask32)((1u << (n_in - k)) - 1);
+        __m512i wv[TILE_ROWS];
+#pragma GCC unroll 4
+        for (int i = 0; i < TILE_ROWS; i++) wv[i] = _mm512_maskz_loadu_epi16(live, w[i] + k);
+#pragma GCC unroll 6
+        for (int t = 0; t < n_tok; t++) {
+            __m512i xv = _mm512_loadu_si512(xb + (size_t)t * len + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < TILE_ROWS; i++) acc[i][t] = dot_chunk(acc[i][t], wv[i], xv);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < n_tok; t++)
+#pragma GCC unroll 4
+        for (int i = 0; i < TILE_ROWS; i++)
+            if (i < n_rows)
+                y[(size_t)t * y_stride + i] = pairs_reduce(acc[i][t]);
+}
+
+/* Rows w[0..TILE_ROWS) against every token. */
+PAIRS static void tiles(const uint16_t *const w[TILE_ROWS], int n_rows, const uint16_t *xb, int n_tok, int n_in,
+                        float *y, size_t y_stride)
+{
+    size_t len = (size_t)padded_len(n_in);
+    int t = 0;
+    for (; t + TILE_TOKENS <= n_tok; t += TILE_TOKENS)
+        tile(w, n_rows, xb + t * len, TILE_TOKENS, n_in, y + t * y_stride, y_stride);
+    const uint16_t *xt = xb + t * len;
+    float *yt = y + t * y_stride;
+    switch (n_tok - t) { /* a constant token count per copy of the tile */
+    case 5: tile(w, n_rows, xt, 5, n_in, yt, y_stride); break;
+    case 4: tile(w, n_rows, xt, 4, n_in, yt, y_stride); break;
+    case 3: tile(w, n_rows, xt, 3, n_in, yt, y_stride); break;
+    case 2: tile(w, n_rows, xt, 2, n_in, yt, y_stride); break;
+    case 1: tile(w, n_rows, xt, 1, n_in, yt, y_stride); break;
+    default: break;
+    }
+}
+
+/* The qe_linear_rows_fn of both formats. */
+PAIRS static void pairs_rows(const qe_linear *lin, const float *x, int n_tok, float *y, int row_begin, int row_end,
+                             void *scratch)
+{
+    if (n_tok == 1 && lin->gemv) {
+        qe_linear_gemv_rows(lin, x, y, row_begin, row_end, scratch);
+        return;
+    }
+    int n_in = lin->w.n_in;
+    size_t len = (size_t)padded_len(n_in);
+    char *cursor = scratch;
+    uint16_t *xb = qe_scratch_take(&cursor, (size_t)n_tok * len * sizeof *xb);
+    uint16_t *buf = qe_scratch_take(&cursor, TILE_ROWS * len * sizeof *buf);
+    for (int t = 0; t < n_tok; t++) token_to_bf16(x + (size_t)t * n_in, n_in, xb + t * len);
+    bool is_nf4 = lin->w.format == QE_WEIGHT_NF4;
+    for (int r = row_begin; r < row_end; r += TILE_ROWS) {
+        int n_rows = row_end - r < TILE_ROWS ? row_end - r : TILE_ROWS;
+        const uint16_t *w[TILE_ROWS];
+        for (int i = 0; i < TILE_ROWS; i++) { /* a short block repeats its last row; those sums are dropped */
+            if (i >= n_rows)
+                w[i] = w[n_rows - 1];
+            else if (is_nf4) {
+                nf4_decode_row(lin, r + i, buf + i * len);
+                w[i] = buf + i * len;
+            } else
+                w[i] = lin->w.half + (size_t)(r + i) * n_in;
+        }
+        tiles(w, n_rows, xb, n_tok, n_in, y + r, (size_t)lin->w.n_out);
+    }
+}
+
+bool qe_linear_bf16_pairs_init(qe_linear *lin, qe_dtype compute_dtype)
+{
+    if (compute_dtype != QE_DTYPE_BF16 || !qe_cpu_has_avx512_bf16())
+        return false;
+    if (lin->w.format == QE_WEIGHT_BF16)
+        lin->gemv = bf16_gemv;
+    else if (lin->w.format == QE_WEIGHT_NF4)
+        lin->gemv = nf4_is_chunked(lin) ? nf4_gemv : NULL; /* else the tile runs one token */
+    else
+        return false;
+    lin->rows = pairs_rows;
+    lin->prepare = lin->gemv ? pairs_prepare : NULL;
+    return true;
+}
