@@ -55,16 +55,24 @@ PAIRS static INLINE __m512 dot_chunk(__m512 acc, __m512i w, __m512i x)
     return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
 }
 
-/* x[n_in] as bf16 in xb[padded_len(n_in)], zero padded. vcvtne2ps2bf16 rounds to nearest even
- * and reads denormals as zero, as the reference twin does. */
-PAIRS static void token_to_bf16(const float *x, int n_in, uint16_t *xb)
+/* Position p of a 32-chunk of an NF4 row of whole chunked blocks holds element 4 (p % 8) + p / 8
+ * of the chunk (qe_bf16_pairs_is_rearranged): what one broadcast, shift and word permute make
+ * of the chunk's packed bytes (nf4_chunk). The token is rearranged to match. */
+static const uint16_t nf4_positions[32] = {0, 4, 8,  12, 16, 20, 24, 28, 1, 5, 9,  13, 17, 21, 25, 29,
+                                           2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31};
+
+/* x[n_in] as bf16 in xb[padded_len(n_in)], zero padded, each chunk rearranged as nf4_positions
+ * says when is_rearranged. vcvtne2ps2bf16 rounds to nearest even and reads denormals as zero, as
+ * the reference twin does. */
+PAIRS static void token_to_bf16(const float *x, int n_in, bool is_rearranged, uint16_t *xb)
 {
+    const __m512i positions = _mm512_loadu_si512(nf4_positions);
     for (int k = 0; k < n_in; k += CHUNK) {
         int left = n_in - k;
         __mmask16 lo = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
         __mmask16 hi = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
-        _mm512_storeu_si512(xb + k, (__m512i)v);
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
+        _mm512_storeu_si512(xb + k, is_rearranged ? _mm512_permutexvar_epi16(positions, v) : v);
     }
 }
 
@@ -85,36 +93,18 @@ PAIRS static INLINE __m512i nf4_table(__m512 code, float m)
     return _mm512_broadcast_i64x4(_mm512_cvtepi32_epi16(u));
 }
 
-/* Word i of a chunk gets packed byte i / 2 (in both its bytes), then even words shift the high
- * nibble (the even element) down. */
-static const uint8_t nf4_dup[64] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15};
-static const uint16_t nf4_shifts[32] = {4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0,
-                                        4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0};
+/* The chunk's 16 packed bytes, broadcast to the four 128-bit lanes, are 8 words of 4 nibbles per
+ * lane: word m holds elements 4m + 1, 4m, 4m + 3, 4m + 2 from bit 0 up (even element in the high
+ * nibble). Lane q shifts element 4m + q down, so position 8q + m gets it (nf4_positions). */
+static const uint16_t nf4_shifts[32] = {4, 4, 4, 4, 4, 4, 4, 4, 0,  0,  0,  0,  0,  0,  0,  0,
+                                        12, 12, 12, 12, 12, 12, 12, 12, 8, 8, 8, 8, 8, 8, 8, 8};
 
-/* Constants of the chunk decode, in registers. */
-typedef struct {
-    __m512 code;
-    __m512i dup, shifts;
-} nf4_consts;
-
-PAIRS static INLINE nf4_consts nf4_consts_make(void)
+/* 32 weights as bf16, rearranged, from their 16 packed bytes: one broadcast load, shift and
+ * permute (the nibble above the index lands on the table's copy) */
+PAIRS static INLINE __m512i nf4_chunk(const uint8_t *packed, __m512i shifts, __m512i table)
 {
-    return (nf4_consts){_mm512_loadu_ps(qe_nf4_code), _mm512_loadu_si512(nf4_dup), _mm512_loadu_si512(nf4_shifts)};
-}
-
-/* 32 weights as bf16 from their 16 packed bytes (even element in the high nibble) */
-PAIRS static INLINE __m512i nf4_chunk(const nf4_consts *c, const uint8_t *packed, __m512i table)
-{
-    __m512i bytes = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)packed));
-    __m512i idx = _mm512_srlv_epi16(_mm512_permutexvar_epi8(c->dup, bytes), c->shifts);
-    return _mm512_permutexvar_epi16(idx, table);
-}
-
-/* Whether rows are whole blocks of whole chunks: the vector decode's shape. */
-static bool nf4_is_chunked(const qe_linear *lin)
-{
-    int bs = lin->w.nf4.block_size;
-    return bs % CHUNK == 0 && lin->w.n_in % bs == 0;
+    __m512i bytes = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)packed));
+    return _mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes, shifts), table);
 }
 
 /* Row r of an NF4 weight as bf16 in w[padded_len(n_in)], zero padded */
@@ -123,12 +113,13 @@ PAIRS static void nf4_decode_row(const qe_linear *lin, int r, uint16_t *w)
     const qe_nf4_weight *q = &lin->w.nf4;
     int n_in = lin->w.n_in, bs = q->block_size;
     int64_t base = (int64_t)r * n_in;
-    if (nf4_is_chunked(lin)) {
-        nf4_consts c = nf4_consts_make();
+    if (qe_bf16_pairs_is_rearranged(&lin->w)) {
+        const __m512 code = _mm512_loadu_ps(qe_nf4_code);
+        const __m512i shifts = _mm512_loadu_si512(nf4_shifts);
         for (int k0 = 0; k0 < n_in; k0 += bs) {
-            __m512i table = nf4_table(c.code, qe_nf4_block_absmax(q, (base + k0) / bs));
+            __m512i table = nf4_table(code, qe_nf4_block_absmax(q, (base + k0) / bs));
             for (int k = k0; k < k0 + bs; k += CHUNK)
-                _mm512_storeu_si512(w + k, nf4_chunk(&c, q->packed + (base + k) / 2, table));
+                _mm512_storeu_si512(w + k, nf4_chunk(q->packed + (base + k) / 2, shifts, table));
         }
         return;
     }
@@ -145,7 +136,7 @@ PAIRS static void nf4_decode_row(const qe_linear *lin, int r, uint16_t *w)
 /* The token as bf16 chunks, in scratch. */
 PAIRS static const void *pairs_prepare(const qe_linear *lin, const float *x, void *scratch)
 {
-    token_to_bf16(x, lin->w.n_in, scratch);
+    token_to_bf16(x, lin->w.n_in, qe_bf16_pairs_is_rearranged(&lin->w), scratch);
     return scratch;
 }
 
@@ -188,12 +179,13 @@ PAIRS static void bf16_gemv(const qe_linear *lin, const void *token, float *y, i
     }
 }
 
-/* NF4 rows r0 .. r0 + n_rows - 1 (whole blocks of whole chunks) against the bf16 token xb. */
+/* NF4 rows r0 .. r0 + n_rows - 1 (whole blocks of whole chunks) against the rearranged bf16 token xb. */
 PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, const uint16_t *xb, float *y)
 {
     const qe_nf4_weight *q = &lin->w.nf4;
     int n_in = lin->w.n_in, bs = q->block_size, blocks_per_row = n_in / bs;
-    nf4_consts c = nf4_consts_make();
+    const __m512 code = _mm512_loadu_ps(qe_nf4_code);
+    const __m512i shifts = _mm512_loadu_si512(nf4_shifts);
     const uint8_t *rows[GEMV_ROWS];
     const int64_t block0 = (int64_t)r0 * blocks_per_row;
     __m512 acc[GEMV_ROWS];
@@ -205,11 +197,11 @@ PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, cons
     for (int j = 0; j < blocks_per_row; j++) {
         __m512i table[GEMV_ROWS];
 #pragma GCC unroll 4
-        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(c.code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j));
+        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j));
         for (int k = j * bs; k < (j + 1) * bs; k += CHUNK) {
             __m512i xv = _mm512_loadu_si512(xb + k);
 #pragma GCC unroll 4
-            for (int i = 0; i < n_rows; i++) acc[i] = dot_chunk(acc[i], nf4_chunk(&c, rows[i] + k / 2, table[i]), xv);
+            for (int i = 0; i < n_rows; i++) acc[i] = dot_chunk(acc[i], nf4_chunk(rows[i] + k / 2, shifts, table[i]), xv);
         }
     }
 #pragma GCC unroll 4
@@ -289,8 +281,8 @@ PAIRS static void pairs_rows(const qe_linear *lin, const float *x, int n_tok, fl
     char *cursor = scratch;
     uint16_t *xb = qe_scratch_take(&cursor, (size_t)n_tok * len * sizeof *xb);
     uint16_t *buf = qe_scratch_take(&cursor, TILE_ROWS * len * sizeof *buf);
-    for (int t = 0; t < n_tok; t++) token_to_bf16(x + (size_t)t * n_in, n_in, xb + t * len);
-    bool is_nf4 = lin->w.format == QE_WEIGHT_NF4;
+    bool is_nf4 = lin->w.format == QE_WEIGHT_NF4, is_rearranged = qe_bf16_pairs_is_rearranged(&lin->w);
+    for (int t = 0; t < n_tok; t++) token_to_bf16(x + (size_t)t * n_in, n_in, is_rearranged, xb + t * len);
     for (int r = row_begin; r < row_end; r += TILE_ROWS) {
         int n_rows = row_end - r < TILE_ROWS ? row_end - r : TILE_ROWS;
         const uint16_t *w[TILE_ROWS];
@@ -314,7 +306,7 @@ bool qe_linear_bf16_pairs_init(qe_linear *lin, qe_dtype compute_dtype)
     if (lin->w.format == QE_WEIGHT_BF16)
         lin->gemv = bf16_gemv;
     else if (lin->w.format == QE_WEIGHT_NF4)
-        lin->gemv = nf4_is_chunked(lin) ? nf4_gemv : NULL; /* else the tile runs one token */
+        lin->gemv = qe_bf16_pairs_is_rearranged(&lin->w) ? nf4_gemv : NULL; /* else the tile runs one token */
     else
         return false;
     lin->rows = pairs_rows;

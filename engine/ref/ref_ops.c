@@ -64,16 +64,23 @@ static float weight_bf16(const qe_weight *w, int r, int k)
     return qe_round_bf16(qe_nf4_code[(i & 1) ? byte & 15 : byte >> 4] * qe_nf4_block_absmax(q, i / q->block_size));
 }
 
+bool qe_bf16_pairs_is_rearranged(const qe_weight *w)
+{
+    return w->format == QE_WEIGHT_NF4 && w->nf4.block_size % 32 == 0 && w->n_in % w->nf4.block_size == 0;
+}
+
 void qe_linear_bf16_pairs_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin,
                                    int row_end)
 {
     int n_in = w->n_in;
+    bool is_rearranged = qe_bf16_pairs_is_rearranged(w);
     for (int t = 0; t < n_tok; t++)
         for (int r = row_begin; r < row_end; r++) {
             float lane[16] = {0};
             for (int c = 0; c < n_in; c += 32)
                 for (int j = 0; j < 16; j++)
-                    for (int k = c + 2 * j + 1; k >= c + 2 * j; k--) { /* the odd term first */
+                    for (int p = 2 * j + 1; p >= 2 * j; p--) { /* the odd position first */
+                        int k = c + (is_rearranged ? 4 * (p % 8) + p / 8 : p);
                         float wk = k < n_in ? weight_bf16(w, r, k) : 0.0f;
                         float xk = k < n_in ? qe_round_bf16(flush_denormal(x[(size_t)t * n_in + k])) : 0.0f;
                         lane[j] = flush_denormal(fmaf(flush_denormal(wk), xk, lane[j]));
