@@ -78,14 +78,18 @@ PAIRS static void token_to_bf16(const float *x, int n_in, bool is_rearranged, ui
 
 /* ---- NF4 blocks as bf16 ----------------------------------------------------------------------- */
 
+/* The smallest block scale whose products code * m vcvtne2ps2bf16 rounds as bitsandbytes does (to
+ * nearest even): below it a product can be denormal, which the instruction flushes to zero
+ * (|code| >= 0.0796 > 2^-4, so 2^-122 keeps every nonzero product normal). */
+#define NF4_CVT_MIN_SCALE 0x1p-122f
+
 /* The block's table bf16(code * m), its 16 entries twice over: a word permute reads 5 index bits,
- * and the fifth is left over from the packed byte. bitsandbytes rounds to nearest even; so does
- * vcvtne2ps2bf16 except that it flushes denormal products, which only a scale under 2^-122 makes
- * (|code| >= 0.0796): those blocks round in integers. */
-PAIRS static INLINE __m512i nf4_table(__m512 code, float m)
+ * and the fifth is left over from the packed byte. Scales under NF4_CVT_MIN_SCALE (only when
+ * may_be_tiny, a constant after inlining: the test costs the decode loop ~10%) round in integers. */
+PAIRS static INLINE __m512i nf4_table(__m512 code, float m, bool may_be_tiny)
 {
     __m512 v = _mm512_mul_ps(code, _mm512_set1_ps(m));
-    if (m >= 0x1p-122f)
+    if (!may_be_tiny || m >= NF4_CVT_MIN_SCALE)
         return (__m512i)_mm512_cvtne2ps_pbh(v, v);
     __m512i u = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
@@ -117,7 +121,7 @@ PAIRS static void nf4_decode_row(const qe_linear *lin, int r, uint16_t *w)
         const __m512 code = _mm512_loadu_ps(qe_nf4_code);
         const __m512i shifts = _mm512_loadu_si512(nf4_shifts);
         for (int k0 = 0; k0 < n_in; k0 += bs) {
-            __m512i table = nf4_table(code, qe_nf4_block_absmax(q, (base + k0) / bs));
+            __m512i table = nf4_table(code, qe_nf4_block_absmax(q, (base + k0) / bs), true);
             for (int k = k0; k < k0 + bs; k += CHUNK)
                 _mm512_storeu_si512(w + k, nf4_chunk(q->packed + (base + k) / 2, shifts, table));
         }
@@ -180,7 +184,8 @@ PAIRS static void bf16_gemv(const qe_linear *lin, const void *token, float *y, i
 }
 
 /* NF4 rows r0 .. r0 + n_rows - 1 (whole blocks of whole chunks) against the rearranged bf16 token xb. */
-PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, const uint16_t *xb, float *y)
+PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, const uint16_t *xb, bool may_be_tiny,
+                                  float *y)
 {
     const qe_nf4_weight *q = &lin->w.nf4;
     int n_in = lin->w.n_in, bs = q->block_size, blocks_per_row = n_in / bs;
@@ -197,7 +202,7 @@ PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, cons
     for (int j = 0; j < blocks_per_row; j++) {
         __m512i table[GEMV_ROWS];
 #pragma GCC unroll 4
-        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j));
+        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j), may_be_tiny);
         for (int k = j * bs; k < (j + 1) * bs; k += CHUNK) {
             __m512i xv = _mm512_loadu_si512(xb + k);
 #pragma GCC unroll 4
@@ -208,11 +213,32 @@ PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, cons
     for (int i = 0; i < n_rows; i++) y[i] = pairs_reduce(acc[i]);
 }
 
-PAIRS static void nf4_gemv(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+PAIRS static INLINE void nf4_gemv_rows(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end,
+                                       bool may_be_tiny)
 {
     int r = row_begin;
-    for (; r + GEMV_ROWS <= row_end; r += GEMV_ROWS) nf4_rows(lin, r, GEMV_ROWS, token, y + r);
-    for (; r < row_end; r++) nf4_rows(lin, r, 1, token, y + r);
+    for (; r + GEMV_ROWS <= row_end; r += GEMV_ROWS) nf4_rows(lin, r, GEMV_ROWS, token, may_be_tiny, y + r);
+    for (; r < row_end; r++) nf4_rows(lin, r, 1, token, may_be_tiny, y + r);
+}
+
+/* A weight without tiny block scales (every real one) */
+PAIRS static void nf4_gemv(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    nf4_gemv_rows(lin, token, y, row_begin, row_end, false);
+}
+
+PAIRS static void nf4_gemv_tiny(const qe_linear *lin, const void *token, float *y, int row_begin, int row_end)
+{
+    nf4_gemv_rows(lin, token, y, row_begin, row_end, true);
+}
+
+/* Whether a block's scale is under NF4_CVT_MIN_SCALE (or NaN) */
+static bool nf4_has_tiny_scale(const qe_nf4_weight *q)
+{
+    for (int64_t b = 0; b < q->n_blocks; b++)
+        if (!(qe_nf4_block_absmax(q, b) >= NF4_CVT_MIN_SCALE))
+            return true;
+    return false;
 }
 
 /* ---- a batch ---------------------------------------------------------------------------------- */
@@ -306,7 +332,9 @@ bool qe_linear_bf16_pairs_init(qe_linear *lin, qe_dtype compute_dtype)
     if (lin->w.format == QE_WEIGHT_BF16)
         lin->gemv = bf16_gemv;
     else if (lin->w.format == QE_WEIGHT_NF4)
-        lin->gemv = qe_bf16_pairs_is_rearranged(&lin->w) ? nf4_gemv : NULL; /* else the tile runs one token */
+        lin->gemv = !qe_bf16_pairs_is_rearranged(&lin->w) ? NULL /* the tile runs one token */
+                    : nf4_has_tiny_scale(&lin->w.nf4)     ? nf4_gemv_tiny
+                                                          : nf4_gemv;
     else
         return false;
     lin->rows = pairs_rows;
