@@ -318,8 +318,9 @@ static void test_decode_matches_batch(void)
                 int n_bad = 0;
                 for (int r = 0; r < n_out; r++)
                     if (memcmp(&one[r], &batch[(size_t)t * n_out + r], sizeof *one) && n_bad++ == 0)
-                        fprintf(stderr, "decode %s (%s compute) [%d x %d] token %d row %d: alone %.9g, in the batch %.9g\n",
-                                qe_variant_name(&variants[v].variant), qe_dtype_name(variants[v].compute), n_out, n_in, t, r, one[r], batch[(size_t)t * n_out + r]);
+                        fprintf(stderr, "decode %s (%s compute) [%d x %d] token %d row %d: alone %.9g, batched %.9g\n",
+                                qe_variant_name(&variants[v].variant), qe_dtype_name(variants[v].compute), n_out, n_in,
+                                t, r, one[r], batch[(size_t)t * n_out + r]);
                 CHECK_INT_EQ(0, n_bad);
             }
             qe_linear_free(&lin);
@@ -330,16 +331,18 @@ static void test_decode_matches_batch(void)
 }
 
 /* The bf16 pairs kernels (AVX512_BF16) against their twin, bit for bit: BF16 and NF4 (block
- * sizes 32 to 128, with and without double quant, one block scaled under 2^-122 and one bf16 row
- * of denormals), n_in off the 32-chunks and the blocks, 1 to 300 tokens, inputs neither bf16 values
- * nor normal, uneven row ranges, and one token through the threads (the gemv kernels). */
+ * sizes 32 to 128, with and without double quant; in every other shape a row of values near 1e-38,
+ * so NF4 blocks scaled under 2^-122 and bf16 denormals), n_in off the 32-chunks and the blocks, 1
+ * to 300 tokens, inputs neither bf16 values nor normal, uneven row ranges, and one token through
+ * the threads (the gemv kernels). */
 static void test_bf16_pairs(void)
 {
     if (!qe_cpu_has_avx512_bf16()) {
         printf("bf16 pairs kernels: not available on this CPU\n");
         return;
     }
-    static const int shapes[][2] = {{5, 7}, {9, 31}, {8, 32}, {13, 33}, {6, 64}, {11, 65}, {17, 172}, {10, 576}, {4, 640}};
+    static const int shapes[][2] = {{5, 7},   {9, 31},   {8, 32},   {13, 33}, {6, 64},
+                                    {11, 65}, {17, 172}, {10, 576}, {4, 640}};
     static const int n_toks[] = {1, 2, 5, 6, 7, 13, 300};
     static const qe_variant nf4s[] = {{.kind = QE_VARIANT_NF4, .nf4_block_size = 32, .nf4_double_quant = true},
                                       {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},

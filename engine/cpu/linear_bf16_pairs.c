@@ -29,7 +29,7 @@
 #define PAIRS __attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx512vbmi")))
 #define INLINE inline __attribute__((always_inline))
 #define CHUNK 32      /* weights per vdpbf16ps */
-#define GEMV_ROWS 8   /* rows in flight per thread in decode: independent accumulator chains (8 beat 4 by ~10% on NF4) */
+#define GEMV_ROWS 8   /* rows in flight per thread in decode, independent accumulator chains (NF4: 8 beat 4 by ~10%) */
 #define TILE_ROWS 4   /* a batch's register block: 4 rows x 6 tokens, 24 accumulators of the 32 zmm */
 #define TILE_TOKENS 6
 /* Decode asks for each row's weights this many bytes ahead, into L2: one core streamed a bf16
@@ -78,7 +78,8 @@ PAIRS static void token_to_bf16(const float *x, int n_in, bool is_rearranged, ui
         int left = n_in - k;
         __mmask16 lo = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
         __mmask16 hi = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
+        __m512i v =
+            (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + k + 16), _mm512_maskz_loadu_ps(lo, x + k));
         _mm512_storeu_si512(xb + k, is_rearranged ? _mm512_permutexvar_epi16(positions, v) : v);
     }
 }
@@ -212,7 +213,8 @@ PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, cons
     for (int j = 0; j < blocks_per_row; j++) {
         __m512i table[GEMV_ROWS];
 #pragma GCC unroll 8
-        for (int i = 0; i < n_rows; i++) table[i] = nf4_table(code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j), may_be_tiny);
+        for (int i = 0; i < n_rows; i++)
+            table[i] = nf4_table(code, qe_nf4_block_absmax(q, block0 + (int64_t)i * blocks_per_row + j), may_be_tiny);
         for (int k = j * bs; k < (j + 1) * bs; k += CHUNK) {
             __m512i xv = _mm512_loadu_si512(xb + k);
 #pragma GCC unroll 8
