@@ -3,8 +3,8 @@
  *
  * A format's kernel computes the output rows [row_begin, row_end) for all n_tok tokens;
  * qe_linear_forward splits the rows (or, for int8, the tokens) over the thread pool and adds
- * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c and
- * linear_int8_avx2.c) that streams the weight once: the token is prepared once per call (int8
+ * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c,
+ * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is prepared once per call (int8
  * quantizes it), then the rows go to the threads in small chunks, so both cores stream and
  * one the OS has descheduled does not hold the other up. It gives each output the bits of the
  * batched kernel (same summation order), and the format's rows kernel runs it too when
@@ -73,7 +73,7 @@ void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float 
  * lacks what they need). */
 void qe_linear_gemv_init(qe_linear *lin);
 void qe_linear_int8_gemv_init(qe_linear *lin);
-/* BF16 and NF4 under a bf16 compute dtype on a CPU with AVX512_BF16 and AVX512_VBMI: sets rows,
+/* BF16 and NF4 under a bf16 compute dtype on a CPU with AVX512_BF16 (and BW, VL, DQ): sets rows,
  * gemv and prepare to the bf16 pairs kernels and returns true; otherwise changes nothing. */
 bool qe_linear_bf16_pairs_init(qe_linear *lin, qe_dtype compute_dtype);
 

@@ -1,5 +1,5 @@
 /* linear_bf16_pairs — the BF16 and NF4 linears of a model that computes in bf16, on CPUs with
- * AVX512_BF16 and AVX512_VBMI (Zen 4, Sapphire Rapids and later): the weights as bf16 (NF4's
+ * AVX512_BF16 (Cooper Lake, Zen 4, Sapphire Rapids and later): the weights as bf16 (NF4's
  * codes looked up in each block's 16-entry table of bf16(code * absmax), as bitsandbytes
  * dequantizes), the tokens rounded to bf16 once per call (exact: a bf16 model's activations are
  * bf16 values), and vdpbf16ps taking 32 weights per instruction. Decode was bound by converting
@@ -26,7 +26,7 @@
 #include "cpu/linear.h"
 #include "ref/ref_ops.h"
 
-#define PAIRS __attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx512vbmi")))
+#define PAIRS __attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl,avx512bf16")))
 #define INLINE inline __attribute__((always_inline))
 #define CHUNK 32      /* weights per vdpbf16ps */
 #define GEMV_ROWS 8   /* rows in flight per thread in decode, independent accumulator chains (NF4: 8 beat 4 by ~10%) */
@@ -43,7 +43,7 @@ bool qe_cpu_has_avx512_bf16(void)
         __builtin_cpu_init();
         has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-              __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi");
+              __builtin_cpu_supports("avx512bf16");
     }
     return has;
 }

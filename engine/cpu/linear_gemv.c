@@ -1,5 +1,6 @@
 /* linear_gemv — one token's matrix-vector kernels of the F32, BF16/F16 and NF4 linears
- * (cpu/linear.h; INT8's is in linear_int8_avx2.c). Decode reads every weight once per token and
+ * (cpu/linear.h; INT8's is in linear_int8_avx2.c, and a bf16-compute model's BF16 and NF4 run
+ * linear_bf16_pairs.c where the CPU has AVX512_BF16). Decode reads every weight once per token and
  * does two flops per weight, so these kernels are about streaming the weight at the memory's
  * speed: several rows at once (independent accumulator chains, enough loads in flight), 16-bit
  * weights converted in registers, NF4 codes looked up in registers.

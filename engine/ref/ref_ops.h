@@ -5,8 +5,9 @@
  * attention, which tests hold against these twins.
  *
  * Linear twins: y[t * n_out + r] for tokens t < n_tok and rows [row_begin, row_end), x
- * [n_tok, n_in]; double accumulation (F32, BF16/F16, NF4) or the exact integer path (INT8,
- * weight.h), without the bias except INT8's fused one. */
+ * [n_tok, n_in]; double accumulation (F32, BF16/F16, NF4), the exact integer path (INT8,
+ * weight.h) or, for the bf16 pairs kernels, their float32 order bit for bit; without the bias
+ * except INT8's fused one. */
 #ifndef QE_REF_OPS_H
 #define QE_REF_OPS_H
 
