@@ -1,6 +1,7 @@
 /* test_linear_quant — the BF16/F16, NF4 and INT8 linear kernels: each fast path against its
- * reference twin (several shapes, token counts and row splits), and the int8 definition
- * against bitsandbytes' own LLM.int8() matmul (tests/golden/bnb/int8.safetensors). */
+ * reference twin (several shapes, token counts and row splits; the bf16 pairs kernels of a
+ * bf16-compute model bit for bit), and the int8 definition against bitsandbytes' own LLM.int8()
+ * matmul (tests/golden/bnb/int8.safetensors). */
 #include <stdint.h>
 
 #include "check.h"
