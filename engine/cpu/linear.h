@@ -4,8 +4,9 @@
  * A format's kernel computes the output rows [row_begin, row_end) for all n_tok tokens;
  * qe_linear_forward splits the rows (or, for int8, the tokens) over the thread pool and adds
  * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c,
- * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is prepared once per call (int8
- * quantizes it), then the rows go to the threads in small chunks, so both cores stream and
+ * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is
+ * prepared once per call (int8 quantizes it, bf16 pairs rounds it to bf16), then the rows go
+ * to the threads in small chunks, so both cores stream and
  * one the OS has descheduled does not hold the other up. It gives each output the bits of the
  * batched kernel (same summation order), and the format's rows kernel runs it too when
  * called with one token. Kernels accumulate in float32 and give each output the same value whatever the row

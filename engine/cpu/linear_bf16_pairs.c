@@ -20,7 +20,6 @@
  * FMA order of the other CPUs (docs/engine.md). Compiled with target attributes and chosen at run
  * time by qe_linear_bf16_pairs_init. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "cpu/dot_tile.h"
 #include "cpu/linear.h"
