@@ -6,14 +6,13 @@
  * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c,
  * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is
  * prepared once per call (int8 quantizes it, bf16 pairs rounds it to bf16), then the rows go
- * to the threads in small chunks, so both cores stream and
- * one the OS has descheduled does not hold the other up. It gives each output the bits of the
- * batched kernel (same summation order), and the format's rows kernel runs it too when
- * called with one token. Kernels accumulate in float32 and give each output the same value whatever the row
- * range or n_tok (so a KV cache filled in any batching holds the same numbers); they allocate
- * nothing: each call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast
- * kernel has a plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them
- * together. */
+ * to the threads in small chunks, so both cores stream and one the OS has descheduled does not
+ * hold the other up. It gives each output the bits of the batched kernel (same summation
+ * order), and the format's rows kernel runs it too when called with one token. Kernels
+ * accumulate in float32 and give each output the same value whatever the row range or n_tok
+ * (so a KV cache filled in any batching holds the same numbers); they allocate nothing: each
+ * call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast kernel has a
+ * plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them together. */
 #ifndef QE_CPU_LINEAR_H
 #define QE_CPU_LINEAR_H
 
