@@ -247,13 +247,6 @@ void qe_nf4_free(qe_nf4_weight *weight)
     memset(weight, 0, sizeof *weight);
 }
 
-float qe_nf4_block_absmax(const qe_nf4_weight *weight, int64_t block)
-{
-    if (!weight->is_double_quant) return weight->absmax[block];
-    float scaled = weight->code8[weight->qabsmax[block]] * weight->absmax2[block / QE_NF4_DQ_BLOCK];
-    return scaled + weight->offset;
-}
-
 void qe_nf4_dequantize(const qe_nf4_weight *weight, float *out)
 {
     for (int64_t b = 0; b < weight->n_blocks; b++) {

@@ -55,8 +55,16 @@ qe_status qe_nf4_quantize(const float *w, int rows, int cols, int block_size, bo
                           qe_nf4_weight *out, qe_error *err);
 void qe_nf4_free(qe_nf4_weight *weight); /* NULL-safe; leaves *weight zeroed */
 
-/* The fp32 scale of block b, as dequantize_4bit reconstructs it. */
-float qe_nf4_block_absmax(const qe_nf4_weight *weight, int64_t block);
+/* The fp32 scale of block b, as dequantize_4bit reconstructs it. Inline: the kernels call it once
+ * per block, and an absmax block is as short as 32 weights. */
+static inline float qe_nf4_block_absmax(const qe_nf4_weight *weight, int64_t block)
+{
+    if (!weight->is_double_quant)
+        return weight->absmax[block];
+    /* block >= 0: unsigned division by the power of two is a shift */
+    float scaled = weight->code8[weight->qabsmax[block]] * weight->absmax2[(uint64_t)block / QE_NF4_DQ_BLOCK];
+    return scaled + weight->offset;
+}
 /* out[n_elements] = code4 * absmax in fp32 (dequantize_4bit before the cast to its dtype). */
 void qe_nf4_dequantize(const qe_nf4_weight *weight, float *out);
 /* Bytes the weight keeps resident: packed codes, absmax (fp32) or qabsmax + absmax2 + offset.

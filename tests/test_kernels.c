@@ -93,7 +93,7 @@ static void test_linear(qe_pool *pool)
         qe_linear lin;
         qe_weight wt;
         qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
-        qe_linear_init(&lin, &wt);
+        qe_linear_init(&lin, &wt, QE_DTYPE_F32);
         qe_linear_f32_rows_ref(&lin.w, x, n_tok, ref, 0, n_out);
         qe_linear_forward(&lin, x, n_tok, got, pool, scratch, stride);
         CHECK_CLOSE(ref, got, n_tok * n_out, 1e-4);
@@ -105,7 +105,7 @@ static void test_linear(qe_pool *pool)
         qe_linear_free(&lin);
         qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
         qe_weight_set_bias(&wt, b, QE_DTYPE_F32, NULL);
-        qe_linear_init(&lin, &wt);
+        qe_linear_init(&lin, &wt, QE_DTYPE_F32);
         qe_linear_forward(&lin, x, n_tok, got, pool, scratch, stride);
         qe_linear_free(&lin);
         free(scratch);

@@ -1,6 +1,7 @@
 /* test_linear_quant — the BF16/F16, NF4 and INT8 linear kernels: each fast path against its
- * reference twin (several shapes, token counts and row splits), and the int8 definition
- * against bitsandbytes' own LLM.int8() matmul (tests/golden/bnb/int8.safetensors). */
+ * reference twin (several shapes, token counts and row splits; the bf16 pairs kernels of a
+ * bf16-compute model bit for bit), and the int8 definition against bitsandbytes' own LLM.int8()
+ * matmul (tests/golden/bnb/int8.safetensors). */
 #include <stdint.h>
 
 #include "check.h"
@@ -20,27 +21,38 @@ static float uniform(void) /* [-1, 1) */
     return (float)((rng_state >> 40) * (1.0 / (1 << 23)) - 1.0);
 }
 
-/* The linear a variant's loader makes of w and bias b (b rounded to the compute dtype). */
-static qe_status init_quant(qe_linear *lin, const qe_variant *variant, const float *w, const float *b, int n_out,
-                            int n_in, qe_error *err)
+/* The linear a variant's loader makes of w and bias b (b rounded to the compute dtype), with the
+ * kernels of the given compute dtype (QE_DTYPE_F32 keeps BF16 and NF4 off the bf16 pairs
+ * kernels, so this CPU tests both). */
+static qe_status init_quant_as(qe_linear *lin, const qe_variant *variant, qe_dtype compute, const float *w,
+                               const float *b, int n_out, int n_in, qe_error *err)
 {
     qe_weight wt;
     qe_status rc = qe_weight_quantize(&wt, variant, w, n_out, n_in, err);
     if (rc == QE_OK && b && (rc = qe_weight_set_bias(&wt, b, qe_variant_compute_dtype(variant), err)) != QE_OK)
         qe_weight_free(&wt);
     if (rc == QE_OK)
-        qe_linear_init(lin, &wt);
+        qe_linear_init(lin, &wt, compute);
     return rc;
 }
 
-/* A 16-bit linear of w, and b rounded to that dtype. */
-static qe_status init_half(qe_linear *lin, qe_dtype dtype, const float *w, const float *b, int n_out, int n_in,
-                           qe_error *err)
+/* ... with the variant's own compute dtype, as a model loads it */
+static qe_status init_quant(qe_linear *lin, const qe_variant *variant, const float *w, const float *b, int n_out,
+                            int n_in, qe_error *err)
+{
+    return init_quant_as(lin, variant, qe_variant_compute_dtype(variant), w, b, n_out, n_in, err);
+}
+
+/* A 16-bit linear of w, and b (when given) rounded to that dtype; kernels as init_quant_as. */
+static qe_status init_half(qe_linear *lin, qe_dtype dtype, qe_dtype compute, const float *w, const float *b,
+                           int n_out, int n_in, qe_error *err)
 {
     qe_weight wt;
     qe_status rc = qe_weight_init_half(&wt, qe_weight_format_of_dtype(dtype), w, n_out, n_in, err);
-    if (rc == QE_OK && (rc = qe_weight_set_bias(&wt, b, dtype, err)) == QE_OK)
-        qe_linear_init(lin, &wt);
+    if (rc == QE_OK && b && (rc = qe_weight_set_bias(&wt, b, dtype, err)) != QE_OK)
+        qe_weight_free(&wt);
+    if (rc == QE_OK)
+        qe_linear_init(lin, &wt, compute);
     return rc;
 }
 
@@ -113,7 +125,7 @@ static void test_threads(void)
     qe_weight wt;
     qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
     CHECK(qe_weight_set_bias(&wt, b, QE_DTYPE_F32, &err) == QE_OK);
-    qe_linear_init(&lin, &wt);
+    qe_linear_init(&lin, &wt, QE_DTYPE_F32);
     check_threads(&lin, pool, x, n_tok);
     qe_linear_free(&lin);
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
@@ -145,19 +157,22 @@ static void test_formats(void)
             x[n_in / 2 + 1] = -7.5f;
             qe_linear lin;
             qe_error err = {0};
-            static const qe_dtype halves[] = {QE_DTYPE_BF16, QE_DTYPE_F16};
-            for (int h = 0; h < 2; h++) {
-                CHECK(init_half(&lin, halves[h], w, b, n_out, n_in, &err) == QE_OK);
-                check_against_ref(&lin, qe_linear_half_rows_ref, x, n_tok, 1e-6, "half");
-                qe_linear_free(&lin);
-            }
-            qe_variant nf4 = {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true};
-            for (int dq = 0; dq < 2; dq++) {
-                nf4.nf4_double_quant = dq;
-                nf4.nf4_block_size = dq ? 64 : 32;
-                CHECK(init_quant(&lin, &nf4, w, b, n_out, n_in, &err) == QE_OK);
-                check_against_ref(&lin, qe_linear_nf4_rows_ref, x, n_tok, 1e-6, "nf4");
-                qe_linear_free(&lin);
+            /* bf16 compute: the bf16 pairs kernels where the CPU has them; f32: the 8-lane ones */
+            static const qe_dtype halves[] = {QE_DTYPE_BF16, QE_DTYPE_F16}, computes[] = {QE_DTYPE_BF16, QE_DTYPE_F32};
+            for (int c = 0; c < 2; c++) {
+                for (int h = 0; h < 2; h++) {
+                    CHECK(init_half(&lin, halves[h], computes[c], w, b, n_out, n_in, &err) == QE_OK);
+                    check_against_ref(&lin, qe_linear_half_rows_ref, x, n_tok, 1e-6, "half");
+                    qe_linear_free(&lin);
+                }
+                qe_variant nf4 = {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true};
+                for (int dq = 0; dq < 2; dq++) {
+                    nf4.nf4_double_quant = dq;
+                    nf4.nf4_block_size = dq ? 64 : 32;
+                    CHECK(init_quant_as(&lin, &nf4, computes[c], w, b, n_out, n_in, &err) == QE_OK);
+                    check_against_ref(&lin, qe_linear_nf4_rows_ref, x, n_tok, 1e-6, "nf4");
+                    qe_linear_free(&lin);
+                }
             }
             qe_variant int8 = {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f};
             CHECK(init_quant(&lin, &int8, w, b, n_out, n_in, &err) == QE_OK);
@@ -274,19 +289,29 @@ static void test_decode_matches_batch(void)
         x[2 * n_in + 3] = 8.0f; /* an int8 outlier in token 2 */
         size_t stride = (qe_linear_scratch_bytes(n_tok, n_in) + 63) & ~(size_t)63;
         char *scratch = aligned_alloc(64, stride * qe_pool_threads(pool));
-        static const qe_variant variants[] = {{.kind = QE_VARIANT_FP32}, {.kind = QE_VARIANT_BF16},
-                                              {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},
-                                              {.kind = QE_VARIANT_NF4, .nf4_block_size = 64},
-                                              {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f}};
+        /* bf16 and nf4 twice: under their bf16 compute (the bf16 pairs kernels where the CPU has
+         * them) and under f32 (the 8-lane kernels) */
+        static const struct {
+            qe_variant variant;
+            qe_dtype compute;
+        } variants[] = {{{.kind = QE_VARIANT_FP32}, QE_DTYPE_F32},
+                        {{.kind = QE_VARIANT_BF16}, QE_DTYPE_BF16},
+                        {{.kind = QE_VARIANT_BF16}, QE_DTYPE_F32},
+                        {{.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true}, QE_DTYPE_BF16},
+                        {{.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true}, QE_DTYPE_F32},
+                        {{.kind = QE_VARIANT_NF4, .nf4_block_size = 64}, QE_DTYPE_BF16},
+                        {{.kind = QE_VARIANT_NF4, .nf4_block_size = 32}, QE_DTYPE_BF16},
+                        {{.kind = QE_VARIANT_NF4, .nf4_block_size = 64}, QE_DTYPE_F32},
+                        {{.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f}, QE_DTYPE_F16}};
         for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
             qe_linear lin;
-            if (variants[v].kind == QE_VARIANT_FP32) {
+            if (variants[v].variant.kind == QE_VARIANT_FP32) {
                 qe_weight wt;
                 qe_weight_wrap_f32(&wt, w, NULL, n_out, n_in);
                 CHECK(qe_weight_set_bias(&wt, b, QE_DTYPE_F32, &err) == QE_OK);
-                qe_linear_init(&lin, &wt);
+                qe_linear_init(&lin, &wt, QE_DTYPE_F32);
             } else {
-                CHECK(init_quant(&lin, &variants[v], w, b, n_out, n_in, &err) == QE_OK);
+                CHECK(init_quant_as(&lin, &variants[v].variant, variants[v].compute, w, b, n_out, n_in, &err) == QE_OK);
             }
             qe_linear_forward(&lin, x, n_tok, batch, pool, scratch, stride);
             for (int t = 0; t < n_tok; t++) {
@@ -294,8 +319,9 @@ static void test_decode_matches_batch(void)
                 int n_bad = 0;
                 for (int r = 0; r < n_out; r++)
                     if (memcmp(&one[r], &batch[(size_t)t * n_out + r], sizeof *one) && n_bad++ == 0)
-                        fprintf(stderr, "decode %s [%d x %d] token %d row %d: alone %.9g, in the batch %.9g\n",
-                                qe_variant_name(&variants[v]), n_out, n_in, t, r, one[r], batch[(size_t)t * n_out + r]);
+                        fprintf(stderr, "decode %s (%s compute) [%d x %d] token %d row %d: alone %.9g, batched %.9g\n",
+                                qe_variant_name(&variants[v].variant), qe_dtype_name(variants[v].compute), n_out, n_in,
+                                t, r, one[r], batch[(size_t)t * n_out + r]);
                 CHECK_INT_EQ(0, n_bad);
             }
             qe_linear_free(&lin);
@@ -305,12 +331,87 @@ static void test_decode_matches_batch(void)
     qe_pool_free(pool);
 }
 
+/* The bf16 pairs kernels (AVX512_BF16) against their twin, bit for bit: BF16 and NF4 (block
+ * sizes 32 to 128, with and without double quant; in every other shape a row of values near 1e-38,
+ * so NF4 blocks scaled under 2^-122 and bf16 denormals), n_in off the 32-chunks and the blocks, 1
+ * to 300 tokens, inputs neither bf16 values nor normal, uneven row ranges, and one token through
+ * the threads (the gemv kernels). */
+static void test_bf16_pairs(void)
+{
+    if (!qe_cpu_has_avx512_bf16()) {
+        printf("bf16 pairs kernels: not available on this CPU\n");
+        return;
+    }
+    static const int shapes[][2] = {{5, 7},   {9, 31},   {8, 32},   {13, 33}, {6, 64},
+                                    {11, 65}, {17, 172}, {10, 576}, {4, 640}};
+    static const int n_toks[] = {1, 2, 5, 6, 7, 13, 300};
+    static const qe_variant nf4s[] = {{.kind = QE_VARIANT_NF4, .nf4_block_size = 32, .nf4_double_quant = true},
+                                      {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true},
+                                      {.kind = QE_VARIANT_NF4, .nf4_block_size = 64},
+                                      {.kind = QE_VARIANT_NF4, .nf4_block_size = 128}};
+    qe_pool *pool = NULL;
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_pool_create(3, &pool, &err));
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int n_out = shapes[s][0], n_in = shapes[s][1];
+        float *w = malloc((size_t)n_out * n_in * sizeof *w);
+        for (int i = 0; i < n_out * n_in; i++) w[i] = uniform() * 0.1f;
+        if (s % 2) /* a row of tiny scales (the NF4 kernels' integer rounding) in every other shape */
+            for (int k = 0; k < n_in; k++) w[(size_t)(n_out - 1) * n_in + k] = uniform() * 1e-38f;
+        for (int nt = 0; nt < (int)(sizeof n_toks / sizeof *n_toks); nt++) {
+            int n_tok = n_toks[nt];
+            size_t n_y = (size_t)n_tok * n_out;
+            float *x = malloc((size_t)n_tok * n_in * sizeof *x), *want = malloc(n_y * sizeof *want);
+            float *got = malloc(n_y * sizeof *got), *split = malloc(n_y * sizeof *split);
+            for (int i = 0; i < n_tok * n_in; i++) x[i] = uniform() * 2.0f;
+            x[0] = 3e-39f;      /* denormals read as zero */
+            x[n_in - 1] = -1e-40f;
+            size_t stride = (qe_linear_scratch_bytes(n_tok, n_in) + 63) & ~(size_t)63;
+            char *scratch = aligned_alloc(64, stride * qe_pool_threads(pool));
+            for (int f = -1; f < (int)(sizeof nf4s / sizeof *nf4s); f++) { /* -1: BF16 */
+                qe_linear lin;
+                CHECK((f < 0 ? init_half(&lin, QE_DTYPE_BF16, QE_DTYPE_BF16, w, NULL, n_out, n_in, &err)
+                             : init_quant(&lin, &nf4s[f], w, NULL, n_out, n_in, &err)) == QE_OK);
+                const char *what = f < 0 ? "bf16" : qe_variant_name(&nf4s[f]);
+                qe_linear_bf16_pairs_rows_ref(&lin.w, x, n_tok, want, 0, n_out);
+                lin.rows(&lin, x, n_tok, got, 0, n_out, scratch);
+                for (int r = 0; r < n_out;) {
+                    int end = r + 1 + (int)((uniform() + 1.0f) * 3);
+                    if (end > n_out) end = n_out;
+                    lin.rows(&lin, x, n_tok, split, r, end, scratch);
+                    r = end;
+                }
+                int n_bad = 0, n_split_bad = 0, n_decode_bad = 0;
+                for (size_t i = 0; i < n_y; i++) {
+                    if (memcmp(&want[i], &got[i], sizeof *got) && n_bad++ == 0)
+                        fprintf(stderr, "bf16 pairs %s [%d x %d] %d tokens, output %zu: twin %.9g, kernel %.9g\n", what,
+                                n_out, n_in, n_tok, i, want[i], got[i]);
+                    n_split_bad += memcmp(&got[i], &split[i], sizeof *got) != 0;
+                }
+                for (int t = 0; t < n_tok && t < 7; t++) {
+                    qe_linear_forward(&lin, x + (size_t)t * n_in, 1, split, pool, scratch, stride);
+                    n_decode_bad += memcmp(split, want + (size_t)t * n_out, (size_t)n_out * sizeof *split) != 0;
+                }
+                CHECK_INT_EQ(0, n_bad);
+                CHECK_INT_EQ(0, n_split_bad);
+                CHECK_INT_EQ(0, n_decode_bad);
+                qe_linear_free(&lin);
+            }
+            free(scratch), free(x), free(want), free(got), free(split);
+        }
+        free(w);
+    }
+    qe_pool_free(pool);
+    printf("bf16 pairs kernels: bit-equal to their twin\n");
+}
+
 int main(void)
 {
     test_bad_arguments();
     test_formats();
     test_threads();
     test_decode_matches_batch();
+    test_bf16_pairs();
     test_int8_against_bitsandbytes();
     return check_summary();
 }

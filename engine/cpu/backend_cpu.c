@@ -72,7 +72,7 @@ static qe_status cpu_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype compu
         qe_weight_free(w);
         return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory");
     }
-    qe_linear_init(lin, w);
+    qe_linear_init(lin, w, compute_dtype);
     *out = (qe_backend_linear *)lin;
     return QE_OK;
 }

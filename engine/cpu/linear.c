@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void qe_linear_init(qe_linear *lin, qe_weight *w)
+void qe_linear_init(qe_linear *lin, qe_weight *w, qe_dtype compute_dtype)
 {
     memset(lin, 0, sizeof *lin);
     lin->w = *w;
@@ -23,7 +23,7 @@ void qe_linear_init(qe_linear *lin, qe_weight *w)
     }
     if (lin->w.format == QE_WEIGHT_INT8)
         qe_linear_int8_gemv_init(lin);
-    else
+    else if (!qe_linear_bf16_pairs_init(lin, compute_dtype))
         qe_linear_gemv_init(lin);
 }
 
@@ -38,13 +38,16 @@ void qe_linear_free(qe_linear *lin)
 
 size_t qe_linear_scratch_bytes(int n_tok, int n_in)
 {
-    /* the larger of the dot tile's (8 decoded rows + token pairs) and int8's (a prepared token's
+    /* the largest of the dot tile's (8 decoded rows + token pairs), int8's (a prepared token's
      * struct for gemv; quantized tokens padded to 64 bytes, scales, outlier columns and values,
-     * prefix counts, one fp16 row), each piece rounded up to 64 bytes */
+     * prefix counts, one fp16 row) and the bf16 pairs tile's (bf16 tokens and 4 decoded rows,
+     * each k padded to 32), each piece rounded up to 64 bytes */
     size_t t = (size_t)n_tok, k = (size_t)n_in;
     size_t dot = 4 * (8 * k) + 4 * ((t + 1) * k) + 2 * 64;
     size_t int8 = 64 + t * (k + 64) + 4 * t + 2 * 4 * t * k + 4 * (t + 1) + 4 * k + 6 * 64;
-    return dot > int8 ? dot : int8;
+    size_t pairs = 2 * (t + 4) * (k + 32) + 2 * 64;
+    size_t most = dot > int8 ? dot : int8;
+    return most > pairs ? most : pairs;
 }
 
 typedef struct {

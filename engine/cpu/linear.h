@@ -3,16 +3,16 @@
  *
  * A format's kernel computes the output rows [row_begin, row_end) for all n_tok tokens;
  * qe_linear_forward splits the rows (or, for int8, the tokens) over the thread pool and adds
- * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c and
- * linear_int8_avx2.c) that streams the weight once: the token is prepared once per call (int8
- * quantizes it), then the rows go to the threads in small chunks, so both cores stream and
- * one the OS has descheduled does not hold the other up. It gives each output the bits of the
- * batched kernel (same summation order), and the format's rows kernel runs it too when
- * called with one token. Kernels accumulate in float32 and give each output the same value whatever the row
- * range or n_tok (so a KV cache filled in any batching holds the same numbers); they allocate
- * nothing: each call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast
- * kernel has a plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them
- * together. */
+ * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c,
+ * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is
+ * prepared once per call (int8 quantizes it, bf16 pairs rounds it to bf16), then the rows go
+ * to the threads in small chunks, so both cores stream and one the OS has descheduled does not
+ * hold the other up. It gives each output the bits of the batched kernel (same summation
+ * order), and the format's rows kernel runs it too when called with one token. Kernels
+ * accumulate in float32 and give each output the same value whatever the row range or n_tok
+ * (so a KV cache filled in any batching holds the same numbers); they allocate nothing: each
+ * call gets scratch of qe_linear_scratch_bytes(n_tok, n_in) bytes. Each fast kernel has a
+ * plain reference twin (ref/ref_ops.h); tests/test_linear_quant.c holds them together. */
 #ifndef QE_CPU_LINEAR_H
 #define QE_CPU_LINEAR_H
 
@@ -46,8 +46,9 @@ struct qe_linear {
                                  * when a call has enough of them; 0: threads split rows */
 };
 
-/* Takes w (left zeroed) and picks its kernel. */
-void qe_linear_init(qe_linear *lin, qe_weight *w);
+/* Takes w (left zeroed) and picks its kernel; compute_dtype is the model's (its activations are
+ * values of that dtype), which lets BF16 and NF4 take bf16 products (linear_bf16_pairs.c). */
+void qe_linear_init(qe_linear *lin, qe_weight *w, qe_dtype compute_dtype);
 void qe_linear_free(qe_linear *lin); /* NULL-safe; leaves lin zeroed */
 
 /* Scratch bytes one kernel call over n_tok tokens of n_in inputs may use (one thread's share). */
@@ -72,6 +73,9 @@ void qe_linear_int8_rows(const qe_linear *lin, const float *x, int n_tok, float 
  * lacks what they need). */
 void qe_linear_gemv_init(qe_linear *lin);
 void qe_linear_int8_gemv_init(qe_linear *lin);
+/* BF16 and NF4 under a bf16 compute dtype on a CPU with AVX512_BF16 (and BW, VL, DQ): sets rows,
+ * gemv and prepare to the bf16 pairs kernels and returns true; otherwise changes nothing. */
+bool qe_linear_bf16_pairs_init(qe_linear *lin, qe_dtype compute_dtype);
 
 /* Rows [row_begin, row_end) of one token through lin->gemv (prepared in scratch). */
 static inline void qe_linear_gemv_rows(const qe_linear *lin, const float *x, float *y, int row_begin, int row_end,
@@ -80,8 +84,9 @@ static inline void qe_linear_gemv_rows(const qe_linear *lin, const float *x, flo
     lin->gemv(lin, lin->prepare ? lin->prepare(lin, x, scratch) : x, y, row_begin, row_end);
 }
 
-/* Whether the fast paths run vectorized on this CPU. */
+/* Whether the fast paths run vectorized on this CPU; whether it has what the bf16 pairs kernels need. */
 bool qe_cpu_has_avx2(void);
+bool qe_cpu_has_avx512_bf16(void);
 
 /* Carves bytes (64-byte aligned) off a scratch cursor. */
 static inline void *qe_scratch_take(char **cursor, size_t bytes)

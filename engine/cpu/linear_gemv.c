@@ -1,5 +1,6 @@
 /* linear_gemv — one token's matrix-vector kernels of the F32, BF16/F16 and NF4 linears
- * (cpu/linear.h; INT8's is in linear_int8_avx2.c). Decode reads every weight once per token and
+ * (cpu/linear.h; INT8's is in linear_int8_avx2.c, and a bf16-compute model's BF16 and NF4 run
+ * linear_bf16_pairs.c where the CPU has AVX512_BF16). Decode reads every weight once per token and
  * does two flops per weight, so these kernels are about streaming the weight at the memory's
  * speed: several rows at once (independent accumulator chains, enough loads in flight), 16-bit
  * weights converted in registers, NF4 codes looked up in registers.
@@ -103,15 +104,6 @@ AVX2 static void f16_gemv(const qe_linear *lin, const void *token, float *y, int
 
 /* ---- NF4 ------------------------------------------------------------------------------------ */
 
-/* The scale of block b, as qe_nf4_block_absmax computes it (inlined: it runs once per block). */
-static INLINE float nf4_absmax(const qe_nf4_weight *q, int64_t b)
-{
-    if (!q->is_double_quant)
-        return q->absmax[b];
-    float scaled = q->code8[q->qabsmax[b]] * q->absmax2[b / QE_NF4_DQ_BLOCK];
-    return scaled + q->offset;
-}
-
 /* bf16(code * m) for the 16 codes (round to nearest even; weights are finite) */
 AVX512 static INLINE __m512 nf4_table(__m512 code, float m)
 {
@@ -160,8 +152,8 @@ AVX512 static INLINE void nf4_pairs(const qe_nf4_weight *q, int n_in, int r0, in
 #pragma GCC unroll 4
         for (int p = 0; p < n_pairs; p++) {
             int64_t block = (int64_t)(r0 + 2 * p) * blocks_per_row + j;
-            t_first[p] = nf4_table(code, nf4_absmax(q, block));
-            t_second[p] = nf4_table(code, nf4_absmax(q, block + blocks_per_row));
+            t_first[p] = nf4_table(code, qe_nf4_block_absmax(q, block));
+            t_second[p] = nf4_table(code, qe_nf4_block_absmax(q, block + blocks_per_row));
         }
         int k0 = j * bs;
         for (int k = k0; k < k0 + bs; k += 8) {

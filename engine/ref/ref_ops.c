@@ -1,6 +1,7 @@
 /* ref_ops.c — the plain definitions of the backend ops (ref_ops.h). */
 #include "ref/ref_ops.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -46,6 +47,47 @@ void qe_linear_nf4_rows_ref(const qe_weight *w, const float *x, int n_tok, float
                 acc += (double)x[(size_t)t * w->n_in + k] * v;
             }
             y[(size_t)t * w->n_out + r] = (float)acc;
+        }
+}
+
+/* v, or a zero of its sign when denormal: vdpbf16ps's reading of its inputs and its results */
+static float flush_denormal(float v) { return fabsf(v) < FLT_MIN ? copysignf(0.0f, v) : v; }
+
+/* Weight (r, k) of a BF16 or NF4 weight as bf16 */
+static float weight_bf16(const qe_weight *w, int r, int k)
+{
+    int64_t i = (int64_t)r * w->n_in + k;
+    if (w->format == QE_WEIGHT_BF16)
+        return qe_bf16_to_f32(w->half[i]);
+    const qe_nf4_weight *q = &w->nf4;
+    uint8_t byte = q->packed[i / 2];
+    return qe_round_bf16(qe_nf4_code[(i & 1) ? byte & 15 : byte >> 4] * qe_nf4_block_absmax(q, i / q->block_size));
+}
+
+bool qe_bf16_pairs_is_rearranged(const qe_weight *w)
+{
+    return w->format == QE_WEIGHT_NF4 && w->nf4.block_size % 32 == 0 && w->n_in % w->nf4.block_size == 0;
+}
+
+void qe_linear_bf16_pairs_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin,
+                                   int row_end)
+{
+    int n_in = w->n_in;
+    bool is_rearranged = qe_bf16_pairs_is_rearranged(w);
+    for (int t = 0; t < n_tok; t++)
+        for (int r = row_begin; r < row_end; r++) {
+            float lane[16] = {0};
+            for (int c = 0; c < n_in; c += 32)
+                for (int j = 0; j < 16; j++)
+                    for (int p = 2 * j + 1; p >= 2 * j; p--) { /* the odd position first */
+                        int k = c + (is_rearranged ? 4 * (p % 8) + p / 8 : p);
+                        float wk = k < n_in ? weight_bf16(w, r, k) : 0.0f;
+                        float xk = k < n_in ? qe_round_bf16(flush_denormal(x[(size_t)t * n_in + k])) : 0.0f;
+                        lane[j] = flush_denormal(fmaf(flush_denormal(wk), xk, lane[j]));
+                    }
+            float s[8];
+            for (int i = 0; i < 8; i++) s[i] = lane[i] + lane[i + 8];
+            y[(size_t)t * w->n_out + r] = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
         }
 }
 

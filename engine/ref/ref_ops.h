@@ -5,8 +5,9 @@
  * attention, which tests hold against these twins.
  *
  * Linear twins: y[t * n_out + r] for tokens t < n_tok and rows [row_begin, row_end), x
- * [n_tok, n_in]; double accumulation (F32, BF16/F16, NF4) or the exact integer path (INT8,
- * weight.h), without the bias except INT8's fused one. */
+ * [n_tok, n_in]; double accumulation (F32, BF16/F16, NF4), the exact integer path (INT8,
+ * weight.h) or, for the bf16 pairs kernels, their float32 order bit for bit; without the bias
+ * except INT8's fused one. */
 #ifndef QE_REF_OPS_H
 #define QE_REF_OPS_H
 
@@ -23,6 +24,19 @@ void qe_linear_f32_rows_ref(const qe_weight *w, const float *x, int n_tok, float
 void qe_linear_half_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin, int row_end);
 void qe_linear_nf4_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin, int row_end);
 void qe_linear_int8_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin, int row_end);
+/* The bf16 pairs order of the BF16 and NF4 linears under bf16 compute on CPUs with AVX512_BF16
+ * (cpu/linear_bf16_pairs.c): weights as bf16 (NF4: bf16(code * absmax)), x rounded to bf16 (a
+ * denormal to zero), k cut into 32-chunks (the last padded with zeros); lane j of 16 adds, chunk
+ * after chunk, the term at position 2j + 1 of the chunk then at 2j, each fmaf with denormal inputs
+ * read as zero and a denormal result flushed to zero; s_i = l_i + l_(i+8); y = ((s0 + s4) +
+ * (s2 + s6)) + ((s1 + s5) + (s3 + s7)). Position p of chunk c is k = 32c + p, except where
+ * qe_bf16_pairs_is_rearranged(w): there it is k = 32c + 4 (p % 8) + p / 8, the order NF4's packed
+ * nibbles unpack in. A float32 definition, not double: the kernels match it bit for bit. */
+void qe_linear_bf16_pairs_rows_ref(const qe_weight *w, const float *x, int n_tok, float *y, int row_begin,
+                                   int row_end);
+/* Whether the pairs order rearranges w's chunks: an NF4 weight whose rows are whole blocks of
+ * whole 32-chunks. */
+bool qe_bf16_pairs_is_rearranged(const qe_weight *w);
 /* The int8 twin for w's format (any format). */
 qe_linear_rows_ref_fn qe_linear_rows_ref_for(qe_weight_format format);
 
