@@ -37,14 +37,9 @@
 
 bool qe_cpu_has_avx512_bf16(void)
 {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-              __builtin_cpu_supports("avx512bf16");
-    }
-    return has;
+    /* qe_cpu_has_avx512 has initialized the builtins */
+    return qe_cpu_has_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bf16");
 }
 
 /* n_in rounded up to whole chunks: the length of a bf16 token or decoded row */
