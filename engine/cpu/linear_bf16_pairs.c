@@ -31,9 +31,6 @@
 #define GEMV_ROWS 8   /* rows in flight per thread in decode, independent accumulator chains (NF4: 8 beat 4 by ~10%) */
 #define TILE_ROWS 4   /* a batch's register block: 4 rows x 6 tokens, 24 accumulators of the 32 zmm */
 #define TILE_TOKENS 6
-/* Decode asks for each row's weights this many bytes ahead, into L2: one core streamed a bf16
- * head at 12 GB/s on the hardware prefetchers alone, 23 GB/s so (NF4: 9 -> 13 GB/s). */
-#define PREFETCH_BYTES 9216
 
 bool qe_cpu_has_avx512_bf16(void)
 {
@@ -159,7 +156,7 @@ PAIRS static INLINE void bf16_rows(const uint16_t *const w[GEMV_ROWS], int n_row
         __m512i xv = _mm512_loadu_si512(xb + k);
 #pragma GCC unroll 8
         for (int i = 0; i < n_rows; i++) {
-            _mm_prefetch((const char *)(w[i] + k) + PREFETCH_BYTES, _MM_HINT_T1);
+            _mm_prefetch((const char *)(w[i] + k) + QE_GEMV_PREFETCH_BYTES, _MM_HINT_T1);
             acc[i] = dot_chunk(acc[i], _mm512_loadu_si512(w[i] + k), xv);
         }
     }
@@ -214,7 +211,7 @@ PAIRS static INLINE void nf4_rows(const qe_linear *lin, int r0, int n_rows, cons
 #pragma GCC unroll 8
             for (int i = 0; i < n_rows; i++) {
                 if (k % 128 == 0) /* once per 64-byte line */
-                    _mm_prefetch((const char *)(rows[i] + k / 2) + PREFETCH_BYTES, _MM_HINT_T1);
+                    _mm_prefetch((const char *)(rows[i] + k / 2) + QE_GEMV_PREFETCH_BYTES, _MM_HINT_T1);
                 acc[i] = dot_chunk(acc[i], nf4_chunk(rows[i] + k / 2, shifts, table[i]), xv);
             }
         }

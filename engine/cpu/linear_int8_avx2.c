@@ -350,7 +350,10 @@ VNNI static INLINE __m128i dots_one_vnni(const int8_t *const w[ROWS], const int3
     for (; k + VNNI_BYTES <= n_in; k += VNNI_BYTES) {
         __m512i xv = _mm512_loadu_si512(ux + k);
 #pragma GCC unroll 4
-        for (int i = 0; i < ROWS; i++) acc[i] = dpbusd(acc[i], xv, _mm512_loadu_si512(w[i] + k));
+        for (int i = 0; i < ROWS; i++) {
+            _mm_prefetch((const char *)(w[i] + k) + QE_GEMV_PREFETCH_BYTES, _MM_HINT_T1);
+            acc[i] = dpbusd(acc[i], xv, _mm512_loadu_si512(w[i] + k));
+        }
     }
     if (k < n_in) {
         __mmask64 in_row = ((__mmask64)1 << (n_in - k)) - 1;
