@@ -81,7 +81,6 @@ struct qe_model {
     uint64_t n_params;            /* as transformers' named_parameters() counts them */
     uint64_t resident_bytes;      /* bytes the variant keeps: prepared linears + norm vectors */
     int max_batch;                /* tokens per chunk of a forward pass; 0: chunk_tokens (256) */
-    bool pack_scoring;            /* score.c packs documents into shared passes (true; tests compare) */
     int pass_tokens;              /* chunk asked of a pass when max_batch is 0: 0 (chunk_tokens) on the CPU,
                                      QE_FORWARD_CHUNK_TOKENS_GPU on a GPU */
 

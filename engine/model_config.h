@@ -61,6 +61,15 @@ typedef struct {
  * chunks of at most this many (model_forward.c). The KV rule below depends on it. */
 #define QE_FORWARD_CHUNK_TOKENS 256
 
+/* Whether any layer attends through a sliding window (and so keeps a ring, below). */
+static inline bool qe_config_has_sliding_window(const qe_model_config *cfg)
+{
+    for (int i = 0; i < cfg->n_layers; i++)
+        if (cfg->layers[i].sliding_window > 0)
+            return true;
+    return false;
+}
+
 /* A pass's chunk on a GPU, where a model without sliding-window layers takes it (their rings are
  * sized for QE_FORWARD_CHUNK_TOKENS): 256 tokens left the SMs idle (a [128, 896] linear is 8
  * blocks of 64 x 64, a 16-query attention block per head 224 blocks on 132 SMs). */

@@ -66,9 +66,8 @@ uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_token
 int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens)
 {
     int chunk = requested > 0 ? requested : chunk_tokens;
-    for (int i = 0; i < cfg->n_layers && chunk > chunk_tokens; i++)
-        if (cfg->layers[i].sliding_window > 0) /* its ring holds window + chunk_tokens - 1 rows */
-            chunk = chunk_tokens;
+    if (chunk > chunk_tokens && qe_config_has_sliding_window(cfg)) /* rings hold window + chunk_tokens - 1 rows */
+        chunk = chunk_tokens;
     return n_tokens < chunk ? n_tokens : chunk;
 }
 
@@ -447,9 +446,8 @@ qe_status qe_model_forward_packed(qe_model *m, const int32_t *ids, const int *se
         if (seg_start[g + 1] <= seg_start[g])
             return qe_fail(err, QE_EINVAL, "%s: packed segment %d is empty (tokens %d..%d)", m->path, g, seg_start[g],
                            seg_start[g + 1]);
-    for (int i = 0; i < m->cfg.n_layers; i++)
-        if (m->cfg.layers[i].sliding_window > 0)
-            return qe_fail(err, QE_EUNSUPPORTED, "%s: packed segments over sliding-window layers", m->path);
+    if (qe_config_has_sliding_window(&m->cfg))
+        return qe_fail(err, QE_EUNSUPPORTED, "%s: packed segments over sliding-window layers", m->path);
     pass_layout layout = {.pos0 = shared_len, .seg_start = seg_start, .n_segs = n_segs, .shared_len = shared_len};
     rc = forward_pass(m, ids, n_tok, &layout, 0, (head_out){logits, NULL, stats}, err);
     if (rc == QE_OK)

@@ -500,15 +500,12 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     int row_cap = qe_kv_capacity(longest, m->max_context);
     if (row_cap < m->kv_capacity)
         row_cap = m->kv_capacity;
-    bool can_pack = true;
-    for (int i = 0; i < m->cfg.n_layers; i++)
-        if (m->cfg.layers[i].sliding_window > 0)
-            can_pack = false;
+    bool can_pack = !qe_config_has_sliding_window(&m->cfg); /* no room in the rings */
     for (int start = 0; start < n && rc == QE_OK;) {
-        pack_plan pack;
-        if (can_pack && m->pack_scoring)
+        pack_plan pack = {.n_groups = 0};
+        if (can_pack)
             plan_pack(m, plans, n, start, row_cap, &pack);
-        if (can_pack && m->pack_scoring && pack.n_groups > 1) {
+        if (pack.n_groups > 1) {
             rc = run_pack(m, requests, plans, &pack, results, &scratch, err);
             start = pack.end;
         } else {

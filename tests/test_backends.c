@@ -465,10 +465,7 @@ static void check_packed(qe_model *m, const int32_t *ids)
     qe_error err = {0};
     CHECK_INT_EQ(QE_OK, qe_model_forward(m, ids, SHARED, 0, SHARED, NULL, NULL, NULL, &err));
     qe_status rc = qe_model_forward_packed(m, packed_ids, seg_start, N_SEGS, SHARED, packed, packed_stats, &err);
-    bool has_window = false;
-    for (int i = 0; i < m->cfg.n_layers; i++)
-        has_window |= m->cfg.layers[i].sliding_window > 0;
-    if (has_window) {
+    if (qe_config_has_sliding_window(&m->cfg)) {
         CHECK_INT_EQ(QE_EUNSUPPORTED, rc);
         CHECK(strstr(err.msg, "sliding-window") != NULL);
     } else {
