@@ -123,7 +123,9 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
         return qe_fail(err, QE_EINVAL, "%s: context %d, batch %d, threads %d and chunk %d must not be negative", path,
                        o->context, o->batch, o->n_threads, o->chunk_tokens);
     int context = o->context ? o->context : default_context, batch = o->batch ? o->batch : 1;
-    int chunk = requested_chunk(o) ? requested_chunk(o) : QE_FORWARD_CHUNK_TOKENS;
+    int chunk = requested_chunk(o);
+    if (chunk == 0)
+        chunk = QE_FORWARD_CHUNK_TOKENS;
     /* a pass holds chunk x batch rows, an int in the forward pass */
     int64_t rows = (int64_t)chunk * batch;
     if (rows > (1 << 30))

@@ -188,12 +188,12 @@ static void write_cache(qe_backend *be, float *cache, int ring, int pos0, int c,
 }
 
 /* Where a pass's tokens sit: token i in cache row pos0 + i, at position pos0 + i; or, packed
- * (seg_start != NULL, pos0 == shared_len), at position shared_len + i - seg_start[g] in its
- * segment g (qe_model_forward_packed). */
+ * (seg_start != NULL; the shared prefix is positions [0, pos0)), at position pos0 + i -
+ * seg_start[g] in its segment g (qe_model_forward_packed). */
 typedef struct {
     int pos0;
     const int *seg_start;         /* [n_segs + 1] or NULL */
-    int n_segs, shared_len;
+    int n_segs;
 } pass_layout;
 
 /* Tokens [start, start + c) of a packed pass: each one's seg_row (the cache row of its segment's
@@ -224,7 +224,7 @@ static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int
         qe_rope_inv_freq(&m->cfg.ropes[r], m->cfg.head_dim, m->cfg.torch_dtype, inv_freq);
         for (int is_sin = 0; is_sin < 2; is_sin++) {
             for (int t = 0; t < c; t++) {
-                int pos = L->seg_start ? L->shared_len + p + t - s->host_seg_rows[t] : p + t;
+                int pos = L->seg_start ? L->pos0 + p + t - s->host_seg_rows[t] : p + t;
                 for (int i = 0; i < half; i++) {
                     float angle = (float)pos * inv_freq[i];
                     s->host_table[(size_t)t * half + i] = (float)(is_sin ? sin(angle) : cos(angle));
@@ -267,7 +267,7 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
         .q = s->q, .k_cache = m->k_cache[li], .v_cache = m->v_cache[li], .out = s->att,
         .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = hd,
         .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
-        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->shared_len,
+        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
     };
     be->attention(be, &args, dt);
     be->linear(be, l->o, s->att, c, s->tmp);
@@ -378,7 +378,7 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
         be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s->x);
         for (int li = 0; li < cfg->n_layers; li++)
             run_layer(m, li, L, p, c, s);
-        if (!L->seg_start) { /* a packed pass's rows past the prefix are no sequence to resume */
+        if (!L->seg_start) { /* a packed pass's rows are no sequence to resume */
             memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
             m->n_cached = p + c;
         }
@@ -448,11 +448,9 @@ qe_status qe_model_forward_packed(qe_model *m, const int32_t *ids, const int *se
                            seg_start[g + 1]);
     if (qe_config_has_sliding_window(&m->cfg))
         return qe_fail(err, QE_EUNSUPPORTED, "%s: packed segments over sliding-window layers", m->path);
-    pass_layout layout = {.pos0 = shared_len, .seg_start = seg_start, .n_segs = n_segs, .shared_len = shared_len};
-    rc = forward_pass(m, ids, n_tok, &layout, 0, (head_out){logits, NULL, stats}, err);
-    if (rc == QE_OK)
-        m->n_cached = shared_len;
-    return rc;
+    /* the pass leaves n_cached at pos0: its rows past the prefix are no sequence to resume */
+    pass_layout layout = {.pos0 = shared_len, .seg_start = seg_start, .n_segs = n_segs};
+    return forward_pass(m, ids, n_tok, &layout, 0, (head_out){logits, NULL, stats}, err);
 }
 
 int qe_model_cached_prefix(const qe_model *m, const int32_t *ids, int n)

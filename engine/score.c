@@ -356,6 +356,7 @@ static void plan_pack(const qe_model *m, const score_plan *plans, int n, int sta
 {
     const score_plan *first = &plans[start];
     int reuse[PACK_MAX_SEGMENTS]; /* what each group would reuse unpacked */
+    int prefix_sum = 0;           /* the packed groups' prefix lengths */
     pack->n_groups = 0;
     pack->end = start;
     pack->shared_len = first->n_prefix - 1; /* every segment keeps its last prefix token at least */
@@ -373,11 +374,10 @@ static void plan_pack(const qe_model *m, const score_plan *plans, int n, int sta
         for (int i = 0; i < pack->n_groups; i++)
             lost += reuse[i] > shared ? reuse[i] - shared : 0;
         /* rows: the shared prefix, then every group's own tokens after it */
-        int rows = plans[g].n_prefix;
-        for (int i = 0; i < pack->n_groups; i++)
-            rows += plans[pack->group_start[i]].n_prefix - shared;
+        int rows = plans[g].n_prefix + prefix_sum - pack->n_groups * shared;
         if (lost > PACK_SLACK_TOKENS || rows > row_cap)
             break;
+        prefix_sum += plans[g].n_prefix;
         reuse[pack->n_groups] = reused;
         pack->group_start[pack->n_groups++] = g;
         pack->shared_len = shared;

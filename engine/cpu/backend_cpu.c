@@ -177,7 +177,8 @@ static void attention_items(void *p, int begin, int end, int thread)
         const float *q = a->q + (size_t)item * hd;
         float max_score = -INFINITY;
         for (int s = first; s <= pos; s++) {
-            float sc = dot(q, a->k_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd, hd) * a->scale;
+            const float *k = a->k_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
+            float sc = dot(q, k, hd) * a->scale;
             scores[s] = sc;
             if (sc > max_score)
                 max_score = sc;

@@ -6,8 +6,8 @@
  * the bias. One token (decode) has its own matrix-vector kernel (gemv, cpu/linear_gemv.c,
  * linear_int8_avx2.c and linear_bf16_pairs.c) that streams the weight once: the token is
  * prepared once per call (int8 quantizes it, bf16 pairs rounds it to bf16), then the rows go
- * to the threads in small chunks, so both cores stream and one the OS has descheduled does not
- * hold the other up. It gives each output the bits of the batched kernel (same summation
+ * to the threads as one contiguous run each, claimed from the pool's ticket, so both cores
+ * stream and one the OS has descheduled does not hold the other up. It gives each output the bits of the batched kernel (same summation
  * order), and the format's rows kernel runs it too when called with one token. Kernels
  * accumulate in float32 and give each output the same value whatever the row range or n_tok
  * (so a KV cache filled in any batching holds the same numbers); they allocate nothing: each
@@ -84,11 +84,11 @@ static inline void qe_linear_gemv_rows(const qe_linear *lin, const float *x, flo
     lin->gemv(lin, lin->prepare ? lin->prepare(lin, x, scratch) : x, y, row_begin, row_end);
 }
 
-/* Whether the fast paths run vectorized on this CPU; whether it has what the bf16 pairs kernels need. */
 /* Decode kernels ask for each row's weights this many bytes ahead, into L2: one core (AMD EPYC)
  * streamed a bf16 head at 12 GB/s on the hardware prefetchers alone, 23 GB/s so (NF4: 9 -> 13). */
 #define QE_GEMV_PREFETCH_BYTES 9216
 
+/* Whether the fast paths run vectorized on this CPU; whether it has what the bf16 pairs kernels need. */
 bool qe_cpu_has_avx2(void);
 bool qe_cpu_has_avx512_bf16(void);
 

@@ -572,7 +572,7 @@ __global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *co
 // however long the context.
 //
 // Batch invariance: a query's arithmetic does not depend on the other queries of its block.
-// Its score is one thread's dot in d order; the tiles start at multiples of ATT_KEYS, so the
+// Its score is one thread's dot (eight partial sums over d mod 8 and a fixed tree); the tiles start at multiples of ATT_KEYS, so the
 // same keys meet in the same tile whatever the call; a tile's weights (0 for keys the query
 // does not read) are summed by one fixed warp tree, the tile sums added in tile order; the
 // values are accumulated over the query's own keys in position order. A tile without any of
