@@ -2,6 +2,7 @@
  * merge loop (a heap of candidate pairs over a linked list of symbols, as HF's BPE::merge_all
  * and llama.cpp's SPM tokenizer do it). Decoding is in tokenizer_decode.c. Normalizers and pre-tokenizer live in
  * tokenizer_pretok.c, the tokenizer.json front-end in tokenizer_hf.c. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,94 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
+/* ---- the piece cache ------------------------------------------------------------------------
+ * The BPE of pieces already seen, as HF's BPE keeps one: text is made of a few thousand distinct
+ * words, and lm-eval encodes every context once per continuation besides once alone (MMLU: a
+ * 600-token prompt five times a document). A piece's tokens depend on its bytes alone, so a hit
+ * gives what the merge loop would. Bounded: once PIECE_CACHE_MAX_ENTRIES are in, it takes no
+ * more. Shared by the threads that encode with one tokenizer, under its lock. */
+#define PIECE_CACHE_SLOTS (1 << 15)            /* a power of two                         */
+#define PIECE_CACHE_MAX_ENTRIES (PIECE_CACHE_SLOTS / 4 * 3)
+#define PIECE_CACHE_MAX_BYTES 24               /* longer pieces are encoded every time   */
+
+typedef struct {
+    uint64_t hash;                             /* 0: an empty slot                       */
+    uint8_t n_bytes, n_ids;
+    char bytes[PIECE_CACHE_MAX_BYTES];
+    int32_t ids[PIECE_CACHE_MAX_BYTES];        /* a piece has at most one token a byte   */
+} piece_entry;
+
+struct qe_piece_cache {
+    pthread_mutex_t lock;
+    piece_entry *slots;                        /* [PIECE_CACHE_SLOTS]                    */
+    int n_entries;
+};
+
+static void piece_cache_free(qe_piece_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c->slots);
+    free(c);
+}
+
+/* NULL when out of memory: the tokenizer then encodes every piece. */
+static qe_piece_cache *piece_cache_new(void)
+{
+    qe_piece_cache *c = calloc(1, sizeof *c);
+    if (c && !(c->slots = calloc(PIECE_CACHE_SLOTS, sizeof *c->slots))) {
+        free(c);
+        return NULL;
+    }
+    if (c)
+        pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static uint64_t piece_hash(const char *piece, size_t len) { return hash_bytes(piece, len) | 1; }
+
+/* The slot holding the piece, or the empty slot where it would go. Under the lock. */
+static piece_entry *piece_slot(qe_piece_cache *c, uint64_t hash, const char *piece, size_t len)
+{
+    for (size_t i = hash & (PIECE_CACHE_SLOTS - 1);; i = (i + 1) & (PIECE_CACHE_SLOTS - 1)) {
+        piece_entry *e = &c->slots[i];
+        if (e->hash == 0 || (e->hash == hash && e->n_bytes == len && memcmp(e->bytes, piece, len) == 0))
+            return e;
+    }
+}
+
+/* Appends the piece's cached tokens to ids (room for len); their number, or -1 when not cached. */
+static int piece_cache_get(qe_piece_cache *c, const char *piece, size_t len, int32_t *ids)
+{
+    if (!c || len > PIECE_CACHE_MAX_BYTES)
+        return -1;
+    pthread_mutex_lock(&c->lock);
+    const piece_entry *e = piece_slot(c, piece_hash(piece, len), piece, len);
+    int n = e->hash ? e->n_ids : -1;
+    if (n > 0)
+        memcpy(ids, e->ids, (size_t)n * sizeof *ids);
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static void piece_cache_put(qe_piece_cache *c, const char *piece, size_t len, const int32_t *ids, int n_ids)
+{
+    if (!c || len > PIECE_CACHE_MAX_BYTES || n_ids > PIECE_CACHE_MAX_BYTES)
+        return;
+    uint64_t hash = piece_hash(piece, len);
+    pthread_mutex_lock(&c->lock);
+    piece_entry *e = piece_slot(c, hash, piece, len);
+    if (e->hash == 0 && c->n_entries < PIECE_CACHE_MAX_ENTRIES) {
+        e->n_bytes = (uint8_t)len, e->n_ids = (uint8_t)n_ids;
+        memcpy(e->bytes, piece, len);
+        memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
+        e->hash = hash;
+        c->n_entries++;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 void qe_tokenizer_free(qe_tokenizer *tok)
 {
     if (!tok)
@@ -71,6 +160,7 @@ void qe_tokenizer_free(qe_tokenizer *tok)
         free((char *)tok->added[i].content);
     free(tok->added);
     qe_pretok_free(tok->pretok);
+    piece_cache_free(tok->piece_cache);
     free(tok);
 }
 
@@ -321,6 +411,8 @@ qe_status qe_tokenizer_build(const qe_tokenizer_spec *spec, qe_tokenizer **out, 
         rc = build_added(tok, spec, err);
     if (rc == QE_OK)
         rc = qe_pretok_compile(spec, &tok->pretok, err);
+    if (rc == QE_OK)
+        tok->piece_cache = piece_cache_new();
     if (rc != QE_OK) {
         qe_tokenizer_free(tok);
         return rc;
@@ -516,8 +608,8 @@ static bool spm_symbols(const qe_tokenizer *tok, bpe_work *w, const char *piece,
     return unk_start < 0 || add_symbol(w, tok->unk_id, unk_start, unk_len);
 }
 
-/* BPE of one piece, appending its tokens to out. */
-static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, size_t len, id_list *out)
+/* BPE of one piece by the merge loop, appending its tokens to out. */
+static bool merge_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, size_t len, id_list *out)
 {
     w->n = 0, w->n_heap = 0;
     if (tok->kind == QE_TOKENIZER_BYTE_BPE) {
@@ -558,6 +650,23 @@ static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, s
     for (int i = w->n > 0 ? 0 : -1; i >= 0; i = w->next[i])
         if (!ids_push(out, w->id[i]))
             return false;
+    return true;
+}
+
+/* BPE of one piece, appending its tokens to out: from the cache, or merged and then cached. */
+static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, size_t len, id_list *out)
+{
+    int32_t cached[PIECE_CACHE_MAX_BYTES];
+    int n_cached = piece_cache_get(tok->piece_cache, piece, len, cached);
+    for (int i = 0; i < n_cached; i++)
+        if (!ids_push(out, cached[i]))
+            return false;
+    if (n_cached >= 0)
+        return true;
+    int first = out->n;
+    if (!merge_piece(tok, w, piece, len, out))
+        return false;
+    piece_cache_put(tok->piece_cache, piece, len, out->data + first, out->n - first);
     return true;
 }
 

@@ -7,6 +7,7 @@
 #include "tokenizer.h"
 
 typedef struct qe_pretok qe_pretok; /* the compiled normalizers + pre-tokenizer */
+typedef struct qe_piece_cache qe_piece_cache; /* pieces already encoded (tokenizer.c) */
 
 /* The built tokenizer (tokenizer.c builds and encodes, tokenizer_decode.c decodes). */
 struct qe_tokenizer {
@@ -34,6 +35,7 @@ struct qe_tokenizer {
     int bos_id, eos_id, unk_id, pad_id;
     bool add_bos, add_eos;
     qe_pretok *pretok;
+    qe_piece_cache *piece_cache;
 };
 
 static inline const char *qe_token_text(const qe_tokenizer *tok, int id)
