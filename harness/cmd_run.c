@@ -32,6 +32,8 @@ static void usage(FILE *out)
             "  --tasks-dir DIR     task definitions (default: $QEVAL_TASKS, else the built-in ones)\n"
             "  --device cpu|cuda|cuda:N   (default: cuda when built with CUDA and a GPU is present)\n"
             "  --threads N         CPU threads (default: all cores)\n"
+            "  --batch-size N      documents per engine call and stored block (default: 16 on cpu, 64\n"
+            "                      on cuda); the scores do not depend on it, a stop loses one block\n"
             "  --shard I/N         run the I-th of N deterministic shares of the documents, of similar work\n"
             "  --resume RUN_ID     continue an interrupted run (the same command line also resumes)\n"
             "  --no-cache          recompute requests the store has already answered\n"
@@ -62,7 +64,7 @@ static char *command_line_json(int argc, char **argv)
     cJSON *array = cJSON_CreateArray();
     cJSON_AddItemToArray(array, cJSON_CreateString("run"));
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--batch-size")) { /* not what is computed */
             i++;
             continue;
         }
@@ -90,6 +92,7 @@ static char *options_json(const qh_run_options *o)
     }
     cJSON_AddStringToObject(root, "device", o->device == QE_DEVICE_CUDA ? "cuda" : "cpu");
     cJSON_AddNumberToObject(root, "threads", o->n_threads);
+    cJSON_AddNumberToObject(root, "batch_size", o->batch_docs);
     char shard[32];
     snprintf(shard, sizeof shard, "%d/%d", o->shard_index, o->shard_count);
     cJSON_AddStringToObject(root, "shard", shard);
@@ -189,6 +192,10 @@ int qh_cmd_run(int argc, char **argv)
             o.tasks_dir = value;
         } else if (!strcmp(a, "--threads")) {
             o.n_threads = atoi(value);
+        } else if (!strcmp(a, "--batch-size")) {
+            o.batch_docs = atoi(value);
+            if (o.batch_docs < 1)
+                return qh_usage_error("run", "--batch-size must be >= 1, not '%s'", value);
         } else if (!strcmp(a, "--device")) {
             if (!qh_parse_device(value, &o.device, &o.device_index))
                 return qh_usage_error("run", "--device must be cpu, cuda or cuda:N, not '%s'", value);

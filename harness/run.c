@@ -21,8 +21,11 @@
 #include "task.h"
 
 /* Documents are scored in blocks (one engine call for a block's loglikelihood requests) and
- * their samples written per block: a kill loses at most one block of work, never a stored row. */
-#define QH_SAMPLES_PER_BATCH 16
+ * their samples written per block: a kill loses at most one block of work, never a stored row.
+ * A GPU's block is larger: a packed pass takes up to 32 documents (engine/score.c), and a block
+ * is a few hundred milliseconds there. */
+#define QH_BLOCK_DOCS_CPU 16
+#define QH_BLOCK_DOCS_GPU 64
 /* fp32 log-prob rows kept in memory for KL divergence of the other variants. */
 #define QH_KL_MEMORY_CAP_BYTES ((size_t)2 << 30)
 
@@ -534,13 +537,16 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
         free(done_ids);
         return rc;
     }
-    qh_sample_row batch[QH_SAMPLES_PER_BATCH];
-    qh_block_doc block[QH_SAMPLES_PER_BATCH];
+    int block_docs = o->batch_docs > 0 ? o->batch_docs : o->device == QE_DEVICE_CUDA ? QH_BLOCK_DOCS_GPU : QH_BLOCK_DOCS_CPU;
+    qh_sample_row *batch = calloc((size_t)block_docs, sizeof *batch);
+    qh_block_doc *block = calloc((size_t)block_docs, sizeof *block);
+    if (!batch || !block)
+        rc = qe_fail(err, QE_ENOMEM, "out of memory for a block of %d documents", block_docs);
     int n_finished = (int)n_done;
     double start_ms = now_ms();
     for (int d = 0; d < n_docs && rc == QE_OK;) {
         int n_block = 0;
-        for (; d < n_docs && n_block < QH_SAMPLES_PER_BATCH; d++) {
+        for (; d < n_docs && n_block < block_docs; d++) {
             if (!is_mine(c, d))
                 continue;
             while (next_done < n_done && done_ids[next_done] < d)
@@ -577,6 +583,8 @@ static qe_status run_task(qh_run_context *c, qt_task *task, qe_error *err)
     progress_line(o, c->variant, task_name, n_finished, n_mine, now_ms() - start_ms, &c->meter, true);
     qt_scores_free(scores);
     free(done_ids);
+    free(batch);
+    free(block);
     return rc;
 }
 

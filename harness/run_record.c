@@ -1,6 +1,8 @@
 #include "run_record.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,22 @@ const char *qh_exec_result_name(qt_exec_result result)
     return "not_run";
 }
 
+/* v as the shortest %.Ng that reads back as exactly v: cJSON prints 15 digits whenever they read
+ * back within an epsilon, so a cached log-likelihood came back an ulp off the computed one (and a
+ * metric from it differed in its last digits). Non-finite values as cJSON writes them (null). */
+static cJSON *exact_number(double v)
+{
+    if (!isfinite(v))
+        return cJSON_CreateNumber(v);
+    char text[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(text);
+}
+
 qe_status qh_doc_record_to_json(const qh_doc_record *record, char **json, qe_error *err)
 {
     cJSON *root = cJSON_CreateObject();
@@ -35,12 +53,12 @@ qe_status qh_doc_record_to_json(const qh_doc_record *record, char **json, qe_err
         cJSON *argmax = cJSON_AddArrayToObject(root, "argmax"), *p = cJSON_AddArrayToObject(root, "p");
         ok = ll && greedy && argmax && p;
         for (int i = 0; ok && i < record->n_choices; i++) {
-            ok = cJSON_AddItemToArray(ll, cJSON_CreateNumber(record->loglikelihoods[i])) &&
+            ok = cJSON_AddItemToArray(ll, exact_number(record->loglikelihoods[i])) &&
                  cJSON_AddItemToArray(greedy, cJSON_CreateBool(record->is_greedy[i]));
         }
         for (int i = 0; ok && i < record->n_positions; i++)
             ok = cJSON_AddItemToArray(argmax, cJSON_CreateNumber(record->argmax[i])) &&
-                 cJSON_AddItemToArray(p, cJSON_CreateNumber(record->p_target[i]));
+                 cJSON_AddItemToArray(p, exact_number(record->p_target[i]));
     } else if (ok) {
         ok = cJSON_AddStringToObject(root, "text", record->text ? record->text : "") &&
              cJSON_AddStringToObject(root, "exec", qh_exec_result_name(record->exec_result));

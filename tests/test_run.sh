@@ -88,6 +88,19 @@ sqlite3 "$work/anatomy.db" "ATTACH '$work/full.db' AS full" \
    WHERE f.run_id = 1 AND a.prompt_hash = f.prompt_hash AND a.filtered = f.filtered" > "$work/joined" 2>&1
 check "2" "$(cat "$work/joined")" "runs with other --subjects/--limit join on doc_id: same prompts, same answers"
 
+# 1d. --batch-size changes how many documents go to the engine at once, not what they score: 1
+# and 5 store the samples the default block stored (every field, packed passes or not).
+for size in 1 5; do
+  "$qeval" run "$model" "${args[@]}" --batch-size "$size" --no-cache --db "$work/batch$size.db" > /dev/null 2>&1
+  check 0 $? "--batch-size $size exit code"
+  sqlite3 "$work/batch$size.db" "ATTACH '$work/full.db' AS full" \
+    "SELECT count(*) FROM samples b JOIN full.samples f USING (variant, task, doc_id)
+     WHERE f.run_id = 1 AND b.prompt_hash = f.prompt_hash AND b.response_json = f.response_json
+       AND b.outcome_json = f.outcome_json" > "$work/same" 2>&1
+  check "$(sqlite3 "$work/full.db" "SELECT count(*) FROM samples WHERE run_id = 1")" "$(cat "$work/same")" \
+    "--batch-size $size: every sample as the default block stores it"
+done
+
 # 2. The same command again is answered from the request cache and gives the same numbers.
 "$qeval" run "$model" "${args[@]}" --db "$work/full.db" > /dev/null 2>&1
 check 0 $? "cached rerun exit code"
