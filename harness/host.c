@@ -96,23 +96,35 @@ qe_status qh_hash_model_weights(const char *model_path, char model_sha256[65], c
     int n_paths = 0;
     *files_json = NULL;
     qe_status rc = list_weight_files(model_path, &paths, &n_paths, err);
+    char (*hex)[65] = rc == QE_OK ? calloc((size_t)n_paths, sizeof *hex) : NULL;
+    qe_error *errs = rc == QE_OK ? calloc((size_t)n_paths, sizeof *errs) : NULL;
+    if (rc == QE_OK && (!hex || !errs))
+        rc = qe_fail(err, QE_ENOMEM, "out of memory");
+    /* the shards of a large model at once: one core hashes ~1.4 GB/s with the SHA extensions */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (rc == QE_OK && n_paths > 1)
+#endif
+    for (int i = 0; i < (rc == QE_OK ? n_paths : 0); i++)
+        qd_sha256_file(paths[i], hex[i], &errs[i]);
     cJSON *files = rc == QE_OK ? cJSON_CreateArray() : NULL;
     qd_sha256_ctx whole;
     qd_sha256_init(&whole);
     for (int i = 0; rc == QE_OK && i < n_paths; i++) {
-        char hex[65];
-        struct stat st;
-        if ((rc = qd_sha256_file(paths[i], hex, err)) != QE_OK)
+        if (errs[i].code != QE_OK) {
+            *err = errs[i];
+            rc = errs[i].code;
             break;
+        }
+        struct stat st;
         stat(paths[i], &st);
         const char *base = strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i];
         cJSON *entry = cJSON_CreateObject();
         cJSON_AddStringToObject(entry, "file", base);
         cJSON_AddNumberToObject(entry, "bytes", (double)st.st_size);
-        cJSON_AddStringToObject(entry, "sha256", hex);
+        cJSON_AddStringToObject(entry, "sha256", hex[i]);
         cJSON_AddItemToArray(files, entry);
         char line[512];
-        int n = snprintf(line, sizeof line, "%s %s\n", hex, base);
+        int n = snprintf(line, sizeof line, "%s %s\n", hex[i], base);
         qd_sha256_update(&whole, line, (size_t)n);
     }
     if (rc == QE_OK) {
@@ -127,6 +139,8 @@ qe_status qh_hash_model_weights(const char *model_path, char model_sha256[65], c
     for (int i = 0; i < n_paths; i++)
         free(paths[i]);
     free(paths);
+    free(hex);
+    free(errs);
     return rc;
 }
 
