@@ -141,8 +141,11 @@ struct qe_backend {
      * prepared linear of [n_vocab, dim] (F32, BF16 or F16), ids in host memory. */
     void (*embed)(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
                   qe_dtype dtype, float *out);
-    /* y[n_tok, n_out] = x W^T + b (INT8: the fused fp16 epilogue of weight.h) */
-    void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y);
+    /* y[n_tok, n_out] = x W^T + b (INT8: the fused fp16 epilogue of weight.h), then rounded to
+     * out_dtype (F32: as computed), as the round op would: the model's linears feed 16-bit
+     * activations, and a GPU rounds in the kernel's epilogue instead of a launch of its own */
+    void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, qe_dtype out_dtype,
+                   float *y);
     /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed;
      * weight from upload_new with this dtype */
     void (*rmsnorm)(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,

@@ -242,16 +242,13 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     qe_backend *be = m->backend;
     qe_dtype dt = m->compute_dtype;
     int hd = cfg->head_dim, rope = cfg->layers[li].rope_index;
-    size_t qd = (size_t)cfg->n_heads * hd, kvd = (size_t)cfg->n_kv_heads * hd;
+    size_t kvd = (size_t)cfg->n_kv_heads * hd;
     size_t n_x = (size_t)c * cfg->hidden;
 
     be->rmsnorm(be, s->x, l->attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, l->q, s->h, c, s->q);
-    be->linear(be, l->k, s->h, c, s->k);
-    be->linear(be, l->v, s->h, c, s->v);
-    be->round(be, s->q, c * qd, dt);
-    be->round(be, s->k, c * kvd, dt);
-    be->round(be, s->v, c * kvd, dt);
+    be->linear(be, l->q, s->h, c, dt, s->q);
+    be->linear(be, l->k, s->h, c, dt, s->k);
+    be->linear(be, l->v, s->h, c, dt, s->v);
     if (l->q_norm) {
         be->rmsnorm(be, s->q, l->q_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_heads, hd, dt, s->q);
         be->rmsnorm(be, s->k, l->k_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_kv_heads, hd, dt,
@@ -270,8 +267,7 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
         .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
     };
     be->attention(be, &args, dt);
-    be->linear(be, l->o, s->att, c, s->tmp);
-    be->round(be, s->tmp, n_x, dt);
+    be->linear(be, l->o, s->att, c, dt, s->tmp);
     if (l->post_attn_norm)
         be->rmsnorm(be, s->tmp, l->post_attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
                     s->tmp);
@@ -279,13 +275,10 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
 
     size_t n_ff = (size_t)c * cfg->intermediate;
     be->rmsnorm(be, s->x, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, l->gate, s->h, c, s->gate);
-    be->linear(be, l->up, s->h, c, s->up);
-    be->round(be, s->gate, n_ff, dt);
-    be->round(be, s->up, n_ff, dt);
+    be->linear(be, l->gate, s->h, c, dt, s->gate);
+    be->linear(be, l->up, s->h, c, dt, s->up);
     be->glu(be, cfg->activation, s->gate, s->up, n_ff, dt, s->gate);
-    be->linear(be, l->down, s->gate, c, s->tmp);
-    be->round(be, s->tmp, n_x, dt);
+    be->linear(be, l->down, s->gate, c, dt, s->tmp);
     if (l->post_ffn_norm)
         be->rmsnorm(be, s->tmp, l->post_ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
                     s->tmp);
@@ -309,8 +302,7 @@ static void run_head(qe_model *m, const float *x, int n_rows, qe_forward_scratch
         float *hr = s->h + (size_t)r * cfg->hidden;
         be->rmsnorm(be, x + (size_t)r * cfg->hidden, m->final_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, n,
                     cfg->hidden, m->compute_dtype, hr);
-        be->linear(be, m->lm_head, hr, n, s->logits);
-        be->round(be, s->logits, (size_t)n * cfg->n_vocab, m->compute_dtype);
+        be->linear(be, m->lm_head, hr, n, m->compute_dtype, s->logits);
         if (out.logits)
             be->download(be, out.logits + (size_t)r * cfg->n_vocab, s->logits, (size_t)n * cfg->n_vocab);
         if (out.stats)

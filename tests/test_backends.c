@@ -125,11 +125,24 @@ static void test_linears(qe_backend *be, qe_backend *ref)
                 int n_tok = n_toks[t];
                 size_t n_y = (size_t)n_tok * n_out;
                 float *want = malloc(n_y * sizeof *want);
-                ref->linear(ref, lin_ref, x, n_tok, want);
+                ref->linear(ref, lin_ref, x, n_tok, QE_DTYPE_F32, want);
                 float *dx = to_device(be, x, (size_t)n_tok * n_in), *dy = be->alloc(be, n_y);
-                be->linear(be, lin_be, dx, n_tok, dy);
+                be->linear(be, lin_be, dx, n_tok, QE_DTYPE_F32, dy);
                 float *got = to_host(be, dy, n_y);
                 check_synced(be, "linear");
+                /* rounded in the op: the bits of rounding the float32 output afterwards */
+                for (int d = 0; d < 2; d++) {
+                    qe_dtype out_dtype = d ? QE_DTYPE_F16 : QE_DTYPE_BF16;
+                    be->linear(be, lin_be, dx, n_tok, out_dtype, dy);
+                    float *rounded = to_host(be, dy, n_y);
+                    int n_same = 0;
+                    for (size_t i = 0; i < n_y; i++) {
+                        float r = out_dtype == QE_DTYPE_BF16 ? qe_round_bf16(got[i]) : qe_round_f16(got[i]);
+                        n_same += memcmp(&r, &rounded[i], sizeof r) == 0;
+                    }
+                    CHECK_INT_EQ((int)n_y, n_same);
+                    free(rounded);
+                }
                 double rel = format == QE_WEIGHT_INT8 ? 0.0 : 1e-6;
                 int n_bad = 0;
                 for (size_t i = 0; i < n_y; i++) {

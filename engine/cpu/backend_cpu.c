@@ -96,7 +96,8 @@ static void cpu_embed(qe_backend *be, const qe_backend_linear *table, const int3
         qe_embed_ref(&linear_of(table)->w, ids, n_tok, scale, dtype, out);
 }
 
-static void cpu_linear(qe_backend *be, const qe_backend_linear *handle, const float *x, int n_tok, float *y)
+static void cpu_linear(qe_backend *be, const qe_backend_linear *handle, const float *x, int n_tok, qe_dtype out_dtype,
+                       float *y)
 {
     cpu_state *s = state_of(be);
     const qe_linear *lin = linear_of(handle);
@@ -108,6 +109,7 @@ static void cpu_linear(qe_backend *be, const qe_backend_linear *handle, const fl
         return;
     }
     qe_linear_forward(lin, x, n_tok, y, s->pool, s->scratch, s->scratch_stride);
+    qe_round_to_dtype(y, (size_t)n_tok * lin->w.n_out, out_dtype);
 }
 
 typedef struct {

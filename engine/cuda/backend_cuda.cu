@@ -110,6 +110,7 @@ struct qe_backend_linear {
     void *bias;                   // [n_out] in bias_dtype (the compute dtype), or NULL
     int bias_dtype;
     int compute_dtype;            // the model's: which linears may run on tensor cores
+    int out_dtype;                // set per call: what the epilogue rounds y to (backend.h)
     uint64_t bytes;               // what the format keeps (qe_weight_bytes)
     bool is_embedding;
 };
@@ -574,9 +575,11 @@ __global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *co
 // Batch invariance: a query's arithmetic does not depend on the other queries of its block.
 // Its score is one thread's dot (eight partial sums over d mod 8 and a fixed tree); the tiles start at multiples of ATT_KEYS, so the
 // same keys meet in the same tile whatever the call; a tile's weights (0 for keys the query
-// does not read) are summed by one fixed warp tree, the tile sums added in tile order; the
-// values are accumulated over the query's own keys in position order. A tile without any of
-// its keys adds 0 to the sum and nothing to acc, so a token alone gets its bits in any batch.
+// does not read) are summed by one fixed warp tree, the tile sums added in tile order; a tile's
+// values are accumulated from zero over the query's own keys in position order and the tiles'
+// shares added to acc in tile order. A tile without any of its keys adds 0 to the sum and
+// nothing to acc, so a token alone gets its bits in any batch. A few tokens (decoding) take
+// attention_decode_kernel, which spreads one query's tiles over warps in the same arithmetic.
 
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / 32)
@@ -617,19 +620,20 @@ __device__ __forceinline__ void load_kv_tile(float *tile, const float *base, siz
     }
 }
 
-// The scores of the warp's queries against lane's key of the tile in shared memory: eight partial
-// sums (d mod 8, as the CPU's dot) added in a fixed tree, then scaled.
-__device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_tile, int hd, int warp, int lane,
-                                            float scale, float score[ATT_QUERIES_PER_WARP])
+// Scores of NQ queries (q, q + q_stride, ...) against one key row k: per query eight partial sums
+// (d mod 8, as the CPU's dot) added in a fixed tree, then scaled. The tiled kernel's lane and the
+// decode kernel's lane both score a (query, key) pair with this arithmetic.
+template <int NQ>
+__device__ __forceinline__ void key_scores(const float *q, int q_stride, const float4 *k, int hd, float scale,
+                                           float score[NQ])
 {
-    float part[ATT_QUERIES_PER_WARP][8] = {};
-    const float4 *k = (const float4 *)(k_tile + lane * (hd + 4));
+    float part[NQ][8] = {};
     for (int d8 = 0; d8 < hd / 8; d8++) {
         float4 k_lo = k[2 * d8], k_hi = k[2 * d8 + 1];
 #pragma unroll
-        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
-            const float4 *q = (const float4 *)(q_tile + (warp + ATT_WARPS * i) * hd) + 2 * d8;
-            float4 q_lo = q[0], q_hi = q[1];
+        for (int i = 0; i < NQ; i++) {
+            const float4 *qi = (const float4 *)(q + i * q_stride) + 2 * d8;
+            float4 q_lo = qi[0], q_hi = qi[1];
             part[i][0] = fmaf(q_lo.x, k_lo.x, part[i][0]);
             part[i][1] = fmaf(q_lo.y, k_lo.y, part[i][1]);
             part[i][2] = fmaf(q_lo.z, k_lo.z, part[i][2]);
@@ -641,10 +645,18 @@ __device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_
         }
     }
 #pragma unroll
-    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+    for (int i = 0; i < NQ; i++) {
         const float *p = part[i];
         score[i] = (((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))) * scale;
     }
+}
+
+// The scores of the warp's queries against lane's key of the tile in shared memory.
+__device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_tile, int hd, int warp, int lane,
+                                            float scale, float score[ATT_QUERIES_PER_WARP])
+{
+    key_scores<ATT_QUERIES_PER_WARP>(q_tile + warp * hd, ATT_WARPS * hd, (const float4 *)(k_tile + lane * (hd + 4)),
+                                     hd, scale, score);
 }
 
 // Queries [q_begin, q_end) of the block's tile (already in q_tile), all at positions
@@ -711,6 +723,7 @@ __device__ void attend(const qe_attention_args &a, const float *q_tile, float *k
         __syncthreads(); // every score of the tile is taken: its values replace its keys
         load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, rows);
         __syncthreads();
+        float part[ATT_QUERIES_PER_WARP][D32] = {}; // the tile's share, from zero (attention_decode_kernel's order)
         for (int j = j_begin; j <= j_end; j++) {
             float v[D32];
 #pragma unroll
@@ -722,9 +735,15 @@ __device__ void attend(const qe_attention_args &a, const float *q_tile, float *k
                     float w = w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + j];
 #pragma unroll
                     for (int m = 0; m < D32; m++)
-                        acc[i][m] = fmaf(w, v[m], acc[i][m]);
+                        part[i][m] = fmaf(w, v[m], part[i][m]);
                 }
         }
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+            if (j0[i] <= j1[i])
+#pragma unroll
+                for (int m = 0; m < D32; m++)
+                    acc[i][m] += part[i][m];
     }
     int t0 = blockIdx.x * ATT_QUERIES;
 #pragma unroll
@@ -764,6 +783,114 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
         }
         attend<D32>(a, q_tile, kv_tile, w_tile, q_begin, q_end, a.shared_len + a.pos0 + t0 - seg,
                     key_rows{a.shared_len, seg - a.shared_len, 0}, h, dtype);
+    }
+}
+
+// Decoding: one block per (query, head) whose warps take the query's tiles round-robin, so a
+// long context is read by ATT_DECODE_WARPS warps at once instead of one tile at a time by one
+// block of 16 queries. The numbers are the tiled kernel's: each (query, key) score by
+// key_scores, the maximum over the same keys, a tile's weights summed by the same warp tree and
+// its values from zero in position order; the tile sums and shares are added in tile order, a
+// round of ATT_DECODE_WARPS tiles at a time through shared memory. Unpacked calls only.
+#define ATT_DECODE_WARPS 8
+#define ATT_DECODE_MAX_TOKENS 8
+#define ATT_DECODE_SLOTS (ATT_MAX_HEAD_DIM / (ATT_DECODE_WARPS * 32)) // of acc per thread
+
+static size_t attention_decode_smem_bytes(int head_dim)
+{
+    // the query [hd], each warp's tile share [ATT_DECODE_WARPS, hd], the warps' maxima
+    return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS);
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
+{
+    extern __shared__ __align__(16) float dec_smem[];
+    __shared__ double tile_sums[ATT_DECODE_WARPS];
+    int hd = a.head_dim, t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+        q[d] = a.q[((size_t)t * a.n_heads + h) * hd + d];
+    int kvh = h / (a.n_heads / a.n_kv_heads), pos = a.pos0 + t;
+    int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    int tile_lo = first - first % ATT_KEYS, n_tiles = (pos - tile_lo) / ATT_KEYS + 1;
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+    __syncthreads();
+
+    float max_score = -INFINITY;
+    for (int tile = warp; tile < n_tiles; tile += ATT_DECODE_WARPS) {
+        int s = tile_lo + tile * ATT_KEYS + lane;
+        if (s >= first && s <= pos) {
+            float score;
+            key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+            max_score = fmaxf(max_score, score);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        max_score = fmaxf(max_score, __shfl_xor_sync(0xffffffffu, max_score, o));
+    if (lane == 0)
+        maxima[warp] = max_score;
+    __syncthreads();
+    for (int w = 0; w < ATT_DECODE_WARPS; w++)
+        max_score = fmaxf(max_score, maxima[w]);
+
+    double sum = 0;                   // thread 0: the tile sums in tile order
+    float acc[ATT_DECODE_SLOTS] = {}; // element threadIdx.x + 256 m: the tile shares in tile order
+    for (int round = 0; round < n_tiles; round += ATT_DECODE_WARPS) {
+        int tile = round + warp, s0 = tile_lo + tile * ATT_KEYS;
+        if (tile < n_tiles) {
+            int s = s0 + lane;
+            bool reads = s >= first && s <= pos;
+            float w = 0.0f;
+            if (reads) {
+                float score;
+                key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+                w = expf(score - max_score);
+            }
+            double tile_sum = warp_sum((double)w);
+            if (lane == 0)
+                tile_sums[warp] = tile_sum;
+            int j0 = first > s0 ? first - s0 : 0, j1 = pos - s0 < ATT_KEYS - 1 ? pos - s0 : ATT_KEYS - 1;
+            float share[D32] = {};
+#pragma unroll 4
+            for (int j = j0; j <= j1; j++) {
+                float wj = __shfl_sync(0xffffffffu, w, j);
+                const float *v = v0 + kv_row(s0 + j, a.kv_ring) * kv_stride;
+#pragma unroll
+                for (int m = 0; m < D32; m++)
+                    if (lane + 32 * m < hd)
+                        share[m] = fmaf(wj, v[lane + 32 * m], share[m]);
+            }
+#pragma unroll
+            for (int m = 0; m < D32; m++)
+                if (lane + 32 * m < hd)
+                    shares[warp * hd + lane + 32 * m] = share[m];
+        }
+        __syncthreads();
+        int n_in_round = n_tiles - round < ATT_DECODE_WARPS ? n_tiles - round : ATT_DECODE_WARPS;
+        if (threadIdx.x == 0)
+            for (int i = 0; i < n_in_round; i++)
+                sum += tile_sums[i];
+#pragma unroll
+        for (int m = 0; m < ATT_DECODE_SLOTS; m++) {
+            int d = threadIdx.x + m * ATT_DECODE_WARPS * 32;
+            if (d < hd)
+                for (int i = 0; i < n_in_round; i++)
+                    acc[m] += shares[i * hd + d];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        tile_sums[0] = sum;
+    __syncthreads();
+    float inv_sum = (float)(1.0 / tile_sums[0]);
+    float *out = a.out + ((size_t)t * a.n_heads + h) * hd;
+#pragma unroll
+    for (int m = 0; m < ATT_DECODE_SLOTS; m++) {
+        int d = threadIdx.x + m * ATT_DECODE_WARPS * 32;
+        if (d < hd)
+            out[d] = round_to(acc[m] * inv_sum, dtype);
     }
 }
 
@@ -889,7 +1016,7 @@ __global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, fl
     for (int t = 0; t < LINEAR_TOKENS; t++) {
         float v = warp_sum(acc[t]);
         if (lane == 0 && t < nt)
-            y[(size_t)(t0 + t) * w.n_out + r] = w.bias ? v + bias_value(w, r) : v;
+            y[(size_t)(t0 + t) * w.n_out + r] = round_to(w.bias ? v + bias_value(w, r) : v, w.out_dtype);
     }
 }
 
@@ -1030,7 +1157,7 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int 
     for (int t = 0; t < nt; t++) {
         int total = warp_sum(acc[t]);
         if (lane == 0)
-            y[(size_t)(t0 + t) * w.n_out + r] = int8_output(w, a, r, t0 + t, total);
+            y[(size_t)(t0 + t) * w.n_out + r] = round_to(int8_output(w, a, r, t0 + t, total), w.out_dtype);
     }
 }
 
@@ -1166,16 +1293,20 @@ template <typename T> __device__ __forceinline__ uint32_t x_pair(const float *x,
 
 #endif // __CUDA_ARCH__ >= 800
 
-// Decode (few tokens): one block per 16 output rows and 8 tokens, no shared tiles. Each warp
-// computes one slice's 16 x 8 partial from fragments it loads straight from global memory; a
-// round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127 (one output each)
-// add them in slice order.
+// Decode (few tokens): one block per 16 output rows and 8 tokens. Each warp computes one slice's
+// 16 x 8 partial; a round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127
+// (one output each) add them in slice order. A whole 16 x 128 slice of 16-bit weights (rows of
+// a multiple of 8 values) comes in by cp.async, 16 coalesced bytes a lane, and leaves shared
+// memory by ldmatrix as the prefill kernel's tiles do (the same fragments, so the same bits);
+// NF4 and the edges of a matrix load their fragments element pairs at a time.
+#define MMA_DECODE_LD (MMA_SLICE + 8) // 16-bit elements per shared slice row: conflict-free ldmatrix
 template <typename T, bool IS_NF4>
 __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     mma_decode_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
+    __shared__ __align__(16) uint16_t slices[IS_NF4 ? 1 : MMA_DECODE_WARPS][16 * MMA_DECODE_LD];
     __shared__ float nf4_code[16];
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
@@ -1191,17 +1322,37 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
             int k_begin = slice * MMA_SLICE;
             int n_steps = ((n_in - k_begin < MMA_SLICE ? n_in - k_begin : MMA_SLICE) + 15) / 16;
             uint32_t a[STEPS][4], b[STEPS][2];
+            bool is_whole = !IS_NF4 && r0 + 16 <= w.n_out && n_in % 8 == 0 && n_steps == STEPS;
+            if (is_whole) {
+                uint16_t *tile = slices[IS_NF4 ? 0 : warp];
+                const uint16_t *src = (const uint16_t *)w.data + (size_t)r0 * n_in + k_begin;
+                for (int c = lane; c < 16 * MMA_SLICE / 8; c += 32) // 16-byte chunks, 16 a row
+                    cp_async_16(tile + (c / 16) * MMA_DECODE_LD + c % 16 * 8, src + (size_t)(c / 16) * n_in + c % 16 * 8,
+                                16);
+                cp_async_commit();
+            }
 #pragma unroll
             for (int j = 0; j < STEPS; j++)
                 if (j < n_steps) { // fragments as ldmatrix would give them (mma's operand layout)
                     int k = k_begin + 16 * j + 2 * quad;
-                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
-                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
-                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
-                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
+                    if (!is_whole) {
+                        a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
+                        a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
+                        a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
+                        a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
+                    }
                     b[j][0] = x_pair<T>(x, n_in, n_tok, t0 + group, k);
                     b[j][1] = x_pair<T>(x, n_in, n_tok, t0 + group, k + 8);
                 }
+            if (is_whole) {
+                cp_async_wait_all();
+                __syncwarp();
+                const uint16_t *tile = slices[IS_NF4 ? 0 : warp];
+#pragma unroll
+                for (int j = 0; j < STEPS; j++)
+                    ldmatrix_x4(a[j], tile + (lane % 16) * MMA_DECODE_LD + j * 16 + lane / 16 * 8);
+                __syncwarp(); // the next round's copies overwrite the tile
+            }
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
             for (int j = 0; j < STEPS; j++)
@@ -1221,7 +1372,7 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     }
     int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
     if (threadIdx.x < 128 && r < w.n_out && t < n_tok)
-        y[(size_t)t * w.n_out + r] = w.bias ? total + bias_value(w, r) : total;
+        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
 #endif
 }
 
@@ -1388,7 +1539,7 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
             for (int n = 0; n < 4; n++) {
                 int t = t0 + warp_tok + n * 8 + 2 * quad + (e & 1);
                 if (t < n_tok)
-                    y[(size_t)t * n_out + r] = w.bias ? total[m][n][e] + bias : total[m][n][e];
+                    y[(size_t)t * n_out + r] = round_to(w.bias ? total[m][n][e] + bias : total[m][n][e], w.out_dtype);
             }
         }
 #endif
@@ -1581,7 +1732,7 @@ __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linea
                 int r = r0 + warp_row + m * 16 + lane / 4 + i / 2 * 8;
                 int tok = t0 + warp_tok + n * 8 + lane % 4 * 2 + i % 2;
                 if (r < w.n_out && tok < n_tok)
-                    y[(size_t)tok * w.n_out + r] = int8_output(w, a, r, tok, acc[m][n][i]);
+                    y[(size_t)tok * w.n_out + r] = round_to(int8_output(w, a, r, tok, acc[m][n][i]), w.out_dtype);
             }
 #endif
 }
@@ -1721,7 +1872,7 @@ __global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear
         for (int j = 0; j < F32_TN; j++) {
             int t = t0 + my_tok + j;
             if (t < n_tok)
-                y[(size_t)t * w.n_out + r] = w.bias ? total[i][j] + bias_value(w, r) : total[i][j];
+                y[(size_t)t * w.n_out + r] = round_to(w.bias ? total[i][j] + bias_value(w, r) : total[i][j], w.out_dtype);
         }
     }
 }
@@ -1801,7 +1952,8 @@ __global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_ba
     }
     int out_row = row0 + lane / LINEAR_TOKENS, t = lane % LINEAR_TOKENS;
     if (lane < 2 * LINEAR_TOKENS && out_row < w.n_out && t < nt)
-        y[(size_t)(t0 + t) * w.n_out + out_row] = w.bias ? total + bias_value(w, out_row) : total;
+        y[(size_t)(t0 + t) * w.n_out + out_row] =
+            round_to(w.bias ? total + bias_value(w, out_row) : total, w.out_dtype);
 }
 
 // ---- memory ops ------------------------------------------------------------------------------
@@ -2052,11 +2204,15 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
     CHECK_LAUNCH(be);
 }
 
-static void cuda_linear(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+static void cuda_linear(qe_backend *be, const qe_backend_linear *weight, const float *x, int n_tok, qe_dtype out_dtype,
+                        float *y)
 {
     cuda_state *s = state_of(be);
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
+    qe_backend_linear call = *weight; // the kernels take it by value, with this call's rounding
+    call.out_dtype = out_dtype;
+    const qe_backend_linear *lin = &call;
     if (linear_uses_mma(s, lin)) {
         linear_mma(be, lin, x, n_tok, y);
         return;
@@ -2125,6 +2281,16 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
         return;
     }
     int d32 = (args->head_dim + 31) / 32;
+    if (!args->seg_row && args->n_tok <= ATT_DECODE_MAX_TOKENS) {
+        void (*decode)(qe_attention_args, int) = d32 <= 2   ? attention_decode_kernel<2>
+                                                 : d32 <= 4 ? attention_decode_kernel<4>
+                                                 : d32 <= 8 ? attention_decode_kernel<8>
+                                                            : attention_decode_kernel<ATT_MAX_HEAD_DIM / 32>;
+        decode<<<dim3(args->n_tok, args->n_heads), ATT_DECODE_WARPS * 32,
+                 attention_decode_smem_bytes(args->head_dim), state_of(be)->stream>>>(*args, dtype);
+        CHECK_LAUNCH(be);
+        return;
+    }
     void (*kernel)(qe_attention_args, int) = d32 <= 2   ? attention_kernel<2>
                                              : d32 <= 4 ? attention_kernel<4>
                                              : d32 <= 8 ? attention_kernel<8>

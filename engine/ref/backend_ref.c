@@ -64,7 +64,8 @@ static void ref_embed(qe_backend *be, const qe_backend_linear *table, const int3
         qe_embed_ref(&((const ref_linear *)table)->w, ids, n_tok, scale, dtype, out);
 }
 
-static void ref_linear_op(qe_backend *be, const qe_backend_linear *handle, const float *x, int n_tok, float *y)
+static void ref_linear_op(qe_backend *be, const qe_backend_linear *handle, const float *x, int n_tok,
+                          qe_dtype out_dtype, float *y)
 {
     if (qe_backend_failed(be))
         return;
@@ -74,6 +75,7 @@ static void ref_linear_op(qe_backend *be, const qe_backend_linear *handle, const
         for (int t = 0; t < n_tok; t++)
             for (int r = 0; r < w->n_out; r++)
                 y[(size_t)t * w->n_out + r] += w->bias[r];
+    qe_round_to_dtype(y, (size_t)n_tok * w->n_out, out_dtype);
 }
 
 static void ref_rmsnorm(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
