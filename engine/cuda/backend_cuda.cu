@@ -1293,20 +1293,16 @@ template <typename T> __device__ __forceinline__ uint32_t x_pair(const float *x,
 
 #endif // __CUDA_ARCH__ >= 800
 
-// Decode (few tokens): one block per 16 output rows and 8 tokens. Each warp computes one slice's
-// 16 x 8 partial; a round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127
-// (one output each) add them in slice order. A whole 16 x 128 slice of 16-bit weights (rows of
-// a multiple of 8 values) comes in by cp.async, 16 coalesced bytes a lane, and leaves shared
-// memory by ldmatrix as the prefill kernel's tiles do (the same fragments, so the same bits);
-// NF4 and the edges of a matrix load their fragments element pairs at a time.
-#define MMA_DECODE_LD (MMA_SLICE + 8) // 16-bit elements per shared slice row: conflict-free ldmatrix
+// Decode (few tokens): one block per 16 output rows and 8 tokens, no shared tiles. Each warp
+// computes one slice's 16 x 8 partial from fragments it loads straight from global memory; a
+// round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127 (one output each)
+// add them in slice order.
 template <typename T, bool IS_NF4>
 __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     mma_decode_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
-    __shared__ __align__(16) uint16_t slices[IS_NF4 ? 1 : MMA_DECODE_WARPS][16 * MMA_DECODE_LD];
     __shared__ float nf4_code[16];
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
@@ -1322,37 +1318,17 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
             int k_begin = slice * MMA_SLICE;
             int n_steps = ((n_in - k_begin < MMA_SLICE ? n_in - k_begin : MMA_SLICE) + 15) / 16;
             uint32_t a[STEPS][4], b[STEPS][2];
-            bool is_whole = !IS_NF4 && r0 + 16 <= w.n_out && n_in % 8 == 0 && n_steps == STEPS;
-            if (is_whole) {
-                uint16_t *tile = slices[IS_NF4 ? 0 : warp];
-                const uint16_t *src = (const uint16_t *)w.data + (size_t)r0 * n_in + k_begin;
-                for (int c = lane; c < 16 * MMA_SLICE / 8; c += 32) // 16-byte chunks, 16 a row
-                    cp_async_16(tile + (c / 16) * MMA_DECODE_LD + c % 16 * 8, src + (size_t)(c / 16) * n_in + c % 16 * 8,
-                                16);
-                cp_async_commit();
-            }
 #pragma unroll
             for (int j = 0; j < STEPS; j++)
                 if (j < n_steps) { // fragments as ldmatrix would give them (mma's operand layout)
                     int k = k_begin + 16 * j + 2 * quad;
-                    if (!is_whole) {
-                        a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
-                        a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
-                        a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
-                        a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
-                    }
+                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
+                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
+                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
+                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
                     b[j][0] = x_pair<T>(x, n_in, n_tok, t0 + group, k);
                     b[j][1] = x_pair<T>(x, n_in, n_tok, t0 + group, k + 8);
                 }
-            if (is_whole) {
-                cp_async_wait_all();
-                __syncwarp();
-                const uint16_t *tile = slices[IS_NF4 ? 0 : warp];
-#pragma unroll
-                for (int j = 0; j < STEPS; j++)
-                    ldmatrix_x4(a[j], tile + (lane % 16) * MMA_DECODE_LD + j * 16 + lane / 16 * 8);
-                __syncwarp(); // the next round's copies overwrite the tile
-            }
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
             for (int j = 0; j < STEPS; j++)
