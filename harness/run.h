@@ -33,7 +33,7 @@ typedef struct {
     qe_device_kind device;
     int device_index;             /* QE_DEVICE_CUDA: the GPU's ordinal                           */
     int n_threads;                /* 0 = all cores                                               */
-    int batch_docs;               /* documents per engine call and stored block; 0 = the device's */
+    int batch_docs;               /* documents per engine call and stored block; 0 = 16          */
     int shard_index, shard_count; /* this process runs its share of the documents (run_shard.h)  */
     bool use_cache;               /* answer identical requests from the store's cache            */
     double exec_timeout_s;        /* code tasks: per-program wall-clock limit                   */
