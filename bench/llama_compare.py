@@ -2,6 +2,7 @@
 """qeval bench against llama.cpp's llama-bench: same machine, same GGUF, same threads.
 
     python3 bench/llama_compare.py LLAMA_BENCH QEVAL MODEL_F32.gguf [--threads N] [-p 128] [-n 32] [-r 5]
+                                   [--rounds K]
 
 llama.cpp is not vendored or built by the project: LLAMA_BENCH is the path of a llama-bench
 binary you built; llama-quantize is taken from beside it (or --quantize PATH) to make the F16,
@@ -12,12 +13,19 @@ decode tokens/s of each (mean over -r runs), their ratio, and the bytes each str
 in decode (bytes read per token x tokens/s; llama.cpp's read per token is its model size), and
 whether qeval's decode meets the target of docs/engine.md: its bandwidth at least llama.cpp's,
 and for fp32, bf16 and int8 also its tokens/s.
+
+--rounds K (default 1) runs each pair K times, qeval and llama-bench back to back and taking
+turns to go first, so that a busy host slows both sides of a round alike: the table then gives
+the medians over the rounds, each ratio's median and range over the rounds, and in how many
+rounds the target was met (a shared VM's bandwidth drifts by more than the margins between runs
+minutes apart).
 """
 import argparse
 import csv
 import io
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,9 +53,9 @@ def llama_results(llama_bench, model, args):
     return res
 
 
-def qeval_results(qeval, model, args):
+def qeval_results(qeval, model, variants, args):
     """{variant: {'pp': (tok/s, sd), 'tg': (tok/s, sd), 'read': bytes per token}} and the bandwidth line."""
-    out = run([qeval, "bench", model, "--variants", ",".join(v for v, _ in PAIRS), "-p", str(args.p),
+    out = run([qeval, "bench", model, "--variants", ",".join(variants), "-p", str(args.p),
                "-n", str(args.n), "-r", str(args.r), "--threads", str(args.threads)])
     res, bandwidth = {}, ""
     for line in out.splitlines():
@@ -71,6 +79,7 @@ def main():
     ap.add_argument("-p", type=int, default=128)
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("-r", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1, help="each pair this many times, the two sides taking turns")
     ap.add_argument("--quantize", help="llama-quantize (default: beside llama-bench)")
     ap.add_argument("--work-dir", help="where the quantized copies go (default: a temporary directory)")
     args = ap.parse_args()
@@ -90,27 +99,65 @@ def main():
         if not os.path.exists(path):
             run([quantize, args.model, path, ltype])
         files[ltype] = path
-    ours, bandwidth = qeval_results(args.qeval, args.model, args)
-    theirs = {ltype: llama_results(args.llama_bench, files[ltype], args) for _, ltype in PAIRS}
+    bandwidth = ""
+    rounds = []  # per round: {variant: (qeval results, llama.cpp results)}
+    for k in range(args.rounds):
+        pairs = {}
+        for variant, ltype in PAIRS:
+            def ours():
+                nonlocal bandwidth
+                res, line = qeval_results(args.qeval, args.model, [variant], args)
+                bandwidth = line or bandwidth
+                return res[variant]
+            def theirs():
+                return llama_results(args.llama_bench, files[ltype], args)
+            if k % 2 == 0:
+                q = ours()
+                pairs[variant] = (q, theirs())
+            else:
+                l = theirs()
+                pairs[variant] = (ours(), l)
+        rounds.append(pairs)
+
+    def med(values):
+        return statistics.median(values)
+
+    def ratio(values):
+        text = f"{med(values):.2f}×"
+        return text if len(values) == 1 else f"{text} [{min(values):.2f}–{max(values):.2f}]"
 
     pp, tg = f"pp{args.p}", f"tg{args.n}"
-    print(f"\n{args.threads} threads, {args.r} runs each (mean ± sd), {args.model}")
+    what = f"{args.r} runs each (mean ± sd)" if args.rounds == 1 else \
+        f"{args.rounds} rounds of {args.r} runs each (medians over the rounds; ratio: median [range])"
+    print(f"\n{args.threads} threads, {what}, {args.model}")
     print(f"| qeval variant vs llama.cpp type | {pp} tok/s (qeval / llama.cpp) | {tg} tok/s (qeval / llama.cpp) "
           f"| decode GB/s (qeval / llama.cpp) | target met |")
     print("|---|---|---|---|---|")
     for variant, ltype in PAIRS:
-        q, l = ours[variant], theirs[ltype]
-        q_gbs = q["read"] * q["tg"][0] / 1e9
-        l_gbs = l["size"] * l["tg"][0] / 1e9
-        met = q_gbs >= l_gbs and (variant == "nf4" or q["tg"][0] >= l["tg"][0])
+        runs = [r[variant] for r in rounds]
+        q_pp, l_pp = [q["pp"][0] for q, _ in runs], [l["pp"][0] for _, l in runs]
+        q_tg, l_tg = [q["tg"][0] for q, _ in runs], [l["tg"][0] for _, l in runs]
+        q_gbs = [q["read"] * q["tg"][0] / 1e9 for q, _ in runs]
+        l_gbs = [l["size"] * l["tg"][0] / 1e9 for _, l in runs]
+        met = [qg >= lg and (variant == "nf4" or qt >= lt) for qg, lg, qt, lt in zip(q_gbs, l_gbs, q_tg, l_tg)]
+        if args.rounds == 1:
+            (q, l), = runs
+            pp_cell = f"{q['pp'][0]:.0f} ± {q['pp'][1]:.0f} / {l['pp'][0]:.0f} ± {l['pp'][1]:.0f}"
+            tg_cell = f"{q['tg'][0]:.1f} ± {q['tg'][1]:.1f} / {l['tg'][0]:.1f} ± {l['tg'][1]:.1f}"
+            met_cell = "yes" if met[0] else "no"
+        else:
+            pp_cell = f"{med(q_pp):.0f} / {med(l_pp):.0f}"
+            tg_cell = f"{med(q_tg):.1f} / {med(l_tg):.1f}"
+            met_cell = f"{sum(met)} of {len(met)} rounds"
         print(f"| {variant} vs {ltype} "
-              f"| {q['pp'][0]:.0f} ± {q['pp'][1]:.0f} / {l['pp'][0]:.0f} ± {l['pp'][1]:.0f} ({q['pp'][0] / l['pp'][0]:.2f}×) "
-              f"| {q['tg'][0]:.1f} ± {q['tg'][1]:.1f} / {l['tg'][0]:.1f} ± {l['tg'][1]:.1f} ({q['tg'][0] / l['tg'][0]:.2f}×) "
-              f"| {q_gbs:.1f} / {l_gbs:.1f} "
-              f"| {'yes' if met else 'no'} |")
+              f"| {pp_cell} ({ratio([a / b for a, b in zip(q_pp, l_pp)])}) "
+              f"| {tg_cell} ({ratio([a / b for a, b in zip(q_tg, l_tg)])}) "
+              f"| {med(q_gbs):.1f} / {med(l_gbs):.1f} "
+              f"| {met_cell} |")
+    first = rounds[0]
     print(f"qeval read per decode token: " +
-          ", ".join(f"{v} {ours[v]['read'] / 1e6:.1f} MB" for v, _ in PAIRS) +
-          "; llama.cpp model sizes: " + ", ".join(f"{t} {theirs[t]['size'] / 1e6:.1f} MB" for _, t in PAIRS))
+          ", ".join(f"{v} {first[v][0]['read'] / 1e6:.1f} MB" for v, _ in PAIRS) +
+          "; llama.cpp model sizes: " + ", ".join(f"{t} {first[v][1]['size'] / 1e6:.1f} MB" for v, t in PAIRS))
     if bandwidth:
         print(bandwidth)
 
