@@ -142,8 +142,8 @@ struct qe_backend {
     void (*embed)(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
                   qe_dtype dtype, float *out);
     /* y[n_tok, n_out] = x W^T + b (INT8: the fused fp16 epilogue of weight.h), then rounded to
-     * out_dtype (F32: as computed), as the round op would: the model's linears feed 16-bit
-     * activations, and a GPU rounds in the kernel's epilogue instead of a launch of its own */
+     * out_dtype (F32: as computed): the model's linears feed 16-bit activations, and a GPU
+     * rounds in the kernel's epilogue instead of a launch of its own */
     void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, qe_dtype out_dtype,
                    float *y);
     /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed;
@@ -161,7 +161,6 @@ struct qe_backend {
                 float *y);
     void (*add)(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype);   /* y += x */
     void (*copy)(qe_backend *be, float *dst, const float *src, size_t n);
-    void (*round)(qe_backend *be, float *x, size_t n, qe_dtype dtype);                 /* to dtype */
     void (*download)(qe_backend *be, float *host, const float *src, size_t n);
     void (*upload)(qe_backend *be, float *dst, const float *host, size_t n);
     /* Per row r of logits[n_rows, n_vocab]: argmax, max, log-sum-exp and row[targets[r]]

@@ -238,11 +238,6 @@ static void op_add(qe_backend *be, float *const *in, float *out, qe_dtype dt)
     be->copy(be, out, in[0], (size_t)ROWS * DIM);
     be->add(be, out, in[1], (size_t)ROWS * DIM, dt);
 }
-static void op_round(qe_backend *be, float *const *in, float *out, qe_dtype dt)
-{
-    be->copy(be, out, in[0], (size_t)ROWS * DIM);
-    be->round(be, out, (size_t)ROWS * DIM, dt);
-}
 static void attention(qe_backend *be, float *const *in, float *out, qe_dtype dt, int window, int kv_ring)
 {
     qe_error err = {0};
@@ -319,7 +314,6 @@ static void test_ops(qe_backend *be, qe_backend *ref)
         compare_op(be, ref, "glu silu", op_silu, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, exact * 4);
         compare_op(be, ref, "glu gelu", op_gelu, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, exact * 4);
         compare_op(be, ref, "add", op_add, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, 0);
-        compare_op(be, ref, "round", op_round, (const float *[]){x}, (size_t[]){n_x}, 1, n_x, dt, 0);
         double att = dt == QE_DTYPE_F32 ? 1e-5 : dt == QE_DTYPE_BF16 ? 1.0 / 128 : 1.0 / 1024;
         compare_op(be, ref, "attention", op_attention, (const float *[]){q, k, v}, (size_t[]){n_q, n_kv, n_kv}, 3,
                    n_q, dt, att);

@@ -253,12 +253,6 @@ static void cpu_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtype
         qe_add_ref(y, x, n, dtype);
 }
 
-static void cpu_round(qe_backend *be, float *x, size_t n, qe_dtype dtype)
-{
-    if (!qe_backend_failed(be))
-        qe_round_to_dtype(x, n, dtype);
-}
-
 typedef struct {
     const float *logits;
     int n_vocab;
@@ -317,7 +311,7 @@ qe_status qe_backend_cpu_create(int n_threads, qe_backend **out, qe_error *err)
         .prepare_linear = cpu_prepare_linear, .free_linear = cpu_free_linear, .linear_bytes = cpu_linear_bytes,
         .upload_new = qe_host_upload_new,
         .embed = cpu_embed, .linear = cpu_linear, .rmsnorm = cpu_rmsnorm, .rope = cpu_rope,
-        .attention = cpu_attention, .glu = cpu_glu, .add = cpu_add, .copy = qe_host_copy, .round = cpu_round,
+        .attention = cpu_attention, .glu = cpu_glu, .add = cpu_add, .copy = qe_host_copy,
         .download = qe_host_copy, .upload = qe_host_copy, .row_stats = cpu_row_stats,
         .sync = cpu_sync, .destroy = cpu_destroy,
     };

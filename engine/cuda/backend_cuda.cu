@@ -488,13 +488,6 @@ template <typename T> __device__ T block_sum(T v, T *shared32)
 
 // ---- elementwise kernels --------------------------------------------------------------------
 
-__global__ void round_kernel(float *x, size_t n, int dtype)
-{
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        x[i] = round_to(x[i], dtype);
-}
-
 __global__ void add_kernel(float *y, const float *x, size_t n, int dtype)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -2300,14 +2293,6 @@ static void cuda_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtyp
     CHECK_LAUNCH(be);
 }
 
-static void cuda_round(qe_backend *be, float *x, size_t n, qe_dtype dtype)
-{
-    if (qe_backend_failed(be) || n == 0 || dtype == QE_DTYPE_F32)
-        return;
-    round_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(x, n, dtype);
-    CHECK_LAUNCH(be);
-}
-
 static void memcpy_op(qe_backend *be, void *dst, const void *src, size_t n, cudaMemcpyKind kind)
 {
     cuda_state *s = state_of(be);
@@ -2483,7 +2468,6 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->glu = cuda_glu;
     be->add = cuda_add;
     be->copy = cuda_copy;
-    be->round = cuda_round;
     be->download = cuda_download;
     be->upload = cuda_upload;
     be->row_stats = cuda_row_stats;

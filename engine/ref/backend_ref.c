@@ -123,12 +123,6 @@ static void ref_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtype
         qe_add_ref(y, x, n, dtype);
 }
 
-static void ref_round(qe_backend *be, float *x, size_t n, qe_dtype dtype)
-{
-    if (!qe_backend_failed(be))
-        qe_round_to_dtype(x, n, dtype);
-}
-
 static void ref_row_stats(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
                           qe_row_stats *out)
 {
@@ -165,7 +159,7 @@ qe_status qe_backend_ref_create(qe_backend **out, qe_error *err)
         .prepare_linear = ref_prepare_linear, .free_linear = ref_free_linear, .linear_bytes = ref_linear_bytes,
         .upload_new = qe_host_upload_new,
         .embed = ref_embed, .linear = ref_linear_op, .rmsnorm = ref_rmsnorm, .rope = ref_rope,
-        .attention = ref_attention, .glu = ref_glu, .add = ref_add, .copy = qe_host_copy, .round = ref_round,
+        .attention = ref_attention, .glu = ref_glu, .add = ref_add, .copy = qe_host_copy,
         .download = qe_host_copy, .upload = qe_host_copy, .row_stats = ref_row_stats,
         .sync = ref_sync, .destroy = ref_destroy,
     };
