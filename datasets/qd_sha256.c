@@ -99,7 +99,7 @@ void qd_sha256_force_portable(bool is_portable) { use_portable = is_portable; }
 static void compress_blocks(uint32_t state[8], const uint8_t *data, size_t n_blocks)
 {
 #ifdef QD_SHA256_X86
-    static int has_sha = -1;
+    static _Atomic int has_sha = -1; /* decided once; shards are hashed on several threads */
     if (has_sha < 0)
         has_sha = cpu_has_sha();
     if (has_sha && !use_portable) {

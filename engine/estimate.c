@@ -76,9 +76,7 @@ static void count_kv(const qe_model_config *cfg, int context, int batch, uint64_
 /* The chunk a pass asks for (model.c's pass_tokens): the option, else the device's default. */
 static int requested_chunk(const qe_estimate_options *o)
 {
-    if (o->chunk_tokens)
-        return o->chunk_tokens;
-    return o->device == QE_DEVICE_CUDA ? QE_FORWARD_CHUNK_TOKENS_GPU : 0;
+    return o->chunk_tokens ? o->chunk_tokens : qe_forward_device_chunk(o->device);
 }
 
 /* One forward pass over n_tokens per sequence with the cache reaching context positions:

@@ -344,7 +344,7 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
     m->max_context = options->max_context > 0 && options->max_context < m->cfg.max_context ? options->max_context
                                                                                           : m->cfg.max_context;
     m->chunk_tokens = QE_FORWARD_CHUNK_TOKENS;
-    m->pass_tokens = options->device == QE_DEVICE_CUDA ? QE_FORWARD_CHUNK_TOKENS_GPU : 0;
+    m->pass_tokens = qe_forward_device_chunk(options->device);
     m->k_cache = calloc(m->cfg.n_layers, sizeof *m->k_cache);
     m->v_cache = calloc(m->cfg.n_layers, sizeof *m->v_cache);
     if (!m->k_cache || !m->v_cache) {

@@ -137,6 +137,9 @@ qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int
  * and qe_forward_max_n_in inputs. A KV cache position of one layer holds qe_kv_row_floats
  * float32 values for K and as many for V. */
 int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens);
+/* The chunk a pass asks for on a device when no batch is requested: QE_FORWARD_CHUNK_TOKENS_GPU
+ * on a GPU, 0 (chunk_tokens) elsewhere. */
+int qe_forward_device_chunk(qe_device_kind device);
 int qe_forward_max_n_in(const qe_model_config *cfg);
 uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_tokens);
 uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens);

@@ -1,9 +1,8 @@
 /* The decoder forward pass, written once against the backend's op table.
  *
  * Tokens run in chunks of at most m->chunk_tokens (on a GPU m->pass_tokens; a benchmark's
- * m->max_batch) through the
- * whole stack; each chunk's keys and values go into the KV cache before its attention, so a
- * chunk attends to everything before it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
+ * m->max_batch) through the whole stack; each chunk's keys and values go into the KV cache
+ * before its attention, so a chunk attends to everything before it. Kernels give every token the same numbers whatever the chunking, so prefill, cached
  * decoding and reuse of a cached prefix all agree exactly.
  *
  * The cache follows qe_kv_positions (model_config.h): a sliding-window layer keeps a ring of
@@ -69,6 +68,11 @@ int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int re
     if (chunk > chunk_tokens && qe_config_has_sliding_window(cfg)) /* rings hold window + chunk_tokens - 1 rows */
         chunk = chunk_tokens;
     return n_tokens < chunk ? n_tokens : chunk;
+}
+
+int qe_forward_device_chunk(qe_device_kind device)
+{
+    return device == QE_DEVICE_CUDA ? QE_FORWARD_CHUNK_TOKENS_GPU : 0;
 }
 
 int qe_forward_max_n_in(const qe_model_config *cfg)

@@ -101,10 +101,11 @@ qe_status qh_hash_model_weights(const char *model_path, char model_sha256[65], c
     if (rc == QE_OK && (!hex || !errs))
         rc = qe_fail(err, QE_ENOMEM, "out of memory");
     /* the shards of a large model at once: one core hashes ~1.4 GB/s with the SHA extensions */
+    int n_hashed = rc == QE_OK ? n_paths : 0;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) if (rc == QE_OK && n_paths > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_hashed > 1)
 #endif
-    for (int i = 0; i < (rc == QE_OK ? n_paths : 0); i++)
+    for (int i = 0; i < n_hashed; i++)
         qd_sha256_file(paths[i], hex[i], &errs[i]);
     cJSON *files = rc == QE_OK ? cJSON_CreateArray() : NULL;
     qd_sha256_ctx whole;
