@@ -135,7 +135,8 @@ static void piece_cache_put(qe_piece_cache *c, const char *piece, size_t len, co
     if (e->hash == 0 && c->n_entries < PIECE_CACHE_MAX_ENTRIES) {
         e->n_bytes = (uint8_t)len, e->n_ids = (uint8_t)n_ids;
         memcpy(e->bytes, piece, len);
-        memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
+        if (n_ids > 0)
+            memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
         e->hash = hash;
         c->n_entries++;
     }
@@ -666,7 +667,8 @@ static bool bpe_piece(const qe_tokenizer *tok, bpe_work *w, const char *piece, s
     int first = out->n;
     if (!merge_piece(tok, w, piece, len, out))
         return false;
-    piece_cache_put(tok->piece_cache, piece, len, out->data + first, out->n - first);
+    int n_ids = out->n - first; /* 0 for a piece of bytes the vocabulary lacks; out may have no array yet */
+    piece_cache_put(tok->piece_cache, piece, len, n_ids > 0 ? out->data + first : NULL, n_ids);
     return true;
 }
 

@@ -56,6 +56,12 @@ static void test_byte_level_named_regex(void)
     if (tok)
         EXPECT_IDS(tok, "a\xE4\xB8\xADz", false, 'a', 0xB8, 0xAD, 'z'); /* U+4E2D: byte 0xE4 dropped */
     qe_tokenizer_free(tok);
+    spec.n_vocab = 128; /* no byte above 0x7F: a text of one such character merges to no token */
+    tok = NULL;
+    CHECK_INT_EQ(QE_OK, qe_tokenizer_build(&spec, &tok, &err));
+    if (tok)
+        tokenizer_check_ids(tok, "\xC3\xA9", false, NULL, 0, "U+00E9 without its bytes");
+    qe_tokenizer_free(tok);
     spec.n_vocab = 'B'; /* printable ASCII missing: not a byte-level vocabulary */
     CHECK_INT_EQ(QE_EFORMAT, qe_tokenizer_build(&spec, &tok, &err));
     CHECK(strstr(err.msg, "0x42") != NULL);
