@@ -2,7 +2,7 @@
 """qeval bench against llama.cpp's llama-bench: same machine, same GGUF, same threads.
 
     python3 bench/llama_compare.py LLAMA_BENCH QEVAL MODEL_F32.gguf [--threads N] [-p 128] [-n 32] [-r 5]
-                                   [--rounds K]
+                                   [--rounds K] [--variants fp32,bf16,int8,nf4]
 
 llama.cpp is not vendored or built by the project: LLAMA_BENCH is the path of a llama-bench
 binary you built; llama-quantize is taken from beside it (or --quantize PATH) to make the F16,
@@ -18,7 +18,8 @@ and for fp32, bf16 and int8 also its tokens/s.
 turns to go first, so that a busy host slows both sides of a round alike: the table then gives
 the medians over the rounds, each ratio's median and range over the rounds, and in how many
 rounds the target was met (a shared VM's bandwidth drifts by more than the margins between runs
-minutes apart).
+minutes apart). Each round's decode tokens/s are printed below the table. --variants runs only
+the pairs of those qeval variants.
 """
 import argparse
 import csv
@@ -80,9 +81,13 @@ def main():
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("-r", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=1, help="each pair this many times, the two sides taking turns")
+    ap.add_argument("--variants", default=",".join(v for v, _ in PAIRS), help="qeval variants of the pairs to run")
     ap.add_argument("--quantize", help="llama-quantize (default: beside llama-bench)")
     ap.add_argument("--work-dir", help="where the quantized copies go (default: a temporary directory)")
     args = ap.parse_args()
+    pairs_run = [(v, t) for v, t in PAIRS if v in args.variants.split(",")]
+    if not pairs_run:
+        sys.exit(f"--variants {args.variants}: none of {', '.join(v for v, _ in PAIRS)}")
     quantize = args.quantize or os.path.join(os.path.dirname(os.path.abspath(args.llama_bench)), "llama-quantize")
     tmp = None
     work = args.work_dir
@@ -91,7 +96,7 @@ def main():
         work = tmp.name
     os.makedirs(work, exist_ok=True)
     files = {}
-    for _, ltype in PAIRS:
+    for _, ltype in pairs_run:
         if ltype == "F32":
             files[ltype] = args.model
             continue
@@ -103,7 +108,7 @@ def main():
     rounds = []  # per round: {variant: (qeval results, llama.cpp results)}
     for k in range(args.rounds):
         pairs = {}
-        for variant, ltype in PAIRS:
+        for variant, ltype in pairs_run:
             def ours():
                 nonlocal bandwidth
                 res, line = qeval_results(args.qeval, args.model, [variant], args)
@@ -133,7 +138,7 @@ def main():
     print(f"| qeval variant vs llama.cpp type | {pp} tok/s (qeval / llama.cpp) | {tg} tok/s (qeval / llama.cpp) "
           f"| decode GB/s (qeval / llama.cpp) | target met |")
     print("|---|---|---|---|---|")
-    for variant, ltype in PAIRS:
+    for variant, ltype in pairs_run:
         runs = [r[variant] for r in rounds]
         q_pp, l_pp = [q["pp"][0] for q, _ in runs], [l["pp"][0] for _, l in runs]
         q_tg, l_tg = [q["tg"][0] for q, _ in runs], [l["tg"][0] for _, l in runs]
@@ -156,8 +161,11 @@ def main():
               f"| {met_cell} |")
     first = rounds[0]
     print(f"qeval read per decode token: " +
-          ", ".join(f"{v} {first[v][0]['read'] / 1e6:.1f} MB" for v, _ in PAIRS) +
-          "; llama.cpp model sizes: " + ", ".join(f"{t} {first[v][1]['size'] / 1e6:.1f} MB" for v, t in PAIRS))
+          ", ".join(f"{v} {first[v][0]['read'] / 1e6:.1f} MB" for v, _ in pairs_run) +
+          "; llama.cpp model sizes: " + ", ".join(f"{t} {first[v][1]['size'] / 1e6:.1f} MB" for v, t in pairs_run))
+    for variant, ltype in pairs_run:
+        print(f"{tg} tok/s by round, {variant} / {ltype}: " +
+              ", ".join(f"{r[variant][0]['tg'][0]:.1f} / {r[variant][1]['tg'][0]:.1f}" for r in rounds))
     if bandwidth:
         print(bandwidth)
 

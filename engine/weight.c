@@ -122,6 +122,8 @@ qe_weight_format qe_weight_linear_format(const qe_variant *variant)
 void qe_weight_free(qe_weight *w)
 {
     if (!w) return;
+    if (w->bulk_is_borrowed && w->format == QE_WEIGHT_INT8) w->int8.q = NULL;
+    if (w->bulk_is_borrowed && w->format == QE_WEIGHT_NF4) w->nf4.packed = NULL;
     for (int i = 0; i < 4; i++) free(w->owned[i]);
     if (w->format == QE_WEIGHT_INT8) qe_int8_free(&w->int8);
     if (w->format == QE_WEIGHT_NF4) qe_nf4_free(&w->nf4);
@@ -137,4 +139,38 @@ void qe_weight_row_f32(const qe_weight *w, int r, float *out)
         for (int i = 0; i < w->n_in; i++) out[i] = qe_bf16_to_f32(w->half[base + i]);
     else
         for (int i = 0; i < w->n_in; i++) out[i] = qe_f16_to_f32(w->half[base + i]);
+}
+
+const void *qe_weight_bulk(const qe_weight *w, size_t *n_bytes)
+{
+    size_t n = (size_t)w->n_out * w->n_in;
+    switch (w->format) {
+    case QE_WEIGHT_F32: *n_bytes = n * sizeof *w->f32; return w->f32;
+    case QE_WEIGHT_BF16:
+    case QE_WEIGHT_F16: *n_bytes = n * sizeof *w->half; return w->half;
+    case QE_WEIGHT_INT8: *n_bytes = n; return w->int8.q;
+    case QE_WEIGHT_NF4: *n_bytes = (n + 1) / 2; return w->nf4.packed;
+    }
+    *n_bytes = 0;
+    return NULL;
+}
+
+void qe_weight_move_bulk(qe_weight *w, void *dst)
+{
+    size_t n_bytes;
+    const void *old = qe_weight_bulk(w, &n_bytes);
+    memcpy(dst, old, n_bytes);
+    for (int i = 0; i < 4; i++) /* F32 and 16-bit data are owned through owned[], or borrowed */
+        if (w->owned[i] == old) {
+            free(w->owned[i]);
+            w->owned[i] = NULL;
+        }
+    switch (w->format) {
+    case QE_WEIGHT_F32: w->f32 = dst; break;
+    case QE_WEIGHT_BF16:
+    case QE_WEIGHT_F16: w->half = dst; break;
+    case QE_WEIGHT_INT8: if (!w->bulk_is_borrowed) free(w->int8.q); w->int8.q = dst; break;
+    case QE_WEIGHT_NF4: if (!w->bulk_is_borrowed) free(w->nf4.packed); w->nf4.packed = dst; break;
+    }
+    w->bulk_is_borrowed = true;
 }

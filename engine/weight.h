@@ -20,6 +20,7 @@
 #define QE_WEIGHT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dtype.h"
@@ -42,6 +43,7 @@ typedef struct {
     qe_nf4_weight nf4;          /* NF4: packed codes, absmax or qabsmax+absmax2+offset; quant.h      */
     const float *bias;          /* [n_out] values already rounded to the compute dtype, or NULL      */
     void *owned[4];             /* host buffers this weight owns besides int8 / nf4 (freed by qe_weight_free) */
+    bool bulk_is_borrowed;      /* the bulk array (qe_weight_bulk) lives elsewhere: qe_weight_move_bulk */
 } qe_weight;
 
 /* Makes w an F32 weight over data[n_out, n_in] (borrowed); owned (may be NULL, may equal data)
@@ -73,6 +75,13 @@ uint64_t qe_weight_format_bytes(qe_weight_format format, int n_out, int n_in, in
  * for fp32); embedding tables and heads take qe_weight_format_of_dtype(compute dtype). */
 qe_weight_format qe_weight_linear_format(const qe_variant *variant);
 void qe_weight_free(qe_weight *w);            /* NULL-safe; leaves *w zeroed */
+
+/* The bulk array, the one a matrix-vector product streams (F32 values, BF16 / F16 bits, INT8 q,
+ * NF4 packed codes), and its bytes; the constants (scales, absmax) and bias are not in it. */
+const void *qe_weight_bulk(const qe_weight *w, size_t *n_bytes);
+/* Copies the bulk array to dst (qe_weight_bulk's bytes), frees the weight's own copy (a
+ * borrowed view is left alone) and makes the weight borrow dst, which must outlive it. */
+void qe_weight_move_bulk(qe_weight *w, void *dst);
 
 /* Row r of a F32 / BF16 / F16 weight as float32 into out[n_in] (embedding lookups). */
 void qe_weight_row_f32(const qe_weight *w, int r, float *out);

@@ -405,12 +405,62 @@ static void test_bf16_pairs(void)
     printf("bf16 pairs kernels: bit-equal to their twin\n");
 }
 
+/* qe_weight_move_bulk (the CPU backend moves every weight's bulk array into its huge-page arena):
+ * a moved weight gives the bits of the one left where it was, in every format, from an owned
+ * F32 copy and from a borrowed view alike, and frees what it owned once (ASan watches). */
+static void test_move_bulk(void)
+{
+    enum { N_OUT = 24, N_IN = 128, N_TOK = 3 };
+    float *w = malloc(N_OUT * N_IN * sizeof *w), x[N_TOK * N_IN], want[N_TOK * N_OUT], got[N_TOK * N_OUT];
+    for (int i = 0; i < N_OUT * N_IN; i++) w[i] = uniform() * 0.1f;
+    for (int i = 0; i < N_TOK * N_IN; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(uniform()));
+    char *scratch = aligned_alloc(64, (qe_linear_scratch_bytes(N_TOK, N_IN) + 63) & ~(size_t)63);
+    static const qe_variant variants[] = {{.kind = QE_VARIANT_FP32}, {.kind = QE_VARIANT_FP32},
+                                          {.kind = QE_VARIANT_BF16}, {.kind = QE_VARIANT_INT8, .int8_threshold = 6.0f},
+                                          {.kind = QE_VARIANT_NF4, .nf4_block_size = 64, .nf4_double_quant = true}};
+    qe_error err = {0};
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        qe_weight kept, moved;
+        if (variants[v].kind == QE_VARIANT_FP32) { /* the first an owned copy, the second a view */
+            float *copy = malloc(N_OUT * N_IN * sizeof *copy);
+            memcpy(copy, w, N_OUT * N_IN * sizeof *copy);
+            qe_weight_wrap_f32(&kept, w, NULL, N_OUT, N_IN);
+            qe_weight_wrap_f32(&moved, v == 0 ? copy : w, v == 0 ? copy : NULL, N_OUT, N_IN);
+            if (v != 0)
+                free(copy);
+        } else {
+            CHECK_INT_EQ(QE_OK, qe_weight_quantize(&kept, &variants[v], w, N_OUT, N_IN, &err));
+            CHECK_INT_EQ(QE_OK, qe_weight_quantize(&moved, &variants[v], w, N_OUT, N_IN, &err));
+        }
+        size_t n_bytes, n_moved_bytes;
+        const void *bulk = qe_weight_bulk(&kept, &n_bytes);
+        qe_weight_bulk(&moved, &n_moved_bytes);
+        CHECK_INT_EQ(n_bytes, n_moved_bytes);
+        void *home = malloc(n_bytes);
+        qe_weight_move_bulk(&moved, home);
+        CHECK(qe_weight_bulk(&moved, &n_moved_bytes) == home && memcmp(home, bulk, n_bytes) == 0);
+        CHECK(qe_weight_bytes(&moved) == qe_weight_bytes(&kept));
+        qe_linear a, b;
+        qe_linear_init(&a, &kept, QE_DTYPE_F32);
+        qe_linear_init(&b, &moved, QE_DTYPE_F32);
+        qe_linear_forward(&a, x, N_TOK, want, NULL, scratch, 0);
+        qe_linear_forward(&b, x, N_TOK, got, NULL, scratch, 0);
+        CHECK(memcmp(want, got, sizeof want) == 0);
+        qe_linear_free(&a);
+        qe_linear_free(&b);
+        free(home);
+    }
+    free(scratch);
+    free(w);
+}
+
 int main(void)
 {
     test_bad_arguments();
     test_formats();
     test_threads();
     test_decode_matches_batch();
+    test_move_bulk();
     test_bf16_pairs();
     test_int8_against_bitsandbytes();
     return check_summary();

@@ -1,12 +1,14 @@
 /* The CPU backend: host memory, ops split over its own thread pool by rows (tokens, heads).
  * Linears run the SIMD kernels of cpu/linear.h, attention its own float32 loop; the row-wise
  * ops run the reference definitions (ref/ref_ops.h) over each thread's range. Ops allocate
- * nothing: reserve_workspace sizes one scratch slice per thread. */
+ * nothing: reserve_workspace sizes one scratch slice per thread. prepare_linear moves each
+ * weight's bulk array into the backend's huge-page arena (cpu/host_arena.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "cpu/host_arena.h"
 #include "cpu/linear.h"
 #include "cpu/simd.h"
 #include "ref/ref_ops.h"
@@ -16,6 +18,7 @@ typedef struct {
     char *scratch;              /* [n_threads * scratch_stride] */
     size_t scratch_stride;      /* bytes per thread (a multiple of 64) */
     int max_tokens, max_context, max_n_in; /* what the scratch was sized for */
+    qe_host_arena weights;      /* the linears' bulk arrays (huge pages) */
 } cpu_state;
 
 static cpu_state *state_of(const qe_backend *be) { return be->impl; }
@@ -60,7 +63,8 @@ static qe_status cpu_reserve_workspace(qe_backend *be, int max_tokens, int max_c
         return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory for a workspace of %d threads x %zu bytes",
                        qe_pool_threads(s->pool), stride);
     free(s->scratch);
-    *s = (cpu_state){s->pool, scratch, stride, max_tokens, max_context, max_n_in};
+    s->scratch = scratch, s->scratch_stride = stride;
+    s->max_tokens = max_tokens, s->max_context = max_context, s->max_n_in = max_n_in;
     return QE_OK;
 }
 
@@ -72,6 +76,11 @@ static qe_status cpu_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype compu
         qe_weight_free(w);
         return qe_fail(err, QE_ENOMEM, "cpu backend: out of memory");
     }
+    size_t bulk_bytes;
+    qe_weight_bulk(w, &bulk_bytes);
+    void *home = bulk_bytes ? qe_host_arena_take(&state_of(be)->weights, bulk_bytes) : NULL;
+    if (home) /* else the weight stays where it is, on small pages */
+        qe_weight_move_bulk(w, home);
     qe_linear_init(lin, w, compute_dtype);
     *out = (qe_backend_linear *)lin;
     return QE_OK;
@@ -285,6 +294,7 @@ static void cpu_destroy(qe_backend *be)
     cpu_state *s = state_of(be);
     qe_pool_free(s->pool);
     free(s->scratch);
+    qe_host_arena_free(&s->weights);
     free(s);
     free(be);
 }
