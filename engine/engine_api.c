@@ -158,78 +158,195 @@ static qe_status decode_generated(const qe_model *m, const int32_t *ids, int n, 
     return rc ? rc : qe_tokenizer_decode_ex(m->tokenizer, ids, n, true, text, err);
 }
 
-qe_status qe_generate_until(qe_model *m, const char *context, const char *const *stops, int n_stops,
-                            int max_new_tokens, char **text, qe_generate_stats *stats, qe_error *err)
+/* One request's generation in qe_generate_until_batch. */
+typedef struct {
+    int32_t *ids;                 /* [n_prompt + max_new]: the prompt, then the generated tokens */
+    int n_prompt, n, max_new;
+    char *decoded;                /* the generated text so far, cut at a stop string */
+    bool is_done;
+} generation;
+
+static void generation_clear(generation *g)
 {
-    *text = NULL;
+    free(g->ids);
+    free(g->decoded);
+    memset(g, 0, sizeof *g);
+}
+
+/* The request's prompt tokens as lm-evaluation-harness keeps them, into g. */
+static qe_status generation_start(qe_model *m, const qe_generate_request *r, generation *g, qe_generate_stats *stats,
+                                  qe_error *err)
+{
+    memset(g, 0, sizeof *g);
     memset(stats, 0, sizeof *stats);
-    if (max_new_tokens <= 0)
-        return qe_fail(err, QE_EINVAL, "%s: max_new_tokens %d must be positive", m->path, max_new_tokens);
+    if (r->max_new_tokens <= 0)
+        return qe_fail(err, QE_EINVAL, "%s: max_new_tokens %d must be positive", m->path, r->max_new_tokens);
     /* lm-evaluation-harness reserves max_new_tokens of the window for the answer; a window too
      * small for that (a 512-token model asked for HumanEval's 1024) reserves half of itself
      * instead, as generation could never go past the window anyway. */
-    if (max_new_tokens >= m->max_context)
-        max_new_tokens = m->max_context / 2;
-    int32_t *prompt = NULL, *ids = NULL;
-    float *logits = NULL;
-    char *decoded = NULL;
+    g->max_new = r->max_new_tokens < m->max_context ? r->max_new_tokens : m->max_context / 2;
+    int32_t *prompt = NULL;
     int n_prompt = 0;
-    qe_status rc = qe_tokenize(m, context, qe_lm_eval_adds_special(m), &prompt, &n_prompt, err);
+    qe_status rc = qe_tokenize(m, r->context, qe_lm_eval_adds_special(m), &prompt, &n_prompt, err);
     if (rc != QE_OK)
         return rc;
     /* the harness keeps the last (window - max_new_tokens) context tokens */
-    int keep = m->max_context - max_new_tokens, skip = n_prompt > keep ? n_prompt - keep : 0;
-    n_prompt -= skip;
+    int keep = m->max_context - g->max_new, skip = n_prompt > keep ? n_prompt - keep : 0;
+    g->n_prompt = g->n = n_prompt - skip;
     stats->was_truncated = skip > 0;
-    stats->n_prompt_tokens = n_prompt;
-    if (n_prompt == 0) {
+    stats->n_prompt_tokens = g->n_prompt;
+    if (g->n_prompt == 0)
         rc = qe_fail(err, QE_EINVAL, "%s: empty context", m->path);
-        goto out;
-    }
-    ids = malloc((size_t)(n_prompt + max_new_tokens) * sizeof *ids);
-    logits = malloc((size_t)m->cfg.n_vocab * sizeof *logits);
-    if (!ids || !logits) {
+    else if (!(g->ids = malloc((size_t)(g->n_prompt + g->max_new) * sizeof *g->ids)))
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
-        goto out;
-    }
-    memcpy(ids, prompt + skip, (size_t)n_prompt * sizeof *ids);
-    double t0 = now_ms();
-    if ((rc = forward_reusing_cache(m, ids, n_prompt, n_prompt - 1, logits, err)))
-        goto out;
-    double t1 = now_ms();
-    stats->prefill_ms = t1 - t0;
-    int n = n_prompt;
-    for (;;) {
-        int next = argmax(logits, m->cfg.n_vocab);
-        if (is_eos(m, next)) {
-            stats->hit_eos = true;
-            stats->n_generated_tokens++;
-            break;
-        }
-        ids[n++] = next;
-        stats->n_generated_tokens++;
-        free(decoded);
-        decoded = NULL;
-        if ((rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
-            goto out;
-        if (cut_at_stops(decoded, stops, n_stops)) {
-            stats->hit_stop = true;
-            break;
-        }
-        if (n - n_prompt == max_new_tokens)
-            break;
-        if ((rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, NULL, NULL, err)))
-            goto out;
-    }
-    stats->decode_ms = now_ms() - t1;
-    if (!decoded && (rc = decode_generated(m, ids + n_prompt, n - n_prompt, &decoded, err)))
-        goto out;
-    *text = decoded;
-    decoded = NULL;
-out:
+    else
+        memcpy(g->ids, prompt + skip, (size_t)g->n_prompt * sizeof *g->ids);
     free(prompt);
-    free(ids);
-    free(logits);
-    free(decoded);
     return rc;
+}
+
+/* The greedy pick from a row of logits: appended, then the stop rules (EOS, a stop string in the
+ * decoded text, max_new tokens) say whether g is done. */
+static qe_status generation_take(qe_model *m, const qe_generate_request *r, generation *g, const float *logits,
+                                 qe_generate_stats *stats, qe_error *err)
+{
+    int next = argmax(logits, m->cfg.n_vocab);
+    stats->n_generated_tokens++;
+    if (is_eos(m, next)) {
+        stats->hit_eos = g->is_done = true;
+        return QE_OK;
+    }
+    g->ids[g->n++] = next;
+    free(g->decoded);
+    g->decoded = NULL;
+    qe_status rc = decode_generated(m, g->ids + g->n_prompt, g->n - g->n_prompt, &g->decoded, err);
+    if (rc != QE_OK)
+        return rc;
+    if (cut_at_stops(g->decoded, r->stops, r->n_stops))
+        stats->hit_stop = g->is_done = true;
+    if (g->n - g->n_prompt == g->max_new)
+        g->is_done = true;
+    return QE_OK;
+}
+
+/* Makes the model's cache slots hold at least n_slots caches. */
+static qe_status reserve_gen_slots(qe_model *m, int n_slots, qe_error *err)
+{
+    if (n_slots <= m->n_gen_slots)
+        return QE_OK;
+    qe_kv_cache *slots = realloc(m->gen_slots, (size_t)n_slots * sizeof *slots);
+    if (!slots)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    m->gen_slots = slots;
+    for (; m->n_gen_slots < n_slots; m->n_gen_slots++) {
+        qe_status rc = qe_kv_cache_init(&slots[m->n_gen_slots], m->cfg.n_layers, err);
+        if (rc != QE_OK)
+            return qe_fail_context(err, "%s", m->path);
+    }
+    return QE_OK;
+}
+
+static void swap_cache(qe_model *m, qe_kv_cache *other)
+{
+    qe_kv_cache mine = m->kv;
+    m->kv = *other;
+    *other = mine;
+}
+
+/* qe_generate_until_batch for n <= chunk_tokens requests; texts[i] set only when all succeed. */
+static qe_status generate_group(qe_model *m, const qe_generate_request *requests, int n, char **texts,
+                                qe_generate_stats *stats, qe_error *err)
+{
+    size_t n_vocab = (size_t)m->cfg.n_vocab;
+    generation *gens = calloc((size_t)n, sizeof *gens);
+    qe_kv_cache **caches = malloc((size_t)n * sizeof *caches);
+    qe_kv_cache **step_caches = malloc((size_t)n * sizeof *step_caches);
+    int32_t *step_ids = malloc((size_t)n * sizeof *step_ids);
+    int *step_of = malloc((size_t)n * sizeof *step_of);
+    float *logits = malloc((size_t)n * n_vocab * sizeof *logits);
+    qe_status rc = QE_OK;
+    if (!gens || !caches || !step_caches || !step_ids || !step_of || !logits)
+        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    else
+        rc = reserve_gen_slots(m, n - 1, err);
+    for (int i = 0; i < n && rc == QE_OK; i++) {
+        caches[i] = i == 0 ? &m->kv : &m->gen_slots[i - 1];
+        generation *g = &gens[i];
+        if ((rc = generation_start(m, &requests[i], g, &stats[i], err)) != QE_OK)
+            break;
+        double t0 = now_ms();
+        if (i > 0) /* the passes run on the model's cache */
+            swap_cache(m, caches[i]);
+        rc = forward_reusing_cache(m, g->ids, g->n, g->n - 1, logits, err);
+        if (i > 0)
+            swap_cache(m, caches[i]);
+        double t1 = now_ms();
+        stats[i].prefill_ms = t1 - t0;
+        if (rc == QE_OK)
+            rc = generation_take(m, &requests[i], g, logits, &stats[i], err);
+        stats[i].decode_ms = now_ms() - t1;
+    }
+    while (rc == QE_OK) {
+        int n_step = 0;
+        for (int i = 0; i < n; i++)
+            if (!gens[i].is_done) {
+                step_of[n_step] = i;
+                step_caches[n_step] = caches[i];
+                step_ids[n_step++] = gens[i].ids[gens[i].n - 1];
+            }
+        if (n_step == 0)
+            break;
+        double t0 = now_ms();
+        rc = qe_model_forward_sequences(m, step_caches, step_ids, n_step, logits, err);
+        for (int j = 0; j < n_step && rc == QE_OK; j++)
+            rc = generation_take(m, &requests[step_of[j]], &gens[step_of[j]], logits + (size_t)j * n_vocab,
+                                 &stats[step_of[j]], err);
+        double share_ms = (now_ms() - t0) / n_step; /* the step's time, shared by its sequences */
+        for (int j = 0; j < n_step; j++)
+            stats[step_of[j]].decode_ms += share_ms;
+    }
+    for (int i = 0; i < n && rc == QE_OK; i++) /* ended on EOS before any text: decode the nothing */
+        if (!gens[i].decoded)
+            rc = decode_generated(m, gens[i].ids + gens[i].n_prompt, gens[i].n - gens[i].n_prompt, &gens[i].decoded,
+                                  err);
+    for (int i = 0; i < n && gens; i++) {
+        if (rc == QE_OK) {
+            texts[i] = gens[i].decoded;
+            gens[i].decoded = NULL;
+        }
+        generation_clear(&gens[i]);
+    }
+    free(gens);
+    free(caches);
+    free(step_caches);
+    free(step_ids);
+    free(step_of);
+    free(logits);
+    return rc;
+}
+
+qe_status qe_generate_until_batch(qe_model *m, const qe_generate_request *requests, int n, char **texts,
+                                  qe_generate_stats *stats, qe_error *err)
+{
+    for (int i = 0; i < n; i++)
+        texts[i] = NULL;
+    if (n <= 0)
+        return qe_fail(err, QE_EINVAL, "%s: a generation batch of %d requests", m->path, n);
+    qe_status rc = QE_OK;
+    for (int i = 0; i < n && rc == QE_OK; i += m->chunk_tokens) /* one pass holds a chunk of sequences */
+        rc = generate_group(m, requests + i, n - i < m->chunk_tokens ? n - i : m->chunk_tokens, texts + i, stats + i,
+                            err);
+    if (rc != QE_OK)
+        for (int i = 0; i < n; i++) {
+            free(texts[i]);
+            texts[i] = NULL;
+        }
+    return rc;
+}
+
+qe_status qe_generate_until(qe_model *m, const char *context, const char *const *stops, int n_stops,
+                            int max_new_tokens, char **text, qe_generate_stats *stats, qe_error *err)
+{
+    qe_generate_request request = {context, stops, n_stops, max_new_tokens};
+    return qe_generate_until_batch(m, &request, 1, text, stats, err);
 }

@@ -306,8 +306,14 @@ bool qe_model_device_memory(const qe_model *model, qe_device_memory *out)
 
 uint64_t qe_model_kv_cache_bytes(const qe_model *model)
 {
-    return qe_kv_cache_bytes(&model->cfg, model->kv_capacity, model->max_context, model->chunk_tokens);
+    uint64_t bytes = qe_kv_cache_bytes(&model->cfg, model->kv.kv_capacity, model->max_context, model->chunk_tokens);
+    for (int i = 0; i < model->n_gen_slots; i++)
+        bytes += qe_kv_cache_bytes(&model->cfg, model->gen_slots[i].kv_capacity, model->max_context,
+                                   model->chunk_tokens);
+    return bytes;
 }
+
+int qe_model_sequence_caches(const qe_model *model) { return 1 + model->n_gen_slots; }
 
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
 {
@@ -345,10 +351,8 @@ qe_status qe_model_load(const char *path, const qe_load_options *options, qe_mod
                                                                                           : m->cfg.max_context;
     m->chunk_tokens = QE_FORWARD_CHUNK_TOKENS;
     m->pass_tokens = qe_forward_device_chunk(options->device);
-    m->k_cache = calloc(m->cfg.n_layers, sizeof *m->k_cache);
-    m->v_cache = calloc(m->cfg.n_layers, sizeof *m->v_cache);
-    if (!m->k_cache || !m->v_cache) {
-        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", path);
+    if ((rc = qe_kv_cache_init(&m->kv, m->cfg.n_layers, err)) != QE_OK) {
+        qe_fail_context(err, "%s", path);
         goto fail;
     }
     if (!is_gguf && (rc = qe_path_join(tok_path, sizeof tok_path, path, "tokenizer.json", err)))
@@ -386,16 +390,14 @@ void qe_model_free(qe_model *m)
         be->free_linear(be, m->embed);
         be->release(be, m->final_norm);
         qe_forward_scratch_free(be, &m->scratch);
-        for (int i = 0; i < m->cfg.n_layers && m->k_cache && m->v_cache; i++) {
-            be->release(be, m->k_cache[i]);
-            be->release(be, m->v_cache[i]);
-        }
-        be->destroy(be);
     }
+    qe_kv_cache_free(be, m->cfg.n_layers, &m->kv);
+    for (int i = 0; i < m->n_gen_slots; i++)
+        qe_kv_cache_free(be, m->cfg.n_layers, &m->gen_slots[i]);
+    free(m->gen_slots);
+    if (be)
+        be->destroy(be);
     free(m->layers);
-    free(m->k_cache);
-    free(m->v_cache);
-    free(m->cached_ids);
     qe_tokenizer_free(m->tokenizer);
     free(m->chat_template);
     qe_weight_set_close(&m->weights);

@@ -65,6 +65,18 @@ typedef struct {
     int32_t *host_seg_rows;       /* [c] host memory, where they are computed                */
 } qe_forward_scratch;
 
+/* One sequence's KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of
+ * [n_kv_heads, head_dim], kv_capacity of them for a full-attention layer, a ring of at most
+ * qe_kv_ring rows for a sliding-window one; position p lives in row p % qe_kv_ring. Positions
+ * [0, n_cached) hold the keys/values of cached_ids, all of them in full-attention layers; a ring
+ * of R rows still holds positions [kv_written_end - R, n_cached) (rows past them were overwritten). */
+typedef struct {
+    float **k_cache, **v_cache;   /* [n_layers] backend buffers */
+    int kv_capacity, n_cached;
+    int kv_written_end;           /* 1 + the furthest position written since the last pass from position 0 */
+    int32_t *cached_ids;          /* [kv_capacity] */
+} qe_kv_cache;
+
 struct qe_model {
     char *path;
     qe_model_config cfg;
@@ -84,17 +96,12 @@ struct qe_model {
     int pass_tokens;              /* chunk asked of a pass when max_batch is 0: 0 (chunk_tokens) on the CPU,
                                      QE_FORWARD_CHUNK_TOKENS_GPU on a GPU */
 
-    /* KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of [n_kv_heads,
-     * head_dim], kv_capacity of them for a full-attention layer, a ring of at most qe_kv_ring rows
-     * for a sliding-window one; position p lives in row p % qe_kv_ring. Positions [0, n_cached)
-     * hold the keys/values of cached_ids, all of them in full-attention layers; a ring of R rows
-     * still holds positions [kv_written_end - R, n_cached) (rows past them were overwritten). */
-    float **k_cache, **v_cache;   /* [n_layers] backend buffers */
-    int kv_capacity, n_cached;
-    int kv_written_end;           /* 1 + the furthest position written since the last pass from position 0 */
+    qe_kv_cache kv;               /* the cache every pass runs on */
+    qe_kv_cache *gen_slots;       /* [n_gen_slots]: the other sequences of batched generation, kept between
+                                     batches (each resumes its own cached prefix), or NULL */
+    int n_gen_slots;
     int chunk_tokens;             /* max tokens per chunk of a pass: QE_FORWARD_CHUNK_TOKENS; the rings are sized
                                      by it, so tests change it only before the first pass */
-    int32_t *cached_ids;          /* [kv_capacity] */
     qe_forward_scratch scratch;
 
     qe_tokenizer *tokenizer;      /* NULL when the directory has no tokenizer.json */
@@ -127,6 +134,17 @@ qe_status qe_model_forward(qe_model *model, const int32_t *ids, int n_tok, int p
  * alone after the prefix (qe_model_forward). Models with sliding-window layers: EUNSUPPORTED. */
 qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int *seg_start, int n_segs,
                                   int shared_len, float *logits, qe_row_stats *stats, qe_error *err);
+
+/* One decode step of n sequences in one pass (batched generation): token ids[b] at the next
+ * position of caches[b] (n distinct caches, each holding its sequence's earlier positions,
+ * n <= chunk_tokens), appended to it; leaves the logits [n, n_vocab] in host memory. Each row
+ * has the bits qe_model_forward gives that token alone on its own cache. */
+qe_status qe_model_forward_sequences(qe_model *model, qe_kv_cache *const *caches, const int32_t *ids, int n,
+                                     float *logits, qe_error *err);
+
+/* A cache with no positions yet (its buffers come with the first pass), and its release. */
+qe_status qe_kv_cache_init(qe_kv_cache *kv, int n_layers, qe_error *err);
+void qe_kv_cache_free(qe_backend *be, int n_layers, qe_kv_cache *kv); /* leaves *kv zeroed */
 
 /* What a forward pass allocates, for the memory estimate (estimate.c); model_forward.c
  * allocates by the same functions. A pass over n tokens runs in chunks of

@@ -127,14 +127,21 @@ static qe_status scratch_reserve(qe_model *m, int c, qe_error *err)
 
 size_t qe_kv_row_floats(const qe_model_config *cfg) { return (size_t)cfg->n_kv_heads * cfg->head_dim; }
 
-int qe_model_cache_capacity(const qe_model *model) { return model->kv_capacity; }
-
-/* Makes room in the KV cache for n_positions, growing it geometrically; a sliding-window
- * layer's rows stop at its ring (qe_kv_positions). A ring grows only before it has wrapped, so
- * the rows kept are positions [0, n_cached) in order. */
-static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
+int qe_model_cache_capacity(const qe_model *model)
 {
-    if (n_positions <= m->kv_capacity)
+    int most = model->kv.kv_capacity;
+    for (int i = 0; i < model->n_gen_slots; i++)
+        if (model->gen_slots[i].kv_capacity > most)
+            most = model->gen_slots[i].kv_capacity;
+    return most;
+}
+
+/* Makes room in cache kv for n_positions, growing it geometrically; a sliding-window layer's
+ * rows stop at its ring (qe_kv_positions). A ring grows only before it has wrapped, so the rows
+ * kept are positions [0, n_cached) in order. */
+static qe_status reserve_cache(qe_model *m, qe_kv_cache *kv, int n_positions, qe_error *err)
+{
+    if (n_positions <= kv->kv_capacity)
         return QE_OK;
     int cap = qe_kv_capacity(n_positions, m->max_context);
     size_t row = qe_kv_row_floats(&m->cfg);
@@ -144,40 +151,66 @@ static qe_status reserve_cache(qe_model *m, int n_positions, qe_error *err)
     qe_forward_scratch_free(be, &m->scratch);
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const qe_layer_config *layer = &m->cfg.layers[i];
-        int old_rows = qe_kv_positions(layer, m->kv_capacity, m->max_context, m->chunk_tokens);
+        int old_rows = qe_kv_positions(layer, kv->kv_capacity, m->max_context, m->chunk_tokens);
         int rows = qe_kv_positions(layer, cap, m->max_context, m->chunk_tokens);
         if (rows == old_rows)
             continue;
-        size_t keep = (size_t)(m->n_cached < old_rows ? m->n_cached : old_rows) * row;
-        float *k = be->grow(be, m->k_cache[i], keep, (size_t)rows * row);
+        size_t keep = (size_t)(kv->n_cached < old_rows ? kv->n_cached : old_rows) * row;
+        float *k = be->grow(be, kv->k_cache[i], keep, (size_t)rows * row);
         if (k)
-            m->k_cache[i] = k;
-        float *v = k ? be->grow(be, m->v_cache[i], keep, (size_t)rows * row) : NULL;
+            kv->k_cache[i] = k;
+        float *v = k ? be->grow(be, kv->v_cache[i], keep, (size_t)rows * row) : NULL;
         if (!v) {
             if (be->sync(be, err) != QE_OK) /* a GPU backend's message has the numbers */
                 return qe_fail_context(err, "%s: a %d-position KV cache", m->path, cap);
             return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
         }
-        m->v_cache[i] = v;
+        kv->v_cache[i] = v;
     }
-    int32_t *ids = realloc(m->cached_ids, (size_t)cap * sizeof *ids);
+    int32_t *ids = realloc(kv->cached_ids, (size_t)cap * sizeof *ids);
     if (!ids)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory for a %d-position KV cache", m->path, cap);
-    m->cached_ids = ids;
-    m->kv_capacity = cap;
+    kv->cached_ids = ids;
+    kv->kv_capacity = cap;
     return QE_OK;
 }
 
-/* The first position after 0 a pass may resume from: a ring of R rows that has wrapped holds
- * positions [kv_written_end - R, n_cached), and resuming at p needs p - window + 1 .. p - 1. */
-static int resume_floor(const qe_model *m)
+qe_status qe_kv_cache_init(qe_kv_cache *kv, int n_layers, qe_error *err)
+{
+    memset(kv, 0, sizeof *kv);
+    kv->k_cache = calloc(n_layers, sizeof *kv->k_cache);
+    kv->v_cache = calloc(n_layers, sizeof *kv->v_cache);
+    if (kv->k_cache && kv->v_cache)
+        return QE_OK;
+    free(kv->k_cache);
+    free(kv->v_cache);
+    memset(kv, 0, sizeof *kv);
+    return qe_fail(err, QE_ENOMEM, "out of memory for a KV cache");
+}
+
+void qe_kv_cache_free(qe_backend *be, int n_layers, qe_kv_cache *kv)
+{
+    for (int i = 0; be && i < n_layers && kv->k_cache && kv->v_cache; i++) {
+        be->release(be, kv->k_cache[i]);
+        be->release(be, kv->v_cache[i]);
+    }
+    free(kv->k_cache);
+    free(kv->v_cache);
+    free(kv->cached_ids);
+    memset(kv, 0, sizeof *kv);
+}
+
+/* The first position after 0 a pass on cache kv may resume from: a ring of R rows that has
+ * wrapped holds positions [kv_written_end - R, n_cached), and resuming at p needs p - window + 1
+ * .. p - 1. */
+static int resume_floor(const qe_model *m, const qe_kv_cache *kv)
 {
     int floor = 0;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         int window = m->cfg.layers[i].sliding_window;
         int ring = qe_kv_ring(&m->cfg.layers[i], m->max_context, m->chunk_tokens);
-        if (window > 0 && m->kv_written_end > ring && m->kv_written_end - ring + window - 1 > floor)
-            floor = m->kv_written_end - ring + window - 1;
+        if (window > 0 && kv->kv_written_end > ring && kv->kv_written_end - ring + window - 1 > floor)
+            floor = kv->kv_written_end - ring + window - 1;
     }
     return floor;
 }
@@ -198,6 +231,8 @@ typedef struct {
     int pos0;
     const int *seg_start;         /* [n_segs + 1] or NULL */
     int n_segs;
+    qe_kv_cache *const *seq_caches; /* [n_tok] or NULL: token t is the next position of its own
+                                       sequence's cache (qe_model_forward_sequences; one chunk) */
 } pass_layout;
 
 /* Tokens [start, start + c) of a packed pass: each one's seg_row (the cache row of its segment's
@@ -216,8 +251,8 @@ static void fill_seg_rows(const qe_model *m, const pass_layout *L, int start, in
     m->backend->upload(m->backend, s->seg_rows, (const float *)s->host_seg_rows, (size_t)c);
 }
 
-/* cos/sin [c, head_dim/2] of the positions of rows p.. (p + t, or packed as s->host_seg_rows
- * says) for every rope. As in transformers, the angle is a float32 product (position x
+/* cos/sin [c, head_dim/2] of the positions of rows p.. (p + t, packed as s->host_seg_rows
+ * says, or each sequence's next) for every rope. As in transformers, the angle is a float32 product (position x
  * inv_freq); its cosine and sine are then exact. */
 static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int c, qe_forward_scratch *s)
 {
@@ -228,7 +263,9 @@ static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int
         qe_rope_inv_freq(&m->cfg.ropes[r], m->cfg.head_dim, m->cfg.torch_dtype, inv_freq);
         for (int is_sin = 0; is_sin < 2; is_sin++) {
             for (int t = 0; t < c; t++) {
-                int pos = L->seg_start ? L->pos0 + p + t - s->host_seg_rows[t] : p + t;
+                int pos = L->seq_caches  ? L->seq_caches[t]->n_cached
+                          : L->seg_start ? L->pos0 + p + t - s->host_seg_rows[t]
+                                         : p + t;
                 for (int i = 0; i < half; i++) {
                     float angle = (float)pos * inv_freq[i];
                     s->host_table[(size_t)t * half + i] = (float)(is_sin ? sin(angle) : cos(angle));
@@ -237,6 +274,26 @@ static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int
             m->backend->upload(m->backend, is_sin ? s->sin_table[r] : s->cos_table[r], s->host_table, n);
         }
     }
+}
+
+/* Layer li's keys k and values v [c, n_kv_heads * head_dim] of positions pos0.. into cache kv,
+ * then attention of queries q [c, n_heads * head_dim] over it into out. */
+static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, int pos0, int c, const float *q,
+                   const float *k, const float *v, float *out, const qe_forward_scratch *s)
+{
+    const qe_model_config *cfg = &m->cfg;
+    qe_backend *be = m->backend;
+    size_t kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    int ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens);
+    write_cache(be, kv->k_cache[li], ring, pos0, c, kvd, k);
+    write_cache(be, kv->v_cache[li], ring, pos0, c, kvd, v);
+    qe_attention_args args = {
+        .q = q, .k_cache = kv->k_cache[li], .v_cache = kv->v_cache[li], .out = out,
+        .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
+        .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
+        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
+    };
+    be->attention(be, &args, m->compute_dtype);
 }
 
 static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c, qe_forward_scratch *s)
@@ -260,17 +317,14 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     }
     be->rope(be, s->q, c, cfg->n_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
     be->rope(be, s->k, c, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
-    int ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens);
-    write_cache(be, m->k_cache[li], ring, pos0, c, kvd, s->k);
-    write_cache(be, m->v_cache[li], ring, pos0, c, kvd, s->v);
-
-    qe_attention_args args = {
-        .q = s->q, .k_cache = m->k_cache[li], .v_cache = m->v_cache[li], .out = s->att,
-        .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = hd,
-        .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
-        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
-    };
-    be->attention(be, &args, dt);
+    if (L->seq_caches) { /* each token to its own sequence's cache, attending to that alone */
+        size_t q_row = (size_t)cfg->n_heads * hd;
+        for (int t = 0; t < c; t++)
+            attend(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1, s->q + t * q_row, s->k + t * kvd,
+                   s->v + t * kvd, s->att + t * q_row, s);
+    } else {
+        attend(m, li, L, &m->kv, pos0, c, s->q, s->k, s->v, s->att, s);
+    }
     be->linear(be, l->o, s->att, c, dt, s->tmp);
     if (l->post_attn_norm)
         be->rmsnorm(be, s->tmp, l->post_attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
@@ -350,7 +404,7 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
 {
     const qe_model_config *cfg = &m->cfg;
     int pos0 = L->pos0;
-    qe_status rc = reserve_cache(m, pos0 + n_tok, err);
+    qe_status rc = reserve_cache(m, &m->kv, pos0 + n_tok, err);
     if (rc != QE_OK)
         return rc;
     int requested = m->max_batch > 0 ? m->max_batch : m->pass_tokens;
@@ -362,9 +416,9 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
     if ((rc = scratch_reserve(m, chunk, err)) != QE_OK)
         return rc;
     qe_forward_scratch *s = &m->scratch;
-    m->n_cached = pos0; /* positions past pos0 are overwritten below */
+    m->kv.n_cached = pos0; /* positions past pos0 are overwritten below */
     if (pos0 == 0)
-        m->kv_written_end = 0;
+        m->kv.kv_written_end = 0;
     for (int start = 0; start < n_tok; start += chunk) {
         int c = n_tok - start < chunk ? n_tok - start : chunk;
         int p = pos0 + start;
@@ -375,16 +429,16 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
         for (int li = 0; li < cfg->n_layers; li++)
             run_layer(m, li, L, p, c, s);
         if (!L->seg_start) { /* a packed pass's rows are no sequence to resume */
-            memcpy(m->cached_ids + p, ids + start, (size_t)c * sizeof *ids);
-            m->n_cached = p + c;
+            memcpy(m->kv.cached_ids + p, ids + start, (size_t)c * sizeof *ids);
+            m->kv.n_cached = p + c;
         }
-        if (p + c > m->kv_written_end)
-            m->kv_written_end = p + c;
+        if (p + c > m->kv.kv_written_end)
+            m->kv.kv_written_end = p + c;
         if (out.logits || out.stats)
             chunk_head(m, L, start, c, first_logit_row, out);
     }
     if ((rc = be->sync(be, err)) != QE_OK) {
-        m->n_cached = m->kv_written_end = 0; /* what the failed pass wrote is not to be trusted */
+        m->kv.n_cached = m->kv.kv_written_end = 0; /* what the failed pass wrote is not to be trusted */
         return qe_fail_context(err, "%s", m->path);
     }
     return QE_OK;
@@ -397,9 +451,9 @@ static qe_status check_pass(const qe_model *m, const int32_t *ids, int n_tok, in
         return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
     if (n_tok <= 0)
         return qe_fail(err, QE_EINVAL, "%s: forward pass over %d tokens", m->path, n_tok);
-    if (pos0 < 0 || pos0 > m->n_cached)
+    if (pos0 < 0 || pos0 > m->kv.n_cached)
         return qe_fail(err, QE_EINVAL, "%s: forward from position %d but only %d positions are cached", m->path, pos0,
-                       m->n_cached);
+                       m->kv.n_cached);
     if (pos0 + n_tok > m->max_context)
         return qe_fail(err, QE_EINVAL, "%s: %d positions exceed the %d-token window", m->path, pos0 + n_tok,
                        m->max_context);
@@ -416,9 +470,9 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
     qe_status rc = check_pass(m, ids, n_tok, pos0, err);
     if (rc != QE_OK)
         return rc;
-    if (pos0 > 0 && pos0 < resume_floor(m))
+    if (pos0 > 0 && pos0 < resume_floor(m, &m->kv))
         return qe_fail(err, QE_EINVAL, "%s: forward from position %d, but the sliding-window layers' caches hold the "
-                       "keys to resume from position %d on only (or 0)", m->path, pos0, resume_floor(m));
+                       "keys to resume from position %d on only (or 0)", m->path, pos0, resume_floor(m, &m->kv));
     if (targets)
         for (int r = first_logit_row > 0 ? first_logit_row : 0; r < n_tok; r++)
             if (targets[r - first_logit_row] >= m->cfg.n_vocab) /* negative: no target */
@@ -449,10 +503,62 @@ qe_status qe_model_forward_packed(qe_model *m, const int32_t *ids, const int *se
     return forward_pass(m, ids, n_tok, &layout, 0, (head_out){logits, NULL, stats}, err);
 }
 
+qe_status qe_model_forward_sequences(qe_model *m, qe_kv_cache *const *caches, const int32_t *ids, int n,
+                                     float *logits, qe_error *err)
+{
+    const qe_model_config *cfg = &m->cfg;
+    if (!m->is_runnable)
+        return qe_fail(err, QE_EINVAL, "%s: loaded for metadata only; it cannot run", m->path);
+    if (n <= 0 || n > m->chunk_tokens)
+        return qe_fail(err, QE_EINVAL, "%s: a pass of %d sequences (1 to %d)", m->path, n, m->chunk_tokens);
+    int max_positions = 0;
+    for (int b = 0; b < n; b++) {
+        int pos = caches[b]->n_cached;
+        if (pos + 1 > m->max_context)
+            return qe_fail(err, QE_EINVAL, "%s: sequence %d's %d positions exceed the %d-token window", m->path, b,
+                           pos + 1, m->max_context);
+        if (ids[b] < 0 || ids[b] >= cfg->n_vocab)
+            return qe_fail(err, QE_EINVAL, "%s: token id %d of sequence %d is outside the vocabulary of %d", m->path,
+                           ids[b], b, cfg->n_vocab);
+        for (int a = 0; a < b; a++)
+            if (caches[a] == caches[b]) /* both would take the same position */
+                return qe_fail(err, QE_EINVAL, "%s: sequences %d and %d share a cache", m->path, a, b);
+        if (pos + 1 > max_positions)
+            max_positions = pos + 1;
+    }
+    qe_status rc = QE_OK;
+    for (int b = 0; b < n && rc == QE_OK; b++)
+        rc = reserve_cache(m, caches[b], caches[b]->n_cached + 1, err);
+    qe_backend *be = m->backend;
+    if (rc != QE_OK ||
+        (rc = be->reserve_workspace(be, n, max_positions, cfg->n_heads, qe_forward_max_n_in(cfg), err)) != QE_OK ||
+        (rc = scratch_reserve(m, n, err)) != QE_OK)
+        return rc;
+    qe_forward_scratch *s = &m->scratch;
+    pass_layout layout = {.seq_caches = caches};
+    fill_rope_tables(m, &layout, 0, n, s);
+    be->embed(be, m->embed, ids, n, cfg->embed_scale, m->compute_dtype, s->x);
+    for (int li = 0; li < cfg->n_layers; li++)
+        run_layer(m, li, &layout, 0, n, s);
+    for (int b = 0; b < n; b++) { /* the positions were read as n_cached through the layers */
+        qe_kv_cache *kv = caches[b];
+        kv->cached_ids[kv->n_cached++] = ids[b];
+        if (kv->n_cached > kv->kv_written_end)
+            kv->kv_written_end = kv->n_cached;
+    }
+    run_head(m, s->x, n, s, (head_out){logits, NULL, NULL});
+    if ((rc = be->sync(be, err)) != QE_OK) {
+        for (int b = 0; b < n; b++)
+            caches[b]->n_cached = caches[b]->kv_written_end = 0;
+        return qe_fail_context(err, "%s", m->path);
+    }
+    return QE_OK;
+}
+
 int qe_model_cached_prefix(const qe_model *m, const int32_t *ids, int n)
 {
     int p = 0;
-    while (p < n && p < m->n_cached && m->cached_ids[p] == ids[p])
+    while (p < n && p < m->kv.n_cached && m->kv.cached_ids[p] == ids[p])
         p++;
-    return p < resume_floor(m) ? 0 : p;
+    return p < resume_floor(m, &m->kv) ? 0 : p;
 }

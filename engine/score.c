@@ -498,8 +498,8 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
         if (plans[i].n_tokens > longest)
             longest = plans[i].n_tokens;
     int row_cap = qe_kv_capacity(longest, m->max_context);
-    if (row_cap < m->kv_capacity)
-        row_cap = m->kv_capacity;
+    if (row_cap < m->kv.kv_capacity)
+        row_cap = m->kv.kv_capacity;
     bool can_pack = !qe_config_has_sliding_window(&m->cfg); /* no room in the rings */
     for (int start = 0; start < n && rc == QE_OK;) {
         pack_plan pack = {.n_groups = 0};

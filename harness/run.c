@@ -375,11 +375,10 @@ static qe_status run_loglikelihood_block(qh_run_context *c, qh_block_doc *docs, 
     return rc;
 }
 
-static qe_status run_generate_doc(qh_run_context *c, const qt_task *task, int doc_index, const qt_request *request,
-                                  qh_doc_record *record, qe_error *err)
+/* The store's key of a generation request: its context, stop strings and token budget. */
+static qe_status generate_hash(const qt_request *request, char hash[65], qe_error *err)
 {
-    record->type = QT_REQUEST_GENERATE_UNTIL;
-    char hash[65], max_tokens[32];
+    char max_tokens[32];
     cJSON *stops = cJSON_CreateStringArray(request->stops, request->n_stops);
     char *stops_json = stops ? cJSON_PrintUnformatted(stops) : NULL;
     cJSON_Delete(stops);
@@ -396,43 +395,93 @@ static qe_status run_generate_doc(qh_run_context *c, const qt_task *task, int do
     free(stops_json);
     request_hash("generate_until", request->context, key, hash);
     free(key);
-    qe_status rc = QE_OK;
-    if (c->options->use_cache) {
-        char *cached = NULL;
-        if ((rc = qh_store_cache_get(c->store, c->model_sha256, c->variant, hash, &cached, err)) != QE_OK)
-            return rc;
-        if (cached) {
-            rc = qh_doc_record_from_json(cached, QT_REQUEST_GENERATE_UNTIL, record, err);
-            free(cached);
-            if (rc != QE_OK)
-                qh_doc_record_clear(record);
-        }
-    }
-    if (!record->text) {
+    return QE_OK;
+}
+
+/* The block's generation documents: each from the cache when it holds the request, the others
+ * generated together (qe_generate_until_batch: one pass a step for all of them, each document's
+ * text what it gets alone), stored in the cache, then their code run where the task has tests.
+ * A document's latency is its share of the batch's time. */
+static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_block_doc *docs, int n_docs,
+                                   qe_error *err)
+{
+    char (*hashes)[65] = calloc((size_t)n_docs, sizeof *hashes);
+    int *missing = calloc((size_t)n_docs, sizeof *missing);
+    qe_generate_request *requests = calloc((size_t)n_docs, sizeof *requests);
+    char **texts = calloc((size_t)n_docs, sizeof *texts);
+    qe_generate_stats *stats = calloc((size_t)n_docs, sizeof *stats);
+    qe_status rc = hashes && missing && requests && texts && stats ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    int n_missing = 0;
+    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
+        const qt_request *request = &docs[d].request;
+        qh_doc_record *record = &docs[d].record;
+        if (request->type != QT_REQUEST_GENERATE_UNTIL)
+            continue;
         record->type = QT_REQUEST_GENERATE_UNTIL;
-        qe_generate_stats stats;
-        rc = qe_generate_until(c->model, request->context, request->stops, request->n_stops, request->max_new_tokens,
-                               &record->text, &stats, err);
-        if (rc != QE_OK)
-            return qe_fail_context(err, "%s doc %d", request->task, request->doc_id);
-        record->was_truncated = stats.was_truncated;
-        c->meter.n_requests++;
-        c->meter.tokens_in += stats.n_prompt_tokens;
-        c->meter.tokens_out += stats.n_generated_tokens;
-        c->meter.prefill_ms += stats.prefill_ms;
-        c->meter.decode_ms += stats.decode_ms;
+        if ((rc = generate_hash(request, hashes[d], err)) != QE_OK)
+            break;
         if (c->options->use_cache) {
-            char *json = NULL;
-            if ((rc = qh_doc_record_to_json(record, &json, err)) != QE_OK)
-                return rc;
-            qh_cache_entry entry = {c->model_sha256, c->variant, hash, json};
-            rc = qh_store_cache_put(c->store, &entry, 1, err);
-            free(json);
-            if (rc != QE_OK)
-                return rc;
+            char *cached = NULL;
+            if ((rc = qh_store_cache_get(c->store, c->model_sha256, c->variant, hashes[d], &cached, err)) != QE_OK)
+                break;
+            if (cached) {
+                rc = qh_doc_record_from_json(cached, QT_REQUEST_GENERATE_UNTIL, record, err);
+                free(cached);
+                if (rc != QE_OK)
+                    qh_doc_record_clear(record);
+            }
+        }
+        if (rc == QE_OK && !record->text) {
+            record->type = QT_REQUEST_GENERATE_UNTIL;
+            requests[n_missing] = (qe_generate_request){request->context, request->stops, request->n_stops,
+                                                        request->max_new_tokens};
+            missing[n_missing++] = d;
         }
     }
-    return qh_execute_if_code(task, doc_index, record, c->options, err);
+    if (rc == QE_OK && n_missing > 0) {
+        double start_ms = now_ms();
+        rc = qe_generate_until_batch(c->model, requests, n_missing, texts, stats, err);
+        if (rc != QE_OK) {
+            const qt_request *first = &docs[missing[0]].request;
+            qe_fail_context(err, "%s doc %d%s", first->task, first->doc_id, n_missing > 1 ? " and the rest of its block" : "");
+        }
+        double share_ms = (now_ms() - start_ms) / n_missing;
+        for (int j = 0; j < n_missing && rc == QE_OK; j++) {
+            qh_block_doc *doc = &docs[missing[j]];
+            doc->latency_ms += share_ms;
+            doc->record.text = texts[j];
+            texts[j] = NULL;
+            doc->record.was_truncated = stats[j].was_truncated;
+            c->meter.n_requests++;
+            c->meter.tokens_in += stats[j].n_prompt_tokens;
+            c->meter.tokens_out += stats[j].n_generated_tokens;
+            c->meter.prefill_ms += stats[j].prefill_ms;
+            c->meter.decode_ms += stats[j].decode_ms;
+            if (c->options->use_cache) {
+                char *json = NULL;
+                if ((rc = qh_doc_record_to_json(&doc->record, &json, err)) != QE_OK)
+                    break;
+                qh_cache_entry entry = {c->model_sha256, c->variant, hashes[missing[j]], json};
+                rc = qh_store_cache_put(c->store, &entry, 1, err);
+                free(json);
+            }
+        }
+    }
+    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
+        if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
+            continue;
+        double start_ms = now_ms();
+        rc = qh_execute_if_code(task, docs[d].doc_index, &docs[d].record, c->options, err);
+        docs[d].latency_ms += now_ms() - start_ms;
+    }
+    for (int j = 0; texts && j < n_missing; j++)
+        free(texts[j]);
+    free(hashes);
+    free(missing);
+    free(requests);
+    free(texts);
+    free(stats);
+    return rc;
 }
 
 /* Frees the strings a batch of sample rows owns. */
@@ -502,13 +551,8 @@ static qe_status run_block(qh_run_context *c, qt_task *task, qh_block_doc *docs,
     }
     if (rc == QE_OK)
         rc = run_loglikelihood_block(c, docs, n_docs, err);
-    for (int d = 0; d < n_docs && rc == QE_OK; d++) {
-        if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
-            continue;
-        double start_ms = now_ms();
-        rc = run_generate_doc(c, task, docs[d].doc_index, &docs[d].request, &docs[d].record, err);
-        docs[d].latency_ms += now_ms() - start_ms;
-    }
+    if (rc == QE_OK)
+        rc = run_generate_docs(c, task, docs, n_docs, err);
     return rc;
 }
 
@@ -640,9 +684,12 @@ static void put_prediction(const qe_model *model, const qe_load_options *load, i
         return;
     row->predicted_context = e.context;
     row->predicted_weights_bytes = (int64_t)e.weights_bytes;
-    row->predicted_kv_cache_bytes = (int64_t)e.kv_cache_bytes;
+    /* batched generation keeps a cache for each sequence of its largest batch (each bounded by
+     * the context); its passes' activations (a row a sequence) are a decode pass's */
+    uint64_t kv_bytes = e.kv_cache_bytes * (uint64_t)qe_model_sequence_caches(model);
+    row->predicted_kv_cache_bytes = (int64_t)kv_bytes;
     row->predicted_activation_bytes = (int64_t)e.activation_bytes;
-    row->predicted_peak_bytes = (int64_t)(e.weights_bytes + e.kv_cache_bytes + e.activation_bytes);
+    row->predicted_peak_bytes = (int64_t)(e.weights_bytes + kv_bytes + e.activation_bytes);
 }
 
 static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,

@@ -477,7 +477,7 @@ static void check_packed(qe_model *m, const int32_t *ids)
         CHECK(strstr(err.msg, "sliding-window") != NULL);
     } else {
         CHECK_INT_EQ(QE_OK, rc);
-        CHECK_INT_EQ(SHARED, m->n_cached);
+        CHECK_INT_EQ(SHARED, m->kv.n_cached);
         int n_same = 0;
         for (int g = 0; g < N_SEGS; g++) {
             int len = seg_start[g + 1] - seg_start[g];

@@ -1,7 +1,7 @@
 /* The lm-evaluation-harness operations on stories260K, against its golden logits:
  * loglikelihood with an empty context (the harness puts BOS in front, so the golden sequence
- * "Once upon a time" applies), is_greedy, kept log-softmax rows, the trailing-space rule, and
- * generate_until's stop strings. */
+ * "Once upon a time" applies), is_greedy, kept log-softmax rows, the trailing-space rule,
+ * generate_until's stop strings, and batched generation against one request at a time. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,8 +112,43 @@ int main(void)
     CHECK_INT_EQ(info.max_context / 2, stats.n_prompt_tokens);
     CHECK(stats.n_generated_tokens > 0 && stats.n_generated_tokens <= info.max_context / 2);
     free(text);
-    free(long_context);
     CHECK_INT_EQ(QE_EINVAL, qe_generate_until(m, "Zoo", NULL, 0, 0, &text, &stats, &err));
+
+    /* qe_generate_until_batch: each request's text and stats are those it gets alone (stops,
+     * EOS, budgets of 3 to 1024 tokens, a context cut from the left), in a first batch and in a
+     * second that resumes each cache's prefix; a bad request fails the batch and keeps no text */
+    const char *stop_and[] = {" and", "\n"};
+    enum { N_BATCH = 5 };
+    qe_generate_request batch[N_BATCH] = {{"Once upon a time", stops, 1, 64}, {"Lily and Tom", stop_and, 2, 40},
+                                          {"The cat", NULL, 0, 12}, {long_context, NULL, 0, 1024},
+                                          {"Zoo", stops, 1, 3}};
+    char *alone[N_BATCH], *together[N_BATCH];
+    qe_generate_stats alone_stats[N_BATCH], together_stats[N_BATCH];
+    for (int i = 0; i < N_BATCH; i++)
+        CHECK_INT_EQ(QE_OK, qe_generate_until(m, batch[i].context, batch[i].stops, batch[i].n_stops,
+                                              batch[i].max_new_tokens, &alone[i], &alone_stats[i], &err));
+    for (int round = 0; round < 2; round++) {
+        CHECK_INT_EQ(QE_OK, qe_generate_until_batch(m, batch, N_BATCH, together, together_stats, &err));
+        for (int i = 0; i < N_BATCH; i++) {
+            CHECK_STR_EQ(alone[i], together[i]);
+            CHECK_INT_EQ(alone_stats[i].n_prompt_tokens, together_stats[i].n_prompt_tokens);
+            CHECK_INT_EQ(alone_stats[i].n_generated_tokens, together_stats[i].n_generated_tokens);
+            CHECK(alone_stats[i].hit_stop == together_stats[i].hit_stop &&
+                  alone_stats[i].hit_eos == together_stats[i].hit_eos &&
+                  alone_stats[i].was_truncated == together_stats[i].was_truncated);
+            free(together[i]);
+        }
+    }
+    CHECK(alone_stats[0].hit_stop && alone_stats[3].was_truncated && alone_stats[4].n_generated_tokens <= 3);
+    CHECK_INT_EQ(N_BATCH, qe_model_sequence_caches(m));
+    batch[2].max_new_tokens = 0;
+    CHECK_INT_EQ(QE_EINVAL, qe_generate_until_batch(m, batch, N_BATCH, together, together_stats, &err));
+    for (int i = 0; i < N_BATCH; i++) {
+        CHECK(together[i] == NULL);
+        free(alone[i]);
+    }
+    CHECK_INT_EQ(QE_EINVAL, qe_generate_until_batch(m, batch, 0, together, together_stats, &err));
+    free(long_context);
 
     qe_model_free(m);
     qe_safetensors_close(golden);

@@ -14,7 +14,9 @@
  *     qe_model_cached_prefix says 0 and a forward pass from there is refused with a clear error;
  *     a scoring batch whose contexts share prefixes scores every request as the flat cache does;
  *   - the cache's bytes, hand-computed: flat for the sliding layers past their ring while the full
- *     layer grows. */
+ *     layer grows;
+ *   - batched generation's decode pass: sequences on caches of their own, a token each a pass,
+ *     through the rings: each one's bits alone. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -427,14 +429,80 @@ out:
     qe_model_free(ring);
 }
 
+/* Batched generation's decode pass (qe_model_forward_sequences): three sequences on caches of
+ * their own, started at different steps, a token each a step, through rings of 11 rows (chunks
+ * of 4) and far past them: every row has the bits of its sequence alone in one pass on the
+ * unbounded cache. Two tokens for one cache, and more sequences than a chunk, are refused. */
+static void test_sequences(const char *variant)
+{
+    enum { N_STEPS = 40, N_SEQS = 3 };
+    static const int start[N_SEQS] = {0, 3, 9}; /* the step at which sequence b begins */
+    qe_model *flat = load(variant, CONTEXT, CONTEXT), *ring = load(variant, CONTEXT, 4);
+    static qe_kv_cache caches[N_SEQS];
+    static int32_t ids[N_SEQS][N_STEPS];
+    static float logits[(N_SEQS + 2) * 320];
+    float *got[N_SEQS] = {0};
+    qe_kv_cache *twice[2] = {&caches[0], &caches[0]}, *too_many[5] = {&caches[0], &caches[1], &caches[2]};
+    int32_t five_ids[5] = {1, 2, 3, 4, 5};
+    qe_error err = {0};
+    if (!flat || !ring)
+        goto out;
+    for (int b = 0; b < N_SEQS; b++) {
+        CHECK_INT_EQ(QE_OK, qe_kv_cache_init(&caches[b], N_LAYERS, &err));
+        for (int t = 0; t < N_STEPS; t++)
+            ids[b][t] = (t * 7919 + 13 + 101 * b) % 320;
+        got[b] = malloc((size_t)N_STEPS * 320 * sizeof *got[b]);
+    }
+    for (int step = 0; step < N_STEPS + start[N_SEQS - 1]; step++) {
+        qe_kv_cache *step_caches[N_SEQS];
+        int32_t step_ids[N_SEQS];
+        int which[N_SEQS], n = 0;
+        for (int b = 0; b < N_SEQS; b++) {
+            int t = step - start[b];
+            if (t >= 0 && t < N_STEPS) {
+                step_caches[n] = &caches[b];
+                step_ids[n] = ids[b][t];
+                which[n++] = b;
+            }
+        }
+        qe_status rc = qe_model_forward_sequences(ring, step_caches, step_ids, n, logits, &err);
+        CHECK_INT_EQ(QE_OK, rc);
+        if (rc != QE_OK)
+            goto out;
+        for (int j = 0; j < n; j++)
+            memcpy(got[which[j]] + (size_t)(step - start[which[j]]) * 320, logits + (size_t)j * 320,
+                   320 * sizeof *logits);
+    }
+    for (int b = 0; b < N_SEQS; b++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s sequence %d of %d, decoded together through rings of 11", variant, b, N_SEQS);
+        float *want = forward(flat, ids[b], N_STEPS, 0);
+        check_same_bits(what, want, got[b], (size_t)N_STEPS * 320);
+        free(want);
+    }
+    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, twice, five_ids, 2, logits, &err));
+    CHECK(strstr(err.msg, "sequences 0 and 1 share a cache") != NULL);
+    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, too_many, five_ids, 5, logits, &err));
+    CHECK(strstr(err.msg, "a pass of 5 sequences (1 to 4)") != NULL);
+out:
+    for (int b = 0; b < N_SEQS; b++) {
+        qe_kv_cache_free(ring ? ring->backend : NULL, N_LAYERS, &caches[b]);
+        free(got[b]);
+    }
+    qe_model_free(flat);
+    qe_model_free(ring);
+}
+
 int main(void)
 {
     check_fixture_path(model_dir, sizeof model_dir, "models/tiny-gemma3");
     test_rule();
     test_configs();
     static const char *const variants[] = {"fp32", "bf16", "int8", "nf4"};
-    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++)
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         test_bounded_equals_unbounded(variants[v]);
+        test_sequences(variants[v]);
+    }
     test_golden();
     test_score_batch();
     test_memory_flat();

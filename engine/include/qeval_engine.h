@@ -109,8 +109,9 @@ typedef struct {
 
 bool qe_model_device_memory(const qe_model *model, qe_device_memory *out);
 
-/* Bytes the model's KV cache holds now, on any device: keys and values of every layer, float32,
- * a sliding-window layer's bounded by its window (the rule: engine/model_config.h, qe_kv_positions). */
+/* Bytes the model's KV caches hold now (every sequence's of batched generation), on any device:
+ * keys and values of every layer, float32, a sliding-window layer's bounded by its window (the
+ * rule: engine/model_config.h, qe_kv_positions). */
 uint64_t qe_model_kv_cache_bytes(const qe_model *model);
 
 /* ---- memory estimate (engine/estimate.c): what a variant needs for a context, from the model's
@@ -180,8 +181,8 @@ qe_status qe_estimate_memory(const char *path, const char *config_json, const qe
 /* The same for a loaded model (also one loaded with metadata_only); context 0 = its max_context. */
 qe_status qe_model_estimate_memory(const qe_model *model, const qe_estimate_options *options,
                                    qe_memory_estimate *out, qe_error *err);
-/* Positions the model's KV cache has room for now (0 before its first forward pass): the
- * context a run reached, rounded up as the cache grows. */
+/* Positions the model's largest KV cache has room for now (0 before its first forward pass):
+ * the context a run reached, rounded up as the cache grows. */
 int qe_model_cache_capacity(const qe_model *model);
 
 /* The tensors of the model's files, as stored (what transformers' named_parameters() lists,
@@ -324,6 +325,26 @@ struct qe_generate_stats {
 qe_status qe_generate_until(qe_model *model, const char *context, const char *const *stops,
                             int n_stops, int max_new_tokens, char **text, qe_generate_stats *stats,
                             qe_error *err);
+
+/* One request of qe_generate_until_batch: qe_generate_until's arguments. */
+typedef struct {
+    const char *context;
+    const char *const *stops;
+    int n_stops;
+    int max_new_tokens;
+} qe_generate_request;
+
+/* qe_generate_until for n requests together (GSM8K's and HumanEval's documents): each prompt
+ * runs on its own KV cache (the model's for the first, caches the model keeps for the others,
+ * so each resumes its cached prefix in the next batch as the model's own does), then each step
+ * decodes the next token of every unfinished one in one pass, reading the weights once for all
+ * of them. texts[i] (malloc'd) and stats[i] are what qe_generate_until gives request i alone,
+ * token for token; on failure no text is kept. The other caches stay until the model is freed. */
+qe_status qe_generate_until_batch(qe_model *model, const qe_generate_request *requests, int n, char **texts,
+                                  qe_generate_stats *stats, qe_error *err);
+
+/* KV caches the model holds: 1, plus the others of the largest generation batch so far. */
+int qe_model_sequence_caches(const qe_model *model);
 
 /* A .safetensors file, memory-mapped read-only and checked as the model loader checks its own
  * (qeval verify reads golden logits from one). */
