@@ -51,7 +51,9 @@ def section(doc, source):
         for v in doc["variants"]:
             lines.append(f"| {v['variant']} | {load(v)} | {v['mean_context_tokens']:,.0f} | {v['docs_per_s']:,.2f} |")
     else:
+        batch = plan.get("decode_batch", 1)  # documents older than --decode-batch decoded one sequence
         pp, tg = f"pp{plan['prompt_tokens']}", f"tg{plan['gen_tokens']}" + ("@pp" if plan["decode_after_prompt"] else "")
+        tg += f"x{batch}" if batch > 1 else ""
         on_gpu = any(v.get("device_memory") for v in doc["variants"])
         head = f"| variant | load, s | {pp} tok/s | {tg} tok/s | MB read per token | GB/s |"
         rule = "|---|---:|---:|---:|---:|---:|"
@@ -61,7 +63,7 @@ def section(doc, source):
         lines += [f"{plan['repetitions']} runs after a warm-up; prefill in batches of {plan['batch']} tokens.", "",
                   head, rule]
         for v in doc["variants"]:
-            read = v["decode_read_bytes"]
+            read = v["decode_read_bytes"] / batch  # a step of the batch reads the weights once
             row = (f"| {v['variant']} | {load(v)} | {rate(v['prefill_tok_s'])} | {rate(v['decode_tok_s'])} | {read / 1e6:,.1f} | "
                    f"{read * v['decode_tok_s']['mean'] / 1e9:,.2f} |")
             if on_gpu:

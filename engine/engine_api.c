@@ -253,6 +253,46 @@ static void swap_cache(qe_model *m, qe_kv_cache *other)
     *other = mine;
 }
 
+/* Sequence i's cache: the model's own for 0, a generation slot for the others. */
+static qe_kv_cache *sequence_cache(qe_model *m, int i) { return i == 0 ? &m->kv : &m->gen_slots[i - 1]; }
+
+qe_status qe_sequences_reset(qe_model *m, int n, qe_error *err)
+{
+    if (n < 1 || n > m->chunk_tokens)
+        return qe_fail(err, QE_EINVAL, "%s: %d sequences (1 to %d)", m->path, n, m->chunk_tokens);
+    qe_status rc = reserve_gen_slots(m, n - 1, err);
+    for (int i = 0; i < n && rc == QE_OK; i++)
+        sequence_cache(m, i)->n_cached = sequence_cache(m, i)->kv_written_end = 0;
+    return rc;
+}
+
+qe_status qe_sequence_prefill(qe_model *m, int seq, const int32_t *ids, int n, qe_error *err)
+{
+    if (seq < 0 || seq > m->n_gen_slots)
+        return qe_fail(err, QE_EINVAL, "%s: sequence %d of %d", m->path, seq, 1 + m->n_gen_slots);
+    if (seq > 0) /* passes run on the model's cache */
+        swap_cache(m, sequence_cache(m, seq));
+    qe_status rc = qe_model_forward(m, ids, n, 0, n, NULL, NULL, NULL, err);
+    if (seq > 0)
+        swap_cache(m, sequence_cache(m, seq));
+    return rc;
+}
+
+qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *logits, qe_error *err)
+{
+    if (n < 1 || n > 1 + m->n_gen_slots)
+        return qe_fail(err, QE_EINVAL, "%s: %d sequences, %d made (qe_sequences_reset)", m->path, n,
+                       1 + m->n_gen_slots);
+    qe_kv_cache **caches = malloc((size_t)n * sizeof *caches);
+    if (!caches)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    for (int i = 0; i < n; i++)
+        caches[i] = sequence_cache(m, i);
+    qe_status rc = qe_model_forward_sequences(m, caches, ids, n, logits, err);
+    free(caches);
+    return rc;
+}
+
 /* qe_generate_until_batch for n <= chunk_tokens requests; texts[i] set only when all succeed. */
 static qe_status generate_group(qe_model *m, const qe_generate_request *requests, int n, char **texts,
                                 qe_generate_stats *stats, qe_error *err)
@@ -270,12 +310,12 @@ static qe_status generate_group(qe_model *m, const qe_generate_request *requests
     else
         rc = reserve_gen_slots(m, n - 1, err);
     for (int i = 0; i < n && rc == QE_OK; i++) {
-        caches[i] = i == 0 ? &m->kv : &m->gen_slots[i - 1];
+        caches[i] = sequence_cache(m, i);
         generation *g = &gens[i];
         if ((rc = generation_start(m, &requests[i], g, &stats[i], err)) != QE_OK)
             break;
         double t0 = now_ms();
-        if (i > 0) /* the passes run on the model's cache */
+        if (i > 0) /* passes run on the model's cache */
             swap_cache(m, caches[i]);
         rc = forward_reusing_cache(m, g->ids, g->n, g->n - 1, logits, err);
         if (i > 0)

@@ -1,10 +1,11 @@
 /* qeval bench MODEL [--variants fp32,bf16,...] [-p N] [-n N] [-r N] [--batch N] [--decode-after-prompt]
- *                   [--threads N] [--device D]
+ *                   [--decode-batch B] [--threads N] [--device D]
  * qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] [--threads N] [--device D]
  * Prefill and decode speed of each variant measured as llama.cpp's llama-bench measures them, so
  * the two read side by side: ppP prefills P tokens (ids spread over the vocabulary) from an empty
  * cache in one batch (or batches of --batch), tgN runs N one-token decode steps from an empty
- * cache (or, with --decode-after-prompt, after the prompt); each test runs once to warm up,
+ * cache (or, with --decode-after-prompt, after the prompt), with --decode-batch B for B sequences
+ * at once as batched generation runs them (tokens/s counts all B); each test runs once to warm up,
  * then -r times, and prints the mean and standard deviation of its tokens/s. Beside decode it
  * prints the weight bytes one decode step reads times tokens/s, and the machine's memory
  * bandwidth measured with the same threads, so the distance to the limit is visible. Or, with
@@ -64,6 +65,7 @@ typedef struct {
 
 typedef struct {
     int n_prompt, n_gen, n_reps, max_batch;
+    int decode_batch;           /* sequences decoded together (qe_forward_sequences); 1: one */
     bool is_decode_after_prompt;
 } bench_plan;
 
@@ -103,16 +105,29 @@ static qe_status time_prefill(qe_model *model, const int32_t *ids, const bench_p
 }
 
 /* One tgN run: milliseconds for n_gen one-token steps, from position 0 or after the prompt
- * (prefilled first, untimed). */
+ * (prefilled first, untimed); with a decode batch, steps of that many sequences, each given
+ * the same tokens (logits: [decode_batch, n_vocab]). */
 static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_plan *plan, float *logits, double *ms,
                              qe_error *err)
 {
-    int pos0 = 0;
+    int pos0 = plan->is_decode_after_prompt ? plan->n_prompt : 0, batch = plan->decode_batch;
     qe_status rc = QE_OK;
-    if (plan->is_decode_after_prompt) {
-        rc = qe_forward_step(model, ids, plan->n_prompt, 0, plan->max_batch, logits, err);
-        pos0 = plan->n_prompt;
+    if (batch > 1) {
+        int32_t step_ids[batch];
+        rc = qe_sequences_reset(model, batch, err);
+        for (int b = 0; b < batch && rc == QE_OK && pos0 > 0; b++)
+            rc = qe_sequence_prefill(model, b, ids, pos0, err);
+        double t0 = now_ms();
+        for (int i = 0; rc == QE_OK && i < plan->n_gen; i++) {
+            for (int b = 0; b < batch; b++)
+                step_ids[b] = ids[pos0 + i];
+            rc = qe_forward_sequences(model, step_ids, batch, logits, err);
+        }
+        *ms = now_ms() - t0;
+        return rc;
     }
+    if (pos0 > 0)
+        rc = qe_forward_step(model, ids, plan->n_prompt, 0, plan->max_batch, logits, err);
     double t0 = now_ms();
     for (int i = 0; rc == QE_OK && i < plan->n_gen; i++)
         rc = qe_forward_step(model, &ids[pos0 + i], 1, pos0 + i, 0, logits, err);
@@ -200,7 +215,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
                        plan->n_prompt, plan->n_gen, info.max_context);
     }
     int32_t *ids = malloc((size_t)n_ids * sizeof *ids), *warm = malloc((size_t)n_ids * sizeof *warm);
-    float *logits = malloc((size_t)info.n_vocab * sizeof *logits);
+    float *logits = malloc((size_t)plan->decode_batch * info.n_vocab * sizeof *logits);
     double *prefill_tok_s = calloc((size_t)plan->n_reps, sizeof *prefill_tok_s);
     double *decode_tok_s = calloc((size_t)plan->n_reps, sizeof *decode_tok_s);
     if (!ids || !warm || !logits || !prefill_tok_s || !decode_tok_s)
@@ -219,7 +234,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         prefill_tok_s[r] = plan->n_prompt / (ms / 1e3);
         if ((rc = time_decode(model, ids, plan, logits, &ms, err)) != QE_OK)
             break;
-        decode_tok_s[r] = plan->n_gen / (ms / 1e3);
+        decode_tok_s[r] = (double)plan->n_gen * plan->decode_batch / (ms / 1e3);
     }
     if (rc == QE_OK) {
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
@@ -484,10 +499,13 @@ static void print_result(const bench_result *r, const bench_plan *plan, bool is_
     } else {
         char pp[32], tg[32];
         snprintf(pp, sizeof pp, "pp%d", plan->n_prompt);
-        snprintf(tg, sizeof tg, "tg%d%s", plan->n_gen, plan->is_decode_after_prompt ? "@pp" : "");
+        int at = snprintf(tg, sizeof tg, "tg%d%s", plan->n_gen, plan->is_decode_after_prompt ? "@pp" : "");
+        if (plan->decode_batch > 1)
+            snprintf(tg + at, sizeof tg - at, "x%d", plan->decode_batch);
         printf("%-10s %-8s %11.1f ± %5.1f\n", r->name, pp, r->prefill.mean, r->prefill.sd);
+        double read_per_token = (double)r->decode_read_bytes / plan->decode_batch; /* a step reads them once */
         printf("%-10s %-8s %11.1f ± %5.1f %12.1f %12.2f\n", r->name, tg, r->decode.mean, r->decode.sd,
-               r->decode_read_bytes / 1e6, r->decode_read_bytes * r->decode.mean / 1e9);
+               read_per_token / 1e6, read_per_token * r->decode.mean / 1e9);
     }
     printf("%-10s %-8s %11.3f s (read, convert, quantize, upload)\n", r->name, "load", r->load_s);
     print_device_memory(r->name, &r->device_memory);
@@ -574,6 +592,7 @@ static int print_json(const bench_setup *b, const bench_result *results, int n_r
         cJSON_AddNumberToObject(plan, "repetitions", b->plan->n_reps);
         cJSON_AddNumberToObject(plan, "batch", b->plan->max_batch);
         cJSON_AddBoolToObject(plan, "decode_after_prompt", b->plan->is_decode_after_prompt);
+        cJSON_AddNumberToObject(plan, "decode_batch", b->plan->decode_batch);
     }
     cJSON *variants = cJSON_AddArrayToObject(root, "variants");
     for (int i = 0; i < n_results; i++) {
@@ -606,7 +625,7 @@ int qh_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     char variants[256] = "fp32";
-    bench_plan plan = {.n_prompt = 128, .n_gen = 32, .n_reps = 5, .max_batch = 0};
+    bench_plan plan = {.n_prompt = 128, .n_gen = 32, .n_reps = 5, .max_batch = 0, .decode_batch = 1};
     int n_threads = 0, n_docs = 20, n_context_tokens = 600, device_index = 0;
     qe_device_kind device = qe_default_device();
     bool is_scoring = false, is_json = false;
@@ -614,7 +633,7 @@ int qh_cmd_bench(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: qeval bench MODEL [--variants fp32,bf16,...] [-p|--prompt-tokens N] [-n|--gen-tokens N]\n"
                    "                         [-r|--repetitions N] [--batch N] [--decode-after-prompt]\n"
-                   "                         [--threads N] [--device cpu|cuda|cuda:N]\n"
+                   "                         [--decode-batch B] [--threads N] [--device cpu|cuda|cuda:N]\n"
                    "       qeval bench MODEL --scoring [--docs N] [--context-tokens N] [--variants ...] "
                    "[--threads N] [--device D]\n"
                    "  -p N                ppN: prefill N tokens (default 128) from an empty cache\n"
@@ -622,6 +641,8 @@ int qh_cmd_bench(int argc, char **argv)
                    "  -r N                runs of each test after one warm-up run (default 5): mean +- sd\n"
                    "  --batch N           prefill in batches of at most N tokens (default: the whole prompt)\n"
                    "  --decode-after-prompt  time the decode steps after the prompt instead\n"
+                   "  --decode-batch B    decode B sequences at once, as batched generation does (default 1;\n"
+                   "                      at most 256): tgNxB, tokens/s of all B\n"
                    "  --scoring           documents/s on MMLU-shaped documents: a 5-shot context of about\n"
                    "                      --context-tokens tokens (default 600), four answers \" A\" ... \" D\",\n"
                    "                      --docs distinct documents (default 20)\n"
@@ -640,6 +661,8 @@ int qh_cmd_bench(int argc, char **argv)
             plan.max_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode-after-prompt"))
             plan.is_decode_after_prompt = true;
+        else if (!strcmp(argv[i], "--decode-batch") && i + 1 < argc)
+            plan.decode_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scoring"))
@@ -662,6 +685,8 @@ int qh_cmd_bench(int argc, char **argv)
         return qh_usage_error("bench", "a MODEL directory is required");
     if (plan.n_prompt < 1 || plan.n_gen < 1 || plan.n_reps < 1 || plan.max_batch < 0)
         return qh_usage_error("bench", "--prompt-tokens, --gen-tokens and --repetitions must be >= 1, --batch >= 0");
+    if (plan.decode_batch < 1 || plan.decode_batch > 256)
+        return qh_usage_error("bench", "--decode-batch must be from 1 to 256, not %d", plan.decode_batch);
     if (n_docs < 1 || n_context_tokens < 16)
         return qh_usage_error("bench", "--docs must be >= 1 and --context-tokens >= 16");
     if (plan.max_batch == 0)

@@ -2,9 +2,9 @@
 # qeval bench --json on the project's own tiny model (runs on a clone with nothing beside it):
 # one JSON document naming the command, version, build commit, host, device and plan, with
 # every figure per variant (speed: prefill and decode mean/sd, bytes a decode step reads; on the
-# CPU no device memory, and the machine's bandwidth); --scoring the same with documents/s; bad
-# options are usage errors (exit 2). The numbers are measurements: only their presence and
-# signs are checked, never their size.
+# CPU no device memory, and the machine's bandwidth); --decode-batch's plan and figure; --scoring
+# the same with documents/s; bad options are usage errors (exit 2). The numbers are
+# measurements: only their presence and signs are checked, never their size.
 set -u
 . "$QEVAL_SOURCE_DIR/tests/check.sh"
 model="$fixtures/models/tiny-llama3"
@@ -23,6 +23,13 @@ check "true" "$(json_get "$work/speed.json" 'j["variants"][1]["decode_read_bytes
 check "true" "$(json_get "$work/speed.json" 'all(0 < v["load_seconds"] < 60 for v in j["variants"])')" "speed: load seconds per variant"
 check "true" "$(json_get "$work/speed.json" 'j["memory_bandwidth"]["read_bytes_s"] > 0 and j["memory_bandwidth"]["copy_bytes_s"] > 0')" "speed: bandwidth"
 
+# batched decoding: tg3@ppx4, four sequences a step after their prompts, tokens/s of all four
+"$qeval" bench "$model" --variants bf16 -p 4 -n 3 -r 1 --decode-batch 4 --decode-after-prompt --threads 1 --device cpu --json >"$work/batch.json"
+check 0 $? "decode batch --json: exit"
+check "4 True" "$(json_get "$work/batch.json" '"%d %s" % (j["plan"]["decode_batch"], j["plan"]["decode_after_prompt"])')" "decode batch: the plan"
+check "true" "$(json_get "$work/batch.json" 'j["variants"][0]["decode_tok_s"]["mean"] > 0')" "decode batch: tokens/s"
+check 1 "$(python3 "$QEVAL_SOURCE_DIR/bench/benchmarks_md.py" "$work/batch.json" | grep -c 'tg3@ppx4 tok/s')" "decode batch: the table's test name"
+
 "$qeval" bench "$model" --variants bf16 --scoring --docs 2 --context-tokens 32 --threads 1 --device cpu --json >"$work/scoring.json"
 check 0 $? "scoring --json: exit"
 check "scoring 2 32" "$(json_get "$work/scoring.json" '"%s %d %d" % (j["mode"], j["plan"]["docs"], j["plan"]["context_tokens"])')" "scoring: mode and plan"
@@ -38,7 +45,7 @@ python3 "$QEVAL_SOURCE_DIR/bench/benchmarks_md.py" "$work/not-bench.json" >/dev/
 check 1 $? "benchmarks_md: a foreign document: exit"
 check 1 "$(grep -c 'not-bench.json: not a qeval bench --json document' "$work/err")" "benchmarks_md: the error names the file"
 
-for args in "--batch -1" "-p 0" "--docs 0 --scoring" "--variants fp64"; do
+for args in "--batch -1" "-p 0" "--docs 0 --scoring" "--variants fp64" "--decode-batch 0" "--decode-batch 257"; do
   "$qeval" bench "$model" $args --json >"$work/out" 2>"$work/err"
   rc=$?
   check 2 $rc "bench $args: exit"

@@ -346,6 +346,15 @@ qe_status qe_generate_until_batch(qe_model *model, const qe_generate_request *re
 /* KV caches the model holds: 1, plus the others of the largest generation batch so far. */
 int qe_model_sequence_caches(const qe_model *model);
 
+/* Batched decoding as qe_generate_until_batch runs it, step by step (qeval bench --decode-batch).
+ * Sequence i lives in cache i: 0 the model's own, 1.. the generation caches. qe_sequences_reset
+ * makes n caches (n <= 256) and empties them; qe_sequence_prefill runs ids[n] at positions 0..
+ * of sequence seq; qe_forward_sequences gives sequences 0..n-1 the token ids[i] each at their
+ * next position, leaving logits [n, n_vocab] in host memory. */
+qe_status qe_sequences_reset(qe_model *model, int n, qe_error *err);
+qe_status qe_sequence_prefill(qe_model *model, int seq, const int32_t *ids, int n, qe_error *err);
+qe_status qe_forward_sequences(qe_model *model, const int32_t *ids, int n, float *logits, qe_error *err);
+
 /* A .safetensors file, memory-mapped read-only and checked as the model loader checks its own
  * (qeval verify reads golden logits from one). */
 typedef struct qe_safetensors qe_safetensors;
