@@ -14,7 +14,10 @@
 #      bench/peer_transformers.py, one JSON line per variant into peers_SHAPE.jsonl;
 #   5. MMLU 5-shot scoring time on the first shape, every variant: `qeval run --tasks mmlu` over
 #      MMLU_LIMIT documents per subject (default 5: 285 documents; 0: all 14,042), wall seconds
-#      and documents per second (needs the datasets: $QEVAL_SHARED/datasets).
+#      and documents per second (needs the datasets: $QEVAL_SHARED/datasets);
+#   6. GSM8K on the first shape, bf16, GSM8K_LIMIT documents (default 64) generated in blocks of
+#      16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
+#      of 16 sequences at once (--decode-batch 16) per shape.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build)
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
@@ -58,6 +61,14 @@ for shape in $shapes; do
             echo "bench $shape pp$prompt: exit $?"; rm -f "$json.part"
         fi
     done
+    step "bench $shape decode x16"
+    json=$logs/bench_${shape}_x16.json
+    if timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p 512 -n 32 -r 1 \
+        --batch 256 --decode-after-prompt --decode-batch 16 --json >"$json.part"; then
+        mv "$json.part" "$json"
+    else
+        echo "bench $shape decode x16: exit $?"; rm -f "$json.part"
+    fi
 done
 peers=
 if python3 -c "import torch, transformers" 2>/dev/null; then
@@ -95,6 +106,27 @@ import sqlite3, sys, time
 n = sqlite3.connect(sys.argv[1]).execute("select count(*) from samples").fetchone()[0]
 wall = time.time() - float(sys.argv[2])
 print(f"mmlu {sys.argv[4]}: {n} documents in {wall:.1f} s ({n / wall:.1f} documents/s), exit {sys.argv[3]}")
+PY
+    done
+fi
+# GSM8K generation on the first shape: a block of 16 documents decoded together, then one at a time
+if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/gsm8k" ]; then
+    for batch in 16 1; do
+        step "gsm8k $first bf16, --batch-size $batch (limit ${GSM8K_LIMIT:-64})"
+        rm -f "$logs/gsm8k.db"
+        start=$(date +%s.%N)
+        timeout "${GSM8K_SECONDS:-240}" "$qeval" run "$models/$first" --tasks gsm8k --variants bf16 --device cuda \
+            --limit "${GSM8K_LIMIT:-64}" --batch-size "$batch" --data-dir "$QEVAL_SHARED/datasets" --db "$logs/gsm8k.db" \
+            --no-cache --quiet >/dev/null 2>"$logs/gsm8k_$batch.err"
+        rc=$?
+        python3 - "$logs/gsm8k.db" "$start" "$rc" "$batch" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("select count(*) from samples").fetchone()[0]
+perf = db.execute("select tokens_out, decode_tok_s from perf").fetchone() or (0, 0)
+wall = time.time() - float(sys.argv[2])
+print(f"gsm8k --batch-size {sys.argv[4]}: {n} documents in {wall:.1f} s, {perf[0]} tokens generated, "
+      f"decode {perf[1]:.1f} tok/s, exit {sys.argv[3]}")
 PY
     done
 fi
