@@ -293,27 +293,43 @@ qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *lo
     return rc;
 }
 
-/* qe_generate_until_batch for n <= chunk_tokens requests; texts[i] set only when all succeed. */
-static qe_status generate_group(qe_model *m, const qe_generate_request *requests, int n, char **texts,
+/* Sequences a generation batch runs at once: the caches the model holds already, and as many
+ * more as fit in half the memory free now (the GPU's, or the machine's), each a cache of the
+ * longest request's positions; at least 1, at most n and a chunk (one pass holds the step). */
+static int generation_width(const qe_model *m, const generation *gens, int n)
+{
+    int positions = 1;
+    for (int i = 0; i < n; i++)
+        if (gens[i].n_prompt + gens[i].max_new > positions)
+            positions = gens[i].n_prompt + gens[i].max_new;
+    uint64_t cache_bytes = qe_kv_cache_bytes(&m->cfg, qe_kv_capacity(positions, m->max_context), m->max_context,
+                                             m->chunk_tokens);
+    uint64_t more = cache_bytes ? qe_model_free_memory_bytes(m) / 2 / cache_bytes : (uint64_t)n;
+    uint64_t width = (uint64_t)(1 + m->n_gen_slots) + more;
+    if (width > (uint64_t)n)
+        width = (uint64_t)n;
+    return width > (uint64_t)m->chunk_tokens ? m->chunk_tokens : (int)width;
+}
+
+/* Decodes gens[n] (started: their prompts in ids) together: each prompt on its own cache, then
+ * one pass a step for the unfinished ones. */
+static qe_status generate_group(qe_model *m, const qe_generate_request *requests, generation *gens, int n,
                                 qe_generate_stats *stats, qe_error *err)
 {
     size_t n_vocab = (size_t)m->cfg.n_vocab;
-    generation *gens = calloc((size_t)n, sizeof *gens);
     qe_kv_cache **caches = malloc((size_t)n * sizeof *caches);
     qe_kv_cache **step_caches = malloc((size_t)n * sizeof *step_caches);
     int32_t *step_ids = malloc((size_t)n * sizeof *step_ids);
     int *step_of = malloc((size_t)n * sizeof *step_of);
     float *logits = malloc((size_t)n * n_vocab * sizeof *logits);
     qe_status rc = QE_OK;
-    if (!gens || !caches || !step_caches || !step_ids || !step_of || !logits)
+    if (!caches || !step_caches || !step_ids || !step_of || !logits)
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     else
         rc = reserve_gen_slots(m, n - 1, err);
     for (int i = 0; i < n && rc == QE_OK; i++) {
         caches[i] = sequence_cache(m, i);
         generation *g = &gens[i];
-        if ((rc = generation_start(m, &requests[i], g, &stats[i], err)) != QE_OK)
-            break;
         double t0 = now_ms();
         if (i > 0) /* passes run on the model's cache */
             swap_cache(m, caches[i]);
@@ -349,14 +365,6 @@ static qe_status generate_group(qe_model *m, const qe_generate_request *requests
         if (!gens[i].decoded)
             rc = decode_generated(m, gens[i].ids + gens[i].n_prompt, gens[i].n - gens[i].n_prompt, &gens[i].decoded,
                                   err);
-    for (int i = 0; i < n && gens; i++) {
-        if (rc == QE_OK) {
-            texts[i] = gens[i].decoded;
-            gens[i].decoded = NULL;
-        }
-        generation_clear(&gens[i]);
-    }
-    free(gens);
     free(caches);
     free(step_caches);
     free(step_ids);
@@ -372,15 +380,23 @@ qe_status qe_generate_until_batch(qe_model *m, const qe_generate_request *reques
         texts[i] = NULL;
     if (n <= 0)
         return qe_fail(err, QE_EINVAL, "%s: a generation batch of %d requests", m->path, n);
+    generation *gens = calloc((size_t)n, sizeof *gens);
+    if (!gens)
+        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     qe_status rc = QE_OK;
-    for (int i = 0; i < n && rc == QE_OK; i += m->chunk_tokens) /* one pass holds a chunk of sequences */
-        rc = generate_group(m, requests + i, n - i < m->chunk_tokens ? n - i : m->chunk_tokens, texts + i, stats + i,
-                            err);
-    if (rc != QE_OK)
-        for (int i = 0; i < n; i++) {
-            free(texts[i]);
-            texts[i] = NULL;
+    for (int i = 0; i < n && rc == QE_OK; i++)
+        rc = generation_start(m, &requests[i], &gens[i], &stats[i], err);
+    int width = rc == QE_OK ? generation_width(m, gens, n) : 1;
+    for (int i = 0; i < n && rc == QE_OK; i += width)
+        rc = generate_group(m, requests + i, gens + i, n - i < width ? n - i : width, stats + i, err);
+    for (int i = 0; i < n; i++) {
+        if (rc == QE_OK) {
+            texts[i] = gens[i].decoded;
+            gens[i].decoded = NULL;
         }
+        generation_clear(&gens[i]);
+    }
+    free(gens);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat_template.h"
 #include "cuda/backend_cuda.h"
@@ -314,6 +315,15 @@ uint64_t qe_model_kv_cache_bytes(const qe_model *model)
 }
 
 int qe_model_sequence_caches(const qe_model *model) { return 1 + model->n_gen_slots; }
+
+uint64_t qe_model_free_memory_bytes(const qe_model *model)
+{
+    qe_backend_memory mem;
+    if (model->backend && qe_backend_cuda_memory(model->backend, &mem))
+        return mem.device_free_now_bytes;
+    long pages = sysconf(_SC_AVPHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page_bytes > 0 ? (uint64_t)pages * (uint64_t)page_bytes : 0;
+}
 
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)
 {

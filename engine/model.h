@@ -142,6 +142,10 @@ qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int
 qe_status qe_model_forward_sequences(qe_model *model, qe_kv_cache *const *caches, const int32_t *ids, int n,
                                      float *logits, qe_error *err);
 
+/* Memory free now where the model runs: the GPU's (cudaMemGetInfo), else the machine's
+ * available physical memory (sysconf; page cache not counted). */
+uint64_t qe_model_free_memory_bytes(const qe_model *model);
+
 /* A cache with no positions yet (its buffers come with the first pass), and its release. */
 qe_status qe_kv_cache_init(qe_kv_cache *kv, int n_layers, qe_error *err);
 void qe_kv_cache_free(qe_backend *be, int n_layers, qe_kv_cache *kv); /* leaves *kv zeroed */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "model.h"
 #include "qeval_engine.h"
 #include "safetensors.h"
 
@@ -115,8 +116,9 @@ int main(void)
     CHECK_INT_EQ(QE_EINVAL, qe_generate_until(m, "Zoo", NULL, 0, 0, &text, &stats, &err));
 
     /* qe_generate_until_batch: each request's text and stats are those it gets alone (stops,
-     * EOS, budgets of 3 to 1024 tokens, a context cut from the left), in a first batch and in a
-     * second that resumes each cache's prefix; a bad request fails the batch and keeps no text */
+     * EOS, budgets of 3 to 1024 tokens, a context cut from the left), in a first batch, in a
+     * second that resumes each cache's prefix and in groups of two; a bad request fails the
+     * batch and keeps no text */
     const char *stop_and[] = {" and", "\n"};
     enum { N_BATCH = 5 };
     qe_generate_request batch[N_BATCH] = {{"Once upon a time", stops, 1, 64}, {"Lily and Tom", stop_and, 2, 40},
@@ -127,7 +129,9 @@ int main(void)
     for (int i = 0; i < N_BATCH; i++)
         CHECK_INT_EQ(QE_OK, qe_generate_until(m, batch[i].context, batch[i].stops, batch[i].n_stops,
                                               batch[i].max_new_tokens, &alone[i], &alone_stats[i], &err));
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) /* a pass of at most 2 sequences: the batch runs as groups of 2, 2 and 1 */
+            m->chunk_tokens = 2;
         CHECK_INT_EQ(QE_OK, qe_generate_until_batch(m, batch, N_BATCH, together, together_stats, &err));
         for (int i = 0; i < N_BATCH; i++) {
             CHECK_STR_EQ(alone[i], together[i]);
