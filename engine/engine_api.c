@@ -311,64 +311,86 @@ static int generation_width(const qe_model *m, const generation *gens, int n)
     return width > (uint64_t)m->chunk_tokens ? m->chunk_tokens : (int)width;
 }
 
-/* Decodes gens[n] (started: their prompts in ids) together: each prompt on its own cache, then
- * one pass a step for the unfinished ones. */
-static qe_status generate_group(qe_model *m, const qe_generate_request *requests, generation *gens, int n,
-                                qe_generate_stats *stats, qe_error *err)
+/* Runs request i's prompt on the cache of slot `slot` (prefix reuse as that cache allows) and
+ * takes its first token. */
+static qe_status generation_prefill(qe_model *m, const qe_generate_request *request, generation *g, int slot,
+                                    float *logits, qe_generate_stats *stats, qe_error *err)
+{
+    double t0 = now_ms();
+    if (slot > 0) /* passes run on the model's cache */
+        swap_cache(m, sequence_cache(m, slot));
+    qe_status rc = forward_reusing_cache(m, g->ids, g->n, g->n - 1, logits, err);
+    if (slot > 0)
+        swap_cache(m, sequence_cache(m, slot));
+    double t1 = now_ms();
+    stats->prefill_ms = t1 - t0;
+    if (rc == QE_OK)
+        rc = generation_take(m, request, g, logits, stats, err);
+    stats->decode_ms = now_ms() - t1;
+    return rc;
+}
+
+/* Decodes gens[n] (started: their prompts in ids) with `width` slots, each its own cache: a free
+ * slot takes the next request (its prompt, its first token), then one pass a step gives every
+ * busy slot its next token; a slot whose request ends takes the next one, so the steps stay full
+ * until the requests run out. */
+static qe_status generate_in_slots(qe_model *m, const qe_generate_request *requests, generation *gens, int n,
+                                   int width, qe_generate_stats *stats, qe_error *err)
 {
     size_t n_vocab = (size_t)m->cfg.n_vocab;
-    qe_kv_cache **caches = malloc((size_t)n * sizeof *caches);
-    qe_kv_cache **step_caches = malloc((size_t)n * sizeof *step_caches);
-    int32_t *step_ids = malloc((size_t)n * sizeof *step_ids);
-    int *step_of = malloc((size_t)n * sizeof *step_of);
-    float *logits = malloc((size_t)n * n_vocab * sizeof *logits);
+    int *request_in = malloc((size_t)width * sizeof *request_in); /* per slot: a request, or -1 */
+    int *slot_of_row = malloc((size_t)width * sizeof *slot_of_row);
+    qe_kv_cache **step_caches = malloc((size_t)width * sizeof *step_caches);
+    int32_t *step_ids = malloc((size_t)width * sizeof *step_ids);
+    float *logits = malloc((size_t)width * n_vocab * sizeof *logits);
     qe_status rc = QE_OK;
-    if (!caches || !step_caches || !step_ids || !step_of || !logits)
+    if (!request_in || !slot_of_row || !step_caches || !step_ids || !logits)
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     else
-        rc = reserve_gen_slots(m, n - 1, err);
-    for (int i = 0; i < n && rc == QE_OK; i++) {
-        caches[i] = sequence_cache(m, i);
-        generation *g = &gens[i];
-        double t0 = now_ms();
-        if (i > 0) /* passes run on the model's cache */
-            swap_cache(m, caches[i]);
-        rc = forward_reusing_cache(m, g->ids, g->n, g->n - 1, logits, err);
-        if (i > 0)
-            swap_cache(m, caches[i]);
-        double t1 = now_ms();
-        stats[i].prefill_ms = t1 - t0;
-        if (rc == QE_OK)
-            rc = generation_take(m, &requests[i], g, logits, &stats[i], err);
-        stats[i].decode_ms = now_ms() - t1;
-    }
+        rc = reserve_gen_slots(m, width - 1, err);
+    for (int s = 0; s < width && request_in; s++)
+        request_in[s] = -1;
+    int next = 0;
     while (rc == QE_OK) {
-        int n_step = 0;
-        for (int i = 0; i < n; i++)
-            if (!gens[i].is_done) {
-                step_of[n_step] = i;
-                step_caches[n_step] = caches[i];
-                step_ids[n_step++] = gens[i].ids[gens[i].n - 1];
+        for (int s = 0; s < width && rc == QE_OK; s++)
+            while (request_in[s] < 0 && next < n && rc == QE_OK) {
+                int i = next++;
+                rc = generation_prefill(m, &requests[i], &gens[i], s, logits, &stats[i], err);
+                if (!gens[i].is_done)
+                    request_in[s] = i;
             }
-        if (n_step == 0)
+        int n_step = 0;
+        for (int s = 0; s < width; s++)
+            if (request_in[s] >= 0) {
+                generation *g = &gens[request_in[s]];
+                slot_of_row[n_step] = s;
+                step_caches[n_step] = sequence_cache(m, s);
+                step_ids[n_step++] = g->ids[g->n - 1];
+            }
+        if (rc != QE_OK || n_step == 0)
             break;
         double t0 = now_ms();
         rc = qe_model_forward_sequences(m, step_caches, step_ids, n_step, logits, err);
-        for (int j = 0; j < n_step && rc == QE_OK; j++)
-            rc = generation_take(m, &requests[step_of[j]], &gens[step_of[j]], logits + (size_t)j * n_vocab,
-                                 &stats[step_of[j]], err);
+        for (int j = 0; j < n_step && rc == QE_OK; j++) {
+            int i = request_in[slot_of_row[j]];
+            rc = generation_take(m, &requests[i], &gens[i], logits + (size_t)j * n_vocab, &stats[i], err);
+        }
         double share_ms = (now_ms() - t0) / n_step; /* the step's time, shared by its sequences */
-        for (int j = 0; j < n_step; j++)
-            stats[step_of[j]].decode_ms += share_ms;
+        for (int j = 0; j < n_step; j++) {
+            int s = slot_of_row[j], i = request_in[s];
+            stats[i].decode_ms += share_ms;
+            if (gens[i].is_done)
+                request_in[s] = -1;
+        }
     }
     for (int i = 0; i < n && rc == QE_OK; i++) /* ended on EOS before any text: decode the nothing */
         if (!gens[i].decoded)
             rc = decode_generated(m, gens[i].ids + gens[i].n_prompt, gens[i].n - gens[i].n_prompt, &gens[i].decoded,
                                   err);
-    free(caches);
+    free(request_in);
+    free(slot_of_row);
     free(step_caches);
     free(step_ids);
-    free(step_of);
     free(logits);
     return rc;
 }
@@ -386,9 +408,8 @@ qe_status qe_generate_until_batch(qe_model *m, const qe_generate_request *reques
     qe_status rc = QE_OK;
     for (int i = 0; i < n && rc == QE_OK; i++)
         rc = generation_start(m, &requests[i], &gens[i], &stats[i], err);
-    int width = rc == QE_OK ? generation_width(m, gens, n) : 1;
-    for (int i = 0; i < n && rc == QE_OK; i += width)
-        rc = generate_group(m, requests + i, gens + i, n - i < width ? n - i : width, stats + i, err);
+    if (rc == QE_OK)
+        rc = generate_in_slots(m, requests, gens, n, generation_width(m, gens, n), stats, err);
     for (int i = 0; i < n; i++) {
         if (rc == QE_OK) {
             texts[i] = gens[i].decoded;

@@ -117,8 +117,8 @@ int main(void)
 
     /* qe_generate_until_batch: each request's text and stats are those it gets alone (stops,
      * EOS, budgets of 3 to 1024 tokens, a context cut from the left), in a first batch, in a
-     * second that resumes each cache's prefix and in groups of two; a bad request fails the
-     * batch and keeps no text */
+     * second that resumes each cache's prefix and in two slots; a bad request fails the batch
+     * and keeps no text */
     const char *stop_and[] = {" and", "\n"};
     enum { N_BATCH = 5 };
     qe_generate_request batch[N_BATCH] = {{"Once upon a time", stops, 1, 64}, {"Lily and Tom", stop_and, 2, 40},
@@ -130,7 +130,7 @@ int main(void)
         CHECK_INT_EQ(QE_OK, qe_generate_until(m, batch[i].context, batch[i].stops, batch[i].n_stops,
                                               batch[i].max_new_tokens, &alone[i], &alone_stats[i], &err));
     for (int round = 0; round < 3; round++) {
-        if (round == 2) /* a pass of at most 2 sequences: the batch runs as groups of 2, 2 and 1 */
+        if (round == 2) /* passes of at most 2 sequences: two slots, each refilled as its request ends */
             m->chunk_tokens = 2;
         CHECK_INT_EQ(QE_OK, qe_generate_until_batch(m, batch, N_BATCH, together, together_stats, &err));
         for (int i = 0; i < N_BATCH; i++) {

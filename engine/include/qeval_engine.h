@@ -334,12 +334,14 @@ typedef struct {
     int max_new_tokens;
 } qe_generate_request;
 
-/* qe_generate_until for n requests together (GSM8K's and HumanEval's documents): each prompt
- * runs on its own KV cache (the model's for the first, caches the model keeps for the others,
- * so each resumes its cached prefix in the next batch as the model's own does), then each step
- * decodes the next token of every unfinished one in one pass, reading the weights once for all
- * of them. texts[i] (malloc'd) and stats[i] are what qe_generate_until gives request i alone,
- * token for token; on failure no text is kept. The other caches stay until the model is freed. */
+/* qe_generate_until for n requests together (GSM8K's and HumanEval's documents), in slots of a
+ * KV cache each (the model's own, and caches the model keeps for the others, so a slot resumes
+ * its cached prefix as the model's cache does): a free slot takes the next request's prompt,
+ * then each step decodes the next token of every busy slot in one pass, reading the weights once
+ * for all of them; a slot whose request ends takes the next. As many slots as fit in half the
+ * memory free now (each a cache of the longest request), at most n and 256. texts[i]
+ * (malloc'd) and stats[i] are what qe_generate_until gives request i alone, token for token; on
+ * failure no text is kept. The slots' caches stay until the model is freed. */
 qe_status qe_generate_until_batch(qe_model *model, const qe_generate_request *requests, int n, char **texts,
                                   qe_generate_stats *stats, qe_error *err);
 
