@@ -251,9 +251,9 @@ static void fill_seg_rows(const qe_model *m, const pass_layout *L, int start, in
     m->backend->upload(m->backend, s->seg_rows, (const float *)s->host_seg_rows, (size_t)c);
 }
 
-/* cos/sin [c, head_dim/2] of the positions of rows p.. (p + t, packed as s->host_seg_rows
- * says, or each sequence's next) for every rope. As in transformers, the angle is a float32 product (position x
- * inv_freq); its cosine and sine are then exact. */
+/* cos/sin [c, head_dim/2] of the positions of rows p.. (p + t, packed as s->host_seg_rows says,
+ * or each sequence's next) for every rope. As in transformers, the angle is a float32 product
+ * (position x inv_freq); its cosine and sine are then exact. */
 static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int c, qe_forward_scratch *s)
 {
     int half = m->cfg.head_dim / 2;

@@ -432,7 +432,6 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
             }
         }
         if (rc == QE_OK && !record->text) {
-            record->type = QT_REQUEST_GENERATE_UNTIL;
             requests[n_missing] = (qe_generate_request){request->context, request->stops, request->n_stops,
                                                         request->max_new_tokens};
             missing[n_missing++] = d;
@@ -442,8 +441,11 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
         double start_ms = now_ms();
         rc = qe_generate_until_batch(c->model, requests, n_missing, texts, stats, err);
         if (rc != QE_OK) {
-            const qt_request *first = &docs[missing[0]].request;
-            qe_fail_context(err, "%s doc %d%s", first->task, first->doc_id, n_missing > 1 ? " and the rest of its block" : "");
+            const qt_request *first = &docs[missing[0]].request, *last = &docs[missing[n_missing - 1]].request;
+            if (n_missing == 1)
+                qe_fail_context(err, "%s doc %d", first->task, first->doc_id);
+            else
+                qe_fail_context(err, "%s docs %d to %d, generated together", first->task, first->doc_id, last->doc_id);
         }
         double share_ms = (now_ms() - start_ms) / n_missing;
         for (int j = 0; j < n_missing && rc == QE_OK; j++) {
@@ -684,8 +686,8 @@ static void put_prediction(const qe_model *model, const qe_load_options *load, i
         return;
     row->predicted_context = e.context;
     row->predicted_weights_bytes = (int64_t)e.weights_bytes;
-    /* batched generation keeps a cache for each sequence of its largest batch (each bounded by
-     * the context); its passes' activations (a row a sequence) are a decode pass's */
+    /* batched generation keeps a cache for each slot it ran (each bounded by the context); its
+     * passes (a row a slot, at most a chunk) need no more activations than a scoring chunk */
     uint64_t kv_bytes = e.kv_cache_bytes * (uint64_t)qe_model_sequence_caches(model);
     row->predicted_kv_cache_bytes = (int64_t)kv_bytes;
     row->predicted_activation_bytes = (int64_t)e.activation_bytes;

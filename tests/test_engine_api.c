@@ -130,7 +130,8 @@ int main(void)
         CHECK_INT_EQ(QE_OK, qe_generate_until(m, batch[i].context, batch[i].stops, batch[i].n_stops,
                                               batch[i].max_new_tokens, &alone[i], &alone_stats[i], &err));
     for (int round = 0; round < 3; round++) {
-        if (round == 2) /* passes of at most 2 sequences: two slots, each refilled as its request ends */
+        if (round == 2) /* passes of at most 2 sequences: two slots, each refilled as its request ends
+                         * (stories260K has no sliding-window ring that the chunk sizes) */
             m->chunk_tokens = 2;
         CHECK_INT_EQ(QE_OK, qe_generate_until_batch(m, batch, N_BATCH, together, together_stats, &err));
         for (int i = 0; i < N_BATCH; i++) {
