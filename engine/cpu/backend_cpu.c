@@ -24,18 +24,6 @@ typedef struct {
 static cpu_state *state_of(const qe_backend *be) { return be->impl; }
 static const qe_linear *linear_of(const qe_backend_linear *handle) { return (const qe_linear *)handle; }
 
-static inline float dot(const float *a, const float *b, int n)
-{
-    qe_v8 acc = {0};
-    int k = 0;
-    for (; k + 8 <= n; k += 8)
-        acc = qe_fma8(qe_load8(a + k), qe_load8(b + k), acc);
-    float s = qe_reduce8(acc);
-    for (; k < n; k++)
-        s += a[k] * b[k];
-    return s;
-}
-
 /* Bytes of one thread's scratch: a thread runs one linear's share or one attention range at a time. */
 static size_t cpu_scratch_stride(int max_tokens, int max_context, int max_n_in)
 {
@@ -173,39 +161,97 @@ typedef struct {
     const cpu_state *state;
 } attention_job;
 
-/* Items are (token, head) pairs; each computes one query's softmax over its visible keys. */
+#define KEYS_AT_ONCE 4  /* dot products in flight: independent FMA chains */
+#define VALUE_COLUMNS 64 /* output columns a pass over the keys keeps in registers */
+
+/* Query q's dot with the n_keys (<= KEYS_AT_ONCE) rows k[]: each as eight lane chains of fused
+ * multiply-adds over d in order, folded by qe_reduce8, then the n % 8 tail terms; several chains
+ * in flight. */
+static inline void dot_keys(const float *q, const float *const *k, int n_keys, int n, float *out)
+{
+    qe_v8 acc[KEYS_AT_ONCE] = {{0}};
+    int d = 0;
+    for (; d + 8 <= n; d += 8) {
+        qe_v8 qv = qe_load8(q + d);
+        for (int i = 0; i < n_keys; i++)
+            acc[i] = qe_fma8(qv, qe_load8(k[i] + d), acc[i]);
+    }
+    for (int i = 0; i < n_keys; i++) {
+        float sum = qe_reduce8(acc[i]);
+        for (int e = d; e < n; e++)
+            sum += q[e] * k[i][e];
+        out[i] = sum;
+    }
+}
+
+/* acc[d] for d in [d0, d0 + VALUE_COLUMNS) (whole 8-blocks of the head) = the sum over the keys,
+ * in position order, of weight x value, rounded after each product and each sum as a plain loop
+ * rounds them; the columns stay in registers for the whole pass. */
+static inline void weigh_values(const qe_attention_args *a, int t, int first, int pos, const float *weights,
+                                size_t kv_offset, int d0, int n_cols, float *acc)
+{
+    size_t kv_stride = (size_t)a->n_kv_heads * a->head_dim;
+    qe_v8 sum[VALUE_COLUMNS / 8] = {{0}};
+    int n_blocks = n_cols / 8;
+    for (int s = first; s <= pos; s++) {
+        const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + kv_offset + d0;
+        qe_v8 w = {weights[s], weights[s], weights[s], weights[s], weights[s], weights[s], weights[s], weights[s]};
+        for (int b = 0; b < n_blocks; b++)
+            sum[b] += w * qe_load8(v + 8 * b);
+    }
+    for (int b = 0; b < n_blocks; b++)
+        memcpy(acc + d0 + 8 * b, &sum[b], sizeof sum[b]);
+}
+
+/* Items are (token, head) pairs; each computes one query's softmax over its visible keys: the
+ * scores (dot_keys), their exponentials summed in double in position order, the weighted values
+ * (weigh_values, and a plain loop for columns past the last whole 8-block). */
 static void attention_items(void *p, int begin, int end, int thread)
 {
     const attention_job *j = p;
     const qe_attention_args *a = j->a;
-    int hd = a->head_dim, group = a->n_heads / a->n_kv_heads;
+    int hd = a->head_dim, group = a->n_heads / a->n_kv_heads, hd8 = hd / 8 * 8;
     size_t kv_stride = (size_t)a->n_kv_heads * hd;
     float *scores = (float *)(j->state->scratch + thread * j->state->scratch_stride);
     float acc[hd];
     for (int item = begin; item < end; item++) {
         int t = item / a->n_heads, h = item % a->n_heads, kvh = h / group;
         int pos = qe_attention_position(a, t), first = qe_attention_first_of(a, pos);
+        size_t kv_offset = (size_t)kvh * hd;
         const float *q = a->q + (size_t)item * hd;
         float max_score = -INFINITY;
-        for (int s = first; s <= pos; s++) {
-            const float *k = a->k_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
-            float sc = dot(q, k, hd) * a->scale;
-            scores[s] = sc;
-            if (sc > max_score)
-                max_score = sc;
+        for (int s0 = first; s0 <= pos; s0 += KEYS_AT_ONCE) {
+            int n_keys = pos + 1 - s0 < KEYS_AT_ONCE ? pos + 1 - s0 : KEYS_AT_ONCE;
+            const float *k[KEYS_AT_ONCE] = {0};
+            float dots[KEYS_AT_ONCE];
+            for (int i = 0; i < n_keys; i++)
+                k[i] = a->k_cache + (size_t)qe_attention_key_row(a, t, s0 + i) * kv_stride + kv_offset;
+            if (n_keys == KEYS_AT_ONCE) /* a constant count: the chains stay in registers */
+                dot_keys(q, k, KEYS_AT_ONCE, hd, dots);
+            else
+                dot_keys(q, k, n_keys, hd, dots);
+            for (int i = 0; i < n_keys; i++) {
+                float sc = dots[i] * a->scale;
+                scores[s0 + i] = sc;
+                if (sc > max_score)
+                    max_score = sc;
+            }
         }
-        double sum = 0;
-        for (int s = first; s <= pos; s++) {
+        for (int s = first; s <= pos; s++)
             scores[s] = expf(scores[s] - max_score);
+        double sum = 0; /* summed apart from the calls, so that it stays in a register */
+        for (int s = first; s <= pos; s++)
             sum += scores[s];
-        }
         float inv_sum = (float)(1.0 / sum);
-        memset(acc, 0, (size_t)hd * sizeof(float));
-        for (int s = first; s <= pos; s++) {
-            const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + (size_t)kvh * hd;
-            float w = scores[s];
-            for (int d = 0; d < hd; d++)
-                acc[d] += w * v[d];
+        for (int d0 = 0; d0 < hd8; d0 += VALUE_COLUMNS)
+            weigh_values(a, t, first, pos, scores, kv_offset, d0, hd8 - d0 < VALUE_COLUMNS ? hd8 - d0 : VALUE_COLUMNS,
+                         acc);
+        for (int d = hd8; d < hd; d++)
+            acc[d] = 0;
+        for (int s = first; s <= pos && hd8 < hd; s++) {
+            const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + kv_offset;
+            for (int d = hd8; d < hd; d++)
+                acc[d] += scores[s] * v[d];
         }
         float *out = a->out + (size_t)item * hd;
         for (int d = 0; d < hd; d++)
