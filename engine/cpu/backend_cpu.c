@@ -162,6 +162,7 @@ typedef struct {
 } attention_job;
 
 #define KEYS_AT_ONCE 4  /* dot products in flight: independent FMA chains */
+#define ATTENTION_CHUNKS_PER_THREAD 16
 #define VALUE_COLUMNS 64 /* output columns a pass over the keys keeps in registers */
 
 /* Query q's dot with the n_keys (<= KEYS_AT_ONCE) rows k[]: each as eight lane chains of fused
@@ -277,7 +278,11 @@ static void cpu_attention(qe_backend *be, const qe_attention_args *args, qe_dtyp
     }
     attention_job job = {args, dtype, s};
     double work = 2.0 * args->n_tok * args->n_heads * args->head_dim * (args->pos0 + args->n_tok);
-    qe_pool_run(qe_pool_for(s->pool, work), args->n_tok * args->n_heads, 1, attention_items, &job);
+    /* a causal chunk's later queries read more keys: chunks of a few items, claimed as threads
+     * come free, keep both cores busy to the end (one contiguous half each left the first half's
+     * thread idle for most of a prompt's first chunk) */
+    qe_pool_run_chunks(qe_pool_for(s->pool, work), args->n_tok * args->n_heads, 1, ATTENTION_CHUNKS_PER_THREAD,
+                       attention_items, &job);
 }
 
 typedef struct {
