@@ -16,7 +16,7 @@
 #      MMLU_LIMIT documents per subject (default 5: 285 documents; 0: all 14,042), wall seconds
 #      and documents per second (needs the datasets: $QEVAL_SHARED/datasets);
 #   6. GSM8K on the first shape, bf16, GSM8K_LIMIT documents (default 64) generated in blocks of
-#      16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
+#      64 and 16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
 #      of 16 sequences at once (--decode-batch 16) per shape.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build)
@@ -109,9 +109,9 @@ print(f"mmlu {sys.argv[4]}: {n} documents in {wall:.1f} s ({n / wall:.1f} docume
 PY
     done
 fi
-# GSM8K generation on the first shape: a block of 16 documents decoded together, then one at a time
+# GSM8K generation on the first shape: blocks of 64 and of 16 documents decoded together, then one at a time
 if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/gsm8k" ]; then
-    for batch in 16 1; do
+    for batch in 64 16 1; do
         step "gsm8k $first bf16, --batch-size $batch (limit ${GSM8K_LIMIT:-64})"
         rm -f "$logs/gsm8k.db"
         start=$(date +%s.%N)
