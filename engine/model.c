@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "chat_template.h"
 #include "cuda/backend_cuda.h"
 #include "file_util.h"
 #include "gguf_model.h"
+#include "host_memory.h"
 #include "variant.h"
 
 static qe_status find_tensor(const qe_model *m, const char *name, const qe_tensor_view **out, qe_error *err)
@@ -321,8 +321,7 @@ uint64_t qe_model_free_memory_bytes(const qe_model *model)
     qe_backend_memory mem;
     if (model->backend && qe_backend_cuda_memory(model->backend, &mem))
         return mem.device_free_now_bytes;
-    long pages = sysconf(_SC_AVPHYS_PAGES), page_bytes = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page_bytes > 0 ? (uint64_t)pages * (uint64_t)page_bytes : 0;
+    return qe_host_available_bytes();
 }
 
 qe_status qe_model_load(const char *path, const qe_load_options *options, qe_model **out, qe_error *err)

@@ -142,8 +142,8 @@ qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int
 qe_status qe_model_forward_sequences(qe_model *model, qe_kv_cache *const *caches, const int32_t *ids, int n,
                                      float *logits, qe_error *err);
 
-/* Memory free now where the model runs: the GPU's (cudaMemGetInfo), else the machine's
- * available physical memory (sysconf; page cache not counted). */
+/* Memory free now where the model runs: the GPU's (cudaMemGetInfo), else what the process may
+ * still take on the host (host_memory.h: MemAvailable, capped by its cgroups' limits). */
 uint64_t qe_model_free_memory_bytes(const qe_model *model);
 
 /* A cache with no positions yet (its buffers come with the first pass), and its release. */
