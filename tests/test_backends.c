@@ -255,6 +255,18 @@ static void op_attention_window(qe_backend *be, float *const *in, float *out, qe
 {
     attention(be, in, out, dt, 4, 0);
 }
+/* head_dim 20, off the 8-blocks (two whole and 4 more: the CPU kernel's tails; the CUDA backend
+ * refuses such a head), 3 heads on one kv head, over the same buffers */
+enum { ODD_HEADS = 3, ODD_HEAD_DIM = 20 };
+static void op_attention_odd_head(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, be->reserve_workspace(be, ROWS, POS0 + ROWS, ODD_HEADS, DIM, &err));
+    qe_attention_args a = {.q = in[0], .k_cache = in[1], .v_cache = in[2], .out = out, .n_tok = ROWS,
+                           .pos0 = POS0, .n_heads = ODD_HEADS, .n_kv_heads = 1, .head_dim = ODD_HEAD_DIM,
+                           .scale = 0.25f};
+    be->attention(be, &a, dt);
+}
 /* window 4 over positions 5..11 reads 2..11: a ring of 10 rows, position p in row p % 10 */
 static void op_attention_ring(qe_backend *be, float *const *in, float *out, qe_dtype dt)
 {
@@ -321,6 +333,9 @@ static void test_ops(qe_backend *be, qe_backend *ref)
                    (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
         compare_op(be, ref, "attention (window 4, ring of 10 rows)", op_attention_ring, (const float *[]){q, k, v},
                    (size_t[]){n_q, n_kv, n_kv}, 3, n_q, dt, att);
+        if (!strcmp(be->name, "cpu"))
+            compare_op(be, ref, "attention (head_dim 20)", op_attention_odd_head, (const float *[]){q, k, v},
+                       (size_t[]){n_q, n_kv, n_kv}, 3, (size_t)ROWS * ODD_HEADS * ODD_HEAD_DIM, dt, att);
         compare_op(be, ref, "attention (packed)", op_attention_packed,
                    (const float *[]){q, k, v, (const float *)seg_rows}, (size_t[]){n_q, n_kv, n_kv, ROWS}, 4, n_q,
                    dt, att);

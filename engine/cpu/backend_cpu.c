@@ -247,12 +247,10 @@ static void attention_items(void *p, int begin, int end, int thread)
         for (int d0 = 0; d0 < hd8; d0 += VALUE_COLUMNS)
             weigh_values(a, t, first, pos, scores, kv_offset, d0, hd8 - d0 < VALUE_COLUMNS ? hd8 - d0 : VALUE_COLUMNS,
                          acc);
-        for (int d = hd8; d < hd; d++)
+        for (int d = hd8; d < hd; d++) { /* a head_dim off the 8-blocks: its last columns */
             acc[d] = 0;
-        for (int s = first; s <= pos && hd8 < hd; s++) {
-            const float *v = a->v_cache + (size_t)qe_attention_key_row(a, t, s) * kv_stride + kv_offset;
-            for (int d = hd8; d < hd; d++)
-                acc[d] += scores[s] * v[d];
+            for (int s = first; s <= pos; s++)
+                acc[d] += scores[s] * a->v_cache[(size_t)qe_attention_key_row(a, t, s) * kv_stride + kv_offset + d];
         }
         float *out = a->out + (size_t)item * hd;
         for (int d = 0; d < hd; d++)
