@@ -253,8 +253,17 @@ static void swap_cache(qe_model *m, qe_kv_cache *other)
     *other = mine;
 }
 
-/* Sequence i's cache: the model's own for 0, a generation slot for the others. */
-static qe_kv_cache *sequence_cache(qe_model *m, int i) { return i == 0 ? &m->kv : &m->gen_slots[i - 1]; }
+/* forward_reusing_cache on sequence seq's cache, which passes run on as the model's own. */
+static qe_status forward_on_sequence(qe_model *m, int seq, const int32_t *ids, int n, int first_row, float *logits,
+                                     qe_error *err)
+{
+    if (seq > 0)
+        swap_cache(m, qe_model_cache(m, seq));
+    qe_status rc = forward_reusing_cache(m, ids, n, first_row, logits, err);
+    if (seq > 0)
+        swap_cache(m, qe_model_cache(m, seq));
+    return rc;
+}
 
 qe_status qe_sequences_reset(qe_model *m, int n, qe_error *err)
 {
@@ -262,7 +271,7 @@ qe_status qe_sequences_reset(qe_model *m, int n, qe_error *err)
         return qe_fail(err, QE_EINVAL, "%s: %d sequences (1 to %d)", m->path, n, m->chunk_tokens);
     qe_status rc = reserve_gen_slots(m, n - 1, err);
     for (int i = 0; i < n && rc == QE_OK; i++)
-        sequence_cache(m, i)->n_cached = sequence_cache(m, i)->kv_written_end = 0;
+        qe_model_cache(m, i)->n_cached = qe_model_cache(m, i)->kv_written_end = 0;
     return rc;
 }
 
@@ -270,12 +279,7 @@ qe_status qe_sequence_prefill(qe_model *m, int seq, const int32_t *ids, int n, q
 {
     if (seq < 0 || seq > m->n_gen_slots)
         return qe_fail(err, QE_EINVAL, "%s: sequence %d of %d", m->path, seq, 1 + m->n_gen_slots);
-    if (seq > 0) /* passes run on the model's cache */
-        swap_cache(m, sequence_cache(m, seq));
-    qe_status rc = qe_model_forward(m, ids, n, 0, n, NULL, NULL, NULL, err);
-    if (seq > 0)
-        swap_cache(m, sequence_cache(m, seq));
-    return rc;
+    return forward_on_sequence(m, seq, ids, n, n - 1, NULL, err); /* at least the last token runs */
 }
 
 qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *logits, qe_error *err)
@@ -287,7 +291,7 @@ qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *lo
     if (!caches)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     for (int i = 0; i < n; i++)
-        caches[i] = sequence_cache(m, i);
+        caches[i] = qe_model_cache(m, i);
     qe_status rc = qe_model_forward_sequences(m, caches, ids, n, logits, err);
     free(caches);
     return rc;
@@ -317,11 +321,7 @@ static qe_status generation_prefill(qe_model *m, const qe_generate_request *requ
                                     float *logits, qe_generate_stats *stats, qe_error *err)
 {
     double t0 = now_ms();
-    if (slot > 0) /* passes run on the model's cache */
-        swap_cache(m, sequence_cache(m, slot));
-    qe_status rc = forward_reusing_cache(m, g->ids, g->n, g->n - 1, logits, err);
-    if (slot > 0)
-        swap_cache(m, sequence_cache(m, slot));
+    qe_status rc = forward_on_sequence(m, slot, g->ids, g->n, g->n - 1, logits, err);
     double t1 = now_ms();
     stats->prefill_ms = t1 - t0;
     if (rc == QE_OK)
@@ -364,7 +364,7 @@ static qe_status generate_in_slots(qe_model *m, const qe_generate_request *reque
             if (request_in[s] >= 0) {
                 generation *g = &gens[request_in[s]];
                 slot_of_row[n_step] = s;
-                step_caches[n_step] = sequence_cache(m, s);
+                step_caches[n_step] = qe_model_cache(m, s);
                 step_ids[n_step++] = g->ids[g->n - 1];
             }
         if (rc != QE_OK || n_step == 0)

@@ -307,9 +307,9 @@ bool qe_model_device_memory(const qe_model *model, qe_device_memory *out)
 
 uint64_t qe_model_kv_cache_bytes(const qe_model *model)
 {
-    uint64_t bytes = qe_kv_cache_bytes(&model->cfg, model->kv.kv_capacity, model->max_context, model->chunk_tokens);
-    for (int i = 0; i < model->n_gen_slots; i++)
-        bytes += qe_kv_cache_bytes(&model->cfg, model->gen_slots[i].kv_capacity, model->max_context,
+    uint64_t bytes = 0;
+    for (int i = 0; i < qe_model_sequence_caches(model); i++)
+        bytes += qe_kv_cache_bytes(&model->cfg, qe_model_cache(model, i)->kv_capacity, model->max_context,
                                    model->chunk_tokens);
     return bytes;
 }
@@ -400,9 +400,8 @@ void qe_model_free(qe_model *m)
         be->release(be, m->final_norm);
         qe_forward_scratch_free(be, &m->scratch);
     }
-    qe_kv_cache_free(be, m->cfg.n_layers, &m->kv);
-    for (int i = 0; i < m->n_gen_slots; i++)
-        qe_kv_cache_free(be, m->cfg.n_layers, &m->gen_slots[i]);
+    for (int i = 0; i < qe_model_sequence_caches(m); i++)
+        qe_kv_cache_free(be, m->cfg.n_layers, qe_model_cache(m, i));
     free(m->gen_slots);
     if (be)
         be->destroy(be);

@@ -142,6 +142,13 @@ qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int
 qe_status qe_model_forward_sequences(qe_model *model, qe_kv_cache *const *caches, const int32_t *ids, int n,
                                      float *logits, qe_error *err);
 
+/* Sequence i's KV cache, i < qe_model_sequence_caches: the model's own for 0, a generation
+ * slot after it. */
+static inline qe_kv_cache *qe_model_cache(const qe_model *m, int i)
+{
+    return i == 0 ? (qe_kv_cache *)&m->kv : &m->gen_slots[i - 1];
+}
+
 /* Memory free now where the model runs: the GPU's (cudaMemGetInfo), else what the process may
  * still take on the host (host_memory.h: MemAvailable, capped by its cgroups' limits). */
 uint64_t qe_model_free_memory_bytes(const qe_model *model);

@@ -129,10 +129,10 @@ size_t qe_kv_row_floats(const qe_model_config *cfg) { return (size_t)cfg->n_kv_h
 
 int qe_model_cache_capacity(const qe_model *model)
 {
-    int most = model->kv.kv_capacity;
-    for (int i = 0; i < model->n_gen_slots; i++)
-        if (model->gen_slots[i].kv_capacity > most)
-            most = model->gen_slots[i].kv_capacity;
+    int most = 0;
+    for (int i = 0; i < qe_model_sequence_caches(model); i++)
+        if (qe_model_cache(model, i)->kv_capacity > most)
+            most = qe_model_cache(model, i)->kv_capacity;
     return most;
 }
 

@@ -400,7 +400,8 @@ static qe_status generate_hash(const qt_request *request, char hash[65], qe_erro
 
 /* The block's generation documents: each from the cache when it holds the request, the others
  * generated together (qe_generate_until_batch: one pass a step for all of them, each document's
- * text what it gets alone), stored in the cache, then their code run where the task has tests.
+ * text what it gets alone) and stored in the cache at once, then their code run where the task
+ * has tests.
  * A document's latency is its share of the batch's time. */
 static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_block_doc *docs, int n_docs,
                                    qe_error *err)
@@ -410,7 +411,9 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
     qe_generate_request *requests = calloc((size_t)n_docs, sizeof *requests);
     char **texts = calloc((size_t)n_docs, sizeof *texts);
     qe_generate_stats *stats = calloc((size_t)n_docs, sizeof *stats);
-    qe_status rc = hashes && missing && requests && texts && stats ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    qh_cache_entry *entries = calloc((size_t)n_docs, sizeof *entries);
+    qe_status rc = hashes && missing && requests && texts && stats && entries ? QE_OK
+                                                                              : qe_fail(err, QE_ENOMEM, "out of memory");
     int n_missing = 0;
     for (int d = 0; d < n_docs && rc == QE_OK; d++) {
         const qt_request *request = &docs[d].request;
@@ -461,13 +464,14 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
             c->meter.decode_ms += stats[j].decode_ms;
             if (c->options->use_cache) {
                 char *json = NULL;
-                if ((rc = qh_doc_record_to_json(&doc->record, &json, err)) != QE_OK)
-                    break;
-                qh_cache_entry entry = {c->model_sha256, c->variant, hashes[missing[j]], json};
-                rc = qh_store_cache_put(c->store, &entry, 1, err);
-                free(json);
+                rc = qh_doc_record_to_json(&doc->record, &json, err);
+                entries[j] = (qh_cache_entry){c->model_sha256, c->variant, hashes[missing[j]], json};
             }
         }
+        if (rc == QE_OK && c->options->use_cache) /* the block's answers in one transaction */
+            rc = qh_store_cache_put(c->store, entries, (size_t)n_missing, err);
+        for (int j = 0; j < n_missing; j++)
+            free((char *)entries[j].response_json);
     }
     for (int d = 0; d < n_docs && rc == QE_OK; d++) {
         if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
@@ -483,6 +487,7 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
     free(requests);
     free(texts);
     free(stats);
+    free(entries);
     return rc;
 }
 
