@@ -19,7 +19,7 @@
 #      64 and 16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
 #      of 16 sequences at once (--decode-batch 16) per shape.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
-# before, BUILD_DIR holds its build)
+# before, BUILD_DIR holds its build; PEERS=0: no peers this time)
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,7 +71,9 @@ for shape in $shapes; do
     fi
 done
 peers=
-if python3 -c "import torch, transformers" 2>/dev/null; then
+if [ "${PEERS:-1}" = 0 ]; then
+    echo "peers: skipped (PEERS=0)"
+elif python3 -c "import torch, transformers" 2>/dev/null; then
     peers=fp32,bf16
     python3 -c "import bitsandbytes" 2>/dev/null && peers=$peers,int8,nf4
 else
