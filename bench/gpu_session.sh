@@ -19,7 +19,8 @@
 #      64 and 16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
 #      of 16 sequences at once (--decode-batch 16) per shape.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
-# before, BUILD_DIR holds its build; PEERS=0: no peers this time)
+# before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
+# step 3, default "512 1536")
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,7 +50,7 @@ for shape in $shapes; do
             >"$logs/estimate_${shape}_$context.json" && echo "estimate $shape context $context: saved"
         "$qeval" estimate "$dir" --variants "$variants" --device cuda --context "$context" | tail -n +1
     done
-    for prompt in 512 1536; do
+    for prompt in ${PROMPTS:-512 1536}; do
         step "bench $shape pp$prompt"
         # the document is written at the end: kept only when complete, so one bench cut short
         # leaves the others' rendering intact

@@ -1345,6 +1345,151 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
 #endif
 }
 
+// Decode of whole slices (n_in % MMA_SLICE == 0, n_out % 16 == 0; NF4 in blocks of 64): the
+// arithmetic of mma_decode_kernel (each slice an mma chain from zero, the slices added in order)
+// with far fewer instructions and more bytes in flight. A warp streams its slices (slice
+// r * GEMV_WARPS + warp in round r) through a ring of STAGES shared buffers by cp.async, 16
+// coalesced bytes a lane, so STAGES - 1 slices are on their way while one is multiplied; 16-bit
+// slices leave shared memory by ldmatrix (chunks XOR-swizzled by row: no bank conflicts), NF4
+// codes as two 8-byte reads a row and step, dequantized as nf4_byte_pair does; x comes as
+// float2 loads one round ahead. A round's partials meet in shared memory, added in slice order.
+#define GEMV_WARPS 4
+#define GEMV_NF4_ROW_BYTES 80 // 64 bytes of codes a slice row, padded: the rows' reads hit distinct banks
+template <bool IS_NF4> struct gemv_shape {
+    static constexpr int STAGES = IS_NF4 ? 8 : 4; // NF4 slices are a quarter of the bytes: more in flight
+    static constexpr int STAGE_BYTES = IS_NF4 ? 16 * GEMV_NF4_ROW_BYTES : 16 * MMA_SLICE * 2;
+    static constexpr int SMEM_BYTES = GEMV_WARPS * STAGES * STAGE_BYTES;
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+template <int N> __device__ __forceinline__ void cp_async_wait_pending()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+#endif
+
+template <typename T, bool IS_NF4>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    using shape = gemv_shape<IS_NF4>;
+    constexpr int STEPS = MMA_SLICE / 16, D = shape::STAGES;
+    extern __shared__ __align__(16) uint8_t gemv_stages[]; // [warp][stage][STAGE_BYTES]
+    __shared__ float partials[2][GEMV_WARPS][16 * 8];      // [round & 1][warp][row * 8 + token]
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
+    int r0 = blockIdx.x * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
+    int n_slices = n_in / MMA_SLICE, n_rounds = (n_slices + GEMV_WARPS - 1) / GEMV_WARPS;
+    uint8_t *ring = gemv_stages + (size_t)warp * D * shape::STAGE_BYTES;
+    bool has_token = t0 + group < n_tok;
+    const float *x_row = x + (size_t)(t0 + group) * n_in;
+
+    auto issue = [&](int round) { // round's slice into its stage; a group is committed either way
+        int slice = round * GEMV_WARPS + warp;
+        if (round < n_rounds && slice < n_slices) {
+            uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
+            if (IS_NF4) {
+                const uint8_t *codes = (const uint8_t *)w.data + ((size_t)r0 * n_in + (size_t)slice * MMA_SLICE) / 2;
+#pragma unroll
+                for (int c = lane; c < 64; c += 32) // 16 rows of 4 chunks
+                    cp_async_16((uint16_t *)(stage + (c / 4) * GEMV_NF4_ROW_BYTES + c % 4 * 16),
+                                codes + (size_t)(c / 4) * (n_in / 2) + c % 4 * 16, 16);
+            } else {
+                const uint16_t *bits = (const uint16_t *)w.data + (size_t)r0 * n_in + (size_t)slice * MMA_SLICE;
+#pragma unroll
+                for (int c = lane; c < 256; c += 32) { // 16 rows of 16 chunks
+                    int row = c / 16, chunk = c % 16;
+                    cp_async_16((uint16_t *)(stage + row * 256 + ((chunk ^ (row & 7)) * 16)),
+                                bits + (size_t)row * n_in + chunk * 8, 16);
+                }
+            }
+        }
+        cp_async_commit();
+    };
+    float2 xs[STEPS][2];   // the next slice's x[t0 + group, k .. k + 1] at k = 16 j + 2 quad and + 8
+    float absmax[2][2];    // NF4: [row group, + 8][first, second 64 of the slice]
+    auto fetch = [&](int round) {
+        int slice = round * GEMV_WARPS + warp;
+        if (round >= n_rounds || slice >= n_slices)
+            return;
+        int k_begin = slice * MMA_SLICE;
+#pragma unroll
+        for (int j = 0; j < STEPS; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                xs[j][h] = has_token ? __ldg((const float2 *)(x_row + k_begin + 16 * j + 8 * h + 2 * quad))
+                                     : make_float2(0.0f, 0.0f);
+        if (IS_NF4)
+#pragma unroll
+            for (int m = 0; m < 2; m++) {
+                int64_t block = ((int64_t)(r0 + group + 8 * m) * n_in + k_begin) / 64;
+                absmax[m][0] = nf4_block_absmax(w, block);
+                absmax[m][1] = nf4_block_absmax(w, block + 1);
+            }
+    };
+
+#pragma unroll
+    for (int round = 0; round < D - 1; round++)
+        issue(round);
+    fetch(0);
+    float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
+    for (int round = 0; round < n_rounds; round++) {
+        issue(round + D - 1); // into the stage the previous round finished with
+        cp_async_wait_pending<D - 1>();
+        __syncwarp();
+        bool has_slice = round * GEMV_WARPS + warp < n_slices;
+        if (has_slice) {
+            const uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int j = 0; j < STEPS; j++) {
+                uint32_t a[4], b[2] = {pack_pair<T>(xs[j][0].x, xs[j][0].y), pack_pair<T>(xs[j][1].x, xs[j][1].y)};
+                if (IS_NF4) {
+#pragma unroll
+                    for (int m = 0; m < 2; m++) { // bytes 8j .. 8j + 7 of row group + 8m: k pairs at 2 quad, + 8
+                        uint2 v = *(const uint2 *)(stage + (group + 8 * m) * GEMV_NF4_ROW_BYTES + 8 * j);
+                        float scale = absmax[m][j / (STEPS / 2)];
+                        a[m] = nf4_byte_pair(v.x >> (8 * quad) & 255u, scale, nf4_code);
+                        a[m + 2] = nf4_byte_pair(v.y >> (8 * quad) & 255u, scale, nf4_code);
+                    }
+                } else {
+                    int row = lane % 16, chunk = 2 * j + lane / 16;
+                    ldmatrix_x4(a, (const uint16_t *)(stage + row * 256 + ((chunk ^ (row & 7)) * 16)));
+                }
+                mma_step<T>(acc, a, b);
+            }
+            float *mine = partials[round & 1][warp];
+            mine[group * 8 + 2 * quad] = acc[0];
+            mine[group * 8 + 2 * quad + 1] = acc[1];
+            mine[(group + 8) * 8 + 2 * quad] = acc[2];
+            mine[(group + 8) * 8 + 2 * quad + 1] = acc[3];
+        }
+        fetch(round + 1);
+        __syncwarp(); // every lane is done with this round's stage before it is refilled
+        __syncthreads();
+        // partials[round & 1] is written again two rounds on, after every thread passed the next barrier
+        if (threadIdx.x < 128)
+            for (int i = 0; i < GEMV_WARPS && round * GEMV_WARPS + i < n_slices; i++)
+                total += partials[round & 1][i][threadIdx.x];
+    }
+    cp_async_wait_pending<0>();
+    int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
+    if (threadIdx.x < 128 && t < n_tok)
+        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
+#endif
+}
+
+// Whether mma_gemv_kernel takes this call: whole slices and row tiles, 16-byte aligned rows.
+static bool gemv_fits(const qe_backend_linear *lin, const float *x)
+{
+    bool is_nf4_blocked = lin->format != QE_WEIGHT_NF4 || lin->block_size == 64;
+    return lin->n_in % MMA_SLICE == 0 && lin->n_out % 16 == 0 && (uintptr_t)x % 16 == 0 &&
+           (uintptr_t)lin->data % 16 == 0 && is_nf4_blocked;
+}
+
 // Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
 // of 32 x 32 tiles. Shared tiles of MMA_BK k, double-buffered: 16-bit weights arrive by cp.async
 // (rows of a multiple of 8 values), NF4 codes and the float32 x through registers, fetched
@@ -1529,7 +1674,11 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
 {
     if (n_tok <= MMA_DECODE_MAX_TOKENS) {
         dim3 grid(blocks_for(lin->n_out, 16), blocks_for(n_tok, 8));
-        mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+        if (gemv_fits(lin, x))
+            mma_gemv_kernel<T, IS_NF4><<<grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, s->stream>>>(*lin, x,
+                                                                                                        n_tok, y);
+        else
+            mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
         return;
     }
     // token tiles in x: the blocks running together share their weight tile (read once from memory)
@@ -2437,11 +2586,15 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     s->compute_capability = 10 * cc_major + cc_minor;
     arena_init(&s->arena, device_index);
     s->device_used_peak = s->device_total - s->free_at_create;
-    if (s->compute_capability >= 80 && // the IMMA kernels' rings exceed the default 48 KB of shared memory
+    if (s->compute_capability >= 80 && // the IMMA kernels' and 16-bit decode rings exceed the default 48 KB of shared memory
         (!CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_NARROW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               imma_smem_bytes(IMMA_NARROW))) ||
          !CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_WIDE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              imma_smem_bytes(IMMA_WIDE)))))
+                                              imma_smem_bytes(IMMA_WIDE))) ||
+         !CHECK_CUDA(be, cudaFuncSetAttribute(mma_gemv_kernel<__nv_bfloat16, false>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, gemv_shape<false>::SMEM_BYTES)) ||
+         !CHECK_CUDA(be, cudaFuncSetAttribute(mma_gemv_kernel<__half, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              gemv_shape<false>::SMEM_BYTES))))
         return create_fail(be, err);
     float code8[256];
     qe_dynamic_map_signed(code8);
