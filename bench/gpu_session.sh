@@ -94,9 +94,9 @@ first=${shapes%% *}
 case $first in qwen2*)
     [ -f "${QEVAL_SHARED:-}/tokenizers/qwen2/tokenizer.json" ] && cp "$QEVAL_SHARED"/tokenizers/qwen2/tokenizer*.json "$models/$first/" ;;
 esac
-if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
+if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ] && [ "${MMLU_VARIANTS-x}" != "" ]; then
     limit=${MMLU_LIMIT:-5}
-    for variant in ${variants//,/ }; do
+    for variant in ${MMLU_VARIANTS:-${variants//,/ }}; do
         step "mmlu $first $variant ($([ "$limit" -gt 0 ] && echo "limit $limit" || echo "all documents"))"
         rm -f "$logs/mmlu.db"
         start=$(date +%s.%N)
@@ -114,7 +114,7 @@ PY
 fi
 # GSM8K generation on the first shape: blocks of 64 and of 16 documents decoded together, then one at a time
 if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/gsm8k" ]; then
-    for batch in 64 16 1; do
+    for batch in ${GSM8K_BATCHES-64 16 1}; do
         step "gsm8k $first bf16, --batch-size $batch (limit ${GSM8K_LIMIT:-64})"
         rm -f "$logs/gsm8k.db"
         start=$(date +%s.%N)
