@@ -20,7 +20,8 @@
 #      of 16 sequences at once (--decode-batch 16) per shape.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
-# step 3, default "512 1536")
+# step 3, default "512 1536"; MMLU_VARIANTS: step 5's, space-separated, "" for none; GSM8K_BATCHES:
+# step 6's blocks, default "64 16 1", "" for none)
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
