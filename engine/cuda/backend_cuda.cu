@@ -138,6 +138,9 @@ static bool check_cuda(qe_backend *be, cudaError_t rc, const char *file, int lin
 
 static unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
+// Bytes of workspace an int8 linear needs (an NF4 one borrows it): qe_cuda_workspace_bytes (backend_cuda.h).
+static size_t workspace_bytes(int tokens, int n_in) { return (size_t)qe_cuda_workspace_bytes(tokens, n_in); }
+
 // ---- the allocator -------------------------------------------------------------------------
 
 static const char *const mem_class_names[QE_MEM_CLASSES] = {"linear",   "embedding", "norm",
@@ -1691,15 +1694,57 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
             *lin, x, n_tok, y);
 }
 
+// out[8 c .. 8 c + 7] = the bf16 bits of NF4 elements 8 c .. 8 c + 7, as nf4_byte_pair gives
+// them to the fused kernels (a block_size is a multiple of 8: one absmax a chunk).
+__global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_chunks)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
+    size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= n_chunks)
+        return;
+    uint32_t codes = __ldg((const uint32_t *)w.data + c); // byte b: elements 8c + 2b (high nibble), + 1
+    float absmax = nf4_block_absmax(w, (int64_t)(c * 8 / (size_t)w.block_size));
+    out[c] = make_uint4(nf4_byte_pair(codes & 255u, absmax, nf4_code), nf4_byte_pair(codes >> 8 & 255u, absmax, nf4_code),
+                        nf4_byte_pair(codes >> 16 & 255u, absmax, nf4_code), nf4_byte_pair(codes >> 24, absmax, nf4_code));
+#endif
+}
+
+// An NF4 linear over more than two token tiles: the fused kernel would dequantize every weight
+// once per tile of MMA_BN tokens, so the weight is dequantized once into the workspace (free
+// outside int8 linears; it holds the largest NF4 weight of a chunk of >= 2 n_out / 9 tokens)
+// and the bf16 kernel reads it: the same bf16 values, the same sums. NULL where it does not pay
+// or fit.
+static void *nf4_dequantized(qe_backend *be, const qe_backend_linear *lin, int n_tok)
+{
+    cuda_state *s = state_of(be);
+    size_t bytes = (size_t)lin->n_out * lin->n_in * sizeof(uint16_t);
+    if (n_tok <= 2 * MMA_BN || lin->n_in % 8 || !s->workspace || bytes > workspace_bytes(s->ws_tokens, s->ws_n_in))
+        return NULL;
+    size_t n_chunks = (size_t)lin->n_out * lin->n_in / 8;
+    nf4_dequantize_kernel<<<blocks_for(n_chunks, 256), 256, 0, s->stream>>>(*lin, (uint4 *)s->workspace, n_chunks);
+    return CHECK_LAUNCH(be) ? s->workspace : NULL;
+}
+
 static void linear_mma(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
 {
     const cuda_state *s = state_of(be);
-    if (lin->format == QE_WEIGHT_F16)
+    void *dequantized = lin->format == QE_WEIGHT_NF4 ? nf4_dequantized(be, lin, n_tok) : NULL;
+    if (lin->format == QE_WEIGHT_F16) {
         launch_mma<__half, false>(s, lin, x, n_tok, y);
-    else if (lin->format == QE_WEIGHT_NF4)
+    } else if (dequantized) {
+        qe_backend_linear bf16 = *lin;
+        bf16.format = QE_WEIGHT_BF16;
+        bf16.data = dequantized;
+        launch_mma<__nv_bfloat16, false>(s, &bf16, x, n_tok, y);
+    } else if (lin->format == QE_WEIGHT_NF4) {
         launch_mma<__nv_bfloat16, true>(s, lin, x, n_tok, y);
-    else
+    } else {
         launch_mma<__nv_bfloat16, false>(s, lin, x, n_tok, y);
+    }
     CHECK_LAUNCH(be);
 }
 
@@ -2095,8 +2140,6 @@ static float *cuda_grow(qe_backend *be, float *buf, size_t n_keep, size_t n_floa
     return bigger;
 }
 
-// Bytes of workspace an int8 linear needs: qe_cuda_workspace_bytes (backend_cuda.h).
-static size_t workspace_bytes(int tokens, int n_in) { return (size_t)qe_cuda_workspace_bytes(tokens, n_in); }
 
 static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_context, int n_heads, int max_n_in,
                                         qe_error *err)
