@@ -1,5 +1,5 @@
-/* What every backend shares (backend.h): the sticky error and the memory ops of the host
- * backends. (The row-stats definition is engine/logprob.c.) */
+/* What every backend shares (backend.h): the optional ops' stand-ins, the sticky error and the
+ * memory ops of the host backends. (The row-stats definition is engine/logprob.c.) */
 #include "backend.h"
 
 #include <stdarg.h>
@@ -26,6 +26,28 @@ qe_status qe_backend_take_error(qe_backend *be, qe_error *err)
     be->error.code = QE_OK;
     be->error.msg[0] = 0;
     return code;
+}
+
+void qe_backend_linears(qe_backend *be, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
+                        qe_dtype out_dtype, float *const *ys)
+{
+    if (be->linears) {
+        be->linears(be, n, lins, x, n_tok, out_dtype, ys);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        be->linear(be, lins[i], x, n_tok, out_dtype, ys[i]);
+}
+
+void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const float *weight, float offset,
+                            float eps, int n_rows, int dim, qe_dtype dtype, float *y)
+{
+    if (be->add_rmsnorm) {
+        be->add_rmsnorm(be, x, delta, weight, offset, eps, n_rows, dim, dtype, y);
+        return;
+    }
+    be->add(be, x, delta, (size_t)n_rows * dim, dtype);
+    be->rmsnorm(be, x, weight, offset, eps, n_rows, dim, dtype, y);
 }
 
 float *qe_host_alloc(qe_backend *be, size_t n_floats)

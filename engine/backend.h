@@ -106,6 +106,8 @@ static inline const char *qe_attention_ring_problem(const qe_attention_args *arg
 
 typedef struct qe_backend qe_backend;
 
+#define QE_LINEARS_MAX 3 /* linears of one input in one linears call: q, k, v */
+
 struct qe_backend {
     const char *name;           /* "ref", "cpu", "cuda"                                      */
     void *impl;                 /* the backend's own state                                   */
@@ -146,10 +148,20 @@ struct qe_backend {
      * rounds in the kernel's epilogue instead of a launch of its own */
     void (*linear)(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, qe_dtype out_dtype,
                    float *y);
+    /* Optional (NULL: linear n times; call qe_backend_linears): ys[i] = linear(lins[i], x) for
+     * i < n <= QE_LINEARS_MAX, the linears that share an input (q, k, v; gate, up), with the
+     * very bits linear gives; a GPU decodes them in one launch. */
+    void (*linears)(qe_backend *be, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
+                    qe_dtype out_dtype, float *const *ys);
     /* y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (offset + weight); in place allowed;
      * weight from upload_new with this dtype */
     void (*rmsnorm)(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
                     int dim, qe_dtype dtype, float *y);
+    /* Optional (NULL: add, then rmsnorm; call qe_backend_add_rmsnorm): x += delta as add does,
+     * then y = rmsnorm(x) as rmsnorm does (y not x): a residual add and the next norm in one
+     * launch. */
+    void (*add_rmsnorm)(qe_backend *be, float *x, const float *delta, const float *weight, float offset, float eps,
+                        int n_rows, int dim, qe_dtype dtype, float *y);
     /* Rotates x[n_tok, n_heads, head_dim] in place, rotate_half layout (pairs i, i + head_dim/2),
      * with cos/sin [n_tok, head_dim/2]. */
     void (*rope)(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
@@ -183,6 +195,12 @@ qe_status qe_backend_cpu_create(int n_threads, qe_backend **out, qe_error *err);
 /* device_index: CUDA ordinal; QE_EUNSUPPORTED in a build without CUDA; a clear error when the
  * machine has no such GPU. */
 qe_status qe_backend_cuda_create(int device_index, qe_backend **out, qe_error *err);
+
+/* The optional ops, or what they stand for where a backend has none. */
+void qe_backend_linears(qe_backend *be, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
+                        qe_dtype out_dtype, float *const *ys);
+void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const float *weight, float offset,
+                            float eps, int n_rows, int dim, qe_dtype dtype, float *y);
 
 /* The sticky error (engine/backend.c), for backends to share. qe_backend_fail records the
  * first failure only; qe_backend_take_error returns it (QE_OK when none) into err and clears it. */

@@ -306,10 +306,10 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     size_t kvd = (size_t)cfg->n_kv_heads * hd;
     size_t n_x = (size_t)c * cfg->hidden;
 
-    be->rmsnorm(be, s->x, l->attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, l->q, s->h, c, dt, s->q);
-    be->linear(be, l->k, s->h, c, dt, s->k);
-    be->linear(be, l->v, s->h, c, dt, s->v);
+    if (li == 0) /* the later layers' norm comes with the residual add that ends the layer before */
+        be->rmsnorm(be, s->x, l->attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
+    const qe_backend_linear *qkv[] = {l->q, l->k, l->v};
+    qe_backend_linears(be, 3, qkv, s->h, c, dt, (float *const[]){s->q, s->k, s->v});
     if (l->q_norm) {
         be->rmsnorm(be, s->q, l->q_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_heads, hd, dt, s->q);
         be->rmsnorm(be, s->k, l->k_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_kv_heads, hd, dt,
@@ -329,18 +329,22 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     if (l->post_attn_norm)
         be->rmsnorm(be, s->tmp, l->post_attn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
                     s->tmp);
-    be->add(be, s->x, s->tmp, n_x, dt);
+    qe_backend_add_rmsnorm(be, s->x, s->tmp, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden,
+                           dt, s->h);
 
     size_t n_ff = (size_t)c * cfg->intermediate;
-    be->rmsnorm(be, s->x, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
-    be->linear(be, l->gate, s->h, c, dt, s->gate);
-    be->linear(be, l->up, s->h, c, dt, s->up);
+    const qe_backend_linear *gate_up[] = {l->gate, l->up};
+    qe_backend_linears(be, 2, gate_up, s->h, c, dt, (float *const[]){s->gate, s->up});
     be->glu(be, cfg->activation, s->gate, s->up, n_ff, dt, s->gate);
     be->linear(be, l->down, s->gate, c, dt, s->tmp);
     if (l->post_ffn_norm)
         be->rmsnorm(be, s->tmp, l->post_ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,
                     s->tmp);
-    be->add(be, s->x, s->tmp, n_x, dt);
+    if (li + 1 < cfg->n_layers)
+        qe_backend_add_rmsnorm(be, s->x, s->tmp, m->layers[li + 1].attn_norm, cfg->norm_weight_offset,
+                               cfg->rms_norm_eps, c, cfg->hidden, dt, s->h);
+    else
+        be->add(be, s->x, s->tmp, n_x, dt);
 }
 
 /* What the caller wants of the logit rows: host logits and/or row stats (with targets). */

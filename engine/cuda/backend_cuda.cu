@@ -527,15 +527,22 @@ __global__ void embed_kernel(const void *table, int format, int dim, const int32
 
 // ---- rmsnorm, rope: one block per row --------------------------------------------------------
 
-__global__ void rmsnorm_kernel(const float *x, const void *weight, float offset, float eps, int dim, int dtype,
-                               float *y)
+// delta != NULL: x += delta first (rounded as add_kernel), and y is another buffer.
+__global__ void rmsnorm_kernel(float *x, const float *delta, const void *weight, float offset, float eps, int dim,
+                               int dtype, float *y)
 {
     __shared__ double partial[32];
-    const float *xr = x + (size_t)blockIdx.x * dim;
+    float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
     double sum_sq = 0;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        sum_sq += (double)xr[i] * xr[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i];
+        if (delta) {
+            v = round_to(v + delta[(size_t)blockIdx.x * dim + i], dtype);
+            xr[i] = v;
+        }
+        sum_sq += (double)v * v;
+    }
     sum_sq = block_sum(sum_sq, partial);
     float inv = (float)(1.0 / sqrt(sum_sq / dim + eps));
     // y may alias x: every thread has read its elements above, and block_sum synchronized
@@ -1371,10 +1378,25 @@ template <int N> __device__ __forceinline__ void cp_async_wait_pending()
 }
 #endif
 
+// The linears of one launch (linears that share x: q, k, v; gate, up): linear i's 16-row tiles
+// are blocks first_block[i] .. first_block[i + 1] - 1.
+struct gemv_batch {
+    qe_backend_linear w[QE_LINEARS_MAX];
+    float *y[QE_LINEARS_MAX];
+    int first_block[QE_LINEARS_MAX + 1];
+    int n;
+};
+
 template <typename T, bool IS_NF4>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+__global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch batch, const float *x, int n_tok)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    int which = 0;
+    while (which + 1 < batch.n && (int)blockIdx.x >= batch.first_block[which + 1])
+        which++;
+    // selected field by field: an indexed kernel parameter would be copied to local memory
+    const qe_backend_linear w = which == 0 ? batch.w[0] : which == 1 ? batch.w[1] : batch.w[2];
+    float *y = which == 0 ? batch.y[0] : which == 1 ? batch.y[1] : batch.y[2];
     using shape = gemv_shape<IS_NF4>;
     constexpr int STEPS = MMA_SLICE / 16, D = shape::STAGES;
     extern __shared__ __align__(16) uint8_t gemv_stages[]; // [warp][stage][STAGE_BYTES]
@@ -1384,7 +1406,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(qe_backend_li
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     __syncthreads();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
-    int r0 = blockIdx.x * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
+    int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
     int n_slices = n_in / MMA_SLICE, n_rounds = (n_slices + GEMV_WARPS - 1) / GEMV_WARPS;
     uint8_t *ring = gemv_stages + (size_t)warp * D * shape::STAGE_BYTES;
     bool has_token = t0 + group < n_tok;
@@ -1491,6 +1513,22 @@ static bool gemv_fits(const qe_backend_linear *lin, const float *x)
     bool is_nf4_blocked = lin->format != QE_WEIGHT_NF4 || lin->block_size == 64;
     return lin->n_in % MMA_SLICE == 0 && lin->n_out % 16 == 0 && (uintptr_t)x % 16 == 0 &&
            (uintptr_t)lin->data % 16 == 0 && is_nf4_blocked;
+}
+
+// ys[i] = lins[i] x for i < n (<= QE_LINEARS_MAX linears that gemv_fits, of one format) in one launch.
+template <typename T, bool IS_NF4>
+static void launch_gemv(const cuda_state *s, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
+                        float *const *ys)
+{
+    gemv_batch batch = {};
+    batch.n = n;
+    for (int i = 0; i < n; i++) {
+        batch.w[i] = *lins[i];
+        batch.y[i] = ys[i];
+        batch.first_block[i + 1] = batch.first_block[i] + lins[i]->n_out / 16;
+    }
+    dim3 grid(batch.first_block[n], blocks_for(n_tok, 8));
+    mma_gemv_kernel<T, IS_NF4><<<grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, s->stream>>>(batch, x, n_tok);
 }
 
 // Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
@@ -1678,8 +1716,7 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
     if (n_tok <= MMA_DECODE_MAX_TOKENS) {
         dim3 grid(blocks_for(lin->n_out, 16), blocks_for(n_tok, 8));
         if (gemv_fits(lin, x))
-            mma_gemv_kernel<T, IS_NF4><<<grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, s->stream>>>(*lin, x,
-                                                                                                        n_tok, y);
+            launch_gemv<T, IS_NF4>(s, 1, &lin, x, n_tok, &y);
         else
             mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
         return;
@@ -2402,12 +2439,53 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *weight, const f
     }
 }
 
+// One launch where every linear takes the decode kernel in one format; else one call each.
+static void cuda_linears(qe_backend *be, int n, const qe_backend_linear *const *weights, const float *x, int n_tok,
+                         qe_dtype out_dtype, float *const *ys)
+{
+    cuda_state *s = state_of(be);
+    qe_backend_linear calls[QE_LINEARS_MAX];
+    const qe_backend_linear *call_of[QE_LINEARS_MAX];
+    bool is_one_launch = n >= 1 && n <= QE_LINEARS_MAX && n_tok >= 1 && n_tok <= MMA_DECODE_MAX_TOKENS;
+    for (int i = 0; i < n && is_one_launch; i++) {
+        calls[i] = *weights[i];
+        calls[i].out_dtype = out_dtype;
+        call_of[i] = &calls[i];
+        is_one_launch = linear_uses_mma(s, &calls[i]) && gemv_fits(&calls[i], x) &&
+                        calls[i].format == calls[0].format && calls[i].n_in == calls[0].n_in;
+    }
+    if (!is_one_launch) {
+        for (int i = 0; i < n; i++)
+            cuda_linear(be, weights[i], x, n_tok, out_dtype, ys[i]);
+        return;
+    }
+    if (qe_backend_failed(be))
+        return;
+    if (calls[0].format == QE_WEIGHT_F16)
+        launch_gemv<__half, false>(s, n, call_of, x, n_tok, ys);
+    else if (calls[0].format == QE_WEIGHT_NF4)
+        launch_gemv<__nv_bfloat16, true>(s, n, call_of, x, n_tok, ys);
+    else
+        launch_gemv<__nv_bfloat16, false>(s, n, call_of, x, n_tok, ys);
+    CHECK_LAUNCH(be);
+}
+
 static void cuda_rmsnorm(qe_backend *be, const float *x, const float *weight, float offset, float eps, int n_rows,
                          int dim, qe_dtype dtype, float *y)
 {
     if (qe_backend_failed(be) || n_rows <= 0)
         return;
-    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>(x, weight, offset, eps, dim, dtype, y);
+    // x is only read without a delta
+    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>((float *)x, NULL, weight, offset, eps, dim, dtype, y);
+    CHECK_LAUNCH(be);
+}
+
+static void cuda_add_rmsnorm(qe_backend *be, float *x, const float *delta, const float *weight, float offset, float eps,
+                             int n_rows, int dim, qe_dtype dtype, float *y)
+{
+    if (qe_backend_failed(be) || n_rows <= 0)
+        return;
+    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>(x, delta, weight, offset, eps, dim, dtype, y);
     CHECK_LAUNCH(be);
 }
 
@@ -2658,7 +2736,9 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->upload_new = cuda_upload_new;
     be->embed = cuda_embed;
     be->linear = cuda_linear;
+    be->linears = cuda_linears;
     be->rmsnorm = cuda_rmsnorm;
+    be->add_rmsnorm = cuda_add_rmsnorm;
     be->rope = cuda_rope;
     be->attention = cuda_attention;
     be->glu = cuda_glu;

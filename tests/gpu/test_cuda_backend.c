@@ -251,6 +251,78 @@ out:
     free(x);
 }
 
+/* The fused ops give the bits of the plain ones: linears (q, k, v of Qwen2.5-0.5B with biases:
+ * one decode launch up to 16 tokens, calls of linear past it) against three linear calls, and
+ * add_rmsnorm against add then rmsnorm. */
+static void check_fused_ops(pair *p, const char *variant_name)
+{
+    enum { N_IN = 896, MAX_TOK = 17 };
+    qe_error err = {0};
+    int n_out[3] = {896, 128, 128};
+    qe_backend *gpu = p->gpu;
+    const qe_backend_linear *lins[3] = {NULL, NULL, NULL};
+    qe_dtype compute = QE_DTYPE_F32;
+    float *x = random_floats((size_t)MAX_TOK * N_IN, 1.0f);
+    for (int i = 0; i < 3; i++) {
+        float *w = random_floats((size_t)n_out[i] * N_IN, 0.05f), *bias = random_floats(n_out[i], 0.1f);
+        qe_weight wg;
+        qe_backend_linear *lg = NULL;
+        if (make_weight(&wg, variant_name, w, bias, n_out[i], N_IN, &compute, &err) ||
+            gpu->prepare_linear(gpu, &wg, compute, &lg, &err)) {
+            fprintf(stderr, "fused %s: %s\n", variant_name, err.msg);
+            check_n_failed++;
+        }
+        lins[i] = lg;
+        free(w), free(bias);
+    }
+    round_all(x, (size_t)MAX_TOK * N_IN, compute);
+    CHECK_INT_EQ(QE_OK, gpu->reserve_workspace(gpu, MAX_TOK, 64, 14, N_IN, &err));
+    float *xg = to_backend(gpu, x, (size_t)MAX_TOK * N_IN);
+    int tokens[] = {1, 8, 9, 16, 17};
+    for (size_t t = 0; t < sizeof tokens / sizeof tokens[0] && lins[0] && lins[1] && lins[2]; t++) {
+        int nt = tokens[t];
+        float *one[3], *each[3];
+        for (int i = 0; i < 3; i++) {
+            one[i] = gpu->alloc(gpu, (size_t)nt * n_out[i]);
+            each[i] = gpu->alloc(gpu, (size_t)nt * n_out[i]);
+            gpu->linear(gpu, lins[i], xg, nt, compute, each[i]);
+        }
+        qe_backend_linears(gpu, 3, lins, xg, nt, compute, one);
+        int n_same = 0;
+        for (int i = 0; i < 3; i++) {
+            float *a = from_backend(gpu, one[i], (size_t)nt * n_out[i]), *b = from_backend(gpu, each[i], (size_t)nt * n_out[i]);
+            n_same += memcmp(a, b, (size_t)nt * n_out[i] * sizeof *a) == 0;
+            free(a), free(b);
+            gpu->release(gpu, one[i]), gpu->release(gpu, each[i]);
+        }
+        printf("linears %-5s q, k, v x %2d: %d of 3 outputs bit-identical to linear\n", variant_name, nt, n_same);
+        CHECK_INT_EQ(3, n_same);
+    }
+    /* add_rmsnorm: 3 rows of the hidden size, the norm weight in the compute dtype */
+    float *delta = random_floats(3 * N_IN, 1.0f), *wt = random_floats(N_IN, 0.3f);
+    round_all(delta, 3 * N_IN, compute);
+    round_all(wt, N_IN, compute);
+    float *x1 = to_backend(gpu, x, 3 * N_IN), *x2 = to_backend(gpu, x, 3 * N_IN), *dg = to_backend(gpu, delta, 3 * N_IN);
+    float *wg = gpu->upload_new(gpu, wt, N_IN, compute), *y1 = gpu->alloc(gpu, 3 * N_IN), *y2 = gpu->alloc(gpu, 3 * N_IN);
+    gpu->add(gpu, x1, dg, 3 * N_IN, compute);
+    gpu->rmsnorm(gpu, x1, wg, 0.0f, 1e-6f, 3, N_IN, compute, y1);
+    qe_backend_add_rmsnorm(gpu, x2, dg, wg, 0.0f, 1e-6f, 3, N_IN, compute, y2);
+    float *got[4] = {from_backend(gpu, x1, 3 * N_IN), from_backend(gpu, x2, 3 * N_IN), from_backend(gpu, y1, 3 * N_IN),
+                     from_backend(gpu, y2, 3 * N_IN)};
+    bool is_same = !memcmp(got[0], got[1], 3 * N_IN * sizeof(float)) && !memcmp(got[2], got[3], 3 * N_IN * sizeof(float));
+    printf("add_rmsnorm %-5s: residual and norm %sbit-identical to add + rmsnorm\n", variant_name, is_same ? "" : "NOT ");
+    CHECK_INT_EQ(1, is_same);
+    float *bufs[] = {xg, x1, x2, dg, wg, y1, y2};
+    for (int i = 0; i < 7; i++)
+        gpu->release(gpu, bufs[i]);
+    for (int i = 0; i < 4; i++)
+        free(got[i]);
+    for (int i = 0; i < 3; i++)
+        gpu->free_linear(gpu, (qe_backend_linear *)lins[i]);
+    CHECK_INT_EQ(QE_OK, gpu->sync(gpu, &err));
+    free(x), free(delta), free(wt);
+}
+
 static void check_norm_rope_glu(pair *p, qe_dtype dtype)
 {
     qe_error err = {0};
@@ -638,6 +710,7 @@ int main(void)
         /* 38 whole slices: the decode kernel's stage rings wrap, its rounds leave warps idle; NF4
          * over 300 tokens from the dequantized copy in the workspace */
         check_linear_batch_invariance(&p, mma_variants[v], 256, 4864);
+        check_fused_ops(&p, mma_variants[v]);
     }
     /* fp32 and int8 across their kernels' edges: decode below 16 tokens, 64-token tiles, 64 /
      * 128-row tiles; n_in off 4 (37), 16 (172), 64 (1000) */
