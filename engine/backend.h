@@ -168,6 +168,13 @@ struct qe_backend {
                  const float *sin_table, qe_dtype dtype);
     /* Causal (optionally windowed) softmax attention with grouped KV heads; out rounded to dtype. */
     void (*attention)(qe_backend *be, const qe_attention_args *args, qe_dtype dtype);
+    /* Optional (NULL: a copy of each row, then attention; call qe_backend_attend_rows): the
+     * decode step of n sequences, each in its own cache. For i < n: row i of k_rows and v_rows
+     * [n, n_kv_heads * head_dim] into args[i]'s caches at row qe_kv_row(args[i], pos0), then
+     * attention of args[i], one unpacked token; the args differ only in q, out, caches, pos0 and
+     * kv_ring. A GPU runs them in two launches. */
+    void (*attend_rows)(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
+                        const float *v_rows, qe_dtype dtype);
     /* y[i] = act(gate[i]) * up[i]; y may alias gate */
     void (*glu)(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
                 float *y);
@@ -201,6 +208,8 @@ void qe_backend_linears(qe_backend *be, int n, const qe_backend_linear *const *l
                         qe_dtype out_dtype, float *const *ys);
 void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const float *weight, float offset,
                             float eps, int n_rows, int dim, qe_dtype dtype, float *y);
+void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
+                            const float *v_rows, qe_dtype dtype);
 
 /* The sticky error (engine/backend.c), for backends to share. qe_backend_fail records the
  * first failure only; qe_backend_take_error returns it (QE_OK when none) into err and clears it. */

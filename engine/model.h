@@ -63,6 +63,7 @@ typedef struct {
     float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
     float *seg_rows;              /* [c] int32 values: a packed pass's seg_row (backend.h)   */
     int32_t *host_seg_rows;       /* [c] host memory, where they are computed                */
+    qe_attention_args *host_attention_args; /* [c] host memory: a sequences pass's, one a token */
 } qe_forward_scratch;
 
 /* One sequence's KV cache (the rule: qe_kv_positions in model_config.h): per layer rows of
@@ -161,7 +162,7 @@ void qe_kv_cache_free(qe_backend *be, int n_layers, qe_kv_cache *kv); /* leaves 
  * allocates by the same functions. A pass over n tokens runs in chunks of
  * qe_forward_chunk_tokens(...) tokens: chunk_tokens, or a benchmark's requested batch (> 0)
  * except on a model with sliding-window layers, whose rings are sized for chunk_tokens. Each
- * chunk's backend buffers (residual, q/k/v, MLP, a block of logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table of
+ * chunk's backend buffers (residual, q/k/v, MLP, a block of logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table, seg rows and attention args of
  * qe_forward_host_table_bytes; the backend's workspace is reserved for the chunk, the positions
  * and qe_forward_max_n_in inputs. A KV cache position of one layer holds qe_kv_row_floats
  * float32 values for K and as many for V. */

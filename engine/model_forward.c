@@ -57,9 +57,16 @@ uint64_t qe_forward_activation_bytes(const qe_model_config *cfg, int chunk_token
     return bytes;
 }
 
+/* The host block's rope table and seg rows, rounded up to the attention args after them. */
+static uint64_t host_args_offset(const qe_model_config *cfg, int chunk_tokens)
+{
+    uint64_t bytes = (uint64_t)chunk_tokens * ((cfg->head_dim / 2) * sizeof(float) + sizeof(int32_t));
+    return (bytes + _Alignof(qe_attention_args) - 1) / _Alignof(qe_attention_args) * _Alignof(qe_attention_args);
+}
+
 uint64_t qe_forward_host_table_bytes(const qe_model_config *cfg, int chunk_tokens)
 {
-    return (uint64_t)chunk_tokens * ((cfg->head_dim / 2) * sizeof(float) + sizeof(int32_t));
+    return host_args_offset(cfg, chunk_tokens) + (uint64_t)chunk_tokens * sizeof(qe_attention_args);
 }
 
 int qe_forward_chunk_tokens(const qe_model_config *cfg, int chunk_tokens, int requested, int n_tokens)
@@ -92,6 +99,7 @@ void qe_forward_scratch_free(qe_backend *be, qe_forward_scratch *s)
     free(s->host_table);
     s->host_table = NULL;
     s->host_seg_rows = NULL; /* the host table's tail */
+    s->host_attention_args = NULL;
     s->tokens = 0;
 }
 
@@ -109,8 +117,10 @@ static qe_status scratch_reserve(qe_model *m, int c, qe_error *err)
     scratch_sizes(&m->cfg, c, n_floats);
     s->host_table = malloc(qe_forward_host_table_bytes(&m->cfg, c));
     bool ok = s->host_table != NULL;
-    if (ok)
+    if (ok) {
         s->host_seg_rows = (int32_t *)(s->host_table + (size_t)c * (m->cfg.head_dim / 2));
+        s->host_attention_args = (qe_attention_args *)((char *)s->host_table + host_args_offset(&m->cfg, c));
+    }
     for (int i = 0; i < N_SCRATCH_BUFFERS; i++)
         if (n_floats[i] && !(*slots[i] = be->alloc(be, n_floats[i])))
             ok = false;
@@ -276,23 +286,30 @@ static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int
     }
 }
 
+/* Layer li's attention of queries q [c, n_heads * head_dim] at cache kv's rows pos0.. into out. */
+static qe_attention_args attention_args(const qe_model *m, int li, const pass_layout *L, const qe_kv_cache *kv,
+                                        int pos0, int c, const float *q, float *out, const qe_forward_scratch *s)
+{
+    const qe_model_config *cfg = &m->cfg;
+    return (qe_attention_args){
+        .q = q, .k_cache = kv->k_cache[li], .v_cache = kv->v_cache[li], .out = out,
+        .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
+        .window = cfg->layers[li].sliding_window, .kv_ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens),
+        .scale = cfg->attn_scale, .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL,
+        .shared_len = L->seg_start ? L->pos0 : 0,
+    };
+}
+
 /* Layer li's keys k and values v [c, n_kv_heads * head_dim] of positions pos0.. into cache kv,
  * then attention of queries q [c, n_heads * head_dim] over it into out. */
 static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, int pos0, int c, const float *q,
                    const float *k, const float *v, float *out, const qe_forward_scratch *s)
 {
-    const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
-    size_t kvd = (size_t)cfg->n_kv_heads * cfg->head_dim;
-    int ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens);
-    write_cache(be, kv->k_cache[li], ring, pos0, c, kvd, k);
-    write_cache(be, kv->v_cache[li], ring, pos0, c, kvd, v);
-    qe_attention_args args = {
-        .q = q, .k_cache = kv->k_cache[li], .v_cache = kv->v_cache[li], .out = out,
-        .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
-        .window = cfg->layers[li].sliding_window, .kv_ring = ring, .scale = cfg->attn_scale,
-        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
-    };
+    size_t kvd = qe_kv_row_floats(&m->cfg);
+    qe_attention_args args = attention_args(m, li, L, kv, pos0, c, q, out, s);
+    write_cache(be, kv->k_cache[li], args.kv_ring, pos0, c, kvd, k);
+    write_cache(be, kv->v_cache[li], args.kv_ring, pos0, c, kvd, v);
     be->attention(be, &args, m->compute_dtype);
 }
 
@@ -303,7 +320,6 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     qe_backend *be = m->backend;
     qe_dtype dt = m->compute_dtype;
     int hd = cfg->head_dim, rope = cfg->layers[li].rope_index;
-    size_t kvd = (size_t)cfg->n_kv_heads * hd;
     size_t n_x = (size_t)c * cfg->hidden;
 
     if (li == 0) /* the later layers' norm comes with the residual add that ends the layer before */
@@ -320,8 +336,9 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     if (L->seq_caches) { /* each token to its own sequence's cache, attending to that alone */
         size_t q_row = (size_t)cfg->n_heads * hd;
         for (int t = 0; t < c; t++)
-            attend(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1, s->q + t * q_row, s->k + t * kvd,
-                   s->v + t * kvd, s->att + t * q_row, s);
+            s->host_attention_args[t] = attention_args(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1,
+                                                       s->q + t * q_row, s->att + t * q_row, s);
+        qe_backend_attend_rows(be, c, s->host_attention_args, s->k, s->v, dt);
     } else {
         attend(m, li, L, &m->kv, pos0, c, s->q, s->k, s->v, s->att, s);
     }

@@ -805,12 +805,13 @@ static size_t attention_decode_smem_bytes(int head_dim)
     return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS);
 }
 
-template <int D32> // head_dim <= 32 * D32
-__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
+// Query t of a, head h: the body of both decode kernels.
+template <int D32>
+__device__ __forceinline__ void attention_decode_query(const qe_attention_args &a, int t, int h, int dtype)
 {
     extern __shared__ __align__(16) float dec_smem[];
     __shared__ double tile_sums[ATT_DECODE_WARPS];
-    int hd = a.head_dim, t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x)
         q[d] = a.q[((size_t)t * a.n_heads + h) * hd + d];
@@ -895,6 +896,47 @@ __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel
         if (d < hd)
             out[d] = round_to(acc[m] * inv_sum, dtype);
     }
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
+{
+    attention_decode_query<D32>(a, blockIdx.x, blockIdx.y, dtype);
+}
+
+// The decode step of several sequences, each one token in its own cache (attend_rows): what
+// differs between their attention calls travels in the argument, ATT_ROWS_MAX at a time.
+#define ATT_ROWS_MAX 64
+struct attention_row {
+    const float *q, *k_cache, *v_cache;
+    float *out;
+    int pos0, kv_ring;
+};
+struct attention_rows {
+    qe_attention_args common; // heads, head_dim, window, scale: the same for every sequence
+    attention_row row[ATT_ROWS_MAX];
+    const float *k_rows, *v_rows; // [n, n_kv_heads * head_dim]: the new key and value of each
+};
+
+// Block i: sequence i's key and value into its cache row.
+__global__ void cache_rows_kernel(attention_rows rows)
+{
+    const attention_row &r = rows.row[blockIdx.x];
+    size_t kvd = (size_t)rows.common.n_kv_heads * rows.common.head_dim;
+    size_t at = kv_row(r.pos0, r.kv_ring) * kvd;
+    for (size_t i = threadIdx.x; i < kvd; i += blockDim.x) {
+        ((float *)r.k_cache)[at + i] = rows.k_rows[blockIdx.x * kvd + i];
+        ((float *)r.v_cache)[at + i] = rows.v_rows[blockIdx.x * kvd + i];
+    }
+}
+
+template <int D32>
+__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
+{
+    const attention_row &r = rows.row[blockIdx.x];
+    qe_attention_args a = rows.common;
+    a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = r.pos0, a.kv_ring = r.kv_ring;
+    attention_decode_query<D32>(a, 0, blockIdx.y, dtype);
 }
 
 // ---- row stats: one block of QE_LSE_LANES threads per logits row -----------------------------
@@ -2499,41 +2541,48 @@ static void cuda_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head
     CHECK_LAUNCH(be);
 }
 
-static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dtype dtype)
+// Whether args may run (sticky error if not): reserved positions, ring, head_dim.
+static bool attention_args_fit(qe_backend *be, const qe_attention_args *args)
 {
-    if (qe_backend_failed(be) || args->n_tok <= 0)
-        return;
     if (args->pos0 + args->n_tok > state_of(be)->ws_context) {
         qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over %d positions, %d reserved (reserve_workspace)",
                         args->pos0 + args->n_tok, state_of(be)->ws_context);
-        return;
+        return false;
     }
     const char *ring_problem = qe_attention_ring_problem(args);
     if (ring_problem) {
         qe_backend_fail(be, QE_EINVAL, "CUDA backend: attention over a cache of %d rows at positions %d..%d: %s",
                         args->kv_ring, args->pos0, args->pos0 + args->n_tok - 1, ring_problem);
-        return;
+        return false;
     }
     if (args->head_dim > ATT_MAX_HEAD_DIM || args->head_dim % 8) {
         qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d (a multiple of 8, at most %d)",
                         args->head_dim, ATT_MAX_HEAD_DIM);
-        return;
+        return false;
     }
-    int d32 = (args->head_dim + 31) / 32;
+    return true;
+}
+
+// The kernel of a head_dim: KERNEL<D32> for the smallest D32 (of 2, 4, 8, the most) that holds it.
+#define ATT_BY_HEAD_DIM(KERNEL, head_dim)                                                                          \
+    ((head_dim) <= 64    ? KERNEL<2>                                                                               \
+     : (head_dim) <= 128 ? KERNEL<4>                                                                               \
+     : (head_dim) <= 256 ? KERNEL<8>                                                                               \
+                         : KERNEL<ATT_MAX_HEAD_DIM / 32>)
+
+static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dtype dtype)
+{
+    if (qe_backend_failed(be) || args->n_tok <= 0 || !attention_args_fit(be, args))
+        return;
     if (!args->seg_row && args->n_tok <= ATT_DECODE_MAX_TOKENS) {
-        void (*decode)(qe_attention_args, int) = d32 <= 2   ? attention_decode_kernel<2>
-                                                 : d32 <= 4 ? attention_decode_kernel<4>
-                                                 : d32 <= 8 ? attention_decode_kernel<8>
-                                                            : attention_decode_kernel<ATT_MAX_HEAD_DIM / 32>;
-        decode<<<dim3(args->n_tok, args->n_heads), ATT_DECODE_WARPS * 32,
-                 attention_decode_smem_bytes(args->head_dim), state_of(be)->stream>>>(*args, dtype);
+        ATT_BY_HEAD_DIM(attention_decode_kernel, args->head_dim)<<<dim3(args->n_tok, args->n_heads),
+                                                                   ATT_DECODE_WARPS * 32,
+                                                                   attention_decode_smem_bytes(args->head_dim),
+                                                                   state_of(be)->stream>>>(*args, dtype);
         CHECK_LAUNCH(be);
         return;
     }
-    void (*kernel)(qe_attention_args, int) = d32 <= 2   ? attention_kernel<2>
-                                             : d32 <= 4 ? attention_kernel<4>
-                                             : d32 <= 8 ? attention_kernel<8>
-                                                        : attention_kernel<ATT_MAX_HEAD_DIM / 32>;
+    void (*kernel)(qe_attention_args, int) = ATT_BY_HEAD_DIM(attention_kernel, args->head_dim);
     size_t smem_bytes = attention_smem_bytes(args->head_dim);
     if (smem_bytes > 48 * 1024 &&
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes) != cudaSuccess) {
@@ -2544,6 +2593,35 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     dim3 grid((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads);
     kernel<<<grid, ATT_THREADS, smem_bytes, state_of(be)->stream>>>(*args, dtype);
     CHECK_LAUNCH(be);
+}
+
+// ATT_ROWS_MAX sequences a launch: their cache rows written, then their one-token attention.
+static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
+                             const float *v_rows, qe_dtype dtype)
+{
+    for (int i = 0; i < n; i++)
+        if (qe_backend_failed(be) || !attention_args_fit(be, &args[i]))
+            return;
+    size_t kvd = (size_t)args[0].n_kv_heads * args[0].head_dim;
+    for (int i0 = 0; i0 < n; i0 += ATT_ROWS_MAX) {
+        int n_rows = n - i0 < ATT_ROWS_MAX ? n - i0 : ATT_ROWS_MAX;
+        attention_rows rows = {};
+        rows.common = args[i0];
+        rows.k_rows = k_rows + i0 * kvd;
+        rows.v_rows = v_rows + i0 * kvd;
+        for (int i = 0; i < n_rows; i++) {
+            const qe_attention_args *a = &args[i0 + i];
+            rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos0, a->kv_ring};
+        }
+        cudaStream_t stream = state_of(be)->stream;
+        cache_rows_kernel<<<n_rows, 256, 0, stream>>>(rows);
+        ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim)<<<dim3(n_rows, rows.common.n_heads),
+                                                                       ATT_DECODE_WARPS * 32,
+                                                                       attention_decode_smem_bytes(rows.common.head_dim),
+                                                                       stream>>>(rows, dtype);
+        if (!CHECK_LAUNCH(be))
+            return;
+    }
 }
 
 static void cuda_glu(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
@@ -2741,6 +2819,7 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->add_rmsnorm = cuda_add_rmsnorm;
     be->rope = cuda_rope;
     be->attention = cuda_attention;
+    be->attend_rows = cuda_attend_rows;
     be->glu = cuda_glu;
     be->add = cuda_add;
     be->copy = cuda_copy;

@@ -8,7 +8,8 @@
  * Then tiny-gemma3 (window 16) over 600 positions, 37 windows: the sliding layers' rings of
  * 16 + 256 - 1 = 271 rows give the unbounded cache's bits on the GPU (one pass and token by
  * token), the CPU's logits within fp32's tolerance, and the allocator's KV bytes are the rule's
- * (hand-computed), flat for the sliding layers past the ring. */
+ * (hand-computed), flat for the sliding layers past the ring. Last, batched decoding
+ * (check_sequences): each sequence's bits are those it gets alone. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -178,6 +179,69 @@ out:
     qe_model_free(cpu);
 }
 
+/* Batched decoding on the GPU (qe_forward_sequences: the linears over the sequences' rows, their
+ * caches' rows and attention in one launch each): every sequence's logits are the bits it gets
+ * decoded alone, for tiny-qwen2 (its q, k, v and gate, up in one launch) and tiny-gemma3 (rings)
+ * in every variant. */
+static void check_sequences(const char *shared)
+{
+    enum { N_SEQ = 4, N_STEPS = 6 };
+    const char *models[] = {"tiny-qwen2", "tiny-gemma3"};
+    const char *variants[] = {"fp32", "bf16", "int8", "nf4"};
+    for (size_t mi = 0; mi < 2; mi++)
+        for (size_t v = 0; v < 4; v++) {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s/models/%s", shared, models[mi]);
+            qe_load_options opt = {.device = QE_DEVICE_CUDA, .max_context = 256};
+            qe_model *m = NULL;
+            qe_error err = {0};
+            if (qe_variant_parse(variants[v], &opt.variant, &err) != QE_OK ||
+                qe_model_load(dir, &opt, &m, &err) != QE_OK) {
+                fprintf(stderr, "%s %s: %s\n", models[mi], variants[v], err.msg);
+                check_n_failed++;
+                continue;
+            }
+            qe_model_info info;
+            qe_model_get_info(m, &info);
+            size_t n_vocab = (size_t)info.n_vocab;
+            float *together = malloc(N_STEPS * N_SEQ * n_vocab * sizeof(float));
+            float *alone = malloc(N_STEPS * n_vocab * sizeof(float));
+            int32_t prompt[N_SEQ * 8 + 8], step_ids[N_STEPS][N_SEQ];
+            for (int i = 0; i < (int)(sizeof prompt / sizeof prompt[0]); i++)
+                prompt[i] = 1 + (int32_t)((i * 7919u) % (unsigned)info.n_vocab);
+            for (int t = 0; t < N_STEPS; t++)
+                for (int i = 0; i < N_SEQ; i++)
+                    step_ids[t][i] = 1 + (t * 31 + i * 17) % info.n_vocab;
+            qe_status rc = qe_sequences_reset(m, N_SEQ, &err);
+            for (int i = 0; i < N_SEQ && rc == QE_OK; i++) /* prompts of 5, 13, 21, 29 tokens */
+                rc = qe_sequence_prefill(m, i, prompt + i, 5 + 8 * i, &err);
+            for (int t = 0; t < N_STEPS && rc == QE_OK; t++)
+                rc = qe_forward_sequences(m, step_ids[t], N_SEQ, together + (size_t)t * N_SEQ * n_vocab, &err);
+            int n_same = 0;
+            for (int i = 0; i < N_SEQ && rc == QE_OK; i++) {
+                rc = qe_sequences_reset(m, 1, &err);
+                if (rc == QE_OK)
+                    rc = qe_sequence_prefill(m, 0, prompt + i, 5 + 8 * i, &err);
+                bool is_same = true;
+                for (int t = 0; t < N_STEPS && rc == QE_OK; t++) {
+                    rc = qe_forward_sequences(m, &step_ids[t][i], 1, alone + t * n_vocab, &err);
+                    is_same = is_same && !memcmp(alone + t * n_vocab, together + ((size_t)t * N_SEQ + i) * n_vocab,
+                                                 n_vocab * sizeof(float));
+                }
+                n_same += rc == QE_OK && is_same;
+            }
+            if (rc != QE_OK) {
+                fprintf(stderr, "%s %s: %s\n", models[mi], variants[v], err.msg);
+                check_n_failed++;
+            }
+            printf("%-12s %-9s sequences decoded together: %d of %d bit-identical to alone (%d steps)\n",
+                   models[mi], variants[v], n_same, N_SEQ, N_STEPS);
+            CHECK_INT_EQ(N_SEQ, n_same);
+            free(together), free(alone);
+            qe_model_free(m);
+        }
+}
+
 int main(void)
 {
     if (qe_gpu_count() == 0) {
@@ -243,5 +307,6 @@ int main(void)
         }
     }
     check_sliding_window(shared);
+    check_sequences(shared);
     return check_summary();
 }
