@@ -53,15 +53,6 @@ qe_status qe_forward_step(qe_model *m, const int32_t *ids, int n_tokens, int pos
     return rc;
 }
 
-static int argmax(const float *row, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (row[i] > row[best])
-            best = i;
-    return best;
-}
-
 static bool is_eos(const qe_model *m, int id)
 {
     for (int i = 0; i < m->cfg.n_eos; i++)
@@ -70,13 +61,14 @@ static bool is_eos(const qe_model *m, int id)
     return m->tokenizer && qe_tokenizer_eos_id(m->tokenizer) == id;
 }
 
-/* Runs ids[n] reusing the cached prefix, with the logits of rows [first_row, n). */
+/* Runs ids[n] reusing the cached prefix, with the logits and/or row stats (either may be NULL)
+ * of rows [first_row, n). */
 static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, int first_row, float *logits,
-                                       qe_error *err)
+                                       qe_row_stats *stats, qe_error *err)
 {
     /* logits are wanted from first_row; rows before it are recomputed only when not cached */
     int pos0 = qe_model_cached_prefix(m, ids, first_row < n ? first_row : n);
-    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, NULL, NULL, err);
+    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, NULL, stats, err);
 }
 
 qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int max_new_tokens, int32_t **out_ids,
@@ -95,21 +87,18 @@ qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int 
         return qe_fail(err, QE_EINVAL, "%s: %d prompt tokens + %d new tokens exceed the %d-token window", m->path,
                        n_prompt, max_new_tokens, m->max_context);
     int32_t *ids = malloc((size_t)(n_prompt + max_new_tokens) * sizeof *ids);
-    float *logits = malloc((size_t)m->cfg.n_vocab * sizeof *logits);
-    if (!ids || !logits) {
-        free(ids);
-        free(logits);
+    if (!ids)
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
-    }
     memcpy(ids, prompt, (size_t)n_prompt * sizeof *ids);
     int n = n_prompt, n_new = 0;
     qe_status rc = QE_OK;
+    qe_row_stats last; /* the greedy pick is the row's argmax, found where the logits are */
     double t0 = now_ms();
     if (max_new_tokens > 0)
-        rc = forward_reusing_cache(m, ids, n, n - 1, logits, err);
+        rc = forward_reusing_cache(m, ids, n, n - 1, NULL, &last, err);
     double t1 = now_ms();
     while (rc == QE_OK && n_new < max_new_tokens) {
-        int next = argmax(logits, m->cfg.n_vocab);
+        int next = last.argmax;
         ids[n++] = next;
         n_new++;
         if (is_eos(m, next)) {
@@ -118,12 +107,11 @@ qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int 
         }
         if (n_new == max_new_tokens)
             break;
-        rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, logits, NULL, NULL, err);
+        rc = qe_model_forward(m, &ids[n - 1], 1, n - 1, 0, NULL, NULL, &last, err);
     }
     stats->prefill_ms = t1 - t0;
     stats->decode_ms = now_ms() - t1;
     stats->n_generated_tokens = n_new;
-    free(logits);
     if (rc != QE_OK) {
         free(ids);
         return rc;
@@ -205,12 +193,11 @@ static qe_status generation_start(qe_model *m, const qe_generate_request *r, gen
     return rc;
 }
 
-/* The greedy pick from a row of logits: appended, then the stop rules (EOS, a stop string in the
- * decoded text, max_new tokens) say whether g is done. */
-static qe_status generation_take(qe_model *m, const qe_generate_request *r, generation *g, const float *logits,
+/* The greedy pick (the argmax of its logits row): appended, then the stop rules (EOS, a stop
+ * string in the decoded text, max_new tokens) say whether g is done. */
+static qe_status generation_take(qe_model *m, const qe_generate_request *r, generation *g, int next,
                                  qe_generate_stats *stats, qe_error *err)
 {
-    int next = argmax(logits, m->cfg.n_vocab);
     stats->n_generated_tokens++;
     if (is_eos(m, next)) {
         stats->hit_eos = g->is_done = true;
@@ -254,12 +241,12 @@ static void swap_cache(qe_model *m, qe_kv_cache *other)
 }
 
 /* forward_reusing_cache on sequence seq's cache, which passes run on as the model's own. */
-static qe_status forward_on_sequence(qe_model *m, int seq, const int32_t *ids, int n, int first_row, float *logits,
-                                     qe_error *err)
+static qe_status forward_on_sequence(qe_model *m, int seq, const int32_t *ids, int n, int first_row,
+                                     qe_row_stats *stats, qe_error *err)
 {
     if (seq > 0)
         swap_cache(m, qe_model_cache(m, seq));
-    qe_status rc = forward_reusing_cache(m, ids, n, first_row, logits, err);
+    qe_status rc = forward_reusing_cache(m, ids, n, first_row, NULL, stats, err);
     if (seq > 0)
         swap_cache(m, qe_model_cache(m, seq));
     return rc;
@@ -292,7 +279,7 @@ qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *lo
         return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     for (int i = 0; i < n; i++)
         caches[i] = qe_model_cache(m, i);
-    qe_status rc = qe_model_forward_sequences(m, caches, ids, n, logits, err);
+    qe_status rc = qe_model_forward_sequences(m, caches, ids, n, logits, NULL, err);
     free(caches);
     return rc;
 }
@@ -318,14 +305,15 @@ static int generation_width(const qe_model *m, const generation *gens, int n)
 /* Runs request i's prompt on the cache of slot `slot` (prefix reuse as that cache allows) and
  * takes its first token. */
 static qe_status generation_prefill(qe_model *m, const qe_generate_request *request, generation *g, int slot,
-                                    float *logits, qe_generate_stats *stats, qe_error *err)
+                                    qe_generate_stats *stats, qe_error *err)
 {
+    qe_row_stats last;
     double t0 = now_ms();
-    qe_status rc = forward_on_sequence(m, slot, g->ids, g->n, g->n - 1, logits, err);
+    qe_status rc = forward_on_sequence(m, slot, g->ids, g->n, g->n - 1, &last, err);
     double t1 = now_ms();
     stats->prefill_ms = t1 - t0;
     if (rc == QE_OK)
-        rc = generation_take(m, request, g, logits, stats, err);
+        rc = generation_take(m, request, g, last.argmax, stats, err);
     stats->decode_ms = now_ms() - t1;
     return rc;
 }
@@ -337,14 +325,13 @@ static qe_status generation_prefill(qe_model *m, const qe_generate_request *requ
 static qe_status generate_in_slots(qe_model *m, const qe_generate_request *requests, generation *gens, int n,
                                    int width, qe_generate_stats *stats, qe_error *err)
 {
-    size_t n_vocab = (size_t)m->cfg.n_vocab;
     int *request_in = malloc((size_t)width * sizeof *request_in); /* per slot: a request, or -1 */
     int *slot_of_row = malloc((size_t)width * sizeof *slot_of_row);
     qe_kv_cache **step_caches = malloc((size_t)width * sizeof *step_caches);
     int32_t *step_ids = malloc((size_t)width * sizeof *step_ids);
-    float *logits = malloc((size_t)width * n_vocab * sizeof *logits);
+    qe_row_stats *rows = malloc((size_t)width * sizeof *rows); /* a step's rows: only their argmax travels */
     qe_status rc = QE_OK;
-    if (!request_in || !slot_of_row || !step_caches || !step_ids || !logits)
+    if (!request_in || !slot_of_row || !step_caches || !step_ids || !rows)
         rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     else
         rc = reserve_gen_slots(m, width - 1, err);
@@ -355,7 +342,7 @@ static qe_status generate_in_slots(qe_model *m, const qe_generate_request *reque
         for (int s = 0; s < width && rc == QE_OK; s++)
             while (request_in[s] < 0 && next < n && rc == QE_OK) {
                 int i = next++;
-                rc = generation_prefill(m, &requests[i], &gens[i], s, logits, &stats[i], err);
+                rc = generation_prefill(m, &requests[i], &gens[i], s, &stats[i], err);
                 if (!gens[i].is_done)
                     request_in[s] = i;
             }
@@ -370,10 +357,10 @@ static qe_status generate_in_slots(qe_model *m, const qe_generate_request *reque
         if (rc != QE_OK || n_step == 0)
             break;
         double t0 = now_ms();
-        rc = qe_model_forward_sequences(m, step_caches, step_ids, n_step, logits, err);
+        rc = qe_model_forward_sequences(m, step_caches, step_ids, n_step, NULL, rows, err);
         for (int j = 0; j < n_step && rc == QE_OK; j++) {
             int i = request_in[slot_of_row[j]];
-            rc = generation_take(m, &requests[i], &gens[i], logits + (size_t)j * n_vocab, &stats[i], err);
+            rc = generation_take(m, &requests[i], &gens[i], rows[j].argmax, &stats[i], err);
         }
         double share_ms = (now_ms() - t0) / n_step; /* the step's time, shared by its sequences */
         for (int j = 0; j < n_step; j++) {
@@ -391,7 +378,7 @@ static qe_status generate_in_slots(qe_model *m, const qe_generate_request *reque
     free(slot_of_row);
     free(step_caches);
     free(step_ids);
-    free(logits);
+    free(rows);
     return rc;
 }
 

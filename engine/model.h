@@ -138,10 +138,11 @@ qe_status qe_model_forward_packed(qe_model *model, const int32_t *ids, const int
 
 /* One decode step of n sequences in one pass (batched generation): token ids[b] at the next
  * position of caches[b] (n distinct caches, each holding its sequence's earlier positions,
- * n <= chunk_tokens), appended to it; leaves the logits [n, n_vocab] in host memory. Each row
- * has the bits qe_model_forward gives that token alone on its own cache. */
+ * n <= chunk_tokens), appended to it; leaves the logits [n, n_vocab] and/or their row stats [n]
+ * in host memory (either may be NULL). Each row has the bits qe_model_forward gives that token
+ * alone on its own cache. */
 qe_status qe_model_forward_sequences(qe_model *model, qe_kv_cache *const *caches, const int32_t *ids, int n,
-                                     float *logits, qe_error *err);
+                                     float *logits, qe_row_stats *stats, qe_error *err);
 
 /* Sequence i's KV cache, i < qe_model_sequence_caches: the model's own for 0, a generation
  * slot after it. */

@@ -525,7 +525,7 @@ qe_status qe_model_forward_packed(qe_model *m, const int32_t *ids, const int *se
 }
 
 qe_status qe_model_forward_sequences(qe_model *m, qe_kv_cache *const *caches, const int32_t *ids, int n,
-                                     float *logits, qe_error *err)
+                                     float *logits, qe_row_stats *stats, qe_error *err)
 {
     const qe_model_config *cfg = &m->cfg;
     if (!m->is_runnable)
@@ -567,7 +567,7 @@ qe_status qe_model_forward_sequences(qe_model *m, qe_kv_cache *const *caches, co
         if (kv->n_cached > kv->kv_written_end)
             kv->kv_written_end = kv->n_cached;
     }
-    run_head(m, s->x, n, s, (head_out){logits, NULL, NULL});
+    run_head(m, s->x, n, s, (head_out){logits, NULL, stats});
     if ((rc = be->sync(be, err)) != QE_OK) {
         for (int b = 0; b < n; b++)
             caches[b]->n_cached = caches[b]->kv_written_end = 0;

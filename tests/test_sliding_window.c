@@ -465,7 +465,7 @@ static void test_sequences(const char *variant)
                 which[n++] = b;
             }
         }
-        qe_status rc = qe_model_forward_sequences(ring, step_caches, step_ids, n, logits, &err);
+        qe_status rc = qe_model_forward_sequences(ring, step_caches, step_ids, n, logits, NULL, &err);
         CHECK_INT_EQ(QE_OK, rc);
         if (rc != QE_OK)
             goto out;
@@ -480,9 +480,9 @@ static void test_sequences(const char *variant)
         check_same_bits(what, want, got[b], (size_t)N_STEPS * 320);
         free(want);
     }
-    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, twice, five_ids, 2, logits, &err));
+    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, twice, five_ids, 2, logits, NULL, &err));
     CHECK(strstr(err.msg, "sequences 0 and 1 share a cache") != NULL);
-    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, too_many, five_ids, 5, logits, &err));
+    CHECK_INT_EQ(QE_EINVAL, qe_model_forward_sequences(ring, too_many, five_ids, 5, logits, NULL, &err));
     CHECK(strstr(err.msg, "a pass of 5 sequences (1 to 4)") != NULL);
 out:
     for (int b = 0; b < N_SEQS; b++) {
