@@ -48,7 +48,8 @@ qe_status qe_forward_step(qe_model *m, const int32_t *ids, int n_tokens, int pos
     if (max_batch < 0)
         return qe_fail(err, QE_EINVAL, "%s: batch of %d tokens", m->path, max_batch);
     m->max_batch = max_batch;
-    qe_status rc = qe_model_forward(m, ids, n_tokens, pos0, n_tokens - 1, logits, NULL, NULL, err);
+    qe_row_stats last; /* logits NULL: the greedy reduction, as generation runs the step */
+    qe_status rc = qe_model_forward(m, ids, n_tokens, pos0, n_tokens - 1, logits, NULL, logits ? NULL : &last, err);
     m->max_batch = 0;
     return rc;
 }
@@ -275,12 +276,16 @@ qe_status qe_forward_sequences(qe_model *m, const int32_t *ids, int n, float *lo
         return qe_fail(err, QE_EINVAL, "%s: %d sequences, %d made (qe_sequences_reset)", m->path, n,
                        1 + m->n_gen_slots);
     qe_kv_cache **caches = malloc((size_t)n * sizeof *caches);
-    if (!caches)
-        return qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
-    for (int i = 0; i < n; i++)
+    qe_row_stats *rows = logits ? NULL : malloc((size_t)n * sizeof *rows); /* the greedy reduction */
+    qe_status rc = QE_OK;
+    if (!caches || (!logits && !rows))
+        rc = qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
+    for (int i = 0; i < n && rc == QE_OK; i++)
         caches[i] = qe_model_cache(m, i);
-    qe_status rc = qe_model_forward_sequences(m, caches, ids, n, logits, NULL, err);
+    if (rc == QE_OK)
+        rc = qe_model_forward_sequences(m, caches, ids, n, logits, rows, err);
     free(caches);
+    free(rows);
     return rc;
 }
 

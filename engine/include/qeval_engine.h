@@ -255,7 +255,9 @@ qe_status qe_forward_logits(qe_model *model, const int32_t *ids, int n_tokens, f
 /* One forward pass for benchmarks (qeval bench times prefill and decode as llama-bench does):
  * ids[n_tokens] at positions pos0.. after the cached positions [0, pos0) (pos0 <= those cached;
  * 0 starts an empty cache), in batches of at most max_batch tokens (0: the engine's default of
- * 256, which also caps a model with sliding-window layers), the logits of the last token only into logits[n_vocab]. */
+ * 256, which also caps a model with sliding-window layers), the logits of the last token only into logits[n_vocab];
+ * logits NULL: that row is reduced where it is (its argmax, as greedy generation takes it) and
+ * nothing else comes back. */
 qe_status qe_forward_step(qe_model *model, const int32_t *ids, int n_tokens, int pos0, int max_batch, float *logits,
                           qe_error *err);
 
@@ -352,7 +354,8 @@ int qe_model_sequence_caches(const qe_model *model);
  * Sequence i lives in cache i: 0 the model's own, 1.. the generation caches. qe_sequences_reset
  * makes n caches (n <= 256) and empties them; qe_sequence_prefill runs ids[n] at positions 0..
  * of sequence seq; qe_forward_sequences gives sequences 0..n-1 the token ids[i] each at their
- * next position, leaving logits [n, n_vocab] in host memory. */
+ * next position, leaving logits [n, n_vocab] in host memory (NULL: each row reduced where it
+ * is, as qe_generate_until_batch takes its argmax). */
 qe_status qe_sequences_reset(qe_model *model, int n, qe_error *err);
 qe_status qe_sequence_prefill(qe_model *model, int seq, const int32_t *ids, int n, qe_error *err);
 qe_status qe_forward_sequences(qe_model *model, const int32_t *ids, int n, float *logits, qe_error *err);
