@@ -88,7 +88,10 @@ static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o,
     int max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
-        *workspace = qe_cuda_workspace_bytes(rows, max_n_in) + QE_CUDA_STAGING_ROWS * sizeof(int32_t);
+        /* the int8 and nf4 variants' linears (qe_cuda_format_needs_workspace); the others' need none */
+        bool is_quantized = o->variant.kind == QE_VARIANT_INT8 || o->variant.kind == QE_VARIANT_NF4;
+        *workspace = (is_quantized ? qe_cuda_workspace_bytes(rows, max_n_in) : 0) +
+                     QE_CUDA_STAGING_ROWS * sizeof(int32_t);
     } else {
         *activation += qe_forward_host_table_bytes(cfg, rows); /* host memory like the rest */
         *workspace = qe_cpu_workspace_bytes(o->n_threads, rows, context, max_n_in);

@@ -84,10 +84,12 @@ typedef struct {
     size_t free_at_create, device_total;
     size_t device_used_peak;      // cudaMemGetInfo total - free, the most seen after an allocation
     weight_arena arena;
-    // scratch, reserved by reserve_workspace: the int8 linears' per-token activation rows
-    // [ws_tokens, ws_n_in]; attention may reach ws_context positions
+    // scratch, reserved by reserve_workspace while quantized linears are prepared: the int8
+    // linears' per-token activation rows [ws_tokens, ws_n_in] (an NF4 weight dequantized for a
+    // prefill borrows it); attention may reach ws_context positions
     unsigned char *workspace;
     int ws_tokens, ws_n_in, ws_context;
+    int n_quantized_linears;      // INT8 and NF4 linears prepared and not yet freed
     int32_t *staged_ids;          // [STAGING_ROWS]: an embed call's ids, or a row_stats pass's
                                   // targets [ROW_STATS_ROWS] then its row_partial [ROW_STATS_ROWS]
     struct row_partial *host_partials; // [ROW_STATS_ROWS] pinned
@@ -2226,8 +2228,8 @@ static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_
     cuda_state *s = state_of(be);
     if (max_context > s->ws_context)
         s->ws_context = max_context; // attention needs no scratch: this only bounds what it may read
-    if (max_tokens <= s->ws_tokens && max_n_in <= s->ws_n_in)
-        return QE_OK;
+    if (s->n_quantized_linears == 0 || (max_tokens <= s->ws_tokens && max_n_in <= s->ws_n_in))
+        return QE_OK; // a 16-bit or fp32 model's linears need none
     int tokens = max_tokens > s->ws_tokens ? max_tokens : s->ws_tokens;
     int n_in = max_n_in > s->ws_n_in ? max_n_in : s->ws_n_in;
     device_free(be, s->workspace);
@@ -2277,6 +2279,8 @@ static void cuda_free_linear(qe_backend *be, qe_backend_linear *lin)
     void *parts[] = {lin->data, lin->scale, lin->absmax, lin->qabsmax, lin->absmax2, lin->bias};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         device_free(be, parts[i]);
+    if (qe_cuda_format_needs_workspace(lin->format))
+        state_of(be)->n_quantized_linears--;
     free(lin);
 }
 
@@ -2329,6 +2333,8 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
     if (w->bias && !qe_backend_failed(be))
         lin->bias = upload_in_dtype(be, w->bias, (size_t)w->n_out, (qe_dtype)lin->bias_dtype, QE_MEM_LINEAR);
     qe_weight_free(w);
+    if (qe_cuda_format_needs_workspace(lin->format))
+        state_of(be)->n_quantized_linears++;
     if (qe_backend_failed(be)) {
         cuda_free_linear(be, lin);
         return qe_backend_take_error(be, err);

@@ -49,6 +49,13 @@ const char *qe_mem_class_name(qe_mem_class cls);   /* "linear", "kv_cache", ... 
  * without CUDA) counts what the backend holds. */
 #define QE_CUDA_STAGING_ROWS 4096   /* token ids staged per embed call: a workspace buffer of int32 */
 
+/* Whether a linear of this format needs the workspace (int8 activations; an NF4 weight
+ * dequantized for a prefill): reserve_workspace holds none while no such linear is prepared. */
+static inline bool qe_cuda_format_needs_workspace(qe_weight_format format)
+{
+    return format == QE_WEIGHT_INT8 || format == QE_WEIGHT_NF4;
+}
+
 /* Bytes reserve_workspace holds for max_tokens tokens of max_n_in inputs: per (token, input) the
  * int8 value, an outlier column index (int) and an outlier value (float); per token the row
  * absmax (float) and the outlier count (int); 256 bytes of alignment slack. */
