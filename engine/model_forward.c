@@ -294,9 +294,9 @@ static qe_attention_args attention_args(const qe_model *m, int li, const pass_la
     return (qe_attention_args){
         .q = q, .k_cache = kv->k_cache[li], .v_cache = kv->v_cache[li], .out = out,
         .n_tok = c, .pos0 = pos0, .n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
-        .window = cfg->layers[li].sliding_window, .kv_ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens),
-        .scale = cfg->attn_scale, .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL,
-        .shared_len = L->seg_start ? L->pos0 : 0,
+        .window = cfg->layers[li].sliding_window,
+        .kv_ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens), .scale = cfg->attn_scale,
+        .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
     };
 }
 

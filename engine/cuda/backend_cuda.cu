@@ -1789,8 +1789,11 @@ __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_
         return;
     uint32_t codes = __ldg((const uint32_t *)w.data + c); // byte b: elements 8c + 2b (high nibble), + 1
     float absmax = nf4_block_absmax(w, (int64_t)(c * 8 / (size_t)w.block_size));
-    out[c] = make_uint4(nf4_byte_pair(codes & 255u, absmax, nf4_code), nf4_byte_pair(codes >> 8 & 255u, absmax, nf4_code),
-                        nf4_byte_pair(codes >> 16 & 255u, absmax, nf4_code), nf4_byte_pair(codes >> 24, absmax, nf4_code));
+    uint32_t pairs[4];
+#pragma unroll
+    for (int b = 0; b < 4; b++)
+        pairs[b] = nf4_byte_pair(codes >> (8 * b) & 255u, absmax, nf4_code);
+    out[c] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
 #endif
 }
 
@@ -2791,7 +2794,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     s->compute_capability = 10 * cc_major + cc_minor;
     arena_init(&s->arena, device_index);
     s->device_used_peak = s->device_total - s->free_at_create;
-    if (s->compute_capability >= 80 && // the IMMA kernels' and 16-bit decode rings exceed the default 48 KB of shared memory
+    // the IMMA kernels' and the 16-bit decode kernel's rings exceed the default 48 KB of shared memory
+    if (s->compute_capability >= 80 &&
         (!CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_NARROW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               imma_smem_bytes(IMMA_NARROW))) ||
          !CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_WIDE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
