@@ -79,12 +79,11 @@ static int requested_chunk(const qe_estimate_options *o)
     return o->chunk_tokens ? o->chunk_tokens : qe_forward_device_chunk(o->device);
 }
 
-/* One forward pass over n_tokens per sequence with the cache reaching context positions:
- * its activations and the workspace the backend keeps for it. */
-static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int n_tokens, int context,
-                       int batch, uint64_t *activation, uint64_t *workspace)
+/* One forward pass of `rows` rows with the cache reaching context positions: its activations
+ * and the workspace the backend keeps for it. */
+static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int rows, int context,
+                       uint64_t *activation, uint64_t *workspace)
 {
-    int rows = qe_forward_chunk_tokens(cfg, QE_FORWARD_CHUNK_TOKENS, requested_chunk(o), n_tokens) * batch;
     int max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
@@ -105,8 +104,11 @@ static void count_context(const qe_model_config *cfg, const qe_estimate_options 
     out->context = context;
     out->batch = batch;
     count_kv(cfg, context, batch, &out->kv_cache_bytes, &out->kv_cache_unbounded_bytes);
-    count_pass(cfg, o, context, context, batch, &out->scoring_activation_bytes, &out->scoring_workspace_bytes);
-    count_pass(cfg, o, 1, context, batch, &out->decode_activation_bytes, &out->decode_workspace_bytes);
+    /* as batched generation runs B sequences: each prompt in passes of its own (a chunk), then
+     * steps of one token for each of them */
+    int chunk_rows = qe_forward_chunk_tokens(cfg, QE_FORWARD_CHUNK_TOKENS, requested_chunk(o), context);
+    count_pass(cfg, o, chunk_rows, context, &out->scoring_activation_bytes, &out->scoring_workspace_bytes);
+    count_pass(cfg, o, batch, context, &out->decode_activation_bytes, &out->decode_workspace_bytes);
     uint64_t scoring = out->scoring_activation_bytes + out->scoring_workspace_bytes;
     uint64_t decode = out->decode_activation_bytes + out->decode_workspace_bytes;
     out->activation_bytes = scoring > decode ? scoring : decode;
@@ -127,11 +129,9 @@ static qe_status estimate_config(const char *path, const qe_model_config *cfg, i
     int chunk = requested_chunk(o);
     if (chunk == 0)
         chunk = QE_FORWARD_CHUNK_TOKENS;
-    /* a pass holds chunk x batch rows, an int in the forward pass */
-    int64_t rows = (int64_t)chunk * batch;
-    if (rows > (1 << 30))
-        return qe_fail(err, QE_EINVAL, "%s: batch %d x chunk %d is %lld rows a pass; at most %d", path, batch, chunk,
-                       (long long)rows, 1 << 30);
+    /* a pass holds a chunk of one sequence or a token of each, an int in the forward pass */
+    if (chunk > (1 << 30) || batch > (1 << 30))
+        return qe_fail(err, QE_EINVAL, "%s: chunk %d or batch %d rows a pass; at most %d", path, chunk, batch, 1 << 30);
     if (context > cfg->max_context)
         return qe_fail(err, QE_EINVAL, "%s: context %d is longer than the model's max_position_embeddings %d", path,
                        context, cfg->max_context);

@@ -139,9 +139,9 @@ static qe_status time_decode(qe_model *model, const int32_t *ids, const bench_pl
 
 /* What a model on a GPU holds after its work (nothing on the CPU): the allocator's and
  * cudaMemGetInfo's figures, and qe_model_estimate_memory's prediction for the context the KV
- * cache reached. */
+ * cache reached and n_sequences caches (a decode batch). */
 static void measure_device_memory(const qe_model *model, const qe_load_options *options, int chunk_tokens,
-                                  bench_device_memory *out)
+                                  int n_sequences, bench_device_memory *out)
 {
     *out = (bench_device_memory){0};
     qe_device_memory mem;
@@ -153,8 +153,9 @@ static void measure_device_memory(const qe_model *model, const qe_load_options *
     out->peak_bytes = mem.peak_bytes;
     out->seen_peak_bytes = mem.used_peak_bytes;
     out->context_bytes = mem.total_bytes - mem.free_before_bytes;
-    qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model), .batch = 1,
-                             .device = QE_DEVICE_CUDA, .n_threads = options->n_threads, .chunk_tokens = chunk_tokens};
+    qe_estimate_options o = {.variant = options->variant, .context = qe_model_cache_capacity(model),
+                             .batch = n_sequences, .device = QE_DEVICE_CUDA, .n_threads = options->n_threads,
+                             .chunk_tokens = chunk_tokens};
     qe_memory_estimate e;
     qe_error err;
     if (o.context < 1 || qe_model_estimate_memory(model, &o, &e, &err) != QE_OK) {
@@ -240,7 +241,7 @@ static qe_status bench_one(const char *path, const qe_load_options *options, con
         out->prefill = rate_of(prefill_tok_s, plan->n_reps);
         out->decode = rate_of(decode_tok_s, plan->n_reps);
         out->decode_read_bytes = info.decode_read_bytes;
-        measure_device_memory(model, options, plan->max_batch, &out->device_memory);
+        measure_device_memory(model, options, plan->max_batch, plan->decode_batch, &out->device_memory);
     }
     free(ids);
     free(warm);
@@ -473,7 +474,7 @@ static qe_status bench_scoring(const char *path, const qe_load_options *options,
         snprintf(out->name, sizeof out->name, "%s", qe_variant_name(&options->variant));
         out->docs_per_s = n_docs / (elapsed_ms / 1e3);
         out->mean_context_tokens = (double)total_tokens / n_docs;
-        measure_device_memory(model, options, 0, &out->device_memory);
+        measure_device_memory(model, options, 0, 1, &out->device_memory);
     }
     for (int d = 0; contexts && d <= n_docs; d++)
         free(contexts[d]);

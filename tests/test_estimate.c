@@ -263,10 +263,15 @@ static void test_bad_configs(void)
     CHECK_INT_EQ(QE_OK, qe_estimate_memory("g/config.json", "{" BASE "\"num_hidden_layers\": 6}", &o, &e, &err));
     CHECK_INT_EQ(5, e.n_sliding_layers);
     CHECK_INT_EQ(4096, e.sliding_window);
-    /* a pass of batch x chunk rows past 2^30 is refused, not wrapped */
+    /* B sequences: a prompt's chunk at a time, then steps of B rows; the caches' bytes do not
+     * wrap, and a step past 2^30 rows is refused */
+    uint64_t one_kv = e.kv_cache_bytes;
     o.batch = 10000000;
+    CHECK_INT_EQ(QE_OK, qe_estimate_memory("g/config.json", "{" BASE "\"num_hidden_layers\": 6}", &o, &e, &err));
+    CHECK(e.kv_cache_bytes == 10000000ull * one_kv && e.decode_activation_bytes > e.scoring_activation_bytes);
+    o.batch = (1 << 30) + 1;
     CHECK_INT_EQ(QE_EINVAL, qe_estimate_memory("g/config.json", "{" BASE "\"num_hidden_layers\": 6}", &o, &e, &err));
-    CHECK(strstr(err.msg, "2560000000 rows") != NULL);
+    CHECK(strstr(err.msg, "batch 1073741825 rows a pass; at most 1073741824") != NULL);
 }
 
 int main(void)
