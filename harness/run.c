@@ -683,20 +683,18 @@ static void put_device_memory(const qe_model *model, qh_variant_row *row)
  * leaves the row's figures unknown: it never stops a run. */
 static void put_prediction(const qe_model *model, const qe_load_options *load, int context, qh_variant_row *row)
 {
-    qe_estimate_options o = {.variant = load->variant, .context = context, .batch = 1, .device = load->device,
-                             .n_threads = load->n_threads};
+    /* batched generation keeps a cache for each slot it ran (each bounded by the context) */
+    qe_estimate_options o = {.variant = load->variant, .context = context, .batch = qe_model_sequence_caches(model),
+                             .device = load->device, .n_threads = load->n_threads};
     qe_memory_estimate e;
     qe_error ignored;
     if (qe_model_estimate_memory(model, &o, &e, &ignored) != QE_OK)
         return;
     row->predicted_context = e.context;
     row->predicted_weights_bytes = (int64_t)e.weights_bytes;
-    /* batched generation keeps a cache for each slot it ran (each bounded by the context); its
-     * passes (a row a slot, at most a chunk) need no more activations than a scoring chunk */
-    uint64_t kv_bytes = e.kv_cache_bytes * (uint64_t)qe_model_sequence_caches(model);
-    row->predicted_kv_cache_bytes = (int64_t)kv_bytes;
+    row->predicted_kv_cache_bytes = (int64_t)e.kv_cache_bytes;
     row->predicted_activation_bytes = (int64_t)e.activation_bytes;
-    row->predicted_peak_bytes = (int64_t)(e.weights_bytes + kv_bytes + e.activation_bytes);
+    row->predicted_peak_bytes = (int64_t)(e.weights_bytes + e.kv_cache_bytes + e.activation_bytes);
 }
 
 static qe_status run_variant(qh_store *store, const qh_run_options *o, int64_t run_id, const char *variant_name,
