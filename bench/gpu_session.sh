@@ -21,7 +21,7 @@
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
 # step 3, default "512 1536"; MMLU_VARIANTS: step 5's, space-separated, "" for none; GSM8K_BATCHES:
-# step 6's blocks, default "64 16 1", "" for none)
+# step 6's blocks, default "64 16 1", "" for none; PROFILE_VARIANTS: step 7's, e.g. "bf16 nf4")
 # Each step is bounded by `timeout` so a slow one leaves the others' figures.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,6 +132,18 @@ wall = time.time() - float(sys.argv[2])
 print(f"gsm8k --batch-size {sys.argv[4]}: {n} documents in {wall:.1f} s, {perf[0]} tokens generated, "
       f"decode {perf[1]:.1f} tok/s, exit {sys.argv[3]}")
 PY
+    done
+fi
+# 7. where a decode step's GPU time goes, per kernel (PROFILE_VARIANTS, default none: ncu replays
+#    each kernel, a minute or two a variant): 700 launches of the first shape's decode steps
+#    (-p 16 -n 64 after the warm-up's ~6,000), summed per step by bench/ncu_kernels.py
+if [ -n "${PROFILE_VARIANTS:-}" ] && command -v ncu >/dev/null && [ -f "$models/$first/config.json" ]; then
+    for variant in $PROFILE_VARIANTS; do
+        step "ncu: $first $variant decode kernels"
+        timeout "${PROFILE_SECONDS:-180}" ncu --csv --metrics gpu__time_duration.sum --launch-skip 6000 \
+            --launch-count 700 "$qeval" bench "$models/$first" --device cuda --variants "$variant" -p 16 -n 64 -r 1 \
+            >"$logs/ncu_$variant.csv" 2>/dev/null
+        python3 "$src/bench/ncu_kernels.py" "$logs/ncu_$variant.csv" | head -20
     done
 fi
 step "docs/benchmarks.md from the bench documents"
