@@ -79,6 +79,18 @@ static int requested_chunk(const qe_estimate_options *o)
     return o->chunk_tokens ? o->chunk_tokens : qe_forward_device_chunk(o->device);
 }
 
+/* Values of the largest linear of a layer (an NF4 variant's largest NF4 weight). */
+static uint64_t largest_linear_elements(const qe_model_config *cfg)
+{
+    qe_layer_part parts[QE_MAX_LAYER_PARTS];
+    int n_parts = qe_layer_parts(cfg, parts);
+    uint64_t most = 0;
+    for (int p = 0; p < n_parts; p++)
+        if (parts[p].kind == QE_PART_LINEAR && (uint64_t)parts[p].rows * (uint64_t)parts[p].cols > most)
+            most = (uint64_t)parts[p].rows * (uint64_t)parts[p].cols;
+    return most;
+}
+
 /* One forward pass of `rows` rows with the cache reaching context positions: its activations
  * and the workspace the backend keeps for it. */
 static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o, int rows, int context,
@@ -87,9 +99,11 @@ static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o,
     int max_n_in = qe_forward_max_n_in(cfg);
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
-        /* the int8 and nf4 variants' linears (qe_cuda_format_needs_workspace); the others' need none */
-        bool is_quantized = o->variant.kind == QE_VARIANT_INT8 || o->variant.kind == QE_VARIANT_NF4;
-        *workspace = (is_quantized ? qe_cuda_workspace_bytes(rows, max_n_in) : 0) +
+        /* the int8 and nf4 variants' linears (qe_cuda_format_needs_workspace); the others' need
+         * none; nf4's passes of many tokens hold a bf16 copy of a weight there */
+        bool is_nf4 = o->variant.kind == QE_VARIANT_NF4, is_quantized = is_nf4 || o->variant.kind == QE_VARIANT_INT8;
+        uint64_t nf4_max = is_nf4 ? largest_linear_elements(cfg) : 0;
+        *workspace = (is_quantized ? qe_cuda_workspace_bytes_nf4(rows, max_n_in, nf4_max) : 0) +
                      QE_CUDA_STAGING_ROWS * sizeof(int32_t);
     } else {
         *activation += qe_forward_host_table_bytes(cfg, rows); /* host memory like the rest */

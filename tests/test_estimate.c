@@ -274,9 +274,30 @@ static void test_bad_configs(void)
     CHECK(strstr(err.msg, "batch 1073741825 rows a pass; at most 1073741824") != NULL);
 }
 
+/* nf4 on a GPU: a pass of more than 128 tokens holds a bf16 copy of the largest NF4 weight in the
+ * workspace (llama-3.1-8b's MLP: 14,336 x 4,096 x 2 bytes, more than the int8 rule's 9 x 512 x
+ * 14,336 + 8 x 512 + 256 at chunks of 512); int8 keeps the int8 rule; decoding needs no copy. */
+static void test_nf4_workspace(void)
+{
+    const char *config = "{\"model_type\": \"llama\", \"vocab_size\": 1000, \"hidden_size\": 4096, "
+                         "\"intermediate_size\": 14336, \"num_hidden_layers\": 1, \"num_attention_heads\": 32, "
+                         "\"num_key_value_heads\": 8, \"max_position_embeddings\": 8192}";
+    qe_estimate_options o = {.context = 1024, .device = QE_DEVICE_CUDA, .chunk_tokens = 512};
+    qe_memory_estimate e;
+    qe_error err = {0};
+    CHECK(qe_variant_parse("nf4", &o.variant, &err) == QE_OK);
+    CHECK_INT_EQ(QE_OK, qe_estimate_memory("l/config.json", config, &o, &e, &err));
+    CHECK_INT_EQ(14336ull * 4096 * 2 + 4096 * 4, e.scoring_workspace_bytes);
+    CHECK_INT_EQ(9ull * 14336 + 8 + 256 + 4096 * 4, e.decode_workspace_bytes);
+    CHECK(qe_variant_parse("int8", &o.variant, &err) == QE_OK);
+    CHECK_INT_EQ(QE_OK, qe_estimate_memory("l/config.json", config, &o, &e, &err));
+    CHECK_INT_EQ(9ull * 512 * 14336 + 8 * 512 + 256 + 4096 * 4, e.scoring_workspace_bytes);
+}
+
 int main(void)
 {
     test_bad_configs();
+    test_nf4_workspace();
     static const char *const fixtures[] = {"models/tiny-llama", "models/tiny-llama3", "models/tiny-qwen2",
                                            "models/tiny-gemma3"};
     char path[1200];

@@ -88,8 +88,10 @@ typedef struct {
     // linears' per-token activation rows [ws_tokens, ws_n_in] (an NF4 weight dequantized for a
     // prefill borrows it); attention may reach ws_context positions
     unsigned char *workspace;
+    size_t ws_bytes;              // the workspace's size
     int ws_tokens, ws_n_in, ws_context;
     int n_quantized_linears;      // INT8 and NF4 linears prepared and not yet freed
+    uint64_t nf4_max_elements;    // the largest NF4 weight prepared so far (never lowered)
     int32_t *staged_ids;          // [STAGING_ROWS]: an embed call's ids, or a row_stats pass's
                                   // targets [ROW_STATS_ROWS] then its row_partial [ROW_STATS_ROWS]
     struct row_partial *host_partials; // [ROW_STATS_ROWS] pinned
@@ -139,9 +141,6 @@ static bool check_cuda(qe_backend *be, cudaError_t rc, const char *file, int lin
 #define CHECK_LAUNCH(be) check_cuda((be), cudaGetLastError(), __FILE__, __LINE__)
 
 static unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
-
-// Bytes of workspace an int8 linear needs (an NF4 one borrows it): qe_cuda_workspace_bytes (backend_cuda.h).
-static size_t workspace_bytes(int tokens, int n_in) { return (size_t)qe_cuda_workspace_bytes(tokens, n_in); }
 
 // ---- the allocator -------------------------------------------------------------------------
 
@@ -1799,14 +1798,14 @@ __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_
 
 // An NF4 linear over more than two token tiles: the fused kernel would dequantize every weight
 // once per tile of MMA_BN tokens, so the weight is dequantized once into the workspace (free
-// outside int8 linears; it holds the largest NF4 weight of a chunk of >= 2 n_out / 9 tokens)
-// and the bf16 kernel reads it: the same bf16 values, the same sums. NULL where it does not pay
-// or fit.
+// outside int8 linears; reserve_workspace sizes it for the largest NF4 weight,
+// qe_cuda_workspace_bytes_nf4) and the bf16 kernel reads it: the same bf16 values, the same
+// sums. NULL where it does not pay or fit.
 static void *nf4_dequantized(qe_backend *be, const qe_backend_linear *lin, int n_tok)
 {
     cuda_state *s = state_of(be);
     size_t bytes = (size_t)lin->n_out * lin->n_in * sizeof(uint16_t);
-    if (n_tok <= 2 * MMA_BN || lin->n_in % 8 || !s->workspace || bytes > workspace_bytes(s->ws_tokens, s->ws_n_in))
+    if (n_tok < QE_CUDA_NF4_DEQUANT_MIN_TOKENS || lin->n_in % 8 || !s->workspace || bytes > s->ws_bytes)
         return NULL;
     size_t n_chunks = (size_t)lin->n_out * lin->n_in / 8;
     nf4_dequantize_kernel<<<blocks_for(n_chunks, 256), 256, 0, s->stream>>>(*lin, (uint4 *)s->workspace, n_chunks);
@@ -2231,16 +2230,19 @@ static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_
     cuda_state *s = state_of(be);
     if (max_context > s->ws_context)
         s->ws_context = max_context; // attention needs no scratch: this only bounds what it may read
-    if (s->n_quantized_linears == 0 || (max_tokens <= s->ws_tokens && max_n_in <= s->ws_n_in))
-        return QE_OK; // a 16-bit or fp32 model's linears need none
     int tokens = max_tokens > s->ws_tokens ? max_tokens : s->ws_tokens;
     int n_in = max_n_in > s->ws_n_in ? max_n_in : s->ws_n_in;
+    size_t bytes = (size_t)qe_cuda_workspace_bytes_nf4(tokens, n_in, s->nf4_max_elements);
+    if (s->n_quantized_linears == 0 || (tokens == s->ws_tokens && n_in == s->ws_n_in && bytes <= s->ws_bytes))
+        return QE_OK; // a 16-bit or fp32 model's linears need none
     device_free(be, s->workspace);
     s->ws_tokens = s->ws_n_in = 0;
-    if (!(s->workspace = (unsigned char *)device_alloc(be, workspace_bytes(tokens, n_in), QE_MEM_WORKSPACE)))
+    s->ws_bytes = 0;
+    if (!(s->workspace = (unsigned char *)device_alloc(be, bytes, QE_MEM_WORKSPACE)))
         return qe_backend_take_error(be, err);
     s->ws_tokens = tokens;
     s->ws_n_in = n_in;
+    s->ws_bytes = bytes;
     return QE_OK;
 }
 
@@ -2338,6 +2340,9 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
     qe_weight_free(w);
     if (qe_cuda_format_needs_workspace(lin->format))
         state_of(be)->n_quantized_linears++;
+    uint64_t n_elements = (uint64_t)lin->n_out * (uint64_t)lin->n_in;
+    if (lin->format == QE_WEIGHT_NF4 && n_elements > state_of(be)->nf4_max_elements)
+        state_of(be)->nf4_max_elements = n_elements;
     if (qe_backend_failed(be)) {
         cuda_free_linear(be, lin);
         return qe_backend_take_error(be, err);

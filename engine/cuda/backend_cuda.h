@@ -65,6 +65,20 @@ static inline uint64_t qe_cuda_workspace_bytes(int max_tokens, int max_n_in)
            (uint64_t)max_tokens * (sizeof(float) + sizeof(int)) + 256;
 }
 
+/* An NF4 linear over at least this many tokens runs from a bf16 copy of its weight in the
+ * workspace (dequantized once, not once a 64-token tile). */
+#define QE_CUDA_NF4_DEQUANT_MIN_TOKENS 129
+
+/* The workspace for passes of max_tokens tokens when the largest NF4 weight holds
+ * nf4_max_elements values (0: none): the int8 rule's bytes, or that weight in bf16 when a pass
+ * dequantizes it and it is larger. */
+static inline uint64_t qe_cuda_workspace_bytes_nf4(int max_tokens, int max_n_in, uint64_t nf4_max_elements)
+{
+    uint64_t bytes = qe_cuda_workspace_bytes(max_tokens, max_n_in);
+    uint64_t copy = nf4_max_elements * 2; /* bf16 */
+    return max_tokens >= QE_CUDA_NF4_DEQUANT_MIN_TOKENS && copy > bytes ? copy : bytes;
+}
+
 /* Device bytes of a linear as the backend uploads it (cuda_prepare_linear): the loader's bytes
  * (qe_weight_format_bytes: a bias in the 16-bit compute dtype beside a 16-bit or quantized
  * weight) without a double-quantized NF4 weight's one float offset, which travels as a kernel
