@@ -62,14 +62,13 @@ static bool is_eos(const qe_model *m, int id)
     return m->tokenizer && qe_tokenizer_eos_id(m->tokenizer) == id;
 }
 
-/* Runs ids[n] reusing the cached prefix, with the logits and/or row stats (either may be NULL)
- * of rows [first_row, n). */
-static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, int first_row, float *logits,
-                                       qe_row_stats *stats, qe_error *err)
+/* Runs ids[n] reusing the cached prefix, with the row stats of rows [first_row, n) (NULL: none). */
+static qe_status forward_reusing_cache(qe_model *m, const int32_t *ids, int n, int first_row, qe_row_stats *stats,
+                                       qe_error *err)
 {
-    /* logits are wanted from first_row; rows before it are recomputed only when not cached */
+    /* rows are wanted from first_row; rows before it are recomputed only when not cached */
     int pos0 = qe_model_cached_prefix(m, ids, first_row < n ? first_row : n);
-    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, logits, NULL, stats, err);
+    return qe_model_forward(m, ids + pos0, n - pos0, pos0, first_row - pos0, NULL, NULL, stats, err);
 }
 
 qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int max_new_tokens, int32_t **out_ids,
@@ -96,7 +95,7 @@ qe_status qe_generate_ids(qe_model *m, const int32_t *prompt, int n_prompt, int 
     qe_row_stats last; /* the greedy pick is the row's argmax, found where the logits are */
     double t0 = now_ms();
     if (max_new_tokens > 0)
-        rc = forward_reusing_cache(m, ids, n, n - 1, NULL, &last, err);
+        rc = forward_reusing_cache(m, ids, n, n - 1, &last, err);
     double t1 = now_ms();
     while (rc == QE_OK && n_new < max_new_tokens) {
         int next = last.argmax;
@@ -247,7 +246,7 @@ static qe_status forward_on_sequence(qe_model *m, int seq, const int32_t *ids, i
 {
     if (seq > 0)
         swap_cache(m, qe_model_cache(m, seq));
-    qe_status rc = forward_reusing_cache(m, ids, n, first_row, NULL, stats, err);
+    qe_status rc = forward_reusing_cache(m, ids, n, first_row, stats, err);
     if (seq > 0)
         swap_cache(m, qe_model_cache(m, seq));
     return rc;
