@@ -398,81 +398,97 @@ static qe_status generate_hash(const qt_request *request, char hash[65], qe_erro
     return QE_OK;
 }
 
+/* The record the cache holds for a generation request of this hash, into record (its text stays
+ * NULL when the cache is off or has none). */
+static qe_status take_cached(qh_run_context *c, const char *hash, qh_doc_record *record, qe_error *err)
+{
+    char *cached = NULL;
+    if (!c->options->use_cache)
+        return QE_OK;
+    qe_status rc = qh_store_cache_get(c->store, c->model_sha256, c->variant, hash, &cached, err);
+    if (rc == QE_OK && cached) {
+        rc = qh_doc_record_from_json(cached, QT_REQUEST_GENERATE_UNTIL, record, err);
+        if (rc != QE_OK)
+            qh_doc_record_clear(record);
+    }
+    free(cached);
+    return rc;
+}
+
+/* Documents docs[missing[j]] (j < n_missing) generated together (qe_generate_until_batch: one pass
+ * a step for all of them, each document's text what it gets alone), each one's latency its share
+ * of the batch's time, their answers put in the cache in one transaction. */
+static qe_status generate_together(qh_run_context *c, qh_block_doc *docs, const int *missing, int n_missing,
+                                   char (*hashes)[65], qe_error *err)
+{
+    qe_generate_request *requests = calloc((size_t)n_missing, sizeof *requests);
+    char **texts = calloc((size_t)n_missing, sizeof *texts);
+    qe_generate_stats *stats = calloc((size_t)n_missing, sizeof *stats);
+    qh_cache_entry *entries = calloc((size_t)n_missing, sizeof *entries);
+    qe_status rc = requests && texts && stats && entries ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
+    for (int j = 0; j < n_missing && rc == QE_OK; j++) {
+        const qt_request *request = &docs[missing[j]].request;
+        requests[j] = (qe_generate_request){request->context, request->stops, request->n_stops,
+                                            request->max_new_tokens};
+    }
+    double start_ms = now_ms();
+    if (rc == QE_OK && (rc = qe_generate_until_batch(c->model, requests, n_missing, texts, stats, err)) != QE_OK) {
+        const qt_request *first = &docs[missing[0]].request, *last = &docs[missing[n_missing - 1]].request;
+        if (n_missing == 1)
+            qe_fail_context(err, "%s doc %d", first->task, first->doc_id);
+        else
+            qe_fail_context(err, "%s docs %d to %d, generated together", first->task, first->doc_id, last->doc_id);
+    }
+    double share_ms = (now_ms() - start_ms) / n_missing;
+    for (int j = 0; j < n_missing && rc == QE_OK; j++) {
+        qh_block_doc *doc = &docs[missing[j]];
+        doc->latency_ms += share_ms;
+        doc->record.text = texts[j];
+        texts[j] = NULL;
+        doc->record.was_truncated = stats[j].was_truncated;
+        c->meter.n_requests++;
+        c->meter.tokens_in += stats[j].n_prompt_tokens;
+        c->meter.tokens_out += stats[j].n_generated_tokens;
+        c->meter.prefill_ms += stats[j].prefill_ms;
+        c->meter.decode_ms += stats[j].decode_ms;
+        if (c->options->use_cache) {
+            char *json = NULL;
+            rc = qh_doc_record_to_json(&doc->record, &json, err);
+            entries[j] = (qh_cache_entry){c->model_sha256, c->variant, hashes[missing[j]], json};
+        }
+    }
+    if (rc == QE_OK && c->options->use_cache)
+        rc = qh_store_cache_put(c->store, entries, (size_t)n_missing, err);
+    for (int j = 0; entries && texts && j < n_missing; j++) {
+        free((char *)entries[j].response_json);
+        free(texts[j]);
+    }
+    free(requests);
+    free(texts);
+    free(stats);
+    free(entries);
+    return rc;
+}
+
 /* The block's generation documents: each from the cache when it holds the request, the others
- * generated together (qe_generate_until_batch: one pass a step for all of them, each document's
- * text what it gets alone) and stored in the cache at once, then their code run where the task
- * has tests.
- * A document's latency is its share of the batch's time. */
+ * generated together (generate_together), then their code run where the task has tests. */
 static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_block_doc *docs, int n_docs,
                                    qe_error *err)
 {
     char (*hashes)[65] = calloc((size_t)n_docs, sizeof *hashes);
     int *missing = calloc((size_t)n_docs, sizeof *missing);
-    qe_generate_request *requests = calloc((size_t)n_docs, sizeof *requests);
-    char **texts = calloc((size_t)n_docs, sizeof *texts);
-    qe_generate_stats *stats = calloc((size_t)n_docs, sizeof *stats);
-    qh_cache_entry *entries = calloc((size_t)n_docs, sizeof *entries);
-    qe_status rc = hashes && missing && requests && texts && stats && entries ? QE_OK
-                                                                              : qe_fail(err, QE_ENOMEM, "out of memory");
+    qe_status rc = hashes && missing ? QE_OK : qe_fail(err, QE_ENOMEM, "out of memory");
     int n_missing = 0;
     for (int d = 0; d < n_docs && rc == QE_OK; d++) {
-        const qt_request *request = &docs[d].request;
-        qh_doc_record *record = &docs[d].record;
-        if (request->type != QT_REQUEST_GENERATE_UNTIL)
+        if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
             continue;
-        record->type = QT_REQUEST_GENERATE_UNTIL;
-        if ((rc = generate_hash(request, hashes[d], err)) != QE_OK)
-            break;
-        if (c->options->use_cache) {
-            char *cached = NULL;
-            if ((rc = qh_store_cache_get(c->store, c->model_sha256, c->variant, hashes[d], &cached, err)) != QE_OK)
-                break;
-            if (cached) {
-                rc = qh_doc_record_from_json(cached, QT_REQUEST_GENERATE_UNTIL, record, err);
-                free(cached);
-                if (rc != QE_OK)
-                    qh_doc_record_clear(record);
-            }
-        }
-        if (rc == QE_OK && !record->text) {
-            requests[n_missing] = (qe_generate_request){request->context, request->stops, request->n_stops,
-                                                        request->max_new_tokens};
+        docs[d].record.type = QT_REQUEST_GENERATE_UNTIL;
+        if ((rc = generate_hash(&docs[d].request, hashes[d], err)) == QE_OK &&
+            (rc = take_cached(c, hashes[d], &docs[d].record, err)) == QE_OK && !docs[d].record.text)
             missing[n_missing++] = d;
-        }
     }
-    if (rc == QE_OK && n_missing > 0) {
-        double start_ms = now_ms();
-        rc = qe_generate_until_batch(c->model, requests, n_missing, texts, stats, err);
-        if (rc != QE_OK) {
-            const qt_request *first = &docs[missing[0]].request, *last = &docs[missing[n_missing - 1]].request;
-            if (n_missing == 1)
-                qe_fail_context(err, "%s doc %d", first->task, first->doc_id);
-            else
-                qe_fail_context(err, "%s docs %d to %d, generated together", first->task, first->doc_id, last->doc_id);
-        }
-        double share_ms = (now_ms() - start_ms) / n_missing;
-        for (int j = 0; j < n_missing && rc == QE_OK; j++) {
-            qh_block_doc *doc = &docs[missing[j]];
-            doc->latency_ms += share_ms;
-            doc->record.text = texts[j];
-            texts[j] = NULL;
-            doc->record.was_truncated = stats[j].was_truncated;
-            c->meter.n_requests++;
-            c->meter.tokens_in += stats[j].n_prompt_tokens;
-            c->meter.tokens_out += stats[j].n_generated_tokens;
-            c->meter.prefill_ms += stats[j].prefill_ms;
-            c->meter.decode_ms += stats[j].decode_ms;
-            if (c->options->use_cache) {
-                char *json = NULL;
-                rc = qh_doc_record_to_json(&doc->record, &json, err);
-                entries[j] = (qh_cache_entry){c->model_sha256, c->variant, hashes[missing[j]], json};
-            }
-        }
-        if (rc == QE_OK && c->options->use_cache) /* the block's answers in one transaction */
-            rc = qh_store_cache_put(c->store, entries, (size_t)n_missing, err);
-        for (int j = 0; j < n_missing; j++)
-            free((char *)entries[j].response_json);
-    }
+    if (rc == QE_OK && n_missing > 0)
+        rc = generate_together(c, docs, missing, n_missing, hashes, err);
     for (int d = 0; d < n_docs && rc == QE_OK; d++) {
         if (docs[d].request.type != QT_REQUEST_GENERATE_UNTIL)
             continue;
@@ -480,14 +496,8 @@ static qe_status run_generate_docs(qh_run_context *c, const qt_task *task, qh_bl
         rc = qh_execute_if_code(task, docs[d].doc_index, &docs[d].record, c->options, err);
         docs[d].latency_ms += now_ms() - start_ms;
     }
-    for (int j = 0; texts && j < n_missing; j++)
-        free(texts[j]);
     free(hashes);
     free(missing);
-    free(requests);
-    free(texts);
-    free(stats);
-    free(entries);
     return rc;
 }
 
