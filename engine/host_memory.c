@@ -72,9 +72,8 @@ static uint64_t mem_available(const char *proc_dir)
 uint64_t qe_host_available_bytes_at(const char *proc_dir, const char *cgroup_dir)
 {
     uint64_t most = mem_available(proc_dir);
-    char path[4096], line[4096], v2_dir[4096], v1_dir[4096];
+    char path[4096], line[4096], v1_dir[4096];
     snprintf(path, sizeof path, "%s/self/cgroup", proc_dir);
-    snprintf(v2_dir, sizeof v2_dir, "%s", cgroup_dir);
     snprintf(v1_dir, sizeof v1_dir, "%s/memory", cgroup_dir);
     FILE *f = fopen(path, "r");
     while (f && most > 0 && fgets(line, sizeof line, f)) {
@@ -87,7 +86,7 @@ uint64_t qe_host_available_bytes_at(const char *proc_dir, const char *cgroup_dir
         const char *controllers = first + 1;
         char *cgroup = second + 1;
         if (!controllers[0])
-            cap_along(v2_dir, cgroup, "memory.max", "memory.current", &most);
+            cap_along(cgroup_dir, cgroup, "memory.max", "memory.current", &most);
         else if (strstr(controllers, "memory"))
             cap_along(v1_dir, cgroup, "memory.limit_in_bytes", "memory.usage_in_bytes", &most);
     }

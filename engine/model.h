@@ -163,7 +163,8 @@ void qe_kv_cache_free(qe_backend *be, int n_layers, qe_kv_cache *kv); /* leaves 
  * allocates by the same functions. A pass over n tokens runs in chunks of
  * qe_forward_chunk_tokens(...) tokens: chunk_tokens, or a benchmark's requested batch (> 0)
  * except on a model with sliding-window layers, whose rings are sized for chunk_tokens. Each
- * chunk's backend buffers (residual, q/k/v, MLP, a block of logit rows, rope tables) take qe_forward_activation_bytes, plus a host-side rope table, seg rows and attention args of
+ * chunk's backend buffers (residual, q/k/v, MLP, a block of logit rows, rope tables) take
+ * qe_forward_activation_bytes, plus a host-side rope table, seg rows and attention args of
  * qe_forward_host_table_bytes; the backend's workspace is reserved for the chunk, the positions
  * and qe_forward_max_n_in inputs. A KV cache position of one layer holds qe_kv_row_floats
  * float32 values for K and as many for V. */
