@@ -1298,12 +1298,14 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // bf16(code4 * absmax) of the two elements of an NF4 byte (element 2m in the high nibble), as
-// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently).
+// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently, 16 words in
+// 16 banks: no conflicts). One cvt rounds both products to nearest even, as round_bf16 does for
+// every finite value (products of finite codes and absmax are finite): the decode and prefill
+// kernels spend most of their NF4 instructions here.
 __device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
 {
-    uint32_t lo = __float_as_uint(round_bf16(code[(byte >> 4) & 15] * absmax));
-    uint32_t hi = __float_as_uint(round_bf16(code[byte & 15] * absmax));
-    return lo >> 16 | (hi & 0xffff0000u);
+    __nv_bfloat162 pair = __floats2bfloat162_rn(code[(byte >> 4) & 15] * absmax, code[byte & 15] * absmax);
+    return *(const uint32_t *)&pair; // .x, the first element, in the low half
 }
 
 // W[row, k] and W[row, k + 1] (k even) as one fragment register; 0 outside the matrix.
