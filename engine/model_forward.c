@@ -308,6 +308,10 @@ static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, i
     qe_backend *be = m->backend;
     size_t kvd = qe_kv_row_floats(&m->cfg);
     qe_attention_args args = attention_args(m, li, L, kv, pos0, c, q, out, s);
+    if (c == 1 && !L->seg_start) { /* a decode step: its cache rows and attention in the op's two launches */
+        qe_backend_attend_rows(be, 1, &args, k, v, m->compute_dtype);
+        return;
+    }
     write_cache(be, kv->k_cache[li], args.kv_ring, pos0, c, kvd, k);
     write_cache(be, kv->v_cache[li], args.kv_ring, pos0, c, kvd, v);
     be->attention(be, &args, m->compute_dtype);
