@@ -17,7 +17,12 @@
 #      and documents per second (needs the datasets: $QEVAL_SHARED/datasets);
 #   6. GSM8K on the first shape, bf16, GSM8K_LIMIT documents (default 64) generated in blocks of
 #      64 and 16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
-#      of 16 sequences at once (--decode-batch 16) per shape.
+#      of 16 sequences at once (--decode-batch 16) per shape;
+#   7. PROFILE_VARIANTS: per-kernel time of decode steps (ncu); STALLS=1: ncu's throughput and
+#      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass.
+# BASE=COMMIT: that commit's qeval is built beside this tree's (git archive, in the background
+# while step 1 runs) and each bench of step 3 runs on it first, in the same job: the A/B that a
+# speed change needs (figures of another call are of another machine).
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
 # step 3, default "512 1536"; MMLU_VARIANTS: step 5's, space-separated, "" for none; GSM8K_BATCHES:
@@ -31,6 +36,15 @@ variants=${VARIANTS:-fp32,bf16,int8,nf4}
 mkdir -p "$models" "$logs"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
+base_qeval=
+if [ -n "${BASE:-}" ]; then
+    base_src=$(mktemp -d) && git -C "$src" archive "$BASE" | tar -x -C "$base_src" || exit 1
+    base_qeval=$base_src/b/qeval
+    (cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
+        -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 && cmake --build "$base_src/b" -j4 --target qeval \
+        >"$logs/base_build.log" 2>&1; echo "BASE $BASE built: exit $?") &
+fi
+
 if [ "${GPU_TESTS_SECONDS:-300}" -gt 0 ]; then # 0: the build and its tests ran in an earlier call
     step "GPU tests"
     mkdir -p "$logs/gpu"
@@ -38,6 +52,7 @@ if [ "${GPU_TESTS_SECONDS:-300}" -gt 0 ]; then # 0: the build and its tests ran 
 fi
 qeval=$build/qeval
 [ -x "$qeval" ] || exit 1
+wait # BASE's build
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
@@ -56,6 +71,8 @@ for shape in $shapes; do
         # the document is written at the end: kept only when complete, so one bench cut short
         # leaves the others' rendering intact
         json=$logs/bench_${shape}_$prompt.json
+        [ -x "$base_qeval" ] && timeout "${BENCH_SECONDS:-240}" "$base_qeval" bench "$dir" --device cuda \
+            --variants "$variants" -p "$prompt" -n 32 -r 1 --batch 256 --decode-after-prompt | sed "s/^/BASE $BASE  /"
         if timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
             -n 32 -r 1 --batch 256 --decode-after-prompt --json >"$json.part"; then
             mv "$json.part" "$json"
@@ -145,6 +162,14 @@ if [ -n "${PROFILE_VARIANTS:-}" ] && command -v ncu >/dev/null && [ -f "$models/
             >"$logs/ncu_$variant.csv" 2>/dev/null
         python3 "$src/bench/ncu_kernels.py" "$logs/ncu_$variant.csv" | head -20
     done
+fi
+if [ "${STALLS:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/config.json" ]; then
+    step "ncu: $first bf16 prefill kernels, throughput and warp stalls"
+    timeout "${PROFILE_SECONDS:-180}" ncu --section SpeedOfLight --section WarpStateStats --section Occupancy \
+        -k regex:"mma_|attention_kernel|f32_gemm" --launch-count 8 "$qeval" bench "$models/$first" --device cuda \
+        --variants bf16 -p 1024 -n 1 -r 1 --batch 1024 >"$logs/ncu_stalls.txt" 2>&1
+    grep -E "^  [a-z_]|Duration|Throughput|Achieved Occupancy|Warp Cycles Per Issued|stalled" "$logs/ncu_stalls.txt" \
+        | cut -c1-200 | head -60
 fi
 step "docs/benchmarks.md from the bench documents"
 ls "$logs"/bench_*.json >/dev/null 2>&1 && python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
