@@ -1,0 +1,377 @@
+// engine/cuda/attention.cuh — the attention kernels of the CUDA backend (backend_cuda.cu includes
+// this after its rounding and warp helpers: round_to, warp_sum). Kept apart so that
+// tests/test_attention_emu.cpp can run the same source on the CPU through a small emulation of
+// the CUDA thread model and check, without a GPU, that every kernel gives the bits of the others.
+#pragma once
+// ---- attention: one block per (tile of ATT_QUERIES queries, head) ----------------------------
+// As the CPU: scores = q.k * scale, their max, w = expf(score - max), sum of w in double,
+// out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key (position) order,
+// position s read from cache row kv_row(s) (a sliding-window layer's ring). The block's queries
+// share each tile of ATT_KEYS keys, loaded once into shared memory (one block per query read
+// every key from memory per query: 54% of a 512-token prefill). The scores are computed twice
+// (once for the max, once for the weights) instead of kept, so the kernel needs no scratch
+// however long the context.
+//
+// Batch invariance: a query's arithmetic does not depend on the other queries of its block.
+// Its score is one thread's dot (eight partial sums over d mod 8 and a fixed tree); the tiles start at multiples of ATT_KEYS, so the
+// same keys meet in the same tile whatever the call; a tile's weights (0 for keys the query
+// does not read) are summed by one fixed warp tree, the tile sums added in tile order; a tile's
+// values are accumulated from zero over the query's own keys in position order and the tiles'
+// shares added to acc in tile order. A tile without any of its keys adds 0 to the sum and
+// nothing to acc, so a token alone gets its bits in any batch. A few tokens (decoding) take
+// attention_decode_kernel, which spreads one query's tiles over warps in the same arithmetic.
+
+#define ATT_THREADS 128
+#define ATT_WARPS (ATT_THREADS / 32)
+#define ATT_QUERIES 16                          // per block; warp w holds w, w + 4, w + 8, w + 12
+#define ATT_QUERIES_PER_WARP (ATT_QUERIES / ATT_WARPS)
+#define ATT_KEYS 32                             // per tile, one per lane
+#define ATT_MAX_HEAD_DIM 512
+
+// The cache row of position s (qe_kv_row of backend.h): a sliding-window layer's ring.
+__device__ __forceinline__ size_t kv_row(int s, int ring) { return (size_t)(ring > 0 ? s % ring : s); }
+
+static size_t attention_smem_bytes(int head_dim)
+{
+    // the queries [ATT_QUERIES, hd], one tile of keys or values [ATT_KEYS, hd + 4] (rows of 16-byte
+    // chunks whose lanes' float4 reads fall in distinct banks), the tile's weights [ATT_QUERIES, ATT_KEYS]
+    return sizeof(float) * ((size_t)ATT_QUERIES * head_dim + (size_t)ATT_KEYS * (head_dim + 4) + ATT_QUERIES * ATT_KEYS);
+}
+
+// Where the keys of a run of queries are: position s in cache row s + shift from position split
+// on (a packed segment's own tokens), below it in kv_row(s, ring).
+struct key_rows {
+    int split, shift, ring;
+    __device__ __forceinline__ size_t of(int s) const { return s >= split ? (size_t)(s + shift) : kv_row(s, ring); }
+};
+
+// Positions s0 .. s0 + ATT_KEYS - 1 of one head's keys or values into tile [ATT_KEYS, hd + 4];
+// positions outside [lo, hi] (not read by this run of queries) as zeros. hd % 8 == 0.
+__device__ __forceinline__ void load_kv_tile(float *tile, const float *base, size_t row_stride, int s0, int lo,
+                                             int hi, int hd, key_rows rows)
+{
+    int hd4 = hd / 4;
+    for (int i = threadIdx.x; i < ATT_KEYS * hd4; i += ATT_THREADS) {
+        int j = i / hd4, d4 = i - j * hd4, s = s0 + j;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (s >= lo && s <= hi)
+            v = __ldg((const float4 *)(base + rows.of(s) * row_stride) + d4);
+        *((float4 *)(tile + j * (hd + 4)) + d4) = v;
+    }
+}
+
+// Scores of NQ queries (q, q + q_stride, ...) against one key row k: per query eight partial sums
+// (d mod 8, as the CPU's dot) added in a fixed tree, then scaled. The tiled kernel's lane and the
+// decode kernel's lane both score a (query, key) pair with this arithmetic.
+template <int NQ>
+__device__ __forceinline__ void key_scores(const float *q, int q_stride, const float4 *k, int hd, float scale,
+                                           float score[NQ])
+{
+    float part[NQ][8] = {};
+    for (int d8 = 0; d8 < hd / 8; d8++) {
+        float4 k_lo = k[2 * d8], k_hi = k[2 * d8 + 1];
+#pragma unroll
+        for (int i = 0; i < NQ; i++) {
+            const float4 *qi = (const float4 *)(q + i * q_stride) + 2 * d8;
+            float4 q_lo = qi[0], q_hi = qi[1];
+            part[i][0] = fmaf(q_lo.x, k_lo.x, part[i][0]);
+            part[i][1] = fmaf(q_lo.y, k_lo.y, part[i][1]);
+            part[i][2] = fmaf(q_lo.z, k_lo.z, part[i][2]);
+            part[i][3] = fmaf(q_lo.w, k_lo.w, part[i][3]);
+            part[i][4] = fmaf(q_hi.x, k_hi.x, part[i][4]);
+            part[i][5] = fmaf(q_hi.y, k_hi.y, part[i][5]);
+            part[i][6] = fmaf(q_hi.z, k_hi.z, part[i][6]);
+            part[i][7] = fmaf(q_hi.w, k_hi.w, part[i][7]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < NQ; i++) {
+        const float *p = part[i];
+        score[i] = (((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))) * scale;
+    }
+}
+
+// The scores of the warp's queries against lane's key of the tile in shared memory.
+__device__ __forceinline__ void tile_scores(const float *q_tile, const float *k_tile, int hd, int warp, int lane,
+                                            float scale, float score[ATT_QUERIES_PER_WARP])
+{
+    key_scores<ATT_QUERIES_PER_WARP>(q_tile + warp * hd, ATT_WARPS * hd, (const float4 *)(k_tile + lane * (hd + 4)),
+                                     hd, scale, score);
+}
+
+// Queries [q_begin, q_end) of the block's tile (already in q_tile), all at positions
+// pos_base + qi and with their keys where `rows` says: one call's tokens, or one packed segment's.
+template <int D32>
+__device__ void attend(const qe_attention_args &a, const float *q_tile, float *kv_tile, float *w_tile, int q_begin,
+                       int q_end, int pos_base, key_rows rows, int h, int dtype)
+{
+    int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+    // the warp's queries read positions [first, last]; last -1 for a slot outside the run
+    int first[ATT_QUERIES_PER_WARP], last[ATT_QUERIES_PER_WARP];
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+        int qi = warp + ATT_WARPS * i, pos = pos_base + qi;
+        last[i] = qi >= q_begin && qi < q_end ? pos : -1;
+        first[i] = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    }
+    int pos_lo = pos_base + q_begin, lo = a.window > 0 && pos_lo - a.window + 1 > 0 ? pos_lo - a.window + 1 : 0;
+    int hi = pos_base + q_end - 1, tile_lo = lo - lo % ATT_KEYS;
+
+    float max_score[ATT_QUERIES_PER_WARP], score[ATT_QUERIES_PER_WARP];
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+        max_score[i] = -INFINITY;
+    for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
+        __syncthreads(); // the previous tile is consumed (the first time: q_tile is written)
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, rows);
+        __syncthreads();
+        tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+            if (s0 + lane >= first[i] && s0 + lane <= last[i])
+                max_score[i] = fmaxf(max_score[i], score[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+        for (int o = 16; o > 0; o >>= 1)
+            max_score[i] = fmaxf(max_score[i], __shfl_xor_sync(0xffffffffu, max_score[i], o));
+
+    double sum[ATT_QUERIES_PER_WARP] = {};
+    float acc[ATT_QUERIES_PER_WARP][D32] = {};
+    for (int s0 = tile_lo; s0 <= hi; s0 += ATT_KEYS) {
+        __syncthreads();
+        load_kv_tile(kv_tile, k0, kv_stride, s0, lo, hi, hd, rows);
+        __syncthreads();
+        tile_scores(q_tile, kv_tile, hd, warp, lane, a.scale, score);
+        // the query's own keys of this tile, [j0, j1]: the same whichever tokens share the block
+        int j0[ATT_QUERIES_PER_WARP], j1[ATT_QUERIES_PER_WARP], j_begin = ATT_KEYS, j_end = -1;
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+            bool reads = s0 + lane >= first[i] && s0 + lane <= last[i];
+            float w = reads ? expf(score[i] - max_score[i]) : 0.0f;
+            sum[i] += warp_sum((double)w);
+            w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + lane] = w;
+            j0[i] = first[i] > s0 ? first[i] - s0 : 0;
+            j1[i] = last[i] - s0 < ATT_KEYS - 1 ? last[i] - s0 : ATT_KEYS - 1;
+            if (j0[i] <= j1[i]) {
+                j_begin = min(j_begin, j0[i]);
+                j_end = max(j_end, j1[i]);
+            }
+        }
+        __syncthreads(); // every score of the tile is taken: its values replace its keys
+        load_kv_tile(kv_tile, v0, kv_stride, s0, lo, hi, hd, rows);
+        __syncthreads();
+        float part[ATT_QUERIES_PER_WARP][D32] = {}; // the tile's share, from zero (attention_decode_kernel's order)
+        for (int j = j_begin; j <= j_end; j++) {
+            float v[D32];
+#pragma unroll
+            for (int m = 0; m < D32; m++)
+                v[m] = lane + 32 * m < hd ? kv_tile[j * (hd + 4) + lane + 32 * m] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+                if (j >= j0[i] && j <= j1[i]) {
+                    float w = w_tile[(warp + ATT_WARPS * i) * ATT_KEYS + j];
+#pragma unroll
+                    for (int m = 0; m < D32; m++)
+                        part[i][m] = fmaf(w, v[m], part[i][m]);
+                }
+        }
+#pragma unroll
+        for (int i = 0; i < ATT_QUERIES_PER_WARP; i++)
+            if (j0[i] <= j1[i])
+#pragma unroll
+                for (int m = 0; m < D32; m++)
+                    acc[i][m] += part[i][m];
+    }
+    int t0 = blockIdx.x * ATT_QUERIES;
+#pragma unroll
+    for (int i = 0; i < ATT_QUERIES_PER_WARP; i++) {
+        int qi = warp + ATT_WARPS * i;
+        if (qi < q_begin || qi >= q_end)
+            continue;
+        float inv_sum = (float)(1.0 / sum[i]);
+        float *out = a.out + ((size_t)(t0 + qi) * a.n_heads + h) * hd;
+#pragma unroll
+        for (int m = 0; m < D32; m++)
+            if (lane + 32 * m < hd)
+                out[lane + 32 * m] = round_to(acc[i][m] * inv_sum, dtype);
+    }
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_args a, int dtype)
+{
+    float *att_smem = dynamic_smem();
+    int hd = a.head_dim;
+    float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 4);
+    int t0 = blockIdx.x * ATT_QUERIES, h = blockIdx.y;
+    int n_q = a.n_tok - t0 < ATT_QUERIES ? a.n_tok - t0 : ATT_QUERIES;
+    for (int i = threadIdx.x; i < ATT_QUERIES * hd; i += ATT_THREADS) {
+        int qi = i / hd;
+        q_tile[i] = qi < n_q ? a.q[((size_t)(t0 + qi) * a.n_heads + h) * hd + (i - qi * hd)] : 0.0f;
+    }
+    if (!a.seg_row) {
+        attend<D32>(a, q_tile, kv_tile, w_tile, 0, n_q, a.pos0 + t0, key_rows{INT_MAX, 0, a.kv_ring}, h, dtype);
+        return;
+    }
+    // packed: the block's queries one segment at a time, each as it runs alone after the prefix
+    for (int q_begin = 0, q_end; q_begin < n_q; q_begin = q_end) {
+        int seg = a.seg_row[t0 + q_begin];
+        for (q_end = q_begin + 1; q_end < n_q && a.seg_row[t0 + q_end] == seg; q_end++) {
+        }
+        attend<D32>(a, q_tile, kv_tile, w_tile, q_begin, q_end, a.shared_len + a.pos0 + t0 - seg,
+                    key_rows{a.shared_len, seg - a.shared_len, 0}, h, dtype);
+    }
+}
+
+// Decoding: one block per (query, head) whose warps take the query's tiles round-robin, so a
+// long context is read by ATT_DECODE_WARPS warps at once instead of one tile at a time by one
+// block of 16 queries. The numbers are the tiled kernel's: each (query, key) score by
+// key_scores, the maximum over the same keys, a tile's weights summed by the same warp tree and
+// its values from zero in position order; the tile sums and shares are added in tile order, a
+// round of ATT_DECODE_WARPS tiles at a time through shared memory. Unpacked calls only.
+#define ATT_DECODE_WARPS 8
+#define ATT_DECODE_MAX_TOKENS 8
+#define ATT_DECODE_SLOTS (ATT_MAX_HEAD_DIM / (ATT_DECODE_WARPS * 32)) // of acc per thread
+
+static size_t attention_decode_smem_bytes(int head_dim)
+{
+    // the query [hd], each warp's tile share [ATT_DECODE_WARPS, hd], the warps' maxima
+    return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS);
+}
+
+// Query t of a, head h: the body of both decode kernels.
+template <int D32>
+__device__ __forceinline__ void attention_decode_query(const qe_attention_args &a, int t, int h, int dtype)
+{
+    float *dec_smem = dynamic_smem();
+    __shared__ double tile_sums[ATT_DECODE_WARPS];
+    int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+        q[d] = a.q[((size_t)t * a.n_heads + h) * hd + d];
+    int kvh = h / (a.n_heads / a.n_kv_heads), pos = a.pos0 + t;
+    int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    int tile_lo = first - first % ATT_KEYS, n_tiles = (pos - tile_lo) / ATT_KEYS + 1;
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+    __syncthreads();
+
+    float max_score = -INFINITY;
+    for (int tile = warp; tile < n_tiles; tile += ATT_DECODE_WARPS) {
+        int s = tile_lo + tile * ATT_KEYS + lane;
+        if (s >= first && s <= pos) {
+            float score;
+            key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+            max_score = fmaxf(max_score, score);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        max_score = fmaxf(max_score, __shfl_xor_sync(0xffffffffu, max_score, o));
+    if (lane == 0)
+        maxima[warp] = max_score;
+    __syncthreads();
+    for (int w = 0; w < ATT_DECODE_WARPS; w++)
+        max_score = fmaxf(max_score, maxima[w]);
+
+    double sum = 0;                   // thread 0: the tile sums in tile order
+    float acc[ATT_DECODE_SLOTS] = {}; // element threadIdx.x + 256 m: the tile shares in tile order
+    for (int round = 0; round < n_tiles; round += ATT_DECODE_WARPS) {
+        int tile = round + warp, s0 = tile_lo + tile * ATT_KEYS;
+        if (tile < n_tiles) {
+            int s = s0 + lane;
+            bool reads = s >= first && s <= pos;
+            float w = 0.0f;
+            if (reads) {
+                float score;
+                key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+                w = expf(score - max_score);
+            }
+            double tile_sum = warp_sum((double)w);
+            if (lane == 0)
+                tile_sums[warp] = tile_sum;
+            int j0 = first > s0 ? first - s0 : 0, j1 = pos - s0 < ATT_KEYS - 1 ? pos - s0 : ATT_KEYS - 1;
+            float share[D32] = {};
+#pragma unroll 4
+            for (int j = j0; j <= j1; j++) {
+                float wj = __shfl_sync(0xffffffffu, w, j);
+                const float *v = v0 + kv_row(s0 + j, a.kv_ring) * kv_stride;
+#pragma unroll
+                for (int m = 0; m < D32; m++)
+                    if (lane + 32 * m < hd)
+                        share[m] = fmaf(wj, v[lane + 32 * m], share[m]);
+            }
+#pragma unroll
+            for (int m = 0; m < D32; m++)
+                if (lane + 32 * m < hd)
+                    shares[warp * hd + lane + 32 * m] = share[m];
+        }
+        __syncthreads();
+        int n_in_round = n_tiles - round < ATT_DECODE_WARPS ? n_tiles - round : ATT_DECODE_WARPS;
+        if (threadIdx.x == 0)
+            for (int i = 0; i < n_in_round; i++)
+                sum += tile_sums[i];
+#pragma unroll
+        for (int m = 0; m < ATT_DECODE_SLOTS; m++) {
+            int d = threadIdx.x + m * ATT_DECODE_WARPS * 32;
+            if (d < hd)
+                for (int i = 0; i < n_in_round; i++)
+                    acc[m] += shares[i * hd + d];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        tile_sums[0] = sum;
+    __syncthreads();
+    float inv_sum = (float)(1.0 / tile_sums[0]);
+    float *out = a.out + ((size_t)t * a.n_heads + h) * hd;
+#pragma unroll
+    for (int m = 0; m < ATT_DECODE_SLOTS; m++) {
+        int d = threadIdx.x + m * ATT_DECODE_WARPS * 32;
+        if (d < hd)
+            out[d] = round_to(acc[m] * inv_sum, dtype);
+    }
+}
+
+template <int D32> // head_dim <= 32 * D32
+__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
+{
+    attention_decode_query<D32>(a, blockIdx.x, blockIdx.y, dtype);
+}
+
+// The decode step of several sequences, each one token in its own cache (attend_rows): what
+// differs between their attention calls travels in the argument, ATT_ROWS_MAX at a time.
+#define ATT_ROWS_MAX 64
+struct attention_row {
+    const float *q, *k_cache, *v_cache;
+    float *out;
+    int pos0, kv_ring;
+};
+struct attention_rows {
+    qe_attention_args common; // heads, head_dim, window, scale: the same for every sequence
+    attention_row row[ATT_ROWS_MAX];
+    const float *k_rows, *v_rows; // [n, n_kv_heads * head_dim]: the new key and value of each
+};
+
+// Block i: sequence i's key and value into its cache row.
+__global__ void cache_rows_kernel(attention_rows rows)
+{
+    const attention_row &r = rows.row[blockIdx.x];
+    size_t kvd = (size_t)rows.common.n_kv_heads * rows.common.head_dim;
+    size_t at = kv_row(r.pos0, r.kv_ring) * kvd;
+    for (size_t i = threadIdx.x; i < kvd; i += blockDim.x) {
+        ((float *)r.k_cache)[at + i] = rows.k_rows[blockIdx.x * kvd + i];
+        ((float *)r.v_cache)[at + i] = rows.v_rows[blockIdx.x * kvd + i];
+    }
+}
+
+template <int D32>
+__global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
+{
+    const attention_row &r = rows.row[blockIdx.x];
+    qe_attention_args a = rows.common;
+    a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = r.pos0, a.kv_ring = r.kv_ring;
+    attention_decode_query<D32>(a, 0, blockIdx.y, dtype);
+}

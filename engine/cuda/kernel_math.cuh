@@ -1,0 +1,30 @@
+// engine/cuda/kernel_math.cuh — the roundings and the warp sum that the kernels share with their
+// CPU emulation (tests/test_attention_emu.cpp): engine/dtype.h's roundings one value at a time,
+// and a warp's sum by one fixed butterfly (every lane gets the same bits).
+#pragma once
+
+__device__ __forceinline__ float round_bf16(float v)
+{
+    uint32_t bits = __float_as_uint(v);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+        bits |= 0x00400000u;
+    else
+        bits += 0x7fffu + ((bits >> 16) & 1);
+    return __uint_as_float(bits & 0xffff0000u);
+}
+
+__device__ __forceinline__ float round_to(float v, int dtype)
+{
+    if (dtype == QE_DTYPE_BF16)
+        return round_bf16(v);
+    if (dtype == QE_DTYPE_F16)
+        return __half2float(__float2half_rn(v));
+    return v;
+}
+
+template <typename T> __device__ __forceinline__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}

@@ -1,0 +1,307 @@
+/* tests/test_attention_emu.cpp — the CUDA attention kernels (engine/cuda/attention.cuh) run on the
+ * CPU through a small emulation of the CUDA thread model, checked against each other bit for bit:
+ * the tiled prefill kernel over runs of its queries alone, the decode kernel (a query alone),
+ * packed segments against each segment alone. The GPU tests check the
+ * same on a GPU (tests/gpu); this runs everywhere, so a kernel change is checked before a GPU is
+ * at hand. expf here is the host's, not CUDA's: the kernels are compared with each other, never
+ * with the GPU's bits.
+ *
+ * The emulation: a block's threads are fibers (ucontext) run in turn on one OS thread; a fiber
+ * runs until it reaches a barrier (__syncthreads, or the warp barrier that __syncwarp and the
+ * shuffles use) and the barrier opens when every live thread of the block (or warp) waits at it.
+ * Shared memory starts as NaNs each block, so a read before a write shows. Blocks run one after
+ * another, so a kernel's static __shared__ arrays are plain statics. */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <functional>
+#include <vector>
+
+#include "backend.h"
+
+/* ---- the CUDA dialect the kernels use --------------------------------------------------------- */
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) alignas(n)
+
+struct uint3_ {
+    unsigned x, y, z;
+};
+static uint3_ threadIdx, blockIdx, blockDim;
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+template <typename T> static inline T __ldg(const T *p) { return *p; }
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
+static inline uint32_t __float_as_uint(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u;
+}
+static inline float __uint_as_float(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+static inline _Float16 __float2half_rn(float v) { return (_Float16)v; }
+static inline float __half2float(_Float16 h) { return (float)h; }
+
+namespace emu {
+enum { MAX_THREADS = 1024, STACK_BYTES = 256 * 1024, SMEM_BYTES = 232448 };
+enum wait_kind { RUNNING, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+static ucontext_t scheduler;
+static ucontext_t contexts[MAX_THREADS];
+static wait_kind state[MAX_THREADS];
+static int n_threads, current;
+static std::vector<char> stacks((size_t)MAX_THREADS * STACK_BYTES);
+alignas(16) static unsigned char smem[SMEM_BYTES];
+alignas(16) static unsigned char warp_slots[MAX_THREADS / 32][32][8];
+static std::function<void()> body;
+
+static void yield(wait_kind kind)
+{
+    state[current] = kind;
+    swapcontext(&contexts[current], &scheduler);
+}
+
+static void thread_main()
+{
+    body();
+    state[current] = DONE;
+}
+
+/* Runs the block blockIdx of n threads to its end; false on a deadlock (threads waiting at
+ * different barriers, as divergent code on a GPU would hang or break). */
+static bool run_block(int n)
+{
+    n_threads = n;
+    memset(smem, 0xff, sizeof smem);
+    for (int i = 0; i < n; i++) {
+        getcontext(&contexts[i]);
+        contexts[i].uc_stack.ss_sp = &stacks[(size_t)i * STACK_BYTES];
+        contexts[i].uc_stack.ss_size = STACK_BYTES;
+        contexts[i].uc_link = &scheduler;
+        makecontext(&contexts[i], thread_main, 0);
+        state[i] = RUNNING;
+    }
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            if (state[i] == RUNNING) {
+                current = i;
+                threadIdx = {(unsigned)i, 0, 0};
+                swapcontext(&scheduler, &contexts[i]);
+            }
+        int n_done = 0, n_block = 0;
+        bool released = false;
+        for (int w = 0; w * 32 < n; w++) {
+            int n_warp = 0, n_live = 0;
+            for (int i = 32 * w; i < 32 * w + 32 && i < n; i++) {
+                n_live += state[i] != DONE;
+                n_warp += state[i] == AT_WARP_BARRIER;
+            }
+            if (n_warp > 0 && n_warp == n_live) {
+                for (int i = 32 * w; i < 32 * w + 32 && i < n; i++)
+                    state[i] = RUNNING;
+                released = true;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            n_done += state[i] == DONE;
+            n_block += state[i] == AT_BLOCK_BARRIER;
+        }
+        if (n_done == n)
+            return true;
+        if (n_block > 0 && n_block + n_done == n) {
+            for (int i = 0; i < n; i++)
+                if (state[i] == AT_BLOCK_BARRIER)
+                    state[i] = RUNNING;
+            released = true;
+        }
+        if (!released)
+            return false;
+    }
+}
+} // namespace emu
+
+static void __syncthreads() { emu::yield(emu::AT_BLOCK_BARRIER); }
+static void __syncwarp(unsigned = 0xffffffffu) { emu::yield(emu::AT_WARP_BARRIER); }
+template <typename T> static T shuffle_from(T v, int src_lane)
+{
+    int warp = threadIdx.x >> 5;
+    memcpy(emu::warp_slots[warp][threadIdx.x & 31], &v, sizeof v);
+    __syncwarp();
+    T got;
+    memcpy(&got, emu::warp_slots[warp][src_lane & 31], sizeof got);
+    __syncwarp();
+    return got;
+}
+template <typename T> static T __shfl_xor_sync(unsigned, T v, int mask) { return shuffle_from(v, (threadIdx.x & 31) ^ mask); }
+template <typename T> static T __shfl_sync(unsigned, T v, int lane) { return shuffle_from(v, lane); }
+static float *dynamic_smem() { return (float *)emu::smem; }
+
+#include "cuda/kernel_math.cuh"
+#include "cuda/attention.cuh"
+
+#include "check.h"
+
+/* ---- launches ----------------------------------------------------------------------------------- */
+
+template <typename... A> static void launch(void (*kernel)(A...), unsigned grid_x, unsigned grid_y, int threads,
+                                            size_t smem_bytes, A... args)
+{
+    if (smem_bytes > sizeof emu::smem) { /* more than any GPU gives a block */
+        CHECK(smem_bytes <= sizeof emu::smem);
+        return;
+    }
+    blockDim = {(unsigned)threads, 1, 1};
+    emu::body = [&] { kernel(args...); };
+    for (unsigned y = 0; y < grid_y; y++)
+        for (unsigned x = 0; x < grid_x; x++) {
+            blockIdx = {x, y, 0};
+            if (!emu::run_block(threads)) {
+                fprintf(stderr, "block (%u, %u): threads wait at different barriers\n", x, y);
+                CHECK(false);
+                return;
+            }
+        }
+}
+
+template <int D32> static void tiled(const qe_attention_args &a, int dtype)
+{
+    launch(attention_kernel<D32>, (unsigned)((a.n_tok + ATT_QUERIES - 1) / ATT_QUERIES), (unsigned)a.n_heads,
+           ATT_THREADS, attention_smem_bytes(a.head_dim), a, dtype);
+}
+template <int D32> static void decode(const qe_attention_args &a, int dtype)
+{
+    launch(attention_decode_kernel<D32>, (unsigned)a.n_tok, (unsigned)a.n_heads, ATT_DECODE_WARPS * 32,
+           attention_decode_smem_bytes(a.head_dim), a, dtype);
+}
+
+/* ---- data ----------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float random_float(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+static std::vector<float> random_rounded(size_t n, int dtype, float scale)
+{
+    std::vector<float> v(n);
+    for (float &x : v)
+        x = round_to(random_float() * scale, dtype);
+    return v;
+}
+
+static const char *dtype_name(int dtype)
+{
+    return dtype == QE_DTYPE_BF16 ? "bf16" : dtype == QE_DTYPE_F16 ? "f16" : "fp32";
+}
+
+/* One head_dim: a call of n_tok queries after pos0 cached positions through the tiled kernel,
+ * then runs of them alone (other blocks, other tiles around them) and single queries through the
+ * decode kernel: the same bits. */
+template <int D32> static void check_unpacked(int n_tok, int pos0, int n_heads, int n_kv_heads, int hd, int window,
+                                              int dtype)
+{
+    int n_pos = pos0 + n_tok;
+    size_t row = (size_t)n_heads * hd, kv_row_floats = (size_t)n_kv_heads * hd;
+    std::vector<float> q = random_rounded(n_tok * row, dtype, 2.0f), k = random_rounded(n_pos * kv_row_floats, dtype, 2.0f),
+                       v = random_rounded(n_pos * kv_row_floats, dtype, 1.0f);
+    std::vector<float> out(n_tok * row), part(n_tok * row);
+    qe_attention_args a = {};
+    a.q = q.data(), a.k_cache = k.data(), a.v_cache = v.data(), a.n_tok = n_tok, a.pos0 = pos0;
+    a.n_heads = n_heads, a.n_kv_heads = n_kv_heads, a.head_dim = hd, a.window = window;
+    a.scale = 1.0f / sqrtf((float)hd);
+    a.out = out.data();
+    tiled<D32>(a, dtype);
+    int n_same = 0, runs[][2] = {{1, n_tok - 1 < 15 ? n_tok - 1 : 15}, {n_tok / 2, n_tok - n_tok / 2}, {0, 1}, {1, 1}, {n_tok / 2, 1}, {n_tok - 1, 1}};
+    for (auto &run : runs) {
+        qe_attention_args sub = a;
+        sub.q = q.data() + run[0] * row, sub.out = part.data(), sub.n_tok = run[1], sub.pos0 = pos0 + run[0];
+        if (run[1] <= ATT_DECODE_MAX_TOKENS)
+            decode<D32>(sub, dtype);
+        else
+            tiled<D32>(sub, dtype);
+        n_same += memcmp(part.data(), out.data() + run[0] * row, run[1] * row * sizeof(float)) == 0;
+    }
+    printf("attention %s: %d queries @%d, %d/%d heads, hd %d, window %d: %d of 6 runs alone (2 tiled, 4 "
+           "decode) bit-identical\n",
+           dtype_name(dtype), n_tok, pos0, n_heads, n_kv_heads, hd, window, n_same);
+    CHECK_INT_EQ(6, n_same);
+}
+
+/* Packed segments after a shared prefix (qe_attention_args): the call through the tiled kernel,
+ * and each segment alone (unpacked, its own cache laid out as prefix + its tokens). */
+template <int D32> static void check_packed(int shared_len, const std::vector<int> &seg_lens, int n_heads, int n_kv_heads,
+                                            int hd, int window, int dtype)
+{
+    int n_tok = 0;
+    for (int len : seg_lens)
+        n_tok += len;
+    int n_rows = shared_len + n_tok;
+    size_t row = (size_t)n_heads * hd, kv_row_floats = (size_t)n_kv_heads * hd;
+    std::vector<float> q = random_rounded(n_tok * row, dtype, 2.0f), k = random_rounded(n_rows * kv_row_floats, dtype, 2.0f),
+                       v = random_rounded(n_rows * kv_row_floats, dtype, 1.0f);
+    std::vector<int32_t> seg_row(n_tok);
+    for (int s = 0, t = 0; s < (int)seg_lens.size(); s++)
+        for (int i = 0; i < seg_lens[s]; i++, t++)
+            seg_row[t] = shared_len + t - i;
+    std::vector<float> out_tiled(n_tok * row);
+    qe_attention_args a = {};
+    a.q = q.data(), a.k_cache = k.data(), a.v_cache = v.data(), a.n_tok = n_tok, a.pos0 = shared_len;
+    a.n_heads = n_heads, a.n_kv_heads = n_kv_heads, a.head_dim = hd, a.window = window;
+    a.scale = 1.0f / sqrtf((float)hd), a.seg_row = seg_row.data(), a.shared_len = shared_len;
+    a.out = out_tiled.data();
+    tiled<D32>(a, dtype);
+    int n_alone = 0;
+    for (int s = 0, t0 = 0; s < (int)seg_lens.size(); t0 += seg_lens[s++]) {
+        std::vector<float> k_alone(k.begin(), k.begin() + shared_len * kv_row_floats),
+            v_alone(v.begin(), v.begin() + shared_len * kv_row_floats), out_alone(seg_lens[s] * row);
+        k_alone.insert(k_alone.end(), k.begin() + seg_row[t0] * kv_row_floats,
+                       k.begin() + (seg_row[t0] + seg_lens[s]) * kv_row_floats);
+        v_alone.insert(v_alone.end(), v.begin() + seg_row[t0] * kv_row_floats,
+                       v.begin() + (seg_row[t0] + seg_lens[s]) * kv_row_floats);
+        qe_attention_args one = a;
+        one.seg_row = NULL, one.shared_len = 0, one.pos0 = shared_len, one.n_tok = seg_lens[s];
+        one.q = q.data() + t0 * row, one.k_cache = k_alone.data(), one.v_cache = v_alone.data();
+        one.out = out_alone.data();
+        if (seg_lens[s] <= ATT_DECODE_MAX_TOKENS)
+            decode<D32>(one, dtype);
+        else
+            tiled<D32>(one, dtype);
+        n_alone += memcmp(out_alone.data(), out_tiled.data() + t0 * row, out_alone.size() * sizeof(float)) == 0;
+    }
+    printf("attention %s packed: %zu segments after %d shared, hd %d, window %d: %d of %zu segments alone "
+           "bit-identical\n",
+           dtype_name(dtype), seg_lens.size(), shared_len, hd, window, n_alone, seg_lens.size());
+    CHECK_INT_EQ((int)seg_lens.size(), n_alone);
+}
+
+int main(void)
+{
+    int dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
+    for (int dtype : dtypes) {
+        check_unpacked<2>(100, 7, 2, 1, 64, 0, dtype);
+        check_unpacked<2>(70, 130, 2, 2, 40, 45, dtype); /* head_dim not a multiple of 32, a window */
+        check_unpacked<4>(40, 61, 2, 1, 128, 0, dtype);
+        check_unpacked<4>(20, 3, 1, 1, 96, 0, dtype);
+        check_unpacked<2>(12, 1100, 1, 1, 64, 0, dtype); /* contexts past 1024 positions */
+        check_packed<2>(75, {40, 3, 90, 1, 20}, 2, 1, 64, 0, dtype);
+        check_packed<4>(64, {65, 7}, 1, 1, 128, 50, dtype);
+        check_packed<2>(300, {70, 2, 60}, 1, 1, 64, 100, dtype); /* the window inside the shared prefix */
+    }
+    return check_summary();
+}
