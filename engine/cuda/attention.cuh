@@ -3,6 +3,7 @@
 // tests/test_attention_emu.cpp can run the same source on the CPU through a small emulation of
 // the CUDA thread model and check, without a GPU, that every kernel gives the bits of the others.
 #pragma once
+
 // ---- attention: one block per (tile of ATT_QUERIES queries, head) ----------------------------
 // As the CPU: scores = q.k * scale, their max, w = expf(score - max), sum of w in double,
 // out = round(acc * (float)(1 / sum)) with acc[d] = sum of w * v[d] in key (position) order,
