@@ -20,9 +20,10 @@
 #      of 16 sequences at once (--decode-batch 16) per shape;
 #   7. PROFILE_VARIANTS: per-kernel time of decode steps (ncu); STALLS=1: ncu's throughput and
 #      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass.
-# BASE=COMMIT: that commit's qeval is built beside this tree's (git archive, in the background
-# while step 1 runs) and each bench of step 3 runs on it first, in the same job: the A/B that a
-# speed change needs (figures of another call are of another machine).
+# BASE="COMMIT ...": each commit's qeval is built beside this tree's (git archive, in the
+# background while step 1 runs) and each bench of step 3 runs on them first, in order, in the
+# same job: the A/B that a speed change needs (figures of another call are of another machine);
+# several commits split a series' gain by commit. MMLU_BASE=1: step 5 times them too.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
 # step 3, default "512 1536"; MMLU_VARIANTS: step 5's, space-separated, "" for none; GSM8K_BATCHES:
@@ -36,14 +37,14 @@ variants=${VARIANTS:-fp32,bf16,int8,nf4}
 mkdir -p "$models" "$logs"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
-base_qeval=
-if [ -n "${BASE:-}" ]; then
-    base_src=$(mktemp -d) && git -C "$src" archive "$BASE" | tar -x -C "$base_src" || exit 1
-    base_qeval=$base_src/b/qeval
+bases=() # "COMMIT QEVAL" for each commit of BASE
+for commit in ${BASE:-}; do
+    base_src=$(mktemp -d) && git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
+    bases+=("$commit $base_src/b/qeval")
     (cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
         -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 && cmake --build "$base_src/b" -j4 --target qeval \
-        >"$logs/base_build.log" 2>&1; echo "BASE $BASE built: exit $?") &
-fi
+        >"$logs/base_build_$commit.log" 2>&1; echo "BASE $commit built: exit $?") &
+done
 
 if [ "${GPU_TESTS_SECONDS:-300}" -gt 0 ]; then # 0: the build and its tests ran in an earlier call
     step "GPU tests"
@@ -71,8 +72,11 @@ for shape in $shapes; do
         # the document is written at the end: kept only when complete, so one bench cut short
         # leaves the others' rendering intact
         json=$logs/bench_${shape}_$prompt.json
-        [ -x "$base_qeval" ] && timeout "${BENCH_SECONDS:-240}" "$base_qeval" bench "$dir" --device cuda \
-            --variants "$variants" -p "$prompt" -n 32 -r 1 --batch 256 --decode-after-prompt | sed "s/^/BASE $BASE  /"
+        for base in "${bases[@]}"; do
+            set -- $base
+            [ -x "$2" ] && timeout "${BENCH_SECONDS:-240}" "$2" bench "$dir" --device cuda --variants "$variants" \
+                -p "$prompt" -n 32 -r 1 --batch 256 --decode-after-prompt | sed "s/^/BASE $1  /"
+        done
         if timeout "${BENCH_SECONDS:-240}" "$qeval" bench "$dir" --device cuda --variants "$variants" -p "$prompt" \
             -n 32 -r 1 --batch 256 --decode-after-prompt --json >"$json.part"; then
             mv "$json.part" "$json"
@@ -114,20 +118,25 @@ case $first in qwen2*)
 esac
 if [ -f "$models/$first/config.json" ] && [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ] && [ "${MMLU_VARIANTS-x}" != "" ]; then
     limit=${MMLU_LIMIT:-5}
+    runs=("tree $qeval")
+    [ "${MMLU_BASE:-0}" = 1 ] && runs=("${bases[@]}" "${runs[@]}")
     for variant in ${MMLU_VARIANTS:-${variants//,/ }}; do
-        step "mmlu $first $variant ($([ "$limit" -gt 0 ] && echo "limit $limit" || echo "all documents"))"
+      for run in "${runs[@]}"; do
+        set -- $run
+        step "mmlu $first $variant, $1 ($([ "$limit" -gt 0 ] && echo "limit $limit" || echo "all documents"))"
         rm -f "$logs/mmlu.db"
         start=$(date +%s.%N)
-        timeout "${MMLU_SECONDS:-300}" "$qeval" run "$models/$first" --tasks mmlu --variants "$variant" --device cuda \
+        timeout "${MMLU_SECONDS:-300}" "$2" run "$models/$first" --tasks mmlu --variants "$variant" --device cuda \
             $([ "$limit" -gt 0 ] && echo --limit "$limit") --data-dir "$QEVAL_SHARED/datasets" --db "$logs/mmlu.db" \
-            --quiet >/dev/null 2>"$logs/mmlu_$variant.err"
+            --quiet >/dev/null 2>"$logs/mmlu_${variant}_$1.err"
         rc=$?
-        python3 - "$logs/mmlu.db" "$start" "$rc" "$variant" <<'PY'
+        python3 - "$logs/mmlu.db" "$start" "$rc" "$variant $1" <<'PY'
 import sqlite3, sys, time
 n = sqlite3.connect(sys.argv[1]).execute("select count(*) from samples").fetchone()[0]
 wall = time.time() - float(sys.argv[2])
 print(f"mmlu {sys.argv[4]}: {n} documents in {wall:.1f} s ({n / wall:.1f} documents/s), exit {sys.argv[3]}")
 PY
+      done
     done
 fi
 # GSM8K generation on the first shape: blocks of 64 and of 16 documents decoded together, then one at a time
