@@ -22,7 +22,10 @@
 #include <functional>
 #include <vector>
 
+extern "C" {
 #include "backend.h"
+#include "dtype.h"
+}
 
 /* ---- the CUDA dialect the kernels use --------------------------------------------------------- */
 #define __global__
@@ -64,7 +67,7 @@ enum wait_kind { RUNNING, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
 static ucontext_t scheduler;
 static ucontext_t contexts[MAX_THREADS];
 static wait_kind state[MAX_THREADS];
-static int n_threads, current;
+static int current;
 static std::vector<char> stacks((size_t)MAX_THREADS * STACK_BYTES);
 alignas(16) static unsigned char smem[SMEM_BYTES];
 alignas(16) static unsigned char warp_slots[MAX_THREADS / 32][32][8];
@@ -86,7 +89,6 @@ static void thread_main()
  * different barriers, as divergent code on a GPU would hang or break). */
 static bool run_block(int n)
 {
-    n_threads = n;
     memset(smem, 0xff, sizeof smem);
     for (int i = 0; i < n; i++) {
         getcontext(&contexts[i]);
@@ -205,11 +207,6 @@ static std::vector<float> random_rounded(size_t n, int dtype, float scale)
     return v;
 }
 
-static const char *dtype_name(int dtype)
-{
-    return dtype == QE_DTYPE_BF16 ? "bf16" : dtype == QE_DTYPE_F16 ? "f16" : "fp32";
-}
-
 /* One head_dim: a call of n_tok queries after pos0 cached positions through the tiled kernel,
  * then runs of them alone (other blocks, other tiles around them) and single queries through the
  * decode kernel: the same bits. */
@@ -239,7 +236,7 @@ template <int D32> static void check_unpacked(int n_tok, int pos0, int n_heads, 
     }
     printf("attention %s: %d queries @%d, %d/%d heads, hd %d, window %d: %d of 6 runs alone (2 tiled, 4 "
            "decode) bit-identical\n",
-           dtype_name(dtype), n_tok, pos0, n_heads, n_kv_heads, hd, window, n_same);
+           qe_dtype_name((qe_dtype)dtype), n_tok, pos0, n_heads, n_kv_heads, hd, window, n_same);
     CHECK_INT_EQ(6, n_same);
 }
 
@@ -286,7 +283,7 @@ template <int D32> static void check_packed(int shared_len, const std::vector<in
     }
     printf("attention %s packed: %zu segments after %d shared, hd %d, window %d: %d of %zu segments alone "
            "bit-identical\n",
-           dtype_name(dtype), seg_lens.size(), shared_len, hd, window, n_alone, seg_lens.size());
+           qe_dtype_name((qe_dtype)dtype), seg_lens.size(), shared_len, hd, window, n_alone, seg_lens.size());
     CHECK_INT_EQ((int)seg_lens.size(), n_alone);
 }
 
