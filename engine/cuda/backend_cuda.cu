@@ -32,6 +32,11 @@ extern "C" {
 #define LINEAR_TOKENS 8            // tokens per warp pass over a weight row
 #define STAGING_ROWS QE_CUDA_STAGING_ROWS // token ids staged per embed call
 #define GB(bytes) ((double)(bytes) / 1e9)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define QE_CUDA_MMA 1 // mma.sync, ldmatrix and cp.async: the tensor-core kernels of linear_mma.cuh
+#else
+#define QE_CUDA_MMA 0
+#endif
 
 __constant__ float c_nf4_code[16];
 __constant__ float c_code8[256];
@@ -100,24 +105,7 @@ typedef struct {
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
-struct qe_backend_linear {
-    qe_weight_format format;
-    int n_out, n_in;
-    void *data;                   // F32 [n_out, n_in] | BF16/F16 bits | INT8 q | NF4 packed codes
-    float *scale;                 // INT8: SCB [n_out]
-    float threshold;              // INT8: outlier threshold
-    float *absmax;                // NF4 without double quant: [n_blocks]
-    uint8_t *qabsmax;             // NF4 double quant: [n_blocks]
-    float *absmax2;               // NF4 double quant: [n_blocks2]
-    float offset;
-    int block_size;
-    void *bias;                   // [n_out] in bias_dtype (the compute dtype), or NULL
-    int bias_dtype;
-    int compute_dtype;            // the model's: which linears may run on tensor cores
-    int out_dtype;                // set per call: what the epilogue rounds y to (backend.h)
-    uint64_t bytes;               // what the format keeps (qe_weight_bytes)
-    bool is_embedding;
-};
+#include "cuda/linear_weight.cuh"
 
 static cuda_state *state_of(const qe_backend *be) { return (cuda_state *)be->impl; }
 
@@ -428,28 +416,7 @@ extern "C" bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *
     return true;
 }
 
-// ---- rounding, as engine/dtype.h ------------------------------------------------------------
-
-#include "cuda/kernel_math.cuh"
-
-__device__ __forceinline__ float half_bits_to_f32(uint16_t bits, bool is_bf16)
-{
-    return is_bf16 ? __uint_as_float((uint32_t)bits << 16) : __half2float(__ushort_as_half(bits));
-}
-
-// Element i of a vector held in dtype: float32, or the 16-bit bits of a BF16 / F16 value (norm
-// weights and biases are held in the model's compute dtype, as transformers holds them).
-__device__ __forceinline__ float dtype_value(const void *v, int64_t i, int dtype)
-{
-    if (dtype == QE_DTYPE_F32)
-        return ((const float *)v)[i];
-    return half_bits_to_f32(((const uint16_t *)v)[i], dtype == QE_DTYPE_BF16);
-}
-
-__device__ __forceinline__ float bias_value(const qe_backend_linear &w, int r)
-{
-    return w.bias ? dtype_value(w.bias, r, w.bias_dtype) : 0.0f;
-}
+// ---- a block's sum -------------------------------------------------------------------------
 
 // Sum of v over a block of blockDim.x (a multiple of 32, at most 1024) threads, on every thread.
 template <typename T> __device__ T block_sum(T v, T *shared32)
@@ -624,21 +591,65 @@ __global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *lo
     }
 }
 
+// ---- the tensor-core instructions (sm_80+), as engine/cuda/linear_mma.cuh takes them ----------
+
+#if QE_CUDA_MMA
+
+template <typename T> __device__ __forceinline__ uint32_t bits16_of(float v);
+template <> __device__ __forceinline__ uint32_t bits16_of<__nv_bfloat16>(float v)
+{
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+template <> __device__ __forceinline__ uint32_t bits16_of<__half>(float v)
+{
+    return __half_as_ushort(__float2half_rn(v));
+}
+
+// c += a b for one 16 x 8 x 16 step.
+template <typename T> __device__ __forceinline__ void mma_step(float c[4], const uint32_t a[4], const uint32_t b[2]);
+template <>
+__device__ __forceinline__ void mma_step<__nv_bfloat16>(float c[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void mma_step<__half>(float c[4], const uint32_t a[4], const uint32_t b[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const uint16_t *shared_row)
+{
+    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(at));
+}
+
+// 16 bytes global -> shared without registers; only src_bytes (0 or 16) are read, the rest zeroed.
+__device__ __forceinline__ void cp_async_16(uint16_t *shared_dst, const void *global_src, int src_bytes)
+{
+    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(at), "l"(global_src), "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+template <int N> __device__ __forceinline__ void cp_async_wait_pending()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+#endif // QE_CUDA_MMA
+
+#include "cuda/linear_mma.cuh"
+
 // ---- linear kernels --------------------------------------------------------------------------
-
-__device__ __forceinline__ float nf4_block_absmax(const qe_backend_linear &w, int64_t block)
-{
-    if (!w.qabsmax)
-        return w.absmax[block];
-    return c_code8[w.qabsmax[block]] * w.absmax2[block / QE_NF4_DQ_BLOCK] + w.offset;
-}
-
-// bf16(code4 * absmax) of flat element i, as dequantize_4bit to the bf16 compute dtype.
-__device__ __forceinline__ float nf4_value(const qe_backend_linear &w, int64_t i)
-{
-    uint8_t byte = ((const uint8_t *)w.data)[i / 2];
-    return round_bf16(c_nf4_code[(i & 1) ? byte & 15 : byte >> 4] * nf4_block_absmax(w, i / w.block_size));
-}
 
 __device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_t i)
 {
@@ -820,351 +831,6 @@ __global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int 
     }
 }
 
-// ---- tensor-core linears (mma.sync) ---------------------------------------------------------
-// BF16 and NF4 weights in a bf16 model, F16 weights in an f16 model: x holds exact values of the
-// 16-bit type, so y = x W^T runs on mma.sync.m16n8k16 (fp32 accumulation) with W as the A
-// operand (16 output rows) and x as B (8 tokens). NF4 is dequantized on the way into the
-// fragments as nf4_value does: bf16(code4 * absmax).
-//
-// Why the bits of y[t, r] do not depend on the batch: every output is summed the same way by
-// both kernels below, whatever n_tok and tile: k is cut into slices of MMA_SLICE (a function of
-// n_in only); a slice's partial sum is a chain of mma k16 steps from zero in increasing k (a
-// step that would start at or past n_in is not run; the last one is zero-padded); the output is
-// ((0 + p0) + p1) + ... in slice order, then + bias. An mma's result for element (i, j) depends
-// only on row i of A, column j of B and its own accumulator, so the row and token tiles (16 rows
-// x 8 tokens per warp for decode, up to 128 x 64 per block for prefill) change nothing.
-// Decode gets its parallelism from the slices: the warps of a block take different slices of
-// the same 16 rows and add the partials in slice order through shared memory.
-
-// Every accumulator of a warp's [row tiles][token tiles][fragment] block set to +0.
-template <int ROW_TILES, int TOKEN_TILES>
-__device__ __forceinline__ void zero_fragments(float (&f)[ROW_TILES][TOKEN_TILES][4])
-{
-#pragma unroll
-    for (int m = 0; m < ROW_TILES; m++)
-#pragma unroll
-        for (int n = 0; n < TOKEN_TILES; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                f[m][n][e] = 0.0f;
-}
-
-#define MMA_SLICE 128           // k per partial sum (a multiple of MMA_BK)
-#define MMA_BK 32               // k per shared-memory stage of the tiled kernel
-#define MMA_BN 64               // tokens per block of the tiled kernel
-#define MMA_LD (MMA_BK + 8)     // 16-bit elements per shared row: 80 bytes, conflict-free ldmatrix
-#define MMA_DECODE_WARPS 8      // slices worked on at once by a decode block
-#define MMA_DECODE_MAX_TOKENS 16 // up to here one decode block per 16 rows and 8 tokens
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-
-template <typename T> __device__ __forceinline__ uint32_t bits16_of(float v);
-template <> __device__ __forceinline__ uint32_t bits16_of<__nv_bfloat16>(float v)
-{
-    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
-template <> __device__ __forceinline__ uint32_t bits16_of<__half>(float v)
-{
-    return __half_as_ushort(__float2half_rn(v));
-}
-
-// Two 16-bit values in one register as mma fragments hold them: the lower k in the low half.
-template <typename T> __device__ __forceinline__ uint32_t pack_pair(float lo, float hi)
-{
-    return bits16_of<T>(lo) | bits16_of<T>(hi) << 16;
-}
-
-// c += a b for one 16 x 8 x 16 step.
-template <typename T> __device__ __forceinline__ void mma_step(float c[4], const uint32_t a[4], const uint32_t b[2]);
-template <>
-__device__ __forceinline__ void mma_step<__nv_bfloat16>(float c[4], const uint32_t a[4], const uint32_t b[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-template <> __device__ __forceinline__ void mma_step<__half>(float c[4], const uint32_t a[4], const uint32_t b[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const uint16_t *shared_row)
-{
-    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_row);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(at));
-}
-
-// 16 bytes global -> shared without registers; only src_bytes (0 or 16) are read, the rest zeroed.
-__device__ __forceinline__ void cp_async_16(uint16_t *shared_dst, const void *global_src, int src_bytes)
-{
-    uint32_t at = (uint32_t)__cvta_generic_to_shared(shared_dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(at), "l"(global_src), "r"(src_bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-// bf16(code4 * absmax) of the two elements of an NF4 byte (element 2m in the high nibble), as
-// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently, 16 words in
-// 16 banks: no conflicts). One cvt rounds both products to nearest even, as round_bf16 does for
-// every finite value (products of finite codes and absmax are finite): the decode and prefill
-// kernels spend most of their NF4 instructions here.
-__device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
-{
-    __nv_bfloat162 pair = __floats2bfloat162_rn(code[(byte >> 4) & 15] * absmax, code[byte & 15] * absmax);
-    return *(const uint32_t *)&pair; // .x, the first element, in the low half
-}
-
-// W[row, k] and W[row, k + 1] (k even) as one fragment register; 0 outside the matrix.
-// nf4_code: as nf4_byte_pair's (NF4 only).
-template <typename T, bool IS_NF4>
-__device__ __forceinline__ uint32_t weight_pair(const qe_backend_linear &w, int row, int k, const float *nf4_code)
-{
-    if (row >= w.n_out || k >= w.n_in)
-        return 0;
-    int64_t i = (int64_t)row * w.n_in + k;
-    bool has_second = k + 1 < w.n_in;
-    if (IS_NF4) {
-        // an even i shares its byte and (block_size being even) its block with i + 1
-        if ((i & 1) == 0 && has_second)
-            return nf4_byte_pair(__ldg((const uint8_t *)w.data + i / 2), nf4_block_absmax(w, i / w.block_size),
-                                 nf4_code);
-        return pack_pair<T>(nf4_value(w, i), has_second ? nf4_value(w, i + 1) : 0.0f);
-    }
-    const uint16_t *bits = (const uint16_t *)w.data;
-    if ((i & 1) == 0 && has_second)
-        return __ldg((const uint32_t *)(bits + i));
-    return (uint32_t)__ldg(bits + i) | (has_second ? (uint32_t)__ldg(bits + i + 1) << 16 : 0u);
-}
-
-// x[t, k] and x[t, k + 1] (k even) in T as one fragment register; 0 outside.
-template <typename T> __device__ __forceinline__ uint32_t x_pair(const float *x, int n_in, int n_tok, int t, int k)
-{
-    if (t >= n_tok || k >= n_in)
-        return 0;
-    const float *at = x + (size_t)t * n_in + k;
-    return pack_pair<T>(__ldg(at), k + 1 < n_in ? __ldg(at + 1) : 0.0f);
-}
-
-#endif // __CUDA_ARCH__ >= 800
-
-// Decode (few tokens): one block per 16 output rows and 8 tokens, no shared tiles. Each warp
-// computes one slice's 16 x 8 partial from fragments it loads straight from global memory; a
-// round of MMA_DECODE_WARPS slices lands in shared memory and threads 0..127 (one output each)
-// add them in slice order.
-template <typename T, bool IS_NF4>
-__global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
-    mma_decode_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
-    __shared__ float nf4_code[16];
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
-    constexpr int STEPS = MMA_SLICE / 16;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
-    int r0 = blockIdx.x * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
-    int n_slices = (n_in + MMA_SLICE - 1) / MMA_SLICE;
-    float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
-    for (int s0 = 0; s0 < n_slices; s0 += MMA_DECODE_WARPS) {
-        int slice = s0 + warp;
-        if (slice < n_slices) {
-            int k_begin = slice * MMA_SLICE;
-            int n_steps = ((n_in - k_begin < MMA_SLICE ? n_in - k_begin : MMA_SLICE) + 15) / 16;
-            uint32_t a[STEPS][4], b[STEPS][2];
-#pragma unroll
-            for (int j = 0; j < STEPS; j++)
-                if (j < n_steps) { // fragments as ldmatrix would give them (mma's operand layout)
-                    int k = k_begin + 16 * j + 2 * quad;
-                    a[j][0] = weight_pair<T, IS_NF4>(w, r0 + group, k, nf4_code);
-                    a[j][1] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k, nf4_code);
-                    a[j][2] = weight_pair<T, IS_NF4>(w, r0 + group, k + 8, nf4_code);
-                    a[j][3] = weight_pair<T, IS_NF4>(w, r0 + group + 8, k + 8, nf4_code);
-                    b[j][0] = x_pair<T>(x, n_in, n_tok, t0 + group, k);
-                    b[j][1] = x_pair<T>(x, n_in, n_tok, t0 + group, k + 8);
-                }
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int j = 0; j < STEPS; j++)
-                if (j < n_steps)
-                    mma_step<T>(acc, a[j], b[j]);
-            float *mine = partials[warp];
-            mine[group * 8 + 2 * quad] = acc[0];
-            mine[group * 8 + 2 * quad + 1] = acc[1];
-            mine[(group + 8) * 8 + 2 * quad] = acc[2];
-            mine[(group + 8) * 8 + 2 * quad + 1] = acc[3];
-        }
-        __syncthreads();
-        if (threadIdx.x < 128)
-            for (int i = 0; i < MMA_DECODE_WARPS && s0 + i < n_slices; i++)
-                total += partials[i][threadIdx.x];
-        __syncthreads();
-    }
-    int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
-    if (threadIdx.x < 128 && r < w.n_out && t < n_tok)
-        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
-#endif
-}
-
-// Decode of whole slices (n_in % MMA_SLICE == 0, n_out % 16 == 0; NF4 in blocks of 64): the
-// arithmetic of mma_decode_kernel (each slice an mma chain from zero, the slices added in order)
-// with far fewer instructions and more bytes in flight. A warp streams its slices (slice
-// r * GEMV_WARPS + warp in round r) through a ring of STAGES shared buffers by cp.async, 16
-// coalesced bytes a lane, so STAGES - 1 slices are on their way while one is multiplied; 16-bit
-// slices leave shared memory by ldmatrix (chunks XOR-swizzled by row: no bank conflicts), NF4
-// codes as two 8-byte reads a row and step, dequantized as nf4_byte_pair does; x comes as
-// float2 loads one round ahead. A round's partials meet in shared memory, added in slice order.
-#define GEMV_WARPS 4
-#define GEMV_NF4_ROW_BYTES 80 // 64 bytes of codes a slice row, padded: the rows' reads hit distinct banks
-template <bool IS_NF4> struct gemv_shape {
-    static constexpr int STAGES = IS_NF4 ? 8 : 4; // NF4 slices are a quarter of the bytes: more in flight
-    static constexpr int STAGE_BYTES = IS_NF4 ? 16 * GEMV_NF4_ROW_BYTES : 16 * MMA_SLICE * 2;
-    static constexpr int SMEM_BYTES = GEMV_WARPS * STAGES * STAGE_BYTES;
-};
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-template <int N> __device__ __forceinline__ void cp_async_wait_pending()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-#endif
-
-// The linears of one launch (linears that share x: q, k, v; gate, up): linear i's 16-row tiles
-// are blocks first_block[i] .. first_block[i + 1] - 1.
-struct gemv_batch {
-    qe_backend_linear w[QE_LINEARS_MAX];
-    float *y[QE_LINEARS_MAX];
-    int first_block[QE_LINEARS_MAX + 1];
-    int n;
-};
-
-template <typename T, bool IS_NF4>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch batch, const float *x, int n_tok)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    int which = 0;
-    while (which + 1 < batch.n && (int)blockIdx.x >= batch.first_block[which + 1])
-        which++;
-    // selected field by field: an indexed kernel parameter would be copied to local memory
-    const qe_backend_linear w = which == 0 ? batch.w[0] : which == 1 ? batch.w[1] : batch.w[2];
-    float *y = which == 0 ? batch.y[0] : which == 1 ? batch.y[1] : batch.y[2];
-    using shape = gemv_shape<IS_NF4>;
-    constexpr int STEPS = MMA_SLICE / 16, D = shape::STAGES;
-    extern __shared__ __align__(16) uint8_t gemv_stages[]; // [warp][stage][STAGE_BYTES]
-    __shared__ float partials[2][GEMV_WARPS][16 * 8];      // [round & 1][warp][row * 8 + token]
-    __shared__ float nf4_code[16];
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
-    int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
-    int n_slices = n_in / MMA_SLICE, n_rounds = (n_slices + GEMV_WARPS - 1) / GEMV_WARPS;
-    uint8_t *ring = gemv_stages + (size_t)warp * D * shape::STAGE_BYTES;
-    bool has_token = t0 + group < n_tok;
-    const float *x_row = x + (size_t)(t0 + group) * n_in;
-
-    auto issue = [&](int round) { // round's slice into its stage; a group is committed either way
-        int slice = round * GEMV_WARPS + warp;
-        if (round < n_rounds && slice < n_slices) {
-            uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
-            if (IS_NF4) {
-                const uint8_t *codes = (const uint8_t *)w.data + ((size_t)r0 * n_in + (size_t)slice * MMA_SLICE) / 2;
-#pragma unroll
-                for (int c = lane; c < 64; c += 32) // 16 rows of 4 chunks
-                    cp_async_16((uint16_t *)(stage + (c / 4) * GEMV_NF4_ROW_BYTES + c % 4 * 16),
-                                codes + (size_t)(c / 4) * (n_in / 2) + c % 4 * 16, 16);
-            } else {
-                const uint16_t *bits = (const uint16_t *)w.data + (size_t)r0 * n_in + (size_t)slice * MMA_SLICE;
-#pragma unroll
-                for (int c = lane; c < 256; c += 32) { // 16 rows of 16 chunks
-                    int row = c / 16, chunk = c % 16;
-                    cp_async_16((uint16_t *)(stage + row * 256 + ((chunk ^ (row & 7)) * 16)),
-                                bits + (size_t)row * n_in + chunk * 8, 16);
-                }
-            }
-        }
-        cp_async_commit();
-    };
-    float2 xs[STEPS][2];   // the next slice's x[t0 + group, k .. k + 1] at k = 16 j + 2 quad and + 8
-    float absmax[2][2];    // NF4: [row group, + 8][first, second 64 of the slice]
-    auto fetch = [&](int round) {
-        int slice = round * GEMV_WARPS + warp;
-        if (round >= n_rounds || slice >= n_slices)
-            return;
-        int k_begin = slice * MMA_SLICE;
-#pragma unroll
-        for (int j = 0; j < STEPS; j++)
-#pragma unroll
-            for (int h = 0; h < 2; h++)
-                xs[j][h] = has_token ? __ldg((const float2 *)(x_row + k_begin + 16 * j + 8 * h + 2 * quad))
-                                     : make_float2(0.0f, 0.0f);
-        if (IS_NF4)
-#pragma unroll
-            for (int m = 0; m < 2; m++) {
-                int64_t block = ((int64_t)(r0 + group + 8 * m) * n_in + k_begin) / 64;
-                absmax[m][0] = nf4_block_absmax(w, block);
-                absmax[m][1] = nf4_block_absmax(w, block + 1);
-            }
-    };
-
-#pragma unroll
-    for (int round = 0; round < D - 1; round++)
-        issue(round);
-    fetch(0);
-    float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
-    for (int round = 0; round < n_rounds; round++) {
-        issue(round + D - 1); // into the stage the previous round finished with
-        cp_async_wait_pending<D - 1>();
-        __syncwarp();
-        bool has_slice = round * GEMV_WARPS + warp < n_slices;
-        if (has_slice) {
-            const uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int j = 0; j < STEPS; j++) {
-                uint32_t a[4], b[2] = {pack_pair<T>(xs[j][0].x, xs[j][0].y), pack_pair<T>(xs[j][1].x, xs[j][1].y)};
-                if (IS_NF4) {
-#pragma unroll
-                    for (int m = 0; m < 2; m++) { // bytes 8j .. 8j + 7 of row group + 8m: k pairs at 2 quad, + 8
-                        uint2 v = *(const uint2 *)(stage + (group + 8 * m) * GEMV_NF4_ROW_BYTES + 8 * j);
-                        float scale = absmax[m][j / (STEPS / 2)];
-                        a[m] = nf4_byte_pair(v.x >> (8 * quad) & 255u, scale, nf4_code);
-                        a[m + 2] = nf4_byte_pair(v.y >> (8 * quad) & 255u, scale, nf4_code);
-                    }
-                } else {
-                    int row = lane % 16, chunk = 2 * j + lane / 16;
-                    ldmatrix_x4(a, (const uint16_t *)(stage + row * 256 + ((chunk ^ (row & 7)) * 16)));
-                }
-                mma_step<T>(acc, a, b);
-            }
-            float *mine = partials[round & 1][warp];
-            mine[group * 8 + 2 * quad] = acc[0];
-            mine[group * 8 + 2 * quad + 1] = acc[1];
-            mine[(group + 8) * 8 + 2 * quad] = acc[2];
-            mine[(group + 8) * 8 + 2 * quad + 1] = acc[3];
-        }
-        fetch(round + 1);
-        __syncwarp(); // every lane is done with this round's stage before it is refilled
-        __syncthreads();
-        // partials[round & 1] is written again two rounds on, after every thread passed the next barrier
-        if (threadIdx.x < 128)
-            for (int i = 0; i < GEMV_WARPS && round * GEMV_WARPS + i < n_slices; i++)
-                total += partials[round & 1][i][threadIdx.x];
-    }
-    cp_async_wait_pending<0>();
-    int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
-    if (threadIdx.x < 128 && t < n_tok)
-        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
-#endif
-}
-
 // Whether mma_gemv_kernel takes this call: whole slices and row tiles, 16-byte aligned rows.
 static bool gemv_fits(const qe_backend_linear *lin, const float *x)
 {
@@ -1178,184 +844,9 @@ template <typename T, bool IS_NF4>
 static void launch_gemv(const cuda_state *s, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
                         float *const *ys)
 {
-    gemv_batch batch = {};
-    batch.n = n;
-    for (int i = 0; i < n; i++) {
-        batch.w[i] = *lins[i];
-        batch.y[i] = ys[i];
-        batch.first_block[i + 1] = batch.first_block[i] + lins[i]->n_out / 16;
-    }
+    gemv_batch batch = gemv_batch_of(n, lins, ys);
     dim3 grid(batch.first_block[n], blocks_for(n_tok, 8));
     mma_gemv_kernel<T, IS_NF4><<<grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, s->stream>>>(batch, x, n_tok);
-}
-
-// Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
-// of 32 x 32 tiles. Shared tiles of MMA_BK k, double-buffered: 16-bit weights arrive by cp.async
-// (rows of a multiple of 8 values), NF4 codes and the float32 x through registers, fetched
-// before the current stage's mma and converted into the other stage after them.
-template <typename T, bool IS_NF4, int WARPS_M>
-__global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    constexpr int BM = WARPS_M * 32, THREADS = WARPS_M * 64;
-    constexpr int W_CHUNKS = BM * MMA_BK / 8 / THREADS;               // 8-value chunks per thread: 2
-    constexpr int X_CHUNKS = (MMA_BN * MMA_BK / 8 + THREADS - 1) / THREADS; // 1 or 2
-    constexpr int TILES_PER_SLICE = MMA_SLICE / MMA_BK;
-    __shared__ __align__(16) uint16_t w_tile[2][BM * MMA_LD];
-    __shared__ __align__(16) uint16_t x_tile[2][MMA_BN * MMA_LD];
-    __shared__ float nf4_code[16];
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
-    int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
-    int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out;
-    int n_tiles = (n_in + MMA_BK - 1) / MMA_BK;
-    // 16-bit rows of a multiple of 8 values: whole 16-byte chunks, aligned, by cp.async
-    bool is_w_async = !IS_NF4 && n_in % 8 == 0;
-    // NF4 rows of a multiple of 8 values: a chunk is 4 aligned bytes in one absmax block
-    bool is_nf4_chunked = IS_NF4 && n_in % 8 == 0;
-    bool is_x_vector = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // float4 loads
-
-    // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile
-    float x_regs[X_CHUNKS][8];
-    uint32_t nf4_codes[W_CHUNKS];
-    float nf4_absmax[W_CHUNKS];
-
-    // Starts tile `tile`'s 16-bit weights into stage `stage` (cp.async), and fetches its x (and
-    // NF4 codes) into registers.
-    auto fetch = [&](int stage, int tile) {
-        int k_tile = tile * MMA_BK;
-        if (is_w_async)
-#pragma unroll
-            for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
-                bool is_inside = row < n_out && k < n_in;
-                const uint16_t *src = (const uint16_t *)w.data + (is_inside ? (size_t)row * n_in + k : 0);
-                cp_async_16(&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8], src, is_inside ? 16 : 0);
-            }
-        if (is_nf4_chunked)
-#pragma unroll
-            for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
-                nf4_codes[i] = 0;
-                nf4_absmax[i] = 0.0f;
-                if (row < n_out && k < n_in) {
-                    int64_t at = (int64_t)row * n_in + k;
-                    nf4_codes[i] = __ldg((const uint32_t *)((const uint8_t *)w.data + at / 2));
-                    nf4_absmax[i] = nf4_block_absmax(w, at / w.block_size);
-                }
-            }
-#pragma unroll
-        for (int i = 0; i < X_CHUNKS; i++) {
-            int c = threadIdx.x + i * THREADS, t = t0 + c / 4, k = k_tile + c % 4 * 8;
-            if (c >= MMA_BN * MMA_BK / 8)
-                break;
-            const float *at = x + (size_t)t * n_in + k;
-            if (is_x_vector && t < n_tok && k + 8 <= n_in) {
-                float4 lo = __ldg((const float4 *)at), hi = __ldg((const float4 *)at + 1);
-                float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    x_regs[i][j] = v[j];
-            } else
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    x_regs[i][j] = t < n_tok && k + j < n_in ? __ldg(at + j) : 0.0f;
-        }
-    };
-    // Writes what fetch left in registers (and the weights cp.async does not carry) to `stage`.
-    auto store = [&](int stage, int tile) {
-        int k_tile = tile * MMA_BK;
-        if (!is_w_async)
-#pragma unroll
-            for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
-                uint32_t v[4];
-#pragma unroll
-                for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
-                    v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
-                                          : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
-                *(uint4 *)&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
-            }
-#pragma unroll
-        for (int i = 0; i < X_CHUNKS; i++) {
-            int c = threadIdx.x + i * THREADS;
-            if (c >= MMA_BN * MMA_BK / 8)
-                break;
-            uint4 v = make_uint4(pack_pair<T>(x_regs[i][0], x_regs[i][1]), pack_pair<T>(x_regs[i][2], x_regs[i][3]),
-                                 pack_pair<T>(x_regs[i][4], x_regs[i][5]), pack_pair<T>(x_regs[i][6], x_regs[i][7]));
-            *(uint4 *)&x_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = v;
-        }
-    };
-
-    float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
-    zero_fragments(total);
-    fetch(0, 0);
-    cp_async_commit();
-    store(0, 0);
-    for (int tile = 0; tile < n_tiles; tile++) {
-        int stage = tile & 1;
-        cp_async_wait_all();
-        __syncthreads(); // this stage's tiles are in; every warp is done with the other stage
-        bool has_next = tile + 1 < n_tiles;
-        if (has_next) {
-            fetch(stage ^ 1, tile + 1);
-            cp_async_commit();
-        }
-        if (tile % TILES_PER_SLICE == 0)
-            zero_fragments(part);
-        const uint16_t *ws = w_tile[stage], *xs = x_tile[stage];
-#pragma unroll
-        for (int step = 0; step < MMA_BK / 16; step++) {
-            if (tile * MMA_BK + step * 16 >= n_in)
-                break;
-            uint32_t a[2][4], b[4][2], pair[4];
-#pragma unroll
-            for (int m = 0; m < 2; m++)
-                ldmatrix_x4(a[m], ws + (warp_row + m * 16 + lane % 16) * MMA_LD + step * 16 + lane / 16 * 8);
-#pragma unroll
-            for (int n2 = 0; n2 < 2; n2++) {
-                ldmatrix_x4(pair, xs + (warp_tok + n2 * 16 + lane % 8 + lane / 16 * 8) * MMA_LD + step * 16 +
-                                      lane / 8 % 2 * 8);
-                b[2 * n2][0] = pair[0];
-                b[2 * n2][1] = pair[1];
-                b[2 * n2 + 1][0] = pair[2];
-                b[2 * n2 + 1][1] = pair[3];
-            }
-#pragma unroll
-            for (int m = 0; m < 2; m++)
-#pragma unroll
-                for (int n = 0; n < 4; n++)
-                    mma_step<T>(part[m][n], a[m], b[n]);
-        }
-        if ((tile + 1) % TILES_PER_SLICE == 0 || !has_next)
-#pragma unroll
-            for (int m = 0; m < 2; m++)
-#pragma unroll
-                for (int n = 0; n < 4; n++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        total[m][n][e] += part[m][n][e];
-        if (has_next)
-            store(stage ^ 1, tile + 1);
-    }
-#pragma unroll
-    for (int m = 0; m < 2; m++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            int r = r0 + warp_row + m * 16 + group + (e >= 2 ? 8 : 0);
-            if (r >= n_out)
-                continue;
-            float bias = bias_value(w, r);
-#pragma unroll
-            for (int n = 0; n < 4; n++) {
-                int t = t0 + warp_tok + n * 8 + 2 * quad + (e & 1);
-                if (t < n_tok)
-                    y[(size_t)t * n_out + r] = round_to(w.bias ? total[m][n][e] + bias : total[m][n][e], w.out_dtype);
-            }
-        }
-#endif
 }
 
 // Whether lin runs on tensor cores: x must hold exact values of the mma's input type.
@@ -1387,28 +878,6 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
     else // smaller blocks where the large ones would leave multiprocessors idle
         mma_linear_kernel<T, IS_NF4, 2><<<dim3(token_tiles, blocks_for(lin->n_out, 64)), 128, 0, s->stream>>>(
             *lin, x, n_tok, y);
-}
-
-// out[8 c .. 8 c + 7] = the bf16 bits of NF4 elements 8 c .. 8 c + 7, as nf4_byte_pair gives
-// them to the fused kernels (a block_size is a multiple of 8: one absmax a chunk).
-__global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_chunks)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    __shared__ float nf4_code[16];
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
-    size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n_chunks)
-        return;
-    uint32_t codes = __ldg((const uint32_t *)w.data + c); // byte b: elements 8c + 2b (high nibble), + 1
-    float absmax = nf4_block_absmax(w, (int64_t)(c * 8 / (size_t)w.block_size));
-    uint32_t pairs[4];
-#pragma unroll
-    for (int b = 0; b < 4; b++)
-        pairs[b] = nf4_byte_pair(codes >> (8 * b) & 255u, absmax, nf4_code);
-    out[c] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
-#endif
 }
 
 // An NF4 linear over more than two token tiles: the fused kernel would dequantize every weight
