@@ -1,7 +1,7 @@
 /* tests/test_attention_emu.cpp — the CUDA attention kernels (engine/cuda/attention.cuh) run on the
  * CPU through a small emulation of the CUDA thread model, checked against each other bit for bit:
- * the tiled prefill kernel over runs of its queries alone, the decode kernel (a query alone),
- * packed segments against each segment alone. The GPU tests check the
+ * the register-tiled prefill kernel, the tiled one it replaces for head_dim <= 128, the decode
+ * kernel (a query alone), packed segments against each segment alone. The GPU tests check the
  * same on a GPU (tests/gpu); this runs everywhere, so a kernel change is checked before a GPU is
  * at hand. expf here is the host's, not CUDA's: the kernels are compared with each other, never
  * with the GPU's bits. The emulation of CUDA's threads is tests/cuda_emu.h's. */
@@ -19,6 +19,12 @@ template <int D32> static void tiled(const qe_attention_args &a, int dtype)
 {
     launch(attention_kernel<D32>, (unsigned)((a.n_tok + ATT_QUERIES - 1) / ATT_QUERIES), (unsigned)a.n_heads,
            ATT_THREADS, attention_smem_bytes(a.head_dim), a, dtype);
+}
+/* n_slots: chunks whose scores are kept between the passes, plus one (1: none kept) */
+template <int D32> static void tiled_rt(const qe_attention_args &a, int dtype, int n_slots)
+{
+    launch(attention_rt_kernel<D32>, (unsigned)((a.n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES),
+           (unsigned)a.n_heads, ATT_RT_THREADS, attention_rt_smem_bytes(D32, n_slots), a, dtype, n_slots);
 }
 template <int D32> static void decode(const qe_attention_args &a, int dtype)
 {
@@ -42,9 +48,8 @@ static std::vector<float> random_rounded(size_t n, int dtype, float scale)
     return v;
 }
 
-/* One head_dim: a call of n_tok queries after pos0 cached positions through the tiled kernel,
- * then runs of them alone (other blocks, other tiles around them) and single queries through the
- * decode kernel: the same bits. */
+/* One head_dim: a call of n_tok queries after pos0 cached positions through the tiled kernel and
+ * the register-tiled one (the same bits), then runs of its queries alone. */
 template <int D32> static void check_unpacked(int n_tok, int pos0, int n_heads, int n_kv_heads, int hd, int window,
                                               int dtype)
 {
@@ -52,31 +57,40 @@ template <int D32> static void check_unpacked(int n_tok, int pos0, int n_heads, 
     size_t row = (size_t)n_heads * hd, kv_row_floats = (size_t)n_kv_heads * hd;
     std::vector<float> q = random_rounded(n_tok * row, dtype, 2.0f), k = random_rounded(n_pos * kv_row_floats, dtype, 2.0f),
                        v = random_rounded(n_pos * kv_row_floats, dtype, 1.0f);
-    std::vector<float> out(n_tok * row), part(n_tok * row);
+    std::vector<float> out_tiled(n_tok * row), out_rt(n_tok * row), out_part(n_tok * row);
     qe_attention_args a = {};
     a.q = q.data(), a.k_cache = k.data(), a.v_cache = v.data(), a.n_tok = n_tok, a.pos0 = pos0;
     a.n_heads = n_heads, a.n_kv_heads = n_kv_heads, a.head_dim = hd, a.window = window;
     a.scale = 1.0f / sqrtf((float)hd);
-    a.out = out.data();
+    a.out = out_tiled.data();
     tiled<D32>(a, dtype);
-    int n_same = 0, runs[][2] = {{1, n_tok - 1 < 15 ? n_tok - 1 : 15}, {n_tok / 2, n_tok - n_tok / 2}, {0, 1}, {1, 1}, {n_tok / 2, 1}, {n_tok - 1, 1}};
+    bool same = true;
+    for (int n_slots : {1, 3, 9}) { /* every chunk's scores computed twice, a few kept, all */
+        a.out = out_rt.data();
+        tiled_rt<D32>(a, dtype, n_slots);
+        same &= memcmp(out_tiled.data(), out_rt.data(), out_rt.size() * sizeof(float)) == 0;
+    }
+    printf("attention %s: %d queries @%d, %d/%d heads, hd %d, window %d: register tiles %s the tiled kernel\n",
+           qe_dtype_name((qe_dtype)dtype), n_tok, pos0, n_heads, n_kv_heads, hd, window, same ? "give the bits of" : "DIFFER from");
+    CHECK(same);
+    /* runs of the call alone (other blocks, other chunks around them; up to 8 tokens the decode kernel) */
+    int n_same = 0, runs[][2] = {{1, n_tok - 1 < 15 ? n_tok - 1 : 15}, {n_tok / 2, n_tok - n_tok / 2}, {0, 1}, {1, 1},
+                                 {n_tok / 2, 1}, {n_tok - 1, 1}};
     for (auto &run : runs) {
         qe_attention_args sub = a;
-        sub.q = q.data() + run[0] * row, sub.out = part.data(), sub.n_tok = run[1], sub.pos0 = pos0 + run[0];
+        sub.q = q.data() + run[0] * row, sub.out = out_part.data(), sub.n_tok = run[1], sub.pos0 = pos0 + run[0];
         if (run[1] <= ATT_DECODE_MAX_TOKENS)
             decode<D32>(sub, dtype);
         else
-            tiled<D32>(sub, dtype);
-        n_same += memcmp(part.data(), out.data() + run[0] * row, run[1] * row * sizeof(float)) == 0;
+            tiled_rt<D32>(sub, dtype, 3);
+        n_same += memcmp(out_part.data(), out_rt.data() + run[0] * row, run[1] * row * sizeof(float)) == 0;
     }
-    printf("attention %s: %d queries @%d, %d/%d heads, hd %d, window %d: %d of 6 runs alone (2 tiled, 4 "
-           "decode) bit-identical\n",
-           qe_dtype_name((qe_dtype)dtype), n_tok, pos0, n_heads, n_kv_heads, hd, window, n_same);
+    printf("  runs alone (2 register-tiled, 4 decode): %d of 6 bit-identical\n", n_same);
     CHECK_INT_EQ(6, n_same);
 }
 
-/* Packed segments after a shared prefix (qe_attention_args): the call through the tiled kernel,
- * and each segment alone (unpacked, its own cache laid out as prefix + its tokens). */
+/* Packed segments after a shared prefix (qe_attention_args): the call through both prefill
+ * kernels, and each segment alone (unpacked, its own cache laid out as prefix + its tokens). */
 template <int D32> static void check_packed(int shared_len, const std::vector<int> &seg_lens, int n_heads, int n_kv_heads,
                                             int hd, int window, int dtype)
 {
@@ -91,13 +105,19 @@ template <int D32> static void check_packed(int shared_len, const std::vector<in
     for (int s = 0, t = 0; s < (int)seg_lens.size(); s++)
         for (int i = 0; i < seg_lens[s]; i++, t++)
             seg_row[t] = shared_len + t - i;
-    std::vector<float> out_tiled(n_tok * row);
+    std::vector<float> out_tiled(n_tok * row), out_rt(n_tok * row);
     qe_attention_args a = {};
     a.q = q.data(), a.k_cache = k.data(), a.v_cache = v.data(), a.n_tok = n_tok, a.pos0 = shared_len;
     a.n_heads = n_heads, a.n_kv_heads = n_kv_heads, a.head_dim = hd, a.window = window;
     a.scale = 1.0f / sqrtf((float)hd), a.seg_row = seg_row.data(), a.shared_len = shared_len;
     a.out = out_tiled.data();
     tiled<D32>(a, dtype);
+    bool same = true;
+    for (int n_slots : {1, 3, 9}) {
+        a.out = out_rt.data();
+        tiled_rt<D32>(a, dtype, n_slots);
+        same &= memcmp(out_tiled.data(), out_rt.data(), out_rt.size() * sizeof(float)) == 0;
+    }
     int n_alone = 0;
     for (int s = 0, t0 = 0; s < (int)seg_lens.size(); t0 += seg_lens[s++]) {
         std::vector<float> k_alone(k.begin(), k.begin() + shared_len * kv_row_floats),
@@ -113,12 +133,14 @@ template <int D32> static void check_packed(int shared_len, const std::vector<in
         if (seg_lens[s] <= ATT_DECODE_MAX_TOKENS)
             decode<D32>(one, dtype);
         else
-            tiled<D32>(one, dtype);
-        n_alone += memcmp(out_alone.data(), out_tiled.data() + t0 * row, out_alone.size() * sizeof(float)) == 0;
+            tiled_rt<D32>(one, dtype, 3);
+        n_alone += memcmp(out_alone.data(), out_rt.data() + t0 * row, out_alone.size() * sizeof(float)) == 0;
     }
-    printf("attention %s packed: %zu segments after %d shared, hd %d, window %d: %d of %zu segments alone "
-           "bit-identical\n",
-           qe_dtype_name((qe_dtype)dtype), seg_lens.size(), shared_len, hd, window, n_alone, seg_lens.size());
+    printf("attention %s packed: %zu segments after %d shared, hd %d, window %d: register tiles %s the tiled "
+           "kernel; %d of %zu segments alone bit-identical\n",
+           qe_dtype_name((qe_dtype)dtype), seg_lens.size(), shared_len, hd, window, same ? "give the bits of" : "DIFFER from",
+           n_alone, seg_lens.size());
+    CHECK(same);
     CHECK_INT_EQ((int)seg_lens.size(), n_alone);
 }
 
@@ -130,7 +152,6 @@ int main(void)
         check_unpacked<2>(70, 130, 2, 2, 40, 45, dtype); /* head_dim not a multiple of 32, a window */
         check_unpacked<4>(40, 61, 2, 1, 128, 0, dtype);
         check_unpacked<4>(20, 3, 1, 1, 96, 0, dtype);
-        check_unpacked<2>(12, 1100, 1, 1, 64, 0, dtype); /* contexts past 1024 positions */
         check_packed<2>(75, {40, 3, 90, 1, 20}, 2, 1, 64, 0, dtype);
         check_packed<4>(64, {65, 7}, 1, 1, 128, 50, dtype);
         check_packed<2>(300, {70, 2, 60}, 1, 1, 64, 100, dtype); /* the window inside the shared prefix */

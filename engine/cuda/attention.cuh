@@ -227,6 +227,358 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_arg
     }
 }
 
+// ---- prefill attention for head_dim <= 128: register tiles -----------------------------------
+// attend()'s numbers, bit for bit, at several times its speed: attend's lanes each hold one
+// key and re-read every query from shared memory for each of its eight multiply-adds, so the
+// kernel was bound by shared memory (5 TFLOP/s on an H100). Here 256 threads take 64 queries
+// over chunks of 64 keys (two tiles), each thread a register tile of pairs:
+//  - scores: 4 queries x 4 keys a thread. key_scores' eight partial sums (d = 8 d8 + r) are
+//    eight independent fmaf chains over d8; a thread runs them one r at a time and folds each
+//    into key_scores' tree as it completes, so a pair needs four registers, not eight. Queries
+//    and keys sit in shared memory as [row][r][d8] (d8 padded with zeros to 4 D32: fmaf(0, 0, p)
+//    is p but for p = -0, and a score's zero sign moves neither the max nor a weight), so a
+//    chain step reads float4s.
+//  - weights: a warp per query as attend(): lane j scores key j of a tile, the same warp tree of
+//    doubles gives the tile's sum, the tile sums are added in tile order.
+//  - values: 4 queries x 2 D32 dimensions a thread, each tile's share from zero in position
+//    order, then added to acc. A tile without the query's keys adds +0 (acc and a share are
+//    never -0: they start at +0 and every step rounds to nearest), the same as attend's skip.
+// Chunks inside every query's range run without masks; the others (the diagonal, a window's
+// edge) skip each pair outside its query's range, as attend does, so a non-finite value the
+// query does not read never reaches it.
+#define ATT_RT_THREADS 256
+#define ATT_RT_QUERIES 64
+#define ATT_RT_KEYS 64 // per chunk: two tiles of ATT_KEYS
+#define ATT_RT_MAX_D32 4
+#ifndef ATT_RT_MIN_BLOCKS // a multiprocessor's: 1 lets a thread hold its tiles in registers (248 at D32 2)
+#define ATT_RT_MIN_BLOCKS 1
+#endif
+
+// Floats a row of the query, key or value tiles takes: 32 D32 values and 4 of padding, so eight
+// rows' float4 reads at one offset fall in distinct banks.
+#define ATT_RT_STRIDE(D32) (32 * (D32) + 4)
+#define ATT_RT_W_STRIDE (ATT_RT_KEYS + 4)
+
+#define ATT_RT_SLOT_FLOATS (ATT_RT_QUERIES * ATT_RT_W_STRIDE) // a chunk's scores, then weights
+
+static size_t attention_rt_smem_bytes(int d32, int n_slots)
+{
+    // queries and one chunk of keys or values [ATT_RT_QUERIES or _KEYS, stride]; the two key
+    // halves' maxima and 1 / sum per query; rt_slots' three ints per query; n_slots chunk slots
+    return sizeof(float) * ((size_t)(ATT_RT_QUERIES + ATT_RT_KEYS) * ATT_RT_STRIDE(d32) + 6 * ATT_RT_QUERIES +
+                            (size_t)n_slots * ATT_RT_SLOT_FLOATS);
+}
+
+// Rows s0 .. s0 + rows - 1 of a [., hd] float32 source into a tile of stride ATT_RT_STRIDE(D32):
+// as [r][d8] (is_split, queries and keys) or as they are (values); zeros where `has_row` says no
+// row and in the padding.
+template <int D32, bool IS_SPLIT, typename HasRow, typename RowOf>
+__device__ __forceinline__ void load_rt_tile(float *tile, int rows, int hd, HasRow has_row, RowOf row_of)
+{
+    constexpr int F4 = 8 * D32, STRIDE = ATT_RT_STRIDE(D32), D8P = 4 * D32; // float4s a row
+    for (int i = threadIdx.x; i < rows * F4; i += ATT_RT_THREADS) {
+        int j = i / F4, d = 4 * (i - j * F4);
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (d < hd && has_row(j))
+            v = __ldg((const float4 *)(row_of(j) + d));
+        float *at = tile + j * STRIDE;
+        if (IS_SPLIT) { // d = 8 d8 + r, r = 0..3 or 4..7
+            at += (d & 7) * D8P + (d >> 3);
+            at[0] = v.x, at[D8P] = v.y, at[2 * D8P] = v.z, at[3 * D8P] = v.w;
+        } else
+            *(float4 *)(at + d) = v;
+    }
+}
+
+// The scores of queries q_row + 4 i and keys k_row + 8 j (i, j < 4) of split tiles: key_scores'
+// arithmetic, one partial sum r at a time.
+template <int D32>
+__device__ __forceinline__ void rt_scores(const float *q_t, const float *k_t, int q_row, int k_row, float scale,
+                                          float score[4][4])
+{
+    constexpr int STRIDE = ATT_RT_STRIDE(D32), D8P = 4 * D32;
+    float a[4][4], b[4][4], c[4][4];
+#pragma unroll
+    for (int r = 0; r < 8; r++) {
+        float p[4][4] = {};
+#pragma unroll
+        for (int c4 = 0; c4 < D32; c4++) {
+            float4 qv[4], kv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                qv[i] = *(const float4 *)(q_t + (q_row + 4 * i) * STRIDE + r * D8P + 4 * c4);
+                kv[i] = *(const float4 *)(k_t + (k_row + 8 * i) * STRIDE + r * D8P + 4 * c4);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    p[i][j] = fmaf(qv[i].x, kv[j].x, p[i][j]);
+                    p[i][j] = fmaf(qv[i].y, kv[j].y, p[i][j]);
+                    p[i][j] = fmaf(qv[i].z, kv[j].z, p[i][j]);
+                    p[i][j] = fmaf(qv[i].w, kv[j].w, p[i][j]);
+                }
+        }
+        // (((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))) * scale, as each p completes
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                float v = p[i][j];
+                if (r == 0)
+                    a[i][j] = v;
+                else if (r == 1)
+                    a[i][j] = a[i][j] + v;
+                else if (r == 2)
+                    b[i][j] = v;
+                else if (r == 3)
+                    a[i][j] = a[i][j] + (b[i][j] + v);
+                else if (r == 4)
+                    b[i][j] = v;
+                else if (r == 5)
+                    b[i][j] = b[i][j] + v;
+                else if (r == 6)
+                    c[i][j] = v;
+                else
+                    score[i][j] = (a[i][j] + (b[i][j] + (c[i][j] + v))) * scale;
+            }
+    }
+}
+
+// One tile's values: part[i][.] = sum over the tile's keys j, in order, of w[i][j] v[j][.], from
+// zero, for queries w_row + i; the dimensions 4 dg + 64 m. MASKED: only keys s0 + j in
+// [first[i], last[i]].
+template <int D32, bool MASKED>
+__device__ __forceinline__ void rt_values(const float *w_t, const float *v_t, int w_row, int dg, int s0,
+                                          const int first[4], const int last[4], float acc[4][2 * D32])
+{
+    constexpr int STRIDE = ATT_RT_STRIDE(D32), NV = D32 / 2; // float4s of values a thread
+    float part[4][2 * D32] = {};
+#pragma unroll 2
+    for (int j = 0; j < ATT_KEYS; j += 4) {
+        float4 w4[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            w4[i] = *(const float4 *)(w_t + (w_row + i) * ATT_RT_W_STRIDE + j);
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float v[2 * D32];
+#pragma unroll
+            for (int m = 0; m < NV; m++) {
+                float4 f = *(const float4 *)(v_t + (j + u) * STRIDE + 4 * dg + 64 * m);
+                v[4 * m] = f.x, v[4 * m + 1] = f.y, v[4 * m + 2] = f.z, v[4 * m + 3] = f.w;
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float w = u == 0 ? w4[i].x : u == 1 ? w4[i].y : u == 2 ? w4[i].z : w4[i].w;
+                if (!MASKED || (s0 + j + u >= first[i] && s0 + j + u <= last[i]))
+#pragma unroll
+                    for (int d = 0; d < 2 * D32; d++)
+                        part[i][d] = fmaf(w, v[d], part[i][d]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int d = 0; d < 2 * D32; d++)
+            acc[i][d] += part[i][d];
+}
+
+// One phase of a block's work: the positions [clip_lo, clip_hi] for the query slots
+// [q_begin, q_end), their keys where `rows` says. An unpacked call is one phase over every slot;
+// a packed one first reads the shared prefix's whole tiles for every slot at once (the same rows
+// whichever segment asks), then each segment's slots the rest, their own tokens among them: the
+// tiles of every query still come in position order.
+struct rt_phase {
+    int clip_lo, clip_hi, q_begin, q_end;
+    key_rows rows;
+};
+
+// The block's bookkeeping in shared memory: per query slot its position (-1: no query), the
+// first position it reads and its segment's first row (packed).
+struct rt_slots {
+    int *pos, *first, *seg;
+    __device__ __forceinline__ void range(const rt_phase &ph, int qi, int &lo, int &hi) const
+    {
+        lo = max(first[qi], ph.clip_lo);
+        hi = qi >= ph.q_begin && qi < ph.q_end ? min(pos[qi], ph.clip_hi) : -1;
+    }
+};
+
+// attend()'s contract for the block's queries (already split in q_t) in register tiles, phase
+// by phase, in two passes: the maxima, then the weights and values. A chunk's scores from the
+// first pass are kept for the second in one of n_slots - 1 slots of shared memory while they
+// last; the last slot holds the scores of any further chunk, computed again.
+template <int D32>
+__device__ void attend_rt(const qe_attention_args &a, const float *q_t, float *kv_t, float *slots, int n_slots,
+                          float *maxima, float *inv_sums, rt_slots qs, int n_q, int h, int dtype)
+{
+    int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+    int shared_end = a.seg_row ? a.shared_len - a.shared_len % ATT_KEYS : 0; // the prefix's whole tiles
+    auto for_each_phase = [&](auto &&run) {
+        if (!a.seg_row) {
+            run(rt_phase{0, INT_MAX, 0, n_q, key_rows{INT_MAX, 0, a.kv_ring}});
+            return;
+        }
+        if (shared_end > 0)
+            run(rt_phase{0, shared_end - 1, 0, n_q, key_rows{INT_MAX, 0, 0}});
+        for (int q_begin = 0, q_end; q_begin < n_q; q_begin = q_end) {
+            for (q_end = q_begin + 1; q_end < n_q && qs.seg[q_end] == qs.seg[q_begin]; q_end++) {
+            }
+            run(rt_phase{shared_end, INT_MAX, q_begin, q_end, key_rows{a.shared_len, qs.seg[q_begin] - a.shared_len, 0}});
+        }
+    };
+    // scores: warp w holds queries 16 (w % 4) + (lane / 8) + 4 i and keys 32 (w / 4) + lane % 8 + 8 j of a chunk;
+    // weights: warp w queries 8 w .. 8 w + 7, lane a key; values: queries 4 (t / 16) + i, dims 4 (t % 16) + 64 m
+    int s_q = 16 * (warp & 3) + (lane >> 3), s_k = 32 * (warp >> 2) + (lane & 7);
+    int v_row = 4 * (threadIdx.x >> 4), dg = threadIdx.x & 15;
+    float max_score[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    double sum = 0; // lane u < 8: query 8 warp + u's, the tile sums in tile order
+    float acc[4][2 * D32] = {};
+
+    for (int pass = 0; pass < 2; pass++) {
+        int chunk = 0; // across the phases: the kept slot of the first n_slots - 1
+        for_each_phase([&](const rt_phase &ph) {
+            // the keys any slot of the phase reads, [lo, hi]; those all read, [full_lo, full_hi]
+            int lo = INT_MAX, hi = -1, full_lo = 0, full_hi = INT_MAX;
+            for (int qi = ph.q_begin; qi < ph.q_end; qi++) {
+                int first, last;
+                qs.range(ph, qi, first, last);
+                if (first <= last)
+                    lo = min(lo, first), hi = max(hi, last);
+                full_lo = max(full_lo, first), full_hi = min(full_hi, last);
+            }
+            int s_first[4], s_last[4], v_first[4], v_last[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                qs.range(ph, s_q + 4 * i, s_first[i], s_last[i]);
+                qs.range(ph, v_row + i, v_first[i], v_last[i]);
+            }
+            auto load_keys = [&](int s0, const float *base, bool is_split) {
+                auto has_row = [&](int j) { return s0 + j >= lo && s0 + j <= hi; };
+                auto row_of = [&](int j) { return base + ph.rows.of(s0 + j) * kv_stride; };
+                if (is_split)
+                    load_rt_tile<D32, true>(kv_t, ATT_RT_KEYS, hd, has_row, row_of);
+                else
+                    load_rt_tile<D32, false>(kv_t, ATT_RT_KEYS, hd, has_row, row_of);
+            };
+            auto score_chunk = [&](int s0, float *sw, float score[4][4]) {
+                __syncthreads(); // the previous chunk is consumed
+                load_keys(s0, k0, true);
+                __syncthreads();
+                rt_scores<D32>(q_t, kv_t, s_q, s_k, a.scale, score);
+                if (sw)
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            sw[(s_q + 4 * i) * ATT_RT_W_STRIDE + s_k + 8 * j] = score[i][j];
+            };
+            for (int s0 = lo - lo % ATT_KEYS; s0 <= hi; s0 += ATT_RT_KEYS, chunk++) {
+                bool is_kept = chunk < n_slots - 1;
+                float *sw = slots + (size_t)(is_kept ? chunk : n_slots - 1) * ATT_RT_SLOT_FLOATS;
+                float score[4][4];
+                if (pass == 0) {
+                    score_chunk(s0, is_kept ? sw : NULL, score);
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++) {
+                            int s = s0 + s_k + 8 * j;
+                            if (s >= s_first[i] && s <= s_last[i])
+                                max_score[i] = fmaxf(max_score[i], score[i][j]);
+                        }
+                    continue;
+                }
+                if (!is_kept)
+                    score_chunk(s0, sw, score);
+                __syncthreads(); // the scores are in; the previous chunk's values are consumed
+                load_keys(s0, v0, false);
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    int qi = 8 * warp + u, first, last;
+                    qs.range(ph, qi, first, last);
+                    float m = fmaxf(maxima[qi], maxima[ATT_RT_QUERIES + qi]);
+#pragma unroll
+                    for (int t = 0; t < ATT_RT_KEYS / ATT_KEYS; t++) {
+                        int j = ATT_KEYS * t + lane, s = s0 + j;
+                        float w = s >= first && s <= last ? expf(sw[qi * ATT_RT_W_STRIDE + j] - m) : 0.0f;
+                        sw[qi * ATT_RT_W_STRIDE + j] = w;
+                        double tile_sum = warp_sum((double)w);
+                        if (lane == u)
+                            sum += tile_sum;
+                    }
+                }
+                __syncthreads();
+                bool is_full = s0 >= full_lo && s0 + ATT_RT_KEYS - 1 <= full_hi;
+#pragma unroll
+                for (int t = 0; t < ATT_RT_KEYS / ATT_KEYS; t++) {
+                    const float *w_t = sw + ATT_KEYS * t, *v_t = kv_t + ATT_KEYS * t * ATT_RT_STRIDE(D32);
+                    if (is_full)
+                        rt_values<D32, false>(w_t, v_t, v_row, dg, s0 + ATT_KEYS * t, v_first, v_last, acc);
+                    else
+                        rt_values<D32, true>(w_t, v_t, v_row, dg, s0 + ATT_KEYS * t, v_first, v_last, acc);
+                }
+            }
+        });
+        if (pass == 0)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                for (int o = 1; o < 8; o <<= 1)
+                    max_score[i] = fmaxf(max_score[i], __shfl_xor_sync(0xffffffffu, max_score[i], o));
+                if ((lane & 7) == 0)
+                    maxima[(warp >> 2) * ATT_RT_QUERIES + s_q + 4 * i] = max_score[i];
+            }
+    }
+    if (lane < 8)
+        inv_sums[8 * warp + lane] = (float)(1.0 / sum);
+    __syncthreads();
+    int t0 = blockIdx.x * ATT_RT_QUERIES;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int qi = v_row + i;
+        if (qi >= n_q)
+            continue;
+        float inv_sum = inv_sums[qi], *out = a.out + ((size_t)(t0 + qi) * a.n_heads + h) * hd;
+#pragma unroll
+        for (int m = 0; m < D32 / 2; m++) {
+            int d = 4 * dg + 64 * m;
+            if (d < hd)
+                *(float4 *)(out + d) =
+                    make_float4(round_to(acc[i][4 * m] * inv_sum, dtype), round_to(acc[i][4 * m + 1] * inv_sum, dtype),
+                                round_to(acc[i][4 * m + 2] * inv_sum, dtype),
+                                round_to(acc[i][4 * m + 3] * inv_sum, dtype));
+        }
+    }
+}
+
+template <int D32> // head_dim <= 32 * D32, D32 2 or 4
+__global__ void __launch_bounds__(ATT_RT_THREADS, ATT_RT_MIN_BLOCKS)
+    attention_rt_kernel(qe_attention_args a, int dtype, int n_slots)
+{
+    constexpr int Q = ATT_RT_QUERIES;
+    float *q_t = dynamic_smem(), *kv_t = q_t + Q * ATT_RT_STRIDE(D32), *maxima = kv_t + ATT_RT_KEYS * ATT_RT_STRIDE(D32);
+    float *inv_sums = maxima + 2 * Q;
+    rt_slots qs = {(int *)(inv_sums + Q), (int *)(inv_sums + 2 * Q), (int *)(inv_sums + 3 * Q)};
+    float *slots = inv_sums + 4 * Q;
+    int t0 = blockIdx.x * Q, h = blockIdx.y, hd = a.head_dim;
+    int n_q = a.n_tok - t0 < Q ? a.n_tok - t0 : Q;
+    load_rt_tile<D32, true>(
+        q_t, Q, hd, [&](int qi) { return qi < n_q; },
+        [&](int qi) { return a.q + ((size_t)(t0 + qi) * a.n_heads + h) * hd; });
+    for (int qi = threadIdx.x; qi < Q; qi += ATT_RT_THREADS) {
+        int seg = a.seg_row && qi < n_q ? a.seg_row[t0 + qi] : 0;
+        int pos = qi >= n_q ? -1 : a.seg_row ? a.shared_len + a.pos0 + t0 + qi - seg : a.pos0 + t0 + qi;
+        qs.pos[qi] = pos, qs.seg[qi] = seg;
+        qs.first[qi] = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    }
+    __syncthreads();
+    attend_rt<D32>(a, q_t, kv_t, slots, n_slots, maxima, inv_sums, qs, n_q, h, dtype);
+}
+
 // Decoding: one block per (query, head) whose warps take the query's tiles round-robin, so a
 // long context is read by ATT_DECODE_WARPS warps at once instead of one tile at a time by one
 // block of 16 queries. The numbers are the tiled kernel's: each (query, key) score by

@@ -102,6 +102,7 @@ typedef struct {
     struct row_partial *host_partials; // [ROW_STATS_ROWS] pinned
     int compute_capability;       // 10 * major + minor: tensor-core linears (mma, IMMA) from 80 on
     int n_sms;                    // multiprocessors, for the linears' tile choices
+    int smem_optin_bytes;         // the shared memory a block may ask for
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -1680,16 +1681,32 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
         CHECK_LAUNCH(be);
         return;
     }
+    // head_dim <= 128 takes the register tiles where a block gets their shared memory and one
+    // chunk slot, and as many slots as fit (scores kept between the passes); the rest attend()
+    int rt_d32 = args->head_dim <= 64 ? 2 : ATT_RT_MAX_D32, n_slots = 0;
+    if (args->head_dim <= 32 * ATT_RT_MAX_D32) {
+        size_t slot_bytes = sizeof(float) * ATT_RT_SLOT_FLOATS, fixed_bytes = attention_rt_smem_bytes(rt_d32, 0);
+        if ((size_t)state_of(be)->smem_optin_bytes >= fixed_bytes + slot_bytes)
+            n_slots = (int)(((size_t)state_of(be)->smem_optin_bytes - fixed_bytes) / slot_bytes);
+    }
+    bool is_rt = n_slots > 0;
     void (*kernel)(qe_attention_args, int) = ATT_BY_HEAD_DIM(attention_kernel, args->head_dim);
-    size_t smem_bytes = attention_smem_bytes(args->head_dim);
+    void (*rt_kernel)(qe_attention_args, int, int) = rt_d32 == 2 ? attention_rt_kernel<2> : attention_rt_kernel<ATT_RT_MAX_D32>;
+    size_t smem_bytes = is_rt ? attention_rt_smem_bytes(rt_d32, n_slots) : attention_smem_bytes(args->head_dim);
     if (smem_bytes > 48 * 1024 &&
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes) != cudaSuccess) {
+        cudaFuncSetAttribute(is_rt ? (const void *)rt_kernel : (const void *)kernel,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes) != cudaSuccess) {
         qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d needs %zu bytes of shared memory",
                         args->head_dim, smem_bytes);
         return;
     }
-    dim3 grid((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads);
-    kernel<<<grid, ATT_THREADS, smem_bytes, state_of(be)->stream>>>(*args, dtype);
+    cudaStream_t stream = state_of(be)->stream;
+    if (is_rt)
+        rt_kernel<<<dim3((args->n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES, args->n_heads), ATT_RT_THREADS, smem_bytes,
+                    stream>>>(*args, dtype, n_slots);
+    else
+        kernel<<<dim3((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads), ATT_THREADS, smem_bytes, stream>>>(
+            *args, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1877,6 +1894,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         !CHECK_CUDA(be, cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device_index)) ||
         !CHECK_CUDA(be, cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, device_index)) ||
         !CHECK_CUDA(be, cudaDeviceGetAttribute(&s->n_sms, cudaDevAttrMultiProcessorCount, device_index)) ||
+        !CHECK_CUDA(be, cudaDeviceGetAttribute(&s->smem_optin_bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                               device_index)) ||
         !CHECK_CUDA(be, cudaMemGetInfo(&s->free_at_create, &s->device_total)) ||
         !CHECK_CUDA(be, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking)))
         return create_fail(be, err);

@@ -746,6 +746,8 @@ int main(void)
         check_attention(&p, 3, 10, 2, 1, 512, 0, 0, dtypes[d]);  /* the largest: 100 KB of shared memory */
         check_attention_batch_invariance(&p, 7, 14, 2, 64, 0, dtypes[d]);
         check_attention_batch_invariance(&p, 1000, 8, 4, 256, 77, dtypes[d]);
+        check_attention_batch_invariance(&p, 40, 8, 2, 128, 0, dtypes[d]);
+        check_attention_batch_invariance(&p, 1000, 4, 2, 96, 77, dtypes[d]);
     }
     check_embed_and_row_stats(&p);
     check_row_stats_edges(&p);
