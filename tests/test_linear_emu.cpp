@@ -142,8 +142,9 @@ static void run_gemv(int n, const qe_backend_linear *const *lins, const float *x
 template <typename T, bool IS_NF4, int WARPS_M>
 static void run_gemm(const qe_backend_linear &w, const float *x, int n_tok, float *y)
 {
-    launch(mma_linear_kernel<T, IS_NF4, WARPS_M>, blocks_for(n_tok, MMA_BN), blocks_for(w.n_out, WARPS_M * 32),
-           WARPS_M * 64, 0, w, x, n_tok, y);
+    using shape = mma_linear_shape<WARPS_M>;
+    launch(mma_linear_kernel<T, IS_NF4, WARPS_M>, blocks_for(n_tok, MMA_BN), blocks_for(w.n_out, shape::BM),
+           shape::THREADS, shape::SMEM_BYTES, w, x, n_tok, y);
 }
 
 /* ---- checks ------------------------------------------------------------------------------------ */

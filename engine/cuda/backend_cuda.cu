@@ -640,7 +640,6 @@ __device__ __forceinline__ void cp_async_16(uint16_t *shared_dst, const void *gl
                  : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 template <int N> __device__ __forceinline__ void cp_async_wait_pending()
 {
@@ -860,6 +859,18 @@ static bool linear_uses_mma(const cuda_state *s, const qe_backend_linear *lin)
     return lin->format == QE_WEIGHT_F16 && lin->compute_dtype == QE_DTYPE_F16;
 }
 
+// The ring takes more than the 48 KB a block gets unasked (cudaFuncSetAttribute: set per call,
+// as it is per device).
+template <typename T, bool IS_NF4, int WARPS_M>
+static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+{
+    using shape = mma_linear_shape<WARPS_M>;
+    cudaFuncSetAttribute(mma_linear_kernel<T, IS_NF4, WARPS_M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)shape::SMEM_BYTES);
+    mma_linear_kernel<T, IS_NF4, WARPS_M><<<dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)),
+                                            shape::THREADS, shape::SMEM_BYTES, s->stream>>>(*lin, x, n_tok, y);
+}
+
 template <typename T, bool IS_NF4>
 static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
 {
@@ -874,11 +885,9 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
     // token tiles in x: the blocks running together share their weight tile (read once from memory)
     unsigned token_tiles = blocks_for(n_tok, MMA_BN);
     if ((size_t)blocks_for(lin->n_out, 128) * token_tiles >= 2 * (size_t)s->n_sms)
-        mma_linear_kernel<T, IS_NF4, 4><<<dim3(token_tiles, blocks_for(lin->n_out, 128)), 256, 0, s->stream>>>(
-            *lin, x, n_tok, y);
+        launch_mma_linear<T, IS_NF4, 4>(s, lin, x, n_tok, y);
     else // smaller blocks where the large ones would leave multiprocessors idle
-        mma_linear_kernel<T, IS_NF4, 2><<<dim3(token_tiles, blocks_for(lin->n_out, 64)), 128, 0, s->stream>>>(
-            *lin, x, n_tok, y);
+        launch_mma_linear<T, IS_NF4, 2>(s, lin, x, n_tok, y);
 }
 
 // An NF4 linear over more than two token tiles: the fused kernel would dequantize every weight

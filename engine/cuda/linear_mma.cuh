@@ -40,6 +40,7 @@ __device__ __forceinline__ void zero_fragments(float (&f)[ROW_TILES][TOKEN_TILES
 #define MMA_BK 32               // k per shared-memory stage of the tiled kernel
 #define MMA_BN 64               // tokens per block of the tiled kernel
 #define MMA_LD (MMA_BK + 8)     // 16-bit elements per shared row: 80 bytes, conflict-free ldmatrix
+#define MMA_STAGES 4            // k tiles in flight in the tiled kernel's ring
 #define MMA_DECODE_WARPS 8      // slices worked on at once by a decode block
 #define MMA_DECODE_MAX_TOKENS 16 // up to here one decode block per 16 rows and 8 tokens
 
@@ -313,23 +314,37 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
 }
 
 // Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
-// of 32 x 32 tiles. Shared tiles of MMA_BK k, double-buffered: 16-bit weights arrive by cp.async
-// (rows of a multiple of 8 values), NF4 codes and the float32 x through registers, fetched
-// before the current stage's mma and converted into the other stage after them.
+// of 32 x 32 tiles, over k tiles of MMA_BK in a ring of MMA_STAGES stages: a tile's loads are
+// issued MMA_STAGES - 1 tiles before its mma, so a block no longer waits a memory latency per
+// tile (each tile cost ~1.4 us with the two stages and register-staged x of before, whatever
+// the grid). 16-bit weights (rows of a multiple of 8 values) and float32 x (rows of a multiple
+// of 4, 16-byte aligned) arrive by cp.async; x is rounded to T into one shared tile per k tile,
+// as the mma's operand. NF4 codes and unaligned rows go through registers, fetched at issue
+// and stored after the current tile's mma. The mma steps, slices and sums are those of before.
+template <int WARPS_M> struct mma_linear_shape {
+    static constexpr int BM = WARPS_M * 32, THREADS = WARPS_M * 64;
+    static constexpr int X_LD = MMA_BK + 4; // floats per row of a float32 x stage
+    static constexpr size_t W_STAGE = (size_t)BM * MMA_LD * sizeof(uint16_t);
+    static constexpr size_t X_STAGE = (size_t)MMA_BN * X_LD * sizeof(float);
+    static constexpr size_t SMEM_BYTES = MMA_STAGES * (W_STAGE + X_STAGE) + (size_t)MMA_BN * MMA_LD * sizeof(uint16_t);
+};
+
 template <typename T, bool IS_NF4, int WARPS_M>
 __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
 #if QE_CUDA_MMA
-    constexpr int BM = WARPS_M * 32, THREADS = WARPS_M * 64;
-    constexpr int W_CHUNKS = BM * MMA_BK / 8 / THREADS;               // 8-value chunks per thread: 2
+    using shape = mma_linear_shape<WARPS_M>;
+    constexpr int BM = shape::BM, THREADS = shape::THREADS, X_LD = shape::X_LD;
+    constexpr int W_CHUNKS = BM * MMA_BK / 8 / THREADS;                     // 8-value chunks per thread: 2
     constexpr int X_CHUNKS = (MMA_BN * MMA_BK / 8 + THREADS - 1) / THREADS; // 1 or 2
     constexpr int TILES_PER_SLICE = MMA_SLICE / MMA_BK;
-    __shared__ __align__(16) uint16_t w_tile[2][BM * MMA_LD];
-    __shared__ __align__(16) uint16_t x_tile[2][MMA_BN * MMA_LD];
+    unsigned char *mma_smem = (unsigned char *)dynamic_smem();
+    uint16_t *w_ring = (uint16_t *)mma_smem;                                        // [stage][BM][MMA_LD]
+    float *x_ring = (float *)(mma_smem + MMA_STAGES * shape::W_STAGE);              // [stage][MMA_BN][X_LD]
+    uint16_t *x_tile = (uint16_t *)(mma_smem + MMA_STAGES * (shape::W_STAGE + shape::X_STAGE)); // [MMA_BN][MMA_LD]
     __shared__ float nf4_code[16];
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
     int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
     int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out;
@@ -338,24 +353,26 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     bool is_w_async = !IS_NF4 && n_in % 8 == 0;
     // NF4 rows of a multiple of 8 values: a chunk is 4 aligned bytes in one absmax block
     bool is_nf4_chunked = IS_NF4 && n_in % 8 == 0;
-    bool is_x_vector = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // float4 loads
+    bool is_x_async = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // 16-byte pieces of x rows
 
-    // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile
+    // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile;
+    // x chunk c is token c / 4, k c % 4 * 8 (two 16-byte pieces)
     float x_regs[X_CHUNKS][8];
     uint32_t nf4_codes[W_CHUNKS];
     float nf4_absmax[W_CHUNKS];
 
-    // Starts tile `tile`'s 16-bit weights into stage `stage` (cp.async), and fetches its x (and
-    // NF4 codes) into registers.
+    // Starts tile `tile`'s loads into `stage`: cp.async where it can, registers otherwise.
     auto fetch = [&](int stage, int tile) {
         int k_tile = tile * MMA_BK;
+        uint16_t *w_stage = w_ring + (size_t)stage * BM * MMA_LD;
+        float *x_stage = x_ring + (size_t)stage * MMA_BN * X_LD;
         if (is_w_async)
 #pragma unroll
             for (int i = 0; i < W_CHUNKS; i++) {
                 int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
                 bool is_inside = row < n_out && k < n_in;
                 const uint16_t *src = (const uint16_t *)w.data + (is_inside ? (size_t)row * n_in + k : 0);
-                cp_async_16(&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8], src, is_inside ? 16 : 0);
+                cp_async_16(&w_stage[(c / 4) * MMA_LD + c % 4 * 8], src, is_inside ? 16 : 0);
             }
         if (is_nf4_chunked)
 #pragma unroll
@@ -375,21 +392,24 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
             if (c >= MMA_BN * MMA_BK / 8)
                 break;
             const float *at = x + (size_t)t * n_in + k;
-            if (is_x_vector && t < n_tok && k + 8 <= n_in) {
-                float4 lo = __ldg((const float4 *)at), hi = __ldg((const float4 *)at + 1);
-                float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            if (is_x_async)
 #pragma unroll
-                for (int j = 0; j < 8; j++)
-                    x_regs[i][j] = v[j];
-            } else
+                for (int h = 0; h < 2; h++) {
+                    bool is_inside = t < n_tok && k + 4 * h < n_in; // n_in % 4 == 0: whole pieces
+                    cp_async_16((uint16_t *)&x_stage[(c / 4) * X_LD + c % 4 * 8 + 4 * h], is_inside ? at + 4 * h : x,
+                                is_inside ? 16 : 0);
+                }
+            else
 #pragma unroll
                 for (int j = 0; j < 8; j++)
                     x_regs[i][j] = t < n_tok && k + j < n_in ? __ldg(at + j) : 0.0f;
         }
     };
-    // Writes what fetch left in registers (and the weights cp.async does not carry) to `stage`.
+    // Writes what fetch left in registers to `stage`.
     auto store = [&](int stage, int tile) {
         int k_tile = tile * MMA_BK;
+        uint16_t *w_stage = w_ring + (size_t)stage * BM * MMA_LD;
+        float *x_stage = x_ring + (size_t)stage * MMA_BN * X_LD;
         if (!is_w_async)
 #pragma unroll
             for (int i = 0; i < W_CHUNKS; i++) {
@@ -399,36 +419,53 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
                 for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
                     v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
                                           : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
-                *(uint4 *)&w_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
+                *(uint4 *)&w_stage[(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
             }
+        if (!is_x_async)
+#pragma unroll
+            for (int i = 0; i < X_CHUNKS; i++) {
+                int c = threadIdx.x + i * THREADS;
+                if (c >= MMA_BN * MMA_BK / 8)
+                    break;
+                float4 *to = (float4 *)&x_stage[(c / 4) * X_LD + c % 4 * 8];
+                to[0] = make_float4(x_regs[i][0], x_regs[i][1], x_regs[i][2], x_regs[i][3]);
+                to[1] = make_float4(x_regs[i][4], x_regs[i][5], x_regs[i][6], x_regs[i][7]);
+            }
+    };
+
+    float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
+    zero_fragments(total);
+    __syncthreads(); // nf4_code
+#pragma unroll
+    for (int s = 0; s < MMA_STAGES - 1; s++) {
+        if (s < n_tiles) {
+            fetch(s, s);
+            store(s, s);
+        }
+        cp_async_commit();
+    }
+    for (int tile = 0; tile < n_tiles; tile++) {
+        int stage = tile % MMA_STAGES, ahead = tile + MMA_STAGES - 1;
+        cp_async_wait_pending<MMA_STAGES - 2>(); // this thread's pieces of `tile` are in
+        __syncthreads(); // everyone's are; every warp is done with tile - 1 (its stage and x_tile)
+        if (ahead < n_tiles)
+            fetch(ahead % MMA_STAGES, ahead);
+        cp_async_commit(); // one group a tile, empty or not: the wait above counts them
+        // x of this tile rounded to T: the mma operand, as the two-stage kernel stored it
 #pragma unroll
         for (int i = 0; i < X_CHUNKS; i++) {
             int c = threadIdx.x + i * THREADS;
             if (c >= MMA_BN * MMA_BK / 8)
                 break;
-            uint4 v = make_uint4(pack_pair<T>(x_regs[i][0], x_regs[i][1]), pack_pair<T>(x_regs[i][2], x_regs[i][3]),
-                                 pack_pair<T>(x_regs[i][4], x_regs[i][5]), pack_pair<T>(x_regs[i][6], x_regs[i][7]));
-            *(uint4 *)&x_tile[stage][(c / 4) * MMA_LD + c % 4 * 8] = v;
+            const float4 *from = (const float4 *)&x_ring[((size_t)stage * MMA_BN + c / 4) * X_LD + c % 4 * 8];
+            float4 lo = from[0], hi = from[1];
+            *(uint4 *)&x_tile[(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(
+                pack_pair<T>(lo.x, lo.y), pack_pair<T>(lo.z, lo.w), pack_pair<T>(hi.x, hi.y), pack_pair<T>(hi.z, hi.w));
         }
-    };
-
-    float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
-    zero_fragments(total);
-    fetch(0, 0);
-    cp_async_commit();
-    store(0, 0);
-    for (int tile = 0; tile < n_tiles; tile++) {
-        int stage = tile & 1;
-        cp_async_wait_all();
-        __syncthreads(); // this stage's tiles are in; every warp is done with the other stage
-        bool has_next = tile + 1 < n_tiles;
-        if (has_next) {
-            fetch(stage ^ 1, tile + 1);
-            cp_async_commit();
-        }
+        __syncthreads();
         if (tile % TILES_PER_SLICE == 0)
             zero_fragments(part);
-        const uint16_t *ws = w_tile[stage], *xs = x_tile[stage];
+        const uint16_t *ws = w_ring + (size_t)stage * BM * MMA_LD, *xs = x_tile;
 #pragma unroll
         for (int step = 0; step < MMA_BK / 16; step++) {
             if (tile * MMA_BK + step * 16 >= n_in)
@@ -452,7 +489,7 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
                 for (int n = 0; n < 4; n++)
                     mma_step<T>(part[m][n], a[m], b[n]);
         }
-        if ((tile + 1) % TILES_PER_SLICE == 0 || !has_next)
+        if ((tile + 1) % TILES_PER_SLICE == 0 || tile + 1 == n_tiles)
 #pragma unroll
             for (int m = 0; m < 2; m++)
 #pragma unroll
@@ -460,9 +497,10 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
 #pragma unroll
                     for (int e = 0; e < 4; e++)
                         total[m][n][e] += part[m][n][e];
-        if (has_next)
-            store(stage ^ 1, tile + 1);
+        if (ahead < n_tiles)
+            store(ahead % MMA_STAGES, ahead);
     }
+    cp_async_wait_pending<0>();
 #pragma unroll
     for (int m = 0; m < 2; m++)
 #pragma unroll
