@@ -152,6 +152,7 @@ int main(void)
         check_unpacked<2>(70, 130, 2, 2, 40, 45, dtype); /* head_dim not a multiple of 32, a window */
         check_unpacked<4>(40, 61, 2, 1, 128, 0, dtype);
         check_unpacked<4>(20, 3, 1, 1, 96, 0, dtype);
+        check_unpacked<2>(12, 1100, 1, 1, 64, 0, dtype); /* decode: kept scores for 1024 keys, the rest again */
         check_packed<2>(75, {40, 3, 90, 1, 20}, 2, 1, 64, 0, dtype);
         check_packed<4>(64, {65, 7}, 1, 1, 128, 50, dtype);
         check_packed<2>(300, {70, 2, 60}, 1, 1, 64, 100, dtype); /* the window inside the shared prefix */

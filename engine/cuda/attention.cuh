@@ -587,6 +587,8 @@ __global__ void __launch_bounds__(ATT_RT_THREADS, ATT_RT_MIN_BLOCKS)
 // round of ATT_DECODE_WARPS tiles at a time through shared memory. Unpacked calls only.
 #define ATT_DECODE_WARPS 8
 #define ATT_DECODE_MAX_TOKENS 8
+#define ATT_DECODE_KEPT 4 // rounds of scores a lane keeps between the max and the weights
+#define ATT_DECODE_ROWS 8 // value rows a warp loads before it sums them
 #define ATT_DECODE_SLOTS (ATT_MAX_HEAD_DIM / (ATT_DECODE_WARPS * 32)) // of acc per thread
 
 static size_t attention_decode_smem_bytes(int head_dim)
@@ -612,13 +614,23 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
     const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
     __syncthreads();
 
+    // the lane's scores of its first ATT_DECODE_KEPT rounds, kept for the weights (keys read once
+    // for contexts up to ATT_DECODE_KEPT * ATT_DECODE_WARPS * ATT_KEYS)
+    float kept[ATT_DECODE_KEPT];
     float max_score = -INFINITY;
-    for (int tile = warp; tile < n_tiles; tile += ATT_DECODE_WARPS) {
+#pragma unroll
+    for (int r = 0; r < ATT_DECODE_KEPT; r++)
+        kept[r] = -INFINITY;
+    for (int round = 0, tile = warp; tile < n_tiles; round++, tile += ATT_DECODE_WARPS) {
         int s = tile_lo + tile * ATT_KEYS + lane;
         if (s >= first && s <= pos) {
             float score;
             key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
             max_score = fmaxf(max_score, score);
+#pragma unroll
+            for (int r = 0; r < ATT_DECODE_KEPT; r++)
+                if (r == round)
+                    kept[r] = score;
         }
     }
     for (int o = 16; o > 0; o >>= 1)
@@ -638,8 +650,13 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
             bool reads = s >= first && s <= pos;
             float w = 0.0f;
             if (reads) {
-                float score;
-                key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+                float score = kept[0];
+#pragma unroll
+                for (int r = 1; r < ATT_DECODE_KEPT; r++)
+                    if (r * ATT_DECODE_WARPS == round)
+                        score = kept[r];
+                if (round >= ATT_DECODE_KEPT * ATT_DECODE_WARPS)
+                    key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
                 w = expf(score - max_score);
             }
             double tile_sum = warp_sum((double)w);
@@ -647,14 +664,25 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
                 tile_sums[warp] = tile_sum;
             int j0 = first > s0 ? first - s0 : 0, j1 = pos - s0 < ATT_KEYS - 1 ? pos - s0 : ATT_KEYS - 1;
             float share[D32] = {};
-#pragma unroll 4
-            for (int j = j0; j <= j1; j++) {
-                float wj = __shfl_sync(0xffffffffu, w, j);
-                const float *v = v0 + kv_row(s0 + j, a.kv_ring) * kv_stride;
+            // ATT_DECODE_ROWS value rows in flight at a time (their loads first, the sums in order)
+            for (int jb = j0; jb <= j1; jb += ATT_DECODE_ROWS) {
+                float v[ATT_DECODE_ROWS][D32];
 #pragma unroll
-                for (int m = 0; m < D32; m++)
-                    if (lane + 32 * m < hd)
-                        share[m] = fmaf(wj, v[lane + 32 * m], share[m]);
+                for (int u = 0; u < ATT_DECODE_ROWS; u++) {
+                    const float *row = v0 + kv_row(min(jb + u, j1) + s0, a.kv_ring) * kv_stride;
+#pragma unroll
+                    for (int m = 0; m < D32; m++)
+                        v[u][m] = lane + 32 * m < hd ? row[lane + 32 * m] : 0.0f;
+                }
+#pragma unroll
+                for (int u = 0; u < ATT_DECODE_ROWS; u++) {
+                    float wj = __shfl_sync(0xffffffffu, w, (jb + u) & 31);
+                    if (jb + u <= j1)
+#pragma unroll
+                        for (int m = 0; m < D32; m++)
+                            if (lane + 32 * m < hd)
+                                share[m] = fmaf(wj, v[u][m], share[m]);
+                }
             }
 #pragma unroll
             for (int m = 0; m < D32; m++)
