@@ -112,11 +112,9 @@ static std::vector<float> reference(const test_linear &t, const float *x, int n_
                 }
                 total += part;
             }
-            float bias = w.bias ? qe_round_to(w.bias_dtype == QE_DTYPE_F16 ? qe_f16_to_f32(t.bias_bits[r])
-                                                                           : qe_bf16_to_f32(t.bias_bits[r]),
-                                              (qe_dtype)w.bias_dtype)
-                                : 0.0f;
-            y[(size_t)tok * w.n_out + r] = qe_round_to(w.bias ? total + bias : total, (qe_dtype)w.out_dtype);
+            if (w.bias) /* 16-bit bits: exact in float */
+                total += w.bias_dtype == QE_DTYPE_F16 ? qe_f16_to_f32(t.bias_bits[r]) : qe_bf16_to_f32(t.bias_bits[r]);
+            y[(size_t)tok * w.n_out + r] = qe_round_to(total, (qe_dtype)w.out_dtype);
         }
     return y;
 }
