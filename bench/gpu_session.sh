@@ -20,8 +20,9 @@
 #      of 16 sequences at once (--decode-batch 16) per shape;
 #   7. PROFILE_VARIANTS: per-kernel time of decode steps (ncu); STALLS=1: ncu's throughput and
 #      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass.
-# BASE="COMMIT ...": each commit's qeval is built beside this tree's (git archive, in the
-# background while step 1 runs) and each bench of step 3 runs on them first, in order, in the
+# BASE="COMMIT ...": each commit's qeval is built beside this tree's (git archive, or where the
+# tree has no history, as the device tool's copy has none, this tree with the patch that
+# bench/base_patches.sh wrote for the commit; in the background while step 1 runs) and each bench of step 3 runs on them first, in order, in the
 # same job: the A/B that a speed change needs (figures of another call are of another machine);
 # several commits split a series' gain by commit. MMLU_BASE=1: step 5 times them too.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
@@ -39,7 +40,15 @@ step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
 bases=() # "COMMIT QEVAL" for each commit of BASE
 for commit in ${BASE:-}; do
-    base_src=$(mktemp -d) && git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
+    base_src=$(mktemp -d)
+    if git -C "$src" rev-parse -q --verify "$commit^{commit}" >/dev/null 2>&1; then
+        git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
+    else # the device tool's copy of the tree has no history: bench/base_patches.sh made a patch
+        patch=$src/.device/base/$commit.patch
+        [ -f "$patch" ] || { echo "BASE $commit: neither a commit here nor $patch"; exit 1; }
+        (cd "$src" && tar --exclude=./.device --exclude=./.git --exclude='./build*' -cf - .) | tar -x -C "$base_src" &&
+            (cd "$base_src" && git apply --binary "$patch") || { echo "BASE $commit: $patch does not apply"; exit 1; }
+    fi
     bases+=("$commit $base_src/b/qeval")
     (cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
         -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 && cmake --build "$base_src/b" -j4 --target qeval \
