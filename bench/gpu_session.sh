@@ -19,7 +19,8 @@
 #      64 and 16 and one at a time: wall seconds and decode tokens/s of each. Step 3 also times decode
 #      of 16 sequences at once (--decode-batch 16) per shape;
 #   7. PROFILE_VARIANTS: per-kernel time of decode steps (ncu); STALLS=1: ncu's throughput and
-#      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass.
+#      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass;
+#      MMLU_PROFILE=1: the kernels' summed time in a short MMLU run against its wall clock.
 # BASE="COMMIT ...": each commit's qeval is built beside this tree's (git archive, or where the
 # tree has no history, as the device tool's copy has none, this tree with the patch that
 # bench/base_patches.sh wrote for the commit; in the background while step 1 runs) and each bench of step 3 runs on them first, in order, in the
@@ -188,6 +189,19 @@ if [ "${STALLS:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/c
         --variants bf16 -p 1024 -n 1 -r 1 --batch 1024 >"$logs/ncu_stalls.txt" 2>&1
     grep -E "^  [a-z_]|Duration|Throughput|Achieved Occupancy|Warp Cycles Per Issued|stalled" "$logs/ncu_stalls.txt" \
         | cut -c1-200 | head -60
+fi
+# MMLU_PROFILE=1: how much of an MMLU run's wall clock the GPU spends in kernels (bf16, 2 documents
+# a subject: 114 documents), and in which: the rest is the host's work and the gaps it leaves
+if [ "${MMLU_PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/config.json" ] &&
+    [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
+    step "ncu: $first bf16 mmlu --limit 2, kernel time against wall"
+    short=("$qeval" run "$models/$first" --tasks mmlu --variants bf16 --device cuda --limit 2 --no-cache
+        --data-dir "$QEVAL_SHARED/datasets" --db "$logs/mmlu_profile.db" --quiet)
+    rm -f "$logs/mmlu_profile.db" && start=$(date +%s.%N) && "${short[@]}" >/dev/null 2>"$logs/mmlu_profile.err" &&
+        echo "wall: $(python3 -c "import time; print(f'{time.time() - $start:.2f}')") s (load included)"
+    rm -f "$logs/mmlu_profile.db"
+    timeout "${PROFILE_SECONDS:-180}" ncu --csv --metrics gpu__time_duration.sum "${short[@]}" >"$logs/ncu_mmlu.csv" 2>/dev/null
+    python3 "$src/bench/ncu_kernels.py" "$logs/ncu_mmlu.csv" | head -16
 fi
 step "docs/benchmarks.md from the bench documents"
 ls "$logs"/bench_*.json >/dev/null 2>&1 && python3 "$src/bench/benchmarks_md.py" "$logs"/bench_*.json --title "Benchmarks on $(nvidia-smi --query-gpu=name \
