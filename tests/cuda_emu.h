@@ -1,18 +1,16 @@
 /* tests/cuda_emu.h — a small emulation of CUDA's thread model on the CPU, so that tests can run
  * the engine's CUDA kernels (the .cuh headers of engine/cuda) from their own source without a
- * GPU and check them
- * against each other and against host references (tests/test_attention_emu.cpp,
- * tests/test_linear_emu.cpp).
+ * GPU and check them against each other and against host references
+ * (tests/test_attention_emu.cpp, tests/test_linear_emu.cpp).
  *
  * A block's threads are fibers (ucontext) run in turn on one OS thread; a fiber runs until it
  * reaches a barrier (__syncthreads, or the warp barrier that __syncwarp, the shuffles and the
  * warp-wide instructions use) and the barrier opens when every live thread of the block (or
  * warp) waits at it. The warps run one at a time from one block barrier to the next (odd blocks
  * in reverse order), so a warp that reads another's writes without a __syncthreads between them
- * reads what was there before; shared memory starts as NaNs each block, so a read before a
- * write shows.
- * Blocks run one after another, so a kernel's static __shared__ arrays are plain statics (they
- * keep what the block before left there).
+ * reads what was there before; dynamic shared memory starts as NaNs each block, so a read before
+ * a write shows. Blocks run one after another, so a kernel's static __shared__ arrays are plain
+ * statics (they keep what the block before left there).
  *
  * The tensor-core instructions, as the PTX ISA defines their operands:
  *  - mma.m16n8k16 (mma_step): lane l = 4 g + q holds A's (row g, k 2q..2q+1), (g + 8, 2q..),
