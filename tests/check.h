@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,14 @@ static inline int check_summary(void)
 }
 
 /* Where the shared test data lives: $QEVAL_SHARED, else ../shared beside the checkout. */
+/* Test data: the next float of a deterministic sequence in [-1, 1) from *state (any seed): a
+ * 64-bit LCG's top 24 bits, exact in float. */
+static inline float check_uniform(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*state >> 40) / 8388608.0 - 1.0);
+}
+
 static inline const char *check_shared_dir(void)
 {
     const char *dir = getenv("QEVAL_SHARED");

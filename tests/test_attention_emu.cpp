@@ -35,16 +35,11 @@ template <int D32> static void decode(const qe_attention_args &a, int dtype)
 /* ---- data ----------------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float random_float(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
 static std::vector<float> random_rounded(size_t n, int dtype, float scale)
 {
     std::vector<float> v(n);
     for (float &x : v)
-        x = round_to(random_float() * scale, dtype);
+        x = round_to(check_uniform(&rng_state) * scale, dtype);
     return v;
 }
 

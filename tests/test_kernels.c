@@ -13,15 +13,10 @@
 #include "ref/ref_ops.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float uniform(void) /* in [-1, 1) */
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) / 8388608.0 - 1.0);
-}
 static void fill_random(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = uniform();
+        x[i] = check_uniform(&rng_state);
 }
 
 static void test_dtypes(void)

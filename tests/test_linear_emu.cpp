@@ -28,11 +28,6 @@ static float c_code8[256];
 /* ---- data ----------------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float random_float(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
 
 /* A linear [n_out, n_in] in one format with the float values the kernels must use (w_values:
  * bf16 / f16 values, NF4's bf16(code4 * absmax)); storage owned here. */
@@ -51,7 +46,7 @@ static void make_linear(test_linear &t, qe_weight_format format, int n_out, int 
     size_t n = (size_t)n_out * n_in;
     std::vector<float> w(n);
     for (float &v : w)
-        v = qe_round_to(random_float() * 0.5f, dtype);
+        v = qe_round_to(check_uniform(&rng_state) * 0.5f, dtype);
     t.lin.format = format;
     t.lin.n_out = n_out, t.lin.n_in = n_in;
     t.lin.compute_dtype = dtype;
@@ -76,8 +71,10 @@ static void make_linear(test_linear &t, qe_weight_format format, int n_out, int 
     }
     if (has_bias) {
         t.bias_bits.resize(n_out);
-        for (uint16_t &b : t.bias_bits)
-            b = dtype == QE_DTYPE_F16 ? qe_f32_to_f16(random_float()) : qe_f32_to_bf16(random_float());
+        for (uint16_t &b : t.bias_bits) {
+            float v = check_uniform(&rng_state);
+            b = dtype == QE_DTYPE_F16 ? qe_f32_to_f16(v) : qe_f32_to_bf16(v);
+        }
         t.lin.bias = t.bias_bits.data();
         t.lin.bias_dtype = dtype;
     }
@@ -88,7 +85,7 @@ static std::vector<float> make_x(int n_tok, int n_in, qe_dtype dtype, size_t off
 {
     std::vector<float> x(offset + (size_t)n_tok * n_in);
     for (size_t i = offset; i < x.size(); i++)
-        x[i] = qe_round_to(random_float() * 2.0f, dtype);
+        x[i] = qe_round_to(check_uniform(&rng_state) * 2.0f, dtype);
     return x;
 }
 
