@@ -21,11 +21,12 @@
 #   7. PROFILE_VARIANTS: per-kernel time of decode steps (ncu); STALLS=1: ncu's throughput and
 #      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass;
 #      MMLU_PROFILE=1: the kernels' summed time in a short MMLU run against its wall clock.
-# BASE="COMMIT ...": each commit's qeval is built beside this tree's (git archive, or where the
-# tree has no history, as the device tool's copy has none, this tree with the patch that
-# bench/base_patches.sh wrote for the commit; in the background while step 1 runs) and each bench of step 3 runs on them first, in order, in the
-# same job: the A/B that a speed change needs (figures of another call are of another machine);
-# several commits split a series' gain by commit. MMLU_BASE=1: step 5 times them too.
+# BASE="COMMIT ...": each commit's qeval is built beside this tree's, in the background while
+# step 1 runs (git archive; where the tree has no history, as the device tool's copy has none,
+# this tree with the patch bench/base_patches.sh wrote for the commit), and each bench of step 3
+# runs on them first, in order, in the same job: the A/B that a speed change needs (figures of
+# another call are of another machine); several commits split a series' gain by commit.
+# MMLU_BASE=1: step 5 times them too.
 # Usage: bash bench/gpu_session.sh BUILD_DIR MODELS_DIR LOG_DIR (GPU_TESTS_SECONDS=0: step 1 ran
 # before, BUILD_DIR holds its build; PEERS=0: no peers this time; PROMPTS: the prompt lengths of
 # step 3, default "512 1536"; MMLU_VARIANTS: step 5's, space-separated, "" for none; GSM8K_BATCHES:
