@@ -100,10 +100,12 @@ static void count_pass(const qe_model_config *cfg, const qe_estimate_options *o,
     *activation = qe_forward_activation_bytes(cfg, rows);
     if (o->device == QE_DEVICE_CUDA) {
         /* the int8 and nf4 variants' linears (qe_cuda_format_needs_workspace); the others' need
-         * none; nf4's passes of many tokens hold a bf16 copy of a weight there */
+         * none; nf4's passes of many tokens hold a bf16 copy of a weight there. A 16-bit compute
+         * dtype's prefill linears read x as 16-bit rows (qe_cuda_x16_bytes) */
         bool is_nf4 = o->variant.kind == QE_VARIANT_NF4, is_quantized = is_nf4 || o->variant.kind == QE_VARIANT_INT8;
         uint64_t nf4_max = is_nf4 ? largest_linear_elements(cfg) : 0;
         *workspace = (is_quantized ? qe_cuda_workspace_bytes_nf4(rows, max_n_in, nf4_max) : 0) +
+                     qe_cuda_x16_bytes(rows, max_n_in, qe_variant_compute_dtype(&o->variant) != QE_DTYPE_F32) +
                      QE_CUDA_STAGING_ROWS * sizeof(int32_t);
     } else {
         *activation += qe_forward_host_table_bytes(cfg, rows); /* host memory like the rest */

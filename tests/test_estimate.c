@@ -16,7 +16,8 @@
  * int32, rounded up to 8, + c attention args of 80 bytes (a sequences pass's). Workspace, CPU with 2 threads:
  * 2 x round64(max(dot tile 32k + 4(c+1)k + 128, int8 64 + c(k+64) + 4c + 8ck + 4(c+1) + 4k + 384,
  * 4 context)), k the widest linear input; CUDA: 9 c k + 8 c + 256 for int8 and nf4 (fp32, bf16: none)
- * + 4096 x 4 (token staging). */
+ * + 4096 x 4 (token staging) + 2 c round8(k) for every 16-bit compute dtype (the prefill linears'
+ * x rows: x16_cuda below, with c the CUDA rows). */
 #include "check.h"
 
 #include <stdint.h>
@@ -35,6 +36,7 @@ typedef struct {
     uint64_t kv_bounded, kv_unbounded;
     uint64_t scoring_act_cpu, scoring_act_cuda, scoring_ws_cpu, scoring_ws_cuda;
     uint64_t decode_act_cpu, decode_ws_cpu, decode_ws_cuda;
+    uint64_t x16_cuda;                 /* 2 c round8(k), c the CUDA scoring rows */
     weights_case weights[6];
 } model_case;
 
@@ -42,6 +44,7 @@ static const model_case cases[] = {
     /* stories260K: llama, hidden 64, intermediate 172, 5 layers, 8 heads / 4 kv heads of 8, vocab 512,
      * tied; linears per layer 64x64, 32x64 x2, 64x64, 172x64 x2, 64x172 = 45,312 weights */
     {"stories260K", 260032, 512, 655360, 655360, 813056, 1542144, 831744, 813312, 35820, 14080, 18196,
+     512 * 176 * 2,
      {{"fp32", 906240, 131072, 2816, 0, 1040128},
       {"bf16", 453120, 65536, 2816, 0, 521472},
       {"int8", 238560, 65536, 2816, 0, 306912},
@@ -50,6 +53,7 @@ static const model_case cases[] = {
       {"nf4-bs128", 115330, 65536, 2816, 1088, 184770}}},
     /* tiny-llama3: explicit head_dim 16 (8 heads: q_dim 128 = hidden), GQA 8:2, untied head */
     {"tiny-llama3", 1090432, 300, 230400, 230400, 1685504, 1917872, 1810432, 1055840, 137148, 30976, 20104,
+     300 * 384 * 2,
      {{"fp32", 2260992, 2097152, 3584, 0, 4361728},
       {"bf16", 1130496, 1048576, 3584, 0, 2182656},
       {"int8", 579840, 1048576, 3584, 0, 1632000},
@@ -58,6 +62,7 @@ static const model_case cases[] = {
       {"nf4-bs128", 287244, 1048576, 3584, 1088, 1340492}}},
     /* tiny-qwen2: q/k/v biases (128 + 64 + 64 rows per layer: fp32 4 bytes each, else 2), tied */
     {"tiny-qwen2", 607360, 100, 102400, 102400, 722272, 707472, 593920, 305440, 136988, 25856, 19528,
+     100 * 320 * 2,
      {{"fp32", 1378304, 1048576, 2560, 0, 2429440},
       {"bf16", 689152, 524288, 2560, 0, 1216000},
       {"int8", 354304, 524288, 2560, 0, 881152},
@@ -69,6 +74,7 @@ static const model_case cases[] = {
      * = 153,600 bounded and unbounded (context 600: below); sandwich
      * and q/k norms; two ropes */
     {"tiny-gemma3", 1101312, 100, 153600, 153600, 658272, 643472, 478208, 247840, 136348, 20736, 18952,
+     100 * 256 * 2,
      {{"fp32", 3342336, 1048576, 14336, 0, 4405248},
       {"bf16", 1671168, 524288, 14336, 0, 2209792},
       {"int8", 858624, 524288, 14336, 0, 1397248},
@@ -120,9 +126,11 @@ static void test_hand_computed(const model_case *mc, const char *path)
         CHECK_INT_EQ(norm_gpu, e.norm_bytes);
         CHECK_INT_EQ(wc->weights - off_device, e.weights_bytes);
         CHECK_INT_EQ(0, e.code_table_bytes);
-        /* fp32 and bf16 linears need no workspace: the token staging alone */
+        /* fp32 and bf16 linears need no quantization workspace: the token staging alone; every
+         * variant but fp32 computes in bf16 and adds the prefill x rows */
         bool is_quantized = !strncmp(wc->variant, "int8", 4) || !strncmp(wc->variant, "nf4", 3);
-        uint64_t scoring_ws_cuda = is_quantized ? mc->scoring_ws_cuda : 4096 * 4;
+        uint64_t scoring_ws_cuda =
+            (is_quantized ? mc->scoring_ws_cuda : 4096 * 4) + (strcmp(wc->variant, "fp32") ? mc->x16_cuda : 0);
         CHECK_INT_EQ(mc->scoring_act_cuda, e.scoring_activation_bytes);
         CHECK_INT_EQ(scoring_ws_cuda, e.scoring_workspace_bytes);
         CHECK_INT_EQ(is_quantized ? mc->decode_ws_cuda : 4096 * 4, e.decode_workspace_bytes);
@@ -276,7 +284,8 @@ static void test_bad_configs(void)
 
 /* nf4 on a GPU: a pass of more than 128 tokens holds a bf16 copy of the largest NF4 weight in the
  * workspace (llama-3.1-8b's MLP: 14,336 x 4,096 x 2 bytes, more than the int8 rule's 9 x 512 x
- * 14,336 + 8 x 512 + 256 at chunks of 512); int8 keeps the int8 rule; decoding needs no copy. */
+ * 14,336 + 8 x 512 + 256 at chunks of 512); int8 keeps the int8 rule; decoding needs no copy.
+ * Both add the prefill x rows in bf16, 512 x 14,336 x 2 bytes; a decoding step has none. */
 static void test_nf4_workspace(void)
 {
     const char *config = "{\"model_type\": \"llama\", \"vocab_size\": 1000, \"hidden_size\": 4096, "
@@ -287,11 +296,11 @@ static void test_nf4_workspace(void)
     qe_error err = {0};
     CHECK(qe_variant_parse("nf4", &o.variant, &err) == QE_OK);
     CHECK_INT_EQ(QE_OK, qe_estimate_memory("l/config.json", config, &o, &e, &err));
-    CHECK_INT_EQ(14336ull * 4096 * 2 + 4096 * 4, e.scoring_workspace_bytes);
+    CHECK_INT_EQ(14336ull * 4096 * 2 + 4096 * 4 + 512 * 14336 * 2, e.scoring_workspace_bytes);
     CHECK_INT_EQ(9ull * 14336 + 8 + 256 + 4096 * 4, e.decode_workspace_bytes);
     CHECK(qe_variant_parse("int8", &o.variant, &err) == QE_OK);
     CHECK_INT_EQ(QE_OK, qe_estimate_memory("l/config.json", config, &o, &e, &err));
-    CHECK_INT_EQ(9ull * 512 * 14336 + 8 * 512 + 256 + 4096 * 4, e.scoring_workspace_bytes);
+    CHECK_INT_EQ(9ull * 512 * 14336 + 8 * 512 + 256 + 4096 * 4 + 512 * 14336 * 2, e.scoring_workspace_bytes);
 }
 
 int main(void)

@@ -134,12 +134,16 @@ static void run_gemv(int n, const qe_backend_linear *const *lins, const float *x
            (size_t)gemv_shape<IS_NF4>::SMEM_BYTES, batch, x, n_tok);
 }
 
+/* x rounded to 16-bit rows by x16_kernel, as x16_of does, then the tiled kernel */
 template <typename T, bool IS_NF4, int WARPS_M>
 static void run_gemm(const qe_backend_linear &w, const float *x, int n_tok, float *y)
 {
     using shape = mma_linear_shape<WARPS_M>;
+    size_t n_chunks = (size_t)n_tok * (x16_ld(w.n_in) / 8);
+    std::vector<uint4> x16(n_chunks);
+    launch(x16_kernel<T>, blocks_for(n_chunks, 256), 1u, 256, 0, x, n_tok, w.n_in, x16.data());
     launch(mma_linear_kernel<T, IS_NF4, WARPS_M>, blocks_for(n_tok, MMA_BN), blocks_for(w.n_out, shape::BM),
-           shape::THREADS, shape::SMEM_BYTES, w, x, n_tok, y);
+           shape::THREADS, shape::SMEM_BYTES, w, (const uint16_t *)x16.data(), n_tok, y);
 }
 
 /* ---- checks ------------------------------------------------------------------------------------ */

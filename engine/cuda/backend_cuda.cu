@@ -96,6 +96,10 @@ typedef struct {
     size_t ws_bytes;              // the workspace's size
     int ws_tokens, ws_n_in, ws_context;
     int n_quantized_linears;      // INT8 and NF4 linears prepared and not yet freed
+    bool has_16bit_compute;       // a linear of a 16-bit compute dtype was prepared: prefill
+                                  // linears take their x as 16-bit rows (x16_kernel)
+    uint16_t *x16;                // [x16_bytes / 2]: those rows, reserved by reserve_workspace
+    size_t x16_bytes;
     uint64_t nf4_max_elements;    // the largest NF4 weight prepared so far (never lowered)
     int32_t *staged_ids;          // [STAGING_ROWS]: an embed call's ids, or a row_stats pass's
                                   // targets [ROW_STATS_ROWS] then its row_partial [ROW_STATS_ROWS]
@@ -862,18 +866,40 @@ static bool linear_uses_mma(const cuda_state *s, const qe_backend_linear *lin)
 // The ring takes more than the 48 KB a block gets unasked (cudaFuncSetAttribute: set per call,
 // as it is per device).
 template <typename T, bool IS_NF4, int WARPS_M>
-static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin, const uint16_t *x16, int n_tok,
+                              float *y)
 {
     using shape = mma_linear_shape<WARPS_M>;
     cudaFuncSetAttribute(mma_linear_kernel<T, IS_NF4, WARPS_M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          (int)shape::SMEM_BYTES);
     mma_linear_kernel<T, IS_NF4, WARPS_M><<<dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)),
-                                            shape::THREADS, shape::SMEM_BYTES, s->stream>>>(*lin, x, n_tok, y);
+                                            shape::THREADS, shape::SMEM_BYTES, s->stream>>>(*lin, x16, n_tok, y);
 }
 
-template <typename T, bool IS_NF4>
-static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+static_assert(QE_CUDA_X16_MIN_TOKENS == MMA_DECODE_MAX_TOKENS + 1, "the tiled kernel takes the calls decode does not");
+
+// x[n_tok, n_in] as the tiled kernel reads it (x16_kernel), in s->x16; NULL (sticky error)
+// where reserve_workspace did not make room.
+template <typename T>
+static const uint16_t *x16_of(qe_backend *be, const float *x, int n_tok, int n_in)
 {
+    cuda_state *s = state_of(be);
+    size_t n_chunks = (size_t)n_tok * (x16_ld(n_in) / 8);
+    if (n_chunks * 16 > s->x16_bytes) {
+        qe_backend_fail(be, QE_EINVAL, "CUDA backend: a linear over %d tokens of %d inputs needs %zu bytes of 16-bit "
+                        "rows, %zu reserved (reserve_workspace)", n_tok, n_in, n_chunks * 16, s->x16_bytes);
+        return NULL;
+    }
+    x16_kernel<T><<<blocks_for(n_chunks, 256), 256, 0, s->stream>>>(x, n_tok, n_in, (uint4 *)s->x16);
+    return CHECK_LAUNCH(be) ? s->x16 : NULL;
+}
+
+// x16: x16_of's rows of x, or NULL: made here where the tiled kernel needs them.
+template <typename T, bool IS_NF4>
+static void launch_mma(qe_backend *be, const qe_backend_linear *lin, const float *x, const uint16_t *x16, int n_tok,
+                       float *y)
+{
+    const cuda_state *s = state_of(be);
     if (n_tok <= MMA_DECODE_MAX_TOKENS) {
         dim3 grid(blocks_for(lin->n_out, 16), blocks_for(n_tok, 8));
         if (gemv_fits(lin, x))
@@ -882,12 +908,14 @@ static void launch_mma(const cuda_state *s, const qe_backend_linear *lin, const 
             mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
         return;
     }
+    if (!x16 && !(x16 = x16_of<T>(be, x, n_tok, lin->n_in)))
+        return;
     // token tiles in x: the blocks running together share their weight tile (read once from memory)
     unsigned token_tiles = blocks_for(n_tok, MMA_BN);
     if ((size_t)blocks_for(lin->n_out, 128) * token_tiles >= 2 * (size_t)s->n_sms)
-        launch_mma_linear<T, IS_NF4, 4>(s, lin, x, n_tok, y);
+        launch_mma_linear<T, IS_NF4, 4>(s, lin, x16, n_tok, y);
     else // smaller blocks where the large ones would leave multiprocessors idle
-        launch_mma_linear<T, IS_NF4, 2>(s, lin, x, n_tok, y);
+        launch_mma_linear<T, IS_NF4, 2>(s, lin, x16, n_tok, y);
 }
 
 // An NF4 linear over more than two token tiles: the fused kernel would dequantize every weight
@@ -906,21 +934,22 @@ static void *nf4_dequantized(qe_backend *be, const qe_backend_linear *lin, int n
     return CHECK_LAUNCH(be) ? s->workspace : NULL;
 }
 
-static void linear_mma(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
+// x16: x16_of's rows of x, or NULL (see launch_mma).
+static void linear_mma(qe_backend *be, const qe_backend_linear *lin, const float *x, const uint16_t *x16, int n_tok,
+                       float *y)
 {
-    const cuda_state *s = state_of(be);
     void *dequantized = lin->format == QE_WEIGHT_NF4 ? nf4_dequantized(be, lin, n_tok) : NULL;
     if (lin->format == QE_WEIGHT_F16) {
-        launch_mma<__half, false>(s, lin, x, n_tok, y);
+        launch_mma<__half, false>(be, lin, x, x16, n_tok, y);
     } else if (dequantized) {
         qe_backend_linear bf16 = *lin;
         bf16.format = QE_WEIGHT_BF16;
         bf16.data = dequantized;
-        launch_mma<__nv_bfloat16, false>(s, &bf16, x, n_tok, y);
+        launch_mma<__nv_bfloat16, false>(be, &bf16, x, x16, n_tok, y);
     } else if (lin->format == QE_WEIGHT_NF4) {
-        launch_mma<__nv_bfloat16, true>(s, lin, x, n_tok, y);
+        launch_mma<__nv_bfloat16, true>(be, lin, x, x16, n_tok, y);
     } else {
-        launch_mma<__nv_bfloat16, false>(s, lin, x, n_tok, y);
+        launch_mma<__nv_bfloat16, false>(be, lin, x, x16, n_tok, y);
     }
     CHECK_LAUNCH(be);
 }
@@ -1324,11 +1353,19 @@ static qe_status cuda_reserve_workspace(qe_backend *be, int max_tokens, int max_
     cuda_state *s = state_of(be);
     if (max_context > s->ws_context)
         s->ws_context = max_context; // attention needs no scratch: this only bounds what it may read
+    size_t x16_bytes = (size_t)qe_cuda_x16_bytes(max_tokens, max_n_in, s->has_16bit_compute);
+    if (x16_bytes > s->x16_bytes) {
+        device_free(be, s->x16);
+        s->x16_bytes = 0;
+        if (!(s->x16 = (uint16_t *)device_alloc(be, x16_bytes, QE_MEM_WORKSPACE)))
+            return qe_backend_take_error(be, err);
+        s->x16_bytes = x16_bytes;
+    }
     int tokens = max_tokens > s->ws_tokens ? max_tokens : s->ws_tokens;
     int n_in = max_n_in > s->ws_n_in ? max_n_in : s->ws_n_in;
     size_t bytes = (size_t)qe_cuda_workspace_bytes_nf4(tokens, n_in, s->nf4_max_elements);
     if (s->n_quantized_linears == 0 || (tokens == s->ws_tokens && n_in == s->ws_n_in && bytes <= s->ws_bytes))
-        return QE_OK; // a 16-bit or fp32 model's linears need none
+        return QE_OK; // a 16-bit or fp32 model's linears need no more
     device_free(be, s->workspace);
     s->ws_tokens = s->ws_n_in = 0;
     s->ws_bytes = 0;
@@ -1434,6 +1471,8 @@ static qe_status cuda_prepare_linear(qe_backend *be, qe_weight *w, qe_dtype comp
     qe_weight_free(w);
     if (qe_cuda_format_needs_workspace(lin->format))
         state_of(be)->n_quantized_linears++;
+    if (compute_dtype != QE_DTYPE_F32)
+        state_of(be)->has_16bit_compute = true;
     uint64_t n_elements = (uint64_t)lin->n_out * (uint64_t)lin->n_in;
     if (lin->format == QE_WEIGHT_NF4 && n_elements > state_of(be)->nf4_max_elements)
         state_of(be)->nf4_max_elements = n_elements;
@@ -1562,7 +1601,7 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *weight, const f
     call.out_dtype = out_dtype;
     const qe_backend_linear *lin = &call;
     if (linear_uses_mma(s, lin)) {
-        linear_mma(be, lin, x, n_tok, y);
+        linear_mma(be, lin, x, NULL, n_tok, y);
         return;
     }
     if (lin->format == QE_WEIGHT_F32) {
@@ -1589,20 +1628,30 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *weight, const f
     }
 }
 
-// One launch where every linear takes the decode kernel in one format; else one call each.
+// One launch where every linear takes the decode kernel in one format; prefill linears that
+// all run on tensor cores share one x16_of; else one call each.
 static void cuda_linears(qe_backend *be, int n, const qe_backend_linear *const *weights, const float *x, int n_tok,
                          qe_dtype out_dtype, float *const *ys)
 {
     cuda_state *s = state_of(be);
     qe_backend_linear calls[QE_LINEARS_MAX];
     const qe_backend_linear *call_of[QE_LINEARS_MAX];
-    bool is_one_launch = n >= 1 && n <= QE_LINEARS_MAX && n_tok >= 1 && n_tok <= MMA_DECODE_MAX_TOKENS;
-    for (int i = 0; i < n && is_one_launch; i++) {
+    bool is_mma = n >= 1 && n <= QE_LINEARS_MAX && n_tok >= 1;
+    bool is_one_launch = is_mma && n_tok <= MMA_DECODE_MAX_TOKENS;
+    for (int i = 0; i < n && is_mma; i++) {
         calls[i] = *weights[i];
         calls[i].out_dtype = out_dtype;
         call_of[i] = &calls[i];
-        is_one_launch = linear_uses_mma(s, &calls[i]) && gemv_fits(&calls[i], x) &&
-                        calls[i].format == calls[0].format && calls[i].n_in == calls[0].n_in;
+        is_mma = linear_uses_mma(s, &calls[i]) && calls[i].compute_dtype == calls[0].compute_dtype &&
+                 calls[i].n_in == calls[0].n_in;
+        is_one_launch = is_one_launch && is_mma && gemv_fits(&calls[i], x) && calls[i].format == calls[0].format;
+    }
+    if (is_mma && n_tok > MMA_DECODE_MAX_TOKENS && !qe_backend_failed(be)) {
+        const uint16_t *x16 = calls[0].compute_dtype == QE_DTYPE_F16 ? x16_of<__half>(be, x, n_tok, calls[0].n_in)
+                                                                    : x16_of<__nv_bfloat16>(be, x, n_tok, calls[0].n_in);
+        for (int i = 0; i < n && x16; i++)
+            linear_mma(be, &calls[i], x, x16, n_tok, ys[i]);
+        return;
     }
     if (!is_one_launch) {
         for (int i = 0; i < n; i++)

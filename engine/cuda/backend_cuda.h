@@ -79,6 +79,17 @@ static inline uint64_t qe_cuda_workspace_bytes_nf4(int max_tokens, int max_n_in,
     return max_tokens >= QE_CUDA_NF4_DEQUANT_MIN_TOKENS && copy > bytes ? copy : bytes;
 }
 
+/* A pass of more than MMA_DECODE_MAX_TOKENS tokens in a 16-bit compute dtype runs its linears on
+ * tensor cores from x rounded to 16 bits once per call, in rows padded to a multiple of 8 values
+ * (x16_kernel): reserve_workspace holds them for max_tokens tokens of max_n_in inputs. */
+#define QE_CUDA_X16_MIN_TOKENS 17
+static inline uint64_t qe_cuda_x16_bytes(int max_tokens, int max_n_in, bool is_16bit_compute)
+{
+    if (!is_16bit_compute || max_tokens < QE_CUDA_X16_MIN_TOKENS)
+        return 0;
+    return (uint64_t)max_tokens * (uint64_t)((max_n_in + 7) / 8 * 8) * sizeof(uint16_t);
+}
+
 /* Device bytes of a linear as the backend uploads it (cuda_prepare_linear): the loader's bytes
  * (qe_weight_format_bytes: a bias in the 16-bit compute dtype beside a 16-bit or quantized
  * weight) without a double-quantized NF4 weight's one float offset, which travels as a kernel

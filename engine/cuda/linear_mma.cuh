@@ -37,10 +37,10 @@ __device__ __forceinline__ void zero_fragments(float (&f)[ROW_TILES][TOKEN_TILES
 }
 
 #define MMA_SLICE 128           // k per partial sum (a multiple of MMA_BK)
-#define MMA_BK 32               // k per shared-memory stage of the tiled kernel
+#define MMA_BK 64               // k per shared-memory stage of the tiled kernel
 #define MMA_BN 64               // tokens per block of the tiled kernel
-#define MMA_LD (MMA_BK + 8)     // 16-bit elements per shared row: 80 bytes, conflict-free ldmatrix
-#define MMA_STAGES 4            // k tiles in flight in the tiled kernel's ring
+#define MMA_LD (MMA_BK + 8)     // 16-bit elements per shared row: 144 bytes, conflict-free ldmatrix
+#define MMA_STAGES 3            // k tiles in flight in the tiled kernel's ring
 #define MMA_DECODE_WARPS 8      // slices worked on at once by a decode block
 #define MMA_DECODE_MAX_TOKENS 16 // up to here one decode block per 16 rows and 8 tokens
 
@@ -313,51 +313,75 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
 #endif
 }
 
+// The tiled kernel's x: x[n_tok, n_in] (exact values of T) as T bits in rows of x16_ld(n_in)
+// values, zero past n_in, so that every 16-byte piece of a row is aligned and whole: one copy a
+// call (q, k and v share it), then cp.async alone moves x in the kernel.
+__host__ __device__ constexpr int x16_ld(int n_in) { return (n_in + 7) / 8 * 8; }
+
+template <typename T> __global__ void x16_kernel(const float *x, int n_tok, int n_in, uint4 *x16)
+{
+#if QE_CUDA_MMA
+    int row_chunks = x16_ld(n_in) / 8;
+    size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= (size_t)n_tok * row_chunks)
+        return;
+    size_t t = c / row_chunks;
+    int k = (int)(c % row_chunks) * 8;
+    const float *row = x + t * n_in;
+    uint32_t pairs[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        pairs[j] = (k + 2 * j < n_in ? bits16_of<T>(row[k + 2 * j]) : 0u) |
+                   (k + 2 * j + 1 < n_in ? bits16_of<T>(row[k + 2 * j + 1]) : 0u) << 16;
+    x16[c] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
+#endif
+}
+
 // Prefill: one block per WARPS_M * 32 output rows and MMA_BN tokens, warps in a WARPS_M x 2 grid
 // of 32 x 32 tiles, over k tiles of MMA_BK in a ring of MMA_STAGES stages: a tile's loads are
-// issued MMA_STAGES - 1 tiles before its mma, so a block no longer waits a memory latency per
-// tile (each tile cost ~1.4 us with the two stages and register-staged x of before, whatever
-// the grid). 16-bit weights (rows of a multiple of 8 values) and float32 x (rows of a multiple
-// of 4, 16-byte aligned) arrive by cp.async; x is rounded to T into one shared tile per k tile,
-// as the mma's operand. NF4 codes and unaligned rows go through registers, fetched at issue
-// and stored after the current tile's mma. The mma steps, slices and sums are those of before.
+// issued MMA_STAGES - 1 tiles before its mma, so a block does not wait a memory latency per
+// tile. x arrives as x16_kernel left it, 16-bit weights (rows of a multiple of 8 values) as
+// they are, both by cp.async straight into the ldmatrix layout: one barrier a tile, and 4 mma
+// k-steps of 8 mma a warp behind it (the kernel is bound by its instructions at the 1 - 2
+// blocks a multiprocessor that a pass's linears give: a 32-value k tile with float32 x rounded
+// in shared memory spent ~1,600 cycles a tile). NF4 codes and unaligned rows go through
+// registers, fetched at issue and stored after the current tile's mma. The mma steps, slices
+// and sums are those of the decode kernels.
 template <int WARPS_M> struct mma_linear_shape {
     static constexpr int BM = WARPS_M * 32, THREADS = WARPS_M * 64;
-    static constexpr int X_LD = MMA_BK + 4; // floats per row of a float32 x stage
     static constexpr size_t W_STAGE = (size_t)BM * MMA_LD * sizeof(uint16_t);
-    static constexpr size_t X_STAGE = (size_t)MMA_BN * X_LD * sizeof(float);
-    static constexpr size_t SMEM_BYTES = MMA_STAGES * (W_STAGE + X_STAGE) + (size_t)MMA_BN * MMA_LD * sizeof(uint16_t);
+    static constexpr size_t X_STAGE = (size_t)MMA_BN * MMA_LD * sizeof(uint16_t);
+    static constexpr size_t SMEM_BYTES = MMA_STAGES * (W_STAGE + X_STAGE);
 };
 
 template <typename T, bool IS_NF4, int WARPS_M>
-__global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
+__global__ void __launch_bounds__(WARPS_M * 64)
+    mma_linear_kernel(qe_backend_linear w, const uint16_t *x16, int n_tok, float *y)
 {
 #if QE_CUDA_MMA
     using shape = mma_linear_shape<WARPS_M>;
-    constexpr int BM = shape::BM, THREADS = shape::THREADS, X_LD = shape::X_LD;
-    constexpr int W_CHUNKS = BM * MMA_BK / 8 / THREADS;                     // 8-value chunks per thread: 2
-    constexpr int X_CHUNKS = (MMA_BN * MMA_BK / 8 + THREADS - 1) / THREADS; // 1 or 2
+    constexpr int BM = shape::BM, THREADS = shape::THREADS;
+    constexpr int TILE_CHUNKS = MMA_BK / 8;                       // 16-byte pieces of a row's k tile
+    constexpr int W_CHUNKS = BM * TILE_CHUNKS / THREADS;          // per thread: 4
+    constexpr int X_CHUNKS = MMA_BN * TILE_CHUNKS / THREADS;      // 4 or 2
     constexpr int TILES_PER_SLICE = MMA_SLICE / MMA_BK;
     unsigned char *mma_smem = (unsigned char *)dynamic_smem();
-    uint16_t *w_ring = (uint16_t *)mma_smem;                                        // [stage][BM][MMA_LD]
-    float *x_ring = (float *)(mma_smem + MMA_STAGES * shape::W_STAGE);              // [stage][MMA_BN][X_LD]
-    uint16_t *x_tile = (uint16_t *)(mma_smem + MMA_STAGES * (shape::W_STAGE + shape::X_STAGE)); // [MMA_BN][MMA_LD]
+    uint16_t *w_ring = (uint16_t *)mma_smem;                           // [stage][BM][MMA_LD]
+    uint16_t *x_ring = (uint16_t *)(mma_smem + MMA_STAGES * shape::W_STAGE); // [stage][MMA_BN][MMA_LD]
     __shared__ float nf4_code[16];
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
     int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
-    int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out;
+    int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out, x_ld = x16_ld(n_in);
     int n_tiles = (n_in + MMA_BK - 1) / MMA_BK;
     // 16-bit rows of a multiple of 8 values: whole 16-byte chunks, aligned, by cp.async
     bool is_w_async = !IS_NF4 && n_in % 8 == 0;
     // NF4 rows of a multiple of 8 values: a chunk is 4 aligned bytes in one absmax block
     bool is_nf4_chunked = IS_NF4 && n_in % 8 == 0;
-    bool is_x_async = n_in % 4 == 0 && (uintptr_t)x % 16 == 0; // 16-byte pieces of x rows
 
-    // a thread's chunks: W chunk c = threadIdx.x + i * THREADS is row c / 4, k c % 4 * 8 of the tile;
-    // x chunk c is token c / 4, k c % 4 * 8 (two 16-byte pieces)
-    float x_regs[X_CHUNKS][8];
+    // a thread's chunks: chunk c = threadIdx.x + i * THREADS is row (or token) c / TILE_CHUNKS,
+    // k c % TILE_CHUNKS * 8 of the tile
     uint32_t nf4_codes[W_CHUNKS];
     float nf4_absmax[W_CHUNKS];
 
@@ -365,19 +389,19 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     auto fetch = [&](int stage, int tile) {
         int k_tile = tile * MMA_BK;
         uint16_t *w_stage = w_ring + (size_t)stage * BM * MMA_LD;
-        float *x_stage = x_ring + (size_t)stage * MMA_BN * X_LD;
+        uint16_t *x_stage = x_ring + (size_t)stage * MMA_BN * MMA_LD;
         if (is_w_async)
 #pragma unroll
             for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
+                int c = threadIdx.x + i * THREADS, row = r0 + c / TILE_CHUNKS, k = k_tile + c % TILE_CHUNKS * 8;
                 bool is_inside = row < n_out && k < n_in;
                 const uint16_t *src = (const uint16_t *)w.data + (is_inside ? (size_t)row * n_in + k : 0);
-                cp_async_16(&w_stage[(c / 4) * MMA_LD + c % 4 * 8], src, is_inside ? 16 : 0);
+                cp_async_16(&w_stage[(c / TILE_CHUNKS) * MMA_LD + c % TILE_CHUNKS * 8], src, is_inside ? 16 : 0);
             }
         if (is_nf4_chunked)
 #pragma unroll
             for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
+                int c = threadIdx.x + i * THREADS, row = r0 + c / TILE_CHUNKS, k = k_tile + c % TILE_CHUNKS * 8;
                 nf4_codes[i] = 0;
                 nf4_absmax[i] = 0.0f;
                 if (row < n_out && k < n_in) {
@@ -388,49 +412,28 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
             }
 #pragma unroll
         for (int i = 0; i < X_CHUNKS; i++) {
-            int c = threadIdx.x + i * THREADS, t = t0 + c / 4, k = k_tile + c % 4 * 8;
-            if (c >= MMA_BN * MMA_BK / 8)
-                break;
-            const float *at = x + (size_t)t * n_in + k;
-            if (is_x_async)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    bool is_inside = t < n_tok && k + 4 * h < n_in; // n_in % 4 == 0: whole pieces
-                    cp_async_16((uint16_t *)&x_stage[(c / 4) * X_LD + c % 4 * 8 + 4 * h], is_inside ? at + 4 * h : x,
-                                is_inside ? 16 : 0);
-                }
-            else
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    x_regs[i][j] = t < n_tok && k + j < n_in ? __ldg(at + j) : 0.0f;
+            int c = threadIdx.x + i * THREADS, t = t0 + c / TILE_CHUNKS, k = k_tile + c % TILE_CHUNKS * 8;
+            bool is_inside = t < n_tok && k < x_ld;
+            cp_async_16(&x_stage[(c / TILE_CHUNKS) * MMA_LD + c % TILE_CHUNKS * 8],
+                        x16 + (is_inside ? (size_t)t * x_ld + k : 0), is_inside ? 16 : 0);
         }
     };
-    // Writes what fetch left in registers to `stage`.
+    // Writes what fetch left in registers to `stage` (weights not copied by cp.async).
     auto store = [&](int stage, int tile) {
+        if (is_w_async)
+            return;
         int k_tile = tile * MMA_BK;
         uint16_t *w_stage = w_ring + (size_t)stage * BM * MMA_LD;
-        float *x_stage = x_ring + (size_t)stage * MMA_BN * X_LD;
-        if (!is_w_async)
 #pragma unroll
-            for (int i = 0; i < W_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS, row = r0 + c / 4, k = k_tile + c % 4 * 8;
-                uint32_t v[4];
+        for (int i = 0; i < W_CHUNKS; i++) {
+            int c = threadIdx.x + i * THREADS, row = r0 + c / TILE_CHUNKS, k = k_tile + c % TILE_CHUNKS * 8;
+            uint32_t v[4];
 #pragma unroll
-                for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
-                    v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
-                                          : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
-                *(uint4 *)&w_stage[(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(v[0], v[1], v[2], v[3]);
-            }
-        if (!is_x_async)
-#pragma unroll
-            for (int i = 0; i < X_CHUNKS; i++) {
-                int c = threadIdx.x + i * THREADS;
-                if (c >= MMA_BN * MMA_BK / 8)
-                    break;
-                float4 *to = (float4 *)&x_stage[(c / 4) * X_LD + c % 4 * 8];
-                to[0] = make_float4(x_regs[i][0], x_regs[i][1], x_regs[i][2], x_regs[i][3]);
-                to[1] = make_float4(x_regs[i][4], x_regs[i][5], x_regs[i][6], x_regs[i][7]);
-            }
+            for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
+                v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
+                                      : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
+            *(uint4 *)&w_stage[(c / TILE_CHUNKS) * MMA_LD + c % TILE_CHUNKS * 8] = make_uint4(v[0], v[1], v[2], v[3]);
+        }
     };
 
     float total[2][4][4], part[2][4][4]; // [row tile][token tile][fragment]
@@ -447,25 +450,13 @@ __global__ void __launch_bounds__(WARPS_M * 64) mma_linear_kernel(qe_backend_lin
     for (int tile = 0; tile < n_tiles; tile++) {
         int stage = tile % MMA_STAGES, ahead = tile + MMA_STAGES - 1;
         cp_async_wait_pending<MMA_STAGES - 2>(); // this thread's pieces of `tile` are in
-        __syncthreads(); // everyone's are; every warp is done with tile - 1 (its stage and x_tile)
+        __syncthreads(); // everyone's are; every warp is done with tile - 1, whose stage `ahead` takes
         if (ahead < n_tiles)
             fetch(ahead % MMA_STAGES, ahead);
         cp_async_commit(); // one group a tile, empty or not: the wait above counts them
-        // x of this tile rounded to T: the mma operand, as the two-stage kernel stored it
-#pragma unroll
-        for (int i = 0; i < X_CHUNKS; i++) {
-            int c = threadIdx.x + i * THREADS;
-            if (c >= MMA_BN * MMA_BK / 8)
-                break;
-            const float4 *from = (const float4 *)&x_ring[((size_t)stage * MMA_BN + c / 4) * X_LD + c % 4 * 8];
-            float4 lo = from[0], hi = from[1];
-            *(uint4 *)&x_tile[(c / 4) * MMA_LD + c % 4 * 8] = make_uint4(
-                pack_pair<T>(lo.x, lo.y), pack_pair<T>(lo.z, lo.w), pack_pair<T>(hi.x, hi.y), pack_pair<T>(hi.z, hi.w));
-        }
-        __syncthreads();
         if (tile % TILES_PER_SLICE == 0)
             zero_fragments(part);
-        const uint16_t *ws = w_ring + (size_t)stage * BM * MMA_LD, *xs = x_tile;
+        const uint16_t *ws = w_ring + (size_t)stage * BM * MMA_LD, *xs = x_ring + (size_t)stage * MMA_BN * MMA_LD;
 #pragma unroll
         for (int step = 0; step < MMA_BK / 16; step++) {
             if (tile * MMA_BK + step * 16 >= n_in)
