@@ -585,11 +585,17 @@ __global__ void __launch_bounds__(ATT_RT_THREADS, ATT_RT_MIN_BLOCKS)
 // key_scores, the maximum over the same keys, a tile's weights summed by the same warp tree and
 // its values from zero in position order; the tile sums and shares are added in tile order, a
 // round of ATT_DECODE_WARPS tiles at a time through shared memory. Unpacked calls only.
-#define ATT_DECODE_WARPS 8
+#define ATT_DECODE_WARPS 16 // a head's tiles at once: a decode step has n_heads blocks, fewer than SMs
 #define ATT_DECODE_MAX_TOKENS 8
 #define ATT_DECODE_KEPT 4 // rounds of scores a lane keeps between the max and the weights
-#define ATT_DECODE_ROWS 8 // value rows a warp loads before it sums them
 #define ATT_DECODE_SLOTS (ATT_MAX_HEAD_DIM / (ATT_DECODE_WARPS * 32)) // of acc per thread
+
+// Value rows a warp loads before it sums them: a whole tile where 64 registers hold it (every
+// load of the tile in flight at once), at least 4.
+__host__ __device__ constexpr int att_decode_rows(int d32)
+{
+    return 64 / d32 > ATT_KEYS ? ATT_KEYS : 64 / d32 < 4 ? 4 : 64 / d32;
+}
 
 static size_t attention_decode_smem_bytes(int head_dim)
 {
@@ -664,18 +670,19 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
                 tile_sums[warp] = tile_sum;
             int j0 = first > s0 ? first - s0 : 0, j1 = pos - s0 < ATT_KEYS - 1 ? pos - s0 : ATT_KEYS - 1;
             float share[D32] = {};
-            // ATT_DECODE_ROWS value rows in flight at a time (their loads first, the sums in order)
-            for (int jb = j0; jb <= j1; jb += ATT_DECODE_ROWS) {
-                float v[ATT_DECODE_ROWS][D32];
+            // ROWS value rows in flight at a time (their loads first, the sums in order)
+            constexpr int ROWS = att_decode_rows(D32);
+            for (int jb = j0; jb <= j1; jb += ROWS) {
+                float v[ROWS][D32];
 #pragma unroll
-                for (int u = 0; u < ATT_DECODE_ROWS; u++) {
+                for (int u = 0; u < ROWS; u++) {
                     const float *row = v0 + kv_row(min(jb + u, j1) + s0, a.kv_ring) * kv_stride;
 #pragma unroll
                     for (int m = 0; m < D32; m++)
                         v[u][m] = lane + 32 * m < hd ? row[lane + 32 * m] : 0.0f;
                 }
 #pragma unroll
-                for (int u = 0; u < ATT_DECODE_ROWS; u++) {
+                for (int u = 0; u < ROWS; u++) {
                     float wj = __shfl_sync(0xffffffffu, w, (jb + u) & 31);
                     if (jb + u <= j1)
 #pragma unroll
