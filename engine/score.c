@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "logprob.h"
+#include "parallel.h"
 
 static double now_ms(void)
 {
@@ -108,6 +109,33 @@ static qe_status encode_context(qe_model *m, score_context *c, qe_error *err)
         c->n_ids = 1;
     }
     c->tokenize_ms = now_ms() - start_ms;
+    return rc;
+}
+
+/* fn(ctx, i, err) for every i in [0, n), spread over the host's cores: tokenizing is most of a
+ * batch's host work (MMLU: every context once alone and once with each continuation, ~70,000
+ * strings of ~600 tokens, a third of a GPU run's wall clock when done in order) and the items
+ * are independent (the tokenizer's piece cache is safe to share). Returns the status of the
+ * lowest failing item, run again alone for its message: the error a loop in order gives; its
+ * index in *failed (-1: none). fn must leave a failed item as it can be run again. */
+typedef qe_status (*item_fn)(void *ctx, int i, qe_error *err);
+
+static qe_status run_items(int n, item_fn fn, void *ctx, int *failed, qe_error *err)
+{
+    *failed = -1;
+    qe_status *status = malloc((size_t)(n > 0 ? n : 1) * sizeof *status);
+    if (!status)
+        return qe_fail(err, QE_ENOMEM, "out of memory for %d statuses", n);
+    QE_PARALLEL_FOR_ITEMS(n)
+    for (int i = 0; i < n; i++) {
+        qe_error unused;
+        status[i] = fn(ctx, i, &unused);
+    }
+    qe_status rc = QE_OK;
+    for (int i = 0; i < n && rc == QE_OK; i++)
+        if (status[i] != QE_OK && (rc = fn(ctx, i, err)) != QE_OK)
+            *failed = i;
+    free(status);
     return rc;
 }
 
@@ -429,6 +457,17 @@ static int compare_context_text(const void *pa, const void *pb)
 }
 
 /* The distinct contexts of the requests, tokenized once each; *of_request[i] points into them. */
+typedef struct {
+    qe_model *m;
+    score_context *contexts;
+} encode_job;
+
+static qe_status encode_item(void *ctx, int i, qe_error *err)
+{
+    encode_job *job = ctx;
+    return encode_context(job->m, &job->contexts[i], err);
+}
+
 static qe_status encode_contexts(qe_model *m, const qe_score_request *requests, int n, score_context **contexts,
                                  int *n_contexts, const score_context ***of_request, qe_error *err)
 {
@@ -452,12 +491,9 @@ static qe_status encode_contexts(qe_model *m, const qe_score_request *requests, 
         c->n_requests++;
         (*of_request)[i] = c;
     }
-    for (int c = 0; c < n_distinct; c++) {
-        qe_status rc = encode_context(m, &sorted[c], err);
-        if (rc != QE_OK)
-            return rc;
-    }
-    return QE_OK;
+    encode_job job = {m, sorted};
+    int failed;
+    return run_items(n_distinct, encode_item, &job, &failed, err);
 }
 
 void qe_score_result_clear(qe_score_result *r)
@@ -466,6 +502,26 @@ void qe_score_result_clear(qe_score_result *r)
     free(r->target_logprob);
     free(r->logprobs);
     memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+    qe_model *m;
+    const qe_score_request *requests;
+    const score_context **of_request;
+    score_plan *plans;
+    qe_score_result *results;
+} plan_job;
+
+static qe_status plan_item(void *ctx, int i, qe_error *err)
+{
+    plan_job *job = ctx;
+    double start_ms = now_ms();
+    const score_context *c = job->of_request[i];
+    job->plans[i].request = i;
+    job->plans[i].context = c;
+    qe_status rc = plan_request(job->m, &job->requests[i], c, &job->plans[i], err);
+    job->results[i].elapsed_ms = now_ms() - start_ms + c->tokenize_ms / c->n_requests;
+    return rc;
 }
 
 qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, qe_score_result *results,
@@ -482,14 +538,9 @@ qe_status qe_score_batch(qe_model *m, const qe_score_request *requests, int n, q
     qe_status rc = plans && scratch.context_row ? QE_OK : qe_fail(err, QE_ENOMEM, "%s: out of memory", m->path);
     if (rc == QE_OK)
         rc = encode_contexts(m, requests, n, &contexts, &n_contexts, &of_request, err);
-    for (int i = 0; i < n && rc == QE_OK; i++) {
-        double start_ms = now_ms();
-        plans[i].request = i;
-        plans[i].context = of_request[i];
-        if ((rc = plan_request(m, &requests[i], of_request[i], &plans[i], err)) != QE_OK)
-            failed = i;
-        results[i].elapsed_ms = now_ms() - start_ms + of_request[i]->tokenize_ms / of_request[i]->n_requests;
-    }
+    plan_job job = {m, requests, of_request, plans, results};
+    if (rc == QE_OK)
+        rc = run_items(n, plan_item, &job, &failed, err);
     if (rc == QE_OK)
         qsort(plans, (size_t)n, sizeof *plans, compare_plans);
     /* the cache's rows as unpacked scoring grows them: for the longest request */

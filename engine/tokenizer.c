@@ -59,13 +59,15 @@ static size_t pow2_at_least(size_t n)
  * words, and lm-eval encodes every context once per continuation besides once alone (MMLU: a
  * 600-token prompt five times a document). A piece's tokens depend on its bytes alone, so a hit
  * gives what the merge loop would. Bounded: once PIECE_CACHE_MAX_ENTRIES are in, it takes no
- * more. Shared by the threads that encode with one tokenizer, under its lock. */
+ * more. Shared by the threads that encode with one tokenizer (a scoring batch tokenizes on every
+ * core): a lookup takes no lock, since an entry is published by its hash, stored last, and never
+ * changes after; an insertion takes the lock. */
 #define PIECE_CACHE_SLOTS (1 << 15)            /* a power of two                         */
 #define PIECE_CACHE_MAX_ENTRIES (PIECE_CACHE_SLOTS / 4 * 3)
 #define PIECE_CACHE_MAX_BYTES 24               /* longer pieces are encoded every time   */
 
 typedef struct {
-    uint64_t hash;                             /* 0: an empty slot                       */
+    uint64_t hash;                             /* 0: an empty slot; atomic, stored last  */
     uint8_t n_bytes, n_ids;
     char bytes[PIECE_CACHE_MAX_BYTES];
     int32_t ids[PIECE_CACHE_MAX_BYTES];        /* a piece has at most one token a byte   */
@@ -101,12 +103,14 @@ static qe_piece_cache *piece_cache_new(void)
 
 static uint64_t piece_hash(const char *piece, size_t len) { return hash_bytes(piece, len) | 1; }
 
-/* The slot holding the piece, or the empty slot where it would go. Under the lock. */
+/* The slot holding the piece, or the empty slot where it would go (as far as this thread sees:
+ * one being filled meanwhile reads as empty until its hash is stored). */
 static piece_entry *piece_slot(qe_piece_cache *c, uint64_t hash, const char *piece, size_t len)
 {
     for (size_t i = hash & (PIECE_CACHE_SLOTS - 1);; i = (i + 1) & (PIECE_CACHE_SLOTS - 1)) {
         piece_entry *e = &c->slots[i];
-        if (e->hash == 0 || (e->hash == hash && e->n_bytes == len && memcmp(e->bytes, piece, len) == 0))
+        uint64_t h = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
+        if (h == 0 || (h == hash && e->n_bytes == len && memcmp(e->bytes, piece, len) == 0))
             return e;
     }
 }
@@ -116,12 +120,10 @@ static int piece_cache_get(qe_piece_cache *c, const char *piece, size_t len, int
 {
     if (!c || len > PIECE_CACHE_MAX_BYTES)
         return -1;
-    pthread_mutex_lock(&c->lock);
     const piece_entry *e = piece_slot(c, piece_hash(piece, len), piece, len);
-    int n = e->hash ? e->n_ids : -1;
+    int n = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE) ? e->n_ids : -1;
     if (n > 0)
         memcpy(ids, e->ids, (size_t)n * sizeof *ids);
-    pthread_mutex_unlock(&c->lock);
     return n;
 }
 
@@ -131,13 +133,13 @@ static void piece_cache_put(qe_piece_cache *c, const char *piece, size_t len, co
         return;
     uint64_t hash = piece_hash(piece, len);
     pthread_mutex_lock(&c->lock);
-    piece_entry *e = piece_slot(c, hash, piece, len);
+    piece_entry *e = piece_slot(c, hash, piece, len); /* under the lock: no slot fills meanwhile */
     if (e->hash == 0 && c->n_entries < PIECE_CACHE_MAX_ENTRIES) {
         e->n_bytes = (uint8_t)len, e->n_ids = (uint8_t)n_ids;
         memcpy(e->bytes, piece, len);
         if (n_ids > 0)
             memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
-        e->hash = hash;
+        __atomic_store_n(&e->hash, hash, __ATOMIC_RELEASE);
         c->n_entries++;
     }
     pthread_mutex_unlock(&c->lock);

@@ -4,7 +4,9 @@
  * documents with one-token answers after a common prefix, which run packed)
  * gives, bit for bit, the numbers of the lm-evaluation-harness definition computed here
  * request by request from one uncached forward pass over the request's tokens (qe_forward_logits)
- * with a plain double log-softmax; and the same numbers as each request scored alone (a batch of one). */
+ * with a plain double log-softmax; and the same numbers as each request scored alone (a batch of one).
+ * A batch of many requests, whose strings are tokenized on several threads, gives the same, and
+ * its first bad request is the one the error names. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,6 +102,33 @@ static void check_against_plain(qe_model *m, const qe_score_request *request, co
     free(logits);
 }
 
+/* 96 documents of two continuations each (enough for the tokenizing threads), against the
+ * definition; then two bad requests, of which the error names the first. */
+static void check_many(qe_model *m)
+{
+    enum { N_DOCS = 96, N = 2 * N_DOCS };
+    static char contexts[N_DOCS][96];
+    static qe_score_request requests[N];
+    static qe_score_result results[N];
+    const char *names[] = {"Lily", "Tom", "Sue", "Ben"}, *things[] = {"ball", "cat", "tree", "boat", "cake"};
+    for (int d = 0; d < N_DOCS; d++) {
+        snprintf(contexts[d], sizeof contexts[d], "%s saw %d %ss near the %s. Then %s", names[d % 4], d + 2,
+                 things[d % 5], things[(d / 5) % 5], names[(d + 1) % 4]);
+        requests[2 * d] = (qe_score_request){contexts[d], " ran", false};
+        requests[2 * d + 1] = (qe_score_request){contexts[d], " smiled at the dog", d % 7 == 0};
+    }
+    qe_error err = {0};
+    CHECK_INT_EQ(QE_OK, qe_score_batch(m, requests, N, results, &err));
+    for (int i = 0; i < N; i++) {
+        check_against_plain(m, &requests[i], &results[i]);
+        qe_score_result_clear(&results[i]);
+    }
+    requests[131].continuation = "";
+    requests[77].continuation = "";
+    CHECK_INT_EQ(QE_EINVAL, qe_score_batch(m, requests, N, results, &err));
+    CHECK(strstr(err.msg, "request 77") != NULL && strstr(err.msg, "request 131") == NULL);
+}
+
 int main(void)
 {
     char model_dir[1024];
@@ -179,6 +208,7 @@ int main(void)
         CHECK(strstr(err.msg, "request 1") != NULL);
         CHECK(results[0].argmax == NULL);
         CHECK_INT_EQ(QE_OK, qe_score_batch(m, bad, 0, results, &err));
+        check_many(m);
         qe_model_free(m);
     }
     return check_summary();
