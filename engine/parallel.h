@@ -11,9 +11,9 @@
 #ifdef _OPENMP
 /* a loop worth threads: below ~1M elements the start-up cost outweighs the work */
 #define QE_PARALLEL_FOR(n_elements) QE_PRAGMA(omp parallel for schedule(static) if ((n_elements) > (1 << 20)))
-/* items of uneven cost (strings to tokenize), handed out 8 at a time: below 64 the threads'
- * start-up outweighs the work */
-#define QE_PARALLEL_FOR_ITEMS(n_items) QE_PRAGMA(omp parallel for schedule(dynamic, 8) if ((n_items) >= 64))
+/* items of uneven cost and ~0.1 ms each (strings to tokenize: a scoring block has 16 contexts
+ * and 64 requests), handed out one at a time */
+#define QE_PARALLEL_FOR_ITEMS(n_items) QE_PRAGMA(omp parallel for schedule(dynamic, 1) if ((n_items) >= 4))
 #else
 #define QE_PARALLEL_FOR(n_elements)
 #define QE_PARALLEL_FOR_ITEMS(n_items)
