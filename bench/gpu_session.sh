@@ -191,17 +191,20 @@ if [ "${STALLS:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/c
     grep -E "^  [a-z_]|Duration|Throughput|Achieved Occupancy|Warp Cycles Per Issued|stalled" "$logs/ncu_stalls.txt" \
         | cut -c1-200 | head -60
 fi
-# MMLU_PROFILE=1: how much of an MMLU run's wall clock the GPU spends in kernels (bf16, 2 documents
-# a subject: 114 documents), and in which: the rest is the host's work and the gaps it leaves
+# MMLU_PROFILE=1: how much of an MMLU run's wall clock the GPU spends in kernels (bf16, one document
+# a subject: 57 documents, ~8,000 kernels; ncu replays each in ~12 ms, and 2 a subject ran past 120 s
+# on an H100, whose partial CSV came back only after the check), and in which: the rest is the
+# host's work and the gaps it leaves
 if [ "${MMLU_PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/config.json" ] &&
     [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
-    step "ncu: $first bf16 mmlu --limit 2, kernel time against wall"
-    short=("$qeval" run "$models/$first" --tasks mmlu --variants bf16 --device cuda --limit 2 --no-cache
+    step "ncu: $first bf16 mmlu --limit 1, kernel time against wall"
+    short=("$qeval" run "$models/$first" --tasks mmlu --variants bf16 --device cuda --limit 1 --no-cache
         --data-dir "$QEVAL_SHARED/datasets" --db "$logs/mmlu_profile.db" --quiet)
     rm -f "$logs/mmlu_profile.db" && start=$(date +%s.%N) && "${short[@]}" >/dev/null 2>"$logs/mmlu_profile.err" &&
         echo "wall: $(python3 -c "import time; print(f'{time.time() - $start:.2f}')") s (load included)"
     rm -f "$logs/mmlu_profile.db"
-    timeout "${PROFILE_SECONDS:-180}" ncu --csv --metrics gpu__time_duration.sum "${short[@]}" >"$logs/ncu_mmlu.csv" 2>/dev/null
+    timeout "${MMLU_PROFILE_SECONDS:-240}" ncu --csv --metrics gpu__time_duration.sum "${short[@]}" \
+        >"$logs/ncu_mmlu.csv" 2>/dev/null
     python3 "$src/bench/ncu_kernels.py" "$logs/ncu_mmlu.csv" | head -16
 fi
 step "docs/benchmarks.md from the bench documents"
