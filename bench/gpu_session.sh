@@ -192,9 +192,9 @@ if [ "${STALLS:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/c
         | cut -c1-200 | head -60
 fi
 # MMLU_PROFILE=1: how much of an MMLU run's wall clock the GPU spends in kernels (bf16, one document
-# a subject: 57 documents, ~8,000 kernels; ncu replays each in ~12 ms, and 2 a subject ran past 120 s
-# on an H100, whose partial CSV came back only after the check), and in which: the rest is the
-# host's work and the gaps it leaves
+# a subject: 57 documents; ncu replays each kernel in ~12 ms, and 2 a subject were still running
+# after 10,359 kernels and 120 s on an H100, whose partial CSV came back only after the check), and
+# in which: the rest is the host's work and the gaps it leaves
 if [ "${MMLU_PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ -f "$models/$first/config.json" ] &&
     [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
     step "ncu: $first bf16 mmlu --limit 1, kernel time against wall"

@@ -115,14 +115,16 @@ static qe_status encode_context(qe_model *m, score_context *c, qe_error *err)
 /* fn(ctx, i, err) for every i in [0, n), spread over the host's cores: tokenizing is most of a
  * batch's host work (MMLU: every context once alone and once with each continuation, ~70,000
  * strings of ~600 tokens, 7 of the 8 s a CPU run spends between its forward passes, time a GPU
- * waits for) and the items are independent (the tokenizer's piece cache is safe to share). Returns the status of the
- * lowest failing item, run again alone for its message: the error a loop in order gives; its
- * index in *failed (-1: none). fn must leave a failed item as it can be run again. */
+ * waits for) and the items are independent (the tokenizer's piece cache is safe to share).
+ * Returns the status of the lowest failing item, run again alone for its message: the error a
+ * loop in order gives; its index in *failed when failed is not NULL (-1: none). fn must leave a
+ * failed item as it can be run again. */
 typedef qe_status (*item_fn)(void *ctx, int i, qe_error *err);
 
 static qe_status run_items(int n, item_fn fn, void *ctx, int *failed, qe_error *err)
 {
-    *failed = -1;
+    if (failed)
+        *failed = -1;
     qe_status *status = malloc((size_t)(n > 0 ? n : 1) * sizeof *status);
     if (!status)
         return qe_fail(err, QE_ENOMEM, "out of memory for %d statuses", n);
@@ -133,7 +135,7 @@ static qe_status run_items(int n, item_fn fn, void *ctx, int *failed, qe_error *
     }
     qe_status rc = QE_OK;
     for (int i = 0; i < n && rc == QE_OK; i++)
-        if (status[i] != QE_OK && (rc = fn(ctx, i, err)) != QE_OK)
+        if (status[i] != QE_OK && (rc = fn(ctx, i, err)) != QE_OK && failed)
             *failed = i;
     free(status);
     return rc;
@@ -492,8 +494,7 @@ static qe_status encode_contexts(qe_model *m, const qe_score_request *requests, 
         (*of_request)[i] = c;
     }
     encode_job job = {m, sorted};
-    int failed;
-    return run_items(n_distinct, encode_item, &job, &failed, err);
+    return run_items(n_distinct, encode_item, &job, NULL, err);
 }
 
 void qe_score_result_clear(qe_score_result *r)

@@ -103,14 +103,17 @@ static qe_piece_cache *piece_cache_new(void)
 
 static uint64_t piece_hash(const char *piece, size_t len) { return hash_bytes(piece, len) | 1; }
 
-/* The slot holding the piece, or the empty slot where it would go (as far as this thread sees:
- * one being filled meanwhile reads as empty until its hash is stored). */
-static piece_entry *piece_slot(qe_piece_cache *c, uint64_t hash, const char *piece, size_t len)
+/* The slot holding the piece (*is_found), or the empty slot where it would go, as this thread
+ * sees them: a slot being filled meanwhile reads as empty until its hash is stored, so whether the
+ * piece was found is decided by the one load of the hash here, never by a second look (the empty
+ * slot may meanwhile hold another piece). */
+static piece_entry *piece_slot(qe_piece_cache *c, uint64_t hash, const char *piece, size_t len, bool *is_found)
 {
     for (size_t i = hash & (PIECE_CACHE_SLOTS - 1);; i = (i + 1) & (PIECE_CACHE_SLOTS - 1)) {
         piece_entry *e = &c->slots[i];
         uint64_t h = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE);
-        if (h == 0 || (h == hash && e->n_bytes == len && memcmp(e->bytes, piece, len) == 0))
+        *is_found = h == hash && e->n_bytes == len && memcmp(e->bytes, piece, len) == 0;
+        if (h == 0 || *is_found)
             return e;
     }
 }
@@ -120,8 +123,9 @@ static int piece_cache_get(qe_piece_cache *c, const char *piece, size_t len, int
 {
     if (!c || len > PIECE_CACHE_MAX_BYTES)
         return -1;
-    const piece_entry *e = piece_slot(c, piece_hash(piece, len), piece, len);
-    int n = __atomic_load_n(&e->hash, __ATOMIC_ACQUIRE) ? e->n_ids : -1;
+    bool is_found;
+    const piece_entry *e = piece_slot(c, piece_hash(piece, len), piece, len, &is_found);
+    int n = is_found ? e->n_ids : -1;
     if (n > 0)
         memcpy(ids, e->ids, (size_t)n * sizeof *ids);
     return n;
@@ -133,8 +137,9 @@ static void piece_cache_put(qe_piece_cache *c, const char *piece, size_t len, co
         return;
     uint64_t hash = piece_hash(piece, len);
     pthread_mutex_lock(&c->lock);
-    piece_entry *e = piece_slot(c, hash, piece, len); /* under the lock: no slot fills meanwhile */
-    if (e->hash == 0 && c->n_entries < PIECE_CACHE_MAX_ENTRIES) {
+    bool is_found;
+    piece_entry *e = piece_slot(c, hash, piece, len, &is_found); /* under the lock: no slot fills meanwhile */
+    if (!is_found && c->n_entries < PIECE_CACHE_MAX_ENTRIES) {
         e->n_bytes = (uint8_t)len, e->n_ids = (uint8_t)n_ids;
         memcpy(e->bytes, piece, len);
         if (n_ids > 0)

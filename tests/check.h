@@ -79,7 +79,6 @@ static inline int check_summary(void)
     return 0;
 }
 
-/* Where the shared test data lives: $QEVAL_SHARED, else ../shared beside the checkout. */
 /* Test data: the next float of a deterministic sequence in [-1, 1) from *state (any seed): a
  * 64-bit LCG's top 24 bits, exact in float. */
 static inline float check_uniform(uint64_t *state)
@@ -88,6 +87,7 @@ static inline float check_uniform(uint64_t *state)
     return (float)((*state >> 40) / 8388608.0 - 1.0);
 }
 
+/* Where the shared test data lives: $QEVAL_SHARED, else ../shared beside the checkout. */
 static inline const char *check_shared_dir(void)
 {
     const char *dir = getenv("QEVAL_SHARED");

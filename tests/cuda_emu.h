@@ -306,7 +306,6 @@ template <int N> static inline void cp_async_wait_pending()
             still.push_back(copy);
     mine.swap(still);
 }
-static inline void cp_async_wait_all() { cp_async_wait_pending<0>(); }
 
 /* ---- launches ----------------------------------------------------------------------------------- */
 
