@@ -57,6 +57,8 @@ typedef struct {
     float scale;                /* scores = scale * q.k                                      */
     const int32_t *seg_row;     /* [n_tok] int32 in a backend buffer, or NULL: see above     */
     int shared_len;             /* packed: positions of the shared prefix                    */
+    const int32_t *pos_buf;     /* attend_rows: NULL, or pos0 again in a backend buffer (one
+                                   int32), read there by a recorded step (graph_begin)        */
 } qe_attention_args;
 
 /* The cache row of position pos. */
@@ -186,6 +188,17 @@ struct qe_backend {
      * (targets in host memory, may be NULL), written to host out[n_rows]. */
     void (*row_stats)(qe_backend *be, const float *logits, int n_rows, int n_vocab, const int32_t *targets,
                       qe_row_stats *out);
+
+    /* --- recorded steps (optional; NULL: every op is issued as it is called) ------------- */
+    /* A run of ops recorded once and replayed, for passes whose ops repeat with the same host
+     * arguments (a decode step: only the token, the rope tables and the positions change, and
+     * they travel in backend buffers written before the run: pos_buf). graph_begin(key): true
+     * when a recording under these key bytes is still valid: it has been issued, and the caller
+     * skips the ops; false: the ops the caller issues until graph_end are recorded under key (and
+     * run). A recording is dropped once the backend allocates or frees memory, since its ops
+     * hold the buffers' addresses; the key names whatever else they hold (which caches). */
+    bool (*graph_begin)(qe_backend *be, const void *key, size_t key_bytes);
+    void (*graph_end)(qe_backend *be);
 
     /* Waits for the device; returns the first error since the last sync (and clears it). */
     qe_status (*sync)(qe_backend *be, qe_error *err);

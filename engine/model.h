@@ -61,7 +61,8 @@ typedef struct {
     float *logits;                /* [LOGIT_ROWS, n_vocab]             */
     float *cos_table[QE_MAX_ROPES], *sin_table[QE_MAX_ROPES]; /* [c, head_dim/2] */
     float *host_table;            /* [c, head_dim/2] host memory, where tables are computed */
-    float *seg_rows;              /* [c] int32 values: a packed pass's seg_row (backend.h)   */
+    float *seg_rows;              /* [c] int32 values: a packed pass's seg_row (backend.h), a
+                                     decode step's positions (pos_buf)                         */
     int32_t *host_seg_rows;       /* [c] host memory, where they are computed                */
     qe_attention_args *host_attention_args; /* [c] host memory: a sequences pass's, one a token */
 } qe_forward_scratch;

@@ -243,6 +243,8 @@ typedef struct {
     int n_segs;
     qe_kv_cache *const *seq_caches; /* [n_tok] or NULL: token t is the next position of its own
                                        sequence's cache (qe_model_forward_sequences; one chunk) */
+    bool is_step;                 /* a decode step (one token, or one of each sequence): its
+                                     positions are in s->seg_rows, for a recorded run (run_layers) */
 } pass_layout;
 
 /* Tokens [start, start + c) of a packed pass: each one's seg_row (the cache row of its segment's
@@ -286,9 +288,11 @@ static void fill_rope_tables(const qe_model *m, const pass_layout *L, int p, int
     }
 }
 
-/* Layer li's attention of queries q [c, n_heads * head_dim] at cache kv's rows pos0.. into out. */
+/* Layer li's attention of queries q [c, n_heads * head_dim] at cache kv's rows pos0.. into out;
+ * in a decode step, that of the step's token t. */
 static qe_attention_args attention_args(const qe_model *m, int li, const pass_layout *L, const qe_kv_cache *kv,
-                                        int pos0, int c, const float *q, float *out, const qe_forward_scratch *s)
+                                        int pos0, int c, int t, const float *q, float *out,
+                                        const qe_forward_scratch *s)
 {
     const qe_model_config *cfg = &m->cfg;
     return (qe_attention_args){
@@ -297,6 +301,7 @@ static qe_attention_args attention_args(const qe_model *m, int li, const pass_la
         .window = cfg->layers[li].sliding_window,
         .kv_ring = qe_kv_ring(&cfg->layers[li], m->max_context, m->chunk_tokens), .scale = cfg->attn_scale,
         .seg_row = L->seg_start ? (const int32_t *)s->seg_rows : NULL, .shared_len = L->seg_start ? L->pos0 : 0,
+        .pos_buf = L->is_step ? (const int32_t *)s->seg_rows + t : NULL,
     };
 }
 
@@ -307,7 +312,7 @@ static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, i
 {
     qe_backend *be = m->backend;
     size_t kvd = qe_kv_row_floats(&m->cfg);
-    qe_attention_args args = attention_args(m, li, L, kv, pos0, c, q, out, s);
+    qe_attention_args args = attention_args(m, li, L, kv, pos0, c, 0, q, out, s);
     if (c == 1 && !L->seg_start) { /* a decode step: its cache rows and attention in the op's two launches */
         qe_backend_attend_rows(be, 1, &args, k, v, m->compute_dtype);
         return;
@@ -340,7 +345,7 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     if (L->seq_caches) { /* each token to its own sequence's cache, attending to that alone */
         size_t q_row = (size_t)cfg->n_heads * hd;
         for (int t = 0; t < c; t++)
-            s->host_attention_args[t] = attention_args(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1,
+            s->host_attention_args[t] = attention_args(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1, t,
                                                        s->q + t * q_row, s->att + t * q_row, s);
         qe_backend_attend_rows(be, c, s->host_attention_args, s->k, s->v, dt);
     } else {
@@ -424,6 +429,37 @@ static void chunk_head(qe_model *m, const pass_layout *L, int start, int c, int 
     run_head(m, s->tmp, n, s, at);
 }
 
+#define STEP_KEY_CACHES 64 /* sequences a recorded step's key names; more run unrecorded */
+
+/* The layers over chunk [p, p + c) of L. A decode step's layers are ~300 small kernels: where the
+ * backend records runs (graph_begin) they are recorded once per cache set and replayed, their
+ * positions uploaded to s->seg_rows first (pos_buf; a decode step has no packed segments). The
+ * key is the caches the kernels' arguments name; the backend drops a recording when its
+ * buffers move. */
+static void run_layers(qe_model *m, const pass_layout *L, int p, int c, qe_forward_scratch *s)
+{
+    qe_backend *be = m->backend;
+    /* the token count and the entry point (their ops differ), then the caches */
+    const void *key[1 + STEP_KEY_CACHES] = {(const void *)(uintptr_t)(2 * c + (L->seq_caches != NULL))};
+    bool is_recorded = false;
+    if (L->is_step) {
+        for (int t = 0; t < c; t++)
+            s->host_seg_rows[t] = L->seq_caches ? L->seq_caches[t]->n_cached : p + t;
+        be->upload(be, s->seg_rows, (const float *)s->host_seg_rows, (size_t)c);
+        for (int t = 0; t < c && t < STEP_KEY_CACHES; t++)
+            key[1 + t] = L->seq_caches ? (const void *)L->seq_caches[t] : (const void *)&m->kv;
+        if (be->graph_begin && c <= STEP_KEY_CACHES) {
+            if (be->graph_begin(be, key, (size_t)(1 + c) * sizeof *key))
+                return;
+            is_recorded = true;
+        }
+    }
+    for (int li = 0; li < m->cfg.n_layers; li++)
+        run_layer(m, li, L, p, c, s);
+    if (is_recorded)
+        be->graph_end(be);
+}
+
 static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const pass_layout *L, int first_logit_row,
                               head_out out, qe_error *err)
 {
@@ -451,8 +487,7 @@ static qe_status forward_pass(qe_model *m, const int32_t *ids, int n_tok, const 
             fill_seg_rows(m, L, start, c, s);
         fill_rope_tables(m, L, p, c, s);
         be->embed(be, m->embed, ids + start, c, cfg->embed_scale, m->compute_dtype, s->x);
-        for (int li = 0; li < cfg->n_layers; li++)
-            run_layer(m, li, L, p, c, s);
+        run_layers(m, L, p, c, s);
         if (!L->seg_start) { /* a packed pass's rows are no sequence to resume */
             memcpy(m->kv.cached_ids + p, ids + start, (size_t)c * sizeof *ids);
             m->kv.n_cached = p + c;
@@ -503,7 +538,7 @@ qe_status qe_model_forward(qe_model *m, const int32_t *ids, int n_tok, int pos0,
             if (targets[r - first_logit_row] >= m->cfg.n_vocab) /* negative: no target */
                 return qe_fail(err, QE_EINVAL, "%s: target id %d of row %d is outside the vocabulary of %d", m->path,
                                targets[r - first_logit_row], r, m->cfg.n_vocab);
-    pass_layout layout = {.pos0 = pos0};
+    pass_layout layout = {.pos0 = pos0, .is_step = n_tok == 1};
     return forward_pass(m, ids, n_tok, &layout, first_logit_row, (head_out){logits, targets, stats}, err);
 }
 
@@ -560,11 +595,10 @@ qe_status qe_model_forward_sequences(qe_model *m, qe_kv_cache *const *caches, co
         (rc = scratch_reserve(m, n, err)) != QE_OK)
         return rc;
     qe_forward_scratch *s = &m->scratch;
-    pass_layout layout = {.seq_caches = caches};
+    pass_layout layout = {.seq_caches = caches, .is_step = true};
     fill_rope_tables(m, &layout, 0, n, s);
     be->embed(be, m->embed, ids, n, cfg->embed_scale, m->compute_dtype, s->x);
-    for (int li = 0; li < cfg->n_layers; li++)
-        run_layer(m, li, &layout, 0, n, s);
+    run_layers(m, &layout, 0, n, s);
     for (int b = 0; b < n; b++) { /* the positions were read as n_cached through the layers */
         qe_kv_cache *kv = caches[b];
         kv->cached_ids[kv->n_cached++] = ids[b];

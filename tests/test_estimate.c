@@ -13,7 +13,7 @@
  * holds min(context, window + 255) (its ring, model_config.h). Activations for c = min(context, 256)
  * rows (CUDA: 1024, but 256 with sliding-window layers): float32 buffers 3 c hidden + 2 c q_dim + 2 c kv_dim + 2 c intermediate + 16 vocab + ropes x c head_dim + c
  * (a packed pass's segment rows), and on the CPU the host rope table c head_dim / 2 floats + c
- * int32, rounded up to 8, + c attention args of 80 bytes (a sequences pass's). Workspace, CPU with 2 threads:
+ * int32, rounded up to 8, + c attention args of 88 bytes (a sequences pass's). Workspace, CPU with 2 threads:
  * 2 x round64(max(dot tile 32k + 4(c+1)k + 128, int8 64 + c(k+64) + 4c + 8ck + 4(c+1) + 4k + 384,
  * 4 context)), k the widest linear input; CUDA: 9 c k + 8 c + 256 for int8 and nf4 (fp32, bf16: none)
  * + 4096 x 4 (token staging) + 2 c round8(k) for every 16-bit compute dtype (the prefill linears'
@@ -43,7 +43,7 @@ typedef struct {
 static const model_case cases[] = {
     /* stories260K: llama, hidden 64, intermediate 172, 5 layers, 8 heads / 4 kv heads of 8, vocab 512,
      * tied; linears per layer 64x64, 32x64 x2, 64x64, 172x64 x2, 64x172 = 45,312 weights */
-    {"stories260K", 260032, 512, 655360, 655360, 813056, 1542144, 831744, 813312, 35820, 14080, 18196,
+    {"stories260K", 260032, 512, 655360, 655360, 815104, 1542144, 831744, 813312, 35828, 14080, 18196,
      512 * 176 * 2,
      {{"fp32", 906240, 131072, 2816, 0, 1040128},
       {"bf16", 453120, 65536, 2816, 0, 521472},
@@ -52,7 +52,7 @@ static const model_case cases[] = {
       {"nf4-nodq", 127440, 65536, 2816, 64, 195856},
       {"nf4-bs128", 115330, 65536, 2816, 1088, 184770}}},
     /* tiny-llama3: explicit head_dim 16 (8 heads: q_dim 128 = hidden), GQA 8:2, untied head */
-    {"tiny-llama3", 1090432, 300, 230400, 230400, 1685504, 1917872, 1810432, 1055840, 137148, 30976, 20104,
+    {"tiny-llama3", 1090432, 300, 230400, 230400, 1687552, 1917872, 1810432, 1055840, 137156, 30976, 20104,
      300 * 384 * 2,
      {{"fp32", 2260992, 2097152, 3584, 0, 4361728},
       {"bf16", 1130496, 1048576, 3584, 0, 2182656},
@@ -61,7 +61,7 @@ static const model_case cases[] = {
       {"nf4-nodq", 317952, 1048576, 3584, 64, 1370176},
       {"nf4-bs128", 287244, 1048576, 3584, 1088, 1340492}}},
     /* tiny-qwen2: q/k/v biases (128 + 64 + 64 rows per layer: fp32 4 bytes each, else 2), tied */
-    {"tiny-qwen2", 607360, 100, 102400, 102400, 722272, 707472, 593920, 305440, 136988, 25856, 19528,
+    {"tiny-qwen2", 607360, 100, 102400, 102400, 723072, 707472, 593920, 305440, 136996, 25856, 19528,
      100 * 320 * 2,
      {{"fp32", 1378304, 1048576, 2560, 0, 2429440},
       {"bf16", 689152, 524288, 2560, 0, 1216000},
@@ -73,7 +73,7 @@ static const model_case cases[] = {
      * a position and layer; at context 100 the rings (16 + 255 rows) are not reached: 256 x 6 x 100
      * = 153,600 bounded and unbounded (context 600: below); sandwich
      * and q/k norms; two ropes */
-    {"tiny-gemma3", 1101312, 100, 153600, 153600, 658272, 643472, 478208, 247840, 136348, 20736, 18952,
+    {"tiny-gemma3", 1101312, 100, 153600, 153600, 659072, 643472, 478208, 247840, 136356, 20736, 18952,
      100 * 256 * 2,
      {{"fp32", 3342336, 1048576, 14336, 0, 4405248},
       {"bf16", 1671168, 524288, 14336, 0, 2209792},

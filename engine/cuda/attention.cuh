@@ -735,8 +735,11 @@ __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel
 struct attention_row {
     const float *q, *k_cache, *v_cache;
     float *out;
+    const int32_t *pos_buf; // the position in device memory, or NULL: pos0 (a recorded step reads it there)
     int pos0, kv_ring;
 };
+
+__device__ __forceinline__ int row_position(const attention_row &r) { return r.pos_buf ? *r.pos_buf : r.pos0; }
 struct attention_rows {
     qe_attention_args common; // heads, head_dim, window, scale: the same for every sequence
     attention_row row[ATT_ROWS_MAX];
@@ -748,7 +751,7 @@ __global__ void cache_rows_kernel(attention_rows rows)
 {
     const attention_row &r = rows.row[blockIdx.x];
     size_t kvd = (size_t)rows.common.n_kv_heads * rows.common.head_dim;
-    size_t at = kv_row(r.pos0, r.kv_ring) * kvd;
+    size_t at = kv_row(row_position(r), r.kv_ring) * kvd;
     for (size_t i = threadIdx.x; i < kvd; i += blockDim.x) {
         ((float *)r.k_cache)[at + i] = rows.k_rows[blockIdx.x * kvd + i];
         ((float *)r.v_cache)[at + i] = rows.v_rows[blockIdx.x * kvd + i];
@@ -760,6 +763,6 @@ __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(a
 {
     const attention_row &r = rows.row[blockIdx.x];
     qe_attention_args a = rows.common;
-    a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = r.pos0, a.kv_ring = r.kv_ring;
+    a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = row_position(r), a.kv_ring = r.kv_ring;
     attention_decode_query<D32>(a, 0, blockIdx.y, dtype);
 }

@@ -79,6 +79,25 @@ typedef struct {
     int n_chunks, chunks_capacity;
 } weight_arena;
 
+// Host-to-device copies go through pinned memory: from pageable memory cudaMemcpyAsync may wait
+// for the stream (a chunk's rope tables for the chunk before to finish), and the host and the
+// GPU would take turns. The ring's slots are filled in turn; one is refilled once the stream has
+// run the copies from it (its event). A copy larger than a slot goes directly.
+#define UPLOAD_SLOTS 4
+#define UPLOAD_SLOT_BYTES (1u << 20)
+
+// Recorded steps (graph_begin): a few, the least recently used replaced.
+#define GRAPH_SLOTS 8
+#define GRAPH_KEY_BYTES 1024
+
+typedef struct {
+    unsigned char key[GRAPH_KEY_BYTES];
+    size_t key_bytes;             // 0: the slot is free
+    uint64_t generation;          // the allocator's generation it was recorded in
+    uint64_t last_used;
+    cudaGraphExec_t exec;         // kept when the slot is recorded again: updated, not rebuilt, where it can be
+} recorded_graph;
+
 typedef struct {
     int device;
     char device_name[256];
@@ -107,6 +126,15 @@ typedef struct {
     int compute_capability;       // 10 * major + minor: tensor-core linears (mma, IMMA) from 80 on
     int n_sms;                    // multiprocessors, for the linears' tile choices
     int smem_optin_bytes;         // the shared memory a block may ask for
+    unsigned char *upload_ring;   // [UPLOAD_SLOTS * UPLOAD_SLOT_BYTES] pinned
+    cudaEvent_t upload_done[UPLOAD_SLOTS]; // recorded on the stream as it leaves a slot
+    int upload_slot;
+    size_t upload_used;           // bytes of the current slot taken
+    uint64_t generation;          // counts allocations and releases: a recording holds addresses
+    recorded_graph graphs[GRAPH_SLOTS];
+    int recording;                // the slot being recorded, or -1
+    uint64_t graph_clock, n_replays;
+    bool graphs_off;              // QEVAL_CUDA_GRAPHS=0, or qe_backend_cuda_set_graphs
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -354,6 +382,7 @@ static void *device_alloc(qe_backend *be, size_t bytes, qe_mem_class cls)
         s->items_capacity = cap;
     }
     allocation *item = &s->items[s->n_items++];
+    s->generation++;
     item->ptr = ptr;
     item->bytes = bytes;
     item->cls = cls;
@@ -380,6 +409,7 @@ static void device_free(qe_backend *be, void *ptr)
         return;
     }
     size_t bytes = s->items[i].bytes;
+    s->generation++;
     count(s, s->items[i].cls, bytes, false);
     s->items[i] = s->items[--s->n_items];
     // queued kernels may still read it (cudaFree's own wait is not promised for a non-blocking stream)
@@ -863,15 +893,12 @@ static bool linear_uses_mma(const cuda_state *s, const qe_backend_linear *lin)
     return lin->format == QE_WEIGHT_F16 && lin->compute_dtype == QE_DTYPE_F16;
 }
 
-// The ring takes more than the 48 KB a block gets unasked (cudaFuncSetAttribute: set per call,
-// as it is per device).
+// The ring takes more than the 48 KB a block gets unasked: allowed at creation (allow_large_smem).
 template <typename T, bool IS_NF4, int WARPS_M>
 static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin, const uint16_t *x16, int n_tok,
                               float *y)
 {
     using shape = mma_linear_shape<WARPS_M>;
-    cudaFuncSetAttribute(mma_linear_kernel<T, IS_NF4, WARPS_M>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         (int)shape::SMEM_BYTES);
     mma_linear_kernel<T, IS_NF4, WARPS_M><<<dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)),
                                             shape::THREADS, shape::SMEM_BYTES, s->stream>>>(*lin, x16, n_tok, y);
 }
@@ -1494,6 +1521,27 @@ static float *cuda_upload_new(qe_backend *be, const float *host, size_t n, qe_dt
 
 // ---- ops -------------------------------------------------------------------------------------
 
+// host[bytes] to dst, in stream order, through the pinned ring (UPLOAD_SLOTS); host may be
+// reused on return.
+static bool stage_upload(qe_backend *be, void *dst, const void *host, size_t bytes)
+{
+    cuda_state *s = state_of(be);
+    if (bytes > UPLOAD_SLOT_BYTES)
+        return CHECK_CUDA(be, cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, s->stream));
+    if (s->upload_used + bytes > UPLOAD_SLOT_BYTES) {
+        if (!CHECK_CUDA(be, cudaEventRecord(s->upload_done[s->upload_slot], s->stream)))
+            return false;
+        s->upload_slot = (s->upload_slot + 1) % UPLOAD_SLOTS;
+        s->upload_used = 0;
+        if (!CHECK_CUDA(be, cudaEventSynchronize(s->upload_done[s->upload_slot])))
+            return false;
+    }
+    unsigned char *at = s->upload_ring + (size_t)s->upload_slot * UPLOAD_SLOT_BYTES + s->upload_used;
+    memcpy(at, host, bytes);
+    s->upload_used += round_up(bytes, 16);
+    return CHECK_CUDA(be, cudaMemcpyAsync(dst, at, bytes, cudaMemcpyHostToDevice, s->stream));
+}
+
 static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int32_t *ids, int n_tok, float scale,
                        qe_dtype dtype, float *out)
 {
@@ -1525,8 +1573,7 @@ static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int
                                 table->n_out);
                 return;
             }
-        if (!CHECK_CUDA(be, cudaMemcpyAsync(s->staged_ids, ids + t0, (size_t)nt * sizeof *ids,
-                                            cudaMemcpyHostToDevice, s->stream)))
+        if (!stage_upload(be, s->staged_ids, ids + t0, (size_t)nt * sizeof *ids))
             return;
         size_t n = (size_t)nt * dim;
         embed_kernel<<<blocks_for(n, 256), 256, 0, s->stream>>>(table->data, table->format, dim, s->staged_ids, nt,
@@ -1751,9 +1798,7 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     void (*kernel)(qe_attention_args, int) = ATT_BY_HEAD_DIM(attention_kernel, args->head_dim);
     void (*rt_kernel)(qe_attention_args, int, int) = rt_d32 == 2 ? attention_rt_kernel<2> : attention_rt_kernel<ATT_RT_MAX_D32>;
     size_t smem_bytes = is_rt ? attention_rt_smem_bytes(rt_d32, n_slots) : attention_smem_bytes(args->head_dim);
-    if (smem_bytes > 48 * 1024 &&
-        cudaFuncSetAttribute(is_rt ? (const void *)rt_kernel : (const void *)kernel,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes) != cudaSuccess) {
+    if (smem_bytes > (size_t)state_of(be)->smem_optin_bytes) {
         qe_backend_fail(be, QE_EUNSUPPORTED, "CUDA backend: attention over head_dim %d needs %zu bytes of shared memory",
                         args->head_dim, smem_bytes);
         return;
@@ -1784,7 +1829,7 @@ static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *arg
         rows.v_rows = v_rows + i0 * kvd;
         for (int i = 0; i < n_rows; i++) {
             const qe_attention_args *a = &args[i0 + i];
-            rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos0, a->kv_ring};
+            rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos_buf, a->pos0, a->kv_ring};
         }
         cudaStream_t stream = state_of(be)->stream;
         cache_rows_kernel<<<n_rows, 256, 0, stream>>>(rows);
@@ -1839,7 +1884,8 @@ static void cuda_download(qe_backend *be, float *host, const float *src, size_t 
 
 static void cuda_upload(qe_backend *be, float *dst, const float *host, size_t n)
 {
-    memcpy_op(be, dst, host, n, cudaMemcpyHostToDevice);
+    if (!qe_backend_failed(be) && n > 0)
+        stage_upload(be, dst, host, n * sizeof(float));
 }
 
 // The rows are reduced where they are (row_stats_kernel, the host's bits); a pass sends its
@@ -1854,8 +1900,7 @@ static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int 
     row_partial *partials = (row_partial *)(s->staged_ids + ROW_STATS_ROWS);
     for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += ROW_STATS_ROWS) {
         int nr = n_rows - r0 < ROW_STATS_ROWS ? n_rows - r0 : ROW_STATS_ROWS;
-        if (targets && !CHECK_CUDA(be, cudaMemcpyAsync(staged_targets, targets + r0, (size_t)nr * sizeof *targets,
-                                                       cudaMemcpyHostToDevice, s->stream)))
+        if (targets && !stage_upload(be, staged_targets, targets + r0, (size_t)nr * sizeof *targets))
             break;
         row_stats_kernel<<<nr, QE_LSE_LANES, 0, s->stream>>>(logits + (size_t)r0 * n_vocab, n_vocab,
                                                              targets ? staged_targets : NULL, partials);
@@ -1886,6 +1931,83 @@ static qe_status cuda_sync(qe_backend *be, qe_error *err)
     return qe_backend_take_error(be, err);
 }
 
+// ---- recorded steps ---------------------------------------------------------------------------
+// A decode step is ~300 launches of a few microseconds each, and the GPU would wait on the host's
+// launching; a recording (a CUDA graph) is launched once and its kernels follow each other on the
+// device. Recorded by stream capture; recorded again under a slot's key, the old executable is
+// updated in place where the two graphs have the same shape (cudaGraphExecUpdate).
+
+static void forget_graph(recorded_graph *g)
+{
+    if (g->exec)
+        cudaGraphExecDestroy(g->exec);
+    memset(g, 0, sizeof *g);
+}
+
+static bool cuda_graph_begin(qe_backend *be, const void *key, size_t key_bytes)
+{
+    cuda_state *s = state_of(be);
+    s->recording = -1;
+    if (s->graphs_off || key_bytes == 0 || key_bytes > GRAPH_KEY_BYTES || qe_backend_failed(be))
+        return false;
+    int slot = -1, spare = 0;
+    for (int i = 0; i < GRAPH_SLOTS; i++) {
+        recorded_graph *g = &s->graphs[i];
+        if (g->key_bytes == key_bytes && memcmp(g->key, key, key_bytes) == 0)
+            slot = i;
+        if (g->last_used < s->graphs[spare].last_used) // free slots have 0
+            spare = i;
+    }
+    if (slot >= 0 && s->graphs[slot].generation == s->generation) {
+        s->graphs[slot].last_used = ++s->graph_clock;
+        s->n_replays++;
+        CHECK_CUDA(be, cudaGraphLaunch(s->graphs[slot].exec, s->stream));
+        return true;
+    }
+    if (slot < 0) { // a new key takes the least recently used slot (and may update its executable)
+        slot = spare;
+        memcpy(s->graphs[slot].key, key, key_bytes);
+        s->graphs[slot].key_bytes = key_bytes;
+    }
+    if (CHECK_CUDA(be, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal)))
+        s->recording = slot;
+    return false;
+}
+
+static void cuda_graph_end(qe_backend *be)
+{
+    cuda_state *s = state_of(be);
+    if (s->recording < 0)
+        return;
+    recorded_graph *g = &s->graphs[s->recording];
+    s->recording = -1;
+    cudaGraph_t graph = NULL;
+    // a failed op's error is already the sticky one; the capture's own failure names it otherwise
+    bool ok = CHECK_CUDA(be, cudaStreamEndCapture(s->stream, &graph)) && !qe_backend_failed(be);
+    if (ok && g->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(g->exec, graph, &info) != cudaSuccess) { // another shape: built anew
+            cudaGetLastError();
+            cudaGraphExecDestroy(g->exec);
+            g->exec = NULL;
+        }
+    }
+    if (ok && !g->exec)
+        ok = CHECK_CUDA(be, cudaGraphInstantiate(&g->exec, graph, 0));
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (!ok) {
+        forget_graph(g);
+        return;
+    }
+    g->generation = s->generation;
+    g->last_used = ++s->graph_clock;
+    CHECK_CUDA(be, cudaGraphLaunch(g->exec, s->stream));
+}
+
+extern "C" void qe_backend_cuda_set_graphs(qe_backend *be, bool on) { state_of(be)->graphs_off = !on; }
+extern "C" uint64_t qe_backend_cuda_replays(const qe_backend *be) { return state_of(be)->n_replays; }
+
 static void cuda_destroy(qe_backend *be)
 {
     if (!be)
@@ -1897,6 +2019,13 @@ static void cuda_destroy(qe_backend *be)
         for (int i = 0; i < s->n_items; i++) // whatever the model did not release
             device_give_back(s, s->items[i].ptr, s->items[i].bytes);
         arena_destroy(&s->arena);
+        for (int i = 0; i < GRAPH_SLOTS; i++)
+            forget_graph(&s->graphs[i]);
+        for (int i = 0; i < UPLOAD_SLOTS; i++)
+            if (s->upload_done[i])
+                cudaEventDestroy(s->upload_done[i]);
+        if (s->upload_ring)
+            cudaFreeHost(s->upload_ring);
         if (s->host_partials)
             cudaFreeHost(s->host_partials);
         if (s->stream)
@@ -1908,6 +2037,36 @@ static void cuda_destroy(qe_backend *be)
 }
 
 // ---- creation --------------------------------------------------------------------------------
+
+// The kernels whose shared memory may pass the 48 KB a block gets unasked (the linears' rings, the
+// prefill attention's kept scores) may take what the device gives, set once here: the setting
+// is a driver call that a launch must not pay (decode launches ~300 kernels a token).
+static bool allow_large_smem(qe_backend *be)
+{
+    cuda_state *s = state_of(be);
+    const void *attention_kernels[] = {
+        (const void *)attention_kernel<2>, (const void *)attention_kernel<4>, (const void *)attention_kernel<8>,
+        (const void *)attention_kernel<ATT_MAX_HEAD_DIM / 32>, (const void *)attention_rt_kernel<2>,
+        (const void *)attention_rt_kernel<ATT_RT_MAX_D32>};
+    const void *tensor_core_kernels[] = { // sm_80 on
+        (const void *)int8_mma_kernel<IMMA_NARROW>, (const void *)int8_mma_kernel<IMMA_WIDE>,
+        (const void *)mma_gemv_kernel<__nv_bfloat16, false>, (const void *)mma_gemv_kernel<__nv_bfloat16, true>,
+        (const void *)mma_gemv_kernel<__half, false>, (const void *)mma_linear_kernel<__nv_bfloat16, false, 2>,
+        (const void *)mma_linear_kernel<__nv_bfloat16, false, 4>, (const void *)mma_linear_kernel<__nv_bfloat16, true, 2>,
+        (const void *)mma_linear_kernel<__nv_bfloat16, true, 4>, (const void *)mma_linear_kernel<__half, false, 2>,
+        (const void *)mma_linear_kernel<__half, false, 4>};
+    size_t n_attention = sizeof attention_kernels / sizeof *attention_kernels;
+    size_t n_tensor_core = s->compute_capability >= 80 ? sizeof tensor_core_kernels / sizeof *tensor_core_kernels : 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_attention + n_tensor_core; i++) {
+        const void *kernel = i < n_attention ? attention_kernels[i] : tensor_core_kernels[i - n_attention];
+        cudaFuncAttributes attributes; // the block's static shared memory comes out of the same budget
+        ok = CHECK_CUDA(be, cudaFuncGetAttributes(&attributes, kernel)) &&
+             CHECK_CUDA(be, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 s->smem_optin_bytes - (int)attributes.sharedSizeBytes));
+    }
+    return ok;
+}
 
 static qe_status create_fail(qe_backend *be, qe_error *err)
 {
@@ -1960,23 +2119,21 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     s->compute_capability = 10 * cc_major + cc_minor;
     arena_init(&s->arena, device_index);
     s->device_used_peak = s->device_total - s->free_at_create;
-    // the IMMA kernels' and the 16-bit decode kernel's rings exceed the default 48 KB of shared memory
-    if (s->compute_capability >= 80 &&
-        (!CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_NARROW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              imma_smem_bytes(IMMA_NARROW))) ||
-         !CHECK_CUDA(be, cudaFuncSetAttribute(int8_mma_kernel<IMMA_WIDE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              imma_smem_bytes(IMMA_WIDE))) ||
-         !CHECK_CUDA(be, cudaFuncSetAttribute(mma_gemv_kernel<__nv_bfloat16, false>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, gemv_shape<false>::SMEM_BYTES)) ||
-         !CHECK_CUDA(be, cudaFuncSetAttribute(mma_gemv_kernel<__half, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              gemv_shape<false>::SMEM_BYTES))))
+    if (!allow_large_smem(be))
         return create_fail(be, err);
     float code8[256];
     qe_dynamic_map_signed(code8);
     if (!CHECK_CUDA(be, cudaMemcpyToSymbol(c_nf4_code, qe_nf4_code, sizeof(float) * 16)) ||
         !CHECK_CUDA(be, cudaMemcpyToSymbol(c_code8, code8, sizeof code8)) ||
-        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_partials, ROW_STATS_ROWS * sizeof(row_partial))))
+        !CHECK_CUDA(be, cudaMallocHost((void **)&s->host_partials, ROW_STATS_ROWS * sizeof(row_partial))) ||
+        !CHECK_CUDA(be, cudaMallocHost((void **)&s->upload_ring, (size_t)UPLOAD_SLOTS * UPLOAD_SLOT_BYTES)))
         return create_fail(be, err);
+    for (int i = 0; i < UPLOAD_SLOTS; i++)
+        if (!CHECK_CUDA(be, cudaEventCreateWithFlags(&s->upload_done[i], cudaEventDisableTiming)))
+            return create_fail(be, err);
+    s->recording = -1;
+    const char *graphs = getenv("QEVAL_CUDA_GRAPHS"); // "0": every op launched as called, to compare
+    s->graphs_off = graphs && strcmp(graphs, "0") == 0;
     if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
         return create_fail(be, err);
 
@@ -2002,6 +2159,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->download = cuda_download;
     be->upload = cuda_upload;
     be->row_stats = cuda_row_stats;
+    be->graph_begin = cuda_graph_begin;
+    be->graph_end = cuda_graph_end;
     be->sync = cuda_sync;
     be->destroy = cuda_destroy;
     *out = be;

@@ -113,6 +113,11 @@ static inline uint64_t qe_cuda_norm_bytes(int n, qe_dtype compute_dtype)
 /* Fills *out when be is a CUDA backend and returns true; false (out zeroed) for any other. */
 bool qe_backend_cuda_memory(const qe_backend *be, qe_backend_memory *out);
 
+/* Whether CUDA backend be replays recorded steps (graph_begin; on unless the environment has
+ * QEVAL_CUDA_GRAPHS=0): the GPU tests compare both. Built with CUDA only. */
+void qe_backend_cuda_set_graphs(qe_backend *be, bool on);
+uint64_t qe_backend_cuda_replays(const qe_backend *be); /* steps replayed so far */
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,8 @@
  * 16 + 256 - 1 = 271 rows give the unbounded cache's bits on the GPU (one pass and token by
  * token), the CPU's logits within fp32's tolerance, and the allocator's KV bytes are the rule's
  * (hand-computed), flat for the sliding layers past the ring. Last, batched decoding
- * (check_sequences): each sequence's bits are those it gets alone. */
+ * (check_sequences): each sequence's bits are those it gets alone, and the recorded steps
+ * (CUDA graphs) give the bits of their ops launched one by one. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,13 +180,27 @@ out:
     qe_model_free(cpu);
 }
 
+enum { N_SEQ = 4, N_STEPS = 6 };
+
+/* Prompts of 5, 13, 21, 29 tokens, then N_STEPS steps of all N_SEQ sequences together. */
+static qe_status decode_together(qe_model *m, const int32_t *prompt, int32_t step_ids[N_STEPS][N_SEQ], size_t n_vocab,
+                                 float *logits, qe_error *err)
+{
+    qe_status rc = qe_sequences_reset(m, N_SEQ, err);
+    for (int i = 0; i < N_SEQ && rc == QE_OK; i++)
+        rc = qe_sequence_prefill(m, i, prompt + i, 5 + 8 * i, err);
+    for (int t = 0; t < N_STEPS && rc == QE_OK; t++)
+        rc = qe_forward_sequences(m, step_ids[t], N_SEQ, logits + (size_t)t * N_SEQ * n_vocab, err);
+    return rc;
+}
+
 /* Batched decoding on the GPU (qe_forward_sequences: the linears over the sequences' rows, their
  * caches' rows and attention in one launch each): every sequence's logits are the bits it gets
  * decoded alone, for tiny-qwen2 (its q, k, v and gate, up in one launch) and tiny-gemma3 (rings)
- * in every variant. */
+ * in every variant. The steps are recorded and replayed (graph_begin); launched op by op they
+ * give the same bits. */
 static void check_sequences(const char *shared)
 {
-    enum { N_SEQ = 4, N_STEPS = 6 };
     const char *models[] = {"tiny-qwen2", "tiny-gemma3"};
     const char *variants[] = {"fp32", "bf16", "int8", "nf4"};
     for (size_t mi = 0; mi < 2; mi++)
@@ -206,17 +221,21 @@ static void check_sequences(const char *shared)
             size_t n_vocab = (size_t)info.n_vocab;
             float *together = malloc(N_STEPS * N_SEQ * n_vocab * sizeof(float));
             float *alone = malloc(N_STEPS * n_vocab * sizeof(float));
+            float *unrecorded = malloc(N_STEPS * N_SEQ * n_vocab * sizeof(float));
             int32_t prompt[N_SEQ * 8 + 8], step_ids[N_STEPS][N_SEQ];
             for (int i = 0; i < (int)(sizeof prompt / sizeof prompt[0]); i++)
                 prompt[i] = 1 + (int32_t)((i * 7919u) % (unsigned)info.n_vocab);
             for (int t = 0; t < N_STEPS; t++)
                 for (int i = 0; i < N_SEQ; i++)
                     step_ids[t][i] = 1 + (t * 31 + i * 17) % info.n_vocab;
-            qe_status rc = qe_sequences_reset(m, N_SEQ, &err);
-            for (int i = 0; i < N_SEQ && rc == QE_OK; i++) /* prompts of 5, 13, 21, 29 tokens */
-                rc = qe_sequence_prefill(m, i, prompt + i, 5 + 8 * i, &err);
-            for (int t = 0; t < N_STEPS && rc == QE_OK; t++)
-                rc = qe_forward_sequences(m, step_ids[t], N_SEQ, together + (size_t)t * N_SEQ * n_vocab, &err);
+            uint64_t replays = qe_backend_cuda_replays(m->backend);
+            qe_status rc = decode_together(m, prompt, step_ids, n_vocab, together, &err);
+            replays = qe_backend_cuda_replays(m->backend) - replays;
+            qe_backend_cuda_set_graphs(m->backend, false);
+            if (rc == QE_OK)
+                rc = decode_together(m, prompt, step_ids, n_vocab, unrecorded, &err);
+            qe_backend_cuda_set_graphs(m->backend, true);
+            bool is_same_unrecorded = !memcmp(together, unrecorded, N_STEPS * N_SEQ * n_vocab * sizeof(float));
             int n_same = 0;
             for (int i = 0; i < N_SEQ && rc == QE_OK; i++) {
                 rc = qe_sequences_reset(m, 1, &err);
@@ -234,10 +253,14 @@ static void check_sequences(const char *shared)
                 fprintf(stderr, "%s %s: %s\n", models[mi], variants[v], err.msg);
                 check_n_failed++;
             }
-            printf("%-12s %-9s sequences decoded together: %d of %d bit-identical to alone (%d steps)\n",
-                   models[mi], variants[v], n_same, N_SEQ, N_STEPS);
+            printf("%-12s %-9s sequences decoded together: %d of %d bit-identical to alone (%d steps, %llu "
+                   "replayed; launched op by op: %s)\n",
+                   models[mi], variants[v], n_same, N_SEQ, N_STEPS, (unsigned long long)replays,
+                   is_same_unrecorded ? "the same bits" : "DIFFERENT bits");
             CHECK_INT_EQ(N_SEQ, n_same);
-            free(together), free(alone);
+            CHECK(is_same_unrecorded);
+            CHECK(replays > 0); /* recorded at the first step and again where a cache grew */
+            free(together), free(alone), free(unrecorded);
             qe_model_free(m);
         }
 }
