@@ -82,7 +82,9 @@ typedef struct {
 // Host-to-device copies go through pinned memory: from pageable memory cudaMemcpyAsync may wait
 // for the stream (a chunk's rope tables for the chunk before to finish), and the host and the
 // GPU would take turns. The ring's slots are filled in turn; one is refilled once the stream has
-// run the copies from it (its event). A copy larger than a slot goes directly.
+// run the copies from it (its event). A copy larger than a slot goes directly. (Full MMLU on an
+// H100 measured the same with it, 45.8 s against 44.8 s: those copies were not what the GPU
+// waited for; it is kept as the one way copies go, none of them able to wait.)
 #define UPLOAD_SLOTS 4
 #define UPLOAD_SLOT_BYTES (1u << 20)
 
