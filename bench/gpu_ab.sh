@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/gpu_ab.sh — a speed change's A/B in one device call: this tree against the commits of
+# BASE built beside it in the same job (where the copy has no history, as the device tool's has
+# none, from the patches bench/base_patches.sh wrote), so that every ratio is of one machine:
+#   1. the builds (CUDA_ARCH, default 90), then the GPU tests on the tree (test_backends,
+#      test_linear_emu, test_cuda_backend, test_cuda_models);
+#   2. `qeval synth --like qwen2.5-0.5b`, with the real Qwen2 tokenizer where the shared data has it;
+#   3. per variant of VARIANTS (default "bf16 nf4 int8 fp32"), decode tg64 after a 512-token
+#      prompt: each base, the tree launching op by op (QEVAL_CUDA_GRAPHS=0), the tree; then bf16
+#      with 16 sequences, and bf16 prefill pp2048 in passes of 1024;
+#   4. PROFILE=1: where the tree's bf16 decode steps spend GPU time, per kernel (ncu,
+#      bench/ncu_kernels.py; 64 steps after a 16-token prompt);
+#   5. full MMLU 5-shot per MMLU_VARIANTS on the tree (default VARIANTS) and bf16 on the first
+#      base: wall seconds, and an md5 of the samples' outcomes (the same outcomes, the same md5).
+# A step starts only while enough of BUDGET seconds (default 580; the device tool gives a call
+# 600) is left, so a slow step leaves the others' figures.
+# Usage: BASE="COMMIT ..." bash bench/gpu_ab.sh OUT_DIR (BUILD=DIR: the tree's build is there
+# already; MMLU_LIMIT=N: N documents a subject instead of all)
+set -u
+src=$(cd "$(dirname "$0")/.." && pwd)
+out=$1
+mkdir -p "$out"
+t0=$(date +%s)
+left() { echo $((${BUDGET:-580} - ($(date +%s) - t0))); }
+step() { printf '\n== %s (%s s in, %s s left)\n' "$*" "$(($(date +%s) - t0))" "$(left)"; }
+variants=${VARIANTS:-bf16 nf4 int8 fp32}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+
+step "builds"
+bases=() # "COMMIT QEVAL"
+for commit in ${BASE:-}; do
+    base_src=$(mktemp -d)
+    if git -C "$src" rev-parse -q --verify "$commit^{commit}" >/dev/null 2>&1; then
+        git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
+    else
+        patch=$src/.device/base/$commit.patch
+        (cd "$src" && tar --exclude=./.device --exclude=./.git --exclude='./build*' -cf - .) | tar -x -C "$base_src" &&
+            (cd "$base_src" && git apply --binary "$patch") || { echo "BASE $commit: $patch does not apply"; exit 1; }
+    fi
+    bases+=("$commit $base_src/b/qeval")
+    (cmake -S "$base_src" -B "$base_src/b" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \
+        >/dev/null 2>&1 && cmake --build "$base_src/b" -j8 --target qeval >"$out/build_$commit.log" 2>&1
+    echo "BASE $commit built: exit $?") &
+done
+build=${BUILD:-$src/build-gpu}
+if [ -z "${BUILD:-}" ]; then
+    cmake -S "$src" -B "$build" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \
+        >"$out/build.log" 2>&1 && cmake --build "$build" -j12 >>"$out/build.log" 2>&1 ||
+        { echo "the tree's build failed:"; tail -30 "$out/build.log"; exit 1; }
+fi
+qeval=$build/qeval
+model=$out/qwen2.5-0.5b
+(timeout 120 "$qeval" synth --like qwen2.5-0.5b "$model" >"$out/synth.log" 2>&1 &&
+    { [ ! -f "${QEVAL_SHARED:-}/tokenizers/qwen2/tokenizer.json" ] ||
+        cp "$QEVAL_SHARED"/tokenizers/qwen2/tokenizer*.json "$model/"; }
+    echo "synth: exit $?") &
+
+step "GPU tests"
+QEVAL_REQUIRE_SHARED=1 timeout $(($(left) > 240 ? 240 : $(left))) ctest --test-dir "$build" \
+    -R 'test_cuda|test_backends|test_linear_emu' --output-on-failure >"$out/ctest.log" 2>&1
+echo "ctest: exit $?"
+grep -E "Test +#|tests passed" "$out/ctest.log"
+grep -hE "sequences decoded|sliding window" "$build/Testing/Temporary/LastTest.log"
+wait # the base builds and the model
+
+decode_args=(-p 512 -n 64 -r 2 --batch 1024 --decode-after-prompt)
+for v in $variants; do
+    [ "$(left)" -gt 120 ] || break
+    step "decode $v"
+    for base in "${bases[@]}"; do
+        set -- $base
+        timeout 60 "$2" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 | grep tg | sed "s/^/$1 /"
+    done
+    QEVAL_CUDA_GRAPHS=0 timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 |
+        grep tg | sed "s/^/tree, graphs off /"
+    timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 | grep tg | sed "s/^/tree /"
+done
+if [ "$(left)" -gt 120 ]; then
+    step "decode bf16, 16 sequences; prefill bf16 pp2048"
+    for run in "${bases[@]}" "tree $qeval"; do
+        set -- $run
+        timeout 60 "$2" bench "$model" --device cuda --variants bf16 "${decode_args[@]}" --decode-batch 16 2>&1 |
+            grep tg | sed "s/^/$1 /"
+        timeout 60 "$2" bench "$model" --device cuda --variants bf16 -p 2048 -n 1 -r 2 --batch 1024 2>&1 |
+            grep pp | sed "s/^/$1 /"
+    done
+fi
+if [ "${PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ "$(left)" -gt 150 ]; then
+    step "ncu: the tree's bf16 decode steps, per kernel"
+    # 64 steps of ~270 kernels after the prompt's pass and the warm-up's
+    timeout 120 ncu --csv --metrics gpu__time_duration.sum --launch-skip 2000 --launch-count 5000 "$qeval" bench \
+        "$model" --device cuda --variants bf16 -p 16 -n 64 -r 1 --decode-after-prompt >"$out/ncu_decode.csv" 2>/dev/null
+    python3 "$src/bench/ncu_kernels.py" "$out/ncu_decode.csv" | head -24
+fi
+
+mmlu() { # NAME QEVAL VARIANT
+    rm -f "$out/mmlu.db"
+    local start end rc
+    start=$(date +%s.%N)
+    timeout $(($(left) - 5)) "$2" run "$model" --tasks mmlu --variants "$3" --device cuda \
+        $([ -n "${MMLU_LIMIT:-}" ] && echo --limit "$MMLU_LIMIT") --data-dir "$QEVAL_SHARED/datasets" \
+        --db "$out/mmlu.db" --quiet >/dev/null 2>"$out/mmlu_$1_$3.err"
+    rc=$? end=$(date +%s.%N)
+    python3 - "$out/mmlu.db" "$1 $3" "$rc" "$start" "$end" <<'PY'
+import hashlib, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("select outcome_json from samples order by task, doc_id").fetchall()
+md5 = hashlib.md5("".join(r[0] or "" for r in rows).encode()).hexdigest()[:12]
+print(f"mmlu {sys.argv[2]}: {len(rows)} samples, outcomes md5 {md5}, "
+      f"wall {float(sys.argv[5]) - float(sys.argv[4]):.1f} s, exit {sys.argv[3]}")
+PY
+}
+if [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
+    runs=()
+    for v in ${MMLU_VARIANTS:-$variants}; do
+        runs+=("tree $qeval $v")
+        [ "$v" = bf16 ] && [ ${#bases[@]} -gt 0 ] && runs+=("${bases[0]} bf16")
+    done
+    for run in "${runs[@]}"; do
+        [ "$(left)" -gt 70 ] || { echo "mmlu: no time left for $run"; break; }
+        set -- $run
+        step "mmlu $1 $3"
+        mmlu "$1" "$2" "$3"
+    done
+fi
+step done
