@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # bench/gpu_ab.sh — a speed change's A/B in one device call: this tree against the commits of
-# BASE built beside it in the same job (where the copy has no history, as the device tool's has
-# none, from the patches bench/base_patches.sh wrote), so that every ratio is of one machine:
+# BASE built beside it in the same job (bench/bases.sh), so that every ratio is of one machine:
 #   1. the builds (CUDA_ARCH, default 90), then the GPU tests on the tree (test_backends,
 #      test_linear_emu, test_cuda_backend, test_cuda_models);
 #   2. `qeval synth --like qwen2.5-0.5b`, with the real Qwen2 tokenizer where the shared data has it;
@@ -27,21 +26,8 @@ variants=${VARIANTS:-bf16 nf4 int8 fp32}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 step "builds"
-bases=() # "COMMIT QEVAL"
-for commit in ${BASE:-}; do
-    base_src=$(mktemp -d)
-    if git -C "$src" rev-parse -q --verify "$commit^{commit}" >/dev/null 2>&1; then
-        git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
-    else
-        patch=$src/.device/base/$commit.patch
-        (cd "$src" && tar --exclude=./.device --exclude=./.git --exclude='./build*' -cf - .) | tar -x -C "$base_src" &&
-            (cd "$base_src" && git apply --binary "$patch") || { echo "BASE $commit: $patch does not apply"; exit 1; }
-    fi
-    bases+=("$commit $base_src/b/qeval")
-    (cmake -S "$base_src" -B "$base_src/b" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \
-        >/dev/null 2>&1 && cmake --build "$base_src/b" -j8 --target qeval >"$out/build_$commit.log" 2>&1
-    echo "BASE $commit built: exit $?") &
-done
+. "$src/bench/bases.sh"
+CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
 build=${BUILD:-$src/build-gpu}
 if [ -z "${BUILD:-}" ]; then
     cmake -S "$src" -B "$build" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \

@@ -22,8 +22,7 @@
 #      warp-stall sections for the prefill kernels (GEMMs, attention) of a 1024-token pass;
 #      MMLU_PROFILE=1: the kernels' summed time in a short MMLU run against its wall clock.
 # BASE="COMMIT ...": each commit's qeval is built beside this tree's, in the background while
-# step 1 runs (git archive; where the tree has no history, as the device tool's copy has none,
-# this tree with the patch bench/base_patches.sh wrote for the commit), and each bench of step 3
+# step 1 runs (bench/bases.sh), and each bench of step 3
 # runs on them first, in order, in the same job: the A/B that a speed change needs (figures of
 # another call are of another machine); several commits split a series' gain by commit.
 # MMLU_BASE=1: step 5 times them too.
@@ -40,22 +39,8 @@ variants=${VARIANTS:-fp32,bf16,int8,nf4}
 mkdir -p "$models" "$logs"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
-bases=() # "COMMIT QEVAL" for each commit of BASE
-for commit in ${BASE:-}; do
-    base_src=$(mktemp -d)
-    if git -C "$src" rev-parse -q --verify "$commit^{commit}" >/dev/null 2>&1; then
-        git -C "$src" archive "$commit" | tar -x -C "$base_src" || exit 1
-    else # the device tool's copy of the tree has no history: bench/base_patches.sh made a patch
-        patch=$src/.device/base/$commit.patch
-        [ -f "$patch" ] || { echo "BASE $commit: neither a commit here nor $patch"; exit 1; }
-        (cd "$src" && tar --exclude=./.device --exclude=./.git --exclude='./build*' -cf - .) | tar -x -C "$base_src" &&
-            (cd "$base_src" && git apply --binary "$patch") || { echo "BASE $commit: $patch does not apply"; exit 1; }
-    fi
-    bases+=("$commit $base_src/b/qeval")
-    (cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
-        -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 && cmake --build "$base_src/b" -j4 --target qeval \
-        >"$logs/base_build_$commit.log" 2>&1; echo "BASE $commit built: exit $?") &
-done
+. "$src/bench/bases.sh"
+start_bases "$src" "$logs"
 
 if [ "${GPU_TESTS_SECONDS:-300}" -gt 0 ]; then # 0: the build and its tests ran in an earlier call
     step "GPU tests"
