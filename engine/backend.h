@@ -174,7 +174,7 @@ struct qe_backend {
      * decode step of n sequences, each in its own cache. For i < n: row i of k_rows and v_rows
      * [n, n_kv_heads * head_dim] into args[i]'s caches at row qe_kv_row(args[i], pos0), then
      * attention of args[i], one unpacked token; the args differ only in q, out, caches, pos0 and
-     * kv_ring. A GPU runs them in two launches. */
+     * kv_ring. A GPU runs them in one launch. */
     void (*attend_rows)(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
                         const float *v_rows, qe_dtype dtype);
     /* y[i] = act(gate[i]) * up[i]; y may alias gate */

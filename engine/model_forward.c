@@ -313,7 +313,7 @@ static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, i
     qe_backend *be = m->backend;
     size_t kvd = qe_kv_row_floats(&m->cfg);
     qe_attention_args args = attention_args(m, li, L, kv, pos0, c, 0, q, out, s);
-    if (c == 1 && !L->seg_start) { /* a decode step: its cache rows and attention in the op's two launches */
+    if (c == 1 && !L->seg_start) { /* a decode step: its cache rows and attention in the op's one launch */
         qe_backend_attend_rows(be, 1, &args, k, v, m->compute_dtype);
         return;
     }

@@ -1,7 +1,8 @@
 /* tests/test_attention_emu.cpp — the CUDA attention kernels (engine/cuda/attention.cuh) run on the
  * CPU through a small emulation of the CUDA thread model, checked against each other bit for bit:
  * the register-tiled prefill kernel, the tiled one it replaces for head_dim <= 128, the decode
- * kernel (a query alone), packed segments against each segment alone. The GPU tests check the
+ * kernel (a query alone), packed segments against each segment alone, several sequences' decode
+ * step in one launch against the decode kernel. The GPU tests check the
  * same on a GPU (tests/gpu); this runs everywhere, so a kernel change is checked before a GPU is
  * at hand. expf here is the host's, not CUDA's: the kernels are compared with each other, never
  * with the GPU's bits. The emulation of CUDA's threads is tests/cuda_emu.h's. */
@@ -139,6 +140,54 @@ template <int D32> static void check_packed(int shared_len, const std::vector<in
     CHECK_INT_EQ((int)seg_lens.size(), n_alone);
 }
 
+/* The decode step of n_seq sequences in one launch (attention_rows_kernel): each sequence's
+ * output is the decode kernel's over its cache with its new key and value row written first, and
+ * the launch leaves that row in the cache. The row starts as NaN and the group's last head writes
+ * it after its own query; blocks run here in head order, so a block that read the row from the
+ * cache would read NaN. ring > 0: the caches are rings of that many rows. */
+template <int D32> static void check_rows(int n_seq, int n_heads, int n_kv_heads, int hd, int window, int ring, int dtype)
+{
+    size_t row = (size_t)n_heads * hd, kvd = (size_t)n_kv_heads * hd;
+    std::vector<float> q = random_rounded(n_seq * row, dtype, 2.0f), k_rows = random_rounded(n_seq * kvd, dtype, 2.0f),
+                       v_rows = random_rounded(n_seq * kvd, dtype, 1.0f);
+    std::vector<float> out(n_seq * row), out_alone(row);
+    std::vector<std::vector<float>> k(n_seq), v(n_seq);
+    attention_rows rows = {};
+    rows.common.n_heads = n_heads, rows.common.n_kv_heads = n_kv_heads, rows.common.head_dim = hd;
+    rows.common.window = window, rows.common.scale = 1.0f / sqrtf((float)hd), rows.common.n_tok = 1;
+    rows.k_rows = k_rows.data(), rows.v_rows = v_rows.data();
+    std::vector<int> positions(n_seq);
+    for (int i = 0; i < n_seq; i++) {
+        positions[i] = (i * 37 + 3) % 90 + (i == n_seq - 1 ? 1100 : 0); /* one past the kept scores */
+        int n_rows = ring > 0 ? ring : positions[i] + 1;
+        k[i] = random_rounded(n_rows * kvd, dtype, 2.0f), v[i] = random_rounded(n_rows * kvd, dtype, 1.0f);
+        size_t at = (size_t)(ring > 0 ? positions[i] % ring : positions[i]) * kvd;
+        std::fill(k[i].begin() + at, k[i].begin() + at + kvd, NAN);
+        std::fill(v[i].begin() + at, v[i].begin() + at + kvd, NAN);
+        rows.row[i] = {q.data() + i * row, k[i].data(), v[i].data(), out.data() + i * row, NULL, positions[i], ring};
+    }
+    std::vector<std::vector<float>> k_want = k, v_want = v;
+    launch(attention_rows_kernel<D32>, (unsigned)n_seq, (unsigned)n_heads, ATT_DECODE_WARPS * 32,
+           attention_decode_smem_bytes(hd), rows, dtype);
+    int n_same = 0, n_cached = 0;
+    for (int i = 0; i < n_seq; i++) {
+        size_t at = (size_t)(ring > 0 ? positions[i] % ring : positions[i]) * kvd;
+        std::copy(k_rows.begin() + i * kvd, k_rows.begin() + (i + 1) * kvd, k_want[i].begin() + at);
+        std::copy(v_rows.begin() + i * kvd, v_rows.begin() + (i + 1) * kvd, v_want[i].begin() + at);
+        qe_attention_args one = rows.common;
+        one.q = q.data() + i * row, one.k_cache = k_want[i].data(), one.v_cache = v_want[i].data();
+        one.out = out_alone.data(), one.pos0 = positions[i], one.kv_ring = ring;
+        decode<D32>(one, dtype);
+        n_same += memcmp(out_alone.data(), out.data() + i * row, row * sizeof(float)) == 0;
+        n_cached += k[i] == k_want[i] && v[i] == v_want[i];
+    }
+    printf("attention %s rows: %d sequences, %d/%d heads, hd %d, window %d, ring %d: %d bit-identical to the decode "
+           "kernel after the rows' copy, %d caches holding their new row\n",
+           qe_dtype_name((qe_dtype)dtype), n_seq, n_heads, n_kv_heads, hd, window, ring, n_same, n_cached);
+    CHECK_INT_EQ(n_seq, n_same);
+    CHECK_INT_EQ(n_seq, n_cached);
+}
+
 int main(void)
 {
     int dtypes[] = {QE_DTYPE_F32, QE_DTYPE_BF16, QE_DTYPE_F16};
@@ -151,6 +200,9 @@ int main(void)
         check_packed<2>(75, {40, 3, 90, 1, 20}, 2, 1, 64, 0, dtype);
         check_packed<4>(64, {65, 7}, 1, 1, 128, 50, dtype);
         check_packed<2>(300, {70, 2, 60}, 1, 1, 64, 100, dtype); /* the window inside the shared prefix */
+        check_rows<2>(5, 4, 2, 64, 0, 0, dtype);
+        check_rows<2>(3, 2, 2, 40, 0, 0, dtype);
+        check_rows<4>(4, 4, 1, 128, 16, 19, dtype); /* rings of window + 3 rows, wrapped */
     }
     return check_summary();
 }

@@ -603,9 +603,12 @@ static size_t attention_decode_smem_bytes(int head_dim)
     return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS);
 }
 
-// Query t of a, head h: the body of both decode kernels.
+// Query t of a, head h: the body of both decode kernels. new_k, new_v (or NULL): the key and value
+// rows [n_kv_heads * head_dim] of the query's own position, read there instead of from the cache
+// (attention_rows_kernel writes them into it meanwhile).
 template <int D32>
-__device__ __forceinline__ void attention_decode_query(const qe_attention_args &a, int t, int h, int dtype)
+__device__ __forceinline__ void attention_decode_query(const qe_attention_args &a, int t, int h, int dtype,
+                                                       const float *new_k = nullptr, const float *new_v = nullptr)
 {
     float *dec_smem = dynamic_smem();
     __shared__ double tile_sums[ATT_DECODE_WARPS];
@@ -618,6 +621,8 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
     int tile_lo = first - first % ATT_KEYS, n_tiles = (pos - tile_lo) / ATT_KEYS + 1;
     size_t kv_stride = (size_t)a.n_kv_heads * hd;
     const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
+    auto key_at = [&](int s) { return new_k && s == pos ? new_k + (size_t)kvh * hd : k0 + kv_row(s, a.kv_ring) * kv_stride; };
+    auto value_at = [&](int s) { return new_v && s == pos ? new_v + (size_t)kvh * hd : v0 + kv_row(s, a.kv_ring) * kv_stride; };
     __syncthreads();
 
     // the lane's scores of its first ATT_DECODE_KEPT rounds, kept for the weights (keys read once
@@ -631,7 +636,7 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
         int s = tile_lo + tile * ATT_KEYS + lane;
         if (s >= first && s <= pos) {
             float score;
-            key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+            key_scores<1>(q, 0, (const float4 *)key_at(s), hd, a.scale, &score);
             max_score = fmaxf(max_score, score);
 #pragma unroll
             for (int r = 0; r < ATT_DECODE_KEPT; r++)
@@ -662,7 +667,7 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
                     if (r * ATT_DECODE_WARPS == round)
                         score = kept[r];
                 if (round >= ATT_DECODE_KEPT * ATT_DECODE_WARPS)
-                    key_scores<1>(q, 0, (const float4 *)(k0 + kv_row(s, a.kv_ring) * kv_stride), hd, a.scale, &score);
+                    key_scores<1>(q, 0, (const float4 *)key_at(s), hd, a.scale, &score);
                 w = expf(score - max_score);
             }
             double tile_sum = warp_sum((double)w);
@@ -676,7 +681,7 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
                 float v[ROWS][D32];
 #pragma unroll
                 for (int u = 0; u < ROWS; u++) {
-                    const float *row = v0 + kv_row(min(jb + u, j1) + s0, a.kv_ring) * kv_stride;
+                    const float *row = value_at(min(jb + u, j1) + s0);
 #pragma unroll
                     for (int m = 0; m < D32; m++)
                         v[u][m] = lane + 32 * m < hd ? row[lane + 32 * m] : 0.0f;
@@ -746,23 +751,26 @@ struct attention_rows {
     const float *k_rows, *v_rows; // [n, n_kv_heads * head_dim]: the new key and value of each
 };
 
-// Block i: sequence i's key and value into its cache row.
-__global__ void cache_rows_kernel(attention_rows rows)
-{
-    const attention_row &r = rows.row[blockIdx.x];
-    size_t kvd = (size_t)rows.common.n_kv_heads * rows.common.head_dim;
-    size_t at = kv_row(row_position(r), r.kv_ring) * kvd;
-    for (size_t i = threadIdx.x; i < kvd; i += blockDim.x) {
-        ((float *)r.k_cache)[at + i] = rows.k_rows[blockIdx.x * kvd + i];
-        ((float *)r.v_cache)[at + i] = rows.v_rows[blockIdx.x * kvd + i];
-    }
-}
-
+// Block (i, h): sequence i's query of head h, reading its own key and value from k_rows and
+// v_rows; the group's last head then writes them into the cache row of the position, which no
+// block of the launch reads (a sliding-window ring holds more rows than the window: the row's
+// old position is out of every query's reach). One launch where a copy of the rows first took
+// another.
 template <int D32>
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
 {
     const attention_row &r = rows.row[blockIdx.x];
     qe_attention_args a = rows.common;
     a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = row_position(r), a.kv_ring = r.kv_ring;
-    attention_decode_query<D32>(a, 0, blockIdx.y, dtype);
+    size_t kvd = (size_t)a.n_kv_heads * a.head_dim;
+    const float *new_k = rows.k_rows + blockIdx.x * kvd, *new_v = rows.v_rows + blockIdx.x * kvd;
+    attention_decode_query<D32>(a, 0, blockIdx.y, dtype, new_k, new_v);
+    int group = a.n_heads / a.n_kv_heads, kvh = blockIdx.y / group;
+    if (blockIdx.y % group != group - 1)
+        return;
+    size_t at = kv_row(a.pos0, a.kv_ring) * kvd + (size_t)kvh * a.head_dim;
+    for (int d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
+        ((float *)a.k_cache)[at + d] = new_k[(size_t)kvh * a.head_dim + d];
+        ((float *)a.v_cache)[at + d] = new_v[(size_t)kvh * a.head_dim + d];
+    }
 }

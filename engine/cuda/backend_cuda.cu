@@ -1815,7 +1815,7 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     CHECK_LAUNCH(be);
 }
 
-// ATT_ROWS_MAX sequences a launch: their cache rows written, then their one-token attention.
+// ATT_ROWS_MAX sequences a launch: their one-token attention, their cache rows written by it.
 static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
                              const float *v_rows, qe_dtype dtype)
 {
@@ -1833,12 +1833,10 @@ static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *arg
             const qe_attention_args *a = &args[i0 + i];
             rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos_buf, a->pos0, a->kv_ring};
         }
-        cudaStream_t stream = state_of(be)->stream;
-        cache_rows_kernel<<<n_rows, 256, 0, stream>>>(rows);
         ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim)<<<dim3(n_rows, rows.common.n_heads),
                                                                        ATT_DECODE_WARPS * 32,
                                                                        attention_decode_smem_bytes(rows.common.head_dim),
-                                                                       stream>>>(rows, dtype);
+                                                                       state_of(be)->stream>>>(rows, dtype);
         if (!CHECK_LAUNCH(be))
             return;
     }
