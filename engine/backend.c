@@ -65,6 +65,17 @@ void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args
     }
 }
 
+void qe_backend_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                        const float *cos_table, const float *sin_table, qe_dtype dtype)
+{
+    if (be->rope_qk) {
+        be->rope_qk(be, q, k, n_tok, n_heads, n_kv_heads, head_dim, cos_table, sin_table, dtype);
+        return;
+    }
+    be->rope(be, q, n_tok, n_heads, head_dim, cos_table, sin_table, dtype);
+    be->rope(be, k, n_tok, n_kv_heads, head_dim, cos_table, sin_table, dtype);
+}
+
 float *qe_host_alloc(qe_backend *be, size_t n_floats)
 {
     float *buf = malloc((n_floats ? n_floats : 1) * sizeof(float));

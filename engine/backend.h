@@ -168,6 +168,11 @@ struct qe_backend {
      * with cos/sin [n_tok, head_dim/2]. */
     void (*rope)(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
                  const float *sin_table, qe_dtype dtype);
+    /* Optional (NULL: rope of q, then of k; call qe_backend_rope_qk): the queries q[n_tok, n_heads,
+     * head_dim] and the keys k[n_tok, n_kv_heads, head_dim] rotated with the same tables, each as
+     * rope does it; a GPU does both in one launch. */
+    void (*rope_qk)(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                    const float *cos_table, const float *sin_table, qe_dtype dtype);
     /* Causal (optionally windowed) softmax attention with grouped KV heads; out rounded to dtype. */
     void (*attention)(qe_backend *be, const qe_attention_args *args, qe_dtype dtype);
     /* Optional (NULL: a copy of each row, then attention; call qe_backend_attend_rows): the
@@ -223,6 +228,8 @@ void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const 
                             float eps, int n_rows, int dim, qe_dtype dtype, float *y);
 void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
                             const float *v_rows, qe_dtype dtype);
+void qe_backend_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                        const float *cos_table, const float *sin_table, qe_dtype dtype);
 
 /* The sticky error (engine/backend.c), for backends to share. qe_backend_fail records the
  * first failure only; qe_backend_take_error returns it (QE_OK when none) into err and clears it. */

@@ -340,8 +340,8 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
         be->rmsnorm(be, s->k, l->k_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_kv_heads, hd, dt,
                     s->k);
     }
-    be->rope(be, s->q, c, cfg->n_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
-    be->rope(be, s->k, c, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope], dt);
+    qe_backend_rope_qk(be, s->q, s->k, c, cfg->n_heads, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope],
+                       dt);
     if (L->seq_caches) { /* each token to its own sequence's cache, attending to that alone */
         size_t q_row = (size_t)cfg->n_heads * hd;
         for (int t = 0; t < c; t++)

@@ -225,6 +225,14 @@ static void op_rope(qe_backend *be, float *const *in, float *out, qe_dtype dt)
     be->copy(be, out, in[0], (size_t)ROWS * HEADS * HEAD_DIM);
     be->rope(be, out, ROWS, HEADS, HEAD_DIM, in[1], in[2], dt);
 }
+/* q then k rotated in one call, into out [q rows, then k rows] */
+static void op_rope_qk(qe_backend *be, float *const *in, float *out, qe_dtype dt)
+{
+    size_t n_q = (size_t)ROWS * HEADS * HEAD_DIM;
+    be->copy(be, out, in[0], n_q);
+    be->copy(be, out + n_q, in[1], (size_t)ROWS * KV_HEADS * HEAD_DIM);
+    qe_backend_rope_qk(be, out, out + n_q, ROWS, HEADS, KV_HEADS, HEAD_DIM, in[2], in[3], dt);
+}
 static void op_silu(qe_backend *be, float *const *in, float *out, qe_dtype dt)
 {
     be->glu(be, QE_ACT_SILU, in[0], in[1], (size_t)ROWS * DIM, dt, out);
@@ -323,6 +331,9 @@ static void test_ops(qe_backend *be, qe_backend *ref)
                    (size_t[]){n_x, DIM}, 2, n_x, dt, exact);
         compare_op(be, ref, "rope", op_rope, (const float *[]){q, cos_t, sin_t}, (size_t[]){n_q, n_table, n_table},
                    3, n_q, dt, exact);
+        size_t n_k = (size_t)ROWS * KV_HEADS * HEAD_DIM;
+        compare_op(be, ref, "rope of q and k", op_rope_qk, (const float *[]){q, k, cos_t, sin_t},
+                   (size_t[]){n_q, n_k, n_table, n_table}, 4, n_q + n_k, dt, exact);
         compare_op(be, ref, "glu silu", op_silu, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, exact * 4);
         compare_op(be, ref, "glu gelu", op_gelu, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, exact * 4);
         compare_op(be, ref, "add", op_add, (const float *[]){x, y}, (size_t[]){n_x, n_x}, 2, n_x, dt, 0);

@@ -533,11 +533,16 @@ __global__ void rmsnorm_kernel(float *x, const float *delta, const void *weight,
     }
 }
 
-__global__ void rope_kernel(float *x, int n_heads, int head_dim, const float *cos_table, const float *sin_table,
-                            int dtype)
+// Block b: row b of q [n_tok * n_heads rows], then of k (n_kv_heads a token; none when k is NULL).
+__global__ void rope_kernel(float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                            const float *cos_table, const float *sin_table, int dtype)
 {
-    int row = blockIdx.x, t = row / n_heads, half = head_dim / 2;
-    float *xr = x + (size_t)row * head_dim;
+    int row = blockIdx.x, half = head_dim / 2;
+    bool is_q = row < n_tok * n_heads;
+    if (!is_q)
+        row -= n_tok * n_heads;
+    int t = row / (is_q ? n_heads : n_kv_heads);
+    float *xr = (is_q ? q : k) + (size_t)row * head_dim;
     const float *c = cos_table + (size_t)t * half, *s = sin_table + (size_t)t * half;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         float a = xr[i], b = xr[i + half];
@@ -1737,14 +1742,20 @@ static void cuda_add_rmsnorm(qe_backend *be, float *x, const float *delta, const
     CHECK_LAUNCH(be);
 }
 
-static void cuda_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
-                      const float *sin_table, qe_dtype dtype)
+static void cuda_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
+                         const float *cos_table, const float *sin_table, qe_dtype dtype)
 {
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
-    rope_kernel<<<n_tok * n_heads, 64, 0, state_of(be)->stream>>>(x, n_heads, head_dim, cos_table, sin_table,
-                                                                    dtype);
+    rope_kernel<<<n_tok * (n_heads + n_kv_heads), 64, 0, state_of(be)->stream>>>(q, k, n_tok, n_heads, n_kv_heads,
+                                                                                 head_dim, cos_table, sin_table, dtype);
     CHECK_LAUNCH(be);
+}
+
+static void cuda_rope(qe_backend *be, float *x, int n_tok, int n_heads, int head_dim, const float *cos_table,
+                      const float *sin_table, qe_dtype dtype)
+{
+    cuda_rope_qk(be, x, NULL, n_tok, n_heads, 0, head_dim, cos_table, sin_table, dtype);
 }
 
 // Whether args may run (sticky error if not): reserved positions, ring, head_dim.
@@ -2151,6 +2162,7 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->rmsnorm = cuda_rmsnorm;
     be->add_rmsnorm = cuda_add_rmsnorm;
     be->rope = cuda_rope;
+    be->rope_qk = cuda_rope_qk;
     be->attention = cuda_attention;
     be->attend_rows = cuda_attend_rows;
     be->glu = cuda_glu;
