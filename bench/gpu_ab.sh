@@ -5,7 +5,8 @@
 #      test_linear_emu, test_cuda_backend, test_cuda_models);
 #   2. `qeval synth --like qwen2.5-0.5b`, with the real Qwen2 tokenizer where the shared data has it;
 #   3. per variant of VARIANTS (default "bf16 nf4 int8 fp32"), decode tg64 after a 512-token
-#      prompt: each base, the tree launching op by op (QEVAL_CUDA_GRAPHS=0), the tree; then bf16
+#      prompt: each base, the tree launching op by op (QEVAL_CUDA_GRAPHS=0), the tree with each
+#      kernel starting after the one before (QEVAL_CUDA_PDL=0), the tree; then bf16
 #      with 16 sequences, and bf16 prefill pp2048 in passes of 1024;
 #   4. PROFILE=1: where the tree's bf16 decode steps spend GPU time, per kernel (ncu,
 #      bench/ncu_kernels.py; 64 steps after a 16-token prompt);
@@ -59,6 +60,8 @@ for v in $variants; do
     done
     QEVAL_CUDA_GRAPHS=0 timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 |
         grep tg | sed "s/^/tree, graphs off /"
+    QEVAL_CUDA_PDL=0 timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 |
+        grep tg | sed "s/^/tree, PDL off /"
     timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 | grep tg | sed "s/^/tree /"
 done
 if [ "$(left)" -gt 120 ]; then

@@ -1,5 +1,5 @@
 // engine/cuda/attention.cuh — the attention kernels of the CUDA backend (backend_cuda.cu includes
-// this after its rounding and warp helpers: round_to, warp_sum). Kept apart so that
+// this after its rounding and warp helpers: round_to, warp_sum; and grid_enter). Kept apart so that
 // tests/test_attention_emu.cpp can run the same source on the CPU through a small emulation of
 // the CUDA thread model and check, without a GPU, that every kernel gives the bits of the others.
 #pragma once
@@ -204,6 +204,7 @@ __device__ void attend(const qe_attention_args &a, const float *q_tile, float *k
 template <int D32> // head_dim <= 32 * D32
 __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(qe_attention_args a, int dtype)
 {
+    grid_enter();
     float *att_smem = dynamic_smem();
     int hd = a.head_dim;
     float *q_tile = att_smem, *kv_tile = q_tile + ATT_QUERIES * hd, *w_tile = kv_tile + ATT_KEYS * (hd + 4);
@@ -559,6 +560,7 @@ template <int D32> // head_dim <= 32 * D32, D32 2 or 4
 __global__ void __launch_bounds__(ATT_RT_THREADS, ATT_RT_MIN_BLOCKS)
     attention_rt_kernel(qe_attention_args a, int dtype, int n_slots)
 {
+    grid_enter();
     constexpr int Q = ATT_RT_QUERIES;
     float *q_t = dynamic_smem(), *kv_t = q_t + Q * ATT_RT_STRIDE(D32), *maxima = kv_t + ATT_RT_KEYS * ATT_RT_STRIDE(D32);
     float *inv_sums = maxima + 2 * Q;
@@ -731,6 +733,7 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
 template <int D32> // head_dim <= 32 * D32
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
 {
+    grid_enter();
     attention_decode_query<D32>(a, blockIdx.x, blockIdx.y, dtype);
 }
 
@@ -759,6 +762,7 @@ struct attention_rows {
 template <int D32>
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
 {
+    grid_enter();
     const attention_row &r = rows.row[blockIdx.x];
     qe_attention_args a = rows.common;
     a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = row_position(r), a.kv_ring = r.kv_ring;

@@ -38,6 +38,31 @@ extern "C" {
 #define QE_CUDA_MMA 0
 #endif
 
+// Programmatic dependent launch (sm_90+): a kernel launched with it (launch, below) may start
+// while the kernel before it still runs. Every kernel begins with grid_enter: it waits there
+// until the grids before it have finished and their writes are visible (griddepcontrol.wait),
+// then lets the next kernel start (launch_dependents), whose blocks take the SMs this one leaves
+// and wait in turn. What a kernel reads that no kernel writes (the weights) it may load before
+// its wait: the decode GEMV streams its first weight slices while the kernel before it ends.
+// Elsewhere both are no-ops.
+__device__ __forceinline__ void grid_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_release()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_enter()
+{
+    grid_wait();
+    grid_release();
+}
+
 __constant__ float c_nf4_code[16];
 __constant__ float c_code8[256];
 
@@ -137,6 +162,7 @@ typedef struct {
     int recording;                // the slot being recorded, or -1
     uint64_t graph_clock, n_replays;
     bool graphs_off;              // QEVAL_CUDA_GRAPHS=0, or qe_backend_cuda_set_graphs
+    bool early_launch;            // kernels launched as programmatic dependents (sm_90+, not QEVAL_CUDA_PDL=0)
 } cuda_state;
 
 // A prepared weight: the format's arrays in device memory, packed as on the host.
@@ -164,6 +190,25 @@ static bool check_cuda(qe_backend *be, cudaError_t rc, const char *file, int lin
 #define CHECK_LAUNCH(be) check_cuda((be), cudaGetLastError(), __FILE__, __LINE__)
 
 static unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
+
+// kernel<<<grid, block, smem_bytes, s->stream>>>(args...), as a programmatic dependent where
+// s->early_launch (grid_enter); errors as a launch's, through cudaGetLastError.
+template <typename... Params, typename... Args>
+static void launch(const cuda_state *s, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes,
+                   Args... args)
+{
+    cudaLaunchAttribute early;
+    early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    early.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem_bytes;
+    config.stream = s->stream;
+    config.attrs = &early;
+    config.numAttrs = s->early_launch ? 1 : 0;
+    cudaLaunchKernelEx(&config, kernel, (Params)args...);
+}
 
 // ---- the allocator -------------------------------------------------------------------------
 
@@ -474,6 +519,7 @@ template <typename T> __device__ T block_sum(T v, T *shared32)
 
 __global__ void add_kernel(float *y, const float *x, size_t n, int dtype)
 {
+    grid_enter();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n)
         y[i] = round_to(y[i] + x[i], dtype);
@@ -481,6 +527,7 @@ __global__ void add_kernel(float *y, const float *x, size_t n, int dtype)
 
 __global__ void glu_kernel(int act, const float *gate, const float *up, size_t n, int dtype, float *y)
 {
+    grid_enter();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n)
         return;
@@ -496,6 +543,7 @@ __global__ void glu_kernel(int act, const float *gate, const float *up, size_t n
 __global__ void embed_kernel(const void *table, int format, int dim, const int32_t *ids, int n_tok, float scale,
                              int dtype, float *out)
 {
+    grid_enter();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_tok * dim)
         return;
@@ -512,6 +560,7 @@ __global__ void embed_kernel(const void *table, int format, int dim, const int32
 __global__ void rmsnorm_kernel(float *x, const float *delta, const void *weight, float offset, float eps, int dim,
                                int dtype, float *y)
 {
+    grid_enter();
     __shared__ double partial[32];
     float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
@@ -537,6 +586,7 @@ __global__ void rmsnorm_kernel(float *x, const float *delta, const void *weight,
 __global__ void rope_kernel(float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
                             const float *cos_table, const float *sin_table, int dtype)
 {
+    grid_enter();
     int row = blockIdx.x, half = head_dim / 2;
     bool is_q = row < n_tok * n_heads;
     if (!is_q)
@@ -589,6 +639,7 @@ __device__ __forceinline__ void keep_larger(float &v, int &i, float v2, int i2)
 __global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *logits, int n_vocab,
                                                                  const int32_t *targets, row_partial *out)
 {
+    grid_enter();
     __shared__ double lanes[QE_LSE_LANES];
     __shared__ float warp_max[QE_LSE_LANES / 32];
     __shared__ int warp_arg[QE_LSE_LANES / 32], warp_nan[QE_LSE_LANES / 32];
@@ -706,6 +757,7 @@ __device__ __forceinline__ float weight_value(const qe_backend_linear &w, int64_
 // then the warp's tree; bias added after, as the CPU does.
 __global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
+    grid_enter();
     int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     int t0 = blockIdx.y * LINEAR_TOKENS;
     if (r >= w.n_out)
@@ -739,6 +791,7 @@ __global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, fl
 __global__ void int8_quantize_kernel(const float *x, int n_in, float threshold, int8_t *q, float *row_absmax,
                                      int *n_outliers, int *outlier_cols, float *outlier_x16)
 {
+    grid_enter();
     __shared__ float warp_absmax[INT8_THREADS / 32];
     __shared__ int warp_count[INT8_THREADS / 32];
     __shared__ int base;
@@ -842,6 +895,7 @@ __device__ __forceinline__ float int8_output(const qe_backend_linear &w, const i
 // the int32 sum is exact in any order, and int8_output is per element.
 __global__ void int8_matmul_kernel(qe_backend_linear w, int8_activations a, int n_tok, float *y)
 {
+    grid_enter();
     int r = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     int t0 = blockIdx.y * INT8_TOKENS;
     if (r >= w.n_out)
@@ -887,7 +941,7 @@ static void launch_gemv(const cuda_state *s, int n, const qe_backend_linear *con
 {
     gemv_batch batch = gemv_batch_of(n, lins, ys);
     dim3 grid(batch.first_block[n], blocks_for(n_tok, 8));
-    mma_gemv_kernel<T, IS_NF4><<<grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, s->stream>>>(batch, x, n_tok);
+    launch(s, mma_gemv_kernel<T, IS_NF4>, grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, batch, x, n_tok);
 }
 
 // Whether lin runs on tensor cores: x must hold exact values of the mma's input type.
@@ -906,8 +960,7 @@ static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin,
                               float *y)
 {
     using shape = mma_linear_shape<WARPS_M>;
-    mma_linear_kernel<T, IS_NF4, WARPS_M><<<dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)),
-                                            shape::THREADS, shape::SMEM_BYTES, s->stream>>>(*lin, x16, n_tok, y);
+    launch(s, mma_linear_kernel<T, IS_NF4, WARPS_M>, dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)), shape::THREADS, shape::SMEM_BYTES, *lin, x16, n_tok, y);
 }
 
 static_assert(QE_CUDA_X16_MIN_TOKENS == MMA_DECODE_MAX_TOKENS + 1, "the tiled kernel takes the calls decode does not");
@@ -924,7 +977,7 @@ static const uint16_t *x16_of(qe_backend *be, const float *x, int n_tok, int n_i
                         "rows, %zu reserved (reserve_workspace)", n_tok, n_in, n_chunks * 16, s->x16_bytes);
         return NULL;
     }
-    x16_kernel<T><<<blocks_for(n_chunks, 256), 256, 0, s->stream>>>(x, n_tok, n_in, (uint4 *)s->x16);
+    launch(s, x16_kernel<T>, blocks_for(n_chunks, 256), 256, 0, x, n_tok, n_in, (uint4 *)s->x16);
     return CHECK_LAUNCH(be) ? s->x16 : NULL;
 }
 
@@ -939,7 +992,7 @@ static void launch_mma(qe_backend *be, const qe_backend_linear *lin, const float
         if (gemv_fits(lin, x))
             launch_gemv<T, IS_NF4>(s, 1, &lin, x, n_tok, &y);
         else
-            mma_decode_kernel<T, IS_NF4><<<grid, MMA_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+            launch(s, mma_decode_kernel<T, IS_NF4>, grid, MMA_DECODE_WARPS * 32, 0, *lin, x, n_tok, y);
         return;
     }
     if (!x16 && !(x16 = x16_of<T>(be, x, n_tok, lin->n_in)))
@@ -964,7 +1017,7 @@ static void *nf4_dequantized(qe_backend *be, const qe_backend_linear *lin, int n
     if (n_tok < QE_CUDA_NF4_DEQUANT_MIN_TOKENS || lin->n_in % 8 || !s->workspace || bytes > s->ws_bytes)
         return NULL;
     size_t n_chunks = (size_t)lin->n_out * lin->n_in / 8;
-    nf4_dequantize_kernel<<<blocks_for(n_chunks, 256), 256, 0, s->stream>>>(*lin, (uint4 *)s->workspace, n_chunks);
+    launch(s, nf4_dequantize_kernel, blocks_for(n_chunks, 256), 256, 0, *lin, (uint4 *)s->workspace, n_chunks);
     return CHECK_LAUNCH(be) ? s->workspace : NULL;
 }
 
@@ -1068,6 +1121,7 @@ template <int WARP_NTILES>
 __global__ void __launch_bounds__(IMMA_THREADS) int8_mma_kernel(qe_backend_linear w, int8_activations a, int n_tok,
                                                                 float *y)
 {
+    grid_enter();
 #if __CUDA_ARCH__ >= 800
     constexpr int bn = imma_tokens(WARP_NTILES), stage_bytes = imma_stage_bytes(WARP_NTILES);
     extern __shared__ __align__(16) int8_t imma_ring[];
@@ -1217,6 +1271,7 @@ __device__ __forceinline__ void f32_store_step(float (*w_tile)[F32_PITCH], float
 __global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear w, const float *x, int n_tok,
                                                                float *y)
 {
+    grid_enter();
     __shared__ __align__(16) float w_tile[2][F32_BK][F32_PITCH], x_tile[2][F32_BK][F32_PITCH];
     int n_in = w.n_in, r0 = blockIdx.x * F32_BM, t0 = blockIdx.y * F32_BN;
     int my_row = threadIdx.x / (F32_BN / F32_TN) * F32_TM, my_tok = threadIdx.x % (F32_BN / F32_TN) * F32_TN;
@@ -1294,6 +1349,7 @@ __global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear
 __global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_backend_linear w, const float *x,
                                                                            int n_tok, float *y)
 {
+    grid_enter();
     __shared__ __align__(16) float x_pass[LINEAR_TOKENS][F32_DECODE_SLICES][F32_DECODE_PITCH];
     __shared__ float partials[F32_DECODE_WARPS][2][F32_DECODE_SLICES][LINEAR_TOKENS];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, row_of_pair = lane / F32_DECODE_SLICES;
@@ -1583,8 +1639,7 @@ static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int
         if (!stage_upload(be, s->staged_ids, ids + t0, (size_t)nt * sizeof *ids))
             return;
         size_t n = (size_t)nt * dim;
-        embed_kernel<<<blocks_for(n, 256), 256, 0, s->stream>>>(table->data, table->format, dim, s->staged_ids, nt,
-                                                                 rounded, dtype, out + (size_t)t0 * dim);
+        launch(s, embed_kernel, blocks_for(n, 256), 256, 0, table->data, table->format, dim, s->staged_ids, nt, rounded, dtype, out + (size_t)t0 * dim);
         if (!CHECK_LAUNCH(be))
             return;
         // the staging buffer is reused by the next chunk: let this one's kernel read it first
@@ -1608,11 +1663,11 @@ static int workspace_tokens(qe_backend *be, const qe_backend_linear *lin)
 }
 
 template <int WARP_NTILES>
-static void launch_int8_mma(cudaStream_t stream, const qe_backend_linear *lin, const int8_activations &a, int n_tok,
+static void launch_int8_mma(const cuda_state *s, const qe_backend_linear *lin, const int8_activations &a, int n_tok,
                             float *y)
 {
     dim3 grid(blocks_for(lin->n_out, IMMA_BM), blocks_for(n_tok, imma_tokens(WARP_NTILES)));
-    int8_mma_kernel<WARP_NTILES><<<grid, IMMA_THREADS, imma_smem_bytes(WARP_NTILES), stream>>>(*lin, a, n_tok, y);
+    launch(s, int8_mma_kernel<WARP_NTILES>, grid, IMMA_THREADS, imma_smem_bytes(WARP_NTILES), *lin, a, n_tok, y);
 }
 
 static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, const float *x, int n_tok, float *y)
@@ -1624,8 +1679,7 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
     float *vals = (float *)(cols + n);
     float *row_absmax = vals + n;
     int *n_outliers = (int *)(row_absmax + n_tok);
-    int8_quantize_kernel<<<n_tok, INT8_THREADS, 0, s->stream>>>(x, lin->n_in, lin->threshold, q, row_absmax,
-                                                                  n_outliers, cols, vals);
+    launch(s, int8_quantize_kernel, n_tok, INT8_THREADS, 0, x, lin->n_in, lin->threshold, q, row_absmax, n_outliers, cols, vals);
     if (!CHECK_LAUNCH(be))
         return;
     int8_activations a = {q, row_absmax, n_outliers, cols, vals};
@@ -1635,12 +1689,12 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
                        blocks_for(lin->n_out, IMMA_BM) * blocks_for(n_tok, imma_tokens(IMMA_WIDE)) >=
                            (unsigned)s->n_sms;
         if (is_wide)
-            launch_int8_mma<IMMA_WIDE>(s->stream, lin, a, n_tok, y);
+            launch_int8_mma<IMMA_WIDE>(s, lin, a, n_tok, y);
         else
-            launch_int8_mma<IMMA_NARROW>(s->stream, lin, a, n_tok, y);
+            launch_int8_mma<IMMA_NARROW>(s, lin, a, n_tok, y);
     } else {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, INT8_TOKENS));
-        int8_matmul_kernel<<<grid, 256, 0, s->stream>>>(*lin, a, n_tok, y);
+        launch(s, int8_matmul_kernel, grid, 256, 0, *lin, a, n_tok, y);
     }
     CHECK_LAUNCH(be);
 }
@@ -1661,17 +1715,17 @@ static void cuda_linear(qe_backend *be, const qe_backend_linear *weight, const f
     if (lin->format == QE_WEIGHT_F32) {
         if (n_tok >= F32_GEMM_MIN_TOKENS) {
             dim3 grid(blocks_for(lin->n_out, F32_BM), blocks_for(n_tok, F32_BN));
-            f32_gemm_kernel<<<grid, F32_THREADS, 0, s->stream>>>(*lin, x, n_tok, y);
+            launch(s, f32_gemm_kernel, grid, F32_THREADS, 0, *lin, x, n_tok, y);
         } else {
             dim3 grid(blocks_for(lin->n_out, F32_DECODE_ROWS), blocks_for(n_tok, LINEAR_TOKENS));
-            f32_decode_kernel<<<grid, F32_DECODE_WARPS * 32, 0, s->stream>>>(*lin, x, n_tok, y);
+            launch(s, f32_decode_kernel, grid, F32_DECODE_WARPS * 32, 0, *lin, x, n_tok, y);
         }
         CHECK_LAUNCH(be);
         return;
     }
     if (lin->format != QE_WEIGHT_INT8) {
         dim3 grid(blocks_for(lin->n_out, 8), blocks_for(n_tok, LINEAR_TOKENS));
-        linear_kernel<<<grid, 256, 0, s->stream>>>(*lin, x, n_tok, y);
+        launch(s, linear_kernel, grid, 256, 0, *lin, x, n_tok, y);
         CHECK_LAUNCH(be);
         return;
     }
@@ -1729,7 +1783,7 @@ static void cuda_rmsnorm(qe_backend *be, const float *x, const float *weight, fl
     if (qe_backend_failed(be) || n_rows <= 0)
         return;
     // x is only read without a delta
-    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>((float *)x, NULL, weight, offset, eps, dim, dtype, y);
+    launch(state_of(be), rmsnorm_kernel, n_rows, 256, 0, (float *)x, NULL, weight, offset, eps, dim, dtype, y);
     CHECK_LAUNCH(be);
 }
 
@@ -1738,7 +1792,7 @@ static void cuda_add_rmsnorm(qe_backend *be, float *x, const float *delta, const
 {
     if (qe_backend_failed(be) || n_rows <= 0)
         return;
-    rmsnorm_kernel<<<n_rows, 256, 0, state_of(be)->stream>>>(x, delta, weight, offset, eps, dim, dtype, y);
+    launch(state_of(be), rmsnorm_kernel, n_rows, 256, 0, x, delta, weight, offset, eps, dim, dtype, y);
     CHECK_LAUNCH(be);
 }
 
@@ -1747,8 +1801,7 @@ static void cuda_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_he
 {
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
-    rope_kernel<<<n_tok * (n_heads + n_kv_heads), 64, 0, state_of(be)->stream>>>(q, k, n_tok, n_heads, n_kv_heads,
-                                                                                 head_dim, cos_table, sin_table, dtype);
+    launch(state_of(be), rope_kernel, n_tok * (n_heads + n_kv_heads), 64, 0, q, k, n_tok, n_heads, n_kv_heads, head_dim, cos_table, sin_table, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1792,10 +1845,7 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     if (qe_backend_failed(be) || args->n_tok <= 0 || !attention_args_fit(be, args))
         return;
     if (!args->seg_row && args->n_tok <= ATT_DECODE_MAX_TOKENS) {
-        ATT_BY_HEAD_DIM(attention_decode_kernel, args->head_dim)<<<dim3(args->n_tok, args->n_heads),
-                                                                   ATT_DECODE_WARPS * 32,
-                                                                   attention_decode_smem_bytes(args->head_dim),
-                                                                   state_of(be)->stream>>>(*args, dtype);
+        launch(state_of(be), ATT_BY_HEAD_DIM(attention_decode_kernel, args->head_dim), dim3(args->n_tok, args->n_heads), ATT_DECODE_WARPS * 32, attention_decode_smem_bytes(args->head_dim), *args, dtype);
         CHECK_LAUNCH(be);
         return;
     }
@@ -1816,13 +1866,11 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
                         args->head_dim, smem_bytes);
         return;
     }
-    cudaStream_t stream = state_of(be)->stream;
+    const cuda_state *s = state_of(be);
     if (is_rt)
-        rt_kernel<<<dim3((args->n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES, args->n_heads), ATT_RT_THREADS, smem_bytes,
-                    stream>>>(*args, dtype, n_slots);
+        launch(s, rt_kernel, dim3((args->n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES, args->n_heads), ATT_RT_THREADS, smem_bytes, *args, dtype, n_slots);
     else
-        kernel<<<dim3((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads), ATT_THREADS, smem_bytes, stream>>>(
-            *args, dtype);
+        launch(s, kernel, dim3((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads), ATT_THREADS, smem_bytes, *args, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1844,10 +1892,7 @@ static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *arg
             const qe_attention_args *a = &args[i0 + i];
             rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos_buf, a->pos0, a->kv_ring};
         }
-        ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim)<<<dim3(n_rows, rows.common.n_heads),
-                                                                       ATT_DECODE_WARPS * 32,
-                                                                       attention_decode_smem_bytes(rows.common.head_dim),
-                                                                       state_of(be)->stream>>>(rows, dtype);
+        launch(state_of(be), ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim), dim3(n_rows, rows.common.n_heads), ATT_DECODE_WARPS * 32, attention_decode_smem_bytes(rows.common.head_dim), rows, dtype);
         if (!CHECK_LAUNCH(be))
             return;
     }
@@ -1858,7 +1903,7 @@ static void cuda_glu(qe_backend *be, qe_activation act, const float *gate, const
 {
     if (qe_backend_failed(be) || n == 0)
         return;
-    glu_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(act, gate, up, n, dtype, y);
+    launch(state_of(be), glu_kernel, blocks_for(n, 256), 256, 0, act, gate, up, n, dtype, y);
     CHECK_LAUNCH(be);
 }
 
@@ -1866,7 +1911,7 @@ static void cuda_add(qe_backend *be, float *y, const float *x, size_t n, qe_dtyp
 {
     if (qe_backend_failed(be) || n == 0)
         return;
-    add_kernel<<<blocks_for(n, 256), 256, 0, state_of(be)->stream>>>(y, x, n, dtype);
+    launch(state_of(be), add_kernel, blocks_for(n, 256), 256, 0, y, x, n, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1913,8 +1958,7 @@ static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int 
         int nr = n_rows - r0 < ROW_STATS_ROWS ? n_rows - r0 : ROW_STATS_ROWS;
         if (targets && !stage_upload(be, staged_targets, targets + r0, (size_t)nr * sizeof *targets))
             break;
-        row_stats_kernel<<<nr, QE_LSE_LANES, 0, s->stream>>>(logits + (size_t)r0 * n_vocab, n_vocab,
-                                                             targets ? staged_targets : NULL, partials);
+        launch(s, row_stats_kernel, nr, QE_LSE_LANES, 0, logits + (size_t)r0 * n_vocab, n_vocab, targets ? staged_targets : NULL, partials);
         if (!CHECK_LAUNCH(be) ||
             !CHECK_CUDA(be, cudaMemcpyAsync(s->host_partials, partials, (size_t)nr * sizeof *partials,
                                             cudaMemcpyDeviceToHost, s->stream)) ||
@@ -2145,6 +2189,8 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     s->recording = -1;
     const char *graphs = getenv("QEVAL_CUDA_GRAPHS"); // "0": every op launched as called, to compare
     s->graphs_off = graphs && strcmp(graphs, "0") == 0;
+    const char *pdl = getenv("QEVAL_CUDA_PDL"); // "0": each kernel starts after the one before, to compare
+    s->early_launch = s->compute_capability >= 90 && !(pdl && strcmp(pdl, "0") == 0);
     if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
         return create_fail(be, err);
 

@@ -2,9 +2,9 @@
 // whole-slice GEMV, the prefill GEMM) and NF4 dequantization, kept apart from backend_cuda.cu so
 // that tests/test_linear_emu.cpp can run the same source on the CPU (tests/cuda_emu.h). The
 // includer provides the instructions (mma_step, ldmatrix_x4, cp_async_16, cp_async_commit,
-// cp_async_wait_pending, bits16_of: inline PTX in backend_cuda.cu, an emulation in the test),
-// dynamic_smem and the code tables c_nf4_code and c_code8, and sets QE_CUDA_MMA where the
-// instructions exist (sm_80+).
+// cp_async_wait_pending, bits16_of, grid_enter: inline PTX in backend_cuda.cu, an emulation in
+// the test), dynamic_smem and the code tables c_nf4_code and c_code8, and sets QE_CUDA_MMA where
+// the instructions exist (sm_80+).
 #pragma once
 
 // ---- tensor-core linears (mma.sync) ---------------------------------------------------------
@@ -104,6 +104,7 @@ template <typename T, bool IS_NF4>
 __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     mma_decode_kernel(qe_backend_linear w, const float *x, int n_tok, float *y)
 {
+    grid_enter();
 #if QE_CUDA_MMA
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
     __shared__ float nf4_code[16];
@@ -265,6 +266,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
 #pragma unroll
     for (int round = 0; round < D - 1; round++)
         issue(round);
+    grid_enter(); // the weights' first slices are on their way while the kernel before finishes x
     fetch(0);
     float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
     for (int round = 0; round < n_rounds; round++) {
@@ -320,6 +322,7 @@ __host__ __device__ constexpr int x16_ld(int n_in) { return (n_in + 7) / 8 * 8; 
 
 template <typename T> __global__ void x16_kernel(const float *x, int n_tok, int n_in, uint4 *x16)
 {
+    grid_enter();
 #if QE_CUDA_MMA
     int row_chunks = x16_ld(n_in) / 8;
     size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -358,6 +361,7 @@ template <typename T, bool IS_NF4, int WARPS_M>
 __global__ void __launch_bounds__(WARPS_M * 64)
     mma_linear_kernel(qe_backend_linear w, const uint16_t *x16, int n_tok, float *y)
 {
+    grid_enter();
 #if QE_CUDA_MMA
     using shape = mma_linear_shape<WARPS_M>;
     constexpr int BM = shape::BM, THREADS = shape::THREADS;
@@ -514,6 +518,7 @@ __global__ void __launch_bounds__(WARPS_M * 64)
 // them to the fused kernels (a block_size is a multiple of 8: one absmax a chunk).
 __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_chunks)
 {
+    grid_enter();
 #if QE_CUDA_MMA
     __shared__ float nf4_code[16];
     if (threadIdx.x < 16)
