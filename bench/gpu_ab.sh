@@ -8,14 +8,19 @@
 #      prompt: each base, the tree launching op by op (QEVAL_CUDA_GRAPHS=0), the tree with each
 #      kernel starting after the one before (QEVAL_CUDA_PDL=0), the tree; then bf16
 #      with 16 sequences, and bf16 prefill pp2048 in passes of 1024;
-#   4. PROFILE=1: where the tree's bf16 decode steps spend GPU time, per kernel (ncu,
-#      bench/ncu_kernels.py; 64 steps after a 16-token prompt);
+#   4. LARGE=SHAPE (e.g. llama-3.1-8b, synthesized beside the tests): the tree's decode of
+#      LARGE_VARIANTS (default "bf16 nf4"), tg32 after a 128-token prompt;
+#      PROFILE=1: where the tree's bf16 decode steps spend GPU time, per kernel (ncu,
+#      bench/ncu_kernels.py; 64 steps after a 16-token prompt), and a few launches of the GEMV,
+#      RMSNorm and decode attention in detail (ncu sections, OUT/ncu_detail.txt);
 #   5. full MMLU 5-shot per MMLU_VARIANTS on the tree (default VARIANTS) and bf16 on the first
-#      base: wall seconds, and an md5 of the samples' outcomes (the same outcomes, the same md5).
+#      base (not with MMLU_BASE=0): wall seconds, and an md5 of the samples' outcomes (the same
+#      outcomes, the same md5).
 # A step starts only while enough of BUDGET seconds (default 580; the device tool gives a call
 # 600) is left, so a slow step leaves the others' figures.
 # Usage: BASE="COMMIT ..." bash bench/gpu_ab.sh OUT_DIR (BUILD=DIR: the tree's build is there
-# already; MMLU_LIMIT=N: N documents a subject instead of all)
+# already; BUILD_TARGETS="qeval test_...": only those built, the GPU tests' and qeval where time
+# is short; MMLU_LIMIT=N: N documents a subject instead of all)
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
@@ -32,7 +37,8 @@ CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
 build=${BUILD:-$src/build-gpu}
 if [ -z "${BUILD:-}" ]; then
     cmake -S "$src" -B "$build" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \
-        >"$out/build.log" 2>&1 && cmake --build "$build" -j12 >>"$out/build.log" 2>&1 ||
+        >"$out/build.log" 2>&1 && cmake --build "$build" -j12 ${BUILD_TARGETS:+--target $BUILD_TARGETS} \
+        >>"$out/build.log" 2>&1 ||
         { echo "the tree's build failed:"; tail -30 "$out/build.log"; exit 1; }
 fi
 qeval=$build/qeval
@@ -41,6 +47,9 @@ model=$out/qwen2.5-0.5b
     { [ ! -f "${QEVAL_SHARED:-}/tokenizers/qwen2/tokenizer.json" ] ||
         cp "$QEVAL_SHARED"/tokenizers/qwen2/tokenizer*.json "$model/"; }
     echo "synth: exit $?") &
+large=/tmp/qeval-${LARGE:-none} # outside OUT: 16 GB do not travel back
+[ -z "${LARGE:-}" ] || (timeout 240 "$qeval" synth --like "$LARGE" "$large" >"$out/synth_large.log" 2>&1
+    echo "synth $LARGE: exit $?") &
 
 step "GPU tests"
 QEVAL_REQUIRE_SHARED=1 timeout $(($(left) > 240 ? 240 : $(left))) ctest --test-dir "$build" \
@@ -74,12 +83,26 @@ if [ "$(left)" -gt 120 ]; then
             grep pp | sed "s/^/$1 /"
     done
 fi
+if [ -n "${LARGE:-}" ] && [ "$(left)" -gt 150 ]; then
+    step "decode $LARGE (tg32 after a 128-token prompt)"
+    for v in ${LARGE_VARIANTS:-bf16 nf4}; do
+        timeout 120 "$qeval" bench "$large" --device cuda --variants "$v" -p 128 -n 32 -r 1 --batch 512 \
+            --decode-after-prompt 2>&1 | grep -E "tg|pp|load|memory" | sed "s/^/tree /"
+    done
+fi
 if [ "${PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ "$(left)" -gt 150 ]; then
     step "ncu: the tree's bf16 decode steps, per kernel"
     # 64 steps of ~270 kernels after the prompt's pass and the warm-up's
     timeout 120 ncu --csv --metrics gpu__time_duration.sum --launch-skip 2000 --launch-count 5000 "$qeval" bench \
         "$model" --device cuda --variants bf16 -p 16 -n 64 -r 1 --decode-after-prompt >"$out/ncu_decode.csv" 2>/dev/null
     python3 "$src/bench/ncu_kernels.py" "$out/ncu_decode.csv" | head -24
+    # a few decode launches of the kernels that lead, in detail (ncu_detail.txt)
+    timeout 90 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+        --section WarpStateStats -k "regex:attention_rows|rmsnorm|mma_gemv" --launch-skip 400 --launch-count 8 \
+        "$qeval" bench "$model" --device cuda --variants bf16 -p 16 -n 8 -r 1 --decode-after-prompt \
+        >"$out/ncu_detail.txt" 2>&1
+    grep -E "mma_gemv|attention_rows|rmsnorm_kernel|^ +Duration|Memory Throughput|Achieved Occupancy" \
+        "$out/ncu_detail.txt" | head -40
 fi
 
 mmlu() { # NAME QEVAL VARIANT
@@ -102,7 +125,7 @@ if [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
     runs=()
     for v in ${MMLU_VARIANTS:-$variants}; do
         runs+=("tree $qeval $v")
-        [ "$v" = bf16 ] && [ ${#bases[@]} -gt 0 ] && runs+=("${bases[0]} bf16")
+        [ "$v" = bf16 ] && [ ${#bases[@]} -gt 0 ] && [ "${MMLU_BASE:-1}" = 1 ] && runs+=("${bases[0]} bf16")
     done
     for run in "${runs[@]}"; do
         [ "$(left)" -gt 70 ] || { echo "mmlu: no time left for $run"; break; }
