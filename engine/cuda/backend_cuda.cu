@@ -44,23 +44,13 @@ extern "C" {
 // then lets the next kernel start (launch_dependents), whose blocks take the SMs this one leaves
 // and wait in turn. What a kernel reads that no kernel writes (the weights) it may load before
 // its wait: the decode GEMV streams its first weight slices while the kernel before it ends.
-// Elsewhere both are no-ops.
-__device__ __forceinline__ void grid_wait()
+// Elsewhere a no-op.
+__device__ __forceinline__ void grid_enter()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void grid_release()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
-}
-__device__ __forceinline__ void grid_enter()
-{
-    grid_wait();
-    grid_release();
 }
 
 __constant__ float c_nf4_code[16];
@@ -960,7 +950,8 @@ static void launch_mma_linear(const cuda_state *s, const qe_backend_linear *lin,
                               float *y)
 {
     using shape = mma_linear_shape<WARPS_M>;
-    launch(s, mma_linear_kernel<T, IS_NF4, WARPS_M>, dim3(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM)), shape::THREADS, shape::SMEM_BYTES, *lin, x16, n_tok, y);
+    dim3 grid(blocks_for(n_tok, MMA_BN), blocks_for(lin->n_out, shape::BM));
+    launch(s, mma_linear_kernel<T, IS_NF4, WARPS_M>, grid, shape::THREADS, shape::SMEM_BYTES, *lin, x16, n_tok, y);
 }
 
 static_assert(QE_CUDA_X16_MIN_TOKENS == MMA_DECODE_MAX_TOKENS + 1, "the tiled kernel takes the calls decode does not");
@@ -1639,7 +1630,8 @@ static void cuda_embed(qe_backend *be, const qe_backend_linear *table, const int
         if (!stage_upload(be, s->staged_ids, ids + t0, (size_t)nt * sizeof *ids))
             return;
         size_t n = (size_t)nt * dim;
-        launch(s, embed_kernel, blocks_for(n, 256), 256, 0, table->data, table->format, dim, s->staged_ids, nt, rounded, dtype, out + (size_t)t0 * dim);
+        launch(s, embed_kernel, blocks_for(n, 256), 256, 0, table->data, table->format, dim, s->staged_ids, nt, rounded,
+               dtype, out + (size_t)t0 * dim);
         if (!CHECK_LAUNCH(be))
             return;
         // the staging buffer is reused by the next chunk: let this one's kernel read it first
@@ -1679,7 +1671,8 @@ static void linear_int8_tokens(qe_backend *be, const qe_backend_linear *lin, con
     float *vals = (float *)(cols + n);
     float *row_absmax = vals + n;
     int *n_outliers = (int *)(row_absmax + n_tok);
-    launch(s, int8_quantize_kernel, n_tok, INT8_THREADS, 0, x, lin->n_in, lin->threshold, q, row_absmax, n_outliers, cols, vals);
+    launch(s, int8_quantize_kernel, n_tok, INT8_THREADS, 0, x, lin->n_in, lin->threshold, q, row_absmax, n_outliers,
+           cols, vals);
     if (!CHECK_LAUNCH(be))
         return;
     int8_activations a = {q, row_absmax, n_outliers, cols, vals};
@@ -1801,7 +1794,8 @@ static void cuda_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_he
 {
     if (qe_backend_failed(be) || n_tok <= 0)
         return;
-    launch(state_of(be), rope_kernel, n_tok * (n_heads + n_kv_heads), 64, 0, q, k, n_tok, n_heads, n_kv_heads, head_dim, cos_table, sin_table, dtype);
+    launch(state_of(be), rope_kernel, n_tok * (n_heads + n_kv_heads), 64, 0, q, k, n_tok, n_heads, n_kv_heads, head_dim,
+           cos_table, sin_table, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1845,7 +1839,8 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     if (qe_backend_failed(be) || args->n_tok <= 0 || !attention_args_fit(be, args))
         return;
     if (!args->seg_row && args->n_tok <= ATT_DECODE_MAX_TOKENS) {
-        launch(state_of(be), ATT_BY_HEAD_DIM(attention_decode_kernel, args->head_dim), dim3(args->n_tok, args->n_heads), ATT_DECODE_WARPS * 32, attention_decode_smem_bytes(args->head_dim), *args, dtype);
+        launch(state_of(be), ATT_BY_HEAD_DIM(attention_decode_kernel, args->head_dim), dim3(args->n_tok, args->n_heads),
+               ATT_DECODE_WARPS * 32, attention_decode_smem_bytes(args->head_dim), *args, dtype);
         CHECK_LAUNCH(be);
         return;
     }
@@ -1868,9 +1863,11 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     }
     const cuda_state *s = state_of(be);
     if (is_rt)
-        launch(s, rt_kernel, dim3((args->n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES, args->n_heads), ATT_RT_THREADS, smem_bytes, *args, dtype, n_slots);
+        launch(s, rt_kernel, dim3((args->n_tok + ATT_RT_QUERIES - 1) / ATT_RT_QUERIES, args->n_heads), ATT_RT_THREADS,
+               smem_bytes, *args, dtype, n_slots);
     else
-        launch(s, kernel, dim3((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads), ATT_THREADS, smem_bytes, *args, dtype);
+        launch(s, kernel, dim3((args->n_tok + ATT_QUERIES - 1) / ATT_QUERIES, args->n_heads), ATT_THREADS, smem_bytes,
+               *args, dtype);
     CHECK_LAUNCH(be);
 }
 
@@ -1892,7 +1889,9 @@ static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *arg
             const qe_attention_args *a = &args[i0 + i];
             rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos_buf, a->pos0, a->kv_ring};
         }
-        launch(state_of(be), ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim), dim3(n_rows, rows.common.n_heads), ATT_DECODE_WARPS * 32, attention_decode_smem_bytes(rows.common.head_dim), rows, dtype);
+        launch(state_of(be), ATT_BY_HEAD_DIM(attention_rows_kernel, rows.common.head_dim),
+               dim3(n_rows, rows.common.n_heads), ATT_DECODE_WARPS * 32,
+               attention_decode_smem_bytes(rows.common.head_dim), rows, dtype);
         if (!CHECK_LAUNCH(be))
             return;
     }
@@ -1958,7 +1957,8 @@ static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int 
         int nr = n_rows - r0 < ROW_STATS_ROWS ? n_rows - r0 : ROW_STATS_ROWS;
         if (targets && !stage_upload(be, staged_targets, targets + r0, (size_t)nr * sizeof *targets))
             break;
-        launch(s, row_stats_kernel, nr, QE_LSE_LANES, 0, logits + (size_t)r0 * n_vocab, n_vocab, targets ? staged_targets : NULL, partials);
+        launch(s, row_stats_kernel, nr, QE_LSE_LANES, 0, logits + (size_t)r0 * n_vocab, n_vocab,
+               targets ? staged_targets : NULL, partials);
         if (!CHECK_LAUNCH(be) ||
             !CHECK_CUDA(be, cudaMemcpyAsync(s->host_partials, partials, (size_t)nr * sizeof *partials,
                                             cudaMemcpyDeviceToHost, s->stream)) ||
@@ -2123,6 +2123,13 @@ static bool allow_large_smem(qe_backend *be)
     return ok;
 }
 
+// Whether the environment sets variable to "0": a speed-up turned off, to compare with it on.
+static bool is_turned_off(const char *variable)
+{
+    const char *value = getenv(variable);
+    return value && strcmp(value, "0") == 0;
+}
+
 static qe_status create_fail(qe_backend *be, qe_error *err)
 {
     qe_status rc = qe_backend_take_error(be, err);
@@ -2187,10 +2194,9 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
         if (!CHECK_CUDA(be, cudaEventCreateWithFlags(&s->upload_done[i], cudaEventDisableTiming)))
             return create_fail(be, err);
     s->recording = -1;
-    const char *graphs = getenv("QEVAL_CUDA_GRAPHS"); // "0": every op launched as called, to compare
-    s->graphs_off = graphs && strcmp(graphs, "0") == 0;
-    const char *pdl = getenv("QEVAL_CUDA_PDL"); // "0": each kernel starts after the one before, to compare
-    s->early_launch = s->compute_capability >= 90 && !(pdl && strcmp(pdl, "0") == 0);
+    // off: every op launched as it is called; each kernel started after the one before
+    s->graphs_off = is_turned_off("QEVAL_CUDA_GRAPHS");
+    s->early_launch = s->compute_capability >= 90 && !is_turned_off("QEVAL_CUDA_PDL");
     if (!(s->staged_ids = (int32_t *)device_alloc(be, STAGING_ROWS * sizeof(int32_t), QE_MEM_WORKSPACE)))
         return create_fail(be, err);
 
