@@ -76,6 +76,19 @@ void qe_backend_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_hea
     be->rope(be, k, n_tok, n_kv_heads, head_dim, cos_table, sin_table, dtype);
 }
 
+void qe_backend_glu_linears(qe_backend *be, qe_activation act, const qe_backend_linear *gate,
+                            const qe_backend_linear *up, const float *x, int n_tok, int n_out, qe_dtype dtype,
+                            float *gate_y, float *up_y)
+{
+    if (be->glu_linears) {
+        be->glu_linears(be, act, gate, up, x, n_tok, n_out, dtype, gate_y, up_y);
+        return;
+    }
+    qe_backend_linears(be, 2, (const qe_backend_linear *const[]){gate, up}, x, n_tok, dtype,
+                       (float *const[]){gate_y, up_y});
+    be->glu(be, act, gate_y, up_y, (size_t)n_tok * n_out, dtype, gate_y);
+}
+
 float *qe_host_alloc(qe_backend *be, size_t n_floats)
 {
     float *buf = malloc((n_floats ? n_floats : 1) * sizeof(float));

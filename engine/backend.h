@@ -185,6 +185,12 @@ struct qe_backend {
     /* y[i] = act(gate[i]) * up[i]; y may alias gate */
     void (*glu)(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
                 float *y);
+    /* Optional (NULL: linears of gate and up into gate_y and up_y, then glu into gate_y; call
+     * qe_backend_glu_linears): gate_y[n_tok, n_out] = glu(act, linear(gate, x), linear(up, x)),
+     * each linear rounded to dtype, with the very bits of those ops; up_y is scratch the backend
+     * may leave untouched. A GPU decodes it in one launch. */
+    void (*glu_linears)(qe_backend *be, qe_activation act, const qe_backend_linear *gate, const qe_backend_linear *up,
+                        const float *x, int n_tok, int n_out, qe_dtype dtype, float *gate_y, float *up_y);
     void (*add)(qe_backend *be, float *y, const float *x, size_t n, qe_dtype dtype);   /* y += x */
     void (*copy)(qe_backend *be, float *dst, const float *src, size_t n);
     void (*download)(qe_backend *be, float *host, const float *src, size_t n);
@@ -230,6 +236,9 @@ void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args
                             const float *v_rows, qe_dtype dtype);
 void qe_backend_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
                         const float *cos_table, const float *sin_table, qe_dtype dtype);
+void qe_backend_glu_linears(qe_backend *be, qe_activation act, const qe_backend_linear *gate,
+                            const qe_backend_linear *up, const float *x, int n_tok, int n_out, qe_dtype dtype,
+                            float *gate_y, float *up_y);
 
 /* The sticky error (engine/backend.c), for backends to share. qe_backend_fail records the
  * first failure only; qe_backend_take_error returns it (QE_OK when none) into err and clears it. */

@@ -358,10 +358,7 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
     qe_backend_add_rmsnorm(be, s->x, s->tmp, l->ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden,
                            dt, s->h);
 
-    size_t n_ff = (size_t)c * cfg->intermediate;
-    const qe_backend_linear *gate_up[] = {l->gate, l->up};
-    qe_backend_linears(be, 2, gate_up, s->h, c, dt, (float *const[]){s->gate, s->up});
-    be->glu(be, cfg->activation, s->gate, s->up, n_ff, dt, s->gate);
+    qe_backend_glu_linears(be, cfg->activation, l->gate, l->up, s->h, c, cfg->intermediate, dt, s->gate, s->up);
     be->linear(be, l->down, s->gate, c, dt, s->tmp);
     if (l->post_ffn_norm)
         be->rmsnorm(be, s->tmp, l->post_ffn_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c, cfg->hidden, dt,

@@ -1,6 +1,6 @@
 /* tests/test_linear_emu.cpp — the tensor-core linears (engine/cuda/linear_mma.cuh) run on the CPU
  * through tests/cuda_emu.h: the decode kernel, the whole-slice GEMV (one linear and several in one
- * launch), the prefill GEMM in 64- and 128-row blocks, and NF4 dequantized once then run as bf16,
+ * launch, in blocks of 4, 8 and 16 warps; gate and up with the GLU), the prefill GEMM in 64- and 128-row blocks, and NF4 dequantized once then run as bf16,
  * each against a host reference of the arithmetic the header promises, bit for bit: k in slices
  * of MMA_SLICE, a slice an mma chain of 16-wide k steps from zero (the last zero-padded), the
  * slices added in order, then the bias and the output's rounding. The emulated mma rounds a step
@@ -126,12 +126,11 @@ template <typename T, bool IS_NF4> static void run_decode(const qe_backend_linea
            n_tok, y);
 }
 
-template <typename T, bool IS_NF4>
-static void run_gemv(int n, const qe_backend_linear *const *lins, const float *x, int n_tok, float *const *ys)
+template <typename T, bool IS_NF4, int WARPS>
+static void run_gemv(const gemv_batch &batch, const float *x, int n_tok)
 {
-    gemv_batch batch = gemv_batch_of(n, lins, ys);
-    launch(mma_gemv_kernel<T, IS_NF4>, (unsigned)batch.first_block[n], blocks_for(n_tok, 8), GEMV_WARPS * 32,
-           (size_t)gemv_shape<IS_NF4>::SMEM_BYTES, batch, x, n_tok);
+    launch(mma_gemv_kernel<T, IS_NF4, WARPS>, (unsigned)batch.first_block[batch.n], blocks_for(n_tok, 8), WARPS * 32,
+           (size_t)gemv_shape<IS_NF4, WARPS>::SMEM_BYTES, batch, x, n_tok);
 }
 
 /* x rounded to 16-bit rows by x16_kernel, as x16_of does, then the tiled kernel */
@@ -187,8 +186,12 @@ static void check_linear(qe_weight_format format, int n_out, int n_in, int nf4_b
             compare("mma_decode_kernel");
             bool is_whole = n_in % MMA_SLICE == 0 && n_out % 16 == 0 && (!IS_NF4 || nf4_block == 64);
             if (is_whole && x_offset % 4 == 0) {
-                run_gemv<T, IS_NF4>(1, &lin, x, n_tok, &y);
-                compare("mma_gemv_kernel");
+                run_gemv<T, IS_NF4, 4>(gemv_batch_of(1, &lin, &y), x, n_tok);
+                compare("mma_gemv_kernel, 4 warps");
+                run_gemv<T, IS_NF4, 8>(gemv_batch_of(1, &lin, &y), x, n_tok);
+                compare("mma_gemv_kernel, 8 warps");
+                run_gemv<T, IS_NF4, 16>(gemv_batch_of(1, &lin, &y), x, n_tok);
+                compare("mma_gemv_kernel, 16 warps");
             }
         }
         run_gemm<T, IS_NF4, 2>(t.lin, x, n_tok, y);
@@ -227,13 +230,38 @@ template <typename T, bool IS_NF4> static void check_gemv_batch(qe_weight_format
         lins[i] = &t[i].lin;
         ys[i] = y[i].data();
     }
-    run_gemv<T, IS_NF4>(3, lins, x.data(), n_tok, ys);
+    run_gemv<T, IS_NF4, 4>(gemv_batch_of(3, lins, ys), x.data(), n_tok);
     int n_same = 0;
     for (int i = 0; i < 3; i++)
         n_same += same_bits(reference(t[i], x.data(), n_tok), y[i]);
     printf("gemv %s: 3 linears [64 | 16 | 32, %d] in one launch, %d tokens: %d of 3 give the reference's bits\n",
            format_name(t[0]), n_in, n_tok, n_same);
     CHECK_INT_EQ(3, n_same);
+}
+
+/* gate and up in one launch with the GLU applied (gemv_glu_batch), against glu_value of the
+ * two linears' reference outputs; WARPS 4 and 16 (rounds of a gate's slices then an up's). */
+template <typename T, bool IS_NF4> static void check_gemv_glu(qe_weight_format format, int n_in, int n_tok, int act)
+{
+    test_linear gate, up;
+    make_linear(gate, format, 48, n_in, 64, true, true);
+    make_linear(up, format, 48, n_in, 64, false, false);
+    qe_dtype dtype = (qe_dtype)gate.lin.compute_dtype;
+    std::vector<float> x = make_x(n_tok, n_in, dtype, 0);
+    std::vector<float> g = reference(gate, x.data(), n_tok), u = reference(up, x.data(), n_tok), want(g.size());
+    for (size_t i = 0; i < want.size(); i++)
+        want[i] = glu_value(act, g[i], u[i], dtype);
+    int n_same = 0;
+    std::vector<float> y(want.size(), NAN);
+    run_gemv<T, IS_NF4, 4>(gemv_glu_batch(&gate.lin, &up.lin, act, dtype, y.data()), x.data(), n_tok);
+    n_same += same_bits(want, y);
+    std::fill(y.begin(), y.end(), NAN);
+    run_gemv<T, IS_NF4, 16>(gemv_glu_batch(&gate.lin, &up.lin, act, dtype, y.data()), x.data(), n_tok);
+    n_same += same_bits(want, y);
+    printf("gemv %s: gate and up [48, %d] with the %s GLU in one launch, %d tokens: %d of 2 launches give the "
+           "reference's bits\n",
+           format_name(gate), n_in, act == QE_ACT_SILU ? "SiLU" : "GELU-tanh", n_tok, n_same);
+    CHECK_INT_EQ(2, n_same);
 }
 
 int main(void)
@@ -258,5 +286,8 @@ int main(void)
     check_linear<bf16, true>(QE_WEIGHT_NF4, 20, 200, 64, false, false, 0, {3, 18});
     check_gemv_batch<bf16, false>(QE_WEIGHT_BF16, 512, 5);
     check_gemv_batch<bf16, true>(QE_WEIGHT_NF4, 256, 9);
+    check_gemv_glu<bf16, false>(QE_WEIGHT_BF16, 640, 3, QE_ACT_SILU);
+    check_gemv_glu<bf16, true>(QE_WEIGHT_NF4, 384, 11, QE_ACT_GELU_TANH);
+    check_gemv_glu<f16, false>(QE_WEIGHT_F16, 256, 1, QE_ACT_SILU);
     return check_summary();
 }

@@ -519,14 +519,8 @@ __global__ void glu_kernel(int act, const float *gate, const float *up, size_t n
 {
     grid_enter();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n)
-        return;
-    float g = gate[i], a;
-    if (act == QE_ACT_SILU)
-        a = g / (1.0f + expf(-g));
-    else
-        a = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
-    y[i] = round_to(round_to(a, dtype) * up[i], dtype);
+    if (i < n)
+        y[i] = glu_value(act, gate[i], up[i], dtype);
 }
 
 // out[t, i] = table[ids[t], i] * scale (scale already rounded), rounded to dtype.
@@ -546,30 +540,60 @@ __global__ void embed_kernel(const void *table, int format, int dim, const int32
 
 // ---- rmsnorm, rope: one block per row --------------------------------------------------------
 
-// delta != NULL: x += delta first (rounded as add_kernel), and y is another buffer.
+// delta != NULL: x += delta first (rounded as add_kernel), and y is another buffer. A thread's
+// first RMSNORM_KEPT elements stay in registers, their weights loaded before grid_enter (no
+// kernel writes them): rows of up to RMSNORM_KEPT * 256 values are read once, with every load in
+// flight at once. The sum runs over a thread's elements in index order either way.
+#define RMSNORM_KEPT 4
 __global__ void rmsnorm_kernel(float *x, const float *delta, const void *weight, float offset, float eps, int dim,
                                int dtype, float *y)
 {
+    float kept_x[RMSNORM_KEPT], kept_w[RMSNORM_KEPT];
+#pragma unroll
+    for (int k = 0; k < RMSNORM_KEPT; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        kept_w[k] = i < dim ? dtype_value(weight, i, dtype) : 0.0f;
+    }
     grid_enter();
     __shared__ double partial[32];
     float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
-    double sum_sq = 0;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float *dr = delta ? delta + (size_t)blockIdx.x * dim : NULL;
+    auto load = [&](int i) {
         float v = xr[i];
-        if (delta) {
-            v = round_to(v + delta[(size_t)blockIdx.x * dim + i], dtype);
+        if (dr) {
+            v = round_to(v + dr[i], dtype);
             xr[i] = v;
         }
+        return v;
+    };
+    double sum_sq = 0;
+#pragma unroll
+    for (int k = 0; k < RMSNORM_KEPT; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        kept_x[k] = i < dim ? load(i) : 0.0f;
+        if (i < dim)
+            sum_sq += (double)kept_x[k] * kept_x[k];
+    }
+    for (int i = threadIdx.x + RMSNORM_KEPT * blockDim.x; i < dim; i += blockDim.x) {
+        float v = load(i);
         sum_sq += (double)v * v;
     }
     sum_sq = block_sum(sum_sq, partial);
     float inv = (float)(1.0 / sqrt(sum_sq / dim + eps));
-    // y may alias x: every thread has read its elements above, and block_sum synchronized
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        float n = xr[i] * inv, wi = dtype_value(weight, i, dtype);
+    auto store = [&](int i, float v, float wi) {
+        float n = v * inv;
         yr[i] = offset != 0 ? round_to(n * (offset + wi), dtype) : round_to(wi * round_to(n, dtype), dtype);
+    };
+    // y may alias x: every thread has read its elements above, and block_sum synchronized
+#pragma unroll
+    for (int k = 0; k < RMSNORM_KEPT; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < dim)
+            store(i, kept_x[k], kept_w[k]);
     }
+    for (int i = threadIdx.x + RMSNORM_KEPT * blockDim.x; i < dim; i += blockDim.x)
+        store(i, xr[i], dtype_value(weight, i, dtype));
 }
 
 // Block b: row b of q [n_tok * n_heads rows], then of k (n_kv_heads a token; none when k is NULL).
@@ -924,14 +948,42 @@ static bool gemv_fits(const qe_backend_linear *lin, const float *x)
            (uintptr_t)lin->data % 16 == 0 && is_nf4_blocked;
 }
 
-// ys[i] = lins[i] x for i < n (<= QE_LINEARS_MAX linears that gemv_fits, of one format) in one launch.
-template <typename T, bool IS_NF4>
-static void launch_gemv(const cuda_state *s, int n, const qe_backend_linear *const *lins, const float *x, int n_tok,
-                        float *const *ys)
+// Warps a GEMV block: 4 where the row tiles give every SM a block; else as many as a round
+// can use (a round takes one slice a warp), up to 16, so that few blocks still have bytes in
+// flight.
+static int gemv_warps(unsigned n_blocks, int n_slices, int n_sms)
 {
-    gemv_batch batch = gemv_batch_of(n, lins, ys);
-    dim3 grid(batch.first_block[n], blocks_for(n_tok, 8));
-    launch(s, mma_gemv_kernel<T, IS_NF4>, grid, GEMV_WARPS * 32, gemv_shape<IS_NF4>::SMEM_BYTES, batch, x, n_tok);
+    if (n_blocks >= (unsigned)n_sms || n_slices <= 4)
+        return 4;
+    return n_slices <= 8 ? 8 : 16;
+}
+
+// The linears of batch (gemv_batch_of, gemv_glu_batch: ones that gemv_fits, of one format) in
+// one launch.
+template <typename T, bool IS_NF4>
+static void launch_gemv(const cuda_state *s, const gemv_batch &batch, const float *x, int n_tok)
+{
+    dim3 grid(batch.first_block[batch.n], blocks_for(n_tok, 8));
+    switch (gemv_warps(grid.x * grid.y, batch.w[0].n_in / MMA_SLICE, s->n_sms)) {
+    case 4:
+        launch(s, mma_gemv_kernel<T, IS_NF4, 4>, grid, 4 * 32, gemv_shape<IS_NF4, 4>::SMEM_BYTES, batch, x, n_tok);
+        break;
+    case 8:
+        launch(s, mma_gemv_kernel<T, IS_NF4, 8>, grid, 8 * 32, gemv_shape<IS_NF4, 8>::SMEM_BYTES, batch, x, n_tok);
+        break;
+    default:
+        launch(s, mma_gemv_kernel<T, IS_NF4, 16>, grid, 16 * 32, gemv_shape<IS_NF4, 16>::SMEM_BYTES, batch, x, n_tok);
+    }
+}
+
+static void launch_gemv_of(const cuda_state *s, const gemv_batch &batch, const float *x, int n_tok)
+{
+    if (batch.w[0].format == QE_WEIGHT_F16)
+        launch_gemv<__half, false>(s, batch, x, n_tok);
+    else if (batch.w[0].format == QE_WEIGHT_NF4)
+        launch_gemv<__nv_bfloat16, true>(s, batch, x, n_tok);
+    else
+        launch_gemv<__nv_bfloat16, false>(s, batch, x, n_tok);
 }
 
 // Whether lin runs on tensor cores: x must hold exact values of the mma's input type.
@@ -981,7 +1033,7 @@ static void launch_mma(qe_backend *be, const qe_backend_linear *lin, const float
     if (n_tok <= MMA_DECODE_MAX_TOKENS) {
         dim3 grid(blocks_for(lin->n_out, 16), blocks_for(n_tok, 8));
         if (gemv_fits(lin, x))
-            launch_gemv<T, IS_NF4>(s, 1, &lin, x, n_tok, &y);
+            launch_gemv<T, IS_NF4>(s, gemv_batch_of(1, &lin, &y), x, n_tok);
         else
             launch(s, mma_decode_kernel<T, IS_NF4>, grid, MMA_DECODE_WARPS * 32, 0, *lin, x, n_tok, y);
         return;
@@ -1761,12 +1813,7 @@ static void cuda_linears(qe_backend *be, int n, const qe_backend_linear *const *
     }
     if (qe_backend_failed(be))
         return;
-    if (calls[0].format == QE_WEIGHT_F16)
-        launch_gemv<__half, false>(s, n, call_of, x, n_tok, ys);
-    else if (calls[0].format == QE_WEIGHT_NF4)
-        launch_gemv<__nv_bfloat16, true>(s, n, call_of, x, n_tok, ys);
-    else
-        launch_gemv<__nv_bfloat16, false>(s, n, call_of, x, n_tok, ys);
+    launch_gemv_of(s, gemv_batch_of(n, call_of, ys), x, n_tok);
     CHECK_LAUNCH(be);
 }
 
@@ -1903,6 +1950,33 @@ static void cuda_glu(qe_backend *be, qe_activation act, const float *gate, const
     if (qe_backend_failed(be) || n == 0)
         return;
     launch(state_of(be), glu_kernel, blocks_for(n, 256), 256, 0, act, gate, up, n, dtype, y);
+    CHECK_LAUNCH(be);
+}
+
+// Decoding, where both linears take the GEMV in one format: one launch whose blocks run a row
+// tile of gate and of up and apply the GLU to the two rounded outputs (gemv_glu_batch); else the
+// linears, then glu.
+static void cuda_glu_linears(qe_backend *be, qe_activation act, const qe_backend_linear *gate,
+                             const qe_backend_linear *up, const float *x, int n_tok, int n_out, qe_dtype dtype,
+                             float *gate_y, float *up_y)
+{
+    cuda_state *s = state_of(be);
+    qe_backend_linear calls[2] = {*gate, *up};
+    calls[0].out_dtype = calls[1].out_dtype = dtype;
+    bool is_one_launch = n_tok >= 1 && n_tok <= MMA_DECODE_MAX_TOKENS && calls[0].format == calls[1].format &&
+                         calls[0].n_in == calls[1].n_in && calls[0].n_out == calls[1].n_out;
+    for (int i = 0; i < 2; i++)
+        is_one_launch = is_one_launch && linear_uses_mma(s, &calls[i]) && gemv_fits(&calls[i], x);
+    if (!is_one_launch) {
+        const qe_backend_linear *lins[2] = {gate, up};
+        float *ys[2] = {gate_y, up_y};
+        cuda_linears(be, 2, lins, x, n_tok, dtype, ys);
+        cuda_glu(be, act, gate_y, up_y, (size_t)n_tok * n_out, dtype, gate_y);
+        return;
+    }
+    if (qe_backend_failed(be))
+        return;
+    launch_gemv_of(s, gemv_glu_batch(&calls[0], &calls[1], act, dtype, gate_y), x, n_tok);
     CHECK_LAUNCH(be);
 }
 
@@ -2096,6 +2170,10 @@ static void cuda_destroy(qe_backend *be)
 // The kernels whose shared memory may pass the 48 KB a block gets unasked (the linears' rings, the
 // prefill attention's kept scores) may take what the device gives, set once here: the setting
 // is a driver call that a launch must not pay (decode launches ~300 kernels a token).
+#define GEMV_KERNELS(T, IS_NF4)                                                                                   \
+    (const void *)mma_gemv_kernel<T, IS_NF4, 4>, (const void *)mma_gemv_kernel<T, IS_NF4, 8>,                        \
+        (const void *)mma_gemv_kernel<T, IS_NF4, 16>
+
 static bool allow_large_smem(qe_backend *be)
 {
     cuda_state *s = state_of(be);
@@ -2105,8 +2183,8 @@ static bool allow_large_smem(qe_backend *be)
         (const void *)attention_rt_kernel<ATT_RT_MAX_D32>};
     const void *tensor_core_kernels[] = { // sm_80 on
         (const void *)int8_mma_kernel<IMMA_NARROW>, (const void *)int8_mma_kernel<IMMA_WIDE>,
-        (const void *)mma_gemv_kernel<__nv_bfloat16, false>, (const void *)mma_gemv_kernel<__nv_bfloat16, true>,
-        (const void *)mma_gemv_kernel<__half, false>, (const void *)mma_linear_kernel<__nv_bfloat16, false, 2>,
+        GEMV_KERNELS(__nv_bfloat16, false), GEMV_KERNELS(__nv_bfloat16, true), GEMV_KERNELS(__half, false),
+        (const void *)mma_linear_kernel<__nv_bfloat16, false, 2>,
         (const void *)mma_linear_kernel<__nv_bfloat16, false, 4>, (const void *)mma_linear_kernel<__nv_bfloat16, true, 2>,
         (const void *)mma_linear_kernel<__nv_bfloat16, true, 4>, (const void *)mma_linear_kernel<__half, false, 2>,
         (const void *)mma_linear_kernel<__half, false, 4>};
@@ -2218,6 +2296,7 @@ extern "C" qe_status qe_backend_cuda_create(int device_index, qe_backend **out, 
     be->attention = cuda_attention;
     be->attend_rows = cuda_attend_rows;
     be->glu = cuda_glu;
+    be->glu_linears = cuda_glu_linears;
     be->add = cuda_add;
     be->copy = cuda_copy;
     be->download = cuda_download;

@@ -1,6 +1,7 @@
 // engine/cuda/kernel_math.cuh — the roundings and the warp sum that the kernels share with their
 // CPU emulation (tests/test_attention_emu.cpp): engine/dtype.h's roundings one value at a time,
-// and a warp's sum by one fixed butterfly (every lane gets the same bits).
+// the GLU of two rounded values, and a warp's sum by one fixed butterfly (every lane gets the same
+// bits).
 #pragma once
 
 __device__ __forceinline__ float round_bf16(float v)
@@ -20,6 +21,18 @@ __device__ __forceinline__ float round_to(float v, int dtype)
     if (dtype == QE_DTYPE_F16)
         return __half2float(__float2half_rn(v));
     return v;
+}
+
+// act(gate) * up, each product rounded to dtype as the CPU's glu: the glu kernel's and the fused
+// gate/up GEMV's (both on gate and up already rounded by their linears).
+__device__ __forceinline__ float glu_value(int act, float gate, float up, int dtype)
+{
+    float a;
+    if (act == QE_ACT_SILU)
+        a = gate / (1.0f + expf(-gate));
+    else
+        a = 0.5f * gate * (1.0f + tanhf(0.7978845608028654f * (gate + 0.044715f * gate * gate * gate)));
+    return round_to(round_to(a, dtype) * up, dtype);
 }
 
 template <typename T> __device__ __forceinline__ T warp_sum(T v)

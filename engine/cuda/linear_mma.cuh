@@ -158,27 +158,34 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
 
 // Decode of whole slices (n_in % MMA_SLICE == 0, n_out % 16 == 0; NF4 in blocks of 64): the
 // arithmetic of mma_decode_kernel (each slice an mma chain from zero, the slices added in order)
-// with far fewer instructions and more bytes in flight. A warp streams its slices (slice
-// r * GEMV_WARPS + warp in round r) through a ring of STAGES shared buffers by cp.async, 16
-// coalesced bytes a lane, so STAGES - 1 slices are on their way while one is multiplied; 16-bit
-// slices leave shared memory by ldmatrix (chunks XOR-swizzled by row: no bank conflicts), NF4
-// codes as two 8-byte reads a row and step, dequantized as nf4_byte_pair does; x comes as
-// float2 loads one round ahead. A round's partials meet in shared memory, added in slice order.
-#define GEMV_WARPS 4
+// with far fewer instructions and more bytes in flight. A block of WARPS warps takes 16 rows; a
+// warp streams its slices (slice r * WARPS + warp in round r) through a ring of STAGES shared
+// buffers by cp.async, 16 coalesced bytes a lane, so STAGES - 1 slices are on their way while one
+// is multiplied; 16-bit slices leave shared memory by ldmatrix (chunks XOR-swizzled by row: no
+// bank conflicts), NF4 codes as two 8-byte reads a row and step, dequantized as nf4_byte_pair
+// does; x comes as float2 loads one round ahead. A round's partials meet in shared memory, added
+// in slice order, so WARPS does not change the sums: 4 where the row tiles fill the SMs, 8 or 16
+// where a few long rows (the down projection's 56 tiles of 38 slices on qwen2.5-0.5b) would
+// leave most of them idle and the rest with too few bytes in flight.
 #define GEMV_NF4_ROW_BYTES 80 // 64 bytes of codes a slice row, padded: the rows' reads hit distinct banks
-template <bool IS_NF4> struct gemv_shape {
-    static constexpr int STAGES = IS_NF4 ? 8 : 4; // NF4 slices are a quarter of the bytes: more in flight
+template <bool IS_NF4, int WARPS> struct gemv_shape {
+    // NF4 slices are a quarter of the bytes: more in flight; 16 warps of 16-bit slices take 3
+    // stages, within a block's shared memory
+    static constexpr int STAGES = IS_NF4 ? 8 : WARPS >= 16 ? 3 : 4;
     static constexpr int STAGE_BYTES = IS_NF4 ? 16 * GEMV_NF4_ROW_BYTES : 16 * MMA_SLICE * 2;
-    static constexpr int SMEM_BYTES = GEMV_WARPS * STAGES * STAGE_BYTES;
+    static constexpr int SMEM_BYTES = WARPS * STAGES * STAGE_BYTES;
 };
 
 // The linears of one launch (linears that share x: q, k, v; gate, up): linear i's 16-row tiles
-// are blocks first_block[i] .. first_block[i + 1] - 1.
+// are blocks first_block[i] .. first_block[i + 1] - 1. With glu_act >= 0 the blocks are w[0]'s
+// tiles and each also runs w[1]'s same rows: y[0] = glu(act, w[0] x, w[1] x), each linear's
+// output rounded to its out_dtype first, as the linears and the glu op give it.
 struct gemv_batch {
     qe_backend_linear w[QE_LINEARS_MAX];
     float *y[QE_LINEARS_MAX];
     int first_block[QE_LINEARS_MAX + 1];
     int n;
+    int glu_act, glu_dtype; // -1: no GLU
 };
 
 // The batch of linears lins[i] -> ys[i], i < n <= QE_LINEARS_MAX: blocks first_block[n] in all.
@@ -186,6 +193,7 @@ static gemv_batch gemv_batch_of(int n, const qe_backend_linear *const *lins, flo
 {
     gemv_batch batch = {};
     batch.n = n;
+    batch.glu_act = -1;
     for (int i = 0; i < n; i++) {
         batch.w[i] = *lins[i];
         batch.y[i] = ys[i];
@@ -194,33 +202,37 @@ static gemv_batch gemv_batch_of(int n, const qe_backend_linear *const *lins, flo
     return batch;
 }
 
-template <typename T, bool IS_NF4>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch batch, const float *x, int n_tok)
+// y = glu(act, gate x, up x) rounded to dtype: blocks first_block[1], over gate's tiles.
+static gemv_batch gemv_glu_batch(const qe_backend_linear *gate, const qe_backend_linear *up, int act, int dtype,
+                                 float *y)
+{
+    const qe_backend_linear *lins[2] = {gate, up};
+    float *ys[2] = {y, NULL};
+    gemv_batch batch = gemv_batch_of(2, lins, ys);
+    batch.n = 1;
+    batch.glu_act = act;
+    batch.glu_dtype = dtype;
+    return batch;
+}
+
+// Linear w's rows r0 .. r0 + 15 for tokens t0 .. t0 + 7 through the warp's ring: the sum of row
+// r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8 in threads 0..127 (without the bias). The
+// launch's first linear (is_first) issues its first slices before grid_enter: the weights are
+// no kernel's output, x is.
+template <typename T, bool IS_NF4, int WARPS>
+__device__ float gemv_rows(const qe_backend_linear &w, int r0, int t0, const float *x, int n_tok, uint8_t *ring,
+                           float (*partials)[WARPS][16 * 8], const float *nf4_code, bool is_first)
 {
 #if QE_CUDA_MMA
-    int which = 0;
-    while (which + 1 < batch.n && (int)blockIdx.x >= batch.first_block[which + 1])
-        which++;
-    // selected field by field: an indexed kernel parameter would be copied to local memory
-    const qe_backend_linear w = which == 0 ? batch.w[0] : which == 1 ? batch.w[1] : batch.w[2];
-    float *y = which == 0 ? batch.y[0] : which == 1 ? batch.y[1] : batch.y[2];
-    using shape = gemv_shape<IS_NF4>;
+    using shape = gemv_shape<IS_NF4, WARPS>;
     constexpr int STEPS = MMA_SLICE / 16, D = shape::STAGES;
-    uint8_t *gemv_stages = (uint8_t *)dynamic_smem(); // [warp][stage][STAGE_BYTES]
-    __shared__ float partials[2][GEMV_WARPS][16 * 8];      // [round & 1][warp][row * 8 + token]
-    __shared__ float nf4_code[16];
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
-    __syncthreads();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
-    int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8, n_in = w.n_in;
-    int n_slices = n_in / MMA_SLICE, n_rounds = (n_slices + GEMV_WARPS - 1) / GEMV_WARPS;
-    uint8_t *ring = gemv_stages + (size_t)warp * D * shape::STAGE_BYTES;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3, n_in = w.n_in;
+    int n_slices = n_in / MMA_SLICE, n_rounds = (n_slices + WARPS - 1) / WARPS;
     bool has_token = t0 + group < n_tok;
     const float *x_row = x + (size_t)(t0 + group) * n_in;
 
     auto issue = [&](int round) { // round's slice into its stage; a group is committed either way
-        int slice = round * GEMV_WARPS + warp;
+        int slice = round * WARPS + warp;
         if (round < n_rounds && slice < n_slices) {
             uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
             if (IS_NF4) {
@@ -244,7 +256,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
     float2 xs[STEPS][2];   // the next slice's x[t0 + group, k .. k + 1] at k = 16 j + 2 quad and + 8
     float absmax[2][2];    // NF4: [row group, + 8][first, second 64 of the slice]
     auto fetch = [&](int round) {
-        int slice = round * GEMV_WARPS + warp;
+        int slice = round * WARPS + warp;
         if (round >= n_rounds || slice >= n_slices)
             return;
         int k_begin = slice * MMA_SLICE;
@@ -266,14 +278,15 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
 #pragma unroll
     for (int round = 0; round < D - 1; round++)
         issue(round);
-    grid_enter(); // the weights' first slices are on their way while the kernel before finishes x
+    if (is_first)
+        grid_enter(); // the weights' first slices are on their way while the kernel before finishes x
     fetch(0);
-    float total = 0.0f; // threads 0..127: output row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
+    float total = 0.0f;
     for (int round = 0; round < n_rounds; round++) {
         issue(round + D - 1); // into the stage the previous round finished with
         cp_async_wait_pending<D - 1>();
         __syncwarp();
-        bool has_slice = round * GEMV_WARPS + warp < n_slices;
+        bool has_slice = round * WARPS + warp < n_slices;
         if (has_slice) {
             const uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -305,13 +318,49 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) mma_gemv_kernel(gemv_batch ba
         __syncthreads();
         // partials[round & 1] is written again two rounds on, after every thread passed the next barrier
         if (threadIdx.x < 128)
-            for (int i = 0; i < GEMV_WARPS && round * GEMV_WARPS + i < n_slices; i++)
+            for (int i = 0; i < WARPS && round * WARPS + i < n_slices; i++)
                 total += partials[round & 1][i][threadIdx.x];
     }
     cp_async_wait_pending<0>();
+    return total;
+#else
+    return 0.0f;
+#endif
+}
+
+template <typename T, bool IS_NF4, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) mma_gemv_kernel(gemv_batch batch, const float *x, int n_tok)
+{
+#if QE_CUDA_MMA
+    int which = 0;
+    while (which + 1 < batch.n && (int)blockIdx.x >= batch.first_block[which + 1])
+        which++;
+    // selected field by field: an indexed kernel parameter would be copied to local memory
+    const qe_backend_linear w = which == 0 ? batch.w[0] : which == 1 ? batch.w[1] : batch.w[2];
+    float *y = which == 0 ? batch.y[0] : which == 1 ? batch.y[1] : batch.y[2];
+    uint8_t *gemv_stages = (uint8_t *)dynamic_smem(); // [warp][stage][STAGE_BYTES]
+    __shared__ float partials[2][WARPS][16 * 8];           // [round & 1][warp][row * 8 + token]
+    __shared__ float nf4_code[16];
+    if (threadIdx.x < 16)
+        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    __syncthreads();
+    int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8;
+    uint8_t *ring = gemv_stages + (size_t)(threadIdx.x >> 5) * gemv_shape<IS_NF4, WARPS>::STAGES *
+                                      gemv_shape<IS_NF4, WARPS>::STAGE_BYTES;
+    float total = gemv_rows<T, IS_NF4, WARPS>(w, r0, t0, x, n_tok, ring, partials, nf4_code, true);
+    bool has_output = threadIdx.x < 128; // row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
     int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
-    if (threadIdx.x < 128 && t < n_tok)
-        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
+    float out = has_output ? round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype) : 0.0f;
+    if (batch.glu_act >= 0) {
+        __syncthreads(); // the gate's last partials are read before the up projection's rounds write them
+        const qe_backend_linear up = batch.w[1];
+        float up_total = gemv_rows<T, IS_NF4, WARPS>(up, r0, t0, x, n_tok, ring, partials, nf4_code, false);
+        if (has_output)
+            out = glu_value(batch.glu_act, out,
+                            round_to(up.bias ? up_total + bias_value(up, r) : up_total, up.out_dtype), batch.glu_dtype);
+    }
+    if (has_output && t < n_tok)
+        y[(size_t)t * w.n_out + r] = out;
 #endif
 }
 

@@ -252,8 +252,9 @@ out:
 }
 
 /* The fused ops give the bits of the plain ones: linears (q, k, v of Qwen2.5-0.5B with biases:
- * one decode launch up to 16 tokens, calls of linear past it) against three linear calls, and
- * add_rmsnorm against add then rmsnorm. */
+ * one decode launch up to 16 tokens, calls of linear past it) against three linear calls,
+ * glu_linears (k and v as gate and up: one launch up to 16 tokens) against linear, linear, glu,
+ * and add_rmsnorm against add then rmsnorm. */
 static void check_fused_ops(pair *p, const char *variant_name)
 {
     enum { N_IN = 896, MAX_TOK = 17 };
@@ -297,6 +298,24 @@ static void check_fused_ops(pair *p, const char *variant_name)
         }
         printf("linears %-5s q, k, v x %2d: %d of 3 outputs bit-identical to linear\n", variant_name, nt, n_same);
         CHECK_INT_EQ(3, n_same);
+        /* glu_linears with k as the gate and v as the up projection, both activations */
+        for (int act = QE_ACT_SILU; act <= QE_ACT_GELU_TANH; act++) {
+            size_t n = (size_t)nt * n_out[1];
+            float *gate_y = gpu->alloc(gpu, n), *up_y = gpu->alloc(gpu, n), *fused = gpu->alloc(gpu, n),
+                  *scratch = gpu->alloc(gpu, n);
+            gpu->linear(gpu, lins[1], xg, nt, compute, gate_y);
+            gpu->linear(gpu, lins[2], xg, nt, compute, up_y);
+            gpu->glu(gpu, (qe_activation)act, gate_y, up_y, n, compute, gate_y);
+            qe_backend_glu_linears(gpu, (qe_activation)act, lins[1], lins[2], xg, nt, n_out[1], compute, fused,
+                                   scratch);
+            float *a = from_backend(gpu, gate_y, n), *b = from_backend(gpu, fused, n);
+            bool is_same = memcmp(a, b, n * sizeof *a) == 0;
+            printf("glu_linears %-5s %s x %2d: %sbit-identical to linear, linear, glu\n", variant_name,
+                   act == QE_ACT_SILU ? "SiLU" : "GELU-tanh", nt, is_same ? "" : "NOT ");
+            CHECK_INT_EQ(1, is_same);
+            free(a), free(b);
+            gpu->release(gpu, gate_y), gpu->release(gpu, up_y), gpu->release(gpu, fused), gpu->release(gpu, scratch);
+        }
     }
     /* add_rmsnorm: 3 rows of the hidden size, the norm weight in the compute dtype */
     float *delta = random_floats(3 * N_IN, 1.0f), *wt = random_floats(N_IN, 0.3f);
