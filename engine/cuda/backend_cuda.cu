@@ -138,7 +138,7 @@ typedef struct {
     size_t x16_bytes;
     uint64_t nf4_max_elements;    // the largest NF4 weight prepared so far (never lowered)
     int32_t *staged_ids;          // [STAGING_ROWS]: an embed call's ids, or a row_stats pass's
-                                  // targets [ROW_STATS_ROWS] then its row_partial [ROW_STATS_ROWS]
+                                  // targets [ROW_STATS_ROWS], its row_partial [ROW_STATS_ROWS], a row_split
     struct row_partial *host_partials; // [ROW_STATS_ROWS] pinned
     int compute_capability;       // 10 * major + minor: tensor-core linears (mma, IMMA) from 80 on
     int n_sms;                    // multiprocessors, for the linears' tile choices
@@ -638,8 +638,20 @@ struct row_partial {
     int32_t argmax, has_nan;
 };
 
-#define ROW_STATS_ROWS 512 // rows per pass: their targets and partials fill the staging buffer
-static_assert(ROW_STATS_ROWS * (sizeof(int32_t) + sizeof(row_partial)) <= STAGING_ROWS * sizeof(int32_t),
+// A pass of up to ROW_SPLIT_ROWS rows (decoding one sequence: one token's logits) would keep one
+// SM busy with 1024 lanes of ~150 exps each while the others idle (75 us a token on an H100 at
+// Qwen2's 151,936 logits): there a row is split over ROW_SPLIT_BLOCKS blocks (row_max_kernel,
+// then row_sum_kernel), with the same numbers.
+#define ROW_STATS_ROWS 256 // rows per pass: their targets, partials and the split's records in the staging buffer
+#define ROW_SPLIT_ROWS 1
+#define ROW_SPLIT_BLOCKS 32
+struct row_split { // per row, zeroed before each split pass
+    unsigned long long best[ROW_SPLIT_ROWS]; // the maximum and its index as one key (best_key), 0: none yet
+    int has_nan[ROW_SPLIT_ROWS], blocks_done[ROW_SPLIT_ROWS];
+    double lanes[ROW_SPLIT_ROWS][QE_LSE_LANES];
+};
+static_assert(ROW_STATS_ROWS * (sizeof(int32_t) + sizeof(row_partial)) + sizeof(row_split) <=
+                  STAGING_ROWS * sizeof(int32_t),
               "row stats staging");
 
 // (value, index) of the larger value, the smaller index on equal values (-0 == +0, as the
@@ -695,6 +707,97 @@ __global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *lo
     if (j == 0) {
         int32_t target = targets ? targets[blockIdx.x] : -1;
         out[blockIdx.x] = {lanes[0], row[arg], target >= 0 && target < n_vocab ? row[target] : 0.0f, arg, nan};
+    }
+}
+
+// Larger keys for larger values, then smaller indices: atomicMax over a row's blocks keeps what
+// keep_larger keeps (zeros made +0 first, so that -0 == +0; NaN never comes here). Every key of a
+// value is above 0, the empty record.
+__device__ __forceinline__ unsigned long long best_key(float v, int i)
+{
+    uint32_t bits = __float_as_uint(v == 0.0f ? 0.0f : v);
+    uint32_t ordered = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+    return (unsigned long long)ordered << 32 | (0xffffffffu - (uint32_t)i);
+}
+
+// Block (b, r): elements b * 256 + threadIdx.x, + ROW_SPLIT_BLOCKS * 256, ... of row r; their
+// maximum and NaN flag into split->best / has_nan.
+__global__ void __launch_bounds__(256) row_max_kernel(const float *logits, int n_vocab, row_split *split)
+{
+    grid_enter();
+    __shared__ float warp_max[8];
+    __shared__ int warp_arg[8], warp_nan[8];
+    const float *row = logits + (size_t)blockIdx.y * n_vocab;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float max = -INFINITY;
+    int arg = INT_MAX, nan = 0;
+    for (int i = blockIdx.x * 256 + threadIdx.x; i < n_vocab; i += ROW_SPLIT_BLOCKS * 256) {
+        float v = row[i];
+        nan |= v != v;
+        if (v == v)
+            keep_larger(max, arg, v, i);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, max, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, arg, o);
+        nan |= __shfl_xor_sync(0xffffffffu, nan, o);
+        keep_larger(max, arg, v2, i2);
+    }
+    if (lane == 0)
+        warp_max[warp] = max, warp_arg[warp] = arg, warp_nan[warp] = nan;
+    __syncthreads();
+    if (threadIdx.x != 0)
+        return;
+    for (int w = 0; w < 8; w++) {
+        keep_larger(max, arg, warp_max[w], warp_arg[w]);
+        nan |= warp_nan[w];
+    }
+    if (arg != INT_MAX)
+        atomicMax(&split->best[blockIdx.y], best_key(max, arg));
+    if (nan)
+        atomicOr(&split->has_nan[blockIdx.y], 1);
+}
+
+// Block (b, r), one warp: lanes 32 b .. 32 b + 31 of row r as row_stats_kernel sums them, into
+// split->lanes; the row's last block to finish folds the lanes as qe_lse_fold_lanes does and
+// writes the row's partial.
+__global__ void __launch_bounds__(32) row_sum_kernel(const float *logits, int n_vocab, const int32_t *targets,
+                                                     row_split *split, row_partial *out)
+{
+    static_assert(ROW_SPLIT_BLOCKS * 32 == QE_LSE_LANES, "a warp a block");
+    grid_enter();
+    __shared__ double lanes[QE_LSE_LANES];
+    __shared__ bool is_last;
+    int r = blockIdx.y, j = blockIdx.x * 32 + threadIdx.x;
+    const float *row = logits + (size_t)r * n_vocab;
+    unsigned long long best = split->best[r];
+    int nan = split->has_nan[r];
+    // the host's scan starts at 0 and never leaves a NaN or all -inf
+    int arg = best == 0 || row[0] != row[0] ? 0 : (int)(0xffffffffu - (uint32_t)best);
+    double m = row[arg], sum = 0;
+    if (!isinf(m) && !nan)
+#pragma unroll 4
+        for (int i = j; i < n_vocab; i += QE_LSE_LANES)
+            sum += qe_exp_nonpositive((double)row[i] - m);
+    split->lanes[r][j] = sum;
+    __threadfence(); // the lane sums are visible before the count that lets the last block read them
+    __syncwarp();
+    if (threadIdx.x == 0)
+        is_last = atomicAdd(&split->blocks_done[r], 1) == ROW_SPLIT_BLOCKS - 1;
+    __syncwarp();
+    if (!is_last)
+        return;
+    __threadfence();
+    for (int i = threadIdx.x; i < QE_LSE_LANES; i += 32)
+        lanes[i] = __ldcg(&split->lanes[r][i]);
+    for (int w = QE_LSE_LANES / 2; w >= 1; w /= 2) {
+        __syncwarp();
+        for (int i = threadIdx.x; i < w; i += 32)
+            lanes[i] += lanes[i + w];
+    }
+    if (threadIdx.x == 0) {
+        int32_t target = targets ? targets[r] : -1;
+        out[r] = {lanes[0], row[arg], target >= 0 && target < n_vocab ? row[target] : 0.0f, arg, nan};
     }
 }
 
@@ -2027,12 +2130,20 @@ static void cuda_row_stats(qe_backend *be, const float *logits, int n_rows, int 
         qe_backend_fail(be, QE_EINVAL, "CUDA backend: row stats of a %d-wide row", n_vocab);
     int32_t *staged_targets = s->staged_ids;
     row_partial *partials = (row_partial *)(s->staged_ids + ROW_STATS_ROWS);
+    row_split *split = (row_split *)(partials + ROW_STATS_ROWS);
     for (int r0 = 0; r0 < n_rows && !qe_backend_failed(be); r0 += ROW_STATS_ROWS) {
         int nr = n_rows - r0 < ROW_STATS_ROWS ? n_rows - r0 : ROW_STATS_ROWS;
         if (targets && !stage_upload(be, staged_targets, targets + r0, (size_t)nr * sizeof *targets))
             break;
-        launch(s, row_stats_kernel, nr, QE_LSE_LANES, 0, logits + (size_t)r0 * n_vocab, n_vocab,
-               targets ? staged_targets : NULL, partials);
+        const float *rows = logits + (size_t)r0 * n_vocab;
+        if (nr <= ROW_SPLIT_ROWS) {
+            CHECK_CUDA(be, cudaMemsetAsync(split, 0, offsetof(row_split, lanes), s->stream));
+            launch(s, row_max_kernel, dim3(ROW_SPLIT_BLOCKS, nr), 256, 0, rows, n_vocab, split);
+            launch(s, row_sum_kernel, dim3(ROW_SPLIT_BLOCKS, nr), 32, 0, rows, n_vocab,
+                   targets ? staged_targets : NULL, split, partials);
+        } else {
+            launch(s, row_stats_kernel, nr, QE_LSE_LANES, 0, rows, n_vocab, targets ? staged_targets : NULL, partials);
+        }
         if (!CHECK_LAUNCH(be) ||
             !CHECK_CUDA(be, cudaMemcpyAsync(s->host_partials, partials, (size_t)nr * sizeof *partials,
                                             cudaMemcpyDeviceToHost, s->stream)) ||

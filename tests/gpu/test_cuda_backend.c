@@ -530,7 +530,8 @@ static qe_row_stats compare_row_stats(pair *p, const float *logits, int rows, in
     return first;
 }
 
-/* Rows the scan treats specially, a Qwen2-wide vocabulary, and more rows than one pass. */
+/* Rows the scan treats specially, a Qwen2-wide vocabulary, and more rows than one pass; the
+ * split pass of a few rows on the same rows. */
 static void check_row_stats_edges(pair *p)
 {
     enum { WIDE = 151936, EDGE_VOCAB = 1000, ROWS = 9, MANY = 700 };
@@ -550,11 +551,15 @@ static void check_row_stats_edges(pair *p)
     row[7][7] = 1000.0f;                              /* every other term under the exp floor */
     int32_t targets[ROWS] = {0, 500, 3, -1, 999, EDGE_VOCAB, 1, 7, 998};
     compare_row_stats(p, rows, ROWS, EDGE_VOCAB, targets, "row stats edge rows");
+    /* one row takes the split pass (row_max_kernel, row_sum_kernel): each edge row alone */
+    for (int r = 0; r < ROWS; r++)
+        compare_row_stats(p, row[r], 1, EDGE_VOCAB, &targets[r], "row stats, an edge row alone");
     free(rows);
 
     float *wide = random_floats((size_t)2 * WIDE, 6.0f);
     int32_t wide_targets[2] = {WIDE - 1, 12345};
     compare_row_stats(p, wide, 2, WIDE, wide_targets, "row stats 151936 wide");
+    compare_row_stats(p, wide + WIDE, 1, WIDE, &wide_targets[1], "row stats, one row 151936 wide");
     free(wide);
 
     float *many = random_floats((size_t)MANY * 37, 2.0f);
@@ -563,6 +568,7 @@ static void check_row_stats_edges(pair *p)
         many_targets[r] = r % 37;
     compare_row_stats(p, many, MANY, 37, many_targets, "row stats 700 rows of 37");
     compare_row_stats(p, many, MANY, 37, NULL, "row stats without targets");
+    compare_row_stats(p, many, 1, 37, NULL, "row stats, one row of 37");
     free(many), free(many_targets);
 }
 
@@ -593,6 +599,7 @@ static void check_embed_and_row_stats(pair *p)
     logits[100] = logits[200] = 40.0f;
     int32_t targets[ROWS] = {5, 100, VOCAB - 1, 0, 77};
     CHECK_INT_EQ(100, compare_row_stats(p, logits, ROWS, VOCAB, targets, "row stats").argmax);
+    CHECK_INT_EQ(100, compare_row_stats(p, logits, 1, VOCAB, targets, "row stats, one row").argmax);
     p->ref->release(p->ref, er);
     p->gpu->release(p->gpu, eg);
     p->ref->free_linear(p->ref, lr);
