@@ -662,18 +662,14 @@ __device__ __forceinline__ void keep_larger(float &v, int &i, float v2, int i2)
         v = v2, i = i2;
 }
 
-__global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *logits, int n_vocab,
-                                                                 const int32_t *targets, row_partial *out)
+// Over the block: the largest non-NaN of row[first], row[first + stride], ... below n_vocab with
+// its first index (INT_MAX: none), and whether a NaN was met; every thread gets them.
+// warp_*: shared, blockDim.x / 32 each.
+__device__ void block_row_max(const float *row, int first, int stride, int n_vocab, float *warp_max, int *warp_arg,
+                              int *warp_nan, float &max, int &arg, int &nan)
 {
-    grid_enter();
-    __shared__ double lanes[QE_LSE_LANES];
-    __shared__ float warp_max[QE_LSE_LANES / 32];
-    __shared__ int warp_arg[QE_LSE_LANES / 32], warp_nan[QE_LSE_LANES / 32];
-    const float *row = logits + (size_t)blockIdx.x * n_vocab;
-    int j = threadIdx.x, lane = j & 31, warp = j >> 5;
-    float max = -INFINITY;
-    int arg = INT_MAX, nan = 0;
-    for (int i = j; i < n_vocab; i += QE_LSE_LANES) {
+    max = -INFINITY, arg = INT_MAX, nan = 0;
+    for (int i = first; i < n_vocab; i += stride) {
         float v = row[i];
         nan |= v != v;
         if (v == v)
@@ -685,13 +681,27 @@ __global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *lo
         nan |= __shfl_xor_sync(0xffffffffu, nan, o);
         keep_larger(max, arg, v2, i2);
     }
-    if (lane == 0)
-        warp_max[warp] = max, warp_arg[warp] = arg, warp_nan[warp] = nan;
+    if ((threadIdx.x & 31) == 0)
+        warp_max[threadIdx.x >> 5] = max, warp_arg[threadIdx.x >> 5] = arg, warp_nan[threadIdx.x >> 5] = nan;
     __syncthreads();
-    for (int w = 0; w < QE_LSE_LANES / 32; w++) {
+    for (int w = 0; w < (int)blockDim.x / 32; w++) {
         keep_larger(max, arg, warp_max[w], warp_arg[w]);
         nan |= warp_nan[w];
     }
+}
+
+__global__ void __launch_bounds__(QE_LSE_LANES) row_stats_kernel(const float *logits, int n_vocab,
+                                                                 const int32_t *targets, row_partial *out)
+{
+    grid_enter();
+    __shared__ double lanes[QE_LSE_LANES];
+    __shared__ float warp_max[QE_LSE_LANES / 32];
+    __shared__ int warp_arg[QE_LSE_LANES / 32], warp_nan[QE_LSE_LANES / 32];
+    const float *row = logits + (size_t)blockIdx.x * n_vocab;
+    int j = threadIdx.x;
+    float max;
+    int arg, nan;
+    block_row_max(row, j, QE_LSE_LANES, n_vocab, warp_max, warp_arg, warp_nan, max, arg, nan);
     if (row[0] != row[0] || arg == INT_MAX) // the host's scan starts at 0 and never leaves a NaN or all -inf
         arg = 0;
     double m = row[arg], sum = 0;
@@ -728,30 +738,12 @@ __global__ void __launch_bounds__(256) row_max_kernel(const float *logits, int n
     __shared__ float warp_max[8];
     __shared__ int warp_arg[8], warp_nan[8];
     const float *row = logits + (size_t)blockIdx.y * n_vocab;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float max = -INFINITY;
-    int arg = INT_MAX, nan = 0;
-    for (int i = blockIdx.x * 256 + threadIdx.x; i < n_vocab; i += ROW_SPLIT_BLOCKS * 256) {
-        float v = row[i];
-        nan |= v != v;
-        if (v == v)
-            keep_larger(max, arg, v, i);
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        float v2 = __shfl_xor_sync(0xffffffffu, max, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, arg, o);
-        nan |= __shfl_xor_sync(0xffffffffu, nan, o);
-        keep_larger(max, arg, v2, i2);
-    }
-    if (lane == 0)
-        warp_max[warp] = max, warp_arg[warp] = arg, warp_nan[warp] = nan;
-    __syncthreads();
+    float max;
+    int arg, nan;
+    block_row_max(row, blockIdx.x * 256 + threadIdx.x, ROW_SPLIT_BLOCKS * 256, n_vocab, warp_max, warp_arg, warp_nan,
+                  max, arg, nan);
     if (threadIdx.x != 0)
         return;
-    for (int w = 0; w < 8; w++) {
-        keep_larger(max, arg, warp_max[w], warp_arg[w]);
-        nan |= warp_nan[w];
-    }
     if (arg != INT_MAX)
         atomicMax(&split->best[blockIdx.y], best_key(max, arg));
     if (nan)
