@@ -18,7 +18,8 @@ start_bases() {
                 (cd "$base_src" && git apply --binary "$patch") || { echo "BASE $commit: $patch does not apply"; exit 1; }
         fi
         bases+=("$commit $base_src/b/qeval")
-        (cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
+        (export QEVAL_GIT_COMMIT=$commit
+        cmake -S "$base_src" -B "$base_src/b" -DQEVAL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" \
             -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1 && cmake --build "$base_src/b" -j8 --target qeval \
             >"$logs/base_build_$commit.log" 2>&1
         echo "BASE $commit built: exit $?") &

@@ -15,12 +15,15 @@
 #      RMSNorm and decode attention in detail (ncu sections, OUT/ncu_detail.txt);
 #   5. full MMLU 5-shot per MMLU_VARIANTS on the tree (default VARIANTS) and bf16 on the first
 #      base (not with MMLU_BASE=0): wall seconds, and an md5 of the samples' outcomes (the same
-#      outcomes, the same md5).
+#      outcomes, the same md5);
+#   6. JSON=1: the tree's `qeval bench --json` of every variant (VARIANTS), tg32 after a 512-token
+#      prompt, one sequence and 16 (OUT/results/, for bench/benchmarks_md.py).
 # A step starts only while enough of BUDGET seconds (default 580; the device tool gives a call
 # 600) is left, so a slow step leaves the others' figures.
 # Usage: BASE="COMMIT ..." bash bench/gpu_ab.sh OUT_DIR (BUILD=DIR: the tree's build is there
 # already; BUILD_TARGETS="qeval test_...": only those built, the GPU tests' and qeval where time
-# is short; MMLU_LIMIT=N: N documents a subject instead of all)
+# is short; MMLU_LIMIT=N: N documents a subject instead of all; QEVAL_GIT_COMMIT=C: the commit
+# the tree's builds record where the copy has no git history, as the device machine's has none)
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
@@ -132,6 +135,16 @@ if [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
         set -- $run
         step "mmlu $1 $3"
         mmlu "$1" "$2" "$3"
+    done
+fi
+if [ "${JSON:-0}" = 1 ]; then
+    mkdir -p "$out/results"
+    for batch in 1 16; do
+        [ "$(left)" -gt 60 ] || { echo "json: no time left for --decode-batch $batch"; break; }
+        step "json, --decode-batch $batch"
+        timeout $(($(left) - 5)) "$qeval" bench "$model" --device cuda --variants "${variants// /,}" -p 512 -n 32 -r 2 \
+            --batch 512 --decode-after-prompt --decode-batch $batch --json >"$out/results/qwen2.5-0.5b-x$batch.json"
+        echo "json x$batch: exit $?"
     done
 fi
 step done
