@@ -50,15 +50,20 @@ void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const 
     be->rmsnorm(be, x, weight, offset, eps, n_rows, dim, dtype, y);
 }
 
-void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
-                            const float *v_rows, qe_dtype dtype)
+void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, float *k_rows, const float *v_rows,
+                            const float *cos_table, const float *sin_table, qe_dtype dtype)
 {
     if (be->attend_rows) {
-        be->attend_rows(be, n, args, k_rows, v_rows, dtype);
+        be->attend_rows(be, n, args, k_rows, v_rows, cos_table, sin_table, dtype);
         return;
     }
     for (int i = 0; i < n; i++) {
         size_t kvd = (size_t)args[i].n_kv_heads * args[i].head_dim, row = (size_t)qe_kv_row(&args[i], args[i].pos0);
+        if (cos_table) {
+            size_t half = (size_t)args[i].head_dim / 2;
+            qe_backend_rope_qk(be, (float *)args[i].q, k_rows + i * kvd, 1, args[i].n_heads, args[i].n_kv_heads,
+                               args[i].head_dim, cos_table + i * half, sin_table + i * half, dtype);
+        }
         be->copy(be, (float *)args[i].k_cache + row * kvd, k_rows + i * kvd, kvd);
         be->copy(be, (float *)args[i].v_cache + row * kvd, v_rows + i * kvd, kvd);
         be->attention(be, &args[i], dtype);

@@ -175,13 +175,15 @@ struct qe_backend {
                     const float *cos_table, const float *sin_table, qe_dtype dtype);
     /* Causal (optionally windowed) softmax attention with grouped KV heads; out rounded to dtype. */
     void (*attention)(qe_backend *be, const qe_attention_args *args, qe_dtype dtype);
-    /* Optional (NULL: a copy of each row, then attention; call qe_backend_attend_rows): the
-     * decode step of n sequences, each in its own cache. For i < n: row i of k_rows and v_rows
-     * [n, n_kv_heads * head_dim] into args[i]'s caches at row qe_kv_row(args[i], pos0), then
+    /* Optional (NULL: rope, a copy of each row, then attention; call qe_backend_attend_rows): the
+     * decode step of n sequences, each in its own cache. For i < n: where cos_table is not NULL,
+     * args[i].q and row i of k_rows rotated as rope does with row i of cos_table and sin_table
+     * [n, head_dim / 2] (both are scratch after the call); row i of k_rows and v_rows [n,
+     * n_kv_heads * head_dim] into args[i]'s caches at row qe_kv_row(args[i], pos0), then
      * attention of args[i], one unpacked token; the args differ only in q, out, caches, pos0 and
      * kv_ring. A GPU runs them in one launch. */
-    void (*attend_rows)(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
-                        const float *v_rows, qe_dtype dtype);
+    void (*attend_rows)(qe_backend *be, int n, const qe_attention_args *args, float *k_rows, const float *v_rows,
+                        const float *cos_table, const float *sin_table, qe_dtype dtype);
     /* y[i] = act(gate[i]) * up[i]; y may alias gate */
     void (*glu)(qe_backend *be, qe_activation act, const float *gate, const float *up, size_t n, qe_dtype dtype,
                 float *y);
@@ -232,8 +234,8 @@ void qe_backend_linears(qe_backend *be, int n, const qe_backend_linear *const *l
                         qe_dtype out_dtype, float *const *ys);
 void qe_backend_add_rmsnorm(qe_backend *be, float *x, const float *delta, const float *weight, float offset,
                             float eps, int n_rows, int dim, qe_dtype dtype, float *y);
-void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
-                            const float *v_rows, qe_dtype dtype);
+void qe_backend_attend_rows(qe_backend *be, int n, const qe_attention_args *args, float *k_rows, const float *v_rows,
+                            const float *cos_table, const float *sin_table, qe_dtype dtype);
 void qe_backend_rope_qk(qe_backend *be, float *q, float *k, int n_tok, int n_heads, int n_kv_heads, int head_dim,
                         const float *cos_table, const float *sin_table, qe_dtype dtype);
 void qe_backend_glu_linears(qe_backend *be, qe_activation act, const qe_backend_linear *gate,

@@ -306,17 +306,21 @@ static qe_attention_args attention_args(const qe_model *m, int li, const pass_la
 }
 
 /* Layer li's keys k and values v [c, n_kv_heads * head_dim] of positions pos0.. into cache kv,
- * then attention of queries q [c, n_heads * head_dim] over it into out. */
-static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, int pos0, int c, const float *q,
-                   const float *k, const float *v, float *out, const qe_forward_scratch *s)
+ * then attention of queries q [c, n_heads * head_dim] over it into out; q and k rotated first. */
+static void attend(qe_model *m, int li, const pass_layout *L, qe_kv_cache *kv, int pos0, int c, float *q, float *k,
+                   const float *v, float *out, const qe_forward_scratch *s)
 {
+    const qe_model_config *cfg = &m->cfg;
     qe_backend *be = m->backend;
-    size_t kvd = qe_kv_row_floats(&m->cfg);
+    size_t kvd = qe_kv_row_floats(cfg);
+    int rope = cfg->layers[li].rope_index;
     qe_attention_args args = attention_args(m, li, L, kv, pos0, c, 0, q, out, s);
-    if (c == 1 && !L->seg_start) { /* a decode step: its cache rows and attention in the op's one launch */
-        qe_backend_attend_rows(be, 1, &args, k, v, m->compute_dtype);
+    if (c == 1 && !L->seg_start) { /* a decode step: rope, cache rows and attention in the op's one launch */
+        qe_backend_attend_rows(be, 1, &args, k, v, s->cos_table[rope], s->sin_table[rope], m->compute_dtype);
         return;
     }
+    qe_backend_rope_qk(be, q, k, c, cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, s->cos_table[rope],
+                       s->sin_table[rope], m->compute_dtype);
     write_cache(be, kv->k_cache[li], args.kv_ring, pos0, c, kvd, k);
     write_cache(be, kv->v_cache[li], args.kv_ring, pos0, c, kvd, v);
     be->attention(be, &args, m->compute_dtype);
@@ -340,14 +344,12 @@ static void run_layer(qe_model *m, int li, const pass_layout *L, int pos0, int c
         be->rmsnorm(be, s->k, l->k_norm, cfg->norm_weight_offset, cfg->rms_norm_eps, c * cfg->n_kv_heads, hd, dt,
                     s->k);
     }
-    qe_backend_rope_qk(be, s->q, s->k, c, cfg->n_heads, cfg->n_kv_heads, hd, s->cos_table[rope], s->sin_table[rope],
-                       dt);
     if (L->seq_caches) { /* each token to its own sequence's cache, attending to that alone */
         size_t q_row = (size_t)cfg->n_heads * hd;
         for (int t = 0; t < c; t++)
             s->host_attention_args[t] = attention_args(m, li, L, L->seq_caches[t], L->seq_caches[t]->n_cached, 1, t,
                                                        s->q + t * q_row, s->att + t * q_row, s);
-        qe_backend_attend_rows(be, c, s->host_attention_args, s->k, s->v, dt);
+        qe_backend_attend_rows(be, c, s->host_attention_args, s->k, s->v, s->cos_table[rope], s->sin_table[rope], dt);
     } else {
         attend(m, li, L, &m->kv, pos0, c, s->q, s->k, s->v, s->att, s);
     }

@@ -144,18 +144,36 @@ template <int D32> static void check_packed(int shared_len, const std::vector<in
  * output is the decode kernel's over its cache with its new key and value row written first, and
  * the launch leaves that row in the cache. The row starts as NaN and the group's last head writes
  * it after its own query; blocks run here in head order, so a block that read the row from the
- * cache would read NaN. ring > 0: the caches are rings of that many rows. */
-template <int D32> static void check_rows(int n_seq, int n_heads, int n_kv_heads, int hd, int window, int ring, int dtype)
+ * cache would read NaN. ring > 0: the caches are rings of that many rows. rope: each sequence
+ * has its own cos / sin rows, and the decode kernel gets the query and key rotated by rope_pair
+ * (the rope kernel's arithmetic) beforehand, the cache the rotated key. */
+template <int D32>
+static void check_rows(int n_seq, int n_heads, int n_kv_heads, int hd, int window, int ring, bool rope, int dtype)
 {
     size_t row = (size_t)n_heads * hd, kvd = (size_t)n_kv_heads * hd;
+    int half = hd / 2;
     std::vector<float> q = random_rounded(n_seq * row, dtype, 2.0f), k_rows = random_rounded(n_seq * kvd, dtype, 2.0f),
                        v_rows = random_rounded(n_seq * kvd, dtype, 1.0f);
+    std::vector<float> cos_rows = random_rounded(n_seq * half, QE_DTYPE_F32, 1.0f),
+                       sin_rows = random_rounded(n_seq * half, QE_DTYPE_F32, 1.0f);
+    std::vector<float> q_want = q, k_rows_want = k_rows;
+    if (rope)
+        for (int i = 0; i < n_seq; i++) {
+            const float *c = cos_rows.data() + i * half, *s = sin_rows.data() + i * half;
+            for (int h = 0; h < n_heads + n_kv_heads; h++) {
+                float *x = h < n_heads ? q_want.data() + i * row + h * hd : k_rows_want.data() + i * kvd + (h - n_heads) * hd;
+                for (int j = 0; j < half; j++)
+                    rope_pair(x, x, j, half, c, s, dtype);
+            }
+        }
     std::vector<float> out(n_seq * row), out_alone(row);
     std::vector<std::vector<float>> k(n_seq), v(n_seq);
     attention_rows rows = {};
     rows.common.n_heads = n_heads, rows.common.n_kv_heads = n_kv_heads, rows.common.head_dim = hd;
     rows.common.window = window, rows.common.scale = 1.0f / sqrtf((float)hd), rows.common.n_tok = 1;
     rows.k_rows = k_rows.data(), rows.v_rows = v_rows.data();
+    if (rope)
+        rows.cos_rows = cos_rows.data(), rows.sin_rows = sin_rows.data();
     std::vector<int> positions(n_seq);
     for (int i = 0; i < n_seq; i++) {
         positions[i] = (i * 37 + 3) % 90 + (i == n_seq - 1 ? 1100 : 0); /* one past the kept scores */
@@ -172,18 +190,19 @@ template <int D32> static void check_rows(int n_seq, int n_heads, int n_kv_heads
     int n_same = 0, n_cached = 0;
     for (int i = 0; i < n_seq; i++) {
         size_t at = (size_t)(ring > 0 ? positions[i] % ring : positions[i]) * kvd;
-        std::copy(k_rows.begin() + i * kvd, k_rows.begin() + (i + 1) * kvd, k_want[i].begin() + at);
+        std::copy(k_rows_want.begin() + i * kvd, k_rows_want.begin() + (i + 1) * kvd, k_want[i].begin() + at);
         std::copy(v_rows.begin() + i * kvd, v_rows.begin() + (i + 1) * kvd, v_want[i].begin() + at);
         qe_attention_args one = rows.common;
-        one.q = q.data() + i * row, one.k_cache = k_want[i].data(), one.v_cache = v_want[i].data();
+        one.q = q_want.data() + i * row, one.k_cache = k_want[i].data(), one.v_cache = v_want[i].data();
         one.out = out_alone.data(), one.pos0 = positions[i], one.kv_ring = ring;
         decode<D32>(one, dtype);
         n_same += memcmp(out_alone.data(), out.data() + i * row, row * sizeof(float)) == 0;
         n_cached += k[i] == k_want[i] && v[i] == v_want[i];
     }
-    printf("attention %s rows: %d sequences, %d/%d heads, hd %d, window %d, ring %d: %d bit-identical to the decode "
-           "kernel after the rows' copy, %d caches holding their new row\n",
-           qe_dtype_name((qe_dtype)dtype), n_seq, n_heads, n_kv_heads, hd, window, ring, n_same, n_cached);
+    printf("attention %s rows%s: %d sequences, %d/%d heads, hd %d, window %d, ring %d: %d bit-identical to the "
+           "decode kernel after the rows' %scopy, %d caches holding their new row\n",
+           qe_dtype_name((qe_dtype)dtype), rope ? " with rope" : "", n_seq, n_heads, n_kv_heads, hd, window, ring,
+           n_same, rope ? "rope and " : "", n_cached);
     CHECK_INT_EQ(n_seq, n_same);
     CHECK_INT_EQ(n_seq, n_cached);
 }
@@ -200,9 +219,11 @@ int main(void)
         check_packed<2>(75, {40, 3, 90, 1, 20}, 2, 1, 64, 0, dtype);
         check_packed<4>(64, {65, 7}, 1, 1, 128, 50, dtype);
         check_packed<2>(300, {70, 2, 60}, 1, 1, 64, 100, dtype); /* the window inside the shared prefix */
-        check_rows<2>(5, 4, 2, 64, 0, 0, dtype);
-        check_rows<2>(3, 2, 2, 40, 0, 0, dtype);
-        check_rows<4>(4, 4, 1, 128, 16, 19, dtype); /* rings of window + 3 rows, wrapped */
+        check_rows<2>(5, 4, 2, 64, 0, 0, false, dtype);
+        check_rows<2>(3, 2, 2, 40, 0, 0, false, dtype);
+        check_rows<4>(4, 4, 1, 128, 16, 19, false, dtype); /* rings of window + 3 rows, wrapped */
+        check_rows<2>(5, 4, 2, 64, 0, 0, true, dtype);
+        check_rows<4>(4, 4, 1, 128, 16, 19, true, dtype);
     }
     return check_summary();
 }

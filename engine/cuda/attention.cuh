@@ -601,29 +601,46 @@ __host__ __device__ constexpr int att_decode_rows(int d32)
 
 static size_t attention_decode_smem_bytes(int head_dim)
 {
-    // the query [hd], each warp's tile share [ATT_DECODE_WARPS, hd], the warps' maxima
-    return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS);
+    // the query [hd], each warp's tile share [ATT_DECODE_WARPS, hd], the warps' maxima, the new
+    // key rotated (attention_rows_kernel with rope tables) [hd]
+    return sizeof(float) * ((size_t)head_dim + (size_t)ATT_DECODE_WARPS * head_dim + ATT_DECODE_WARPS + head_dim);
 }
 
 // Query t of a, head h: the body of both decode kernels. new_k, new_v (or NULL): the key and value
 // rows [n_kv_heads * head_dim] of the query's own position, read there instead of from the cache
-// (attention_rows_kernel writes them into it meanwhile).
+// (attention_rows_kernel writes them into it meanwhile). cos_row, sin_row (or NULL) [head_dim /
+// 2]: the query and the new key are rotated with them first, as the rope kernel does, in shared
+// memory (new_k itself is left as it is). Returns the head's key row of the position as the query
+// used it: new_k's row, or its rotation in shared memory.
 template <int D32>
-__device__ __forceinline__ void attention_decode_query(const qe_attention_args &a, int t, int h, int dtype,
-                                                       const float *new_k = nullptr, const float *new_v = nullptr)
+__device__ __forceinline__ const float *attention_decode_query(const qe_attention_args &a, int t, int h, int dtype,
+                                                               const float *new_k = nullptr,
+                                                               const float *new_v = nullptr,
+                                                               const float *cos_row = nullptr,
+                                                               const float *sin_row = nullptr)
 {
     float *dec_smem = dynamic_smem();
     __shared__ double tile_sums[ATT_DECODE_WARPS];
     int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x)
-        q[d] = a.q[((size_t)t * a.n_heads + h) * hd + d];
+    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd, *rotated_k = maxima + ATT_DECODE_WARPS;
     int kvh = h / (a.n_heads / a.n_kv_heads), pos = a.pos0 + t;
+    const float *q_row = a.q + ((size_t)t * a.n_heads + h) * hd;
+    const float *new_key = new_k ? new_k + (size_t)kvh * hd : nullptr;
+    if (cos_row) {
+        for (int i = threadIdx.x; i < hd / 2; i += blockDim.x) {
+            rope_pair(q_row, q, i, hd / 2, cos_row, sin_row, dtype);
+            rope_pair(new_key, rotated_k, i, hd / 2, cos_row, sin_row, dtype);
+        }
+        new_key = rotated_k;
+    } else {
+        for (int d = threadIdx.x; d < hd; d += blockDim.x)
+            q[d] = q_row[d];
+    }
     int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
     int tile_lo = first - first % ATT_KEYS, n_tiles = (pos - tile_lo) / ATT_KEYS + 1;
     size_t kv_stride = (size_t)a.n_kv_heads * hd;
     const float *k0 = a.k_cache + (size_t)kvh * hd, *v0 = a.v_cache + (size_t)kvh * hd;
-    auto key_at = [&](int s) { return new_k && s == pos ? new_k + (size_t)kvh * hd : k0 + kv_row(s, a.kv_ring) * kv_stride; };
+    auto key_at = [&](int s) { return new_key && s == pos ? new_key : k0 + kv_row(s, a.kv_ring) * kv_stride; };
     auto value_at = [&](int s) { return new_v && s == pos ? new_v + (size_t)kvh * hd : v0 + kv_row(s, a.kv_ring) * kv_stride; };
     __syncthreads();
 
@@ -728,6 +745,7 @@ __device__ __forceinline__ void attention_decode_query(const qe_attention_args &
         if (d < hd)
             out[d] = round_to(acc[m] * inv_sum, dtype);
     }
+    return new_key;
 }
 
 template <int D32> // head_dim <= 32 * D32
@@ -752,13 +770,14 @@ struct attention_rows {
     qe_attention_args common; // heads, head_dim, window, scale: the same for every sequence
     attention_row row[ATT_ROWS_MAX];
     const float *k_rows, *v_rows; // [n, n_kv_heads * head_dim]: the new key and value of each
+    const float *cos_rows, *sin_rows; // [n, head_dim / 2]: each one's rope tables, or NULL: none
 };
 
 // Block (i, h): sequence i's query of head h, reading its own key and value from k_rows and
-// v_rows; the group's last head then writes them into the cache row of the position, which no
-// block of the launch reads (a sliding-window ring holds more rows than the window: the row's
-// old position is out of every query's reach). One launch where a copy of the rows first took
-// another.
+// v_rows (the query and key rotated first where the rows have rope tables); the group's last
+// head then writes them into the cache row of the position, which no block of the launch reads
+// (a sliding-window ring holds more rows than the window: the row's old position is out of every
+// query's reach). One launch where the rope and a copy of the rows first took two more.
 template <int D32>
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
 {
@@ -766,15 +785,17 @@ __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(a
     const attention_row &r = rows.row[blockIdx.x];
     qe_attention_args a = rows.common;
     a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = row_position(r), a.kv_ring = r.kv_ring;
-    size_t kvd = (size_t)a.n_kv_heads * a.head_dim;
+    size_t kvd = (size_t)a.n_kv_heads * a.head_dim, half = a.head_dim / 2;
     const float *new_k = rows.k_rows + blockIdx.x * kvd, *new_v = rows.v_rows + blockIdx.x * kvd;
-    attention_decode_query<D32>(a, 0, blockIdx.y, dtype, new_k, new_v);
+    const float *cos_row = rows.cos_rows ? rows.cos_rows + blockIdx.x * half : nullptr;
+    const float *sin_row = rows.sin_rows ? rows.sin_rows + blockIdx.x * half : nullptr;
+    const float *key = attention_decode_query<D32>(a, 0, blockIdx.y, dtype, new_k, new_v, cos_row, sin_row);
     int group = a.n_heads / a.n_kv_heads, kvh = blockIdx.y / group;
     if (blockIdx.y % group != group - 1)
         return;
     size_t at = kv_row(a.pos0, a.kv_ring) * kvd + (size_t)kvh * a.head_dim;
     for (int d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
-        ((float *)a.k_cache)[at + d] = new_k[(size_t)kvh * a.head_dim + d];
+        ((float *)a.k_cache)[at + d] = key[d];
         ((float *)a.v_cache)[at + d] = new_v[(size_t)kvh * a.head_dim + d];
     }
 }

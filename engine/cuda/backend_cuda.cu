@@ -608,12 +608,8 @@ __global__ void rope_kernel(float *q, float *k, int n_tok, int n_heads, int n_kv
     int t = row / (is_q ? n_heads : n_kv_heads);
     float *xr = (is_q ? q : k) + (size_t)row * head_dim;
     const float *c = cos_table + (size_t)t * half, *s = sin_table + (size_t)t * half;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float a = xr[i], b = xr[i + half];
-        float ci = round_to(c[i], dtype), si = round_to(s[i], dtype);
-        xr[i] = round_to(round_to(a * ci, dtype) - round_to(b * si, dtype), dtype);
-        xr[i + half] = round_to(round_to(b * ci, dtype) + round_to(a * si, dtype), dtype);
-    }
+    for (int i = threadIdx.x; i < half; i += blockDim.x)
+        rope_pair(xr, xr, i, half, c, s, dtype);
 }
 
 // The block's dynamic shared memory (the attention kernels take it through this, so that their
@@ -2013,20 +2009,22 @@ static void cuda_attention(qe_backend *be, const qe_attention_args *args, qe_dty
     CHECK_LAUNCH(be);
 }
 
-// ATT_ROWS_MAX sequences a launch: their one-token attention, their cache rows written by it.
-static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *args, const float *k_rows,
-                             const float *v_rows, qe_dtype dtype)
+// ATT_ROWS_MAX sequences a launch: their rope, one-token attention, their cache rows written by it.
+static void cuda_attend_rows(qe_backend *be, int n, const qe_attention_args *args, float *k_rows, const float *v_rows,
+                             const float *cos_table, const float *sin_table, qe_dtype dtype)
 {
     for (int i = 0; i < n; i++)
         if (qe_backend_failed(be) || !attention_args_fit(be, &args[i]))
             return;
-    size_t kvd = (size_t)args[0].n_kv_heads * args[0].head_dim;
+    size_t kvd = (size_t)args[0].n_kv_heads * args[0].head_dim, half = (size_t)args[0].head_dim / 2;
     for (int i0 = 0; i0 < n; i0 += ATT_ROWS_MAX) {
         int n_rows = n - i0 < ATT_ROWS_MAX ? n - i0 : ATT_ROWS_MAX;
         attention_rows rows = {};
         rows.common = args[i0];
         rows.k_rows = k_rows + i0 * kvd;
         rows.v_rows = v_rows + i0 * kvd;
+        rows.cos_rows = cos_table ? cos_table + i0 * half : NULL;
+        rows.sin_rows = sin_table ? sin_table + i0 * half : NULL;
         for (int i = 0; i < n_rows; i++) {
             const qe_attention_args *a = &args[i0 + i];
             rows.row[i] = {a->q, a->k_cache, a->v_cache, a->out, a->pos_buf, a->pos0, a->kv_ring};

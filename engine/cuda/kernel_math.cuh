@@ -1,6 +1,6 @@
 // engine/cuda/kernel_math.cuh — the roundings and the warp sum that the kernels share with their
 // CPU emulation (tests/test_attention_emu.cpp): engine/dtype.h's roundings one value at a time,
-// the GLU of two rounded values, and a warp's sum by one fixed butterfly (every lane gets the same
+// the GLU of two rounded values, a rope pair, and a warp's sum by one fixed butterfly (every lane gets the same
 // bits).
 #pragma once
 
@@ -33,6 +33,18 @@ __device__ __forceinline__ float glu_value(int act, float gate, float up, int dt
     else
         a = 0.5f * gate * (1.0f + tanhf(0.7978845608028654f * (gate + 0.044715f * gate * gate * gate)));
     return round_to(round_to(a, dtype) * up, dtype);
+}
+
+// Pair i of a head's row x [head_dim] rotated into y (may be x) as the CPU's rope: elements i and
+// i + half, cos and sin of the token's table rows rounded to dtype, each product rounded. The
+// rope kernel's, and the decode attention's (attention_rows_kernel) on its query and new key.
+__device__ __forceinline__ void rope_pair(const float *x, float *y, int i, int half, const float *cos_row,
+                                          const float *sin_row, int dtype)
+{
+    float a = x[i], b = x[i + half];
+    float c = round_to(cos_row[i], dtype), s = round_to(sin_row[i], dtype);
+    y[i] = round_to(round_to(a * c, dtype) - round_to(b * s, dtype), dtype);
+    y[i + half] = round_to(round_to(b * c, dtype) + round_to(a * s, dtype), dtype);
 }
 
 template <typename T> __device__ __forceinline__ T warp_sum(T v)
