@@ -23,7 +23,9 @@
 # Usage: BASE="COMMIT ..." bash bench/gpu_ab.sh OUT_DIR (BUILD=DIR: the tree's build is there
 # already; BUILD_TARGETS="qeval test_...": only those built, the GPU tests' and qeval where time
 # is short; MMLU_LIMIT=N: N documents a subject instead of all; QEVAL_GIT_COMMIT=C: the commit
-# the tree's builds record where the copy has no git history, as the device machine's has none)
+# the tree's builds record where the copy has no git history, as the device machine's has none;
+# PREBUILT=DIR: no builds, the tree's qeval and GPU tests in DIR/tree, each base's qeval in
+# DIR/base-COMMIT, all built elsewhere for CUDA_ARCH: the device's minutes go to measurements)
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
@@ -35,8 +37,15 @@ variants=${VARIANTS:-bf16 nf4 int8 fp32}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 step "builds"
-. "$src/bench/bases.sh"
-CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
+gpu_tests="test_cuda_backend test_cuda_models test_backends test_linear_emu test_attention_emu"
+if [ -n "${PREBUILT:-}" ]; then
+    bases=()
+    for commit in ${BASE:-}; do bases+=("$commit $PREBUILT/base-$commit/qeval"); done
+    BUILD=$PREBUILT/tree
+else
+    . "$src/bench/bases.sh"
+    CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
+fi
 build=${BUILD:-$src/build-gpu}
 if [ -z "${BUILD:-}" ]; then
     cmake -S "$src" -B "$build" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DCMAKE_BUILD_TYPE=Release \
@@ -55,11 +64,20 @@ large=/tmp/qeval-${LARGE:-none} # outside OUT: 16 GB do not travel back
     echo "synth $LARGE: exit $?") &
 
 step "GPU tests"
-QEVAL_REQUIRE_SHARED=1 timeout $(($(left) > 240 ? 240 : $(left))) ctest --test-dir "$build" \
-    -R 'test_cuda|test_backends|test_linear_emu' --output-on-failure >"$out/ctest.log" 2>&1
-echo "ctest: exit $?"
-grep -E "Test +#|tests passed" "$out/ctest.log"
-grep -hE "sequences decoded|sliding window" "$build/Testing/Temporary/LastTest.log"
+if [ -n "${PREBUILT:-}" ]; then # ctest's files name the paths of the machine that built them
+    for t in $gpu_tests; do
+        (cd "$build" && QEVAL_SOURCE_DIR=$src QEVAL_BIN=$qeval QEVAL_REQUIRE_SHARED=1 timeout 200 "./$t") \
+            >"$out/$t.log" 2>&1
+        echo "$t: exit $? ($(grep -E "passed, [0-9]+ failed" "$out/$t.log" | tail -1))"
+        grep -hE "sequences decoded|sliding window|NOT |DIFFER|FAIL" "$out/$t.log" | head -20
+    done
+else
+    QEVAL_REQUIRE_SHARED=1 timeout $(($(left) > 240 ? 240 : $(left))) ctest --test-dir "$build" \
+        -R 'test_cuda|test_backends|test_linear_emu|test_attention_emu' --output-on-failure >"$out/ctest.log" 2>&1
+    echo "ctest: exit $?"
+    grep -E "Test +#|tests passed" "$out/ctest.log"
+    grep -hE "sequences decoded|sliding window" "$build/Testing/Temporary/LastTest.log"
+fi
 wait # the base builds and the model
 
 decode_args=(-p 512 -n 64 -r 2 --batch 1024 --decode-after-prompt)
