@@ -42,6 +42,7 @@ if [ -n "${PREBUILT:-}" ]; then
     bases=()
     for commit in ${BASE:-}; do bases+=("$commit $PREBUILT/base-$commit/qeval"); done
     BUILD=$PREBUILT/tree
+    export QEVAL_TASKS=$src/tasks QEVAL_MANIFEST=$src/datasets/manifest.tsv # not the building machine's
 else
     . "$src/bench/bases.sh"
     CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
