@@ -1039,14 +1039,29 @@ static bool gemv_fits(const qe_backend_linear *lin, const float *x)
            (uintptr_t)lin->data % 16 == 0 && is_nf4_blocked;
 }
 
+// Shared memory a GEMV block of warps takes, dynamic and static.
+static size_t gemv_block_bytes(bool is_nf4, int warps)
+{
+    if (is_nf4)
+        return warps == 4   ? gemv_shape<true, 4>::SMEM_BYTES + gemv_shape<true, 4>::STATIC_BYTES
+               : warps == 8 ? gemv_shape<true, 8>::SMEM_BYTES + gemv_shape<true, 8>::STATIC_BYTES
+                            : gemv_shape<true, 16>::SMEM_BYTES + gemv_shape<true, 16>::STATIC_BYTES;
+    return warps == 4   ? gemv_shape<false, 4>::SMEM_BYTES + gemv_shape<false, 4>::STATIC_BYTES
+           : warps == 8 ? gemv_shape<false, 8>::SMEM_BYTES + gemv_shape<false, 8>::STATIC_BYTES
+                        : gemv_shape<false, 16>::SMEM_BYTES + gemv_shape<false, 16>::STATIC_BYTES;
+}
+
 // Warps a GEMV block: 4 where the row tiles give every SM a block; else as many as a round
 // can use (a round takes one slice a warp), up to 16, so that few blocks still have bytes in
-// flight.
-static int gemv_warps(unsigned n_blocks, int n_slices, int n_sms)
+// flight; fewer where a block cannot hold their rings: 16 warps of 16-bit slices take 208 KB
+// (an A100 gives a block 163 KB), 8 take 136 KB (sm_86 and sm_89: 99 KB). 4 warps' 68 KB fit
+// every tensor-core GPU.
+static int gemv_warps(const cuda_state *s, unsigned n_blocks, int n_slices, bool is_nf4)
 {
-    if (n_blocks >= (unsigned)n_sms || n_slices <= 4)
-        return 4;
-    return n_slices <= 8 ? 8 : 16;
+    int warps = n_blocks >= (unsigned)s->n_sms || n_slices <= 4 ? 4 : n_slices <= 8 ? 8 : 16;
+    while (warps > 4 && gemv_block_bytes(is_nf4, warps) > (size_t)s->smem_optin_bytes)
+        warps /= 2;
+    return warps;
 }
 
 // The linears of batch (gemv_batch_of, gemv_glu_batch: ones that gemv_fits, of one format) in
@@ -1055,7 +1070,7 @@ template <typename T, bool IS_NF4>
 static void launch_gemv(const cuda_state *s, const gemv_batch &batch, const float *x, int n_tok)
 {
     dim3 grid(batch.first_block[batch.n], blocks_for(n_tok, 8));
-    switch (gemv_warps(grid.x * grid.y, batch.w[0].n_in / MMA_SLICE, s->n_sms)) {
+    switch (gemv_warps(s, grid.x * grid.y, batch.w[0].n_in / MMA_SLICE, IS_NF4)) {
     case 4:
         launch(s, mma_gemv_kernel<T, IS_NF4, 4>, grid, 4 * 32, gemv_shape<IS_NF4, 4>::SMEM_BYTES, batch, x, n_tok);
         break;
