@@ -161,7 +161,8 @@ static void check_rows(int n_seq, int n_heads, int n_kv_heads, int hd, int windo
         for (int i = 0; i < n_seq; i++) {
             const float *c = cos_rows.data() + i * half, *s = sin_rows.data() + i * half;
             for (int h = 0; h < n_heads + n_kv_heads; h++) {
-                float *x = h < n_heads ? q_want.data() + i * row + h * hd : k_rows_want.data() + i * kvd + (h - n_heads) * hd;
+                float *x =
+                    h < n_heads ? q_want.data() + i * row + h * hd : k_rows_want.data() + i * kvd + (h - n_heads) * hd;
                 for (int j = 0; j < half; j++)
                     rope_pair(x, x, j, half, c, s, dtype);
             }

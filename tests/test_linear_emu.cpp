@@ -1,6 +1,7 @@
 /* tests/test_linear_emu.cpp — the tensor-core linears (engine/cuda/linear_mma.cuh) run on the CPU
  * through tests/cuda_emu.h: the decode kernel, the whole-slice GEMV (one linear and several in one
- * launch, in blocks of 4, 8 and 16 warps; gate and up with the GLU), the prefill GEMM in 64- and 128-row blocks, and NF4 dequantized once then run as bf16,
+ * launch, in blocks of 4, 8 and 16 warps; gate and up with the GLU), the prefill GEMM in 64- and
+ * 128-row blocks, and NF4 dequantized once then run as bf16,
  * each against a host reference of the arithmetic the header promises, bit for bit: k in slices
  * of MMA_SLICE, a slice an mma chain of 16-wide k steps from zero (the last zero-padded), the
  * slices added in order, then the bias and the output's rounding. The emulated mma rounds a step

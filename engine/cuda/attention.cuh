@@ -622,7 +622,8 @@ __device__ __forceinline__ const float *attention_decode_query(const qe_attentio
     float *dec_smem = dynamic_smem();
     __shared__ double tile_sums[ATT_DECODE_WARPS];
     int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd, *rotated_k = maxima + ATT_DECODE_WARPS;
+    float *q = dec_smem, *shares = q + hd, *maxima = shares + ATT_DECODE_WARPS * hd,
+          *rotated_k = maxima + ATT_DECODE_WARPS;
     int kvh = h / (a.n_heads / a.n_kv_heads), pos = a.pos0 + t;
     const float *q_row = a.q + ((size_t)t * a.n_heads + h) * hd;
     const float *new_key = new_k ? new_k + (size_t)kvh * hd : nullptr;
