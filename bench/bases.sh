@@ -1,9 +1,13 @@
-# bench/bases.sh — sourced by the GPU bench scripts (gpu_session.sh, gpu_ab.sh): start_bases SRC
-# LOG_DIR starts, in the background, a build of qeval for each commit of $BASE beside the tree SRC
-# (git archive; where the tree has no history, as the device tool's copy has none, a copy of this
-# tree with the patch bench/base_patches.sh wrote for the commit) and sets the array `bases` to
-# "COMMIT QEVAL" for each; the caller `wait`s before running them. CUDA_ARCH: the build's
-# architectures (default native). Exits the caller when a commit can be neither archived nor patched.
+# bench/bases.sh — sourced by the GPU bench scripts (gpu_session.sh, gpu_ab.sh, prebuild.sh):
+# start_bases SRC LOG_DIR starts, in the background, a build of qeval for each commit of $BASE
+# beside the tree SRC (git archive; where the tree has no history, as the device tool's copy has
+# none, a copy of this tree with the patch bench/base_patches.sh wrote for the commit) and sets
+# the array `bases` to "COMMIT QEVAL" for each; the caller `wait`s before running them.
+# CUDA_ARCH: the build's architectures (default native). Exits the caller when a commit can be
+# neither archived nor patched. gpu_tests: the GPU tests a job runs on the tree.
+
+gpu_tests="test_cuda_backend test_cuda_models test_backends test_linear_emu test_attention_emu"
+
 start_bases() {
     local src=$1 logs=$2 commit base_src patch
     bases=()

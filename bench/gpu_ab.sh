@@ -25,7 +25,8 @@
 # is short; MMLU_LIMIT=N: N documents a subject instead of all; QEVAL_GIT_COMMIT=C: the commit
 # the tree's builds record where the copy has no git history, as the device machine's has none;
 # PREBUILT=DIR: no builds, the tree's qeval and GPU tests in DIR/tree, each base's qeval in
-# DIR/base-COMMIT, all built elsewhere for CUDA_ARCH: the device's minutes go to measurements)
+# DIR/base-COMMIT, all built elsewhere for CUDA_ARCH by bench/prebuild.sh: the device's minutes
+# go to measurements)
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
@@ -37,14 +38,13 @@ variants=${VARIANTS:-bf16 nf4 int8 fp32}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 step "builds"
-gpu_tests="test_cuda_backend test_cuda_models test_backends test_linear_emu test_attention_emu"
+. "$src/bench/bases.sh"
 if [ -n "${PREBUILT:-}" ]; then
     bases=()
     for commit in ${BASE:-}; do bases+=("$commit $PREBUILT/base-$commit/qeval"); done
     BUILD=$PREBUILT/tree
     export QEVAL_TASKS=$src/tasks QEVAL_MANIFEST=$src/datasets/manifest.tsv # not the building machine's
 else
-    . "$src/bench/bases.sh"
     CUDA_ARCH=${CUDA_ARCH:-90} start_bases "$src" "$out"
 fi
 build=${BUILD:-$src/build-gpu}
