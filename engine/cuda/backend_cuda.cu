@@ -884,7 +884,7 @@ __global__ void linear_kernel(qe_backend_linear w, const float *x, int n_tok, fl
     for (int t = 0; t < LINEAR_TOKENS; t++) {
         float v = warp_sum(acc[t]);
         if (lane == 0 && t < nt)
-            y[(size_t)(t0 + t) * w.n_out + r] = round_to(w.bias ? v + bias_value(w, r) : v, w.out_dtype);
+            y[(size_t)(t0 + t) * w.n_out + r] = linear_output(w, r, v);
     }
 }
 
@@ -1039,29 +1039,27 @@ static bool gemv_fits(const qe_backend_linear *lin, const float *x)
            (uintptr_t)lin->data % 16 == 0 && is_nf4_blocked;
 }
 
-// Shared memory a GEMV block of warps takes, dynamic and static.
-static size_t gemv_block_bytes(bool is_nf4, int warps)
-{
-    if (is_nf4)
-        return warps == 4   ? gemv_shape<true, 4>::SMEM_BYTES + gemv_shape<true, 4>::STATIC_BYTES
-               : warps == 8 ? gemv_shape<true, 8>::SMEM_BYTES + gemv_shape<true, 8>::STATIC_BYTES
-                            : gemv_shape<true, 16>::SMEM_BYTES + gemv_shape<true, 16>::STATIC_BYTES;
-    return warps == 4   ? gemv_shape<false, 4>::SMEM_BYTES + gemv_shape<false, 4>::STATIC_BYTES
-           : warps == 8 ? gemv_shape<false, 8>::SMEM_BYTES + gemv_shape<false, 8>::STATIC_BYTES
-                        : gemv_shape<false, 16>::SMEM_BYTES + gemv_shape<false, 16>::STATIC_BYTES;
-}
-
 // Warps a GEMV block: 4 where the row tiles give every SM a block; else as many as a round
 // can use (a round takes one slice a warp), up to 16, so that few blocks still have bytes in
 // flight; fewer where a block cannot hold their rings: 16 warps of 16-bit slices take 208 KB
-// (an A100 gives a block 163 KB), 8 take 136 KB (sm_86 and sm_89: 99 KB). 4 warps' 68 KB fit
-// every tensor-core GPU.
-static int gemv_warps(const cuda_state *s, unsigned n_blocks, int n_slices, bool is_nf4)
+// (an A100 gives a block 163 KB), 8 take 136 KB (sm_86 and sm_89: 99 KB), the rings and the
+// kernel's static arrays (gemv_shape's BLOCK_BYTES). 4 warps' 68 KB fit every tensor-core GPU.
+template <bool IS_NF4> static int gemv_warps(const cuda_state *s, unsigned n_blocks, int n_slices)
 {
     int warps = n_blocks >= (unsigned)s->n_sms || n_slices <= 4 ? 4 : n_slices <= 8 ? 8 : 16;
-    while (warps > 4 && gemv_block_bytes(is_nf4, warps) > (size_t)s->smem_optin_bytes)
+    auto block_bytes = [](int w) { // w: 8 or 16
+        return w == 8 ? gemv_shape<IS_NF4, 8>::BLOCK_BYTES : gemv_shape<IS_NF4, 16>::BLOCK_BYTES;
+    };
+    while (warps > 4 && block_bytes(warps) > s->smem_optin_bytes)
         warps /= 2;
     return warps;
+}
+
+template <typename T, bool IS_NF4, int WARPS>
+static void launch_gemv_warps(const cuda_state *s, dim3 grid, const gemv_batch &batch, const float *x, int n_tok)
+{
+    launch(s, mma_gemv_kernel<T, IS_NF4, WARPS>, grid, WARPS * 32, gemv_shape<IS_NF4, WARPS>::SMEM_BYTES, batch, x,
+           n_tok);
 }
 
 // The linears of batch (gemv_batch_of, gemv_glu_batch: ones that gemv_fits, of one format) in
@@ -1070,16 +1068,13 @@ template <typename T, bool IS_NF4>
 static void launch_gemv(const cuda_state *s, const gemv_batch &batch, const float *x, int n_tok)
 {
     dim3 grid(batch.first_block[batch.n], blocks_for(n_tok, 8));
-    switch (gemv_warps(s, grid.x * grid.y, batch.w[0].n_in / MMA_SLICE, IS_NF4)) {
-    case 4:
-        launch(s, mma_gemv_kernel<T, IS_NF4, 4>, grid, 4 * 32, gemv_shape<IS_NF4, 4>::SMEM_BYTES, batch, x, n_tok);
-        break;
-    case 8:
-        launch(s, mma_gemv_kernel<T, IS_NF4, 8>, grid, 8 * 32, gemv_shape<IS_NF4, 8>::SMEM_BYTES, batch, x, n_tok);
-        break;
-    default:
-        launch(s, mma_gemv_kernel<T, IS_NF4, 16>, grid, 16 * 32, gemv_shape<IS_NF4, 16>::SMEM_BYTES, batch, x, n_tok);
-    }
+    int warps = gemv_warps<IS_NF4>(s, grid.x * grid.y, batch.w[0].n_in / MMA_SLICE);
+    if (warps == 4)
+        launch_gemv_warps<T, IS_NF4, 4>(s, grid, batch, x, n_tok);
+    else if (warps == 8)
+        launch_gemv_warps<T, IS_NF4, 8>(s, grid, batch, x, n_tok);
+    else
+        launch_gemv_warps<T, IS_NF4, 16>(s, grid, batch, x, n_tok);
 }
 
 static void launch_gemv_of(const cuda_state *s, const gemv_batch &batch, const float *x, int n_tok)
@@ -1479,7 +1474,7 @@ __global__ void __launch_bounds__(F32_THREADS) f32_gemm_kernel(qe_backend_linear
         for (int j = 0; j < F32_TN; j++) {
             int t = t0 + my_tok + j;
             if (t < n_tok)
-                y[(size_t)t * w.n_out + r] = round_to(w.bias ? total[i][j] + bias_value(w, r) : total[i][j], w.out_dtype);
+                y[(size_t)t * w.n_out + r] = linear_output(w, r, total[i][j]);
         }
     }
 }
@@ -1560,8 +1555,7 @@ __global__ void __launch_bounds__(F32_DECODE_WARPS * 32) f32_decode_kernel(qe_ba
     }
     int out_row = row0 + lane / LINEAR_TOKENS, t = lane % LINEAR_TOKENS;
     if (lane < 2 * LINEAR_TOKENS && out_row < w.n_out && t < nt)
-        y[(size_t)(t0 + t) * w.n_out + out_row] =
-            round_to(w.bias ? total + bias_value(w, out_row) : total, w.out_dtype);
+        y[(size_t)(t0 + t) * w.n_out + out_row] = linear_output(w, out_row, total);
 }
 
 // ---- memory ops ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // engine/cuda/kernel_math.cuh — the roundings and the warp sum that the kernels share with their
 // CPU emulation (tests/test_attention_emu.cpp): engine/dtype.h's roundings one value at a time,
-// the GLU of two rounded values, a rope pair, and a warp's sum by one fixed butterfly (every lane gets the same
-// bits).
+// the GLU of two rounded values, a rope pair, and a warp's sum by one fixed butterfly (every lane
+// gets the same bits).
 #pragma once
 
 __device__ __forceinline__ float round_bf16(float v)

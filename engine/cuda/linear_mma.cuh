@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     }
     int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
     if (threadIdx.x < 128 && r < w.n_out && t < n_tok)
-        y[(size_t)t * w.n_out + r] = round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype);
+        y[(size_t)t * w.n_out + r] = linear_output(w, r, total);
 #endif
 }
 
@@ -175,6 +175,7 @@ template <bool IS_NF4, int WARPS> struct gemv_shape {
     static constexpr int STAGE_BYTES = IS_NF4 ? 16 * GEMV_NF4_ROW_BYTES : 16 * MMA_SLICE * 2;
     static constexpr int SMEM_BYTES = WARPS * STAGES * STAGE_BYTES; // the rings (dynamic)
     static constexpr int STATIC_BYTES = 2 * WARPS * 16 * 8 * 4 + 16 * 4; // mma_gemv_kernel's partials and code
+    static constexpr int BLOCK_BYTES = SMEM_BYTES + STATIC_BYTES;
 };
 
 // The linears of one launch (linears that share x: q, k, v; gate, up): linear i's 16-row tiles
@@ -339,6 +340,7 @@ __global__ void __launch_bounds__(WARPS * 32) mma_gemv_kernel(gemv_batch batch, 
     // selected field by field: an indexed kernel parameter would be copied to local memory
     const qe_backend_linear w = which == 0 ? batch.w[0] : which == 1 ? batch.w[1] : batch.w[2];
     float *y = which == 0 ? batch.y[0] : which == 1 ? batch.y[1] : batch.y[2];
+    using shape = gemv_shape<IS_NF4, WARPS>;
     uint8_t *gemv_stages = (uint8_t *)dynamic_smem(); // [warp][stage][STAGE_BYTES]
     __shared__ float partials[2][WARPS][16 * 8];           // [round & 1][warp][row * 8 + token]
     __shared__ float nf4_code[16];
@@ -346,19 +348,17 @@ __global__ void __launch_bounds__(WARPS * 32) mma_gemv_kernel(gemv_batch batch, 
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     __syncthreads();
     int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8;
-    uint8_t *ring = gemv_stages + (size_t)(threadIdx.x >> 5) * gemv_shape<IS_NF4, WARPS>::STAGES *
-                                      gemv_shape<IS_NF4, WARPS>::STAGE_BYTES;
+    uint8_t *ring = gemv_stages + (size_t)(threadIdx.x >> 5) * shape::STAGES * shape::STAGE_BYTES;
     float total = gemv_rows<T, IS_NF4, WARPS>(w, r0, t0, x, n_tok, ring, partials, nf4_code, true);
     bool has_output = threadIdx.x < 128; // row r0 + threadIdx.x / 8, token t0 + threadIdx.x % 8
     int r = r0 + (int)threadIdx.x / 8, t = t0 + (int)threadIdx.x % 8;
-    float out = has_output ? round_to(w.bias ? total + bias_value(w, r) : total, w.out_dtype) : 0.0f;
+    float out = has_output ? linear_output(w, r, total) : 0.0f;
     if (batch.glu_act >= 0) {
         __syncthreads(); // the gate's last partials are read before the up projection's rounds write them
         const qe_backend_linear up = batch.w[1];
         float up_total = gemv_rows<T, IS_NF4, WARPS>(up, r0, t0, x, n_tok, ring, partials, nf4_code, false);
         if (has_output)
-            out = glu_value(batch.glu_act, out,
-                            round_to(up.bias ? up_total + bias_value(up, r) : up_total, up.out_dtype), batch.glu_dtype);
+            out = glu_value(batch.glu_act, out, linear_output(up, r, up_total), batch.glu_dtype);
     }
     if (has_output && t < n_tok)
         y[(size_t)t * w.n_out + r] = out;

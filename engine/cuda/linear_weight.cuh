@@ -45,6 +45,13 @@ __device__ __forceinline__ float bias_value(const qe_backend_linear &w, int r)
     return w.bias ? dtype_value(w.bias, r, w.bias_dtype) : 0.0f;
 }
 
+// Output r of a 16-bit, NF4 or fp32 linear from its sum: + the bias where there is one, rounded
+// to the call's out_dtype (the kernels' epilogues).
+__device__ __forceinline__ float linear_output(const qe_backend_linear &w, int r, float sum)
+{
+    return round_to(w.bias ? sum + bias_value(w, r) : sum, w.out_dtype);
+}
+
 __device__ __forceinline__ float nf4_block_absmax(const qe_backend_linear &w, int64_t block)
 {
     if (!w.qabsmax)
