@@ -9,7 +9,9 @@
 #      kernel starting after the one before (QEVAL_CUDA_PDL=0), the tree; then bf16
 #      with 16 sequences, and bf16 prefill pp2048 in passes of 1024;
 #   4. LARGE=SHAPE (e.g. llama-3.1-8b, synthesized beside the tests): the tree's decode of
-#      LARGE_VARIANTS (default "bf16 nf4"), tg32 after a 128-token prompt;
+#      LARGE_VARIANTS (default "bf16 nf4"), tg32 after a 128-token prompt (LARGE_BASES=1: each
+#      base's first; PROFILE_LARGE=1: ncu's view of a few NF4 GEMV launches of the shape,
+#      OUT/ncu_large.txt);
 #      PROFILE=1: where the tree's bf16 decode steps spend GPU time, per kernel (ncu,
 #      bench/ncu_kernels.py; 64 steps after a 16-token prompt), and a few launches of the GEMV,
 #      RMSNorm and decode attention in detail (ncu sections, OUT/ncu_detail.txt);
@@ -107,10 +109,24 @@ if [ "$(left)" -gt 120 ]; then
 fi
 if [ -n "${LARGE:-}" ] && [ "$(left)" -gt 150 ]; then
     step "decode $LARGE (tg32 after a 128-token prompt)"
+    runs=("tree $qeval")
+    [ "${LARGE_BASES:-0}" = 1 ] && runs=("${bases[@]}" "${runs[@]}")
     for v in ${LARGE_VARIANTS:-bf16 nf4}; do
-        timeout 120 "$qeval" bench "$large" --device cuda --variants "$v" -p 128 -n 32 -r 1 --batch 512 \
-            --decode-after-prompt 2>&1 | grep -E "tg|pp|load|memory" | sed "s/^/tree /"
+        for run in "${runs[@]}"; do
+            set -- $run
+            [ "$(left)" -gt 60 ] || break
+            timeout 120 "$2" bench "$large" --device cuda --variants "$v" -p 128 -n 32 -r 1 --batch 512 \
+                --decode-after-prompt 2>&1 | grep -E "tg|pp|load|memory" | sed "s/^/$1 /"
+        done
     done
+    if [ "${PROFILE_LARGE:-0}" = 1 ] && command -v ncu >/dev/null && [ "$(left)" -gt 100 ]; then
+        # the NF4 GEMV of the large shape in detail: where its warps wait (ncu_large.txt)
+        timeout 90 ncu --section SpeedOfLight --section Occupancy --section WarpStateStats \
+            --section InstructionStats -k "regex:mma_gemv" --launch-skip 200 --launch-count 6 "$qeval" bench \
+            "$large" --device cuda --variants nf4 -p 16 -n 4 -r 1 --decode-after-prompt >"$out/ncu_large.txt" 2>&1
+        grep -E "mma_gemv|^ +Duration|Memory Throughput|Issue Slots Busy|Achieved Occupancy|Registers" \
+            "$out/ncu_large.txt" | head -40
+    fi
 fi
 if [ "${PROFILE:-0}" = 1 ] && command -v ncu >/dev/null && [ "$(left)" -gt 150 ]; then
     step "ncu: the tree's bf16 decode steps, per kernel"
