@@ -22,6 +22,8 @@
 #      prompt, one sequence and 16 (OUT/results/, for bench/benchmarks_md.py).
 # A step starts only while enough of BUDGET seconds (default 580; the device tool gives a call
 # 600) is left, so a slow step leaves the others' figures.
+# A follow-up call on a warm machine may leave steps out: GPU_TESTS=0 (step 1's tests),
+# VARIANTS="" (step 3's per-variant decode), X16=0 (its 16 sequences and prefill), MMLU_VARIANTS="".
 # Usage: BASE="COMMIT ..." bash bench/gpu_ab.sh OUT_DIR (BUILD=DIR: the tree's build is there
 # already; BUILD_TARGETS="qeval test_...": only those built, the GPU tests' and qeval where time
 # is short; MMLU_LIMIT=N: N documents a subject instead of all; QEVAL_GIT_COMMIT=C: the commit
@@ -36,7 +38,7 @@ mkdir -p "$out"
 t0=$(date +%s)
 left() { echo $((${BUDGET:-580} - ($(date +%s) - t0))); }
 step() { printf '\n== %s (%s s in, %s s left)\n' "$*" "$(($(date +%s) - t0))" "$(left)"; }
-variants=${VARIANTS:-bf16 nf4 int8 fp32}
+variants=${VARIANTS-bf16 nf4 int8 fp32}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 step "builds"
@@ -67,7 +69,9 @@ large=/tmp/qeval-${LARGE:-none} # outside OUT: 16 GB do not travel back
     echo "synth $LARGE: exit $?") &
 
 step "GPU tests"
-if [ -n "${PREBUILT:-}" ]; then # ctest's files name the paths of the machine that built them
+if [ "${GPU_TESTS:-1}" = 0 ]; then
+    echo "skipped (GPU_TESTS=0)"
+elif [ -n "${PREBUILT:-}" ]; then # ctest's files name the paths of the machine that built them
     for t in $gpu_tests; do
         (cd "$build" && QEVAL_SOURCE_DIR=$src QEVAL_BIN=$qeval QEVAL_REQUIRE_SHARED=1 timeout 200 "./$t") \
             >"$out/$t.log" 2>&1
@@ -97,7 +101,7 @@ for v in $variants; do
         grep tg | sed "s/^/tree, PDL off /"
     timeout 60 "$qeval" bench "$model" --device cuda --variants "$v" "${decode_args[@]}" 2>&1 | grep tg | sed "s/^/tree /"
 done
-if [ "$(left)" -gt 120 ]; then
+if [ "${X16:-1}" = 1 ] && [ "$(left)" -gt 120 ]; then
     step "decode bf16, 16 sequences; prefill bf16 pp2048"
     for run in "${bases[@]}" "tree $qeval"; do
         set -- $run
@@ -161,7 +165,7 @@ PY
 }
 if [ -d "${QEVAL_SHARED:-}/datasets/mmlu" ]; then
     runs=()
-    for v in ${MMLU_VARIANTS:-$variants}; do
+    for v in ${MMLU_VARIANTS-$variants}; do
         runs+=("tree $qeval $v")
         [ "$v" = bf16 ] && [ ${#bases[@]} -gt 0 ] && [ "${MMLU_BASE:-1}" = 1 ] && runs+=("${bases[0]} bf16")
     done
