@@ -114,6 +114,14 @@ static inline uint16_t emu_f16_bits(float v)
     return bits;
 }
 static inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {emu_bf16_bits(lo), emu_bf16_bits(hi)}; }
+static inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) /* prmt.b32's default mode */
+{
+    uint64_t bytes = (uint64_t)y << 32 | x;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++)
+        r |= (uint32_t)(bytes >> 8 * (s >> 4 * i & 7) & 255u) << 8 * i;
+    return r;
+}
 template <typename T> static inline uint32_t bits16_of(float v);
 template <> inline uint32_t bits16_of<__nv_bfloat16>(float v) { return emu_bf16_bits(v); }
 template <> inline uint32_t bits16_of<__half>(float v) { return emu_f16_bits(v); }
@@ -283,6 +291,13 @@ static inline void ldmatrix_x4(uint32_t r[4], const uint16_t *shared_row)
         r[i] = (uint32_t)row[2 * (lane % 4)] | (uint32_t)row[2 * (lane % 4) + 1] << 16;
     }
     __syncwarp();
+}
+
+static inline float shared_table_word(const float *table, uint32_t offsets, int b)
+{
+    if ((uintptr_t)table % 256)
+        emu::fault("shared_table_word: a table not 256-byte aligned");
+    return *(const float *)((uintptr_t)table | (offsets >> 8 * b & 255u));
 }
 
 /* one grid at a time here: nothing runs before the grid it depends on has finished */

@@ -829,6 +829,17 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const uint16_t *share
                  : "r"(at));
 }
 
+// table[byte b of offsets / 4], table 256-byte aligned in shared memory: its address with the low
+// byte replaced by one prmt (an address plus an offset took an add besides the offset's own
+// extraction).
+__device__ __forceinline__ float shared_table_word(const float *table, uint32_t offsets, int b)
+{
+    uint32_t at = __byte_perm(offsets, (uint32_t)__cvta_generic_to_shared(table), 0x7650u + b);
+    float v;
+    asm("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(at));
+    return v;
+}
+
 // 16 bytes global -> shared without registers; only src_bytes (0 or 16) are read, the rest zeroed.
 __device__ __forceinline__ void cp_async_16(uint16_t *shared_dst, const void *global_src, int src_bytes)
 {

@@ -2,8 +2,8 @@
 // whole-slice GEMV, the prefill GEMM) and NF4 dequantization, kept apart from backend_cuda.cu so
 // that tests/test_linear_emu.cpp can run the same source on the CPU (tests/cuda_emu.h). The
 // includer provides the instructions (mma_step, ldmatrix_x4, cp_async_16, cp_async_commit,
-// cp_async_wait_pending, bits16_of, grid_enter: inline PTX in backend_cuda.cu, an emulation in
-// the test), dynamic_smem and the code tables c_nf4_code and c_code8, and sets QE_CUDA_MMA where
+// cp_async_wait_pending, shared_table_word, bits16_of, grid_enter: inline PTX in backend_cuda.cu,
+// an emulation in the test), dynamic_smem and the code tables c_nf4_code and c_code8, and sets QE_CUDA_MMA where
 // the instructions exist (sm_80+).
 #pragma once
 
@@ -52,15 +52,35 @@ template <typename T> __device__ __forceinline__ uint32_t pack_pair(float lo, fl
     return bits16_of<T>(lo) | bits16_of<T>(hi) << 16;
 }
 
-// bf16(code4 * absmax) of the two elements of an NF4 byte (element 2m in the high nibble), as
-// nf4_value; code: c_nf4_code copied to shared memory (lanes index it divergently, 16 words in
-// 16 banks: no conflicts). One cvt rounds both products to nearest even, as round_bf16 does for
-// every finite value (products of finite codes and absmax are finite): the decode and prefill
-// kernels spend most of their NF4 instructions here.
+// NF4 elements are dequantized from the codes' offsets into the code table: byte b of *hi of a
+// word of codes is 4 x the high nibble of its byte b (element 2b, the first of the pair), byte b
+// of *lo 4 x the low one; two instructions a word for eight elements, where extracting each
+// nibble and scaling it to an address took three.
+__device__ __forceinline__ void nf4_code_offsets(uint32_t codes, uint32_t &hi, uint32_t &lo)
+{
+    hi = codes >> 2 & 0x3c3c3c3cu;
+    lo = codes << 2 & 0x3c3c3c3cu;
+}
+
+// bf16(code4 * absmax) of the two elements of byte b of a word of codes, from its offsets
+// (nf4_code_offsets), as nf4_value; code: c_nf4_code copied to shared memory, 256-byte aligned
+// (shared_table_word; lanes index it divergently, 16 words in 16 banks: no conflicts). One cvt
+// rounds both products to nearest even, as round_bf16 does for every finite value (products of
+// finite codes and absmax are finite): the decode and prefill kernels spend most of their NF4
+// instructions here.
+__device__ __forceinline__ uint32_t nf4_pair(uint32_t hi, uint32_t lo, int b, float absmax, const float *code)
+{
+    __nv_bfloat162 pair = __floats2bfloat162_rn(shared_table_word(code, hi, b) * absmax,
+                                                shared_table_word(code, lo, b) * absmax);
+    return *(const uint32_t *)&pair; // .x, the first element, in the low half
+}
+
+// nf4_pair of one byte (element 2m in the high nibble).
 __device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
 {
-    __nv_bfloat162 pair = __floats2bfloat162_rn(code[(byte >> 4) & 15] * absmax, code[byte & 15] * absmax);
-    return *(const uint32_t *)&pair; // .x, the first element, in the low half
+    uint32_t hi, lo;
+    nf4_code_offsets(byte, hi, lo);
+    return nf4_pair(hi, lo, 0, absmax, code);
 }
 
 // W[row, k] and W[row, k + 1] (k even) as one fragment register; 0 outside the matrix.
@@ -107,7 +127,7 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     grid_enter();
 #if QE_CUDA_MMA
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
-    __shared__ float nf4_code[16];
+    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     __syncthreads();
@@ -162,11 +182,12 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
 // warp streams its slices (slice r * WARPS + warp in round r) through a ring of STAGES shared
 // buffers by cp.async, 16 coalesced bytes a lane, so STAGES - 1 slices are on their way while one
 // is multiplied; 16-bit slices leave shared memory by ldmatrix (chunks XOR-swizzled by row: no
-// bank conflicts), NF4 codes as two 8-byte reads a row and step, dequantized as nf4_byte_pair
-// does; x comes as float2 loads one round ahead. A round's partials meet in shared memory, added
-// in slice order, so WARPS does not change the sums: 4 where the row tiles fill the SMs, 8 or 16
-// where a few long rows (the down projection's 56 tiles of 38 slices on qwen2.5-0.5b) would
-// leave most of them idle and the rest with too few bytes in flight.
+// bank conflicts), NF4 codes as two 16-byte reads a row and half slice, a lane's bytes gathered
+// into a word per k pair and dequantized by nf4_pair; x comes as float2 loads one round ahead. A
+// round's partials meet in shared memory, added in slice order, so WARPS does not change the
+// sums: 4 where the row tiles fill the SMs, 8 or 16 where a few long rows (the down projection's
+// 56 tiles of 38 slices on qwen2.5-0.5b) would leave most of them idle and the rest with too few
+// bytes in flight.
 #define GEMV_NF4_ROW_BYTES 80 // 64 bytes of codes a slice row, padded: the rows' reads hit distinct banks
 template <bool IS_NF4, int WARPS> struct gemv_shape {
     // NF4 slices are a quarter of the bytes: more in flight; 16 warps of 16-bit slices take 3
@@ -292,16 +313,34 @@ __device__ float gemv_rows(const qe_backend_linear &w, int r0, int t0, const flo
         if (has_slice) {
             const uint8_t *stage = ring + (round % D) * shape::STAGE_BYTES;
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            // NF4, the current half of the slice (64 k, one absmax a row): [row group, + 8][k pair at
+            // 2 quad, + 8][high, low nibbles] as nf4_code_offsets gives them, byte s for step 4 h + s
+            uint32_t offsets[2][2][2];
 #pragma unroll
             for (int j = 0; j < STEPS; j++) {
                 uint32_t a[4], b[2] = {pack_pair<T>(xs[j][0].x, xs[j][0].y), pack_pair<T>(xs[j][1].x, xs[j][1].y)};
                 if (IS_NF4) {
+                    constexpr int HALF = STEPS / 2;
+                    if (j % HALF == 0)
 #pragma unroll
-                    for (int m = 0; m < 2; m++) { // bytes 8j .. 8j + 7 of row group + 8m: k pairs at 2 quad, + 8
-                        uint2 v = *(const uint2 *)(stage + (group + 8 * m) * GEMV_NF4_ROW_BYTES + 8 * j);
-                        float scale = absmax[m][j / (STEPS / 2)];
-                        a[m] = nf4_byte_pair(v.x >> (8 * quad) & 255u, scale, nf4_code);
-                        a[m + 2] = nf4_byte_pair(v.y >> (8 * quad) & 255u, scale, nf4_code);
+                        for (int m = 0; m < 2; m++) {
+                            // bytes 32 h .. 32 h + 31 of row group + 8m; step s takes bytes 8s + quad
+                            // (k pair 2 quad) and 8s + 4 + quad (+ 8) of them, gathered a word each
+                            const uint4 *half = (const uint4 *)(stage + (group + 8 * m) * GEMV_NF4_ROW_BYTES + 8 * j);
+                            uint4 lo = half[0], hi = half[1];
+                            uint32_t pick = quad | (quad + 4) << 4;
+                            nf4_code_offsets(__byte_perm(__byte_perm(lo.x, lo.z, pick), __byte_perm(hi.x, hi.z, pick),
+                                                         0x5410u),
+                                             offsets[m][0][0], offsets[m][0][1]);
+                            nf4_code_offsets(__byte_perm(__byte_perm(lo.y, lo.w, pick), __byte_perm(hi.y, hi.w, pick),
+                                                         0x5410u),
+                                             offsets[m][1][0], offsets[m][1][1]);
+                        }
+#pragma unroll
+                    for (int m = 0; m < 2; m++) {
+                        float scale = absmax[m][j / HALF];
+                        a[m] = nf4_pair(offsets[m][0][0], offsets[m][0][1], j % HALF, scale, nf4_code);
+                        a[m + 2] = nf4_pair(offsets[m][1][0], offsets[m][1][1], j % HALF, scale, nf4_code);
                     }
                 } else {
                     int row = lane % 16, chunk = 2 * j + lane / 16;
@@ -343,7 +382,7 @@ __global__ void __launch_bounds__(WARPS * 32) mma_gemv_kernel(gemv_batch batch, 
     using shape = gemv_shape<IS_NF4, WARPS>;
     uint8_t *gemv_stages = (uint8_t *)dynamic_smem(); // [warp][stage][STAGE_BYTES]
     __shared__ float partials[2][WARPS][16 * 8];           // [round & 1][warp][row * 8 + token]
-    __shared__ float nf4_code[16];
+    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     __syncthreads();
@@ -422,7 +461,7 @@ __global__ void __launch_bounds__(WARPS_M * 64)
     unsigned char *mma_smem = (unsigned char *)dynamic_smem();
     uint16_t *w_ring = (uint16_t *)mma_smem;                           // [stage][BM][MMA_LD]
     uint16_t *x_ring = (uint16_t *)(mma_smem + MMA_STAGES * shape::W_STAGE); // [stage][MMA_BN][MMA_LD]
-    __shared__ float nf4_code[16];
+    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
@@ -481,10 +520,11 @@ __global__ void __launch_bounds__(WARPS_M * 64)
 #pragma unroll
         for (int i = 0; i < W_CHUNKS; i++) {
             int c = threadIdx.x + i * THREADS, row = r0 + c / TILE_CHUNKS, k = k_tile + c % TILE_CHUNKS * 8;
-            uint32_t v[4];
+            uint32_t v[4], hi, lo;
+            nf4_code_offsets(nf4_codes[i], hi, lo);
 #pragma unroll
             for (int j = 0; j < 4; j++) // the byte holding elements 2j, 2j + 1 of the chunk
-                v[j] = is_nf4_chunked ? nf4_byte_pair(nf4_codes[i] >> (8 * j) & 255u, nf4_absmax[i], nf4_code)
+                v[j] = is_nf4_chunked ? nf4_pair(hi, lo, j, nf4_absmax[i], nf4_code)
                                       : weight_pair<T, IS_NF4>(w, row, k + 2 * j, nf4_code);
             *(uint4 *)&w_stage[(c / TILE_CHUNKS) * MMA_LD + c % TILE_CHUNKS * 8] = make_uint4(v[0], v[1], v[2], v[3]);
         }
@@ -570,7 +610,7 @@ __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_
 {
     grid_enter();
 #if QE_CUDA_MMA
-    __shared__ float nf4_code[16];
+    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
     if (threadIdx.x < 16)
         nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
     __syncthreads();
@@ -579,10 +619,11 @@ __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_
         return;
     uint32_t codes = __ldg((const uint32_t *)w.data + c); // byte b: elements 8c + 2b (high nibble), + 1
     float absmax = nf4_block_absmax(w, (int64_t)(c * 8 / (size_t)w.block_size));
-    uint32_t pairs[4];
+    uint32_t pairs[4], hi, lo;
+    nf4_code_offsets(codes, hi, lo);
 #pragma unroll
     for (int b = 0; b < 4; b++)
-        pairs[b] = nf4_byte_pair(codes >> (8 * b) & 255u, absmax, nf4_code);
+        pairs[b] = nf4_pair(hi, lo, b, absmax, nf4_code);
     out[c] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
 #endif
 }
