@@ -1,5 +1,5 @@
 // engine/cuda/attention.cuh — the attention kernels of the CUDA backend (backend_cuda.cu includes
-// this after its rounding and warp helpers: round_to, warp_sum; and grid_enter). Kept apart so that
+// this after its rounding and warp helpers: round_to, warp_sum; and grid_enter, prefetch_l2). Kept apart so that
 // tests/test_attention_emu.cpp can run the same source on the CPU through a small emulation of
 // the CUDA thread model and check, without a GPU, that every kernel gives the bits of the others.
 #pragma once
@@ -749,9 +749,27 @@ __device__ __forceinline__ const float *attention_decode_query(const qe_attentio
     return new_key;
 }
 
+// The cached key and value rows query t of head h reads (positions below its own), asked into L2
+// before grid_enter, so that they stream in while the kernel before ends: the kernels before it
+// in the step write the position's own row or rows past it, never these (a prefetch is a hint
+// either way). The heads of a group read the same rows and each asks for its share of them.
+__device__ __forceinline__ void prefetch_decode_rows(const qe_attention_args &a, int t, int h)
+{
+    int hd = a.head_dim, group = a.n_heads / a.n_kv_heads, kvh = h / group, pos = a.pos0 + t;
+    int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    int lines = (hd + 31) / 32; // of 128 bytes, a row
+    size_t kv_stride = (size_t)a.n_kv_heads * hd;
+    for (int i = threadIdx.x + h % group * blockDim.x; i < (pos - first) * lines; i += group * blockDim.x) {
+        size_t at = kv_row(first + i / lines, a.kv_ring) * kv_stride + (size_t)kvh * hd + 32 * (i % lines);
+        prefetch_l2(a.k_cache + at);
+        prefetch_l2(a.v_cache + at);
+    }
+}
+
 template <int D32> // head_dim <= 32 * D32
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_decode_kernel(qe_attention_args a, int dtype)
 {
+    prefetch_decode_rows(a, blockIdx.x, blockIdx.y);
     grid_enter();
     attention_decode_query<D32>(a, blockIdx.x, blockIdx.y, dtype);
 }
@@ -782,10 +800,12 @@ struct attention_rows {
 template <int D32>
 __global__ void __launch_bounds__(ATT_DECODE_WARPS * 32) attention_rows_kernel(attention_rows rows, int dtype)
 {
-    grid_enter();
     const attention_row &r = rows.row[blockIdx.x];
     qe_attention_args a = rows.common;
     a.q = r.q, a.k_cache = r.k_cache, a.v_cache = r.v_cache, a.out = r.out, a.pos0 = row_position(r), a.kv_ring = r.kv_ring;
+    // the position was uploaded before the step's first kernel, the rows written by earlier steps
+    prefetch_decode_rows(a, 0, blockIdx.y);
+    grid_enter();
     size_t kvd = (size_t)a.n_kv_heads * a.head_dim, half = a.head_dim / 2;
     const float *new_k = rows.k_rows + blockIdx.x * kvd, *new_v = rows.v_rows + blockIdx.x * kvd;
     const float *cos_row = rows.cos_rows ? rows.cos_rows + blockIdx.x * half : nullptr;
