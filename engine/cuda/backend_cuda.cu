@@ -839,7 +839,7 @@ __device__ __forceinline__ float shared_table_word(const float *table, uint32_t 
 {
     uint32_t at = __byte_perm(offsets, (uint32_t)__cvta_generic_to_shared(table), 0x7650u + b);
     float v;
-    asm("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(at));
+    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(at));
     return v;
 }
 
