@@ -752,14 +752,18 @@ __device__ __forceinline__ const float *attention_decode_query(const qe_attentio
 // The cached key and value rows query t of head h reads (positions below its own), asked into L2
 // before grid_enter, so that they stream in while the kernel before ends: the kernels before it
 // in the step write the position's own row or rows past it, never these (a prefetch is a hint
-// either way). The heads of a group read the same rows and each asks for its share of them.
+// either way). The heads of a group read the same rows and each asks for its share of them; past
+// ATT_DECODE_PREFETCH positions (the first rounds' tiles) a long context's rows are left to the
+// rounds that read them, so that the prologue stays short and L2 holds what was asked.
+#define ATT_DECODE_PREFETCH 4096
 __device__ __forceinline__ void prefetch_decode_rows(const qe_attention_args &a, int t, int h)
 {
     int hd = a.head_dim, group = a.n_heads / a.n_kv_heads, kvh = h / group, pos = a.pos0 + t;
     int first = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
+    int n_rows = pos - first < ATT_DECODE_PREFETCH ? pos - first : ATT_DECODE_PREFETCH;
     int lines = (hd + 31) / 32; // of 128 bytes, a row
     size_t kv_stride = (size_t)a.n_kv_heads * hd;
-    for (int i = threadIdx.x + h % group * blockDim.x; i < (pos - first) * lines; i += group * blockDim.x) {
+    for (int i = threadIdx.x + h % group * blockDim.x; i < n_rows * lines; i += group * blockDim.x) {
         size_t at = kv_row(first + i / lines, a.kv_ring) * kv_stride + (size_t)kvh * hd + 32 * (i % lines);
         prefetch_l2(a.k_cache + at);
         prefetch_l2(a.v_cache + at);
