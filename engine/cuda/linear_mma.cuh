@@ -195,8 +195,8 @@ template <bool IS_NF4, int WARPS> struct gemv_shape {
     static constexpr int STAGES = IS_NF4 ? 8 : WARPS >= 16 ? 3 : 4;
     static constexpr int STAGE_BYTES = IS_NF4 ? 16 * GEMV_NF4_ROW_BYTES : 16 * MMA_SLICE * 2;
     static constexpr int SMEM_BYTES = WARPS * STAGES * STAGE_BYTES; // the rings (dynamic)
-    // mma_gemv_kernel's partials, then the code table at a 256-byte boundary, and the fused norm's flag
-    static constexpr int STATIC_BYTES = 2 * WARPS * 16 * 8 * 4 + 256 + 16 * 4 + 16;
+    // mma_gemv_kernel's partials, then the code table at a 256-byte boundary
+    static constexpr int STATIC_BYTES = 2 * WARPS * 16 * 8 * 4 + 256 + 16 * 4;
     static constexpr int BLOCK_BYTES = SMEM_BYTES + STATIC_BYTES;
 };
 
