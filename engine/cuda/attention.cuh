@@ -1,7 +1,8 @@
 // engine/cuda/attention.cuh — the attention kernels of the CUDA backend (backend_cuda.cu includes
-// this after its rounding and warp helpers: round_to, warp_sum; and grid_enter, prefetch_l2). Kept apart so that
-// tests/test_attention_emu.cpp can run the same source on the CPU through a small emulation of
-// the CUDA thread model and check, without a GPU, that every kernel gives the bits of the others.
+// this after its rounding and warp helpers: round_to, warp_sum; and grid_enter, prefetch_l2). Kept
+// apart so that tests/test_attention_emu.cpp can run the same source on the CPU through a small
+// emulation of the CUDA thread model and check, without a GPU, that every kernel gives the bits of
+// the others.
 #pragma once
 
 // ---- attention: one block per (tile of ATT_QUERIES queries, head) ----------------------------

@@ -3,8 +3,8 @@
 // that tests/test_linear_emu.cpp can run the same source on the CPU (tests/cuda_emu.h). The
 // includer provides the instructions (mma_step, ldmatrix_x4, cp_async_16, cp_async_commit,
 // cp_async_wait_pending, shared_table_word, bits16_of, grid_enter: inline PTX in backend_cuda.cu,
-// an emulation in the test), dynamic_smem and the code tables c_nf4_code and c_code8, and sets QE_CUDA_MMA where
-// the instructions exist (sm_80+).
+// an emulation in the test), dynamic_smem and the code tables c_nf4_code and c_code8, and sets
+// QE_CUDA_MMA where the instructions exist (sm_80+).
 #pragma once
 
 // ---- tensor-core linears (mma.sync) ---------------------------------------------------------
@@ -75,6 +75,16 @@ __device__ __forceinline__ uint32_t nf4_pair(uint32_t hi, uint32_t lo, int b, fl
     return *(const uint32_t *)&pair; // .x, the first element, in the low half
 }
 
+// The block's copy of c_nf4_code in shared memory, 256-byte aligned for shared_table_word: threads
+// 0..15 write it, and the caller's next barrier publishes it.
+__device__ __forceinline__ const float *shared_nf4_code()
+{
+    __shared__ __align__(256) float table[16];
+    if (threadIdx.x < 16)
+        table[threadIdx.x] = c_nf4_code[threadIdx.x];
+    return table;
+}
+
 // nf4_pair of one byte (element 2m in the high nibble).
 __device__ __forceinline__ uint32_t nf4_byte_pair(uint32_t byte, float absmax, const float *code)
 {
@@ -127,9 +137,7 @@ __global__ void __launch_bounds__(MMA_DECODE_WARPS * 32)
     grid_enter();
 #if QE_CUDA_MMA
     __shared__ float partials[MMA_DECODE_WARPS][16 * 8]; // [warp][row * 8 + token]
-    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    const float *nf4_code = shared_nf4_code();
     __syncthreads();
     constexpr int STEPS = MMA_SLICE / 16;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
@@ -383,9 +391,7 @@ __global__ void __launch_bounds__(WARPS * 32) mma_gemv_kernel(gemv_batch batch, 
     using shape = gemv_shape<IS_NF4, WARPS>;
     uint8_t *gemv_stages = (uint8_t *)dynamic_smem(); // [warp][stage][STAGE_BYTES]
     __shared__ float partials[2][WARPS][16 * 8];           // [round & 1][warp][row * 8 + token]
-    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    const float *nf4_code = shared_nf4_code();
     __syncthreads();
     int r0 = (blockIdx.x - batch.first_block[which]) * 16, t0 = blockIdx.y * 8;
     uint8_t *ring = gemv_stages + (size_t)(threadIdx.x >> 5) * shape::STAGES * shape::STAGE_BYTES;
@@ -462,9 +468,7 @@ __global__ void __launch_bounds__(WARPS_M * 64)
     unsigned char *mma_smem = (unsigned char *)dynamic_smem();
     uint16_t *w_ring = (uint16_t *)mma_smem;                           // [stage][BM][MMA_LD]
     uint16_t *x_ring = (uint16_t *)(mma_smem + MMA_STAGES * shape::W_STAGE); // [stage][MMA_BN][MMA_LD]
-    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    const float *nf4_code = shared_nf4_code();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, group = lane >> 2, quad = lane & 3;
     int warp_row = (warp % WARPS_M) * 32, warp_tok = (warp / WARPS_M) * 32;
     int t0 = blockIdx.x * MMA_BN, r0 = blockIdx.y * BM, n_in = w.n_in, n_out = w.n_out, x_ld = x16_ld(n_in);
@@ -611,9 +615,7 @@ __global__ void nf4_dequantize_kernel(qe_backend_linear w, uint4 *out, size_t n_
 {
     grid_enter();
 #if QE_CUDA_MMA
-    __shared__ __align__(256) float nf4_code[16]; // shared_table_word's table
-    if (threadIdx.x < 16)
-        nf4_code[threadIdx.x] = c_nf4_code[threadIdx.x];
+    const float *nf4_code = shared_nf4_code();
     __syncthreads();
     size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= n_chunks)
